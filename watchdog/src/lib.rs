@@ -1,0 +1,9 @@
+//! splitguard-watchdog: what people hear.
+//!
+//! It owns the vocabulary of incidents (kinds and severities, named exactly as the
+//! status JSON and webhook contracts spell them) and, as they are built, observation,
+//! classification, alerting and reply handling.
+
+pub mod incident;
+
+pub use incident::{IncidentKind, Severity};
