@@ -3,4 +3,6 @@
 //! are built) the daemon, control socket and lab that wire the parts together.
 
 pub mod config;
+pub mod lab;
+pub mod logging;
 pub mod vrrp;

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The whole test suite: installs the Debian packages the tests drive (when missing),
+# then runs every workspace test. Run as root on Debian: the lab tests build network
+# namespaces and fail loudly, never skip, when they cannot.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Real peers the tests use; see DESIGN.md "Tests and real peers".
+packages=(iproute2 iputils-ping nftables keepalived tcpdump tshark arping)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "contrib/test.sh: missing packages ${missing[*]}; run as root to install them" >&2
+    exit 1
+  fi
+  echo "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+cargo test --workspace --locked

@@ -1,0 +1,8 @@
+//! The namespace lab: throw-away network namespaces on one machine, wired through a
+//! bridge namespace, for the integration tests and `splitguard lab`. Addresses come
+//! only from TEST-NET-1 (192.0.2.0/24); nothing is put in the root namespace; every
+//! lab deletes its namespaces (and kills what runs in them) when dropped.
+
+pub mod netns;
+
+pub use netns::{Host, Lab, LabBuilder, LabError};
