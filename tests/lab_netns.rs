@@ -38,12 +38,16 @@ fn hosts_talk_through_the_bridge_and_teardown_is_complete() {
     );
 
     // A process left running inside a host must not keep the lab alive.
-    lab.command("lb01", "sleep")
+    let mut sleeper = lab
+        .command("lb01", "sleep")
         .expect("host exists")
         .arg("600")
         .spawn()
         .expect("sleep starts");
     drop(lab);
+    // Teardown killed it; reap it so no zombie outlives the test.
+    let status = sleeper.wait().expect("sleep is reaped");
+    assert!(!status.success(), "sleep was killed, not left to finish");
     assert!(
         !netns_list().contains(&id),
         "namespaces left behind: {}",
