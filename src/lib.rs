@@ -5,4 +5,5 @@
 pub mod config;
 pub mod lab;
 pub mod logging;
+pub mod net;
 pub mod vrrp;

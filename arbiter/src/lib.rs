@@ -4,6 +4,7 @@
 //! core obeys. Today that is the claim gate contract; the probes and the policy that
 //! drive it live beside it as they are built.
 
+pub mod arp;
 pub mod gate;
 
 pub use gate::{ClaimGate, WithholdReason};

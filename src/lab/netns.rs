@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::net::Ipv4Addr;
+use std::os::fd::AsRawFd;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -147,6 +148,37 @@ impl Lab {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", netns]).arg(program);
         Ok(cmd)
+    }
+
+    /// Runs `f` on a fresh thread that has joined `host`'s network namespace, so the
+    /// sockets and netlink connections `f` opens live in that host. The namespace
+    /// is per thread; the caller's thread is untouched.
+    pub fn within<F, R>(&self, host: &str, f: F) -> Result<R, LabError>
+    where
+        F: FnOnce() -> R + Send,
+        R: Send,
+    {
+        let path = format!("/run/netns/{}", self.host(host)?.netns);
+        std::thread::scope(|scope| {
+            scope
+                .spawn(move || {
+                    let file = std::fs::File::open(&path).map_err(|source| LabError::Spawn {
+                        command: format!("open {path}"),
+                        source,
+                    })?;
+                    // SAFETY: setns on a valid namespace fd affects only this thread.
+                    let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+                    if rc != 0 {
+                        return Err(LabError::Spawn {
+                            command: format!("setns {path}"),
+                            source: std::io::Error::last_os_error(),
+                        });
+                    }
+                    Ok(f())
+                })
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
     }
 
     /// Runs `argv` inside `host` and returns its output; a non-zero exit is an error.

@@ -1,0 +1,251 @@
+//! rtnetlink: interface lookup, VIP add/remove (idempotent, with a label), address
+//! listing, and the event stream of address and link changes. The daemon never polls
+//! `ip addr`; it reads these events.
+
+use futures::TryStreamExt;
+use rtnetlink::packet_core::NetlinkPayload;
+use rtnetlink::packet_route::RouteNetlinkMessage;
+use rtnetlink::packet_route::address::{AddressAttribute, AddressHeaderFlags, AddressMessage};
+use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
+use rtnetlink::sys::AsyncSocket;
+use rtnetlink::{Handle, MulticastGroup};
+use std::net::IpAddr;
+use tokio::sync::mpsc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NetlinkError {
+    #[error("netlink socket: {0}")]
+    Socket(#[from] std::io::Error),
+    #[error("no interface named {0:?}")]
+    NoSuchInterface(String),
+    #[error("{what}: {source}")]
+    Request {
+        what: String,
+        #[source]
+        source: rtnetlink::Error,
+    },
+}
+
+/// What the kernel says about an interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkInfo {
+    pub index: u32,
+    pub name: String,
+    pub mac: Option<[u8; 6]>,
+    /// Administratively up and with carrier (IFF_UP and IFF_LOWER_UP).
+    pub up: bool,
+}
+
+/// One address on an interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddrInfo {
+    pub index: u32,
+    pub addr: IpAddr,
+    pub prefix_len: u8,
+    pub label: Option<String>,
+    pub secondary: bool,
+}
+
+/// A change the kernel announced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetEvent {
+    AddrAdded(AddrInfo),
+    AddrRemoved(AddrInfo),
+    Link(LinkInfo),
+    /// The kernel dropped events (ENOBUFS): state must be re-read with a dump.
+    Overrun,
+}
+
+/// A request handle; cheap to clone.
+#[derive(Clone)]
+pub struct Netlink {
+    handle: Handle,
+}
+
+fn errno(e: &rtnetlink::Error) -> Option<i32> {
+    match e {
+        rtnetlink::Error::NetlinkError(m) => Some(-m.raw_code()),
+        _ => None,
+    }
+}
+
+fn link_info(msg: &LinkMessage) -> LinkInfo {
+    let mut name = String::new();
+    let mut mac = None;
+    for attr in &msg.attributes {
+        match attr {
+            LinkAttribute::IfName(n) => name = n.clone(),
+            LinkAttribute::Address(a) if a.len() == 6 => {
+                let mut m = [0u8; 6];
+                m.copy_from_slice(a);
+                mac = Some(m);
+            }
+            _ => {}
+        }
+    }
+    let f = msg.header.flags;
+    LinkInfo {
+        index: msg.header.index,
+        name,
+        mac,
+        up: f.contains(LinkFlags::Up) && f.contains(LinkFlags::LowerUp),
+    }
+}
+
+fn addr_info(msg: &AddressMessage) -> Option<AddrInfo> {
+    let mut addr = None;
+    let mut local = None;
+    let mut label = None;
+    for attr in &msg.attributes {
+        match attr {
+            AddressAttribute::Address(a) => addr = Some(*a),
+            // On point-to-point links IFA_ADDRESS is the peer; IFA_LOCAL is ours.
+            AddressAttribute::Local(a) => local = Some(*a),
+            AddressAttribute::Label(l) => label = Some(l.clone()),
+            _ => {}
+        }
+    }
+    Some(AddrInfo {
+        index: msg.header.index,
+        addr: local.or(addr)?,
+        prefix_len: msg.header.prefix_len,
+        label,
+        secondary: msg.header.flags.contains(AddressHeaderFlags::Secondary),
+    })
+}
+
+impl Netlink {
+    /// Opens a request connection; its driver runs as a tokio task.
+    pub fn connect() -> Result<Self, NetlinkError> {
+        let (conn, handle, _) = rtnetlink::new_connection()?;
+        tokio::spawn(conn);
+        Ok(Netlink { handle })
+    }
+
+    pub async fn link_by_name(&self, name: &str) -> Result<LinkInfo, NetlinkError> {
+        let mut links = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_string())
+            .execute();
+        match links.try_next().await {
+            Ok(Some(msg)) => Ok(link_info(&msg)),
+            Ok(None) => Err(NetlinkError::NoSuchInterface(name.to_string())),
+            // The kernel answers ENODEV for an unknown name.
+            Err(e) if errno(&e) == Some(libc::ENODEV) => {
+                Err(NetlinkError::NoSuchInterface(name.to_string()))
+            }
+            Err(source) => Err(NetlinkError::Request {
+                what: format!("look up interface {name}"),
+                source,
+            }),
+        }
+    }
+
+    /// Every address on interface `index`, in the kernel's order (primary first).
+    pub async fn addresses(&self, index: u32) -> Result<Vec<AddrInfo>, NetlinkError> {
+        let msgs: Vec<AddressMessage> = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(index)
+            .execute()
+            .try_collect()
+            .await
+            .map_err(|source| NetlinkError::Request {
+                what: format!("list addresses of interface {index}"),
+                source,
+            })?;
+        Ok(msgs.iter().filter_map(addr_info).collect())
+    }
+
+    /// Adds `addr/prefix_len` with `label`. Returns false when it was already there
+    /// (EEXIST is not an error: adding a held VIP again must be harmless).
+    pub async fn add_address(
+        &self,
+        index: u32,
+        addr: IpAddr,
+        prefix_len: u8,
+        label: Option<&str>,
+    ) -> Result<bool, NetlinkError> {
+        let mut req = self.handle.address().add(index, addr, prefix_len);
+        if let Some(label) = label {
+            req.message_mut()
+                .attributes
+                .push(AddressAttribute::Label(label.to_string()));
+        }
+        match req.execute().await {
+            Ok(()) => Ok(true),
+            Err(e) if errno(&e) == Some(libc::EEXIST) => Ok(false),
+            Err(source) => Err(NetlinkError::Request {
+                what: format!("add {addr}/{prefix_len} to interface {index}"),
+                source,
+            }),
+        }
+    }
+
+    /// Removes `addr/prefix_len`. Returns false when it was not there.
+    pub async fn del_address(
+        &self,
+        index: u32,
+        addr: IpAddr,
+        prefix_len: u8,
+    ) -> Result<bool, NetlinkError> {
+        let mut msg = self
+            .handle
+            .address()
+            .add(index, addr, prefix_len)
+            .message_mut()
+            .clone();
+        // Deleting by (index, local, prefix) is what `ip addr del` sends.
+        msg.attributes
+            .retain(|a| matches!(a, AddressAttribute::Local(_) | AddressAttribute::Address(_)));
+        match self.handle.address().del(msg).execute().await {
+            Ok(()) => Ok(true),
+            Err(e) if errno(&e) == Some(libc::EADDRNOTAVAIL) => Ok(false),
+            Err(source) => Err(NetlinkError::Request {
+                what: format!("remove {addr}/{prefix_len} from interface {index}"),
+                source,
+            }),
+        }
+    }
+}
+
+/// Subscribes to IPv4/IPv6 address and link events. Events arrive on the returned
+/// channel in kernel order; the connection task ends when the receiver is dropped.
+pub fn subscribe() -> Result<mpsc::UnboundedReceiver<NetEvent>, NetlinkError> {
+    let (mut conn, _handle, mut messages) = rtnetlink::new_multicast_connection(&[
+        MulticastGroup::Link,
+        MulticastGroup::Ipv4Ifaddr,
+        MulticastGroup::Ipv6Ifaddr,
+    ])?;
+    // A larger buffer makes ENOBUFS (lost events) rarer under address storms.
+    let _ = conn.socket_mut().socket_mut().set_rx_buf_sz(1 << 20);
+    tokio::spawn(conn);
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        use futures::StreamExt;
+        while let Some((msg, _)) = messages.next().await {
+            let event = match msg.payload {
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewAddress(a)) => {
+                    addr_info(&a).map(NetEvent::AddrAdded)
+                }
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelAddress(a)) => {
+                    addr_info(&a).map(NetEvent::AddrRemoved)
+                }
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(l)) => {
+                    Some(NetEvent::Link(link_info(&l)))
+                }
+                NetlinkPayload::Overrun(_) => Some(NetEvent::Overrun),
+                _ => None,
+            };
+            if let Some(event) = event
+                && tx.send(event).is_err()
+            {
+                break;
+            }
+        }
+    });
+    Ok(rx)
+}
