@@ -69,7 +69,7 @@ impl ArpSocket {
         let mut buf = [0u8; 64];
         loop {
             let n = self.sock.recv(&mut buf).await?;
-            if let Ok(repr) = ArpRepr::parse(&buf.get(..n).unwrap_or(&[])) {
+            if let Ok(repr) = ArpRepr::parse(buf.get(..n).unwrap_or(&[])) {
                 return Ok(repr);
             }
         }
