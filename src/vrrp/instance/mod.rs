@@ -37,6 +37,8 @@ mod timers;
 mod tracking;
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::VecDeque;
