@@ -10,6 +10,8 @@ pub mod check;
 mod checksum;
 mod ip;
 mod packet;
+#[cfg(test)]
+mod proptests;
 mod repr;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
