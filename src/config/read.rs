@@ -120,21 +120,21 @@ pub(crate) fn read(doc: Spanned<DeTable<'_>>, found: &mut Vec<Found>) -> Option<
     let instances = array_of("instance", instance, found, typed::<RawInstance>);
     let track_scripts = array_of("track_script", track_script, found, typed::<RawTrackScript>);
     let arbiter = match arbiter {
-        Some(v) => typed::<RawArbiter>(v, found),
+        Some(v) => table::<RawArbiter>("arbiter", v, found),
         None => Some(RawArbiter::default()),
     };
     let channels = array_of("channel", channel, found, read_channel);
     let reply = match reply {
-        Some(v) => typed::<Reply>(v, found).map(Some),
+        Some(v) => table::<Reply>("reply", v, found).map(Some),
         None => Some(None),
     };
     let watches = array_of("watch", watch, found, typed::<Watch>);
     let watch_actions = match watch_actions {
-        Some(v) => typed::<WatchActions>(v, found),
+        Some(v) => table::<WatchActions>("watch_actions", v, found),
         None => Some(WatchActions::default()),
     };
     let alerts = match alerts {
-        Some(v) => typed::<Alerts>(v, found),
+        Some(v) => table::<Alerts>("alerts", v, found),
         None => Some(Alerts::default()),
     };
 
@@ -166,6 +166,31 @@ fn typed<'de, T: Deserialize<'de>>(
             None
         }
     }
+}
+
+/// A single-table section (`[name]`). Checked before serde sees it: a derived
+/// struct would also accept an array, and then complain about its first element.
+fn table<'de, T: Deserialize<'de>>(
+    name: &str,
+    value: Spanned<DeValue<'de>>,
+    found: &mut Vec<Found>,
+) -> Option<T> {
+    if value.get_ref().is_table() {
+        return typed(value, found);
+    }
+    let what = if matches!(value.get_ref(), DeValue::Array(a) if a.iter().all(|v| v.get_ref().is_table()))
+    {
+        "an array of tables; use `[NAME]`, not `[[NAME]]`".replace("NAME", name)
+    } else {
+        value.get_ref().type_str().to_owned()
+    };
+    found.push(Found {
+        span: value.span(),
+        path: Some(KeyPath::root().key(name)),
+        missing: None,
+        message: format!("expected a table (`[{name}]`), found {what}"),
+    });
+    None
 }
 
 /// A serde error from the toml crate, with serde's wording turned into ours.
@@ -200,6 +225,10 @@ pub(crate) fn from_toml_error(e: &toml::de::Error) -> Found {
             break;
         }
     }
+    if let Some((head, _)) = message.split_once("expected struct ") {
+        message = format!("{head}expected a table");
+    }
+    message = message.replace("expected a sequence", "expected an array");
     Found {
         span,
         path: None,

@@ -541,15 +541,27 @@ fn url_str<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Url, D::Error> {
 }
 
 pub(crate) fn parse_http_url(text: &str) -> Result<Url, String> {
-    let url = Url::parse(text).map_err(|e| format!("invalid URL {text:?}: {e}"))?;
+    check_http_url(text).map_err(|why| format!("invalid URL {text:?}: {why}"))
+}
+
+/// Why a URL is not usable for an HTTP channel.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum UrlProblem {
+    #[error("{0}")]
+    Parse(#[from] url::ParseError),
+    #[error("scheme {0:?} is not http or https")]
+    Scheme(String),
+    #[error("it has no host")]
+    NoHost,
+}
+
+pub(crate) fn check_http_url(text: &str) -> Result<Url, UrlProblem> {
+    let url = Url::parse(text)?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!(
-            "URL {text:?} has scheme {:?}; only http and https are supported",
-            url.scheme()
-        ));
+        return Err(UrlProblem::Scheme(url.scheme().to_owned()));
     }
     if url.host_str().is_none_or(str::is_empty) {
-        return Err(format!("URL {text:?} has no host"));
+        return Err(UrlProblem::NoHost);
     }
     Ok(url)
 }

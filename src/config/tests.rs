@@ -375,6 +375,29 @@ fn type_error_is_located_with_its_key() {
 }
 
 #[test]
+fn section_of_the_wrong_shape_is_located() {
+    assert_eq!(
+        only(&format!("arbiter = 5\n{MINIMAL}")),
+        "t.toml:1:11: arbiter: expected a table (`[arbiter]`), found integer"
+    );
+    assert_eq!(
+        only(&format!("{MINIMAL}\n[[arbiter]]\nquorum = 1\n")),
+        "t.toml:11:1: arbiter: expected a table (`[arbiter]`), found an array of tables; use `[arbiter]`, not `[[arbiter]]`"
+    );
+    assert_eq!(
+        only("node = \"lb01\"\ninstance = 5\n"),
+        "t.toml:2:12: instance: expected an array of tables (`[[instance]]`), found integer"
+    );
+    assert_eq!(
+        only(&minimal_replacing(
+            "vips = [\"10.0.0.3/24\"]",
+            "vips = \"10.0.0.3/24\""
+        )),
+        "t.toml:9:8: instance[0].vips: invalid type: string \"10.0.0.3/24\", expected an array"
+    );
+}
+
+#[test]
 fn missing_key_points_at_the_table_header() {
     assert_eq!(
         only(&minimal_replacing("vrid = 51\n", "")),
@@ -468,7 +491,7 @@ fn channel_url_must_parse() {
         format!("{MINIMAL}\n[[channel]]\ntype = \"alertmanager\"\nurl = \"ftp://am.example\"\n");
     assert_eq!(
         only(&text),
-        "t.toml:13:7: channel[0].url: URL \"ftp://am.example\" has scheme \"ftp\"; only http and https are supported"
+        "t.toml:13:7: channel[0].url: invalid URL \"ftp://am.example\": scheme \"ftp\" is not http or https"
     );
 }
 
@@ -494,11 +517,11 @@ fn paths_must_be_absolute() {
 fn vrid_range() {
     assert_eq!(
         only(&minimal_replacing("vrid = 51", "vrid = 0")),
-        "t.toml:6:8: instance[0].vrid: VRID 0 is out of range; it must be 1-255"
+        "t.toml:6:8: instance[0].vrid: VRID 0 is out of range; it must be between 1 and 255"
     );
     assert_eq!(
         only(&minimal_replacing("vrid = 51", "vrid = 256")),
-        "t.toml:6:8: instance[0].vrid: VRID 256 is out of range; it must be 1-255"
+        "t.toml:6:8: instance[0].vrid: VRID 256 is out of range; it must be between 1 and 255"
     );
 }
 
@@ -506,11 +529,11 @@ fn vrid_range() {
 fn priority_range() {
     assert_eq!(
         only(&minimal_replacing("priority = 150", "priority = 0")),
-        "t.toml:7:12: instance[0].priority: priority 0 is out of range; it must be 1-255"
+        "t.toml:7:12: instance[0].priority: priority 0 is out of range; it must be between 1 and 255"
     );
     assert_eq!(
         only(&minimal_replacing("priority = 150", "priority = 300")),
-        "t.toml:7:12: instance[0].priority: priority 300 is out of range; it must be 1-255"
+        "t.toml:7:12: instance[0].priority: priority 300 is out of range; it must be between 1 and 255"
     );
 }
 
@@ -716,13 +739,13 @@ fn track_script_rules() {
         only(&script(
             "command = [\"/bin/true\"]\ninterval = \"2s\"\nweight = -254\n"
         )),
-        "t.toml:15:10: track_script[0].weight: weight -254 is out of range; it must be -253-253"
+        "t.toml:15:10: track_script[0].weight: weight -254 is out of range; it must be between -253 and 253"
     );
     assert_eq!(
         only(&script(
             "command = [\"/bin/true\"]\ninterval = \"2s\"\nrise = 0\n"
         )),
-        "t.toml:15:8: track_script[0].rise: rise 0 is out of range; it must be 1-4294967295"
+        "t.toml:15:8: track_script[0].rise: rise 0 is out of range; it must be at least 1"
     );
     let dup = format!(
         "{}\n[[track_script]]\nname = \"chk\"\ncommand = [\"/bin/false\"]\ninterval = \"1s\"\n",
@@ -976,8 +999,8 @@ vips = ["10.0.0.3/24"]
         errors(text),
         vec![
             "t.toml:1:8: node: node must not be empty",
-            "t.toml:6:8: instance[0].vrid: VRID 0 is out of range; it must be 1-255",
-            "t.toml:7:12: instance[0].priority: priority 0 is out of range; it must be 1-255",
+            "t.toml:6:8: instance[0].vrid: VRID 0 is out of range; it must be between 1 and 255",
+            "t.toml:7:12: instance[0].priority: priority 0 is out of range; it must be between 1 and 255",
             "t.toml:8:19: instance[0].advert_interval: advert_interval 1s500ms is not valid for VRRPv2; it must be whole seconds, 1s-255s",
         ]
     );

@@ -16,7 +16,7 @@ use super::schema::{
     Arbiter, Channel, Config, DEFAULT_DEMOTE_WEIGHT, DEFAULT_PROBE_FALL, DEFAULT_PROBE_INTERVAL,
     DEFAULT_PROBE_RISE, DEFAULT_PROBE_TIMEOUT, DEFAULT_QUORUM, HttpMethod, Instance, OnIsolated,
     Probe, RawArbiter, RawInstance, RawTrackScript, Reply, Sms, TrackScript, Watch, WatchActions,
-    default_reboot_command, parse_http_url,
+    check_http_url, default_reboot_command,
 };
 use super::values::{Argv, Secret, Vip};
 use crate::vrrp::Version;
@@ -107,7 +107,7 @@ impl Checker<'_, '_> {
         if value < lo || value > hi {
             self.err(
                 path,
-                format!("{what} {value} is out of range; it must be {lo}-{hi}"),
+                format!("{what} {value} is out of range; it must be between {lo} and {hi}"),
             );
         }
     }
@@ -151,9 +151,29 @@ impl Checker<'_, '_> {
         }
     }
 
+    /// A count such as rise or fall: at least 1.
     fn count(&mut self, path: &KeyPath, value: i64, what: &str) -> u32 {
-        self.range(path, value, 1, i64::from(u32::MAX), what);
-        u32::try_from(value).unwrap_or(1)
+        match u32::try_from(value) {
+            Ok(n) if n >= 1 => n,
+            Ok(_) => {
+                self.err(
+                    path,
+                    format!("{what} 0 is out of range; it must be at least 1"),
+                );
+                1
+            }
+            Err(_) if value < 0 => {
+                self.err(
+                    path,
+                    format!("{what} {value} is out of range; it must be at least 1"),
+                );
+                1
+            }
+            Err(_) => {
+                self.err(path, format!("{what} {value} is too large"));
+                1
+            }
+        }
     }
 }
 
@@ -791,10 +811,10 @@ fn check_url_template(
     let filled = url_template
         .replace("{to}", "%2B15550000000")
         .replace("{text}", "x");
-    if let Err(why) = parse_http_url(&filled) {
+    if let Err(why) = check_http_url(&filled) {
         c.err(
             &at,
-            format!("url_template does not make a valid URL: {why}"),
+            format!("url_template {url_template:?} does not make a valid URL: {why}"),
         );
     }
     if body_template.is_some() && method == HttpMethod::Get {
