@@ -30,7 +30,7 @@ pub use schema::{
     OnIsolated, Pagerduty, Probe, Reply, Role, Sms, Tls, TrackScript, TwilioSms, Watch,
     WatchActions, Webhook,
 };
-pub use values::{Argv, Secret, Vip, VipError};
+pub use values::{Argv, HttpUrl, Secret, Template, Vip, VipError};
 
 use locate::{Document, LineIndex};
 use read::Found;

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use url::Url;
 
 use super::duration::{serde_opt, serde_str};
-use super::values::{Argv, Secret, Vip, from_str_with};
+use super::values::{Argv, HttpUrl, Secret, Template, Vip, from_str_with};
 use crate::vrrp::Version;
 
 /// A whole, validated config file.
@@ -357,7 +357,7 @@ pub struct Webhook {
     #[serde(default)]
     pub tier: u8,
     #[serde(deserialize_with = "url_str")]
-    pub url: Url,
+    pub url: HttpUrl,
     /// When set, the body is signed (HMAC-SHA256) in a header.
     #[serde(default)]
     pub hmac_secret: Option<Secret>,
@@ -458,7 +458,7 @@ pub struct TwilioSms {
     pub tier: u8,
     /// Overridable for tests and proxies.
     #[serde(default = "default_twilio_api", deserialize_with = "url_str")]
-    pub api_url: Url,
+    pub api_url: HttpUrl,
     pub account_sid: String,
     pub auth_token: Secret,
     /// A number or a sender ID, as the Twilio account allows.
@@ -469,9 +469,9 @@ pub struct TwilioSms {
     pub timeout: Duration,
 }
 
-fn default_twilio_api() -> Url {
+fn default_twilio_api() -> HttpUrl {
     // A constant that parses; failing here would be a bug, not bad input.
-    Url::parse("https://api.twilio.com").expect("constant URL parses")
+    HttpUrl::new(Url::parse("https://api.twilio.com").expect("constant URL parses"))
 }
 
 /// HTTP method for the generic SMS gateway.
@@ -492,11 +492,11 @@ pub struct HttpSms {
     pub name: Option<String>,
     #[serde(default)]
     pub tier: u8,
-    pub url_template: String,
+    pub url_template: Template,
     #[serde(default)]
     pub method: HttpMethod,
     #[serde(default)]
-    pub body_template: Option<String>,
+    pub body_template: Option<Template>,
     pub to: Vec<String>,
     #[serde(default = "default_http_timeout", with = "serde_str")]
     pub timeout: Duration,
@@ -511,7 +511,7 @@ pub struct Alertmanager {
     #[serde(default)]
     pub tier: u8,
     #[serde(deserialize_with = "url_str")]
-    pub url: Url,
+    pub url: HttpUrl,
     #[serde(default = "default_http_timeout", with = "serde_str")]
     pub timeout: Duration,
 }
@@ -526,18 +526,20 @@ pub struct Pagerduty {
     pub tier: u8,
     pub routing_key: Secret,
     #[serde(default = "default_pagerduty_url", deserialize_with = "url_str")]
-    pub url: Url,
+    pub url: HttpUrl,
     #[serde(default = "default_http_timeout", with = "serde_str")]
     pub timeout: Duration,
 }
 
-fn default_pagerduty_url() -> Url {
-    Url::parse("https://events.pagerduty.com/v2/enqueue").expect("constant URL parses")
+fn default_pagerduty_url() -> HttpUrl {
+    HttpUrl::new(
+        Url::parse("https://events.pagerduty.com/v2/enqueue").expect("constant URL parses"),
+    )
 }
 
 /// An absolute http(s) URL with a host.
-fn url_str<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Url, D::Error> {
-    from_str_with(d, "an http(s) URL", parse_http_url)
+fn url_str<'de, D: serde::Deserializer<'de>>(d: D) -> Result<HttpUrl, D::Error> {
+    from_str_with(d, "an http(s) URL", parse_http_url).map(HttpUrl::new)
 }
 
 pub(crate) fn parse_http_url(text: &str) -> Result<Url, String> {
@@ -578,7 +580,7 @@ pub struct Reply {
     pub listen: Option<SocketAddr>,
     /// The exact URL Twilio posts to (what it signs).
     #[serde(default, deserialize_with = "opt_url_str")]
-    pub public_url: Option<Url>,
+    pub public_url: Option<HttpUrl>,
     #[serde(default)]
     pub twilio_auth_token: Option<Secret>,
     /// Shared secret the generic gateway presents.
@@ -590,7 +592,7 @@ pub struct Reply {
     pub imap: Option<Imap>,
 }
 
-fn opt_url_str<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Url>, D::Error> {
+fn opt_url_str<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<HttpUrl>, D::Error> {
     url_str(d).map(Some)
 }
 

@@ -1014,3 +1014,90 @@ fn columns_count_characters_not_bytes() {
         "t.toml:10:26: instance[0].track_interfaces[1]: interface name \"a b\" must not contain '/', ':' or whitespace"
     );
 }
+
+#[test]
+fn arbiter_value_ranges() {
+    let arb = |body: &str| format!("{MINIMAL}\n[arbiter]\n{body}");
+    assert_eq!(
+        only(&arb("demote_weight = 0\n")),
+        "t.toml:12:17: arbiter.demote_weight: demote_weight 0 is out of range; it must be between 1 and 254"
+    );
+    assert_eq!(
+        only(&arb("probe_fall = -1\n")),
+        "t.toml:12:14: arbiter.probe_fall: probe_fall -1 is out of range; it must be at least 1"
+    );
+    assert_eq!(
+        only(&arb("reboot_command = []\n")),
+        "t.toml:12:18: arbiter.reboot_command: the command must not be empty; give the program and its arguments as a list"
+    );
+    assert_eq!(
+        only(&arb("watchdog_device = \"watchdog\"\n")),
+        "t.toml:12:19: arbiter.watchdog_device: \"watchdog\" must be an absolute path"
+    );
+    assert_eq!(
+        only(&arb("references = [\"0.0.0.0\"]\n")),
+        "t.toml:12:15: arbiter.references[0]: 0.0.0.0 is the unspecified address; give a real unicast address"
+    );
+}
+
+#[test]
+fn unicast_src_ip_family_must_match() {
+    assert_eq!(
+        only(&instance_with("unicast_src_ip = \"2001:db8::5\"\n")),
+        "t.toml:10:18: instance[0].unicast_src_ip: unicast_src_ip 2001:db8::5 is IPv6 but the instance's VIPs are IPv4"
+    );
+}
+
+#[test]
+fn http_sms_body_needs_post() {
+    let text = format!(
+        "{MINIMAL}\n[[channel]]\ntype = \"sms\"\nprovider = \"http\"\nurl_template = \"https://gw.example/send\"\nbody_template = \"to={{to}}&text={{text}}\"\nto = [\"+15550002222\"]\n"
+    );
+    assert_eq!(
+        only(&text),
+        "t.toml:15:17: channel[0].body_template: body_template needs method = \"POST\""
+    );
+}
+
+#[test]
+fn reply_listen_needs_a_verifier() {
+    let text = format!(
+        "{MINIMAL}\n[reply]\nlisten = \"127.0.0.1:8725\"\nallowed_senders = [\"+15550002222\"]\n"
+    );
+    assert_eq!(
+        only(&text),
+        "t.toml:12:10: reply.listen: listen is set but neither twilio_auth_token nor generic_secret is, so no HTTP reply could be verified"
+    );
+}
+
+#[test]
+fn imap_rules() {
+    let text = format!(
+        "{MINIMAL}\n[reply]\nallowed_senders = [\"oncall@example.com\"]\n\n[reply.imap]\nhost = \"imap.example\"\nport = 0\nusername = \"\"\npassword = \"pw\"\npoll_interval = \"0s\"\n"
+    );
+    assert_eq!(
+        errors(&text),
+        vec![
+            "t.toml:16:8: reply.imap.port: port 0 is not a valid IMAP port",
+            "t.toml:17:12: reply.imap.username: the IMAP username must not be empty",
+            "t.toml:19:17: reply.imap.poll_interval: the duration must be greater than zero",
+        ]
+    );
+}
+
+#[test]
+fn urls_in_debug_output_hide_credentials() {
+    let text = format!(
+        "{MINIMAL}\n[[channel]]\ntype = \"alertmanager\"\nurl = \"https://am:hunter2@am.example/\"\n\n[[channel]]\ntype = \"sms\"\nprovider = \"http\"\nurl_template = \"https://gw.example/send?passwd=hunter3&to={{to}}&text={{text}}\"\nto = [\"+15550002222\"]\n"
+    );
+    let c = parse(&text, "t.toml").unwrap();
+    let shown = format!("{c:?}");
+    assert!(
+        !shown.contains("hunter2") && !shown.contains("hunter3"),
+        "{shown}"
+    );
+    match &c.channels[0] {
+        Channel::Alertmanager(a) => assert_eq!(a.url.password(), Some("hunter2")),
+        other => panic!("{other:?}"),
+    }
+}

@@ -1,12 +1,15 @@
 //! Small value types the config hands out: [`Vip`] (an address with its prefix
-//! length), [`Secret`] (a string that never prints), and [`Argv`] (a command line
-//! as a list, never a shell string).
+//! length), [`Secret`] (a string that never prints), [`HttpUrl`] and
+//! [`Template`] (whose Debug/Display hide credentials a URL may carry), and
+//! [`Argv`] (a command line as a list, never a shell string).
 
 use std::fmt;
 use std::net::IpAddr;
+use std::ops::Deref;
 use std::str::FromStr;
 
 use serde::Deserialize;
+use url::Url;
 
 /// A command and its arguments, run without a shell.
 pub type Argv = Vec<String>;
@@ -140,6 +143,87 @@ impl fmt::Display for Secret {
     }
 }
 
+/// An http(s) URL from the config. Derefs to [`Url`] for use; Debug and Display
+/// mask a password in the userinfo and the query string, where gateways and hooks
+/// often carry credentials.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HttpUrl(Url);
+
+impl HttpUrl {
+    pub fn new(url: Url) -> Self {
+        HttpUrl(url)
+    }
+
+    pub fn into_url(self) -> Url {
+        self.0
+    }
+}
+
+impl Deref for HttpUrl {
+    type Target = Url;
+
+    fn deref(&self) -> &Url {
+        &self.0
+    }
+}
+
+impl fmt::Display for HttpUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut shown = self.0.clone();
+        if shown.password().is_some() {
+            // Only fails for URLs that cannot have a password, which this one has.
+            let _ = shown.set_password(Some("***"));
+        }
+        if shown.query().is_some() {
+            shown.set_query(Some("***"));
+        }
+        f.write_str(shown.as_str())
+    }
+}
+
+impl fmt::Debug for HttpUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "\"{self}\"")
+    }
+}
+
+/// A text template with `{to}`/`{text}` placeholders (the generic SMS gateway's
+/// URL or body). Derefs to `str`; Debug and Display keep only what precedes a `?`
+/// (for a body, nothing), since the rest often holds a gateway password.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Template(String);
+
+impl Template {
+    pub fn new(text: impl Into<String>) -> Self {
+        Template(text.into())
+    }
+}
+
+impl Deref for Template {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Template {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.split_once('?') {
+            Some((head, _)) if head.contains("://") => write!(f, "{head}?***"),
+            None if self.0.contains("://") => f.write_str(&self.0),
+            _ => f.write_str("***"),
+        }
+    }
+}
+
+impl fmt::Debug for Template {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "\"{self}\"")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,6 +264,21 @@ mod tests {
             "lb01/24".parse::<Vip>(),
             Err(VipError::BadAddress(_))
         ));
+    }
+
+    #[test]
+    fn urls_and_templates_hide_credentials() {
+        let u = HttpUrl::new(Url::parse("https://am:pw@am.example/hook?token=abc").unwrap());
+        assert_eq!(u.to_string(), "https://am:***@am.example/hook?***");
+        assert_eq!(format!("{u:?}"), "\"https://am:***@am.example/hook?***\"");
+        assert_eq!(u.as_str(), "https://am:pw@am.example/hook?token=abc");
+        let t = Template::new("http://gw.example/send?user=u&passwd=p&to={to}&text={text}");
+        assert_eq!(t.to_string(), "http://gw.example/send?***");
+        assert_eq!(Template::new("pass=p&to={to}").to_string(), "***");
+        assert_eq!(
+            &*t,
+            "http://gw.example/send?user=u&passwd=p&to={to}&text={text}"
+        );
     }
 
     #[test]
