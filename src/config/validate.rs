@@ -260,8 +260,7 @@ fn check_instances(
         let key = |k: &str| p.key(k);
 
         c.non_empty(&key("name"), &inst.name, "the instance name");
-        if let Some(first) = names.insert(inst.name.as_str(), i) {
-            names.insert(inst.name.as_str(), first);
+        if let Some(first) = first_seen(&mut names, inst.name.as_str(), i) {
             c.err(
                 &key("name"),
                 format!(
@@ -344,7 +343,7 @@ fn check_instances(
                     format!("{peer} is also unicast_src_ip; a node cannot peer with itself"),
                 );
             }
-            if let Some(first) = peers_seen.insert(*peer, j) {
+            if let Some(first) = first_seen(&mut peers_seen, *peer, j) {
                 c.err(
                     &at,
                     format!("{peer} is already listed as unicast_peers[{first}]"),
@@ -363,7 +362,7 @@ fn check_instances(
             if !script_names.contains_key(name.as_str()) {
                 c.err(&at, format!("no [[track_script]] is named {name:?}"));
             }
-            if let Some(first) = tracked.insert(name.as_str(), j) {
+            if let Some(first) = first_seen(&mut tracked, name.as_str(), j) {
                 c.err(
                     &at,
                     format!("{name:?} is already listed as track_scripts[{first}]"),
@@ -391,8 +390,7 @@ fn check_instances(
 
         let vrid = u8::try_from(inst.vrid).unwrap_or(0);
         if vrid != 0 && !inst.interface.is_empty() {
-            if let Some(first) = vrids.insert((inst.interface.as_str(), vrid, ipv6), i) {
-                vrids.insert((inst.interface.as_str(), vrid, ipv6), first);
+            if let Some(first) = first_seen(&mut vrids, (inst.interface.as_str(), vrid, ipv6), i) {
                 c.err(
                     &key("vrid"),
                     format!(
@@ -486,7 +484,7 @@ fn check_vips(
                 ),
             );
         }
-        if let Some(first) = seen.insert(vip.addr, j) {
+        if let Some(first) = first_seen(&mut seen, vip.addr, j) {
             c.err(
                 &at,
                 format!("VIP {} is already listed as vips[{first}]", vip.addr),
@@ -525,8 +523,7 @@ fn check_track_scripts(c: &mut Checker<'_, '_>, raw: &[RawTrackScript]) -> Vec<T
         let p = KeyPath::root().key("track_script").idx(i);
         let key = |k: &str| p.key(k);
         c.non_empty(&key("name"), &t.name, "the track_script name");
-        if let Some(first) = names.insert(t.name.as_str(), i) {
-            names.insert(t.name.as_str(), first);
+        if let Some(first) = first_seen(&mut names, t.name.as_str(), i) {
             c.err(
                 &key("name"),
                 format!(
@@ -586,7 +583,7 @@ fn check_arbiter(
     for (j, ip) in raw.references.iter().enumerate() {
         let at = key("references").idx(j);
         c.node_address(&at, *ip, vip_owner);
-        if let Some(first) = seen.insert(*ip, j) {
+        if let Some(first) = first_seen(&mut seen, *ip, j) {
             c.err(
                 &at,
                 format!("{ip} is already listed as references[{first}]"),
@@ -599,7 +596,7 @@ fn check_arbiter(
             for (j, ip) in list.iter().enumerate() {
                 let at = key("peers").idx(j);
                 c.node_address(&at, *ip, vip_owner);
-                if let Some(first) = seen.insert(*ip, j) {
+                if let Some(first) = first_seen(&mut seen, *ip, j) {
                     c.err(&at, format!("{ip} is already listed as peers[{first}]"));
                 }
             }
@@ -896,7 +893,7 @@ fn check_watches(c: &mut Checker<'_, '_>, watches: &[Watch], actions: &WatchActi
         if let Err(why) = unicast_problem(w.vip) {
             c.err(&p.key("vip"), format!("{} {why}", w.vip));
         }
-        if let Some(first) = seen.insert(w.vip, i) {
+        if let Some(first) = first_seen(&mut seen, w.vip, i) {
             c.err(
                 &p.key("vip"),
                 format!("VIP {} is already watched by watch[{first}]", w.vip),
@@ -920,6 +917,22 @@ fn check_alerts(c: &mut Checker<'_, '_>, alerts: &super::schema::Alerts) {
         );
     }
     c.positive(&p.key("rate_limit_window"), alerts.rate_limit_window);
+}
+
+/// The index `key` was first seen at, or None (recording `index`) if this is the
+/// first time; a later duplicate never replaces the first.
+fn first_seen<K: std::hash::Hash + Eq>(
+    seen: &mut HashMap<K, usize>,
+    key: K,
+    index: usize,
+) -> Option<usize> {
+    match seen.entry(key) {
+        std::collections::hash_map::Entry::Occupied(e) => Some(*e.get()),
+        std::collections::hash_map::Entry::Vacant(v) => {
+            v.insert(index);
+            None
+        }
+    }
 }
 
 /// The kernel's rule for interface names (`dev_valid_name`).
