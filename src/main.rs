@@ -1,1 +1,77 @@
-fn main() {}
+//! The `splitguard` binary: parses the command line, sets up logging, and runs the
+//! subcommand. Errors reach the operator as one readable chain (anyhow), and exit
+//! codes are part of the contract (check-config: 0 valid, 2 invalid).
+
+mod cli;
+mod daemon;
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use splitguard::config;
+
+use cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckConfig { config } => check_config(&config),
+        Command::Run { config } => {
+            splitguard::logging::init(cli.log_format, "info");
+            match run(&config) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    eprintln!("splitguard: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn check_config(path: &std::path::Path) -> ExitCode {
+    match config::load(path) {
+        Ok(cfg) => {
+            println!(
+                "{}: OK: node {}, {} instance(s){}",
+                path.display(),
+                cfg.node,
+                cfg.instances.len(),
+                cfg.instances
+                    .iter()
+                    .map(|i| format!(
+                        "\n  {} vrid {} on {} priority {} VRRPv{} VIPs {}",
+                        i.name,
+                        i.vrid,
+                        i.interface,
+                        i.priority,
+                        i.version.number(),
+                        i.vips
+                            .iter()
+                            .map(|v| format!("{}/{}", v.addr, v.prefix_len))
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    ))
+                    .collect::<String>()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(path: &std::path::Path) -> anyhow::Result<()> {
+    let cfg = config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    // One thread: the daemon's work is a few packets a second, and a single-thread
+    // runtime keeps its footprint next to keepalived's.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("start the async runtime")?;
+    rt.block_on(daemon::run(cfg))
+}

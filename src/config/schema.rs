@@ -96,6 +96,13 @@ pub struct Instance {
     /// v3 only: compute the checksum without the IPv4 pseudo-header, as some
     /// older peers do (RFC 9568 notes the ambiguity).
     pub v3_checksum_as_v2: bool,
+    /// Gratuitous ARPs sent on becoming master (keepalived's garp_master_repeat).
+    pub garp_repeat: u32,
+    /// Spacing of the GARPs in that burst.
+    pub garp_interval: Duration,
+    /// While master, one GARP per VIP this often (0: never). keepalived leaves this
+    /// off; switches then keep a stale MAC after a healed split brain.
+    pub garp_refresh: Duration,
 }
 
 #[derive(Debug, Deserialize)]
@@ -140,7 +147,24 @@ pub(crate) struct RawInstance {
     pub notify_stop: Option<Argv>,
     #[serde(default)]
     pub v3_checksum_as_v2: bool,
+    #[serde(default = "default_garp_repeat")]
+    pub garp_repeat: i64,
+    #[serde(default, with = "serde_opt")]
+    pub garp_interval: Option<Duration>,
+    #[serde(default, with = "serde_opt")]
+    pub garp_refresh: Option<Duration>,
 }
+
+fn default_garp_repeat() -> i64 {
+    5
+}
+
+/// Default spacing of a GARP burst: spread so one lost frame doesn't lose them all.
+pub const DEFAULT_GARP_INTERVAL: Duration = Duration::from_millis(100);
+/// Default GARP refresh while master.
+pub const DEFAULT_GARP_REFRESH: Duration = Duration::from_secs(60);
+/// Most GARPs one burst may send.
+pub const MAX_GARP_REPEAT: i64 = 100;
 
 fn default_version() -> i64 {
     2

@@ -1101,3 +1101,29 @@ fn urls_in_debug_output_hide_credentials() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn garp_keys_have_defaults_and_bounds() {
+    let cfg = parse(&instance_with(""), "t.toml").expect("valid");
+    let i = &cfg.instances[0];
+    assert_eq!(i.garp_repeat, 5);
+    assert_eq!(i.garp_interval, Duration::from_millis(100));
+    assert_eq!(i.garp_refresh, Duration::from_secs(60));
+    let cfg = parse(
+        &instance_with("garp_repeat = 0\ngarp_refresh = \"0s\"\n"),
+        "t.toml",
+    )
+    .expect("valid");
+    assert_eq!(cfg.instances[0].garp_repeat, 0);
+    assert!(cfg.instances[0].garp_refresh.is_zero());
+    let err = only(&instance_with("garp_repeat = 101\n"));
+    assert!(
+        err.contains("instance[0].garp_repeat: garp_repeat 101 is out of range"),
+        "{err}"
+    );
+    let err = only(&instance_with("garp_refresh = \"200ms\"\n"));
+    assert!(
+        err.contains("instance[0].garp_refresh: garp_refresh must be 0 (off) or at least 1s"),
+        "{err}"
+    );
+}

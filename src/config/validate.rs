@@ -13,10 +13,11 @@ use super::duration::DurationDisplay;
 use super::locate::{Document, KeyPath};
 use super::read::{Found, RawChannel, RawConfig};
 use super::schema::{
-    Arbiter, Channel, Config, DEFAULT_DEMOTE_WEIGHT, DEFAULT_PROBE_FALL, DEFAULT_PROBE_INTERVAL,
-    DEFAULT_PROBE_RISE, DEFAULT_PROBE_TIMEOUT, DEFAULT_QUORUM, HttpMethod, Instance, OnIsolated,
-    Probe, RawArbiter, RawInstance, RawTrackScript, Reply, Sms, TrackScript, Watch, WatchActions,
-    check_http_url, default_reboot_command,
+    Arbiter, Channel, Config, DEFAULT_DEMOTE_WEIGHT, DEFAULT_GARP_INTERVAL, DEFAULT_GARP_REFRESH,
+    DEFAULT_PROBE_FALL, DEFAULT_PROBE_INTERVAL, DEFAULT_PROBE_RISE, DEFAULT_PROBE_TIMEOUT,
+    DEFAULT_QUORUM, HttpMethod, Instance, MAX_GARP_REPEAT, OnIsolated, Probe, RawArbiter,
+    RawInstance, RawTrackScript, Reply, Sms, TrackScript, Watch, WatchActions, check_http_url,
+    default_reboot_command,
 };
 use super::values::{Argv, Secret, Vip};
 use crate::vrrp::Version;
@@ -388,6 +389,34 @@ fn check_instances(
             );
         }
 
+        if !(0..=MAX_GARP_REPEAT).contains(&inst.garp_repeat) {
+            c.err(
+                &key("garp_repeat"),
+                format!(
+                    "garp_repeat {} is out of range; it must be between 0 and {MAX_GARP_REPEAT}",
+                    inst.garp_repeat
+                ),
+            );
+        }
+        if inst
+            .garp_interval
+            .is_some_and(|d| d > Duration::from_secs(10))
+        {
+            c.err(
+                &key("garp_interval"),
+                "garp_interval must be at most 10s: the burst exists to announce a takeover quickly",
+            );
+        }
+        if inst
+            .garp_refresh
+            .is_some_and(|d| !d.is_zero() && d < Duration::from_secs(1))
+        {
+            c.err(
+                &key("garp_refresh"),
+                "garp_refresh must be 0 (off) or at least 1s",
+            );
+        }
+
         let vrid = u8::try_from(inst.vrid).unwrap_or(0);
         if vrid != 0 && !inst.interface.is_empty() {
             if let Some(first) = first_seen(&mut vrids, (inst.interface.as_str(), vrid, ipv6), i) {
@@ -424,6 +453,9 @@ fn check_instances(
             notify_fault: inst.notify_fault.clone(),
             notify_stop: inst.notify_stop.clone(),
             v3_checksum_as_v2: inst.v3_checksum_as_v2,
+            garp_repeat: u32::try_from(inst.garp_repeat).unwrap_or(0),
+            garp_interval: inst.garp_interval.unwrap_or(DEFAULT_GARP_INTERVAL),
+            garp_refresh: inst.garp_refresh.unwrap_or(DEFAULT_GARP_REFRESH),
         });
     }
     out

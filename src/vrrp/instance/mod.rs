@@ -115,6 +115,24 @@ pub enum Cause {
     Shutdown,
 }
 
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Cause::Startup => f.write_str("startup"),
+            Cause::MasterSilent => f.write_str("master went silent"),
+            Cause::MasterReleased => f.write_str("master released (priority 0)"),
+            Cause::PreemptedLower => f.write_str("preempted a lower-priority master"),
+            Cause::GateOpened => f.write_str("claim gate opened"),
+            Cause::HigherPriority { src, priority } => {
+                write!(f, "heard {src} at priority {priority}")
+            }
+            Cause::TrackerDown { name } => write!(f, "tracker {name} down"),
+            Cause::TrackersUp => f.write_str("trackers up again"),
+            Cause::Shutdown => f.write_str("shutdown"),
+        }
+    }
+}
+
 /// What the daemon must do, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {

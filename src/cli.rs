@@ -1,0 +1,42 @@
+//! The command line (clap): subcommands and their flags, as DESIGN.md's CLI contract
+//! names them. Parsing only; `main` dispatches.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use splitguard::logging::LogFormat;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "splitguard",
+    version,
+    about = "Split-brain detection and arbitration for VRRP HA pairs",
+    long_about = "Split-brain detection and arbitration for VRRP HA pairs.\n\n\
+        splitguard speaks VRRP (v2 and v3) with keepalived on the wire, and adds what \
+        keepalived lacks: arbitration before claiming a VIP, self-demotion when isolated, \
+        and a watchdog that tells failover from split brain."
+)]
+pub struct Cli {
+    /// Log line format on stderr (RUST_LOG sets the filter).
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon: the VRRP instances of the config file.
+    Run {
+        /// Configuration file (TOML).
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Validate a configuration file: exit 0, or print each problem as FILE:LINE:COL and exit 2.
+    CheckConfig {
+        /// Configuration file (TOML).
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+    },
+}

@@ -1,0 +1,454 @@
+//! `splitguard run`: the daemon. It owns the event loop that drives every VRRP
+//! instance: raw adverts in, timers, link and address events from netlink, and the
+//! actions the state machines return (adverts, VIPs, GARP) out. Decisions stay in
+//! `vrrp::instance`; this module only moves bytes, timestamps and actions.
+//!
+//! Start-up rule for VIPs left by a crashed run: every configured VIP found on its
+//! instance's interface is removed before the instances start. A node starts as
+//! backup (unless it owns the address, priority 255, and then adds them straight
+//! back), so a VIP present at start is never ours to keep; leaving it would make a
+//! second owner until the next transition.
+
+mod router;
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use splitguard::config::Config;
+use splitguard::net::arp_socket::ArpSocket;
+use splitguard::net::netlink::{self, NetEvent, Netlink};
+use splitguard::net::vrrp_socket::VrrpSocketV4;
+use splitguard::vrrp::instance::{Action, AdvertOutcome, ReceivedAdvert, State};
+use splitguard::vrrp::wire;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+use tracing::{debug, error, info, warn};
+
+use router::{Router, interface_tracker};
+
+/// The sockets of one interface that carries instances.
+struct Iface {
+    name: String,
+    vrrp: Arc<VrrpSocketV4>,
+    arp: ArpSocket,
+}
+
+/// One datagram read from an interface's VRRP socket.
+struct Datagram {
+    ifindex: u32,
+    bytes: Vec<u8>,
+}
+
+pub struct Daemon {
+    nl: Netlink,
+    ifaces: BTreeMap<u32, Iface>,
+    routers: Vec<Router>,
+}
+
+/// Runs the daemon until SIGTERM or SIGINT, then steps down cleanly.
+pub async fn run(cfg: Config) -> anyhow::Result<()> {
+    if let Some(inst) = cfg
+        .instances
+        .iter()
+        .find(|i| i.vips.iter().any(|v| v.is_ipv6()))
+    {
+        bail!(
+            "instance {}: IPv6 VIPs (VRRPv3 over IPv6) are not supported by `run` yet",
+            inst.name
+        );
+    }
+    let nl = Netlink::connect().context("open netlink")?;
+    let mut net_events = netlink::subscribe().context("subscribe to netlink events")?;
+    let (dgram_tx, mut dgram_rx) = mpsc::channel::<Datagram>(256);
+
+    let mut daemon = Daemon {
+        nl: nl.clone(),
+        ifaces: BTreeMap::new(),
+        routers: Vec::new(),
+    };
+    for inst in &cfg.instances {
+        let link = nl
+            .link_by_name(&inst.interface)
+            .await
+            .with_context(|| format!("instance {}: interface {}", inst.name, inst.interface))?;
+        let mac = link
+            .mac
+            .with_context(|| format!("interface {} has no Ethernet address", inst.interface))?;
+        let addrs = nl.addresses(link.index).await?;
+        let vips: Vec<IpAddr> = inst.vips.iter().map(|v| v.addr).collect();
+        let primary = match inst.unicast_src_ip {
+            Some(IpAddr::V4(a)) => a,
+            Some(IpAddr::V6(a)) => bail!("instance {}: unicast_src_ip {a} is IPv6", inst.name),
+            None => addrs
+                .iter()
+                .filter(|a| !a.secondary && !vips.contains(&a.addr))
+                .find_map(|a| match a.addr {
+                    IpAddr::V4(v) => Some(v),
+                    IpAddr::V6(_) => None,
+                })
+                .with_context(|| {
+                    format!(
+                        "interface {} has no IPv4 address of its own to send adverts from",
+                        inst.interface
+                    )
+                })?,
+        };
+        daemon.reconcile_stale_vips(inst, link.index, &addrs).await;
+        daemon
+            .open_iface(&inst.interface, link.index, primary, &dgram_tx)
+            .with_context(|| format!("instance {}", inst.name))?;
+        let router = Router::new(inst.clone(), &cfg.track_scripts, link.index, mac, primary)?;
+        daemon.routers.push(router);
+    }
+    drop(dgram_tx);
+
+    let now = Instant::now();
+    daemon.refresh_links(now).await;
+    for i in 0..daemon.routers.len() {
+        daemon.routers[i].fsm.handle_startup(now);
+        daemon.run_actions(i, now).await;
+    }
+    info!(node = %cfg.node, instances = daemon.routers.len(), "splitguard running");
+
+    let mut sigterm = signal(SignalKind::terminate()).context("install SIGTERM handler")?;
+    let mut sigint = signal(SignalKind::interrupt()).context("install SIGINT handler")?;
+    loop {
+        let deadline = daemon.next_deadline();
+        let sleep = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            Some(d) = dgram_rx.recv() => daemon.on_datagram(d, Instant::now()).await,
+            Some(ev) = net_events.recv() => daemon.on_net_event(ev, Instant::now()).await,
+            () = sleep => daemon.on_timers(Instant::now()).await,
+            _ = sigterm.recv() => break,
+            _ = sigint.recv() => break,
+        }
+    }
+    info!("shutting down: releasing VIPs");
+    daemon.shutdown(Instant::now()).await;
+    Ok(())
+}
+
+impl Daemon {
+    async fn reconcile_stale_vips(
+        &self,
+        inst: &splitguard::config::Instance,
+        ifindex: u32,
+        present: &[netlink::AddrInfo],
+    ) {
+        for vip in &inst.vips {
+            if present.iter().any(|a| a.addr == vip.addr) {
+                match self.nl.del_address(ifindex, vip.addr, vip.prefix_len).await {
+                    Ok(_) => warn!(
+                        instance = %inst.name, vip = %vip.addr,
+                        "removed a VIP left on {} by a previous run; it is re-added only if this node becomes master",
+                        inst.interface
+                    ),
+                    Err(e) => {
+                        error!(instance = %inst.name, vip = %vip.addr, error = %e, "could not remove stale VIP")
+                    }
+                }
+            }
+        }
+    }
+
+    fn open_iface(
+        &mut self,
+        name: &str,
+        index: u32,
+        source: Ipv4Addr,
+        dgrams: &mpsc::Sender<Datagram>,
+    ) -> anyhow::Result<()> {
+        if self.ifaces.contains_key(&index) {
+            return Ok(());
+        }
+        // One receive socket per interface, joined to the group: unicast adverts
+        // arrive on it too, and the instances filter by VRID and peer.
+        let vrrp = Arc::new(VrrpSocketV4::open(name, index, source, true)?);
+        let arp = ArpSocket::open(index)
+            .with_context(|| format!("open ARP socket on {name} (needs CAP_NET_RAW)"))?;
+        let rx = vrrp.clone();
+        let tx = dgrams.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 2048];
+            loop {
+                match rx.recv(&mut buf).await {
+                    Ok((n, _)) => {
+                        let bytes = buf.get(..n).unwrap_or_default().to_vec();
+                        if tx
+                            .send(Datagram {
+                                ifindex: index,
+                                bytes,
+                            })
+                            .await
+                            .is_err()
+                        {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        error!(interface = %rx.interface(), error = %e, "VRRP receive failed");
+                        // A persistent error must not spin: back off before retrying.
+                        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    }
+                }
+            }
+        });
+        self.ifaces.insert(
+            index,
+            Iface {
+                name: name.to_string(),
+                vrrp,
+                arp,
+            },
+        );
+        Ok(())
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        self.routers
+            .iter()
+            .flat_map(|r| [r.fsm.poll_timeout(), r.garp.map(|g| g.due)])
+            .flatten()
+            .min()
+    }
+
+    async fn on_datagram(&mut self, d: Datagram, now: Instant) {
+        let (ip, vrrp) = match wire::parse_ipv4(&d.bytes) {
+            Ok(x) => x,
+            Err(e) => {
+                debug!(error = %e, "dropped a datagram with a bad IPv4 header");
+                return;
+            }
+        };
+        let src = ip.endpoints.src();
+        let Some(&vrid) = vrrp.get(1) else { return };
+        for i in 0..self.routers.len() {
+            let r = &mut self.routers[i];
+            if r.ifindex != d.ifindex || r.cfg.vrid != vrid {
+                continue;
+            }
+            if r.is_unicast() && !r.cfg.unicast_peers.contains(&src) {
+                let text = format!("advert from {src}, which is not a unicast peer");
+                if r.should_log_reject(&text, now) {
+                    warn!(instance = %r.cfg.name, vrid, %src, "rejected {text}");
+                }
+                continue;
+            }
+            match wire::validate(&ip, vrrp, &r.expect()) {
+                Ok(repr) => {
+                    let outcome = r.fsm.handle_advert(
+                        now,
+                        ReceivedAdvert {
+                            src,
+                            priority: repr.priority,
+                            interval: repr.interval(),
+                        },
+                    );
+                    if let AdvertOutcome::Discarded(why) = outcome {
+                        debug!(instance = %r.cfg.name, vrid, %src, reason = ?why, "advert discarded");
+                    }
+                    r.last_reject = None;
+                }
+                Err(reject) => {
+                    let text = reject.to_string();
+                    if r.should_log_reject(&text, now) {
+                        warn!(instance = %r.cfg.name, vrid, %src, reason = %text, "rejected advert");
+                    }
+                }
+            }
+            self.run_actions(i, now).await;
+        }
+    }
+
+    async fn on_timers(&mut self, now: Instant) {
+        for i in 0..self.routers.len() {
+            let r = &mut self.routers[i];
+            if r.fsm.poll_timeout().is_some_and(|t| t <= now) {
+                r.fsm.handle_timeout(now);
+            }
+            self.run_actions(i, now).await;
+            let r = &mut self.routers[i];
+            if r.garp.is_some_and(|g| g.due <= now) {
+                if r.fsm.state() == State::Master {
+                    if let Some(iface) = self.ifaces.get(&r.ifindex) {
+                        for vip in r.ipv4_vips() {
+                            if let Err(e) = iface.arp.gratuitous(r.mac, vip).await {
+                                warn!(instance = %r.cfg.name, %vip, error = %e, "GARP failed");
+                            }
+                        }
+                    }
+                    r.garp_sent(now);
+                } else {
+                    r.garp = None;
+                }
+            }
+        }
+    }
+
+    async fn on_net_event(&mut self, ev: NetEvent, now: Instant) {
+        match ev {
+            NetEvent::Link(link) => {
+                let tracker = interface_tracker(&link.name);
+                for i in 0..self.routers.len() {
+                    let r = &mut self.routers[i];
+                    if r.fsm.tracker_up(&tracker).is_some_and(|up| up != link.up) {
+                        info!(instance = %r.cfg.name, interface = %link.name, up = link.up, "link state changed");
+                        let _ = r.fsm.handle_tracker(now, &tracker, link.up);
+                        self.run_actions(i, now).await;
+                    }
+                }
+            }
+            NetEvent::AddrRemoved(a) => {
+                for i in 0..self.routers.len() {
+                    let r = &self.routers[i];
+                    if r.ifindex == a.index
+                        && r.vip_addrs.contains(&a.addr)
+                        && r.fsm.state() == State::Master
+                    {
+                        warn!(instance = %r.cfg.name, vip = %a.addr, "VIP removed by someone else while master; adding it back");
+                        self.add_vips(i).await;
+                    }
+                }
+            }
+            NetEvent::AddrAdded(_) => {}
+            NetEvent::Overrun => {
+                warn!("netlink events were lost; re-reading links and VIPs");
+                self.refresh_links(now).await;
+                for i in 0..self.routers.len() {
+                    if self.routers[i].fsm.state() == State::Master {
+                        self.add_vips(i).await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads the link state of every tracked interface and feeds it in.
+    async fn refresh_links(&mut self, now: Instant) {
+        for i in 0..self.routers.len() {
+            let names: Vec<String> = self.routers[i]
+                .fsm
+                .trackers()
+                .filter_map(|t| t.name.strip_prefix("interface:").map(str::to_string))
+                .collect();
+            for name in names {
+                let up = match self.nl.link_by_name(&name).await {
+                    Ok(link) => link.up,
+                    Err(e) => {
+                        warn!(instance = %self.routers[i].cfg.name, interface = %name, error = %e, "tracked interface unavailable; counting it down");
+                        false
+                    }
+                };
+                let r = &mut self.routers[i];
+                let _ = r.fsm.handle_tracker(now, &interface_tracker(&name), up);
+            }
+            self.run_actions(i, now).await;
+        }
+    }
+
+    async fn add_vips(&self, i: usize) {
+        let r = &self.routers[i];
+        for vip in &r.cfg.vips {
+            let label = if vip.is_ipv6() {
+                None
+            } else {
+                r.cfg.vip_label.as_deref()
+            };
+            match self
+                .nl
+                .add_address(r.ifindex, vip.addr, vip.prefix_len, label)
+                .await
+            {
+                Ok(true) => {
+                    info!(instance = %r.cfg.name, vrid = r.cfg.vrid, vip = %vip.addr, "VIP added")
+                }
+                Ok(false) => debug!(instance = %r.cfg.name, vip = %vip.addr, "VIP already present"),
+                Err(e) => {
+                    error!(instance = %r.cfg.name, vip = %vip.addr, error = %e, "could not add VIP")
+                }
+            }
+        }
+    }
+
+    async fn remove_vips(&self, i: usize) {
+        let r = &self.routers[i];
+        for vip in &r.cfg.vips {
+            match self
+                .nl
+                .del_address(r.ifindex, vip.addr, vip.prefix_len)
+                .await
+            {
+                Ok(true) => {
+                    info!(instance = %r.cfg.name, vrid = r.cfg.vrid, vip = %vip.addr, "VIP removed")
+                }
+                Ok(false) => debug!(instance = %r.cfg.name, vip = %vip.addr, "VIP was not present"),
+                Err(e) => {
+                    error!(instance = %r.cfg.name, vip = %vip.addr, error = %e, "could not remove VIP")
+                }
+            }
+        }
+    }
+
+    async fn send_advert(&self, i: usize, priority: u8) {
+        let r = &self.routers[i];
+        let Some(iface) = self.ifaces.get(&r.ifindex) else {
+            return;
+        };
+        for dst in r.destinations() {
+            match r.advert(priority, dst) {
+                Ok(bytes) => {
+                    if let Err(e) = iface.vrrp.send(&bytes, dst).await {
+                        warn!(instance = %r.cfg.name, interface = %iface.name, %dst, error = %e, "advert not sent");
+                    }
+                }
+                Err(e) => error!(instance = %r.cfg.name, error = %e, "could not build advert"),
+            }
+        }
+    }
+
+    /// Carries out everything instance `i`'s state machine asked for.
+    async fn run_actions(&mut self, i: usize, now: Instant) {
+        while let Some(action) = self.routers[i].fsm.poll_action() {
+            match action {
+                Action::SendAdvert { priority } => self.send_advert(i, priority).await,
+                Action::AddVips => self.add_vips(i).await,
+                Action::RemoveVips => self.remove_vips(i).await,
+                Action::SendGarp => self.routers[i].start_garp(now),
+                Action::StateChanged {
+                    from,
+                    to,
+                    priority,
+                    cause,
+                } => {
+                    let r = &mut self.routers[i];
+                    info!(
+                        instance = %r.cfg.name, vrid = r.cfg.vrid, from = from.as_str(), to = to.as_str(),
+                        priority, cause = %cause, "state changed"
+                    );
+                    if to != State::Master {
+                        r.garp = None;
+                    }
+                }
+                Action::ClaimWithheld { reason } => {
+                    let r = &self.routers[i];
+                    warn!(instance = %r.cfg.name, vrid = r.cfg.vrid, reason = %reason, "claim withheld");
+                }
+            }
+        }
+    }
+
+    async fn shutdown(&mut self, now: Instant) {
+        for i in 0..self.routers.len() {
+            self.routers[i].fsm.handle_shutdown(now);
+            self.run_actions(i, now).await;
+        }
+    }
+}
