@@ -1,0 +1,101 @@
+//! The `splitguard` binary's command line: check-config's exit codes and located
+//! errors, the contrib examples, and clear refusals of bad arguments.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn splitguard(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_splitguard"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the binary runs")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn contrib_examples_pass_check_config() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/examples");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).expect("contrib/examples") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let out = splitguard(&["check-config", "-c", path.to_str().expect("utf-8 path")]);
+            assert!(
+                out.status.success(),
+                "{}: {}",
+                path.display(),
+                text(&out.stderr)
+            );
+            assert!(text(&out.stdout).contains(": OK: node "), "{}", text(&out.stdout));
+            seen += 1;
+        }
+    }
+    assert!(seen >= 4, "expected the tutorial pair and the dual-master pair");
+}
+
+#[test]
+fn bad_configs_print_file_line_col_and_key_and_exit_2() {
+    for (file, expect) in [
+        (
+            "tests/fixtures/config/instance.toml",
+            "tests/fixtures/config/instance.toml:6:8: instance[0].vrid: VRID 0 is out of range",
+        ),
+        (
+            "tests/fixtures/config/syntax.toml",
+            "tests/fixtures/config/syntax.toml:3:",
+        ),
+        (
+            "tests/fixtures/config/unknown-keys.toml",
+            "unknown key",
+        ),
+        (
+            "tests/fixtures/config/bad-duration.toml",
+            "tests/fixtures/config/bad-duration.toml:",
+        ),
+    ] {
+        let out = splitguard(&["check-config", "-c", file]);
+        assert_eq!(out.status.code(), Some(2), "{file}");
+        let err = text(&out.stderr);
+        assert!(err.contains(expect), "{file}: expected {expect:?} in:\n{err}");
+        assert!(out.stdout.is_empty(), "nothing on stdout for a bad file");
+    }
+}
+
+#[test]
+fn a_missing_file_is_named() {
+    let out = splitguard(&["check-config", "-c", "/nonexistent/splitguard.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("/nonexistent/splitguard.toml"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn bad_arguments_are_refused_with_usage() {
+    let out = splitguard(&["no-such-command"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("unrecognized subcommand"));
+    let out = splitguard(&["check-config"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--config <FILE>"));
+    let out = splitguard(&["--version"]);
+    assert!(out.status.success());
+    assert!(text(&out.stdout).starts_with("splitguard "));
+}
+
+#[test]
+fn run_refuses_an_invalid_config_before_touching_the_network() {
+    let out = splitguard(&["run", "-c", "tests/fixtures/config/instance.toml"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("instance[0].vrid"),
+        "{}",
+        text(&out.stderr)
+    );
+}
