@@ -30,11 +30,18 @@ fn contrib_examples_pass_check_config() {
                 path.display(),
                 text(&out.stderr)
             );
-            assert!(text(&out.stdout).contains(": OK: node "), "{}", text(&out.stdout));
+            assert!(
+                text(&out.stdout).contains(": OK: node "),
+                "{}",
+                text(&out.stdout)
+            );
             seen += 1;
         }
     }
-    assert!(seen >= 4, "expected the tutorial pair and the dual-master pair");
+    assert!(
+        seen >= 4,
+        "expected the tutorial pair and the dual-master pair"
+    );
 }
 
 #[test]
@@ -48,10 +55,7 @@ fn bad_configs_print_file_line_col_and_key_and_exit_2() {
             "tests/fixtures/config/syntax.toml",
             "tests/fixtures/config/syntax.toml:3:",
         ),
-        (
-            "tests/fixtures/config/unknown-keys.toml",
-            "unknown key",
-        ),
+        ("tests/fixtures/config/unknown-keys.toml", "unknown key"),
         (
             "tests/fixtures/config/bad-duration.toml",
             "tests/fixtures/config/bad-duration.toml:",
@@ -60,7 +64,10 @@ fn bad_configs_print_file_line_col_and_key_and_exit_2() {
         let out = splitguard(&["check-config", "-c", file]);
         assert_eq!(out.status.code(), Some(2), "{file}");
         let err = text(&out.stderr);
-        assert!(err.contains(expect), "{file}: expected {expect:?} in:\n{err}");
+        assert!(
+            err.contains(expect),
+            "{file}: expected {expect:?} in:\n{err}"
+        );
         assert!(out.stdout.is_empty(), "nothing on stdout for a bad file");
     }
 }

@@ -4,5 +4,9 @@
 //! lab deletes its namespaces (and kills what runs in them) when dropped.
 
 pub mod netns;
+pub mod observe;
+pub mod process;
 
 pub use netns::{Host, Lab, LabBuilder, LabError};
+pub use observe::wait_for;
+pub use process::LabProcess;

@@ -90,10 +90,16 @@ impl LabBuilder {
         let id = format!("{NS_PREFIX}{}-{}-{n}", self.tag, std::process::id());
         // The lab owns its namespaces from the first one on, so a failure half-way
         // is torn down by Drop like any other.
+        let dir = std::env::temp_dir().join(&id);
+        std::fs::create_dir_all(&dir).map_err(|source| LabError::Spawn {
+            command: format!("mkdir {}", dir.display()),
+            source,
+        })?;
         let mut lab = Lab {
             bridge_netns: format!("{id}-br"),
             id,
             hosts: BTreeMap::new(),
+            dir,
         };
         lab.create_bridge()?;
         for (name, addr) in self.hosts {
@@ -108,6 +114,8 @@ pub struct Lab {
     id: String,
     bridge_netns: String,
     hosts: BTreeMap<String, Host>,
+    /// Scratch files (configs, logs); see `process.rs`.
+    pub(super) dir: std::path::PathBuf,
 }
 
 impl Lab {
@@ -261,6 +269,12 @@ impl Drop for Lab {
         all.push(self.bridge_netns.clone());
         for ns in all {
             delete_netns(&ns);
+        }
+        // Keep the logs of a failed test for the person reading CI output.
+        if std::thread::panicking() {
+            eprintln!("lab {}: files kept in {}", self.id, self.dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
 }
