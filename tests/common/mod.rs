@@ -123,3 +123,46 @@ pub fn expect_owner_stays(
         std::thread::sleep(Duration::from_millis(500));
     }
 }
+
+/// A keepalived 2.2.7 config equivalent to `sg_config`.
+pub fn ka_config(node: &str, priority: u8, version: u8, interval: &str) -> String {
+    let auth = if version == 2 {
+        "  authentication {\n    auth_type PASS\n    auth_pass 1111\n  }\n"
+    } else {
+        ""
+    };
+    format!(
+        "global_defs {{\n  router_id {node}\n  vrrp_version {version}\n}}\n\
+         vrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  virtual_router_id 51\n  \
+         priority {priority}\n  advert_int {interval}\n{auth}  virtual_ipaddress {{\n    {VIP}/24 dev eth0 label eth0:1\n  }}\n}}\n"
+    )
+}
+
+/// Starts keepalived (VRRP only, foreground, logging to its log file) in `host`,
+/// with pid files in the lab directory so parallel labs never collide.
+pub fn start_keepalived(lab: &Lab, host: &str, config: &str) -> LabProcess {
+    let conf = lab
+        .write_file(&format!("{host}-keepalived.conf"), config)
+        .expect("config written");
+    let dir = lab.dir();
+    let pid = dir.join(format!("{host}-keepalived.pid"));
+    let vpid = dir.join(format!("{host}-vrrp.pid"));
+    lab.spawn(
+        host,
+        &format!("keepalived-{host}"),
+        &[
+            "keepalived",
+            "--dont-fork",
+            "--log-console",
+            "--log-detail",
+            "--vrrp",
+            "-f",
+            conf.to_str().expect("utf-8"),
+            "-p",
+            pid.to_str().expect("utf-8"),
+            "-r",
+            vpid.to_str().expect("utf-8"),
+        ],
+    )
+    .expect("keepalived starts")
+}
