@@ -204,6 +204,27 @@ impl Lab {
         ip(&full)
     }
 
+    /// Loads an nftables ruleset (`nft -f` syntax) in `host`, or on the bridge with
+    /// `host = None`: the lab's fault injector (drops, random loss with
+    /// `numgen random mod 100 < N drop`; this kernel has no netem).
+    pub fn nft(&self, host: Option<&str>, ruleset: &str) -> Result<(), LabError> {
+        let netns = match host {
+            Some(h) => self.host(h)?.netns.clone(),
+            None => self.bridge_netns.clone(),
+        };
+        let file = self.dir.join(format!(
+            "nft-{netns}-{}.nft",
+            LAB_COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::write(&file, ruleset).map_err(|source| LabError::Spawn {
+            command: format!("write {}", file.display()),
+            source,
+        })?;
+        let path = file.to_string_lossy().into_owned();
+        ip(&["netns", "exec", &netns, "nft", "-f", &path])?;
+        Ok(())
+    }
+
     /// Brings `host`'s cable up or down at the bridge end: the host keeps its link
     /// state flag but no frame passes, like a pulled cable on the switch side.
     pub fn set_bridge_port(&self, host: &str, up: bool) -> Result<(), LabError> {
