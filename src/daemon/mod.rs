@@ -60,6 +60,14 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             inst.name
         );
     }
+    // Say plainly what this build does not enforce yet, rather than let an operator
+    // believe a validated setting protects them.
+    if !cfg.arbiter.references.is_empty() || !cfg.arbiter.peers.is_empty() {
+        warn!("[arbiter] is validated but not enforced yet: claims are not gated by reachability");
+    }
+    if !cfg.channels.is_empty() || cfg.reply.is_some() {
+        warn!("[[channel]] and [reply] are validated but no alerts are sent yet");
+    }
     let nl = Netlink::connect().context("open netlink")?;
     let mut net_events = netlink::subscribe().context("subscribe to netlink events")?;
     let (dgram_tx, mut dgram_rx) = mpsc::channel::<Datagram>(256);
