@@ -3,6 +3,7 @@
 //! are built) the daemon, control socket and lab that wire the parts together.
 
 pub mod config;
+pub mod control;
 pub mod lab;
 pub mod logging;
 pub mod net;
