@@ -3,7 +3,9 @@
 //! are built) the daemon, control socket and lab that wire the parts together.
 
 pub mod config;
+pub mod control;
 pub mod lab;
 pub mod logging;
 pub mod net;
+pub mod status;
 pub mod vrrp;

@@ -1,0 +1,468 @@
+//! The status snapshot: what `splitguard status` shows and the control socket serves.
+//!
+//! Field names are the DESIGN.md status JSON contract; fields may be added (with
+//! `#[serde(default)]` so an older daemon's reply still parses), never renamed.
+//! `render_text` is the operator's view: one table row per instance, one arbiter
+//! line, the open incidents.
+
+use serde::{Deserialize, Serialize};
+use splitguard_watchdog::{IncidentKind, Severity};
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+/// keepalived's words for instance states; `InstanceStatus::state` holds one of them.
+/// Strings, not an enum, so a newer daemon's state never breaks an older client.
+pub mod state {
+    pub const INIT: &str = "INIT";
+    pub const BACKUP: &str = "BACKUP";
+    pub const MASTER: &str = "MASTER";
+    pub const FAULT: &str = "FAULT";
+    pub const STOP: &str = "STOP";
+}
+
+/// One node's state at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    pub node: String,
+    pub instances: Vec<InstanceStatus>,
+    pub arbiter: ArbiterStatus,
+    pub incidents: Vec<IncidentStatus>,
+    /// Unix time (ms) the snapshot was taken; ages in the text view count from it.
+    #[serde(default)]
+    pub at_ms: Option<u64>,
+}
+
+/// One VRRP instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceStatus {
+    pub name: String,
+    pub vrid: u8,
+    /// One of the `state` module's words.
+    pub state: String,
+    /// Configured priority.
+    pub priority: u8,
+    /// Priority after trackers and arbiter demotion: what goes on the wire.
+    pub effective_priority: u8,
+    /// CIDR strings as configured, e.g. `10.0.0.3/24`.
+    pub vips: Vec<String>,
+    /// Whether this node has the VIPs on its interface right now.
+    pub vips_held: bool,
+    /// The master's address as last heard (ours when we are master); null if unknown.
+    pub master: Option<IpAddr>,
+    #[serde(default)]
+    pub interface: String,
+    /// VRRP version, 2 or 3.
+    #[serde(default)]
+    pub version: u8,
+    /// Null while the arbiter lets this backup claim; the reason while it does not.
+    #[serde(default)]
+    pub claim_gate: Option<String>,
+    /// Unix time (ms) the instance entered its current state.
+    #[serde(default)]
+    pub since_ms: Option<u64>,
+    /// Why it entered its current state, in words (e.g. "master silent").
+    #[serde(default)]
+    pub cause: Option<String>,
+}
+
+/// What the network says about this node.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArbiterStatus {
+    /// Fewer references reachable than the quorum asks for.
+    pub isolated: bool,
+    pub references: Vec<Reachability>,
+    pub peers: Vec<Reachability>,
+    /// How many references must answer; null when no arbiter is configured.
+    #[serde(default)]
+    pub quorum: Option<usize>,
+}
+
+/// One probed address and its debounced verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reachability {
+    pub ip: IpAddr,
+    pub reachable: bool,
+}
+
+/// One open incident.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncidentStatus {
+    /// The short numeric code an on-call replies with.
+    pub code: String,
+    pub kind: IncidentKind,
+    pub severity: Severity,
+    pub acked: bool,
+    #[serde(default)]
+    pub instance: Option<String>,
+    #[serde(default)]
+    pub vip: Option<String>,
+    /// The cause in words, as the alert says it.
+    #[serde(default)]
+    pub cause: Option<String>,
+    /// Unix time (ms) the incident opened.
+    #[serde(default)]
+    pub since_ms: Option<u64>,
+}
+
+/// The human view, as `splitguard status` prints it. Plain ASCII, no colour, no
+/// trailing spaces, so it reads the same in a terminal, a mail and a log.
+pub fn render_text(status: &Status) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "splitguard on {}", or_dash(&status.node));
+    out.push('\n');
+
+    if status.instances.is_empty() {
+        out.push_str("instances: none\n");
+    } else {
+        let mut rows = vec![
+            [
+                "INSTANCE", "VRID", "STATE", "SINCE", "PRIO", "VIPS", "HELD", "MASTER", "GATE",
+            ]
+            .map(String::from)
+            .to_vec(),
+        ];
+        for i in &status.instances {
+            rows.push(vec![
+                i.name.clone(),
+                i.vrid.to_string(),
+                i.state.clone(),
+                age(status.at_ms, i.since_ms),
+                format!("{}/{}", i.priority, i.effective_priority),
+                if i.vips.is_empty() {
+                    "-".to_owned()
+                } else {
+                    i.vips.join(",")
+                },
+                yes_no(i.vips_held).to_owned(),
+                i.master.map_or_else(|| "-".to_owned(), |ip| ip.to_string()),
+                if i.claim_gate.is_some() {
+                    "CLOSED"
+                } else {
+                    "open"
+                }
+                .to_owned(),
+            ]);
+        }
+        table(&mut out, &rows, "");
+        // The long words go under the table, so the table stays narrow.
+        for i in &status.instances {
+            if let Some(cause) = &i.cause {
+                let _ = writeln!(out, "  {} {}: {}", i.name, i.state, cause);
+            }
+            if let Some(reason) = &i.claim_gate {
+                let _ = writeln!(out, "  {} gate closed: {}", i.name, reason);
+            }
+        }
+    }
+    out.push('\n');
+
+    out.push_str(&arbiter_line(&status.arbiter));
+    out.push('\n');
+
+    if status.incidents.is_empty() {
+        out.push_str("incidents: none\n");
+    } else {
+        let unacked = status.incidents.iter().filter(|i| !i.acked).count();
+        let _ = writeln!(
+            out,
+            "incidents: {} open, {} unacked",
+            status.incidents.len(),
+            unacked
+        );
+        let mut rows = vec![
+            [
+                "CODE", "KIND", "SEVERITY", "ACKED", "AGE", "INSTANCE", "VIP", "CAUSE",
+            ]
+            .map(String::from)
+            .to_vec(),
+        ];
+        for i in &status.incidents {
+            rows.push(vec![
+                i.code.clone(),
+                i.kind.as_str().to_owned(),
+                i.severity.as_str().to_ascii_uppercase(),
+                yes_no(i.acked).to_owned(),
+                age(status.at_ms, i.since_ms),
+                opt_dash(&i.instance),
+                opt_dash(&i.vip),
+                opt_dash(&i.cause),
+            ]);
+        }
+        table(&mut out, &rows, "  ");
+    }
+    out
+}
+
+fn arbiter_line(a: &ArbiterStatus) -> String {
+    let verdict = if a.isolated { "ISOLATED" } else { "ok" };
+    let mut line = format!("arbiter: {verdict}");
+    let quorum = a
+        .quorum
+        .map(|q| format!(" (quorum {q})"))
+        .unwrap_or_default();
+    let _ = write!(line, "; references {}", reach_list(&a.references, &quorum));
+    let _ = write!(line, "; peers {}", reach_list(&a.peers, ""));
+    line.push('\n');
+    line
+}
+
+/// `1/2 up: 192.0.2.254 up, 192.0.2.253 DOWN`; "DOWN" is loud on purpose. `note`
+/// goes before the colon.
+fn reach_list(list: &[Reachability], note: &str) -> String {
+    if list.is_empty() {
+        return "none".to_owned();
+    }
+    let up = list.iter().filter(|r| r.reachable).count();
+    let each = list
+        .iter()
+        .map(|r| format!("{} {}", r.ip, if r.reachable { "up" } else { "DOWN" }))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("{up}/{} up{note}: {each}", list.len())
+}
+
+/// Left-aligned columns two spaces apart; the last column is not padded.
+fn table(out: &mut String, rows: &[Vec<String>], indent: &str) {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for row in rows {
+        let mut line = indent.to_owned();
+        for (c, cell) in row.iter().enumerate() {
+            if c + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                let pad = widths[c] - cell.chars().count();
+                line.push_str(cell);
+                line.extend(std::iter::repeat_n(' ', pad + 2));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+}
+
+/// `45s`, `3m12s`, `2h05m`, `4d03h`: precise enough to tell "just now" from "hours".
+fn age(now_ms: Option<u64>, since_ms: Option<u64>) -> String {
+    let (Some(now), Some(since)) = (now_ms, since_ms) else {
+        return "-".to_owned();
+    };
+    // A clock step can put `since` after `now`; show 0s rather than nonsense.
+    let s = now.saturating_sub(since) / 1000;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        3600..86400 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d{:02}h", s / 86400, s % 86400 / 3600),
+    }
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b { "yes" } else { "no" }
+}
+
+fn or_dash(s: &str) -> &str {
+    if s.is_empty() { "-" } else { s }
+}
+
+fn opt_dash(s: &Option<String>) -> String {
+    s.as_deref().map_or("-", or_dash).to_owned()
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use serde_json::Value;
+    use std::collections::BTreeSet;
+
+    const T0: u64 = 1_700_000_000_000;
+
+    /// Two instances, one isolated-and-withheld, one split-brain incident: the
+    /// picture an operator gets paged for.
+    pub(crate) fn sample() -> Status {
+        Status {
+            node: "lb01".into(),
+            at_ms: Some(T0),
+            instances: vec![
+                InstanceStatus {
+                    name: "VI_1".into(),
+                    vrid: 51,
+                    interface: "eth0".into(),
+                    version: 2,
+                    state: state::MASTER.into(),
+                    priority: 150,
+                    effective_priority: 150,
+                    vips: vec!["10.0.0.3/24".into()],
+                    vips_held: true,
+                    master: Some("192.0.2.5".parse().unwrap()),
+                    claim_gate: None,
+                    since_ms: Some(T0 - 192_000),
+                    cause: Some("master silent (failover)".into()),
+                },
+                InstanceStatus {
+                    name: "VI_2".into(),
+                    vrid: 52,
+                    interface: "eth0".into(),
+                    version: 3,
+                    state: state::BACKUP.into(),
+                    priority: 100,
+                    effective_priority: 50,
+                    vips: vec!["10.0.0.4/24".into(), "10.0.0.5/24".into()],
+                    vips_held: false,
+                    master: None,
+                    claim_gate: Some("isolated: 0 reference(s) reachable, quorum is 1".into()),
+                    since_ms: Some(T0 - 3_725_000),
+                    cause: None,
+                },
+            ],
+            arbiter: ArbiterStatus {
+                isolated: true,
+                references: vec![Reachability {
+                    ip: "192.0.2.254".parse().unwrap(),
+                    reachable: false,
+                }],
+                peers: vec![Reachability {
+                    ip: "192.0.2.6".parse().unwrap(),
+                    reachable: true,
+                }],
+                quorum: Some(1),
+            },
+            incidents: vec![IncidentStatus {
+                code: "4821".into(),
+                kind: IncidentKind::SplitBrain,
+                severity: Severity::Critical,
+                acked: false,
+                instance: Some("VI_1".into()),
+                vip: Some("10.0.0.3".into()),
+                cause: Some("VIP 10.0.0.3 answered by 02:00:00:00:00:06 too".into()),
+                since_ms: Some(T0 - 45_000),
+            }],
+        }
+    }
+
+    fn keys(v: &Value) -> BTreeSet<&str> {
+        v.as_object()
+            .expect("an object")
+            .keys()
+            .map(String::as_str)
+            .collect()
+    }
+
+    fn has_all(v: &Value, contract: &[&str]) {
+        let got = keys(v);
+        for k in contract {
+            assert!(got.contains(k), "missing contract key {k:?} in {v}");
+        }
+    }
+
+    #[test]
+    fn json_keys_follow_the_contract() {
+        let v: Value = serde_json::to_value(sample()).unwrap();
+        has_all(&v, &["node", "instances", "arbiter", "incidents"]);
+        for inst in v["instances"].as_array().unwrap() {
+            has_all(
+                inst,
+                &[
+                    "name",
+                    "vrid",
+                    "state",
+                    "priority",
+                    "effective_priority",
+                    "vips",
+                    "vips_held",
+                    "master",
+                ],
+            );
+        }
+        has_all(&v["arbiter"], &["isolated", "references", "peers"]);
+        for r in v["arbiter"]["references"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .chain(v["arbiter"]["peers"].as_array().unwrap())
+        {
+            assert_eq!(keys(r), BTreeSet::from(["ip", "reachable"]));
+        }
+        has_all(&v["incidents"][0], &["code", "kind", "severity", "acked"]);
+    }
+
+    #[test]
+    fn json_values_use_the_contract_vocabulary() {
+        let v: Value = serde_json::to_value(sample()).unwrap();
+        assert_eq!(v["node"], "lb01");
+        assert_eq!(v["instances"][0]["state"], "MASTER");
+        assert_eq!(v["instances"][0]["vrid"], 51);
+        assert_eq!(v["instances"][0]["master"], "192.0.2.5");
+        assert_eq!(v["instances"][0]["vips"][0], "10.0.0.3/24");
+        // An unknown master is an explicit null, not a missing key.
+        assert_eq!(v["instances"][1]["master"], Value::Null);
+        assert_eq!(v["arbiter"]["references"][0]["ip"], "192.0.2.254");
+        assert_eq!(v["arbiter"]["references"][0]["reachable"], false);
+        assert_eq!(v["incidents"][0]["kind"], "split_brain");
+        assert_eq!(v["incidents"][0]["severity"], "critical");
+        assert_eq!(v["incidents"][0]["code"], "4821");
+    }
+
+    #[test]
+    fn json_round_trips_and_tolerates_missing_additions() {
+        let s = sample();
+        let text = serde_json::to_string(&s).unwrap();
+        assert_eq!(serde_json::from_str::<Status>(&text).unwrap(), s);
+
+        // Only the contract's keys: what an older daemon (or a hand-written fixture) sends.
+        let minimal = r#"{"node":"lb02","instances":[{"name":"VI_1","vrid":51,
+            "state":"BACKUP","priority":100,"effective_priority":100,"vips":["10.0.0.3/24"],
+            "vips_held":false,"master":"192.0.2.5"}],"arbiter":{"isolated":false,
+            "references":[{"ip":"192.0.2.254","reachable":true}],"peers":[]},
+            "incidents":[{"code":"17","kind":"failover","severity":"warning","acked":true}]}"#;
+        let parsed: Status = serde_json::from_str(minimal).unwrap();
+        assert_eq!(parsed.instances[0].claim_gate, None);
+        assert_eq!(parsed.incidents[0].kind, IncidentKind::Failover);
+    }
+
+    #[test]
+    fn text_rendering_golden() {
+        let expected = "\
+splitguard on lb01
+
+INSTANCE  VRID  STATE   SINCE  PRIO     VIPS                     HELD  MASTER     GATE
+VI_1      51    MASTER  3m12s  150/150  10.0.0.3/24              yes   192.0.2.5  open
+VI_2      52    BACKUP  1h02m  100/50   10.0.0.4/24,10.0.0.5/24  no    -          CLOSED
+  VI_1 MASTER: master silent (failover)
+  VI_2 gate closed: isolated: 0 reference(s) reachable, quorum is 1
+
+arbiter: ISOLATED; references 0/1 up (quorum 1): 192.0.2.254 DOWN; peers 1/1 up: 192.0.2.6 up
+
+incidents: 1 open, 1 unacked
+  CODE  KIND         SEVERITY  ACKED  AGE  INSTANCE  VIP       CAUSE
+  4821  split_brain  CRITICAL  no     45s  VI_1      10.0.0.3  VIP 10.0.0.3 answered by 02:00:00:00:00:06 too
+";
+        assert_eq!(render_text(&sample()), expected);
+    }
+
+    #[test]
+    fn text_rendering_of_an_empty_node() {
+        let s = Status::default();
+        assert_eq!(
+            render_text(&s),
+            "splitguard on -\n\ninstances: none\n\narbiter: ok; references none; peers none\n\nincidents: none\n"
+        );
+    }
+
+    #[test]
+    fn ages() {
+        assert_eq!(age(None, Some(1)), "-");
+        assert_eq!(age(Some(1000), Some(5000)), "0s");
+        assert_eq!(age(Some(59_999), Some(0)), "59s");
+        assert_eq!(age(Some(60_000), Some(0)), "1m00s");
+        assert_eq!(age(Some(3_600_000), Some(0)), "1h00m");
+        assert_eq!(age(Some(90_000_000), Some(0)), "1d01h");
+    }
+}
