@@ -6,4 +6,5 @@ pub mod config;
 pub mod lab;
 pub mod logging;
 pub mod net;
+pub mod track;
 pub mod vrrp;
