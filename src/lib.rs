@@ -6,5 +6,6 @@ pub mod config;
 pub mod lab;
 pub mod logging;
 pub mod net;
+pub mod notify;
 pub mod track;
 pub mod vrrp;
