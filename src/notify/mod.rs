@@ -17,6 +17,8 @@
 //! dropping a notify is exactly the bug above, and its growth is paced by the VRRP
 //! timers (a few state changes a second at worst, a few bytes each).
 
+pub mod events;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
