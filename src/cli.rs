@@ -33,6 +33,18 @@ pub enum Command {
         #[arg(short, long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Show the running daemon's state (asks it over the control socket).
+    Status {
+        /// Take the socket path from this config file.
+        #[arg(short, long, value_name = "FILE", conflicts_with = "socket")]
+        config: Option<PathBuf>,
+        /// The control socket (default /run/splitguard.sock).
+        #[arg(long, value_name = "PATH")]
+        socket: Option<PathBuf>,
+        /// Print the status JSON (the contract in DESIGN.md) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Validate a configuration file: exit 0, or print each problem as FILE:LINE:COL and exit 2.
     CheckConfig {
         /// Configuration file (TOML).

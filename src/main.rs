@@ -17,6 +17,17 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::CheckConfig { config } => check_config(&config),
+        Command::Status {
+            config,
+            socket,
+            json,
+        } => match status(config.as_deref(), socket, json) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("splitguard status: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Run { config } => {
             splitguard::logging::init(cli.log_format, "info");
             match run(&config) {
@@ -74,4 +85,37 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
         .build()
         .context("start the async runtime")?;
     rt.block_on(daemon::run(cfg))
+}
+
+/// Default control socket, as in the config's default.
+const DEFAULT_SOCKET: &str = "/run/splitguard.sock";
+
+fn status(
+    config: Option<&std::path::Path>,
+    socket: Option<std::path::PathBuf>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let socket = match (config, socket) {
+        (Some(path), _) => {
+            config::load(path)
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .control_socket
+        }
+        (None, Some(socket)) => socket,
+        (None, None) => DEFAULT_SOCKET.into(),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("start the async runtime")?;
+    let status = rt.block_on(splitguard::control::client::status(
+        &socket,
+        std::time::Duration::from_secs(5),
+    ))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+    } else {
+        print!("{}", splitguard::status::render_text(&status));
+    }
+    Ok(())
 }

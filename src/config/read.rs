@@ -59,6 +59,7 @@ const TOP_SCALARS: &[&str] = &[
     "state_dir",
     "control_socket",
     "control_socket_group",
+    "events_file",
 ];
 const SECTIONS: &[&str] = &[
     "instance",

@@ -29,6 +29,9 @@ pub struct Config {
     pub control_socket: PathBuf,
     /// Group owning the control socket, so a monitoring user can ask it.
     pub control_socket_group: Option<String>,
+    /// Optional JSON-lines file of ordered events (state changes, VIPs, withheld
+    /// claims) for tools to tail.
+    pub events_file: Option<PathBuf>,
     pub instances: Vec<Instance>,
     pub track_scripts: Vec<TrackScript>,
     pub arbiter: Arbiter,
@@ -52,6 +55,8 @@ pub(crate) struct RawTop {
     pub control_socket: PathBuf,
     #[serde(default)]
     pub control_socket_group: Option<String>,
+    #[serde(default)]
+    pub events_file: Option<PathBuf>,
 }
 
 fn default_state_dir() -> PathBuf {

@@ -197,6 +197,10 @@ pub(crate) fn validate(raw: RawConfig, doc: &Document<'_>) -> Result<Config, Vec
         );
     }
 
+    if let Some(path) = &raw.top.events_file {
+        c.absolute(&root.key("events_file"), path);
+    }
+
     // Every VIP with where it is declared, for the "not a VIP" rules.
     let mut vip_owner: HashMap<IpAddr, KeyPath> = HashMap::new();
     for (i, inst) in raw.instances.iter().enumerate() {
@@ -233,6 +237,7 @@ pub(crate) fn validate(raw: RawConfig, doc: &Document<'_>) -> Result<Config, Vec
         state_dir: raw.top.state_dir,
         control_socket: raw.top.control_socket,
         control_socket_group: raw.top.control_socket_group,
+        events_file: raw.top.events_file,
         instances,
         track_scripts,
         arbiter,

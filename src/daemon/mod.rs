@@ -14,20 +14,25 @@ mod router;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, bail};
 use splitguard::config::Config;
+use splitguard::control::server::ControlServer;
 use splitguard::net::arp_socket::ArpSocket;
 use splitguard::net::netlink::{self, NetEvent, Netlink};
 use splitguard::net::vrrp_socket::VrrpSocketV4;
+use splitguard::notify::events::{Event, EventSink};
+use splitguard::notify::{Notifier, NotifyHandle, NotifySpec};
+use splitguard::status::Status;
+use splitguard::track::{ScriptSpec, ScriptTrackers, TrackerUpdate};
 use splitguard::vrrp::instance::{Action, AdvertOutcome, ReceivedAdvert, State};
 use splitguard::vrrp::wire;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tracing::{debug, error, info, warn};
 
-use router::{Router, interface_tracker};
+use router::{Router, interface_tracker, script_tracker};
 
 /// The sockets of one interface that carries instances.
 struct Iface {
@@ -43,10 +48,18 @@ struct Datagram {
 }
 
 pub struct Daemon {
+    node: String,
     nl: Netlink,
     ifaces: BTreeMap<u32, Iface>,
     routers: Vec<Router>,
+    /// Per router (same index): its ordered notify queue, when it has scripts.
+    notifiers: Vec<Option<NotifyHandle>>,
+    events: Option<EventSink>,
+    status: watch::Sender<Status>,
 }
+
+/// How long shutdown waits for queued notify scripts (STOP included) and events.
+const DRAIN_BOUND: Duration = Duration::from_secs(10);
 
 /// Runs the daemon until SIGTERM or SIGINT, then steps down cleanly.
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
@@ -68,14 +81,37 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     if !cfg.channels.is_empty() || cfg.reply.is_some() {
         warn!("[[channel]] and [reply] are validated but no alerts are sent yet");
     }
+    // The socket is claimed first: a second daemon on the same config must fail
+    // before it touches any VIP.
+    // SAFETY: getuid(2) cannot fail and has no memory effects.
+    let owner_uid = unsafe { libc::getuid() };
+    let control = ControlServer::bind(
+        &cfg.control_socket,
+        cfg.control_socket_group.as_deref(),
+        owner_uid,
+    )
+    .with_context(|| format!("control socket {}", cfg.control_socket.display()))?;
+    let events = match &cfg.events_file {
+        Some(path) => Some(
+            EventSink::open(path)
+                .await
+                .with_context(|| format!("events_file {}", path.display()))?,
+        ),
+        None => None,
+    };
     let nl = Netlink::connect().context("open netlink")?;
     let mut net_events = netlink::subscribe().context("subscribe to netlink events")?;
     let (dgram_tx, mut dgram_rx) = mpsc::channel::<Datagram>(256);
 
+    let (status_tx, status_rx) = watch::channel(Status::default());
     let mut daemon = Daemon {
+        node: cfg.node.clone(),
         nl: nl.clone(),
         ifaces: BTreeMap::new(),
         routers: Vec::new(),
+        notifiers: Vec::new(),
+        events,
+        status: status_tx,
     };
     for inst in &cfg.instances {
         let link = nl
@@ -110,8 +146,34 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             .with_context(|| format!("instance {}", inst.name))?;
         let router = Router::new(inst.clone(), &cfg.track_scripts, link.index, mac, primary)?;
         daemon.routers.push(router);
+        daemon.notifiers.push(notifier(inst));
     }
     drop(dgram_tx);
+
+    let (track_tx, mut track_rx) = mpsc::channel::<TrackerUpdate>(64);
+    let used_scripts = cfg
+        .track_scripts
+        .iter()
+        .filter(|t| {
+            cfg.instances
+                .iter()
+                .any(|i| i.track_scripts.contains(&t.name))
+        })
+        .map(|t| ScriptSpec {
+            name: t.name.clone(),
+            argv: t.command.clone(),
+            interval: t.interval,
+            timeout: t.timeout,
+            rise: t.rise,
+            fall: t.fall,
+        });
+    let trackers = ScriptTrackers::spawn(used_scripts, &track_tx);
+    drop(track_tx);
+
+    let (stop_control, control_stopped) = tokio::sync::oneshot::channel::<()>();
+    let control_task = tokio::spawn(control.serve(status_rx, None, async {
+        let _ = control_stopped.await;
+    }));
 
     let now = Instant::now();
     daemon.refresh_links(now).await;
@@ -119,6 +181,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         daemon.routers[i].fsm.handle_startup(now);
         daemon.run_actions(i, now).await;
     }
+    daemon.publish_status();
     info!(node = %cfg.node, instances = daemon.routers.len(), "splitguard running");
 
     let mut sigterm = signal(SignalKind::terminate()).context("install SIGTERM handler")?;
@@ -134,17 +197,94 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         tokio::select! {
             Some(d) = dgram_rx.recv() => daemon.on_datagram(d, Instant::now()).await,
             Some(ev) = net_events.recv() => daemon.on_net_event(ev, Instant::now()).await,
+            Some(up) = track_rx.recv() => daemon.on_tracker(up, Instant::now()).await,
             () = sleep => daemon.on_timers(Instant::now()).await,
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
         }
+        daemon.publish_status();
     }
     info!("shutting down: releasing VIPs");
+    trackers.shutdown().await;
     daemon.shutdown(Instant::now()).await;
+    daemon.publish_status();
+    let _ = stop_control.send(());
+    match control_task.await {
+        Ok(Err(e)) => warn!(error = %e, "control socket ended with an error"),
+        Err(e) => warn!(error = %e, "control socket task failed"),
+        Ok(Ok(())) => {}
+    }
+    daemon.drain().await;
     Ok(())
 }
 
+/// The notify queue of `inst`, when it has any notify script.
+fn notifier(inst: &splitguard::config::Instance) -> Option<NotifyHandle> {
+    let mut spec = NotifySpec::new(inst.name.clone());
+    spec.notify = inst.notify.clone();
+    spec.notify_master = inst.notify_master.clone();
+    spec.notify_backup = inst.notify_backup.clone();
+    spec.notify_fault = inst.notify_fault.clone();
+    spec.notify_stop = inst.notify_stop.clone();
+    (!spec.is_empty()).then(|| Notifier::spawn(spec))
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 impl Daemon {
+    /// Publishes the current status to the control socket when it changed.
+    fn publish_status(&self) {
+        let instances: Vec<_> = self.routers.iter().map(Router::status).collect();
+        self.status.send_if_modified(|s| {
+            if s.instances == instances && s.node == self.node {
+                return false;
+            }
+            s.node = self.node.clone();
+            s.instances = instances;
+            s.at_ms = Some(unix_ms());
+            true
+        });
+    }
+
+    fn emit(&self, event: Option<Event>) {
+        if let (Some(sink), Some(event)) = (&self.events, event)
+            && let Err(e) = sink.emit(event)
+        {
+            warn!(error = %e, "event not written");
+        }
+    }
+
+    async fn on_tracker(&mut self, up: TrackerUpdate, now: Instant) {
+        let tracker = script_tracker(&up.name);
+        for i in 0..self.routers.len() {
+            let r = &mut self.routers[i];
+            if r.fsm.tracker_up(&tracker).is_some() {
+                info!(instance = %r.cfg.name, script = %up.name, up = up.up, detail = %up.detail, "track script changed");
+                let _ = r.fsm.handle_tracker(now, &tracker, up.up);
+                self.run_actions(i, now).await;
+            }
+        }
+    }
+
+    /// Lets queued notify scripts (STOP included) and events finish, bounded.
+    async fn drain(&mut self) {
+        for n in self.notifiers.drain(..).flatten() {
+            if let Err(e) = n.drain(DRAIN_BOUND).await {
+                warn!(error = %e, "notify queue not drained");
+            }
+        }
+        if let Some(sink) = self.events.take()
+            && let Err(e) = sink.close(DRAIN_BOUND).await
+        {
+            warn!(error = %e, "event stream not closed cleanly");
+        }
+    }
+
     async fn reconcile_stale_vips(
         &self,
         inst: &splitguard::config::Instance,
@@ -434,7 +574,7 @@ impl Daemon {
                     from,
                     to,
                     priority,
-                    cause,
+                    ref cause,
                 } => {
                     let r = &mut self.routers[i];
                     info!(
@@ -444,10 +584,20 @@ impl Daemon {
                     if to != State::Master {
                         r.garp = None;
                     }
+                    r.since_ms = Some(unix_ms());
+                    r.cause = Some(cause.to_string());
+                    let (name, vrid) = (r.cfg.name.clone(), r.cfg.vrid);
+                    if let (Some(n), Some(word)) = (&self.notifiers[i], action.notify_word())
+                        && let Err(e) = n.transition(word, priority)
+                    {
+                        warn!(instance = %name, error = %e, "notify not queued");
+                    }
+                    self.emit(Event::from_action(&name, vrid, &action));
                 }
-                Action::ClaimWithheld { reason } => {
+                Action::ClaimWithheld { ref reason } => {
                     let r = &self.routers[i];
                     warn!(instance = %r.cfg.name, vrid = r.cfg.vrid, reason = %reason, "claim withheld");
+                    self.emit(Event::from_action(&r.cfg.name, r.cfg.vrid, &action));
                 }
             }
         }

@@ -6,10 +6,13 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use splitguard::config;
+use splitguard::status::{self, InstanceStatus};
+use splitguard::vrrp::instance::State;
 use splitguard::vrrp::instance::{Instance, InstanceConfig, TrackerConfig};
 use splitguard::vrrp::wire::{
     self, AdvertRepr, Auth, ChecksumMode, Endpoints, Expect, VirtualAddrs,
 };
+use splitguard_arbiter::ClaimGate;
 
 /// Tracker name under which an interface's link state reaches the state machine.
 pub fn interface_tracker(name: &str) -> String {
@@ -43,6 +46,9 @@ pub struct Router {
     /// Last rejection reason logged, so a misconfigured peer is reported when its
     /// fault changes (and periodically), not once per advert.
     pub last_reject: Option<(String, Instant)>,
+    /// Wall-clock time (unix ms) and cause of the last state change, for status.
+    pub since_ms: Option<u64>,
+    pub cause: Option<String>,
 }
 
 impl Router {
@@ -118,6 +124,8 @@ impl Router {
             checksum_mode,
             garp: None,
             last_reject: None,
+            since_ms: None,
+            cause: None,
         })
     }
 
@@ -212,6 +220,41 @@ impl Router {
             IpAddr::V4(v) => Some(*v),
             IpAddr::V6(_) => None,
         })
+    }
+
+    /// This instance as `status` reports it.
+    pub fn status(&self) -> InstanceStatus {
+        let state = if self.fsm.is_stopped() {
+            status::state::STOP
+        } else {
+            self.fsm.state().as_str()
+        };
+        InstanceStatus {
+            name: self.cfg.name.clone(),
+            vrid: self.cfg.vrid,
+            state: state.to_string(),
+            priority: self.cfg.priority,
+            effective_priority: self.fsm.effective_priority(),
+            vips: self
+                .cfg
+                .vips
+                .iter()
+                .map(|v| format!("{}/{}", v.addr, v.prefix_len))
+                .collect(),
+            vips_held: self.fsm.vips_held(),
+            master: match self.fsm.state() {
+                State::Master => Some(IpAddr::V4(self.primary)),
+                _ => self.fsm.master(),
+            },
+            interface: self.cfg.interface.clone(),
+            version: self.cfg.version.number(),
+            claim_gate: match self.fsm.claim_gate() {
+                ClaimGate::Open => None,
+                ClaimGate::Closed(reason) => Some(reason.to_string()),
+            },
+            since_ms: self.since_ms,
+            cause: self.cause.clone(),
+        }
     }
 
     /// True when a rejection with this text should be logged now.
