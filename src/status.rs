@@ -194,6 +194,10 @@ pub fn render_text(status: &Status) -> String {
 }
 
 fn arbiter_line(a: &ArbiterStatus) -> String {
+    // No quorum and nothing probed: no arbiter runs, so nothing vouches for "ok".
+    if a.quorum.is_none() && a.references.is_empty() && a.peers.is_empty() {
+        return "arbiter: off (claims are not gated)\n".to_owned();
+    }
     let verdict = if a.isolated { "ISOLATED" } else { "ok" };
     let mut line = format!("arbiter: {verdict}");
     let quorum = a
@@ -452,7 +456,7 @@ incidents: 1 open, 1 unacked
         let s = Status::default();
         assert_eq!(
             render_text(&s),
-            "splitguard on -\n\ninstances: none\n\narbiter: ok; references none; peers none\n\nincidents: none\n"
+            "splitguard on -\n\ninstances: none\n\narbiter: off (claims are not gated)\n\nincidents: none\n"
         );
     }
 
