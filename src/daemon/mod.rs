@@ -22,7 +22,7 @@ use splitguard::control::server::ControlServer;
 use splitguard::net::arp_socket::ArpSocket;
 use splitguard::net::netlink::{self, NetEvent, Netlink};
 use splitguard::net::vrrp_socket::VrrpSocketV4;
-use splitguard::notify::events::{Event, EventSink};
+use splitguard::notify::events::{Event, EventSink, unix_ms};
 use splitguard::notify::{Notifier, NotifyHandle, NotifySpec};
 use splitguard::status::Status;
 use splitguard::track::{ScriptSpec, ScriptTrackers, TrackerUpdate};
@@ -229,13 +229,6 @@ fn notifier(inst: &splitguard::config::Instance) -> Option<NotifyHandle> {
     (!spec.is_empty()).then(|| Notifier::spawn(spec))
 }
 
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 impl Daemon {
     /// Publishes the current status to the control socket when it changed.
     fn publish_status(&self) {
@@ -246,7 +239,7 @@ impl Daemon {
             }
             s.node = self.node.clone();
             s.instances = instances;
-            s.at_ms = Some(unix_ms());
+            s.at_ms = Some(unix_ms(SystemTime::now()));
             true
         });
     }
@@ -584,7 +577,7 @@ impl Daemon {
                     if to != State::Master {
                         r.garp = None;
                     }
-                    r.since_ms = Some(unix_ms());
+                    r.since_ms = Some(unix_ms(SystemTime::now()));
                     r.cause = Some(cause.to_string());
                     let (name, vrid) = (r.cfg.name.clone(), r.cfg.vrid);
                     if let (Some(n), Some(word)) = (&self.notifiers[i], action.notify_word())

@@ -44,7 +44,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::warn;
 
-use crate::track::command::fmt_duration;
+use crate::config::format_duration;
 use crate::vrrp::instance::{Action, Cause, State};
 
 /// Events waiting for the writer before new ones are dropped.
@@ -205,7 +205,7 @@ impl Event {
     }
 }
 
-fn unix_ms(at: SystemTime) -> u64 {
+pub fn unix_ms(at: SystemTime) -> u64 {
     // A clock before 1970 is a broken clock; 0 marks it rather than failing the event.
     at.duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
@@ -224,7 +224,7 @@ pub enum EventError {
     Full,
     #[error("event writer is gone")]
     Closed,
-    #[error("event writer not done within {}", fmt_duration(*.within))]
+    #[error("event writer not done within {}", format_duration(*.within))]
     CloseTimedOut { within: Duration },
 }
 

@@ -28,7 +28,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
-use crate::track::command::{self, describe_status, fmt_duration};
+use crate::config::format_duration;
+use crate::track::command::{self, describe_status};
 
 /// Per-run bound when the config gives none.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -128,7 +129,7 @@ pub enum NotifyError {
     UnknownState { word: String },
     #[error("the notify queue of instance {instance} is gone")]
     Closed { instance: String },
-    #[error("notifies of instance {instance} not done within {}; {pending} abandoned", fmt_duration(*.within))]
+    #[error("notifies of instance {instance} not done within {}; {pending} abandoned", format_duration(*.within))]
     DrainTimedOut {
         instance: String,
         within: Duration,

@@ -12,6 +12,8 @@ use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
 use thiserror::Error;
+
+use crate::config::format_duration;
 use tokio::process::{Child, Command};
 use tracing::debug;
 
@@ -30,7 +32,7 @@ pub enum RunError {
         #[source]
         source: io::Error,
     },
-    #[error("timed out after {}", fmt_duration(*.after))]
+    #[error("timed out after {}", format_duration(*.after))]
     TimedOut { after: Duration },
     #[error("could not wait for {program}: {source}")]
     Wait {
@@ -138,17 +140,6 @@ pub fn describe_status(status: ExitStatus) -> String {
     }
 }
 
-/// `2s`, `200ms`, or `1.5s`: how configs spell durations.
-pub fn fmt_duration(d: Duration) -> String {
-    if d.subsec_nanos() == 0 {
-        format!("{}s", d.as_secs())
-    } else if d.subsec_nanos() % 1_000_000 == 0 && d.as_secs() == 0 {
-        format!("{}ms", d.subsec_millis())
-    } else {
-        format!("{:?}", d)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,12 +176,5 @@ mod tests {
             slow.expect_err("times out").to_string(),
             "timed out after 100ms"
         );
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(fmt_duration(Duration::from_secs(2)), "2s");
-        assert_eq!(fmt_duration(Duration::from_millis(200)), "200ms");
-        assert_eq!(fmt_duration(Duration::from_millis(1500)), "1.5s");
     }
 }
