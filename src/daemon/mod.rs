@@ -1,7 +1,9 @@
 //! `splitguard run`: the daemon. It owns the event loop that drives every VRRP
-//! instance: raw adverts in, timers, link and address events from netlink, and the
-//! actions the state machines return (adverts, VIPs, GARP) out. Decisions stay in
-//! `vrrp::instance`; this module only moves bytes, timestamps and actions.
+//! instance: raw adverts, timers, link and address events from netlink and track
+//! script results in; the actions the state machines return (adverts, VIPs, GARP,
+//! notify scripts, events) out; a status snapshot for the control socket after each
+//! step. Decisions stay in `vrrp::instance`; this module only moves bytes,
+//! timestamps and actions.
 //!
 //! Start-up rule for VIPs left by a crashed run: every configured VIP found on its
 //! instance's interface is removed before the instances start. A node starts as
