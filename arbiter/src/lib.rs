@@ -6,5 +6,6 @@
 
 pub mod arp;
 pub mod gate;
+pub mod reachability;
 
 pub use gate::{ClaimGate, WithholdReason};
