@@ -684,3 +684,63 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn claim_withheld_for_isolation_is_raised_once_while_counts_move() {
+    let t0 = Instant::now();
+    let mut cfg = config();
+    cfg.references = vec![ip("192.0.2.1"), ip("192.0.2.2"), ip("198.51.100.1")];
+    cfg.quorum = 3;
+    let mut p = healthy(cfg, t0);
+    probes(&mut p, t0, "192.0.2.1", false, 2);
+    p.handle_heartbeat(secs(t0, 2), "VI_1", true).unwrap();
+    let raised = |v: &[Verdict]| {
+        v.iter()
+            .filter(|v| matches!(v, Verdict::Raised(Incident::ClaimWithheld { .. })))
+            .count()
+    };
+    assert_eq!(raised(&drain(&mut p)), 1);
+    // A second reference fails: the gate's counts change, the incident does not.
+    probes(&mut p, secs(t0, 3), "192.0.2.2", false, 2);
+    let v = drain(&mut p);
+    assert!(v.contains(&Verdict::Gate {
+        instance: "VI_1".into(),
+        gate: isolated_reason(1, 3)
+    }));
+    assert_eq!(raised(&v), 0);
+    assert!(
+        !v.iter()
+            .any(|v| matches!(v, Verdict::Resolved(Incident::ClaimWithheld { .. })))
+    );
+}
+
+#[test]
+fn a_new_master_stint_while_alone_is_released_again() {
+    let t0 = Instant::now();
+    let mut p = healthy(config(), t0);
+    p.handle_role(t0, "VI_1", Role::Master).unwrap();
+    probes(&mut p, t0, PEER, false, 2);
+    probes(&mut p, t0, GW, false, 2);
+    drain(&mut p);
+    p.handle_role(secs(t0, 1), "VI_1", Role::Backup).unwrap();
+    // e.g. an address owner (priority 255) that the core makes master regardless.
+    p.handle_role(secs(t0, 2), "VI_1", Role::Master).unwrap();
+    assert_eq!(
+        drain(&mut p),
+        vec![Verdict::Release {
+            instance: "VI_1".into()
+        }]
+    );
+}
+
+#[test]
+fn a_clock_stepping_back_does_not_skip_the_reboot_deadline() {
+    let t0 = Instant::now();
+    let mut p = healthy(reboot_config(), secs(t0, 100));
+    probes(&mut p, secs(t0, 110), GW, false, 2); // alone at t0+111
+    p.handle_timeout(t0);
+    assert_eq!(count_reboots(&drain(&mut p)), 0);
+    assert_eq!(p.poll_timeout(), Some(secs(t0, 171)));
+    p.handle_timeout(secs(t0, 171));
+    assert_eq!(count_reboots(&drain(&mut p)), 1);
+}
