@@ -1,10 +1,16 @@
 //! splitguard-arbiter: what the network says before this node may hold a VIP.
 //!
 //! It owns reachability and ownership evidence and turns it into verdicts the VRRP
-//! core obeys. Today that is the claim gate contract; the probes and the policy that
-//! drive it live beside it as they are built.
+//! core obeys. The claim gate contract, the reachability debouncer and the policy
+//! are pure; the probes that feed them live beside them as they are built.
 
 pub mod arp;
 pub mod gate;
+pub mod policy;
+pub mod reachability;
 
 pub use gate::{ClaimGate, WithholdReason};
+pub use policy::{
+    Incident, InstanceSpec, Isolation, OnIsolated, Policy, PolicyConfig, PolicyError, Role, Verdict,
+};
+pub use reachability::{Reachability, ReachabilityError, TargetState};

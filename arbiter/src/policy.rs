@@ -1,0 +1,629 @@
+//! The arbiter policy: turns reachability, heartbeat, ownership and operator input
+//! into per-instance verdicts (claim gate, demotion, release) and node verdicts
+//! (isolation, reboot due), each reported once, on change. Sans-IO: every input takes
+//! an explicit `now`; [`Policy::poll_verdict`] hands out what changed and
+//! [`Policy::poll_timeout`] says when to call [`Policy::handle_timeout`].
+//!
+//! Rules (DESIGN.md, "Arbitration — the rules"):
+//!
+//! - **Isolation.** References configured and fewer than `quorum` reachable. It comes
+//!   in two strengths. *Unproven*: some references are still Unknown (startup) and
+//!   could yet make the quorum. *Isolated*: even counting every Unknown reference as
+//!   reachable the quorum is missed. Both close the gate (fail closed); only proven
+//!   isolation raises the incident and acts (demote, release, reboot), so a boot never
+//!   tears down a master on no evidence. Without references nothing is isolated.
+//! - **Gate precedence**, first match wins: `ManualHold` (the operator's word, and only
+//!   the operator lifts it) > `VipAnsweredElsewhere` (direct proof someone holds the VIP,
+//!   only while the master's adverts are overdue) > `Isolated` > `Open`.
+//! - **Demotion.** Proven isolated and at least one peer reachable → `demote_weight`,
+//!   whatever the role. A demoted master becomes backup; dropping the weight then would
+//!   let it preempt straight back, and demoting both sides of a shared outage (the
+//!   gateway died) keeps their order, so nobody moves and there is no outage.
+//! - **Release.** Proven isolated, no peer reachable and none still Unknown (or no
+//!   peers configured) and MASTER → release the VIPs. While a peer is Unknown neither
+//!   demote nor release: wait the few probes it takes to know.
+//! - **Reboot due.** `on_isolated = Reboot` and "isolated with no peer" held without a
+//!   break for `reboot_after` → [`Verdict::RebootDue`], once per such episode. Node-wide
+//!   and role-blind: after the release the node is Backup anyway.
+//! - `on_isolated = None`: report only, never demote, release or reboot. The gate still
+//!   closes: a cut-off backup claiming is the split brain itself.
+
+use std::collections::VecDeque;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use crate::gate::{ClaimGate, WithholdReason};
+use crate::reachability::{Reachability, ReachabilityError, TargetState};
+
+#[cfg(test)]
+mod tests;
+
+/// What an isolated node does beyond closing its gate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnIsolated {
+    /// Demote (a peer answers) or release (none does).
+    #[default]
+    Demote,
+    /// As `Demote`, then [`Verdict::RebootDue`] after `reboot_after`.
+    Reboot,
+    /// Report only.
+    None,
+}
+
+/// The VRRP role of an instance, as the core reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Master,
+    Backup,
+    Fault,
+}
+
+/// One VRRP instance the policy rules on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceSpec {
+    pub name: String,
+    pub vips: Vec<IpAddr>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyConfig {
+    pub references: Vec<IpAddr>,
+    pub peers: Vec<IpAddr>,
+    /// Reachable references needed not to be isolated; at least 1.
+    pub quorum: usize,
+    pub rise: u32,
+    pub fall: u32,
+    pub demote_weight: u8,
+    pub on_isolated: OnIsolated,
+    /// Used with [`OnIsolated::Reboot`] only.
+    pub reboot_after: Duration,
+    pub ownership_probe: bool,
+    pub instances: Vec<InstanceSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    #[error("quorum must be at least 1")]
+    ZeroQuorum,
+    #[error("quorum {quorum} exceeds the {references} distinct reference(s) configured")]
+    QuorumAboveReferences { quorum: usize, references: usize },
+    #[error("instance {0:?} is configured twice")]
+    DuplicateInstance(String),
+    #[error("unknown instance {0:?}")]
+    UnknownInstance(String),
+    #[error("{vip} is not a VIP of instance {instance:?}")]
+    NotAVip { instance: String, vip: IpAddr },
+    #[error(transparent)]
+    Reachability(#[from] ReachabilityError),
+}
+
+/// How isolated this node is (see the module rules).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    Connected,
+    Unproven,
+    Isolated,
+}
+
+/// Something to report; raised and resolved through [`Verdict`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Incident {
+    /// A backup's master is silent and the gate withholds the claim.
+    ClaimWithheld {
+        instance: String,
+        reason: WithholdReason,
+    },
+    /// Values as of when it was raised; the live counts are in [`Policy::references`].
+    Isolated {
+        reachable: usize,
+        quorum: usize,
+    },
+    Demoted {
+        instance: String,
+        weight: u8,
+    },
+    Released {
+        instance: String,
+    },
+    RebootDue,
+}
+
+impl Incident {
+    /// The DESIGN.md incident kind the watchdog files it under.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Incident::ClaimWithheld { .. } => "claim_withheld",
+            Incident::Isolated { .. } => "isolated",
+            Incident::Demoted { .. } => "demoted",
+            Incident::Released { .. } => "released",
+            Incident::RebootDue => "rebooting",
+        }
+    }
+}
+
+/// A change the daemon acts on; each is emitted once, when it happens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Pass to the instance's `set_claim_gate`.
+    Gate {
+        instance: String,
+        gate: ClaimGate,
+    },
+    /// Pass to the instance's `set_demotion`.
+    Demotion {
+        instance: String,
+        weight: u8,
+    },
+    /// The instance is MASTER while isolated with no peer: give up its VIPs now.
+    Release {
+        instance: String,
+    },
+    /// Reboot (subject to the ledger, which is not the policy's business).
+    RebootDue,
+    Raised(Incident),
+    /// The same value that was raised, so the two pair up by equality.
+    Resolved(Incident),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PeerView {
+    AnyReachable,
+    Unproven,
+    Gone,
+}
+
+#[derive(Debug)]
+struct Inst {
+    name: String,
+    vips: Vec<IpAddr>,
+    /// Per VIP: the foreign MAC that answered the ownership probe this overdue spell.
+    evidence: Vec<Option<[u8; 6]>>,
+    role: Role,
+    overdue: bool,
+    hold: bool,
+    // What has been published.
+    gate: ClaimGate,
+    weight: u8,
+    released: bool,
+    /// A Release was emitted for the current master stint.
+    release_sent: bool,
+    withheld: Option<WithholdReason>,
+}
+
+/// The arbiter policy for one node.
+#[derive(Debug)]
+pub struct Policy {
+    references: Reachability,
+    peers: Reachability,
+    quorum: usize,
+    demote_weight: u8,
+    on_isolated: OnIsolated,
+    reboot_after: Duration,
+    ownership_probe: bool,
+    instances: Vec<Inst>,
+    last_now: Instant,
+    isolated_raised: Option<Incident>,
+    alone_since: Option<Instant>,
+    reboot_fired: bool,
+    verdicts: VecDeque<Verdict>,
+}
+
+impl Policy {
+    /// Every instance starts as Backup (as the core starts a non-owner); the initial
+    /// gates are queued at once, closed when references must first prove themselves.
+    pub fn new(config: PolicyConfig, now: Instant) -> Result<Self, PolicyError> {
+        if config.quorum == 0 {
+            return Err(PolicyError::ZeroQuorum);
+        }
+        let references = Reachability::new(config.references, config.rise, config.fall)?;
+        if !references.is_empty() && config.quorum > references.len() {
+            return Err(PolicyError::QuorumAboveReferences {
+                quorum: config.quorum,
+                references: references.len(),
+            });
+        }
+        let peers = Reachability::new(config.peers, config.rise, config.fall)?;
+        let mut instances: Vec<Inst> = Vec::with_capacity(config.instances.len());
+        for spec in config.instances {
+            if instances.iter().any(|i| i.name == spec.name) {
+                return Err(PolicyError::DuplicateInstance(spec.name));
+            }
+            instances.push(Inst {
+                evidence: vec![None; spec.vips.len()],
+                name: spec.name,
+                vips: spec.vips,
+                role: Role::Backup,
+                overdue: false,
+                hold: false,
+                gate: ClaimGate::Open,
+                weight: 0,
+                released: false,
+                release_sent: false,
+                withheld: None,
+            });
+        }
+        let mut p = Policy {
+            references,
+            peers,
+            quorum: config.quorum,
+            demote_weight: config.demote_weight,
+            on_isolated: config.on_isolated,
+            reboot_after: config.reboot_after,
+            ownership_probe: config.ownership_probe,
+            instances,
+            last_now: now,
+            isolated_raised: None,
+            alone_since: None,
+            reboot_fired: false,
+            verdicts: VecDeque::new(),
+        };
+        p.recompute(now);
+        Ok(p)
+    }
+
+    // ---- inputs ----------------------------------------------------------------
+
+    /// A probe result for a reference or a peer (both, if the address is listed twice).
+    pub fn handle_probe(
+        &mut self,
+        now: Instant,
+        target: IpAddr,
+        success: bool,
+    ) -> Result<(), PolicyError> {
+        let (in_refs, in_peers) = (
+            self.references.contains(target),
+            self.peers.contains(target),
+        );
+        if !in_refs && !in_peers {
+            return Err(ReachabilityError::UnknownTarget(target).into());
+        }
+        let now = self.clock(now);
+        if in_refs {
+            self.references.handle_probe(now, target, success)?;
+        }
+        if in_peers {
+            self.peers.handle_probe(now, target, success)?;
+        }
+        self.recompute(now);
+        Ok(())
+    }
+
+    /// Whether the master's adverts are overdue (from the first missed one). Adverts
+    /// resuming drop the ownership evidence: it belonged to that silence.
+    pub fn handle_heartbeat(
+        &mut self,
+        now: Instant,
+        instance: &str,
+        overdue: bool,
+    ) -> Result<(), PolicyError> {
+        let now = self.clock(now);
+        let i = self.index(instance)?;
+        let inst = &mut self.instances[i];
+        inst.overdue = overdue;
+        if !overdue {
+            inst.evidence.iter_mut().for_each(|e| *e = None);
+        }
+        self.recompute(now);
+        Ok(())
+    }
+
+    /// The ownership probe's answer for `vip`: `Some(mac)` when a MAC not ours
+    /// answered, `None` when nobody did. Ignored unless adverts are overdue: a late
+    /// answer after the master was heard again proves nothing about the silence.
+    pub fn handle_ownership(
+        &mut self,
+        now: Instant,
+        instance: &str,
+        vip: IpAddr,
+        answered_by: Option<[u8; 6]>,
+    ) -> Result<(), PolicyError> {
+        let now = self.clock(now);
+        let i = self.index(instance)?;
+        let inst = &mut self.instances[i];
+        let v = inst
+            .vips
+            .iter()
+            .position(|x| *x == vip)
+            .ok_or_else(|| PolicyError::NotAVip {
+                instance: instance.to_owned(),
+                vip,
+            })?;
+        if inst.overdue {
+            inst.evidence[v] = answered_by;
+            self.recompute(now);
+        }
+        Ok(())
+    }
+
+    /// The instance's role changed. Leaving Backup ends any overdue spell: a master
+    /// waits for nobody's adverts, and the next backup stint starts clean.
+    pub fn handle_role(
+        &mut self,
+        now: Instant,
+        instance: &str,
+        role: Role,
+    ) -> Result<(), PolicyError> {
+        let now = self.clock(now);
+        let i = self.index(instance)?;
+        let inst = &mut self.instances[i];
+        inst.role = role;
+        if role != Role::Backup {
+            inst.overdue = false;
+            inst.evidence.iter_mut().for_each(|e| *e = None);
+        }
+        self.recompute(now);
+        Ok(())
+    }
+
+    /// An operator's DEMOTE (`true`) or RESUME (`false`).
+    pub fn set_manual_hold(
+        &mut self,
+        now: Instant,
+        instance: &str,
+        hold: bool,
+    ) -> Result<(), PolicyError> {
+        let now = self.clock(now);
+        let i = self.index(instance)?;
+        self.instances[i].hold = hold;
+        self.recompute(now);
+        Ok(())
+    }
+
+    /// Fire the reboot deadline if it is due. Early calls do nothing.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let now = self.clock(now);
+        self.recompute(now);
+    }
+
+    // ---- outputs ---------------------------------------------------------------
+
+    pub fn poll_verdict(&mut self) -> Option<Verdict> {
+        self.verdicts.pop_front()
+    }
+
+    /// When [`Policy::handle_timeout`] is next needed: the reboot deadline, if armed.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match (self.on_isolated, self.alone_since, self.reboot_fired) {
+            (OnIsolated::Reboot, Some(since), false) => since.checked_add(self.reboot_after),
+            _ => None,
+        }
+    }
+
+    pub fn gate(&self, instance: &str) -> Result<&ClaimGate, PolicyError> {
+        Ok(&self.instances[self.index(instance)?].gate)
+    }
+
+    pub fn demotion(&self, instance: &str) -> Result<u8, PolicyError> {
+        Ok(self.instances[self.index(instance)?].weight)
+    }
+
+    /// Whether the instance stands released (until the isolation with no peer ends).
+    pub fn released(&self, instance: &str) -> Result<bool, PolicyError> {
+        Ok(self.instances[self.index(instance)?].released)
+    }
+
+    /// True while the instance is Backup, its master's adverts are overdue and
+    /// ownership probing is enabled: then the daemon should ARP for its VIPs.
+    pub fn wants_ownership_probe(&self, instance: &str) -> Result<bool, PolicyError> {
+        let inst = &self.instances[self.index(instance)?];
+        Ok(self.ownership_probe && inst.overdue && inst.role == Role::Backup)
+    }
+
+    pub fn isolation(&self) -> Isolation {
+        if self.references.is_empty() || self.references.reachable() >= self.quorum {
+            Isolation::Connected
+        } else if self.references.reachable() + self.references.count(TargetState::Unknown)
+            >= self.quorum
+        {
+            Isolation::Unproven
+        } else {
+            Isolation::Isolated
+        }
+    }
+
+    pub fn references(&self) -> &Reachability {
+        &self.references
+    }
+
+    pub fn peers(&self) -> &Reachability {
+        &self.peers
+    }
+
+    pub fn quorum(&self) -> usize {
+        self.quorum
+    }
+
+    // ---- internals -------------------------------------------------------------
+
+    /// Time only moves forward: an earlier `now` reads as the latest one seen, so a
+    /// clock stepping back delays the reboot deadline instead of skipping it.
+    fn clock(&mut self, now: Instant) -> Instant {
+        if now > self.last_now {
+            self.last_now = now;
+        }
+        self.last_now
+    }
+
+    fn index(&self, instance: &str) -> Result<usize, PolicyError> {
+        self.instances
+            .iter()
+            .position(|i| i.name == instance)
+            .ok_or_else(|| PolicyError::UnknownInstance(instance.to_owned()))
+    }
+
+    fn peer_view(&self) -> PeerView {
+        if self.peers.reachable() > 0 {
+            PeerView::AnyReachable
+        } else if self.peers.count(TargetState::Unknown) > 0 {
+            PeerView::Unproven
+        } else {
+            PeerView::Gone
+        }
+    }
+
+    fn gate_for(&self, inst: &Inst, isolation: Isolation) -> ClaimGate {
+        if inst.hold {
+            return ClaimGate::Closed(WithholdReason::ManualHold);
+        }
+        if inst.overdue {
+            let seen = inst.vips.iter().zip(&inst.evidence).find_map(|(vip, e)| {
+                e.map(|mac| WithholdReason::VipAnsweredElsewhere { vip: *vip, mac })
+            });
+            if let Some(reason) = seen {
+                return ClaimGate::Closed(reason);
+            }
+        }
+        if isolation != Isolation::Connected {
+            return ClaimGate::Closed(WithholdReason::Isolated {
+                reachable: self.references.reachable(),
+                quorum: self.quorum,
+            });
+        }
+        ClaimGate::Open
+    }
+
+    /// Derive every verdict from the current inputs and queue what differs from what
+    /// was last published.
+    fn recompute(&mut self, now: Instant) {
+        let isolation = self.isolation();
+        let peers = self.peer_view();
+        let acting = self.on_isolated != OnIsolated::None;
+        let isolated = isolation == Isolation::Isolated;
+        let alone = isolated && peers == PeerView::Gone;
+        let mut out = Vec::new();
+
+        // Node: the isolation incident.
+        match (isolated, self.isolated_raised.is_some()) {
+            (true, false) => {
+                let inc = Incident::Isolated {
+                    reachable: self.references.reachable(),
+                    quorum: self.quorum,
+                };
+                self.isolated_raised = Some(inc.clone());
+                out.push(Verdict::Raised(inc));
+            }
+            (false, true) => {
+                if let Some(inc) = self.isolated_raised.take() {
+                    out.push(Verdict::Resolved(inc));
+                }
+            }
+            _ => {}
+        }
+
+        // Node: the isolated-and-alone episode and its reboot deadline.
+        if alone {
+            if self.alone_since.is_none() {
+                self.alone_since = Some(now);
+            }
+        } else {
+            self.alone_since = None;
+            if self.reboot_fired {
+                self.reboot_fired = false;
+                out.push(Verdict::Resolved(Incident::RebootDue));
+            }
+        }
+        if self.poll_timeout().is_some_and(|deadline| now >= deadline) {
+            self.reboot_fired = true;
+            out.push(Verdict::RebootDue);
+            out.push(Verdict::Raised(Incident::RebootDue));
+        }
+
+        // Per instance.
+        let weight = if acting && isolated && peers == PeerView::AnyReachable {
+            self.demote_weight
+        } else {
+            0
+        };
+        for i in 0..self.instances.len() {
+            let gate = self.gate_for(&self.instances[i], isolation);
+            let inst = &mut self.instances[i];
+            let name = inst.name.clone();
+
+            if gate != inst.gate {
+                inst.gate = gate.clone();
+                out.push(Verdict::Gate {
+                    instance: name.clone(),
+                    gate: gate.clone(),
+                });
+            }
+
+            if weight != inst.weight {
+                let old = std::mem::replace(&mut inst.weight, weight);
+                out.push(Verdict::Demotion {
+                    instance: name.clone(),
+                    weight,
+                });
+                if old > 0 {
+                    out.push(Verdict::Resolved(Incident::Demoted {
+                        instance: name.clone(),
+                        weight: old,
+                    }));
+                }
+                if weight > 0 {
+                    out.push(Verdict::Raised(Incident::Demoted {
+                        instance: name.clone(),
+                        weight,
+                    }));
+                }
+            }
+
+            let release = acting && alone && inst.role == Role::Master;
+            if release && !inst.release_sent {
+                out.push(Verdict::Release {
+                    instance: name.clone(),
+                });
+            }
+            inst.release_sent = release;
+            if release && !inst.released {
+                inst.released = true;
+                out.push(Verdict::Raised(Incident::Released {
+                    instance: name.clone(),
+                }));
+            } else if !alone && inst.released {
+                inst.released = false;
+                out.push(Verdict::Resolved(Incident::Released {
+                    instance: name.clone(),
+                }));
+            }
+
+            // Reported while it actually holds a claim back; a change of evidence
+            // (not just of counts inside it) re-raises.
+            let withheld = match &gate {
+                ClaimGate::Closed(r) if inst.role == Role::Backup && inst.overdue => {
+                    Some(r.clone())
+                }
+                _ => None,
+            };
+            let same = match (&withheld, &inst.withheld) {
+                (Some(a), Some(b)) => same_evidence(a, b),
+                (None, None) => true,
+                _ => false,
+            };
+            if !same {
+                if let Some(old) = inst.withheld.take() {
+                    out.push(Verdict::Resolved(Incident::ClaimWithheld {
+                        instance: name.clone(),
+                        reason: old,
+                    }));
+                }
+                if let Some(reason) = withheld {
+                    inst.withheld = Some(reason.clone());
+                    out.push(Verdict::Raised(Incident::ClaimWithheld {
+                        instance: name,
+                        reason,
+                    }));
+                }
+            }
+        }
+        self.verdicts.extend(out);
+    }
+}
+
+/// Same incident for reporting: Isolated counts may move without a new page, a
+/// different VIP or MAC is new evidence.
+fn same_evidence(a: &WithholdReason, b: &WithholdReason) -> bool {
+    match (a, b) {
+        (WithholdReason::Isolated { .. }, WithholdReason::Isolated { .. }) => true,
+        _ => a == b,
+    }
+}
