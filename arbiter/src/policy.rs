@@ -38,8 +38,10 @@ use crate::reachability::{Reachability, ReachabilityError, TargetState};
 #[cfg(test)]
 mod tests;
 
-/// What an isolated node does beyond closing its gate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// What an isolated node does beyond closing its gate; also the config's
+/// `on_isolated = "demote" | "reboot" | "none"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum OnIsolated {
     /// Demote (a peer answers) or release (none does).
     #[default]

@@ -221,18 +221,9 @@ fn one() -> i64 {
 
 // ---------------------------------------------------------------- [arbiter]
 
-/// What to do when this node cannot reach its references (DESIGN.md, Arbitration).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OnIsolated {
-    /// Lower the priority by `demote_weight` (or release the VIPs if no peer answers).
-    #[default]
-    Demote,
-    /// As `demote`, then reboot after `reboot_after` (ledger-limited).
-    Reboot,
-    /// Only raise an incident.
-    None,
-}
+/// What to do when this node cannot reach its references (DESIGN.md, Arbitration):
+/// the arbiter's own type, so config and policy cannot drift apart.
+pub use splitguard_arbiter::policy::OnIsolated;
 
 /// Reachability probe timing, shared by reference and peer probes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
