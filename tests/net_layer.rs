@@ -5,7 +5,7 @@
 use splitguard::lab::Lab;
 use splitguard::net::arp_socket::ArpSocket;
 use splitguard::net::netlink::{self, NetEvent, Netlink};
-use splitguard::net::vrrp_socket::{VRRP_GROUP_V4, VrrpSocketV4};
+use splitguard::net::vrrp_socket::{Received, VRRP_GROUP_V4, VRRP_GROUP_V6, VrrpSocket};
 use splitguard_arbiter::arp::Operation;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
@@ -143,53 +143,98 @@ fn gratuitous_arp_reaches_the_segment() {
     assert_eq!(arp.target_mac, [0xff; 6]);
 }
 
-#[test]
-fn raw_vrrp_multicast_arrives_with_ttl_255() {
-    let lab = lab("netvrrp");
-    let got = std::thread::scope(|s| {
+/// The address a lab host sends VRRP from: its IPv4 address, or (IPv6) the
+/// interface's link-local address, as the daemon picks it.
+async fn source(nl: &Netlink, index: u32, v4: Ipv4Addr, v6: bool) -> IpAddr {
+    if !v6 {
+        return IpAddr::V4(v4);
+    }
+    let addrs = nl.addresses(index).await.expect("addresses");
+    addrs
+        .iter()
+        .find_map(|a| match a.addr {
+            IpAddr::V6(x) if x.is_unicast_link_local() => Some(a.addr),
+            _ => None,
+        })
+        .expect("eth0 has a link-local address")
+}
+
+fn open(src: IpAddr, index: u32) -> VrrpSocket {
+    match src {
+        IpAddr::V4(a) => VrrpSocket::open_v4("eth0", index, a, true),
+        IpAddr::V6(a) => VrrpSocket::open_v6("eth0", index, a),
+    }
+    .expect("socket")
+}
+
+/// Sends 20 arbitrary bytes (this checks the socket path, not the codec) from lb01
+/// to the VRRP group and returns lb01's source and what lb02's socket read.
+fn vrrp_roundtrip(tag: &str, v6: bool) -> (IpAddr, Received) {
+    let lab = lab(tag);
+    let group = if v6 {
+        IpAddr::V6(VRRP_GROUP_V6)
+    } else {
+        IpAddr::V4(VRRP_GROUP_V4)
+    };
+    std::thread::scope(|s| {
         let rx = s.spawn(|| {
             lab.within("lb02", || {
                 rt().block_on(async {
                     let nl = Netlink::connect().expect("netlink");
                     let eth0 = nl.link_by_name("eth0").await.expect("eth0");
-                    let sock =
-                        VrrpSocketV4::open("eth0", eth0.index, Ipv4Addr::new(192, 0, 2, 6), true)
-                            .expect("socket");
-                    let mut buf = [0u8; 1500];
-                    tokio::time::timeout(BOUND, sock.recv(&mut buf))
+                    let src = source(&nl, eth0.index, Ipv4Addr::new(192, 0, 2, 6), v6).await;
+                    let sock = open(src, eth0.index);
+                    tokio::time::timeout(BOUND, sock.recv())
                         .await
                         .expect("datagram within bound")
-                        .map(|(n, src)| (buf[..n].to_vec(), src))
                         .expect("recv")
                 })
             })
         });
-        lab.within("lb01", || {
-            rt().block_on(async {
-                let nl = Netlink::connect().expect("netlink");
-                let eth0 = nl.link_by_name("eth0").await.expect("eth0");
-                let sock =
-                    VrrpSocketV4::open("eth0", eth0.index, Ipv4Addr::new(192, 0, 2, 5), true)
-                        .expect("socket");
-                // Any 20 bytes will do: this checks the socket path, not the codec.
-                for _ in 0..20 {
-                    sock.send(&[0x21; 20], VRRP_GROUP_V4).await.expect("send");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    if rx.is_finished() {
-                        break;
+        let src = lab
+            .within("lb01", || {
+                rt().block_on(async {
+                    let nl = Netlink::connect().expect("netlink");
+                    let eth0 = nl.link_by_name("eth0").await.expect("eth0");
+                    let src = source(&nl, eth0.index, Ipv4Addr::new(192, 0, 2, 5), v6).await;
+                    let sock = open(src, eth0.index);
+                    for _ in 0..20 {
+                        // Early sends may fail while a link-local address is tentative.
+                        let _ = sock.send(&[0x21; 20], group).await;
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        if rx.is_finished() {
+                            break;
+                        }
                     }
-                }
+                    src
+                })
             })
-        })
-        .expect("inside lb01");
-        rx.join().expect("receiver")
+            .expect("inside lb01");
+        (src, rx.join().expect("receiver").expect("inside lb02"))
     })
-    .expect("inside lb02");
-    let (bytes, src) = got;
-    assert_eq!(src, Ipv4Addr::new(192, 0, 2, 5));
-    assert_eq!(bytes[8], 255, "TTL");
-    assert_eq!(bytes[9], 112, "protocol");
-    assert_eq!(bytes[1], 0xc0, "TOS");
-    assert_eq!(&bytes[16..20], &[224, 0, 0, 18]);
-    assert_eq!(&bytes[20..], &[0x21; 20]);
+}
+
+#[test]
+fn raw_vrrp_multicast_arrives_with_ttl_255() {
+    let (src, got) = vrrp_roundtrip("netvrrp", false);
+    let Received::Advert { ip, vrrp } = got else {
+        panic!("bad header: {got:?}")
+    };
+    assert_eq!(ip.endpoints.src(), src);
+    assert_eq!(ip.endpoints.dst(), IpAddr::V4(VRRP_GROUP_V4));
+    assert_eq!(ip.ttl, 255, "TTL");
+    assert_eq!(vrrp, [0x21; 20]);
+}
+
+/// The hop limit and destination of an IPv6 advert come from ancillary data.
+#[test]
+fn raw_vrrp_ipv6_multicast_arrives_with_hop_limit_255() {
+    let (src, got) = vrrp_roundtrip("netvrrp6", true);
+    let Received::Advert { ip, vrrp } = got else {
+        panic!("unexpected: {got:?}")
+    };
+    assert_eq!(ip.endpoints.src(), src);
+    assert_eq!(ip.endpoints.dst(), IpAddr::V6(VRRP_GROUP_V6));
+    assert_eq!(ip.ttl, 255, "hop limit");
+    assert_eq!(vrrp, [0x21; 20]);
 }

@@ -14,45 +14,53 @@
 mod router;
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use splitguard::config::Config;
 use splitguard::control::server::ControlServer;
 use splitguard::net::arp_socket::ArpSocket;
+use splitguard::net::ndisc::NdiscSocket;
 use splitguard::net::netlink::{self, NetEvent, Netlink};
-use splitguard::net::vrrp_socket::VrrpSocketV4;
+use splitguard::net::vrrp_socket::{Received, VrrpSocket};
 use splitguard::notify::events::{Event, EventSink, unix_ms};
 use splitguard::notify::{Notifier, NotifyHandle, NotifySpec};
 use splitguard::status::Status;
 use splitguard::track::{ScriptSpec, ScriptTrackers, TrackerUpdate};
 use splitguard::vrrp::instance::{Action, AdvertOutcome, ReceivedAdvert, State};
-use splitguard::vrrp::wire;
+use splitguard::vrrp::wire::{self, Family};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, error, info, warn};
 
 use router::{Router, interface_tracker, script_tracker};
 
-/// The sockets of one interface that carries instances.
+/// How takeovers are announced on a segment: gratuitous ARP for IPv4 VIPs,
+/// unsolicited neighbour advertisements for IPv6 ones.
+enum Announcer {
+    Arp(ArpSocket),
+    Nd(NdiscSocket),
+}
+
+/// The sockets of one interface and address family that carries instances.
 struct Iface {
     name: String,
-    vrrp: Arc<VrrpSocketV4>,
-    arp: ArpSocket,
+    vrrp: Arc<VrrpSocket>,
+    announcer: Announcer,
 }
 
 /// One datagram read from an interface's VRRP socket.
 struct Datagram {
     ifindex: u32,
-    bytes: Vec<u8>,
+    received: Received,
 }
 
 pub struct Daemon {
     node: String,
     nl: Netlink,
-    ifaces: BTreeMap<u32, Iface>,
+    ifaces: BTreeMap<(u32, Family), Iface>,
     routers: Vec<Router>,
     /// Per router (same index): its ordered notify queue, when it has scripts.
     notifiers: Vec<Option<NotifyHandle>>,
@@ -65,16 +73,6 @@ const DRAIN_BOUND: Duration = Duration::from_secs(10);
 
 /// Runs the daemon until SIGTERM or SIGINT, then steps down cleanly.
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
-    if let Some(inst) = cfg
-        .instances
-        .iter()
-        .find(|i| i.vips.iter().any(|v| v.is_ipv6()))
-    {
-        bail!(
-            "instance {}: IPv6 VIPs (VRRPv3 over IPv6) are not supported by `run` yet",
-            inst.name
-        );
-    }
     // Say plainly what this build does not enforce yet, rather than let an operator
     // believe a validated setting protects them.
     if !cfg.arbiter.references.is_empty() || !cfg.arbiter.peers.is_empty() {
@@ -125,16 +123,29 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             .with_context(|| format!("interface {} has no Ethernet address", inst.interface))?;
         let addrs = nl.addresses(link.index).await?;
         let vips: Vec<IpAddr> = inst.vips.iter().map(|v| v.addr).collect();
+        let ipv6 = vips.first().is_some_and(IpAddr::is_ipv6);
         let primary = match inst.unicast_src_ip {
-            Some(IpAddr::V4(a)) => a,
-            Some(IpAddr::V6(a)) => bail!("instance {}: unicast_src_ip {a} is IPv6", inst.name),
+            Some(a) => a,
+            // RFC 5798 §5.1.2.1: IPv6 adverts come from the link-local address.
+            None if ipv6 => addrs
+                .iter()
+                .find_map(|a| match a.addr {
+                    IpAddr::V6(v) if v.is_unicast_link_local() && !vips.contains(&a.addr) => {
+                        Some(a.addr)
+                    }
+                    _ => None,
+                })
+                .with_context(|| {
+                    format!(
+                        "interface {} has no IPv6 link-local address to send adverts from (is IPv6 disabled on it?)",
+                        inst.interface
+                    )
+                })?,
             None => addrs
                 .iter()
-                .filter(|a| !a.secondary && !vips.contains(&a.addr))
-                .find_map(|a| match a.addr {
-                    IpAddr::V4(v) => Some(v),
-                    IpAddr::V6(_) => None,
-                })
+                .filter(|a| !a.secondary && !vips.contains(&a.addr) && a.addr.is_ipv4())
+                .map(|a| a.addr)
+                .next()
                 .with_context(|| {
                     format!(
                         "interface {} has no IPv4 address of its own to send adverts from",
@@ -306,29 +317,44 @@ impl Daemon {
         &mut self,
         name: &str,
         index: u32,
-        source: Ipv4Addr,
+        source: IpAddr,
         dgrams: &mpsc::Sender<Datagram>,
     ) -> anyhow::Result<()> {
-        if self.ifaces.contains_key(&index) {
+        let family = match source {
+            IpAddr::V4(_) => Family::Ipv4,
+            IpAddr::V6(_) => Family::Ipv6,
+        };
+        if self.ifaces.contains_key(&(index, family)) {
             return Ok(());
         }
-        // One receive socket per interface, joined to the group: unicast adverts
-        // arrive on it too, and the instances filter by VRID and peer.
-        let vrrp = Arc::new(VrrpSocketV4::open(name, index, source, true)?);
-        let arp = ArpSocket::open(index)
-            .with_context(|| format!("open ARP socket on {name} (needs CAP_NET_RAW)"))?;
+        // One receive socket per interface and family, joined to the group: unicast
+        // adverts arrive on it too, and the instances filter by VRID and peer.
+        let (vrrp, announcer) =
+            match source {
+                IpAddr::V4(src) => (
+                    VrrpSocket::open_v4(name, index, src, true)?,
+                    Announcer::Arp(ArpSocket::open(index).with_context(|| {
+                        format!("open ARP socket on {name} (needs CAP_NET_RAW)")
+                    })?),
+                ),
+                IpAddr::V6(src) => (
+                    VrrpSocket::open_v6(name, index, src)?,
+                    Announcer::Nd(NdiscSocket::open(name, index).with_context(|| {
+                        format!("open ICMPv6 socket on {name} (needs CAP_NET_RAW)")
+                    })?),
+                ),
+            };
+        let vrrp = Arc::new(vrrp);
         let rx = vrrp.clone();
         let tx = dgrams.clone();
         tokio::spawn(async move {
-            let mut buf = vec![0u8; 2048];
             loop {
-                match rx.recv(&mut buf).await {
-                    Ok((n, _)) => {
-                        let bytes = buf.get(..n).unwrap_or_default().to_vec();
+                match rx.recv().await {
+                    Ok(received) => {
                         if tx
                             .send(Datagram {
                                 ifindex: index,
-                                bytes,
+                                received,
                             })
                             .await
                             .is_err()
@@ -345,11 +371,11 @@ impl Daemon {
             }
         });
         self.ifaces.insert(
-            index,
+            (index, family),
             Iface {
                 name: name.to_string(),
                 vrrp,
-                arp,
+                announcer,
             },
         );
         Ok(())
@@ -364,18 +390,20 @@ impl Daemon {
     }
 
     async fn on_datagram(&mut self, d: Datagram, now: Instant) {
-        let (ip, vrrp) = match wire::parse_ipv4(&d.bytes) {
-            Ok(x) => x,
-            Err(e) => {
+        let (ip, vrrp) = match d.received {
+            Received::Advert { ip, vrrp } => (ip, vrrp),
+            Received::BadHeader(e) => {
                 debug!(error = %e, "dropped a datagram with a bad IPv4 header");
                 return;
             }
         };
+        let vrrp = vrrp.as_slice();
         let src = ip.endpoints.src();
+        let family = ip.endpoints.family();
         let Some(&vrid) = vrrp.get(1) else { return };
         for i in 0..self.routers.len() {
             let r = &mut self.routers[i];
-            if r.ifindex != d.ifindex || r.cfg.vrid != vrid {
+            if r.ifindex != d.ifindex || r.cfg.vrid != vrid || r.family() != family {
                 continue;
             }
             if r.is_unicast() && !r.cfg.unicast_peers.contains(&src) {
@@ -421,12 +449,26 @@ impl Daemon {
             let r = &mut self.routers[i];
             if r.garp.is_some_and(|g| g.due <= now) {
                 if r.fsm.state() == State::Master {
-                    if let Some(iface) = self.ifaces.get(&r.ifindex) {
-                        for vip in r.ipv4_vips() {
-                            if let Err(e) = iface.arp.gratuitous(r.mac, vip).await {
-                                warn!(instance = %r.cfg.name, %vip, error = %e, "GARP failed");
+                    match self
+                        .ifaces
+                        .get(&(r.ifindex, r.family()))
+                        .map(|f| &f.announcer)
+                    {
+                        Some(Announcer::Arp(arp)) => {
+                            for vip in r.ipv4_vips() {
+                                if let Err(e) = arp.gratuitous(r.mac, vip).await {
+                                    warn!(instance = %r.cfg.name, %vip, error = %e, "GARP failed");
+                                }
                             }
                         }
+                        Some(Announcer::Nd(nd)) => {
+                            for vip in r.ipv6_vips() {
+                                if let Err(e) = nd.unsolicited(r.mac, vip).await {
+                                    warn!(instance = %r.cfg.name, %vip, error = %e, "unsolicited neighbour advertisement failed");
+                                }
+                            }
+                        }
+                        None => {}
                     }
                     r.garp_sent(now);
                 } else {
@@ -542,7 +584,7 @@ impl Daemon {
 
     async fn send_advert(&self, i: usize, priority: u8) {
         let r = &self.routers[i];
-        let Some(iface) = self.ifaces.get(&r.ifindex) else {
+        let Some(iface) = self.ifaces.get(&(r.ifindex, r.family())) else {
             return;
         };
         for dst in r.destinations() {

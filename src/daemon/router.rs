@@ -2,7 +2,7 @@
 //! the daemon needs to act for it (the advert it sends, what it accepts, its VIPs,
 //! its GARP schedule). Pure apart from the clock values handed in.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
 use splitguard::config;
@@ -10,7 +10,7 @@ use splitguard::status::{self, InstanceStatus};
 use splitguard::vrrp::instance::State;
 use splitguard::vrrp::instance::{Instance, InstanceConfig, TrackerConfig};
 use splitguard::vrrp::wire::{
-    self, AdvertRepr, Auth, ChecksumMode, Endpoints, Expect, VirtualAddrs,
+    self, AdvertRepr, Auth, ChecksumMode, Endpoints, Expect, Family, VirtualAddrs,
 };
 use splitguard_arbiter::ClaimGate;
 
@@ -37,7 +37,8 @@ pub struct Router {
     pub fsm: Instance,
     pub ifindex: u32,
     pub mac: [u8; 6],
-    pub primary: Ipv4Addr,
+    /// Where adverts come from: the primary IPv4 address, or the IPv6 link-local.
+    pub primary: IpAddr,
     pub vip_addrs: Vec<IpAddr>,
     auth: Auth,
     addrs: VirtualAddrs,
@@ -57,7 +58,7 @@ impl Router {
         scripts: &[config::TrackScript],
         ifindex: u32,
         mac: [u8; 6],
-        primary: Ipv4Addr,
+        primary: IpAddr,
     ) -> anyhow::Result<Router> {
         let vip_addrs: Vec<IpAddr> = cfg.vips.iter().map(|v| v.addr).collect();
         let addrs = VirtualAddrs::from_ips(&vip_addrs).ok_or_else(|| {
@@ -102,7 +103,7 @@ impl Router {
             advert_interval: cfg.advert_interval,
             preempt: cfg.preempt,
             preempt_delay: cfg.preempt_delay,
-            primary_ip: IpAddr::V4(primary),
+            primary_ip: primary,
             trackers,
         };
         let fsm = Instance::try_new(fsm_cfg)
@@ -133,24 +134,25 @@ impl Router {
         !self.cfg.unicast_peers.is_empty()
     }
 
+    /// The address family the instance speaks (its VIPs').
+    pub fn family(&self) -> Family {
+        self.addrs.family()
+    }
+
     /// Where adverts go: each unicast peer, or the VRRP group.
-    pub fn destinations(&self) -> Vec<Ipv4Addr> {
+    pub fn destinations(&self) -> Vec<IpAddr> {
         if self.is_unicast() {
-            self.cfg
-                .unicast_peers
-                .iter()
-                .filter_map(|p| match p {
-                    IpAddr::V4(a) => Some(*a),
-                    IpAddr::V6(_) => None,
-                })
-                .collect()
+            self.cfg.unicast_peers.clone()
         } else {
-            vec![wire::MULTICAST_V4]
+            match self.family() {
+                Family::Ipv4 => vec![IpAddr::V4(wire::MULTICAST_V4)],
+                Family::Ipv6 => vec![IpAddr::V6(wire::MULTICAST_V6)],
+            }
         }
     }
 
     /// The bytes of one advert at `priority` to `dst`.
-    pub fn advert(&self, priority: u8, dst: Ipv4Addr) -> Result<Vec<u8>, wire::Error> {
+    pub fn advert(&self, priority: u8, dst: IpAddr) -> anyhow::Result<Vec<u8>> {
         let repr = AdvertRepr {
             version: self.cfg.version,
             vrid: self.cfg.vrid,
@@ -159,11 +161,10 @@ impl Router {
             auth: self.auth,
             addrs: self.addrs.clone(),
         };
-        let endpoints = Endpoints::V4 {
-            src: self.primary,
-            dst,
-        };
-        wire::build_advert(&repr, &endpoints, self.checksum_mode)
+        // Config validation keeps peers in the VIPs' family; say so if not.
+        let endpoints = Endpoints::new(self.primary, dst)
+            .ok_or_else(|| anyhow::anyhow!("advert from {} cannot go to {dst}", self.primary))?;
+        Ok(wire::build_advert(&repr, &endpoints, self.checksum_mode)?)
     }
 
     /// What an advert must satisfy to reach the state machine.
@@ -222,6 +223,13 @@ impl Router {
         })
     }
 
+    pub fn ipv6_vips(&self) -> impl Iterator<Item = Ipv6Addr> + '_ {
+        self.vip_addrs.iter().filter_map(|a| match a {
+            IpAddr::V6(v) => Some(*v),
+            IpAddr::V4(_) => None,
+        })
+    }
+
     /// This instance as `status` reports it.
     pub fn status(&self) -> InstanceStatus {
         let state = if self.fsm.is_stopped() {
@@ -243,7 +251,7 @@ impl Router {
                 .collect(),
             vips_held: self.fsm.vips_held(),
             master: match self.fsm.state() {
-                State::Master => Some(IpAddr::V4(self.primary)),
+                State::Master => Some(self.primary),
                 _ => self.fsm.master(),
             },
             interface: self.cfg.interface.clone(),

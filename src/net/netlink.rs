@@ -5,7 +5,9 @@
 use futures::TryStreamExt;
 use rtnetlink::packet_core::NetlinkPayload;
 use rtnetlink::packet_route::RouteNetlinkMessage;
-use rtnetlink::packet_route::address::{AddressAttribute, AddressHeaderFlags, AddressMessage};
+use rtnetlink::packet_route::address::{
+    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage,
+};
 use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use rtnetlink::sys::AsyncSocket;
 use rtnetlink::{Handle, MulticastGroup};
@@ -174,6 +176,14 @@ impl Netlink {
             req.message_mut()
                 .attributes
                 .push(AddressAttribute::Label(label.to_string()));
+        }
+        if addr.is_ipv6() {
+            // As keepalived does: a VIP moving between nodes must be usable at once,
+            // not after duplicate address detection (which would also see the old
+            // owner during a handover and mark it failed).
+            req.message_mut()
+                .attributes
+                .push(AddressAttribute::Flags(AddressFlags::Nodad));
         }
         match req.execute().await {
             Ok(()) => Ok(true),

@@ -40,7 +40,7 @@ pub const AUTH_LEN: usize = 8;
 pub const MAX_V3_INTERVAL_CS: u16 = 0x0fff;
 
 /// The IP family a VRRP message travels in; it fixes the address length.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Family {
     /// 4-byte addresses.
     Ipv4,
