@@ -237,6 +237,9 @@ pub struct Probe {
 /// The arbiter: what the network says before this node may hold a VIP.
 #[derive(Debug, Clone)]
 pub struct Arbiter {
+    /// `enabled = false` turns the arbiter off: claims follow VRRP alone, as in
+    /// keepalived (for comparison runs and for networks with no reference at all).
+    pub enabled: bool,
     /// Empty: the interface's default gateway, resolved at run time.
     pub references: Vec<IpAddr>,
     /// Peer nodes' real addresses; when the file omits `peers`, every instance's
@@ -251,6 +254,12 @@ pub struct Arbiter {
     /// Required when `on_isolated = "reboot"`.
     pub reboot_after: Option<Duration>,
     pub reboot_command: Argv,
+    /// The reboot ledger: at most `reboot_limit` reboots per `reboot_window`, and
+    /// none while the machine has been up less than `reboot_min_uptime`, so a node
+    /// whose network stays broken does not reboot in a loop.
+    pub reboot_limit: u32,
+    pub reboot_window: Duration,
+    pub reboot_min_uptime: Duration,
     /// TOML keys `probe_interval`, `probe_timeout`, `probe_rise`, `probe_fall`.
     pub probe: Probe,
     /// e.g. `/dev/watchdog`, to back a reboot that hangs.
@@ -260,6 +269,8 @@ pub struct Arbiter {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawArbiter {
+    #[serde(default)]
+    pub enabled: Option<bool>,
     #[serde(default)]
     pub references: Vec<IpAddr>,
     #[serde(default)]
@@ -276,6 +287,12 @@ pub(crate) struct RawArbiter {
     pub reboot_after: Option<Duration>,
     #[serde(default)]
     pub reboot_command: Option<Argv>,
+    #[serde(default)]
+    pub reboot_limit: Option<i64>,
+    #[serde(default, with = "serde_opt")]
+    pub reboot_window: Option<Duration>,
+    #[serde(default, with = "serde_opt")]
+    pub reboot_min_uptime: Option<Duration>,
     #[serde(default, with = "serde_opt")]
     pub probe_interval: Option<Duration>,
     #[serde(default, with = "serde_opt")]
@@ -294,6 +311,9 @@ pub const DEFAULT_PROBE_INTERVAL: Duration = Duration::from_secs(1);
 pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 pub const DEFAULT_PROBE_RISE: i64 = 2;
 pub const DEFAULT_PROBE_FALL: i64 = 3;
+pub const DEFAULT_REBOOT_LIMIT: i64 = 1;
+pub const DEFAULT_REBOOT_WINDOW: Duration = Duration::from_secs(3600);
+pub const DEFAULT_REBOOT_MIN_UPTIME: Duration = Duration::from_secs(600);
 
 pub fn default_reboot_command() -> Argv {
     vec!["systemctl".to_owned(), "reboot".to_owned()]

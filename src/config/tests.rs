@@ -180,6 +180,10 @@ fn defaults_are_applied() {
     assert_eq!(a.demote_weight, 50);
     assert_eq!(a.reboot_after, None);
     assert_eq!(a.reboot_command, vec!["systemctl", "reboot"]);
+    assert!(a.enabled);
+    assert_eq!(a.reboot_limit, 1);
+    assert_eq!(a.reboot_window, Duration::from_secs(3600));
+    assert_eq!(a.reboot_min_uptime, Duration::from_secs(600));
     assert_eq!(
         a.probe,
         Probe {
@@ -1125,5 +1129,32 @@ fn garp_keys_have_defaults_and_bounds() {
     assert!(
         err.contains("instance[0].garp_refresh: garp_refresh must be 0 (off) or at least 1s"),
         "{err}"
+    );
+}
+
+#[test]
+fn reboot_ledger_limits_and_arbiter_switch() {
+    let c = parse(
+        &format!(
+            "{MINIMAL}\n[arbiter]\nenabled = false\non_isolated = \"reboot\"\nreboot_after = \"30s\"\n\
+         reboot_limit = 2\nreboot_window = \"6h\"\nreboot_min_uptime = \"0s\"\n"
+        ),
+        "t.toml",
+    )
+    .expect("valid");
+    let a = &c.arbiter;
+    assert!(!a.enabled);
+    assert_eq!(a.reboot_limit, 2);
+    assert_eq!(a.reboot_window, Duration::from_secs(6 * 3600));
+    assert_eq!(a.reboot_min_uptime, Duration::ZERO);
+    let errs = errors(&format!(
+        "{MINIMAL}\n[arbiter]\nreboot_limit = 0\nreboot_window = \"0s\"\n"
+    ));
+    assert_eq!(
+        errs,
+        vec![
+            "t.toml:12:16: arbiter.reboot_limit: reboot_limit 0 is out of range; it must be at least 1",
+            "t.toml:13:17: arbiter.reboot_window: the duration must be greater than zero",
+        ]
     );
 }

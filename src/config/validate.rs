@@ -15,8 +15,9 @@ use super::read::{Found, RawChannel, RawConfig};
 use super::schema::{
     Arbiter, Channel, Config, DEFAULT_DEMOTE_WEIGHT, DEFAULT_GARP_INTERVAL, DEFAULT_GARP_REFRESH,
     DEFAULT_PROBE_FALL, DEFAULT_PROBE_INTERVAL, DEFAULT_PROBE_RISE, DEFAULT_PROBE_TIMEOUT,
-    DEFAULT_QUORUM, HttpMethod, Instance, MAX_GARP_REPEAT, OnIsolated, Probe, RawArbiter,
-    RawInstance, RawTrackScript, Reply, Sms, TrackScript, Watch, WatchActions, check_http_url,
+    DEFAULT_QUORUM, DEFAULT_REBOOT_LIMIT, DEFAULT_REBOOT_MIN_UPTIME, DEFAULT_REBOOT_WINDOW,
+    HttpMethod, Instance, MAX_GARP_REPEAT, OnIsolated, Probe, RawArbiter, RawInstance,
+    RawTrackScript, Reply, Sms, TrackScript, Watch, WatchActions, check_http_url,
     default_reboot_command,
 };
 use super::values::{Argv, Secret, Vip};
@@ -696,6 +697,14 @@ fn check_arbiter(
     if raw.reboot_command.is_some() {
         c.argv(&key("reboot_command"), &reboot_command);
     }
+    let reboot_limit = c.count(
+        &key("reboot_limit"),
+        raw.reboot_limit.unwrap_or(DEFAULT_REBOOT_LIMIT),
+        "reboot_limit",
+    );
+    let reboot_window = raw.reboot_window.unwrap_or(DEFAULT_REBOOT_WINDOW);
+    c.positive(&key("reboot_window"), reboot_window);
+    let reboot_min_uptime = raw.reboot_min_uptime.unwrap_or(DEFAULT_REBOOT_MIN_UPTIME);
 
     let interval = raw.probe_interval.unwrap_or(DEFAULT_PROBE_INTERVAL);
     c.positive(&key("probe_interval"), interval);
@@ -731,6 +740,7 @@ fn check_arbiter(
     }
 
     Arbiter {
+        enabled: raw.enabled.unwrap_or(true),
         references: raw.references.clone(),
         peers,
         quorum: u32::try_from(quorum).unwrap_or(1),
@@ -739,6 +749,9 @@ fn check_arbiter(
         demote_weight: u8::try_from(demote_weight).unwrap_or(0),
         reboot_after: raw.reboot_after,
         reboot_command,
+        reboot_limit,
+        reboot_window,
+        reboot_min_uptime,
         probe: Probe {
             interval,
             timeout,

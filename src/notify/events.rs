@@ -148,6 +148,7 @@ impl Event {
                 .field("tracker", name.as_str()),
             Cause::TrackersUp => ev.field("cause", "trackers_up"),
             Cause::Shutdown => ev.field("cause", "shutdown"),
+            Cause::Released => ev.field("cause", "released"),
         }
     }
 

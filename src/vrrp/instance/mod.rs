@@ -113,6 +113,8 @@ pub enum Cause {
     TrackersUp,
     /// `handle_shutdown` (keepalived notify `STOP`).
     Shutdown,
+    /// The arbiter found this master isolated with no peer reachable (self-demotion).
+    Released,
 }
 
 impl fmt::Display for Cause {
@@ -129,6 +131,7 @@ impl fmt::Display for Cause {
             Cause::TrackerDown { name } => write!(f, "tracker {name} down"),
             Cause::TrackersUp => f.write_str("trackers up again"),
             Cause::Shutdown => f.write_str("shutdown"),
+            Cause::Released => f.write_str("released by the arbiter (isolated)"),
         }
     }
 }
@@ -534,6 +537,22 @@ impl Instance {
         let now = self.clock(now);
         self.demotion = weight;
         self.recompute_priority(now);
+    }
+
+    /// The arbiter's release: an isolated master with no peer in reach gives up its
+    /// VIPs (priority-0 advert first, so a peer that can still hear us takes over at
+    /// once) and waits as Backup. Its claim gate is closed by then, so it does not
+    /// claim back until the arbiter reopens it. Not Master: nothing to do.
+    pub fn handle_release(&mut self, now: Instant) {
+        if self.phase != Phase::Running || self.state != State::Master {
+            return;
+        }
+        let now = self.clock(now);
+        self.release_master();
+        self.transition(State::Backup, Cause::Released);
+        self.master = None;
+        self.down_cause = Cause::MasterSilent;
+        self.arm_down_timer(now);
     }
 
     /// Stop the instance (daemon exit or instance removal).

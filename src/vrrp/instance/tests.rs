@@ -490,6 +490,37 @@ fn the_gate_does_not_move_a_master() {
 }
 
 #[test]
+fn release_gives_up_the_vips_and_waits_behind_the_closed_gate() {
+    let (mut i, t) = master(Version::V2);
+    let reason = WithholdReason::Isolated {
+        reachable: 0,
+        quorum: 1,
+    };
+    i.set_claim_gate(t, ClaimGate::Closed(reason.clone()));
+    i.handle_release(t);
+    assert_eq!(
+        drain(&mut i),
+        vec![
+            Action::SendAdvert { priority: 0 },
+            Action::RemoveVips,
+            changed(State::Master, State::Backup, 120, Cause::Released),
+        ]
+    );
+    assert!(!i.vips_held());
+    assert_eq!(i.master(), None);
+    // Silence then runs into the closed gate, not into a claim.
+    let deadline = i.poll_timeout().expect("down timer");
+    i.handle_timeout(deadline);
+    assert_eq!(drain(&mut i), vec![Action::ClaimWithheld { reason }]);
+    // A second release as Backup does nothing.
+    i.handle_release(deadline);
+    assert_eq!(drain(&mut i), vec![]);
+    // The gate reopening (isolation over) lets it claim back.
+    i.set_claim_gate(deadline + secs(1), ClaimGate::Open);
+    assert_eq!(i.state(), State::Master);
+}
+
+#[test]
 fn weighted_trackers_change_priority_and_master_readvertises() {
     let (mut i, t) = master(Version::V2);
     assert_eq!(i.effective_priority(), 120);
