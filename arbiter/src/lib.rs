@@ -7,6 +7,7 @@
 pub mod arp;
 pub mod gate;
 pub mod policy;
+pub mod probe;
 pub mod reachability;
 
 pub use gate::{ClaimGate, WithholdReason};
