@@ -1,6 +1,6 @@
 //! The arbiter's probes on a real (namespaced) wire: ICMP echoes from lb01 to gw with
 //! both socket kinds surge-ping can open, nft drops on gw, concurrent echoes to one
-//! host, and failed sends.
+//! host, failed sends, and the default-gateway lookup the references default to.
 //! Needs root; fails without it. Every loop is bounded in count and time.
 
 mod common;
@@ -9,6 +9,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use splitguard::lab::Lab;
+use splitguard::net::netlink::Netlink;
 use splitguard_arbiter::probe::{IcmpProber, ProbeResult, SocketKind, spawn_probe_loop};
 use tokio::sync::mpsc;
 
@@ -215,4 +216,60 @@ fn opening_errors_name_the_address_and_interface() {
         })
     })
     .expect("inside lb01");
+}
+
+#[test]
+fn default_gateway_is_read_from_the_main_table() {
+    let lab = common::pair_lab("prbroute");
+    let lookup = |lab: &Lab| {
+        lab.within("lb01", || {
+            rt().block_on(async {
+                let nl = Netlink::connect().expect("netlink");
+                let eth0 = nl.link_by_name("eth0").await.expect("eth0");
+                let lo = nl.link_by_name("lo").await.expect("lo");
+                (
+                    nl.default_gateway(eth0.index).await.expect("route dump"),
+                    nl.default_gateway(lo.index).await.expect("route dump"),
+                )
+            })
+        })
+        .expect("inside lb01")
+    };
+    assert_eq!(lookup(&lab), (None, None), "no default route yet");
+
+    lab.run(
+        "lb01",
+        &[
+            "ip",
+            "route",
+            "add",
+            "default",
+            "via",
+            "192.0.2.254",
+            "metric",
+            "100",
+        ],
+    )
+    .expect("default route");
+    // A default route in another table is not the main table's, even with a
+    // better metric.
+    lab.run(
+        "lb01",
+        &[
+            "ip",
+            "route",
+            "add",
+            "default",
+            "via",
+            "192.0.2.6",
+            "table",
+            "100",
+        ],
+    )
+    .expect("table 100 route");
+    assert_eq!(
+        lookup(&lab),
+        (Some(GW), None),
+        "eth0's default gateway, and none through lo"
+    );
 }
