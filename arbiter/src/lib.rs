@@ -9,6 +9,7 @@ pub mod gate;
 pub mod policy;
 pub mod probe;
 pub mod reachability;
+pub mod reboot;
 
 pub use gate::{ClaimGate, WithholdReason};
 pub use policy::{
