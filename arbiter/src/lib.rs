@@ -6,6 +6,7 @@
 
 pub mod arp;
 pub mod gate;
+pub mod hw_watchdog;
 pub mod policy;
 pub mod probe;
 pub mod reachability;
