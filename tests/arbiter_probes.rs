@@ -240,36 +240,15 @@ fn default_gateway_is_read_from_the_main_table() {
     };
     assert_eq!(lookup(&lab), (None, None), "no default route yet");
 
-    lab.run(
-        "lb01",
-        &[
-            "ip",
-            "route",
-            "add",
-            "default",
-            "via",
-            "192.0.2.254",
-            "metric",
-            "100",
-        ],
-    )
-    .expect("default route");
+    let route_add = |spec: &str| {
+        let mut argv = vec!["ip", "route", "add"];
+        argv.extend(spec.split_whitespace());
+        lab.run("lb01", &argv).expect(spec);
+    };
+    route_add("default via 192.0.2.254 metric 100");
     // A default route in another table is not the main table's, even with a
     // better metric.
-    lab.run(
-        "lb01",
-        &[
-            "ip",
-            "route",
-            "add",
-            "default",
-            "via",
-            "192.0.2.6",
-            "table",
-            "100",
-        ],
-    )
-    .expect("table 100 route");
+    route_add("default via 192.0.2.6 table 100");
     assert_eq!(
         lookup(&lab),
         (Some(GW), None),
