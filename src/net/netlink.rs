@@ -4,14 +4,18 @@
 
 use futures::TryStreamExt;
 use rtnetlink::packet_core::NetlinkPayload;
+use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_route::address::{
     AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage,
 };
 use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
+use rtnetlink::packet_route::route::{
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteType,
+};
 use rtnetlink::sys::AsyncSocket;
-use rtnetlink::{Handle, MulticastGroup};
-use std::net::IpAddr;
+use rtnetlink::{Handle, MulticastGroup, RouteMessageBuilder};
+use std::net::{IpAddr, Ipv4Addr};
 use tokio::sync::mpsc;
 
 #[derive(Debug, thiserror::Error)]
@@ -219,6 +223,71 @@ impl Netlink {
                 source,
             }),
         }
+    }
+
+    /// The gateway of the IPv4 default route (main table, prefix length 0) that
+    /// leaves through interface `ifindex`: the arbiter's reference when none is
+    /// configured. None when there is no such route or it has no gateway. With
+    /// several, the one with the lowest metric wins, as in the kernel's choice.
+    pub async fn default_gateway(&self, ifindex: u32) -> Result<Option<IpAddr>, NetlinkError> {
+        // A dump: without NETLINK_GET_STRICT_CHK the kernel ignores the header's
+        // filters, so every IPv4 route comes back and is filtered here.
+        let routes: Vec<RouteMessage> = self
+            .handle
+            .route()
+            .get(RouteMessageBuilder::<Ipv4Addr>::new().build())
+            .execute()
+            .try_collect()
+            .await
+            .map_err(|source| NetlinkError::Request {
+                what: "list IPv4 routes".to_string(),
+                source,
+            })?;
+        Ok(routes
+            .iter()
+            .filter_map(|r| Self::default_via(r, ifindex))
+            .min_by_key(|(metric, _)| *metric)
+            .map(|(_, gw)| IpAddr::V4(gw)))
+    }
+
+    /// `(metric, gateway)` when `route` is a main-table IPv4 unicast default route with
+    /// a next hop through `ifindex` (directly or as one of its multipath next hops).
+    fn default_via(route: &RouteMessage, ifindex: u32) -> Option<(u32, Ipv4Addr)> {
+        let h = &route.header;
+        if h.address_family != AddressFamily::Inet
+            || h.destination_prefix_length != 0
+            || h.kind != RouteType::Unicast
+        {
+            return None;
+        }
+        // The 8-bit header field only holds table ids below 256; the attribute is exact.
+        let mut table = u32::from(h.table);
+        let (mut oif, mut gateway, mut metric, mut hops) = (None, None, 0, None);
+        for attr in &route.attributes {
+            match attr {
+                RouteAttribute::Table(t) => table = *t,
+                RouteAttribute::Oif(i) => oif = Some(*i),
+                RouteAttribute::Gateway(RouteAddress::Inet(g)) => gateway = Some(*g),
+                RouteAttribute::Priority(p) => metric = *p,
+                RouteAttribute::MultiPath(nh) => hops = Some(nh),
+                _ => {}
+            }
+        }
+        if table != u32::from(RouteHeader::RT_TABLE_MAIN) {
+            return None;
+        }
+        if oif == Some(ifindex) {
+            return gateway.map(|g| (metric, g));
+        }
+        hops.into_iter()
+            .flatten()
+            .filter(|nh| nh.interface_index == ifindex)
+            .find_map(|nh| {
+                nh.attributes.iter().find_map(|a| match a {
+                    RouteAttribute::Gateway(RouteAddress::Inet(g)) => Some((metric, *g)),
+                    _ => None,
+                })
+            })
     }
 }
 
