@@ -32,6 +32,10 @@ pub enum Command {
         /// Configuration file (TOML).
         #[arg(short, long, value_name = "FILE")]
         config: PathBuf,
+        /// Log the reboot an isolated node would do instead of doing it (the reboot
+        /// ledger is kept in a separate dry-run file, so tests never block a real one).
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Show the running daemon's state (asks it over the control socket).
     Status {

@@ -28,9 +28,9 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Run { config } => {
+        Command::Run { config, dry_run } => {
             splitguard::logging::init(cli.log_format, "info");
-            match run(&config) {
+            match run(&config, dry_run) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e:#}");
@@ -76,7 +76,7 @@ fn check_config(path: &std::path::Path) -> ExitCode {
     }
 }
 
-fn run(path: &std::path::Path) -> anyhow::Result<()> {
+fn run(path: &std::path::Path, dry_run: bool) -> anyhow::Result<()> {
     let cfg = config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
     // One thread: the daemon's work is a few packets a second, and a single-thread
     // runtime keeps its footprint next to keepalived's.
@@ -84,7 +84,7 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("start the async runtime")?;
-    rt.block_on(daemon::run(cfg))
+    rt.block_on(daemon::run(cfg, daemon::Options { dry_run }))
 }
 
 /// Default control socket, as in the config's default.

@@ -11,6 +11,8 @@
 //! back), so a VIP present at start is never ours to keep; leaving it would make a
 //! second owner until the next transition.
 
+mod arbiter_link;
+mod arbitration;
 mod router;
 
 use std::collections::BTreeMap;
@@ -40,7 +42,7 @@ use router::{Router, interface_tracker, script_tracker};
 /// How takeovers are announced on a segment: gratuitous ARP for IPv4 VIPs,
 /// unsolicited neighbour advertisements for IPv6 ones.
 enum Announcer {
-    Arp(ArpSocket),
+    Arp(Arc<ArpSocket>),
     Nd(NdiscSocket),
 }
 
@@ -66,18 +68,30 @@ pub struct Daemon {
     notifiers: Vec<Option<NotifyHandle>>,
     events: Option<EventSink>,
     status: watch::Sender<Status>,
+    /// The arbiter, unless `[arbiter] enabled = false`.
+    arb: Option<arbiter_link::Arb>,
+}
+
+/// How `run` was asked to behave beyond the config.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Log the reboot instead of doing it.
+    pub dry_run: bool,
+}
+
+/// An ARP message seen on an interface, from the ARP receive task.
+struct ArpSeen {
+    ifindex: u32,
+    arp: splitguard_arbiter::arp::ArpRepr,
 }
 
 /// How long shutdown waits for queued notify scripts (STOP included) and events.
 const DRAIN_BOUND: Duration = Duration::from_secs(10);
 
 /// Runs the daemon until SIGTERM or SIGINT, then steps down cleanly.
-pub async fn run(cfg: Config) -> anyhow::Result<()> {
+pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
     // Say plainly what this build does not enforce yet, rather than let an operator
     // believe a validated setting protects them.
-    if !cfg.arbiter.references.is_empty() || !cfg.arbiter.peers.is_empty() {
-        warn!("[arbiter] is validated but not enforced yet: claims are not gated by reachability");
-    }
     if !cfg.channels.is_empty() || cfg.reply.is_some() {
         warn!("[[channel]] and [reply] are validated but no alerts are sent yet");
     }
@@ -112,6 +126,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         notifiers: Vec::new(),
         events,
         status: status_tx,
+        arb: None,
     };
     for inst in &cfg.instances {
         let link = nl
@@ -163,6 +178,18 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     }
     drop(dgram_tx);
 
+    let (probe_tx, mut probe_rx) = mpsc::channel(64);
+    let (arp_tx, mut arp_rx) = mpsc::channel::<ArpSeen>(256);
+    if cfg.arbiter.enabled {
+        daemon
+            .start_arbiter(&cfg, opts, probe_tx, arp_tx)
+            .await
+            .context("arbiter")?;
+    } else {
+        warn!("[arbiter] enabled = false: claims follow VRRP alone, as keepalived's do");
+        drop((probe_tx, arp_tx));
+    }
+
     let (track_tx, mut track_rx) = mpsc::channel::<TrackerUpdate>(64);
     let used_scripts = cfg
         .track_scripts
@@ -194,6 +221,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         daemon.routers[i].fsm.handle_startup(now);
         daemon.run_actions(i, now).await;
     }
+    daemon.settle(now).await;
     daemon.publish_status();
     info!(node = %cfg.node, instances = daemon.routers.len(), "splitguard running");
 
@@ -212,9 +240,12 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             Some(ev) = net_events.recv() => daemon.on_net_event(ev, Instant::now()).await,
             Some(up) = track_rx.recv() => daemon.on_tracker(up, Instant::now()).await,
             () = sleep => daemon.on_timers(Instant::now()).await,
+            Some(p) = probe_rx.recv() => daemon.on_probe(p.target, p.ok, Instant::now()).await,
+            Some(a) = arp_rx.recv() => daemon.on_arp(a.ifindex, a.arp),
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
         }
+        daemon.settle(Instant::now()).await;
         daemon.publish_status();
     }
     info!("shutting down: releasing VIPs");
@@ -246,12 +277,14 @@ impl Daemon {
     /// Publishes the current status to the control socket when it changed.
     fn publish_status(&self) {
         let instances: Vec<_> = self.routers.iter().map(Router::status).collect();
+        let arbiter = self.arb.as_ref().map(|a| a.status()).unwrap_or_default();
         self.status.send_if_modified(|s| {
-            if s.instances == instances && s.node == self.node {
+            if s.instances == instances && s.node == self.node && s.arbiter == arbiter {
                 return false;
             }
             s.node = self.node.clone();
             s.instances = instances;
+            s.arbiter = arbiter;
             s.at_ms = Some(unix_ms(SystemTime::now()));
             true
         });
@@ -329,21 +362,20 @@ impl Daemon {
         }
         // One receive socket per interface and family, joined to the group: unicast
         // adverts arrive on it too, and the instances filter by VRID and peer.
-        let (vrrp, announcer) =
-            match source {
-                IpAddr::V4(src) => (
-                    VrrpSocket::open_v4(name, index, src, true)?,
-                    Announcer::Arp(ArpSocket::open(index).with_context(|| {
-                        format!("open ARP socket on {name} (needs CAP_NET_RAW)")
-                    })?),
-                ),
-                IpAddr::V6(src) => (
-                    VrrpSocket::open_v6(name, index, src)?,
-                    Announcer::Nd(NdiscSocket::open(name, index).with_context(|| {
-                        format!("open ICMPv6 socket on {name} (needs CAP_NET_RAW)")
-                    })?),
-                ),
-            };
+        let (vrrp, announcer) = match source {
+            IpAddr::V4(src) => (
+                VrrpSocket::open_v4(name, index, src, true)?,
+                Announcer::Arp(Arc::new(ArpSocket::open(index).with_context(|| {
+                    format!("open ARP socket on {name} (needs CAP_NET_RAW)")
+                })?)),
+            ),
+            IpAddr::V6(src) => (
+                VrrpSocket::open_v6(name, index, src)?,
+                Announcer::Nd(NdiscSocket::open(name, index).with_context(|| {
+                    format!("open ICMPv6 socket on {name} (needs CAP_NET_RAW)")
+                })?),
+            ),
+        };
         let vrrp = Arc::new(vrrp);
         let rx = vrrp.clone();
         let tx = dgrams.clone();
@@ -382,9 +414,11 @@ impl Daemon {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
+        let arb = self.arb.as_ref().and_then(|a| a.deadline(&self.routers));
         self.routers
             .iter()
             .flat_map(|r| [r.fsm.poll_timeout(), r.garp.map(|g| g.due)])
+            .chain([arb])
             .flatten()
             .min()
     }
@@ -415,6 +449,7 @@ impl Daemon {
             }
             match wire::validate(&ip, vrrp, &r.expect()) {
                 Ok(repr) => {
+                    let alive = repr.priority > 0;
                     let outcome = r.fsm.handle_advert(
                         now,
                         ReceivedAdvert {
@@ -427,6 +462,9 @@ impl Daemon {
                         debug!(instance = %r.cfg.name, vrid, %src, reason = ?why, "advert discarded");
                     }
                     r.last_reject = None;
+                    if alive {
+                        self.heard_master(i, now);
+                    }
                 }
                 Err(reject) => {
                     let text = reject.to_string();
@@ -440,6 +478,7 @@ impl Daemon {
     }
 
     async fn on_timers(&mut self, now: Instant) {
+        self.arbiter_timers(now).await;
         for i in 0..self.routers.len() {
             let r = &mut self.routers[i];
             if r.fsm.poll_timeout().is_some_and(|t| t <= now) {
@@ -644,6 +683,9 @@ impl Daemon {
         for i in 0..self.routers.len() {
             self.routers[i].fsm.handle_shutdown(now);
             self.run_actions(i, now).await;
+        }
+        if let Some(arb) = &mut self.arb {
+            arb.close();
         }
     }
 }

@@ -8,5 +8,5 @@ pub mod observe;
 pub mod process;
 
 pub use netns::{Host, Lab, LabBuilder, LabError};
-pub use observe::wait_for;
+pub use observe::{OwnerSamples, wait_for};
 pub use process::LabProcess;

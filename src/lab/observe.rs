@@ -34,7 +34,89 @@ pub fn parse_arping_macs(output: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// Who answered each ARP request of a watching arping: one set of MACs per request
+/// sent, so a scenario can count dual-owner and zero-owner samples over a window.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OwnerSamples {
+    pub per_request: Vec<BTreeSet<String>>,
+}
+
+impl OwnerSamples {
+    /// Parses arping 2.x output: reply lines carry `index=N` (the request they
+    /// answer), and the summary says how many requests went out.
+    pub fn parse(output: &str) -> OwnerSamples {
+        let sent = output
+            .lines()
+            .find_map(|l| {
+                l.split(" packets transmitted")
+                    .next()
+                    .filter(|_| l.contains(" packets transmitted"))
+            })
+            .and_then(|n| n.trim().parse::<usize>().ok());
+        let mut replies: Vec<(usize, String)> = Vec::new();
+        for line in output.lines() {
+            let macs = parse_arping_macs(line);
+            let index = line
+                .split("index=")
+                .nth(1)
+                .and_then(|r| r.split_whitespace().next())
+                .and_then(|n| n.parse::<usize>().ok());
+            if let (Some(mac), Some(index)) = (macs.into_iter().next(), index) {
+                replies.push((index, mac));
+            }
+        }
+        let seen = replies.iter().map(|r| r.0 + 1).max().unwrap_or(0);
+        let mut per_request = vec![BTreeSet::new(); sent.unwrap_or(seen).max(seen)];
+        for (index, mac) in replies {
+            if let Some(set) = per_request.get_mut(index) {
+                set.insert(mac);
+            }
+        }
+        OwnerSamples { per_request }
+    }
+
+    /// Requests answered by two or more MACs: split brain as a neighbour sees it.
+    pub fn dual(&self) -> usize {
+        self.per_request.iter().filter(|s| s.len() >= 2).count()
+    }
+
+    /// Requests nobody answered: the VIP was down.
+    pub fn empty(&self) -> usize {
+        self.per_request.iter().filter(|s| s.is_empty()).count()
+    }
+
+    /// Every MAC that answered at some point.
+    pub fn all_owners(&self) -> BTreeSet<String> {
+        self.per_request.iter().flatten().cloned().collect()
+    }
+}
+
 impl Lab {
+    /// Starts watching who answers ARP for `vip` from `host`: `count` requests,
+    /// one every `every`, bounded by count and by a deadline. Read the result with
+    /// [`OwnerSamples::parse`] on the process log once it has exited.
+    pub fn watch_owners(
+        &self,
+        host: &str,
+        vip: &str,
+        every: Duration,
+        count: u32,
+    ) -> Result<super::LabProcess, LabError> {
+        let iface = self.host(host)?.iface.clone();
+        let wait = format!("{:.3}", every.as_secs_f64());
+        let count_s = count.to_string();
+        let deadline = (every * count + Duration::from_secs(3))
+            .as_secs()
+            .to_string();
+        self.spawn(
+            host,
+            &format!("owners-{host}-{vip}"),
+            &[
+                "arping", "-i", &iface, "-W", &wait, "-c", &count_s, "-w", &deadline, vip,
+            ],
+        )
+    }
+
     /// The distinct MACs that answer ARP for `vip`, asked from `host` with arping
     /// (two requests, at most 2 s). Empty: nobody holds it.
     pub fn vip_owners(&self, host: &str, vip: &str) -> Result<BTreeSet<String>, LabError> {
@@ -77,5 +159,21 @@ mod tests {
         assert_eq!(macs.len(), 2);
         assert!(macs.contains("86:88:82:4e:f6:ea"));
         assert!(parse_arping_macs("Timeout\nTimeout\n").is_empty());
+    }
+
+    #[test]
+    fn owner_samples_count_dual_and_empty_requests() {
+        let out = "ARPING 192.0.2.3\n\
+            42 bytes from 02:00:00:00:00:05 (192.0.2.3): index=0 time=8.9 usec\n\
+            Timeout\n\
+            42 bytes from 02:00:00:00:00:05 (192.0.2.3): index=2 time=9.1 usec\n\
+            42 bytes from 02:00:00:00:00:06 (192.0.2.3): index=2 time=9.3 usec\n\
+            \n--- 192.0.2.3 statistics ---\n\
+            4 packets transmitted, 3 packets received,  25% unanswered (0 extra)\n";
+        let s = OwnerSamples::parse(out);
+        assert_eq!(s.per_request.len(), 4, "sent, not just answered");
+        assert_eq!(s.dual(), 1);
+        assert_eq!(s.empty(), 2);
+        assert_eq!(s.all_owners().len(), 2);
     }
 }

@@ -1,0 +1,161 @@
+//! What `run` keeps per instance to feed the arbiter policy: the heartbeat (is the
+//! master's advert overdue?) and the ownership probe rounds (who answers ARP for
+//! our VIPs while it is). Pure: times come in, deadlines and reports go out; the
+//! daemon sends the ARP requests and hands in the answers.
+//!
+//! Overdue means "from the first missed advert": nothing heard for one and a half
+//! advert intervals. The policy then wants ownership evidence, and rounds run back
+//! to back (one ARP request per VIP per round) until the master is heard again or
+//! this node changes role, so the evidence is ready well before
+//! Master_Down_Interval (3 intervals plus skew) ends: a claim never waits for a probe.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+/// Shortest and longest ownership round: at least one ARP round trip on a busy
+/// segment, at most half a second so a 1 s instance has three verdicts in hand
+/// before its down timer runs out.
+const ROUND_MIN: Duration = Duration::from_millis(100);
+const ROUND_MAX: Duration = Duration::from_millis(500);
+
+/// Adverts heard for one instance while it is Backup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Heartbeat {
+    last: Instant,
+    overdue: bool,
+}
+
+impl Heartbeat {
+    pub fn new(now: Instant) -> Self {
+        Heartbeat {
+            last: now,
+            overdue: false,
+        }
+    }
+
+    /// An advert from the master. Returns true when this ends an overdue spell.
+    pub fn heard(&mut self, now: Instant) -> bool {
+        self.last = now;
+        std::mem::replace(&mut self.overdue, false)
+    }
+
+    /// A new Backup stint (or any role change) starts a fresh count.
+    pub fn restart(&mut self, now: Instant) {
+        self.last = now;
+        self.overdue = false;
+    }
+
+    /// When the advert counts as missed, unless it already does.
+    pub fn deadline(&self, interval: Duration) -> Option<Instant> {
+        (!self.overdue).then(|| self.last + interval + interval / 2)
+    }
+
+    /// Returns true when the advert just became overdue at `now`.
+    pub fn check(&mut self, now: Instant, interval: Duration) -> bool {
+        match self.deadline(interval) {
+            Some(due) if now >= due => {
+                self.overdue = true;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// One ownership probe round: requests out at the start, answers collected until
+/// `ends`, then one report per VIP (the foreign MAC that answered, or none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnershipRound {
+    pub ends: Instant,
+    vips: Vec<Ipv4Addr>,
+    answers: BTreeMap<Ipv4Addr, [u8; 6]>,
+}
+
+impl OwnershipRound {
+    /// A round for `vips`, sized from the advert interval.
+    pub fn start(now: Instant, interval: Duration, vips: Vec<Ipv4Addr>) -> Self {
+        OwnershipRound {
+            ends: now + (interval / 2).clamp(ROUND_MIN, ROUND_MAX),
+            vips,
+            answers: BTreeMap::new(),
+        }
+    }
+
+    /// ARP with sender `ip` from `mac` (already known not to be ours). The first
+    /// answer per VIP stands; anything about other addresses is ignored.
+    pub fn answer(&mut self, ip: Ipv4Addr, mac: [u8; 6]) {
+        if self.vips.contains(&ip) {
+            self.answers.entry(ip).or_insert(mac);
+        }
+    }
+
+    /// The verdict per VIP, in configuration order.
+    pub fn report(&self) -> Vec<(Ipv4Addr, Option<[u8; 6]>)> {
+        self.vips
+            .iter()
+            .map(|v| (*v, self.answers.get(v).copied()))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn overdue_from_one_and_a_half_intervals_of_silence() {
+        let t0 = Instant::now();
+        let mut h = Heartbeat::new(t0);
+        assert_eq!(h.deadline(S), Some(t0 + Duration::from_millis(1500)));
+        assert!(!h.check(t0 + Duration::from_millis(1499), S));
+        assert!(h.check(t0 + Duration::from_millis(1500), S));
+        assert!(h.overdue);
+        assert_eq!(h.deadline(S), None, "reported once");
+        assert!(!h.check(t0 + S * 10, S));
+        assert!(h.heard(t0 + S * 11), "hearing the master ends the spell");
+        assert!(!h.heard(t0 + S * 12), "and only once");
+        assert_eq!(
+            h.deadline(S),
+            Some(t0 + S * 12 + Duration::from_millis(1500))
+        );
+    }
+
+    #[test]
+    fn adverts_keep_it_fresh() {
+        let t0 = Instant::now();
+        let mut h = Heartbeat::new(t0);
+        for k in 1..10 {
+            h.heard(t0 + S * k);
+            assert!(!h.check(t0 + S * k + Duration::from_millis(1400), S));
+        }
+        h.restart(t0 + S * 20);
+        assert!(!h.overdue);
+    }
+
+    #[test]
+    fn rounds_are_sized_from_the_interval_and_report_every_vip() {
+        let t0 = Instant::now();
+        let a = Ipv4Addr::new(192, 0, 2, 3);
+        let b = Ipv4Addr::new(192, 0, 2, 4);
+        assert_eq!(
+            OwnershipRound::start(t0, S, vec![a]).ends,
+            t0 + Duration::from_millis(500)
+        );
+        assert_eq!(
+            OwnershipRound::start(t0, Duration::from_millis(100), vec![a]).ends,
+            t0 + ROUND_MIN
+        );
+        assert_eq!(
+            OwnershipRound::start(t0, S * 5, vec![a]).ends,
+            t0 + ROUND_MAX
+        );
+        let mut r = OwnershipRound::start(t0, S, vec![a, b]);
+        r.answer(Ipv4Addr::new(192, 0, 2, 99), [9; 6]);
+        r.answer(b, [1; 6]);
+        r.answer(b, [2; 6]);
+        assert_eq!(r.report(), vec![(a, None), (b, Some([1; 6]))]);
+    }
+}
