@@ -329,3 +329,63 @@ fn reboot_dry_run_logs_one_reboot_and_the_ledger_refuses_a_second() {
         "a dry run never writes the real ledger"
     );
 }
+
+/// The real (not dry-run) path with a harmless reboot command: the hardware
+/// watchdog (a plain file here, written with the kernel's protocol) is fed while
+/// healthy, the command runs once the ledger allows it, and feeding then stops so
+/// the hardware would reset a node whose reboot hangs. A clean stop writes the
+/// magic close `V`.
+#[test]
+fn reboot_runs_the_command_and_starves_the_hardware_watchdog() {
+    let lab = pair_lab("rebootwd");
+    let dir = lab.dir().to_path_buf();
+    let wd = dir.join("watchdog");
+    std::fs::write(&wd, b"").expect("watchdog file");
+    let marker = dir.join("rebooted");
+    let extra = format!(
+        "on_isolated = \"reboot\"\nreboot_after = \"1s\"\nreboot_min_uptime = \"0s\"\n\
+         reboot_command = [\"touch\", \"{}\"]\nwatchdog_device = \"{}\"\n",
+        marker.display(),
+        wd.display()
+    );
+    let cfg = sg_config(&lab, "lb01", 150, 2, "1s", &arbiter(&[], &extra));
+    let mut lb01 = start_splitguard(&lab, "lb01", &cfg);
+    expect_owner(&lab, Some("lb01"), &[&lb01], "lb01 master");
+    let size = || std::fs::metadata(&wd).map(|m| m.len()).unwrap_or(0);
+    let fed = size();
+    assert!(fed > 0, "not fed while healthy\n{}", lb01.log_text());
+    assert!(
+        std::fs::read(&wd).expect("read").iter().all(|b| *b == 0),
+        "feeds are single NUL bytes"
+    );
+
+    lab.nft(
+        Some("gw"),
+        "table inet gwdown {\n chain input {\n  type filter hook input priority 0;\n  icmp type echo-request drop\n }\n}\n",
+    )
+    .expect("nft");
+    wait_for(BOUND, || marker.exists().then_some(()))
+        .unwrap_or_else(|| panic!("the reboot command never ran\n{}", lb01.log_text()));
+    let at_reboot = size();
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        size() <= at_reboot + 1,
+        "still fed after the reboot started ({} -> {} bytes)\n{}",
+        at_reboot,
+        size(),
+        lb01.log_text()
+    );
+    assert!(
+        std::fs::read_to_string(dir.join("lb01-state/reboot-ledger.jsonl"))
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
+            == 1,
+        "the real ledger records the reboot"
+    );
+    lb01.stop(Duration::from_secs(10));
+    assert_eq!(
+        std::fs::read(&wd).expect("read").last(),
+        Some(&b'V'),
+        "magic close on a clean stop"
+    );
+}
