@@ -113,35 +113,8 @@ where
     d.deserialize_str(V { expecting, parse })
 }
 
-/// A password, token or key from the config. Debug and Display print `***` so a
-/// logged or debug-printed `Config` never leaks it; [`Secret::expose`] is the one
-/// way to read it, which keeps every use easy to find.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    /// The secret itself, for the one place that must send or compare it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
+/// Passwords, tokens and keys: the watchdog's type, so channels get them masked.
+pub use splitguard_watchdog::secret::Secret;
 
 /// An http(s) URL from the config. Derefs to [`Url`] for use; Debug and Display
 /// mask a password in the userinfo and the query string, where gateways and hooks

@@ -4,6 +4,10 @@
 //! status JSON and webhook contracts spell them) and, as they are built, observation,
 //! classification, alerting and reply handling.
 
+pub mod alert;
+pub mod channels;
 pub mod incident;
+pub mod secret;
 
+pub use alert::{Alert, AlertStatus};
 pub use incident::{IncidentKind, Severity};
