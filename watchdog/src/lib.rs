@@ -6,6 +6,7 @@
 
 pub mod alert;
 pub mod channels;
+pub mod classify;
 pub mod engine;
 pub mod incident;
 pub mod secret;

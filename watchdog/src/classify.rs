@@ -1,0 +1,463 @@
+//! The classifier: what is wrong with each watched VIP, in words. Sans-IO:
+//! observations (the VIP appearing or leaving here, adverts seen on the segment,
+//! other MACs answering for the VIP) come in with `now`; incidents to raise or
+//! resolve and ownership probes to run go out.
+//!
+//! Per VIP, first match wins:
+//! 1. **Two owners** (the VIP is here and another MAC answers for it): critical,
+//!    named by its root cause when the adverts show one: `vrid_mismatch` (the VIP
+//!    is advertised under two VRIDs), `auth_mismatch` (one VRID, different
+//!    authentication), `advert_interval_mismatch`; otherwise `split_brain`.
+//! 2. **Two masters advertise one VRID** for the VIP: `split_brain`, critical,
+//!    even when neither is this node.
+//! 3. **A mismatch** without two owners yet: its kind, warning.
+//! 4. **The VIP is here on a node watched as backup**: `vip_on_backup` when a
+//!    master still advertises it (it should not be here), else `failover`.
+//!
+//! An incident resolves once its condition has stayed clear for `clear_hold`, so
+//! one lost probe answer does not close and reopen it.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use crate::engine::Raise;
+use crate::incident::{IncidentKind, Severity};
+
+/// What the node is expected to be for a watched VIP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpectedRole {
+    Master,
+    Backup,
+    /// No expectation (e.g. inside `splitguard run`, where the core knows).
+    Any,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchedVip {
+    pub vip: IpAddr,
+    pub interface: String,
+    pub role: ExpectedRole,
+    pub instance: Option<String>,
+}
+
+/// Authentication as seen on the wire; passwords are compared, never shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthSeen {
+    None,
+    Pass([u8; 8]),
+    Other(u8),
+}
+
+/// A VRRP advert seen on the segment (ours included).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdvertSeen {
+    pub src: IpAddr,
+    pub vrid: u8,
+    pub priority: u8,
+    pub version: u8,
+    /// The advert interval as sent (seconds for v2, centiseconds for v3).
+    pub interval: Duration,
+    pub vips: Vec<IpAddr>,
+    pub auth: AuthSeen,
+    /// Sent by this node (an outgoing frame).
+    pub from_self: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClassifierConfig {
+    pub node: String,
+    pub vips: Vec<WatchedVip>,
+    /// How long a foreign owner counts without being seen again.
+    pub owner_memory: Duration,
+    /// How long an advert counts (at least three of its intervals).
+    pub advert_memory: Duration,
+    /// Probe cadence while the VIP is here and something is open or just moved.
+    pub probe_every: Duration,
+    /// Probe cadence while the VIP is here and all is quiet.
+    pub probe_idle: Duration,
+    pub clear_hold: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    Raise(Raise),
+    Resolve {
+        key: String,
+    },
+    /// Run an ARP ownership probe round for this VIP and report the foreign MACs.
+    Probe {
+        vip: IpAddr,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Condition {
+    kind: IncidentKind,
+    severity: Severity,
+    owners: Vec<String>,
+    cause: String,
+}
+
+#[derive(Debug, Clone)]
+struct Heard {
+    advert: AdvertSeen,
+    since: Instant,
+    last: Instant,
+}
+
+#[derive(Debug)]
+struct VipState {
+    spec: WatchedVip,
+    local: bool,
+    foreign: BTreeMap<String, Instant>,
+    /// Per source: the latest advert, when its current streak began, when last seen.
+    adverts: BTreeMap<IpAddr, Heard>,
+    raised: Option<Condition>,
+    clear_since: Option<Instant>,
+    next_probe: Option<Instant>,
+}
+
+#[derive(Debug)]
+pub struct Classifier {
+    cfg: ClassifierConfig,
+    vips: Vec<VipState>,
+    out: std::collections::VecDeque<Output>,
+}
+
+pub fn key_for(vip: IpAddr) -> String {
+    format!("vip:{vip}")
+}
+
+impl Classifier {
+    pub fn new(cfg: ClassifierConfig) -> Classifier {
+        let vips = cfg
+            .vips
+            .iter()
+            .map(|spec| VipState {
+                spec: spec.clone(),
+                local: false,
+                foreign: BTreeMap::new(),
+                adverts: BTreeMap::new(),
+                raised: None,
+                clear_since: None,
+                next_probe: None,
+            })
+            .collect();
+        Classifier {
+            cfg,
+            vips,
+            out: Default::default(),
+        }
+    }
+
+    fn index(&self, vip: IpAddr) -> Option<usize> {
+        self.vips.iter().position(|v| v.spec.vip == vip)
+    }
+
+    /// The VIP appeared on (`true`) or left (`false`) this node's interface.
+    pub fn handle_local(&mut self, now: Instant, vip: IpAddr, present: bool) {
+        let Some(i) = self.index(vip) else { return };
+        let v = &mut self.vips[i];
+        if v.local == present {
+            return;
+        }
+        v.local = present;
+        if present {
+            // Ask at once who else answers: the verdict must not wait.
+            v.next_probe = Some(now + self.cfg.probe_every);
+            self.out.push_back(Output::Probe { vip });
+        } else {
+            v.next_probe = None;
+            v.foreign.clear();
+        }
+        self.evaluate(now, i);
+    }
+
+    /// Another MAC claims the VIP (a gratuitous ARP, an ARP reply).
+    pub fn handle_foreign_owner(&mut self, now: Instant, vip: IpAddr, mac: &str) {
+        let Some(i) = self.index(vip) else { return };
+        self.vips[i].foreign.insert(mac.to_ascii_lowercase(), now);
+        self.evaluate(now, i);
+    }
+
+    /// A finished probe round: exactly these foreign MACs answered.
+    pub fn handle_probe_result(&mut self, now: Instant, vip: IpAddr, owners: &[String]) {
+        let Some(i) = self.index(vip) else { return };
+        let v = &mut self.vips[i];
+        v.foreign.clear();
+        for mac in owners {
+            v.foreign.insert(mac.to_ascii_lowercase(), now);
+        }
+        self.evaluate(now, i);
+    }
+
+    pub fn handle_advert(&mut self, now: Instant, advert: AdvertSeen) {
+        for i in 0..self.vips.len() {
+            let vip = self.vips[i].spec.vip;
+            if advert.vips.contains(&vip) {
+                let v = &mut self.vips[i];
+                if advert.priority == 0 {
+                    // "I am leaving": it no longer counts as a master.
+                    v.adverts.remove(&advert.src);
+                } else {
+                    let gap = advert.interval * 3;
+                    let since = match v.adverts.get(&advert.src) {
+                        Some(h) if now.duration_since(h.last) <= gap => h.since,
+                        _ => now,
+                    };
+                    v.adverts.insert(
+                        advert.src,
+                        Heard {
+                            advert: advert.clone(),
+                            since,
+                            last: now,
+                        },
+                    );
+                }
+                self.evaluate(now, i);
+            }
+        }
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for i in 0..self.vips.len() {
+            let v = &mut self.vips[i];
+            if v.local && v.next_probe.is_some_and(|t| t <= now) {
+                self.out.push_back(Output::Probe { vip: v.spec.vip });
+                let busy = v.raised.is_some();
+                v.next_probe = Some(
+                    now + if busy {
+                        self.cfg.probe_every
+                    } else {
+                        self.cfg.probe_idle
+                    },
+                );
+            }
+            self.evaluate(now, i);
+        }
+    }
+
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut next: Option<Instant> = None;
+        let mut take = |t: Option<Instant>| {
+            if let Some(t) = t {
+                next = Some(next.map_or(t, |n| n.min(t)));
+            }
+        };
+        for v in &self.vips {
+            take(v.next_probe);
+            take(v.clear_since.map(|c| c + self.cfg.clear_hold));
+            take(v.foreign.values().min().map(|t| *t + self.cfg.owner_memory));
+            take(
+                v.adverts
+                    .values()
+                    .map(|h| h.last + self.advert_memory(&h.advert))
+                    .min(),
+            );
+        }
+        next
+    }
+
+    /// What holds the VIP as this node sees it: its own `local` flag and the
+    /// foreign MACs.
+    pub fn local(&self, vip: IpAddr) -> Option<bool> {
+        self.index(vip).map(|i| self.vips[i].local)
+    }
+
+    // ---- internals ---------------------------------------------------------------
+
+    fn advert_memory(&self, a: &AdvertSeen) -> Duration {
+        self.cfg.advert_memory.max(a.interval * 3)
+    }
+
+    fn evaluate(&mut self, now: Instant, i: usize) {
+        // Forget what went stale.
+        let owner_memory = self.cfg.owner_memory;
+        let min_advert = self.cfg.advert_memory;
+        let v = &mut self.vips[i];
+        v.foreign
+            .retain(|_, t| now.duration_since(*t) < owner_memory);
+        v.adverts
+            .retain(|_, h| now.duration_since(h.last) < min_advert.max(h.advert.interval * 3));
+
+        let condition = condition(&self.cfg.node, v);
+        match (condition, &v.raised) {
+            (Some(c), raised) if raised.as_ref() != Some(&c) => {
+                v.clear_since = None;
+                if c.severity > Severity::Info {
+                    v.next_probe = v.local.then(|| now + self.cfg.probe_every).or(v.next_probe);
+                }
+                self.out.push_back(Output::Raise(Raise {
+                    key: key_for(v.spec.vip),
+                    kind: c.kind,
+                    severity: c.severity,
+                    instance: v.spec.instance.clone(),
+                    vip: Some(v.spec.vip),
+                    owners: c.owners.clone(),
+                    cause: c.cause.clone(),
+                }));
+                v.raised = Some(c);
+            }
+            (Some(_), _) => v.clear_since = None,
+            (None, Some(_)) => {
+                let since = *v.clear_since.get_or_insert(now);
+                if now.duration_since(since) >= self.cfg.clear_hold {
+                    v.raised = None;
+                    v.clear_since = None;
+                    self.out.push_back(Output::Resolve {
+                        key: key_for(v.spec.vip),
+                    });
+                }
+            }
+            (None, None) => v.clear_since = None,
+        }
+    }
+}
+
+fn list(ips: &[IpAddr]) -> String {
+    ips.iter()
+        .map(IpAddr::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The first mismatch among the fresh adverts for one VIP: (kind, words).
+fn mismatch(vip: IpAddr, adverts: &[&AdvertSeen]) -> Option<(IncidentKind, String)> {
+    for (k, a) in adverts.iter().enumerate() {
+        for b in adverts.iter().skip(k + 1) {
+            if a.vrid != b.vrid {
+                return Some((
+                    IncidentKind::VridMismatch,
+                    format!(
+                        "VIP {vip} is advertised under VRID {} by {} and under VRID {} by {}: the nodes run separate elections and both can be master",
+                        a.vrid, a.src, b.vrid, b.src
+                    ),
+                ));
+            }
+        }
+    }
+    for (k, a) in adverts.iter().enumerate() {
+        for b in adverts.iter().skip(k + 1) {
+            if a.auth != b.auth {
+                return Some((
+                    IncidentKind::AuthMismatch,
+                    format!(
+                        "VRID {} adverts from {} and {} carry different authentication, so each drops the other's adverts",
+                        a.vrid, a.src, b.src
+                    ),
+                ));
+            }
+            if a.interval != b.interval {
+                return Some((
+                    IncidentKind::AdvertIntervalMismatch,
+                    format!(
+                        "VRID {} adverts from {} every {:?} and from {} every {:?}: VRRPv2 nodes drop adverts with another interval",
+                        a.vrid, a.src, a.interval, b.src, b.interval
+                    ),
+                ));
+            }
+        }
+    }
+    None
+}
+
+fn condition(node: &str, v: &VipState) -> Option<Condition> {
+    let vip = v.spec.vip;
+    let live: Vec<&AdvertSeen> = v.adverts.values().map(|h| &h.advert).collect();
+    let foreign: Vec<String> = v.foreign.keys().cloned().collect();
+    let found = mismatch(vip, &live);
+
+    if v.local && !foreign.is_empty() {
+        let (kind, why) = match &found {
+            Some((k, w)) => (*k, format!(" {w}.")),
+            None => {
+                let srcs: Vec<IpAddr> = live.iter().map(|a| a.src).collect();
+                let heard = if srcs.is_empty() {
+                    String::new()
+                } else {
+                    format!(" Adverts for it seen from {}.", list(&srcs))
+                };
+                (IncidentKind::SplitBrain, heard)
+            }
+        };
+        return Some(Condition {
+            kind,
+            severity: Severity::Critical,
+            owners: foreign.clone(),
+            cause: format!(
+                "VIP {vip} is on {node} and {} answer{} for it too.{why}",
+                foreign.join(", "),
+                if foreign.len() == 1 { "s" } else { "" }
+            ),
+        });
+    }
+    // Two masters for one VRID: each source kept advertising more than an
+    // interval after the other began (a handover overlaps by less than that).
+    let mut by_vrid: BTreeMap<u8, Vec<&Heard>> = BTreeMap::new();
+    for h in v.adverts.values() {
+        by_vrid.entry(h.advert.vrid).or_default().push(h);
+    }
+    let concurrent = |m: &Vec<&Heard>| {
+        m.iter().enumerate().any(|(k, a)| {
+            m.iter().skip(k + 1).any(|b| {
+                a.last > b.since + b.advert.interval && b.last > a.since + a.advert.interval
+            })
+        })
+    };
+    if found.is_none()
+        && let Some((vrid, masters)) = by_vrid.iter().find(|(_, m)| concurrent(m))
+    {
+        let masters: Vec<&AdvertSeen> = masters.iter().map(|h| &h.advert).collect();
+        let names: Vec<String> = masters
+            .iter()
+            .map(|a| format!("{} (priority {})", a.src, a.priority))
+            .collect();
+        return Some(Condition {
+            kind: IncidentKind::SplitBrain,
+            severity: Severity::Critical,
+            owners: foreign,
+            cause: format!(
+                "two masters advertise VRID {vrid} for VIP {vip}: {}",
+                names.join(" and ")
+            ),
+        });
+    }
+    if let Some((kind, why)) = found {
+        return Some(Condition {
+            kind,
+            severity: Severity::Warning,
+            owners: foreign,
+            cause: why,
+        });
+    }
+    if v.local && v.spec.role == ExpectedRole::Backup {
+        if let Some(master) = live.iter().find(|a| !a.from_self) {
+            return Some(Condition {
+                kind: IncidentKind::VipOnBackup,
+                severity: Severity::Warning,
+                owners: Vec::new(),
+                cause: format!(
+                    "VIP {vip} is on {node}, watched as backup, while {} still advertises VRID {} at priority {}",
+                    master.src, master.vrid, master.priority
+                ),
+            });
+        }
+        return Some(Condition {
+            kind: IncidentKind::Failover,
+            severity: Severity::Warning,
+            owners: Vec::new(),
+            cause: format!(
+                "VIP {vip} moved to {node} (watched as backup) and no other node answers for it: the pair runs on its backup"
+            ),
+        });
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests;

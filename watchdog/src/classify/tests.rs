@@ -1,0 +1,249 @@
+//! The classifier on simulated time.
+
+use super::*;
+
+const MAC1: &str = "02:00:00:00:00:05";
+
+fn vip() -> IpAddr {
+    "192.0.2.3".parse().unwrap()
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn classifier(role: ExpectedRole) -> Classifier {
+    Classifier::new(ClassifierConfig {
+        node: "lb02".into(),
+        vips: vec![WatchedVip {
+            vip: vip(),
+            interface: "eth0".into(),
+            role,
+            instance: None,
+        }],
+        owner_memory: ms(3000),
+        advert_memory: ms(3000),
+        probe_every: ms(1000),
+        probe_idle: ms(10_000),
+        clear_hold: ms(3000),
+    })
+}
+
+fn advert(src: &str, vrid: u8, pass: &[u8; 8]) -> AdvertSeen {
+    AdvertSeen {
+        src: ip(src),
+        vrid,
+        priority: 150,
+        version: 2,
+        interval: ms(1000),
+        vips: vec![vip()],
+        auth: AuthSeen::Pass(*pass),
+        from_self: src == "192.0.2.6",
+    }
+}
+
+fn outputs(c: &mut Classifier) -> Vec<Output> {
+    std::iter::from_fn(|| c.poll_output()).collect()
+}
+
+fn raised(out: &[Output]) -> Vec<(IncidentKind, Severity, String)> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Raise(r) => Some((r.kind, r.severity, r.cause.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_vip_arriving_asks_for_a_probe_at_once() {
+    let t = Instant::now();
+    let mut c = classifier(ExpectedRole::Any);
+    c.handle_local(t, vip(), true);
+    assert_eq!(outputs(&mut c), vec![Output::Probe { vip: vip() }]);
+    assert_eq!(c.poll_timeout(), Some(t + ms(1000)));
+}
+
+#[test]
+fn the_vip_here_and_another_mac_answering_is_split_brain() {
+    let t = Instant::now();
+    let mut c = classifier(ExpectedRole::Backup);
+    c.handle_advert(t, advert("192.0.2.5", 51, b"1111\0\0\0\0"));
+    c.handle_local(t, vip(), true);
+    outputs(&mut c);
+    c.handle_probe_result(t + ms(200), vip(), &[MAC1.to_uppercase()]);
+    let r = raised(&outputs(&mut c));
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!(r[0].0, IncidentKind::SplitBrain);
+    assert_eq!(r[0].1, Severity::Critical);
+    assert!(
+        r[0].2.contains(MAC1) && r[0].2.contains("lb02"),
+        "{}",
+        r[0].2
+    );
+    assert!(r[0].2.contains("192.0.2.5"), "{}", r[0].2);
+}
+
+#[test]
+fn two_owners_with_two_vrids_is_named_a_vrid_mismatch() {
+    let t = Instant::now();
+    let mut c = classifier(ExpectedRole::Backup);
+    c.handle_advert(t, advert("192.0.2.5", 51, b"1111\0\0\0\0"));
+    c.handle_advert(t, advert("192.0.2.6", 52, b"1111\0\0\0\0"));
+    let r = raised(&outputs(&mut c));
+    assert_eq!(r[0].0, IncidentKind::VridMismatch);
+    assert_eq!(r[0].1, Severity::Warning, "no second owner yet");
+    c.handle_local(t, vip(), true);
+    c.handle_foreign_owner(t + ms(10), vip(), MAC1);
+    let r = raised(&outputs(&mut c));
+    let last = r.last().unwrap();
+    assert_eq!(
+        (last.0, last.1),
+        (IncidentKind::VridMismatch, Severity::Critical)
+    );
+    assert!(
+        last.2.contains("VRID 51") && last.2.contains("VRID 52"),
+        "{}",
+        last.2
+    );
+}
+
+#[test]
+fn different_passwords_are_an_auth_mismatch_and_never_printed() {
+    let t = Instant::now();
+    let mut c = classifier(ExpectedRole::Backup);
+    c.handle_advert(t, advert("192.0.2.5", 51, b"1111\0\0\0\0"));
+    c.handle_advert(t, advert("192.0.2.6", 51, b"2222\0\0\0\0"));
+    c.handle_local(t, vip(), true);
+    c.handle_foreign_owner(t, vip(), MAC1);
+    let r = raised(&outputs(&mut c));
+    let last = r.last().unwrap();
+    assert_eq!(last.0, IncidentKind::AuthMismatch);
+    assert!(
+        !last.2.contains("1111") && !last.2.contains("2222"),
+        "{}",
+        last.2
+    );
+}
+
+#[test]
+fn a_plain_failover_on_a_backup_is_a_failover_warning() {
+    let t = Instant::now();
+    let mut c = classifier(ExpectedRole::Backup);
+    c.handle_advert(t, advert("192.0.2.5", 51, b"1111\0\0\0\0"));
+    // The master leaves with priority 0, then the VIP arrives here.
+    let mut bye = advert("192.0.2.5", 51, b"1111\0\0\0\0");
+    bye.priority = 0;
+    c.handle_advert(t + ms(100), bye);
+    c.handle_local(t + ms(700), vip(), true);
+    c.handle_probe_result(t + ms(900), vip(), &[]);
+    let r = raised(&outputs(&mut c));
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!(
+        (r[0].0, r[0].1),
+        (IncidentKind::Failover, Severity::Warning)
+    );
+    // Our own adverts now (lb02 is master): still one source, no split brain.
+    for k in 1..10 {
+        c.handle_advert(
+            t + ms(700 + 1000 * k),
+            advert("192.0.2.6", 51, b"1111\0\0\0\0"),
+        );
+        c.handle_timeout(t + ms(700 + 1000 * k));
+    }
+    assert!(raised(&outputs(&mut c)).is_empty());
+    // The VIP goes back: resolved after the hold.
+    c.handle_local(t + ms(11_000), vip(), false);
+    c.handle_timeout(t + ms(13_999));
+    assert!(
+        !outputs(&mut c)
+            .iter()
+            .any(|o| matches!(o, Output::Resolve { .. }))
+    );
+    c.handle_timeout(t + ms(14_000));
+    assert_eq!(
+        outputs(&mut c),
+        vec![Output::Resolve {
+            key: key_for(vip())
+        }]
+    );
+}
+
+#[test]
+fn the_vip_here_while_the_master_still_advertises_is_vip_on_backup() {
+    let t = Instant::now();
+    let mut c = classifier(ExpectedRole::Backup);
+    c.handle_advert(t, advert("192.0.2.5", 51, b"1111\0\0\0\0"));
+    c.handle_local(t, vip(), true);
+    c.handle_probe_result(t + ms(200), vip(), &[]);
+    let r = raised(&outputs(&mut c));
+    assert_eq!(r.last().unwrap().0, IncidentKind::VipOnBackup);
+}
+
+#[test]
+fn a_handover_is_not_two_masters_but_two_concurrent_masters_are() {
+    let t = Instant::now();
+    let mut c = classifier(ExpectedRole::Any);
+    // A advertises, then B takes over and A falls silent: overlap < an interval.
+    for k in 0..5 {
+        c.handle_advert(t + ms(1000 * k), advert("192.0.2.5", 51, b"1111\0\0\0\0"));
+    }
+    for k in 4..10 {
+        c.handle_advert(
+            t + ms(1000 * k + 500),
+            advert("192.0.2.6", 51, b"1111\0\0\0\0"),
+        );
+        c.handle_timeout(t + ms(1000 * k + 500));
+    }
+    assert!(raised(&outputs(&mut c)).is_empty());
+    // Now A comes back while B keeps going: both master.
+    for k in 10..14 {
+        c.handle_advert(t + ms(1000 * k), advert("192.0.2.5", 51, b"1111\0\0\0\0"));
+        c.handle_advert(
+            t + ms(1000 * k + 500),
+            advert("192.0.2.6", 51, b"1111\0\0\0\0"),
+        );
+    }
+    let r = raised(&outputs(&mut c));
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!(
+        (r[0].0, r[0].1),
+        (IncidentKind::SplitBrain, Severity::Critical)
+    );
+    assert!(
+        r[0].2.contains("two masters advertise VRID 51"),
+        "{}",
+        r[0].2
+    );
+}
+
+#[test]
+fn one_lost_probe_answer_does_not_flap_the_incident() {
+    let t = Instant::now();
+    let mut c = classifier(ExpectedRole::Any);
+    c.handle_local(t, vip(), true);
+    c.handle_probe_result(t, vip(), &[MAC1.into()]);
+    outputs(&mut c);
+    c.handle_probe_result(t + ms(1000), vip(), &[]);
+    c.handle_probe_result(t + ms(2000), vip(), &[MAC1.into()]);
+    c.handle_timeout(t + ms(6000));
+    let out = outputs(&mut c);
+    assert!(
+        !out.iter()
+            .any(|o| matches!(o, Output::Resolve { .. } | Output::Raise(_))),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn unknown_vips_are_ignored() {
+    let t = Instant::now();
+    let mut c = classifier(ExpectedRole::Any);
+    c.handle_local(t, ip("192.0.2.99"), true);
+    c.handle_foreign_owner(t, ip("192.0.2.99"), MAC1);
+    assert!(outputs(&mut c).is_empty());
+}
