@@ -7,9 +7,11 @@
 pub mod alert;
 pub mod channels;
 pub mod classify;
+pub mod dispatch;
 pub mod engine;
 pub mod incident;
 pub mod secret;
+pub mod spool;
 
 pub use alert::{Alert, AlertStatus};
 pub use incident::{IncidentKind, Severity};

@@ -1,0 +1,300 @@
+//! The durable spool in the state directory: the engine's state (open incidents,
+//! codes, acks) and the outbox of notifications not yet delivered. Everything is
+//! written to a temporary file, fsynced, renamed into place and the directory
+//! fsynced before a send may start, so an alert accepted survives SIGKILL and
+//! power loss; a delivered notification's file is removed (and the directory
+//! fsynced) before the next one on that channel goes, so it is sent once.
+//! A crash between a successful send and that removal resends it on restart with
+//! the same idempotency key (and Message-ID), which receivers can drop.
+//!
+//! Layout: `<state_dir>/spool/engine.json`, `outbox/<seq>-<channel>.json`,
+//! `failed/` (notifications a channel refused for good, kept for the operator).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+use crate::alert::Alert;
+use crate::engine::EngineState;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpoolError {
+    #[error("spool {path}: {what}: {source}")]
+    Io {
+        path: PathBuf,
+        what: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    #[error("spool {path}: unreadable: {message}")]
+    Corrupt { path: PathBuf, message: String },
+}
+
+fn io_err(path: &Path, what: &'static str) -> impl FnOnce(io::Error) -> SpoolError {
+    let path = path.to_owned();
+    move |source| SpoolError::Io { path, what, source }
+}
+
+/// One notification waiting for its channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    pub seq: u64,
+    pub channel: String,
+    pub alert: Alert,
+    /// Failed attempts so far.
+    pub attempts: u32,
+}
+
+#[derive(Debug)]
+pub struct Spool {
+    dir: PathBuf,
+    next_seq: AtomicU64,
+}
+
+/// Writes `bytes` to `path` atomically and durably.
+fn write_durable(path: &Path, bytes: &[u8]) -> Result<(), SpoolError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(io_err(&tmp, "create"))?;
+        f.write_all(bytes).map_err(io_err(&tmp, "write"))?;
+        f.sync_all().map_err(io_err(&tmp, "fsync"))?;
+    }
+    fs::rename(&tmp, path).map_err(io_err(path, "rename into place"))?;
+    sync_dir(dir)
+}
+
+fn sync_dir(dir: &Path) -> Result<(), SpoolError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir, "fsync directory"))
+}
+
+/// Channel names become file name parts: keep them tame.
+fn file_safe(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+impl Spool {
+    /// Opens (creating, mode 0700) `<state_dir>/spool`.
+    pub fn open(state_dir: &Path) -> Result<Spool, SpoolError> {
+        let dir = state_dir.join("spool");
+        for d in [dir.join("outbox"), dir.join("failed")] {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&d)
+                .map_err(io_err(&d, "create directory"))?;
+        }
+        let spool = Spool {
+            dir,
+            next_seq: AtomicU64::new(1),
+        };
+        let last = spool.pending()?.iter().map(|e| e.seq).max().unwrap_or(0);
+        spool.next_seq.store(last + 1, Ordering::SeqCst);
+        Ok(spool)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn engine_path(&self) -> PathBuf {
+        self.dir.join("engine.json")
+    }
+
+    /// The engine state of the last run; None on a first start.
+    pub fn load_engine(&self) -> Result<Option<EngineState>, SpoolError> {
+        let path = self.engine_path();
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err(&path, "read")(e)),
+        };
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| SpoolError::Corrupt {
+                path,
+                message: e.to_string(),
+            })
+    }
+
+    pub fn save_engine(&self, state: &EngineState) -> Result<(), SpoolError> {
+        let path = self.engine_path();
+        let bytes = serde_json::to_vec_pretty(state).map_err(|e| SpoolError::Corrupt {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        write_durable(&path, &bytes)
+    }
+
+    /// Accepts a notification for `channel`: durable once this returns.
+    pub fn put(&self, channel: &str, alert: Alert) -> Result<OutboxEntry, SpoolError> {
+        let entry = OutboxEntry {
+            seq: self.next_seq.fetch_add(1, Ordering::SeqCst),
+            channel: channel.to_owned(),
+            alert,
+            attempts: 0,
+        };
+        self.write(&entry)?;
+        Ok(entry)
+    }
+
+    fn entry_path(&self, sub: &str, e: &OutboxEntry) -> PathBuf {
+        self.dir
+            .join(sub)
+            .join(format!("{:012}-{}.json", e.seq, file_safe(&e.channel)))
+    }
+
+    fn write(&self, e: &OutboxEntry) -> Result<(), SpoolError> {
+        let path = self.entry_path("outbox", e);
+        let bytes = serde_json::to_vec_pretty(e).map_err(|err| SpoolError::Corrupt {
+            path: path.clone(),
+            message: err.to_string(),
+        })?;
+        write_durable(&path, &bytes)
+    }
+
+    /// Records a failed attempt (the count survives restarts).
+    pub fn retried(&self, e: &OutboxEntry) -> Result<(), SpoolError> {
+        self.write(e)
+    }
+
+    /// Everything not yet delivered, oldest first. Unreadable files are skipped
+    /// and reported, never deleted.
+    pub fn pending(&self) -> Result<Vec<OutboxEntry>, SpoolError> {
+        let dir = self.dir.join("outbox");
+        let mut out = Vec::new();
+        for ent in fs::read_dir(&dir).map_err(io_err(&dir, "list"))? {
+            let ent = ent.map_err(io_err(&dir, "list"))?;
+            let path = ent.path();
+            if path.extension().is_none_or(|x| x != "json") {
+                continue;
+            }
+            match fs::read_to_string(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|t| serde_json::from_str::<OutboxEntry>(&t).map_err(|e| e.to_string()))
+            {
+                Ok(e) => out.push(e),
+                Err(message) => {
+                    tracing::error!(path = %path.display(), %message, "unreadable spool entry left in place")
+                }
+            }
+        }
+        out.sort_by_key(|e| e.seq);
+        Ok(out)
+    }
+
+    /// Delivered: forget it, durably.
+    pub fn done(&self, e: &OutboxEntry) -> Result<(), SpoolError> {
+        let path = self.entry_path("outbox", e);
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+            Err(err) => return Err(io_err(&path, "remove")(err)),
+        }
+        sync_dir(&self.dir.join("outbox"))
+    }
+
+    /// Refused for good: moved to `failed/` with the reason beside it.
+    pub fn failed(&self, e: &OutboxEntry, reason: &str) -> Result<(), SpoolError> {
+        let from = self.entry_path("outbox", e);
+        let to = self.entry_path("failed", e);
+        fs::rename(&from, &to).map_err(io_err(&from, "move to failed/"))?;
+        write_durable(&to.with_extension("reason"), reason.as_bytes())?;
+        sync_dir(&self.dir.join("outbox"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::AlertStatus;
+    use crate::incident::{IncidentKind, Severity};
+
+    fn alert(key: &str) -> Alert {
+        let t = "2026-11-25T00:00:00Z".parse().unwrap();
+        Alert {
+            id: "lb02-1".into(),
+            status: AlertStatus::Firing,
+            kind: IncidentKind::SplitBrain,
+            severity: Severity::Critical,
+            node: "lb02".into(),
+            instance: None,
+            vip: None,
+            owners: vec![],
+            cause: "c".into(),
+            code: "1234".into(),
+            at: t,
+            started_at: t,
+            notification: 1,
+            idempotency_key: key.into(),
+            acked_by: None,
+        }
+    }
+
+    #[test]
+    fn entries_survive_a_reopen_in_order_until_done() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Spool::open(dir.path()).unwrap();
+        let a = s.put("hook", alert("a")).unwrap();
+        let b = s.put("mail/x", alert("b")).unwrap();
+        drop(s);
+        let s = Spool::open(dir.path()).unwrap();
+        let p = s.pending().unwrap();
+        assert_eq!(p, vec![a.clone(), b.clone()]);
+        s.done(&a).unwrap();
+        s.done(&a).unwrap();
+        let c = s.put("hook", alert("c")).unwrap();
+        assert!(c.seq > b.seq, "sequence continues after a reopen");
+        s.failed(&b, "HTTP 400").unwrap();
+        assert_eq!(s.pending().unwrap(), vec![c]);
+        assert!(dir.path().join("spool/failed").read_dir().unwrap().count() == 2);
+    }
+
+    #[test]
+    fn engine_state_round_trips_and_corruption_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Spool::open(dir.path()).unwrap();
+        assert_eq!(s.load_engine().unwrap(), None);
+        let st = EngineState {
+            rng: 7,
+            counter: 3,
+            ..EngineState::default()
+        };
+        s.save_engine(&st).unwrap();
+        assert_eq!(s.load_engine().unwrap(), Some(st));
+        fs::write(dir.path().join("spool/engine.json"), "{nope").unwrap();
+        let e = s.load_engine().unwrap_err().to_string();
+        assert!(e.contains("engine.json") && e.contains("unreadable"), "{e}");
+    }
+
+    #[test]
+    fn a_corrupt_outbox_file_is_reported_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Spool::open(dir.path()).unwrap();
+        let bad = dir.path().join("spool/outbox/000000000009-x.json");
+        fs::write(&bad, "garbage").unwrap();
+        s.put("hook", alert("a")).unwrap();
+        assert_eq!(s.pending().unwrap().len(), 1);
+        assert!(bad.exists());
+    }
+}
