@@ -37,6 +37,13 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Run the watchdog alone beside keepalived: watches the `[[watch]]` VIPs and
+    /// pages through the configured channels.
+    Watch {
+        /// Configuration file (TOML).
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+    },
     /// Show the running daemon's state (asks it over the control socket).
     Status {
         /// Take the socket path from this config file.

@@ -1,7 +1,7 @@
 //! splitguard: keeps one owner per virtual IP in an HA pair and tells people at once
 //! when that fails. This crate holds the VRRP core, the configuration, the I/O edges
-//! (sockets, netlink, processes), the control socket and the lab; the binary's
-//! daemon wires them together.
+//! (sockets, netlink, processes), the control socket, the watchdog's observers
+//! (`watch`) and the lab; the binary's daemon wires them together.
 
 pub mod config;
 pub mod control;
@@ -12,3 +12,4 @@ pub mod notify;
 pub mod status;
 pub mod track;
 pub mod vrrp;
+pub mod watch;

@@ -28,6 +28,17 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Watch { config } => {
+            splitguard::logging::init(cli.log_format, "info");
+            match watch(&config) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    eprintln!("splitguard: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Run { config, dry_run } => {
             splitguard::logging::init(cli.log_format, "info");
             match run(&config, dry_run) {
@@ -85,6 +96,15 @@ fn run(path: &std::path::Path, dry_run: bool) -> anyhow::Result<()> {
         .build()
         .context("start the async runtime")?;
     rt.block_on(daemon::run(cfg, daemon::Options { dry_run }))
+}
+
+fn watch(path: &std::path::Path) -> anyhow::Result<()> {
+    let cfg = config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("start the async runtime")?;
+    rt.block_on(splitguard::watch::standalone::run(cfg))
 }
 
 /// Default control socket, as in the config's default.

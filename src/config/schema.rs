@@ -737,6 +737,9 @@ pub struct Alerts {
     /// Wait before the first send, so a flap that clears at once pages nobody.
     #[serde(default = "default_group_wait", with = "serde_str")]
     pub group_wait: Duration,
+    /// The same for critical incidents (split brain): 0 pages at once.
+    #[serde(default, with = "serde_str")]
+    pub group_wait_critical: Duration,
     /// Resend an unacked incident this often.
     #[serde(default = "default_repeat_interval", with = "serde_str")]
     pub repeat_interval: Duration,
@@ -757,6 +760,7 @@ impl Default for Alerts {
     fn default() -> Self {
         Alerts {
             group_wait: default_group_wait(),
+            group_wait_critical: Duration::ZERO,
             repeat_interval: default_repeat_interval(),
             escalate_after: default_escalate_after(),
             rate_limit: default_rate_limit(),

@@ -6,7 +6,8 @@
 //!
 //! Rules:
 //! - **Dedupe** by key: raising an open key updates it (owners, cause) without a
-//!   new page, unless its severity rises, which pages at once.
+//!   new page, unless its severity rises or its kind changes (a better
+//!   diagnosis), which pages at once.
 //! - **Group wait**: the first page waits `group_wait` (criticals:
 //!   `group_wait_critical`, 0 by default), so a flap that clears at once pages
 //!   nobody; resolved before the first page → dropped silently.
@@ -183,9 +184,16 @@ impl Engine {
         if let Some(i) = self.state.open.iter().position(|o| o.key == r.key) {
             let inc = &mut self.state.open[i];
             let rose = r.severity > inc.severity;
+            let renamed = r.kind != inc.kind;
             inc.owners = r.owners;
             inc.cause = r.cause;
             inc.kind = r.kind;
+            let repage = renamed && !rose && inc.pages > 0 && !inc.acked();
+            if repage {
+                // A better diagnosis (split brain → VRID mismatch) is news.
+                self.page(now, i, false);
+            }
+            let inc = &mut self.state.open[i];
             if rose {
                 inc.severity = r.severity;
                 if inc.pages == 0 {

@@ -205,6 +205,26 @@ fn the_same_key_dedupes_and_a_severity_rise_pages_again() {
 }
 
 #[test]
+fn a_better_diagnosis_pages_again() {
+    let mut e = Engine::new(cfg());
+    e.handle_raise(t0(), raise("x", Severity::Critical));
+    drain(&mut e, t0());
+    let mut r = raise("x", Severity::Critical);
+    r.kind = IncidentKind::VridMismatch;
+    e.handle_raise(t0() + s(1), r.clone());
+    assert_eq!(
+        drain(&mut e, t0() + s(1)),
+        vec![firing("hook", 2), firing("sms", 2)]
+    );
+    e.handle_raise(t0() + s(2), r);
+    assert_eq!(
+        drain(&mut e, t0() + s(2)),
+        vec![],
+        "the same again is deduped"
+    );
+}
+
+#[test]
 fn a_warning_that_turns_critical_in_group_wait_pages_at_once() {
     let mut e = Engine::new(cfg());
     e.handle_raise(t0(), raise("x", Severity::Warning));

@@ -1,0 +1,331 @@
+//! The watchdog at work: it observes the watched VIPs (netlink address events,
+//! adverts and ARP seen on the segment, ownership probes), classifies what it
+//! sees, and pages through the alert engine, the durable spool and the channels.
+//! [`Watcher`] is the shared core; `splitguard watch` runs it standalone beside
+//! keepalived (`standalone.rs`), and `splitguard run` embeds it.
+//!
+//! Detection is event-driven: a VIP arriving here is seen at once by netlink,
+//! and an ownership probe goes out at the same moment; another MAC answering for
+//! the VIP (to the probe, or by its own gratuitous ARP) is classified as it
+//! arrives, and a critical page leaves without group wait.
+
+pub mod capture;
+pub mod channels;
+pub mod standalone;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use splitguard_arbiter::arp::ArpRepr;
+use splitguard_arbiter::gate::format_mac;
+use splitguard_watchdog::classify::{AdvertSeen, Classifier, ClassifierConfig, Output, WatchedVip};
+use splitguard_watchdog::dispatch::Dispatcher;
+use splitguard_watchdog::engine::{ChannelInfo, Engine, EngineConfig, Raise};
+use splitguard_watchdog::spool::Spool;
+use tracing::{debug, error, info, warn};
+
+use crate::config::Config;
+use crate::net::arp_socket::ArpSocket;
+use crate::notify::events::Event;
+use crate::status::IncidentStatus;
+
+/// How long an ownership probe round collects answers.
+pub const PROBE_ROUND: Duration = Duration::from_millis(200);
+/// Codes of closed incidents stay retired this long.
+pub const CODE_REUSE_AFTER: chrono::Duration = chrono::Duration::hours(24);
+
+/// Where a watched VIP lives and how to probe for it from this node.
+#[derive(Debug, Clone)]
+pub struct VipSite {
+    pub vip: Ipv4Addr,
+    pub ifindex: u32,
+    pub mac: [u8; 6],
+    /// This node's own address on that interface (probes are sent from it).
+    pub source: Ipv4Addr,
+}
+
+#[derive(Debug)]
+struct Round {
+    ends: Instant,
+    owners: BTreeSet<String>,
+}
+
+pub struct Watcher {
+    classifier: Classifier,
+    engine: Engine,
+    spool: Arc<Spool>,
+    dispatcher: Dispatcher,
+    channel_names: Vec<String>,
+    sites: Vec<VipSite>,
+    arp: BTreeMap<u32, Arc<ArpSocket>>,
+    rounds: BTreeMap<Ipv4Addr, Round>,
+    /// Events for the owner's event stream (address seen, classified, sent).
+    events: Vec<Event>,
+}
+
+/// The engine settings from `[alerts]` and the channels.
+pub fn engine_config(cfg: &Config, seed: u64) -> EngineConfig {
+    let a = &cfg.alerts;
+    let d = |x: Duration| chrono::Duration::from_std(x).unwrap_or(chrono::Duration::MAX);
+    EngineConfig {
+        node: cfg.node.clone(),
+        group_wait: d(a.group_wait),
+        group_wait_critical: d(a.group_wait_critical),
+        repeat_interval: d(a.repeat_interval),
+        escalate_after: d(a.escalate_after),
+        rate_limit: a.rate_limit,
+        rate_limit_window: d(a.rate_limit_window),
+        send_resolved: a.send_resolved,
+        code_reuse_after: CODE_REUSE_AFTER,
+        channels: (0..cfg.channels.len())
+            .map(|i| ChannelInfo {
+                name: cfg.channel_name(i).unwrap_or_default(),
+                tier: cfg.channels[i].tier(),
+            })
+            .collect(),
+        seed,
+    }
+}
+
+impl Watcher {
+    /// Opens the spool (restoring open incidents), starts the channel workers and
+    /// replays what an earlier run left undelivered.
+    pub fn start(
+        cfg: &Config,
+        vips: Vec<WatchedVip>,
+        sites: Vec<VipSite>,
+        arp: BTreeMap<u32, Arc<ArpSocket>>,
+        reports: tokio::sync::mpsc::UnboundedSender<splitguard_watchdog::dispatch::Delivery>,
+    ) -> anyhow::Result<Watcher> {
+        let spool = Arc::new(
+            Spool::open(&cfg.state_dir)
+                .with_context(|| format!("state_dir {}", cfg.state_dir.display()))?,
+        );
+        let seed = std::process::id() as u64 ^ Utc::now().timestamp_micros() as u64;
+        let ecfg = engine_config(cfg, seed);
+        let channel_names: Vec<String> = ecfg.channels.iter().map(|c| c.name.clone()).collect();
+        let engine = match spool.load_engine().context("spool")? {
+            Some(state) => {
+                if !state.open.is_empty() {
+                    info!(
+                        open = state.open.len(),
+                        "restored open incidents from the spool"
+                    );
+                }
+                Engine::restore(ecfg, state)
+            }
+            None => Engine::new(ecfg),
+        };
+        let channels = channels::build(cfg).context("channels")?;
+        let dispatcher =
+            Dispatcher::spawn(spool.clone(), channels, reports).context("spool replay")?;
+        let classifier = Classifier::new(ClassifierConfig {
+            node: cfg.node.clone(),
+            vips,
+            owner_memory: Duration::from_secs(3),
+            advert_memory: Duration::from_secs(3),
+            probe_every: Duration::from_secs(1),
+            probe_idle: Duration::from_secs(10),
+            clear_hold: Duration::from_secs(3),
+        });
+        Ok(Watcher {
+            classifier,
+            engine,
+            spool,
+            dispatcher,
+            channel_names,
+            sites,
+            arp,
+            rounds: BTreeMap::new(),
+            events: Vec::new(),
+        })
+    }
+
+    pub fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// A watched address appeared on or left one of our interfaces.
+    pub async fn on_addr(&mut self, now: Instant, addr: IpAddr, present: bool) {
+        if self.classifier.local(addr).is_none() {
+            return;
+        }
+        info!(vip = %addr, present, "watched VIP {}", if present { "is here" } else { "left" });
+        self.events.push(
+            Event::new(if present { "vip_arrived" } else { "vip_left" })
+                .field("vip", addr.to_string()),
+        );
+        self.classifier.handle_local(now, addr, present);
+        self.settle(now).await;
+    }
+
+    /// ARP seen on an interface (ours filtered out by the caller or here).
+    pub async fn on_arp(&mut self, now: Instant, ifindex: u32, arp: &ArpRepr) {
+        let Some(site) = self
+            .sites
+            .iter()
+            .find(|s| s.ifindex == ifindex && s.vip == arp.sender_ip)
+        else {
+            return;
+        };
+        if arp.sender_mac == site.mac {
+            return;
+        }
+        let mac = format_mac(&arp.sender_mac);
+        if let Some(r) = self.rounds.get_mut(&site.vip) {
+            r.owners.insert(mac.clone());
+        }
+        debug!(vip = %site.vip, %mac, "another MAC speaks for the VIP");
+        self.classifier
+            .handle_foreign_owner(now, IpAddr::V4(site.vip), &mac);
+        self.settle(now).await;
+    }
+
+    pub async fn on_advert(&mut self, now: Instant, advert: AdvertSeen) {
+        self.classifier.handle_advert(now, advert);
+        self.settle(now).await;
+    }
+
+    /// An incident from elsewhere (the arbiter inside `run`).
+    pub async fn raise(&mut self, now: Instant, r: Raise) {
+        let code = self.engine.handle_raise(Utc::now(), r);
+        debug!(%code, "external incident raised");
+        self.settle(now).await;
+    }
+
+    pub async fn resolve(&mut self, now: Instant, key: &str) {
+        self.engine.handle_resolve(Utc::now(), key);
+        self.settle(now).await;
+    }
+
+    pub fn deadline(&self) -> Option<Instant> {
+        let now = Instant::now();
+        let wall = Utc::now();
+        let engine = self.engine.poll_timeout().map(|t| {
+            let ahead = (t - wall).to_std().unwrap_or(Duration::ZERO);
+            now + ahead
+        });
+        [
+            self.classifier.poll_timeout(),
+            engine,
+            self.rounds.values().map(|r| r.ends).min(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    pub async fn on_timers(&mut self, now: Instant) {
+        let done: Vec<Ipv4Addr> = self
+            .rounds
+            .iter()
+            .filter(|(_, r)| r.ends <= now)
+            .map(|(v, _)| *v)
+            .collect();
+        for vip in done {
+            if let Some(r) = self.rounds.remove(&vip) {
+                let owners: Vec<String> = r.owners.into_iter().collect();
+                self.classifier
+                    .handle_probe_result(now, IpAddr::V4(vip), &owners);
+            }
+        }
+        self.classifier.handle_timeout(now);
+        self.engine.handle_timeout(Utc::now());
+        self.settle(now).await;
+    }
+
+    /// Open incidents as `status` shows them.
+    pub fn incidents(&self) -> Vec<IncidentStatus> {
+        self.engine
+            .open()
+            .iter()
+            .map(|o| IncidentStatus {
+                code: o.code.clone(),
+                kind: o.kind,
+                severity: o.severity,
+                acked: o.acked(),
+                instance: o.instance.clone(),
+                vip: o.vip.map(|v| v.to_string()),
+                cause: Some(o.cause.clone()),
+                since_ms: u64::try_from(o.started_at.timestamp_millis()).ok(),
+            })
+            .collect()
+    }
+
+    /// Classifier outputs into the engine and probes; engine sends into the
+    /// spool and the channels. The engine state is on disk before any send.
+    async fn settle(&mut self, now: Instant) {
+        let wall: DateTime<Utc> = Utc::now();
+        let mut changed = false;
+        while let Some(out) = self.classifier.poll_output() {
+            match out {
+                Output::Raise(r) => {
+                    let (kind, sev, cause) = (r.kind, r.severity, r.cause.clone());
+                    let code = self.engine.handle_raise(wall, r);
+                    warn!(kind = %kind, severity = %sev, %code, "incident: {cause}");
+                    self.events.push(
+                        Event::new("incident_classified")
+                            .field("kind", kind.as_str())
+                            .field("severity", sev.as_str())
+                            .field("code", code)
+                            .field("cause", cause),
+                    );
+                    changed = true;
+                }
+                Output::Resolve { key } => {
+                    info!(%key, "incident cleared");
+                    self.engine.handle_resolve(wall, &key);
+                    self.events
+                        .push(Event::new("incident_cleared").field("key", key));
+                    changed = true;
+                }
+                Output::Probe { vip } => self.probe(now, vip).await,
+            }
+        }
+        self.engine.handle_timeout(wall);
+        let mut outgoing = Vec::new();
+        while let Some(o) = self.engine.poll_send(wall) {
+            outgoing.push(o);
+        }
+        if changed || !outgoing.is_empty() {
+            if let Err(e) = self.spool.save_engine(self.engine.state()) {
+                error!(error = %e, "engine state not saved; a restart would lose open incidents");
+            }
+        }
+        for o in outgoing {
+            let Some(channel) = self.channel_names.get(o.channel).cloned() else {
+                continue;
+            };
+            match self.spool.put(&channel, o.alert) {
+                Ok(entry) => {
+                    self.dispatcher.submit(entry);
+                }
+                Err(e) => error!(%channel, error = %e, "alert not spooled, so not sent"),
+            }
+        }
+    }
+
+    async fn probe(&mut self, now: Instant, vip: IpAddr) {
+        let IpAddr::V4(v4) = vip else { return };
+        let Some(site) = self.sites.iter().find(|s| s.vip == v4) else {
+            return;
+        };
+        let Some(sock) = self.arp.get(&site.ifindex) else {
+            return;
+        };
+        self.rounds.entry(v4).or_insert(Round {
+            ends: now + PROBE_ROUND,
+            owners: BTreeSet::new(),
+        });
+        if let Err(e) = sock
+            .broadcast(&ArpRepr::probe(site.mac, site.source, v4))
+            .await
+        {
+            warn!(vip = %v4, error = %e, "ownership probe not sent");
+        }
+    }
+}

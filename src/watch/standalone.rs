@@ -1,0 +1,261 @@
+//! `splitguard watch -c FILE`: the watchdog alone, beside a running keepalived.
+//! It watches each `[[watch]]` VIP on its interface and pages through the
+//! configured channels; `status` shows its open incidents over the control socket.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, bail};
+use splitguard_arbiter::arp::ArpRepr;
+use splitguard_watchdog::classify::{AdvertSeen, ExpectedRole, WatchedVip};
+use splitguard_watchdog::dispatch::{Delivery, Outcome};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
+
+use super::capture::VrrpCapture;
+use super::{VipSite, Watcher};
+use crate::config::{Config, Role};
+use crate::control::server::ControlServer;
+use crate::net::arp_socket::ArpSocket;
+use crate::net::netlink::{self, NetEvent, Netlink};
+use crate::notify::events::{Event, EventSink, unix_ms};
+use crate::status::Status;
+
+const DRAIN_BOUND: Duration = Duration::from_secs(5);
+
+pub async fn run(cfg: Config) -> anyhow::Result<()> {
+    if cfg.watches.is_empty() {
+        bail!("no [[watch]] entries: nothing to watch (add vip, interface, role)");
+    }
+    splitguard_watchdog::channels::install_crypto_provider();
+    // SAFETY: getuid(2) cannot fail and has no memory effects.
+    let owner_uid = unsafe { libc::getuid() };
+    let control = ControlServer::bind(
+        &cfg.control_socket,
+        cfg.control_socket_group.as_deref(),
+        owner_uid,
+    )
+    .with_context(|| format!("control socket {}", cfg.control_socket.display()))?;
+    let events = match &cfg.events_file {
+        Some(path) => Some(
+            EventSink::open(path)
+                .await
+                .with_context(|| format!("events_file {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let nl = Netlink::connect().context("open netlink")?;
+    let mut net_events = netlink::subscribe().context("subscribe to netlink events")?;
+
+    let mut vips = Vec::new();
+    let mut sites = Vec::new();
+    let mut arp_socks: BTreeMap<u32, Arc<ArpSocket>> = BTreeMap::new();
+    let mut ifindexes: BTreeMap<u32, String> = BTreeMap::new();
+    for w in &cfg.watches {
+        let IpAddr::V4(vip) = w.vip else {
+            bail!("watch {}: IPv6 VIPs are not watched yet", w.vip);
+        };
+        let link = nl
+            .link_by_name(&w.interface)
+            .await
+            .with_context(|| format!("watch {}: interface {}", w.vip, w.interface))?;
+        let mac = link
+            .mac
+            .with_context(|| format!("interface {} has no Ethernet address", w.interface))?;
+        let addrs = nl.addresses(link.index).await?;
+        let source = addrs
+            .iter()
+            .filter(|a| !a.secondary && a.addr != w.vip)
+            .find_map(|a| match a.addr {
+                IpAddr::V4(v) => Some(v),
+                IpAddr::V6(_) => None,
+            })
+            .with_context(|| {
+                format!(
+                    "interface {} has no IPv4 address of its own to probe from",
+                    w.interface
+                )
+            })?;
+        if let std::collections::btree_map::Entry::Vacant(e) = arp_socks.entry(link.index) {
+            e.insert(Arc::new(ArpSocket::open(link.index).with_context(
+                || format!("open ARP socket on {} (needs CAP_NET_RAW)", w.interface),
+            )?));
+        }
+        ifindexes.insert(link.index, w.interface.clone());
+        vips.push(WatchedVip {
+            vip: w.vip,
+            interface: w.interface.clone(),
+            role: match w.role {
+                Role::Master => ExpectedRole::Master,
+                Role::Backup => ExpectedRole::Backup,
+            },
+            instance: None,
+        });
+        sites.push(VipSite {
+            vip,
+            ifindex: link.index,
+            mac,
+            source,
+        });
+    }
+
+    let (arp_tx, mut arp_rx) = mpsc::channel::<(u32, ArpRepr)>(256);
+    let (adv_tx, mut adv_rx) = mpsc::channel::<AdvertSeen>(256);
+    let watched: Vec<std::net::Ipv4Addr> = sites.iter().map(|s| s.vip).collect();
+    for (&ifindex, sock) in &arp_socks {
+        let (sock, tx, watched) = (sock.clone(), arp_tx.clone(), watched.clone());
+        tokio::spawn(async move {
+            loop {
+                match sock.recv().await {
+                    Ok(arp) if !watched.contains(&arp.sender_ip) => {}
+                    Ok(arp) => {
+                        if tx.send((ifindex, arp)).await.is_err() {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        warn!(ifindex, error = %e, "ARP receive failed");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                }
+            }
+        });
+        let cap = VrrpCapture::open(ifindex).with_context(|| {
+            format!(
+                "capture VRRP on {} (needs CAP_NET_RAW)",
+                ifindexes[&ifindex]
+            )
+        })?;
+        let tx = adv_tx.clone();
+        tokio::spawn(async move {
+            loop {
+                match cap.recv().await {
+                    Ok(a) => {
+                        if tx.send(a).await.is_err() {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        warn!(ifindex, error = %e, "VRRP capture failed");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                }
+            }
+        });
+    }
+    drop((arp_tx, adv_tx));
+
+    let (reports_tx, mut reports_rx) = mpsc::unbounded_channel::<Delivery>();
+    let mut watcher = Watcher::start(&cfg, vips, sites.clone(), arp_socks, reports_tx)?;
+
+    let (status_tx, status_rx) = watch::channel(Status::default());
+    let (stop_control, control_stopped) = tokio::sync::oneshot::channel::<()>();
+    let control_task = tokio::spawn(control.serve(status_rx, None, async {
+        let _ = control_stopped.await;
+    }));
+
+    // What is already here counts as arriving now.
+    let now = Instant::now();
+    for s in &sites {
+        let present = nl
+            .addresses(s.ifindex)
+            .await?
+            .iter()
+            .any(|a| a.addr == IpAddr::V4(s.vip));
+        if present {
+            watcher.on_addr(now, IpAddr::V4(s.vip), true).await;
+        }
+    }
+    info!(node = %cfg.node, vips = cfg.watches.len(), channels = cfg.channels.len(), "splitguard watching");
+
+    let mut sigterm = signal(SignalKind::terminate()).context("install SIGTERM handler")?;
+    let mut sigint = signal(SignalKind::interrupt()).context("install SIGINT handler")?;
+    let publish = |w: &Watcher| {
+        status_tx.send_if_modified(|s| {
+            let incidents = w.incidents();
+            if s.incidents == incidents && s.node == cfg.node {
+                return false;
+            }
+            s.node = cfg.node.clone();
+            s.incidents = incidents;
+            s.at_ms = Some(unix_ms(SystemTime::now()));
+            true
+        });
+    };
+    publish(&watcher);
+    loop {
+        let deadline = watcher.deadline();
+        let sleep = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            Some(ev) = net_events.recv() => match ev {
+                NetEvent::AddrAdded(a) if ifindexes.contains_key(&a.index) => {
+                    watcher.on_addr(Instant::now(), a.addr, true).await
+                }
+                NetEvent::AddrRemoved(a) if ifindexes.contains_key(&a.index) => {
+                    watcher.on_addr(Instant::now(), a.addr, false).await
+                }
+                NetEvent::Overrun => {
+                    warn!("netlink events were lost; re-reading the watched addresses");
+                    for s in &sites {
+                        let present = nl.addresses(s.ifindex).await.map(|l| l.iter().any(|a| a.addr == IpAddr::V4(s.vip))).unwrap_or(false);
+                        watcher.on_addr(Instant::now(), IpAddr::V4(s.vip), present).await;
+                    }
+                }
+                _ => {}
+            },
+            Some((ifindex, arp)) = arp_rx.recv() => watcher.on_arp(Instant::now(), ifindex, &arp).await,
+            Some(adv) = adv_rx.recv() => watcher.on_advert(Instant::now(), adv).await,
+            Some(d) = reports_rx.recv() => emit(&events, delivery_event(&d)),
+            () = sleep => watcher.on_timers(Instant::now()).await,
+            _ = sigterm.recv() => break,
+            _ = sigint.recv() => break,
+        }
+        for ev in watcher.take_events() {
+            emit(&events, ev);
+        }
+        publish(&watcher);
+    }
+    info!("watch stopping; undelivered alerts stay in the spool");
+    let _ = stop_control.send(());
+    let _ = control_task.await;
+    if let Some(sink) = events {
+        let _ = sink.close(DRAIN_BOUND).await;
+    }
+    Ok(())
+}
+
+fn emit(events: &Option<EventSink>, ev: Event) {
+    if let Some(sink) = events
+        && let Err(e) = sink.emit(ev)
+    {
+        warn!(error = %e, "event not written");
+    }
+}
+
+fn delivery_event(d: &Delivery) -> Event {
+    let ev = Event::new("alert_delivery")
+        .at(d.at.into())
+        .field("channel", d.channel.clone())
+        .field("code", d.code.clone())
+        .field("kind", d.kind.clone())
+        .field("status", d.status.clone())
+        .field("idempotency_key", d.idempotency_key.clone());
+    match &d.outcome {
+        Outcome::Delivered { reference } => ev
+            .field("outcome", "delivered")
+            .field("reference", reference.clone().unwrap_or_default()),
+        Outcome::Retrying { attempt, error } => ev
+            .field("outcome", "retrying")
+            .field("attempt", *attempt)
+            .field("error", error.clone()),
+        Outcome::Failed { error } => ev.field("outcome", "failed").field("error", error.clone()),
+    }
+}

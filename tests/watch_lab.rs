@@ -1,0 +1,244 @@
+//! `splitguard watch` standalone beside keepalived 2.2.7 on both nodes, paging a
+//! webhook receiver on gw: the split-brain scenarios are named by their cause and
+//! reach gw within 1 s of the second owner appearing; a normal failover is a
+//! `failover`, not split brain; resolved follows.
+//!
+//! Needs root, keepalived and python3; fails without them.
+
+mod common;
+
+use common::*;
+use splitguard::lab::{Lab, LabProcess, wait_for};
+use std::time::Duration;
+
+/// What gw's receiver got: one JSON value per request.
+fn received(lab: &Lab) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(lab.dir().join("hooks.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+fn start_receiver(lab: &Lab) -> LabProcess {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/webhook_receiver.py"
+    );
+    let out = lab.dir().join("hooks.jsonl");
+    let p = lab
+        .spawn(
+            "gw",
+            "webhook-receiver",
+            &[
+                "python3",
+                script,
+                "192.0.2.254",
+                "8080",
+                out.to_str().expect("utf-8"),
+            ],
+        )
+        .expect("receiver starts");
+    // Ready when the port answers.
+    wait_for(Duration::from_secs(10), || {
+        lab.run(
+            "gw",
+            &[
+                "python3",
+                "-c",
+                "import socket; socket.create_connection(('192.0.2.254', 8080), 1)",
+            ],
+        )
+        .ok()
+        .filter(|o| o.status.success())
+    })
+    .expect("receiver listening");
+    p
+}
+
+fn watch_config(lab: &Lab) -> String {
+    let dir = lab.dir().display();
+    format!(
+        "node = \"lb02\"\nstate_dir = \"{dir}/watch-state\"\ncontrol_socket = \"{dir}/watch.sock\"\n\
+         events_file = \"{dir}/watch-events.jsonl\"\n\n\
+         [[watch]]\nvip = \"{VIP}\"\ninterface = \"eth0\"\nrole = \"backup\"\n\n\
+         [[channel]]\ntype = \"webhook\"\nname = \"gw\"\nurl = \"http://192.0.2.254:8080/hook\"\n\n\
+         [alerts]\ngroup_wait = \"1s\"\n"
+    )
+}
+
+fn start_watch(lab: &Lab) -> LabProcess {
+    let path = lab
+        .write_file("watch.toml", &watch_config(lab))
+        .expect("config");
+    lab.spawn(
+        "lb02",
+        "splitguard-watch",
+        &[
+            env!("CARGO_BIN_EXE_splitguard"),
+            "watch",
+            "-c",
+            path.to_str().expect("utf-8"),
+        ],
+    )
+    .expect("watch starts")
+}
+
+/// When the VIP arrived on lb02, from the watch's event stream (unix ms).
+fn vip_arrived_ms(lab: &Lab) -> Option<u64> {
+    std::fs::read_to_string(lab.dir().join("watch-events.jsonl"))
+        .ok()?
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["event"] == "vip_arrived")
+        .and_then(|v| v["at_ms"].as_u64())
+}
+
+/// Runs one scenario: keepalived on both nodes (lb02's config changed by
+/// `lb02_ka`), the watch on lb02, `fault` applied once lb01 holds the VIP; then
+/// expects a firing alert of `kind` naming lb01's MAC within 1 s of the VIP
+/// arriving on lb02.
+fn scenario(tag: &str, lb02_ka: impl Fn(String) -> String, fault: impl Fn(&Lab), kind: &str) {
+    let lab = pair_lab(tag);
+    let _rx = start_receiver(&lab);
+    let ka1 = start_keepalived(&lab, "lb01", &ka_config("lb01", 150, 2, "1"));
+    expect_owner(&lab, Some("lb01"), &[&ka1], "keepalived lb01 master");
+    let w = start_watch(&lab);
+    let ka2 = start_keepalived(&lab, "lb02", &lb02_ka(ka_config("lb02", 100, 2, "1")));
+    std::thread::sleep(Duration::from_secs(2));
+    fault(&lab);
+    let procs = [&ka1, &ka2, &w];
+    let alert = wait_for(BOUND, || {
+        received(&lab)
+            .into_iter()
+            .find(|r| r["body"]["kind"] == kind && r["body"]["status"] == "firing")
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "no {kind} alert at gw; got {:?}\n{}",
+            received(&lab),
+            logs(&procs)
+        )
+    });
+    let body = &alert["body"];
+    let mac1 = lab.mac_of("lb01").expect("mac");
+    assert_eq!(body["severity"], "critical", "{body}");
+    assert_eq!(body["node"], "lb02");
+    assert_eq!(body["vip"], VIP);
+    assert!(
+        body["cause"].as_str().unwrap_or_default().contains(&mac1),
+        "the cause names lb01's MAC: {body}"
+    );
+    assert!(
+        body["owners"]
+            .as_array()
+            .is_some_and(|o| o.iter().any(|m| m == &mac1.as_str()))
+    );
+    let code = body["code"].as_str().unwrap_or_default();
+    assert!(
+        code.len() == 4 && code.bytes().all(|b| b.is_ascii_digit()),
+        "{body}"
+    );
+    assert_eq!(
+        alert["headers"]["idempotency-key"], body["idempotency_key"],
+        "{alert}"
+    );
+    let arrived = vip_arrived_ms(&lab).expect("the watch saw the VIP arrive");
+    let got_ms = (alert["t"].as_f64().unwrap_or_default() * 1000.0) as u64;
+    let latency = got_ms.saturating_sub(arrived);
+    assert!(
+        latency <= 1000,
+        "alert reached gw {latency} ms after the second owner appeared\n{}",
+        logs(&procs)
+    );
+    // The incident shows in `status`.
+    let out = lab
+        .run(
+            "lb02",
+            &[
+                env!("CARGO_BIN_EXE_splitguard"),
+                "status",
+                "--json",
+                "--socket",
+                &format!("{}/watch.sock", lab.dir().display()),
+            ],
+        )
+        .expect("status");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(code) && text.contains(kind), "status: {text}");
+}
+
+#[test]
+fn s2_vrrp_firewalled_on_lb02_pages_split_brain() {
+    scenario(
+        "ws2",
+        |c| c,
+        |lab| {
+            lab.nft(
+                Some("lb02"),
+                "table inet s2 {\n chain input {\n  type filter hook input priority 0;\n  ip protocol 112 drop\n }\n}\n",
+            )
+            .expect("nft");
+        },
+        "split_brain",
+    );
+}
+
+#[test]
+fn s3_vrid_mismatch_pages_vrid_mismatch() {
+    scenario(
+        "ws3",
+        |c| c.replace("virtual_router_id 51", "virtual_router_id 52"),
+        |_| {},
+        "vrid_mismatch",
+    );
+}
+
+#[test]
+fn s6_auth_mismatch_pages_auth_mismatch() {
+    scenario(
+        "ws6",
+        |c| c.replace("auth_pass 1111", "auth_pass 2222"),
+        |_| {},
+        "auth_mismatch",
+    );
+}
+
+#[test]
+fn a_normal_failover_is_a_failover_and_resolves() {
+    let lab = pair_lab("wfail");
+    let _rx = start_receiver(&lab);
+    let mut ka1 = start_keepalived(&lab, "lb01", &ka_config("lb01", 150, 2, "1"));
+    let ka2 = start_keepalived(&lab, "lb02", &ka_config("lb02", 100, 2, "1"));
+    expect_owner(&lab, Some("lb01"), &[&ka1, &ka2], "keepalived lb01 master");
+    let w = start_watch(&lab);
+    std::thread::sleep(Duration::from_secs(2));
+    ka1.stop(Duration::from_secs(10));
+    let procs = [&ka1, &ka2, &w];
+    let alert = wait_for(BOUND, || {
+        received(&lab)
+            .into_iter()
+            .find(|r| r["body"]["status"] == "firing")
+    })
+    .unwrap_or_else(|| panic!("no alert\n{}", logs(&procs)));
+    assert_eq!(alert["body"]["kind"], "failover", "{alert}");
+    assert_eq!(alert["body"]["severity"], "warning", "{alert}");
+    // Give it time: no split brain may follow.
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(
+        received(&lab)
+            .iter()
+            .all(|r| r["body"]["kind"] == "failover"),
+        "{:?}",
+        received(&lab)
+    );
+    // lb01 comes back and preempts: the VIP leaves lb02, the failover resolves.
+    let ka1 = start_keepalived(&lab, "lb01", &ka_config("lb01", 150, 2, "1"));
+    let resolved = wait_for(BOUND, || {
+        received(&lab)
+            .into_iter()
+            .find(|r| r["body"]["status"] == "resolved")
+    })
+    .unwrap_or_else(|| panic!("no resolved\n{}", logs(&[&ka1, &ka2, &w])));
+    assert_eq!(resolved["body"]["id"], alert["body"]["id"]);
+}
