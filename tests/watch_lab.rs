@@ -132,7 +132,7 @@ fn scenario(tag: &str, lb02_ka: impl Fn(String) -> String, fault: impl Fn(&Lab),
     assert!(
         body["owners"]
             .as_array()
-            .is_some_and(|o| o.iter().any(|m| m == &mac1.as_str()))
+            .is_some_and(|o| o.iter().any(|m| m == mac1.as_str()))
     );
     let code = body["code"].as_str().unwrap_or_default();
     assert!(
