@@ -241,4 +241,15 @@ fn a_normal_failover_is_a_failover_and_resolves() {
     })
     .unwrap_or_else(|| panic!("no resolved\n{}", logs(&[&ka1, &ka2, &w])));
     assert_eq!(resolved["body"]["id"], alert["body"]["id"]);
+    // The preemption overlap (lb01's gratuitous ARP while lb02 still had the VIP
+    // for a moment) is no split brain.
+    std::thread::sleep(Duration::from_secs(2));
+    let kinds: Vec<String> = received(&lab)
+        .iter()
+        .map(|r| format!("{} {}", r["body"]["kind"], r["body"]["status"]))
+        .collect();
+    assert!(
+        kinds.iter().all(|k| k.starts_with("\"failover\"")),
+        "{kinds:?}"
+    );
 }

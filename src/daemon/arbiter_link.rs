@@ -22,6 +22,8 @@ use splitguard_arbiter::reboot::{self, RebootDecision, RebootLedger, RebootLimit
 use splitguard_arbiter::{
     Incident, InstanceSpec, Isolation, OnIsolated, Policy, PolicyConfig, Role, Verdict,
 };
+use splitguard_watchdog::IncidentKind;
+use splitguard_watchdog::engine::Raise;
 use std::os::unix::fs::DirBuilderExt;
 use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
@@ -181,7 +183,6 @@ impl Daemon {
         cfg: &config::Config,
         opts: super::Options,
         probes: mpsc::Sender<ProbeResult>,
-        arps: mpsc::Sender<super::ArpSeen>,
     ) -> anyhow::Result<()> {
         let now = Instant::now();
         let mut references = cfg.arbiter.references.clone();
@@ -230,38 +231,6 @@ impl Daemon {
             let p = &cfg.arbiter.probe;
             spawn_probe_loop(prober, targets, p.interval, p.timeout, probes)
                 .context("start the probe loop")?;
-        }
-        if cfg.arbiter.ownership_probe {
-            for (&(ifindex, _), iface) in &self.ifaces {
-                if let super::Announcer::Arp(sock) = &iface.announcer {
-                    let sock = sock.clone();
-                    let tx = arps.clone();
-                    // Only ARP about our VIPs matters; a busy segment carries much more.
-                    let vips: Vec<Ipv4Addr> = self
-                        .routers
-                        .iter()
-                        .filter(|r| r.ifindex == ifindex)
-                        .flat_map(|r| r.ipv4_vips())
-                        .collect();
-                    tokio::spawn(async move {
-                        loop {
-                            match sock.recv().await {
-                                Ok(arp) if !vips.contains(&arp.sender_ip) => {}
-                                Ok(arp) => {
-                                    if tx.send(super::ArpSeen { ifindex, arp }).await.is_err() {
-                                        break;
-                                    }
-                                }
-                                Err(e) => {
-                                    warn!(ifindex, error = %e, "ARP receive failed");
-                                    // A persistent error must not spin.
-                                    tokio::time::sleep(Duration::from_millis(500)).await;
-                                }
-                            }
-                        }
-                    });
-                }
-            }
         }
         self.arb = Some(arb);
         Ok(())
@@ -456,7 +425,7 @@ impl Daemon {
     }
 
     /// Hands an incident on; for now the log and the event stream carry it.
-    fn incident(&self, incident: &Incident, raised: bool) {
+    fn incident(&mut self, incident: &Incident, raised: bool) {
         let (instance, detail) = describe(incident);
         let status = if raised { "firing" } else { "resolved" };
         if raised {
@@ -475,13 +444,34 @@ impl Daemon {
         let mut ev = Event::new("incident")
             .field("kind", incident.kind())
             .field("status", status)
-            .field("cause", detail);
+            .field("cause", detail.clone());
+        let mut vip = None;
         if let Some(name) = instance
             && let Some(r) = self.routers.iter().find(|r| r.cfg.name == name)
         {
             ev = ev.instance(name, r.cfg.vrid);
+            vip = r.vip_addrs.first().copied();
         }
         self.emit(Some(ev));
+        // To the alert engine, under the DESIGN.md kind: a release is the
+        // self-demotion of an isolated master.
+        let kind = match incident {
+            Incident::ClaimWithheld { .. } => IncidentKind::ClaimWithheld,
+            Incident::Isolated { .. } => IncidentKind::Isolated,
+            Incident::Demoted { .. } | Incident::Released { .. } => IncidentKind::Demoted,
+            Incident::RebootDue => IncidentKind::Rebooting,
+        };
+        let key = format!("arbiter:{}:{}", incident.kind(), instance.unwrap_or("node"));
+        let raise = Raise {
+            key,
+            kind,
+            severity: kind.default_severity(),
+            instance: instance.map(str::to_owned),
+            vip,
+            owners: Vec::new(),
+            cause: detail,
+        };
+        self.incidents.push((raise, raised));
     }
 
     /// The reboot the policy found due: the ledger decides, `--dry-run` only logs.
@@ -518,7 +508,6 @@ impl Daemon {
             return;
         }
         let shown = command.join(" ");
-        self.incident(&Incident::RebootDue, true);
         if dry_run {
             warn!(command = %shown, "dry run: isolated with no peer, would reboot now");
             self.emit(Some(

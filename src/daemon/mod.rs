@@ -14,6 +14,7 @@
 mod arbiter_link;
 mod arbitration;
 mod router;
+mod watcher_link;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -33,6 +34,10 @@ use splitguard::status::Status;
 use splitguard::track::{ScriptSpec, ScriptTrackers, TrackerUpdate};
 use splitguard::vrrp::instance::{Action, AdvertOutcome, ReceivedAdvert, State};
 use splitguard::vrrp::wire::{self, Family};
+use splitguard::watch::Watcher;
+use splitguard_watchdog::classify::AdvertSeen;
+use splitguard_watchdog::dispatch::Delivery;
+use splitguard_watchdog::engine::Raise;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, error, info, warn};
@@ -70,6 +75,10 @@ pub struct Daemon {
     status: watch::Sender<Status>,
     /// The arbiter, unless `[arbiter] enabled = false`.
     arb: Option<arbiter_link::Arb>,
+    /// The watchdog: split-brain detection on our VIPs, and the alert engine.
+    watcher: Option<Watcher>,
+    /// Arbiter incidents waiting for the watcher (raised: true).
+    incidents: Vec<(Raise, bool)>,
 }
 
 /// How `run` was asked to behave beyond the config.
@@ -92,9 +101,10 @@ const DRAIN_BOUND: Duration = Duration::from_secs(10);
 pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
     // Say plainly what this build does not enforce yet, rather than let an operator
     // believe a validated setting protects them.
-    if !cfg.channels.is_empty() || cfg.reply.is_some() {
-        warn!("[[channel]] and [reply] are validated but no alerts are sent yet");
+    if cfg.reply.is_some() {
+        warn!("[reply] is validated but replies are not handled yet");
     }
+    splitguard_watchdog::channels::install_crypto_provider();
     // The socket is claimed first: a second daemon on the same config must fail
     // before it touches any VIP.
     // SAFETY: getuid(2) cannot fail and has no memory effects.
@@ -127,6 +137,8 @@ pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
         events,
         status: status_tx,
         arb: None,
+        watcher: None,
+        incidents: Vec::new(),
     };
     for inst in &cfg.instances {
         let link = nl
@@ -178,16 +190,21 @@ pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
     }
     drop(dgram_tx);
 
-    let (probe_tx, mut probe_rx) = mpsc::channel(64);
+    let (reports_tx, mut reports_rx) = mpsc::unbounded_channel::<Delivery>();
+    let (adv_tx, mut adv_rx) = mpsc::channel::<AdvertSeen>(256);
     let (arp_tx, mut arp_rx) = mpsc::channel::<ArpSeen>(256);
+    daemon
+        .start_watcher(&cfg, reports_tx, adv_tx, arp_tx)
+        .context("watchdog")?;
+    let (probe_tx, mut probe_rx) = mpsc::channel(64);
     if cfg.arbiter.enabled {
         daemon
-            .start_arbiter(&cfg, opts, probe_tx, arp_tx)
+            .start_arbiter(&cfg, opts, probe_tx)
             .await
             .context("arbiter")?;
     } else {
         warn!("[arbiter] enabled = false: claims follow VRRP alone, as keepalived's do");
-        drop((probe_tx, arp_tx));
+        drop(probe_tx);
     }
 
     let (track_tx, mut track_rx) = mpsc::channel::<TrackerUpdate>(64);
@@ -241,11 +258,14 @@ pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
             Some(up) = track_rx.recv() => daemon.on_tracker(up, Instant::now()).await,
             () = sleep => daemon.on_timers(Instant::now()).await,
             Some(p) = probe_rx.recv() => daemon.on_probe(p.target, p.ok, Instant::now()).await,
-            Some(a) = arp_rx.recv() => daemon.on_arp(a.ifindex, a.arp),
+            Some(a) = arp_rx.recv() => daemon.on_arp_seen(a, Instant::now()).await,
+            Some(adv) = adv_rx.recv() => daemon.on_advert_seen(adv, Instant::now()).await,
+            Some(d) = reports_rx.recv() => daemon.emit(Some(watcher_link::delivery_event(&d))),
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
         }
         daemon.settle(Instant::now()).await;
+        daemon.flush_watcher(Instant::now()).await;
         daemon.publish_status();
     }
     info!("shutting down: releasing VIPs");
@@ -278,13 +298,23 @@ impl Daemon {
     fn publish_status(&self) {
         let instances: Vec<_> = self.routers.iter().map(Router::status).collect();
         let arbiter = self.arb.as_ref().map(|a| a.status()).unwrap_or_default();
+        let incidents = self
+            .watcher
+            .as_ref()
+            .map(Watcher::incidents)
+            .unwrap_or_default();
         self.status.send_if_modified(|s| {
-            if s.instances == instances && s.node == self.node && s.arbiter == arbiter {
+            if s.instances == instances
+                && s.node == self.node
+                && s.arbiter == arbiter
+                && s.incidents == incidents
+            {
                 return false;
             }
             s.node = self.node.clone();
             s.instances = instances;
             s.arbiter = arbiter;
+            s.incidents = incidents;
             s.at_ms = Some(unix_ms(SystemTime::now()));
             true
         });
@@ -415,10 +445,11 @@ impl Daemon {
 
     fn next_deadline(&self) -> Option<Instant> {
         let arb = self.arb.as_ref().and_then(|a| a.deadline(&self.routers));
+        let watcher = self.watcher.as_ref().and_then(Watcher::deadline);
         self.routers
             .iter()
             .flat_map(|r| [r.fsm.poll_timeout(), r.garp.map(|g| g.due)])
-            .chain([arb])
+            .chain([arb, watcher])
             .flatten()
             .min()
     }
@@ -479,6 +510,9 @@ impl Daemon {
 
     async fn on_timers(&mut self, now: Instant) {
         self.arbiter_timers(now).await;
+        if let Some(w) = &mut self.watcher {
+            w.on_timers(now).await;
+        }
         for i in 0..self.routers.len() {
             let r = &mut self.routers[i];
             if r.fsm.poll_timeout().is_some_and(|t| t <= now) {
@@ -531,6 +565,11 @@ impl Daemon {
                 }
             }
             NetEvent::AddrRemoved(a) => {
+                if self.routers.iter().any(|r| r.ifindex == a.index)
+                    && let Some(w) = &mut self.watcher
+                {
+                    w.on_addr(now, a.addr, false).await;
+                }
                 for i in 0..self.routers.len() {
                     let r = &self.routers[i];
                     if r.ifindex == a.index
@@ -542,7 +581,13 @@ impl Daemon {
                     }
                 }
             }
-            NetEvent::AddrAdded(_) => {}
+            NetEvent::AddrAdded(a) => {
+                if self.routers.iter().any(|r| r.ifindex == a.index)
+                    && let Some(w) = &mut self.watcher
+                {
+                    w.on_addr(now, a.addr, true).await;
+                }
+            }
             NetEvent::Overrun => {
                 warn!("netlink events were lost; re-reading links and VIPs");
                 self.refresh_links(now).await;

@@ -23,7 +23,7 @@ use chrono::{DateTime, Utc};
 use splitguard_arbiter::arp::ArpRepr;
 use splitguard_arbiter::gate::format_mac;
 use splitguard_watchdog::classify::{AdvertSeen, Classifier, ClassifierConfig, Output, WatchedVip};
-use splitguard_watchdog::dispatch::Dispatcher;
+use splitguard_watchdog::dispatch::{Delivery, Dispatcher, Outcome};
 use splitguard_watchdog::engine::{ChannelInfo, Engine, EngineConfig, Raise};
 use splitguard_watchdog::spool::Spool;
 use tracing::{debug, error, info, warn};
@@ -131,6 +131,7 @@ impl Watcher {
             probe_every: Duration::from_secs(1),
             probe_idle: Duration::from_secs(10),
             clear_hold: Duration::from_secs(3),
+            confirm_after: Duration::from_millis(250),
         });
         Ok(Watcher {
             classifier,
@@ -327,5 +328,26 @@ impl Watcher {
         {
             warn!(vip = %v4, error = %e, "ownership probe not sent");
         }
+    }
+}
+
+/// A delivery report as an event-stream line (the bench reads send times here).
+pub fn delivery_event(d: &Delivery) -> Event {
+    let ev = Event::new("alert_delivery")
+        .at(d.at.into())
+        .field("channel", d.channel.clone())
+        .field("code", d.code.clone())
+        .field("kind", d.kind.clone())
+        .field("status", d.status.clone())
+        .field("idempotency_key", d.idempotency_key.clone());
+    match &d.outcome {
+        Outcome::Delivered { reference } => ev
+            .field("outcome", "delivered")
+            .field("reference", reference.clone().unwrap_or_default()),
+        Outcome::Retrying { attempt, error } => ev
+            .field("outcome", "retrying")
+            .field("attempt", *attempt)
+            .field("error", error.clone()),
+        Outcome::Failed { error } => ev.field("outcome", "failed").field("error", error.clone()),
     }
 }

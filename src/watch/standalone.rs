@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, bail};
 use splitguard_arbiter::arp::ArpRepr;
 use splitguard_watchdog::classify::{AdvertSeen, ExpectedRole, WatchedVip};
-use splitguard_watchdog::dispatch::{Delivery, Outcome};
+use splitguard_watchdog::dispatch::Delivery;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
@@ -213,7 +213,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             },
             Some((ifindex, arp)) = arp_rx.recv() => watcher.on_arp(Instant::now(), ifindex, &arp).await,
             Some(adv) = adv_rx.recv() => watcher.on_advert(Instant::now(), adv).await,
-            Some(d) = reports_rx.recv() => emit(&events, delivery_event(&d)),
+            Some(d) = reports_rx.recv() => emit(&events, super::delivery_event(&d)),
             () = sleep => watcher.on_timers(Instant::now()).await,
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
@@ -237,25 +237,5 @@ fn emit(events: &Option<EventSink>, ev: Event) {
         && let Err(e) = sink.emit(ev)
     {
         warn!(error = %e, "event not written");
-    }
-}
-
-fn delivery_event(d: &Delivery) -> Event {
-    let ev = Event::new("alert_delivery")
-        .at(d.at.into())
-        .field("channel", d.channel.clone())
-        .field("code", d.code.clone())
-        .field("kind", d.kind.clone())
-        .field("status", d.status.clone())
-        .field("idempotency_key", d.idempotency_key.clone());
-    match &d.outcome {
-        Outcome::Delivered { reference } => ev
-            .field("outcome", "delivered")
-            .field("reference", reference.clone().unwrap_or_default()),
-        Outcome::Retrying { attempt, error } => ev
-            .field("outcome", "retrying")
-            .field("attempt", *attempt)
-            .field("error", error.clone()),
-        Outcome::Failed { error } => ev.field("outcome", "failed").field("error", error.clone()),
     }
 }

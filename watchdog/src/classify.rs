@@ -14,6 +14,8 @@
 //! 4. **The VIP is here on a node watched as backup**: `vip_on_backup` when a
 //!    master still advertises it (it should not be here), else `failover`.
 //!
+//! Two owners count once a probe `confirm_after` later still finds the other
+//! one: a handover or a preemption overlaps for milliseconds, and must not page.
 //! An incident resolves once its condition has stayed clear for `clear_hold`, so
 //! one lost probe answer does not close and reopen it.
 
@@ -77,6 +79,9 @@ pub struct ClassifierConfig {
     /// Probe cadence while the VIP is here and all is quiet.
     pub probe_idle: Duration,
     pub clear_hold: Duration,
+    /// Two owners must still be seen by a probe this long after they first were
+    /// (a handover or preemption overlaps for milliseconds, not this long).
+    pub confirm_after: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,6 +121,12 @@ struct VipState {
     raised: Option<Condition>,
     clear_since: Option<Instant>,
     next_probe: Option<Instant>,
+    /// Since when the VIP has been here with another owner answering.
+    dual_since: Option<Instant>,
+    /// A probe after `confirm_after` still found the other owner.
+    dual_confirmed: bool,
+    /// Since when the VIP is here.
+    local_since: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -142,6 +153,9 @@ impl Classifier {
                 raised: None,
                 clear_since: None,
                 next_probe: None,
+                dual_since: None,
+                dual_confirmed: false,
+                local_since: None,
             })
             .collect();
         Classifier {
@@ -163,6 +177,7 @@ impl Classifier {
             return;
         }
         v.local = present;
+        v.local_since = present.then_some(now);
         if present {
             // Ask at once who else answers: the verdict must not wait.
             v.next_probe = Some(now + self.cfg.probe_every);
@@ -184,10 +199,18 @@ impl Classifier {
     /// A finished probe round: exactly these foreign MACs answered.
     pub fn handle_probe_result(&mut self, now: Instant, vip: IpAddr, owners: &[String]) {
         let Some(i) = self.index(vip) else { return };
+        let confirm = self.cfg.confirm_after;
         let v = &mut self.vips[i];
         v.foreign.clear();
         for mac in owners {
             v.foreign.insert(mac.to_ascii_lowercase(), now);
+        }
+        if let Some(since) = v.dual_since
+            && v.local
+            && !owners.is_empty()
+            && now.duration_since(since) >= confirm
+        {
+            v.dual_confirmed = true;
         }
         self.evaluate(now, i);
     }
@@ -285,6 +308,19 @@ impl Classifier {
         v.adverts
             .retain(|_, h| now.duration_since(h.last) < min_advert.max(h.advert.interval * 3));
 
+        let dual = v.local && !v.foreign.is_empty();
+        match (dual, v.dual_since) {
+            (true, None) => {
+                // Confirm with a probe a little later before calling it split brain.
+                v.dual_since = Some(now);
+                v.next_probe = Some(now + self.cfg.confirm_after);
+            }
+            (false, Some(_)) => {
+                v.dual_since = None;
+                v.dual_confirmed = false;
+            }
+            _ => {}
+        }
         let condition = condition(&self.cfg.node, v);
         match (condition, &v.raised) {
             (Some(c), raised) if raised.as_ref() != Some(&c) => {
@@ -372,6 +408,10 @@ fn condition(node: &str, v: &VipState) -> Option<Condition> {
     let foreign: Vec<String> = v.foreign.keys().cloned().collect();
     let found = mismatch(vip, &live);
 
+    if v.local && !foreign.is_empty() && !v.dual_confirmed {
+        // Two owners, not yet confirmed: no new verdict either way.
+        return v.raised.clone();
+    }
     if v.local && !foreign.is_empty() {
         let (kind, why) = match &found {
             Some((k, w)) => (*k, format!(" {w}.")),
@@ -436,7 +476,14 @@ fn condition(node: &str, v: &VipState) -> Option<Condition> {
         });
     }
     if v.local && v.spec.role == ExpectedRole::Backup {
-        if let Some(master) = live.iter().find(|a| !a.from_self) {
+        // Another master advertising while the VIP is here, for longer than the
+        // moment a preemption takes (its advert, then our release).
+        let here_since = v.local_since;
+        let lasting = v.adverts.values().find(|h| {
+            let from = here_since.map_or(h.since, |l| l.max(h.since));
+            !h.advert.from_self && h.last.saturating_duration_since(from) > h.advert.interval * 2
+        });
+        if let Some(master) = lasting.map(|h| &h.advert) {
             return Some(Condition {
                 kind: IncidentKind::VipOnBackup,
                 severity: Severity::Warning,

@@ -30,6 +30,7 @@ fn classifier(role: ExpectedRole) -> Classifier {
         probe_every: ms(1000),
         probe_idle: ms(10_000),
         clear_hold: ms(3000),
+        confirm_after: ms(250),
     })
 }
 
@@ -44,6 +45,19 @@ fn advert(src: &str, vrid: u8, pass: &[u8; 8]) -> AdvertSeen {
         auth: AuthSeen::Pass(*pass),
         from_self: src == "192.0.2.6",
     }
+}
+
+/// The confirmation a first sighting of two owners asks for: a probe 250 ms
+/// later that still finds `mac`. Returns the time after it.
+fn confirm(c: &mut Classifier, first: Instant, mac: &str) -> Instant {
+    let at = first + ms(250);
+    c.handle_timeout(at);
+    assert!(
+        outputs(c).contains(&Output::Probe { vip: vip() }),
+        "a confirming probe is asked for"
+    );
+    c.handle_probe_result(at + ms(200), vip(), &[mac.into()]);
+    at + ms(200)
 }
 
 fn outputs(c: &mut Classifier) -> Vec<Output> {
@@ -76,6 +90,11 @@ fn the_vip_here_and_another_mac_answering_is_split_brain() {
     c.handle_local(t, vip(), true);
     outputs(&mut c);
     c.handle_probe_result(t + ms(200), vip(), &[MAC1.to_uppercase()]);
+    assert!(
+        raised(&outputs(&mut c)).is_empty(),
+        "not before the confirmation"
+    );
+    confirm(&mut c, t + ms(200), MAC1);
     let r = raised(&outputs(&mut c));
     assert_eq!(r.len(), 1, "{r:?}");
     assert_eq!(r[0].0, IncidentKind::SplitBrain);
@@ -99,6 +118,7 @@ fn two_owners_with_two_vrids_is_named_a_vrid_mismatch() {
     assert_eq!(r[0].1, Severity::Warning, "no second owner yet");
     c.handle_local(t, vip(), true);
     c.handle_foreign_owner(t + ms(10), vip(), MAC1);
+    confirm(&mut c, t + ms(10), MAC1);
     let r = raised(&outputs(&mut c));
     let last = r.last().unwrap();
     assert_eq!(
@@ -120,6 +140,7 @@ fn different_passwords_are_an_auth_mismatch_and_never_printed() {
     c.handle_advert(t, advert("192.0.2.6", 51, b"2222\0\0\0\0"));
     c.handle_local(t, vip(), true);
     c.handle_foreign_owner(t, vip(), MAC1);
+    confirm(&mut c, t, MAC1);
     let r = raised(&outputs(&mut c));
     let last = r.last().unwrap();
     assert_eq!(last.0, IncidentKind::AuthMismatch);
@@ -177,9 +198,14 @@ fn a_plain_failover_on_a_backup_is_a_failover_warning() {
 fn the_vip_here_while_the_master_still_advertises_is_vip_on_backup() {
     let t = Instant::now();
     let mut c = classifier(ExpectedRole::Backup);
-    c.handle_advert(t, advert("192.0.2.5", 51, b"1111\0\0\0\0"));
     c.handle_local(t, vip(), true);
     c.handle_probe_result(t + ms(200), vip(), &[]);
+    for k in 0..4 {
+        c.handle_advert(
+            t + ms(300 + 1000 * k),
+            advert("192.0.2.5", 51, b"1111\0\0\0\0"),
+        );
+    }
     let r = raised(&outputs(&mut c));
     assert_eq!(r.last().unwrap().0, IncidentKind::VipOnBackup);
 }
@@ -227,7 +253,8 @@ fn one_lost_probe_answer_does_not_flap_the_incident() {
     let mut c = classifier(ExpectedRole::Any);
     c.handle_local(t, vip(), true);
     c.handle_probe_result(t, vip(), &[MAC1.into()]);
-    outputs(&mut c);
+    confirm(&mut c, t, MAC1);
+    assert_eq!(raised(&outputs(&mut c)).len(), 1);
     c.handle_probe_result(t + ms(1000), vip(), &[]);
     c.handle_probe_result(t + ms(2000), vip(), &[MAC1.into()]);
     c.handle_timeout(t + ms(6000));
@@ -246,4 +273,26 @@ fn unknown_vips_are_ignored() {
     c.handle_local(t, ip("192.0.2.99"), true);
     c.handle_foreign_owner(t, ip("192.0.2.99"), MAC1);
     assert!(outputs(&mut c).is_empty());
+}
+
+#[test]
+fn a_preemption_overlap_is_not_split_brain() {
+    let t = Instant::now();
+    let mut c = classifier(ExpectedRole::Backup);
+    c.handle_local(t, vip(), true);
+    c.handle_probe_result(t + ms(200), vip(), &[]);
+    outputs(&mut c);
+    // The old master's GARP arrives while the VIP is still here, then it leaves.
+    c.handle_foreign_owner(t + ms(5000), vip(), MAC1);
+    c.handle_local(t + ms(5002), vip(), false);
+    c.handle_timeout(t + ms(5250));
+    let out = outputs(&mut c);
+    assert!(raised(&out).is_empty(), "{out:?}");
+    // Or it stays but the confirming probe finds nobody else.
+    let mut c = classifier(ExpectedRole::Any);
+    c.handle_local(t, vip(), true);
+    c.handle_foreign_owner(t + ms(10), vip(), MAC1);
+    c.handle_timeout(t + ms(260));
+    c.handle_probe_result(t + ms(460), vip(), &[]);
+    assert!(raised(&outputs(&mut c)).is_empty());
 }

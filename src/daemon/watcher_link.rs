@@ -1,0 +1,141 @@
+//! The daemon's side of the watchdog: it starts the [`Watcher`] over the
+//! instances' IPv4 VIPs (split-brain detection on our own VIPs), feeds it the
+//! address events, the ARP and the adverts seen on the instances' interfaces, and
+//! hands it the arbiter's incidents for paging.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use splitguard::config::Config;
+use splitguard::net::arp_socket::ArpSocket;
+use splitguard::watch::capture::VrrpCapture;
+use splitguard::watch::{VipSite, Watcher};
+use splitguard_watchdog::classify::{AdvertSeen, ExpectedRole, WatchedVip};
+use splitguard_watchdog::dispatch::Delivery;
+use splitguard_watchdog::engine::Raise;
+use tokio::sync::mpsc;
+use tracing::warn;
+
+use super::{Announcer, ArpSeen, Daemon};
+
+pub use splitguard::watch::delivery_event;
+
+impl Daemon {
+    /// Starts the watcher and the receivers that feed it (and the arbiter): ARP
+    /// about our VIPs and a VRRP capture per IPv4 interface.
+    pub(super) fn start_watcher(
+        &mut self,
+        cfg: &Config,
+        reports: mpsc::UnboundedSender<Delivery>,
+        adverts: mpsc::Sender<AdvertSeen>,
+        arps: mpsc::Sender<ArpSeen>,
+    ) -> anyhow::Result<()> {
+        let mut vips = Vec::new();
+        let mut sites = Vec::new();
+        let mut arp_socks: BTreeMap<u32, Arc<ArpSocket>> = BTreeMap::new();
+        for r in &self.routers {
+            let IpAddr::V4(source) = r.primary else {
+                continue;
+            };
+            for vip in r.ipv4_vips() {
+                vips.push(WatchedVip {
+                    vip: IpAddr::V4(vip),
+                    interface: r.cfg.interface.clone(),
+                    // The core knows this node's role; the classifier judges
+                    // ownership only.
+                    role: ExpectedRole::Any,
+                    instance: Some(r.cfg.name.clone()),
+                });
+                sites.push(VipSite {
+                    vip,
+                    ifindex: r.ifindex,
+                    mac: r.mac,
+                    source,
+                });
+            }
+        }
+        for (&(ifindex, _), iface) in &self.ifaces {
+            let Announcer::Arp(sock) = &iface.announcer else {
+                continue;
+            };
+            arp_socks.insert(ifindex, sock.clone());
+            let watched: Vec<Ipv4Addr> = sites
+                .iter()
+                .filter(|s| s.ifindex == ifindex)
+                .map(|s| s.vip)
+                .collect();
+            let (sock, tx) = (sock.clone(), arps.clone());
+            tokio::spawn(async move {
+                loop {
+                    match sock.recv().await {
+                        // Only ARP about our VIPs matters; a busy segment carries more.
+                        Ok(arp) if !watched.contains(&arp.sender_ip) => {}
+                        Ok(arp) => {
+                            if tx.send(ArpSeen { ifindex, arp }).await.is_err() {
+                                break;
+                            }
+                        }
+                        Err(e) => {
+                            warn!(ifindex, error = %e, "ARP receive failed");
+                            // A persistent error must not spin.
+                            tokio::time::sleep(Duration::from_millis(500)).await;
+                        }
+                    }
+                }
+            });
+            let cap = VrrpCapture::open(ifindex)
+                .with_context(|| format!("capture VRRP on {} (needs CAP_NET_RAW)", iface.name))?;
+            let tx = adverts.clone();
+            tokio::spawn(async move {
+                loop {
+                    match cap.recv().await {
+                        Ok(a) => {
+                            if tx.send(a).await.is_err() {
+                                break;
+                            }
+                        }
+                        Err(e) => {
+                            warn!(ifindex, error = %e, "VRRP capture failed");
+                            tokio::time::sleep(Duration::from_millis(500)).await;
+                        }
+                    }
+                }
+            });
+        }
+        self.watcher = Some(Watcher::start(cfg, vips, sites, arp_socks, reports)?);
+        Ok(())
+    }
+
+    pub(super) async fn on_arp_seen(&mut self, a: ArpSeen, now: Instant) {
+        if let Some(w) = &mut self.watcher {
+            w.on_arp(now, a.ifindex, &a.arp).await;
+        }
+        self.on_arp(a.ifindex, a.arp);
+    }
+
+    pub(super) async fn on_advert_seen(&mut self, a: AdvertSeen, now: Instant) {
+        if let Some(w) = &mut self.watcher {
+            w.on_advert(now, a).await;
+        }
+    }
+
+    /// Hands queued arbiter incidents to the watcher and writes its events.
+    pub(super) async fn flush_watcher(&mut self, now: Instant) {
+        let queued: Vec<(Raise, bool)> = std::mem::take(&mut self.incidents);
+        let Some(w) = &mut self.watcher else { return };
+        for (raise, raised) in queued {
+            if raised {
+                w.raise(now, raise).await;
+            } else {
+                w.resolve(now, &raise.key).await;
+            }
+        }
+        let events = w.take_events();
+        for ev in events {
+            self.emit(Some(ev));
+        }
+    }
+}
