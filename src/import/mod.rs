@@ -112,6 +112,11 @@ pub fn import(root: &Source, loader: &mut dyn Loader, options: &Options) -> Impo
     let conversion = convert::convert(&parsed.statements, options);
     let mut warnings = parsed.notes;
     warnings.extend(conversion.warnings.iter().cloned());
+    // In reading order: by file as first opened, then by line.
+    warnings.sort_by_key(|w| {
+        let file = parsed.files.iter().position(|f| *f == w.at.file);
+        (file.unwrap_or(usize::MAX), w.at.line)
+    });
     if !conversion.errors.is_empty() {
         return Imported {
             warnings,

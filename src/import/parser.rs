@@ -72,7 +72,8 @@ pub struct Source {
 pub enum IncludeError {
     #[error("no such file")]
     NotFound,
-    /// A glob with wildcards that matched nothing (keepalived skips it too).
+    /// A glob with wildcards that matched nothing (keepalived 2.2.7 logs "Config
+    /// files missing" and goes on, as it does for a missing file).
     #[error("the pattern matches no file")]
     NoMatch,
     #[error("bad glob pattern: {0}")]
@@ -126,6 +127,8 @@ pub enum ParseError {
 pub struct Parsed {
     pub statements: Vec<Statement>,
     pub notes: Vec<Problem>,
+    /// Every file read, in the order they were opened (the root first).
+    pub files: Vec<Arc<str>>,
 }
 
 /// Parses `root` and everything it includes.
@@ -134,11 +137,13 @@ pub fn parse(root: &Source, loader: &mut dyn Loader) -> Result<Parsed, ParseErro
         loader,
         open: Vec::new(),
         notes: Vec::new(),
+        files: Vec::new(),
     };
     let statements = parser.file(root)?;
     Ok(Parsed {
         statements,
         notes: parser.notes,
+        files: parser.files,
     })
 }
 
@@ -147,6 +152,7 @@ struct Parser<'l> {
     /// Files being read, outermost first: (key, name).
     open: Vec<(PathBuf, String)>,
     notes: Vec<Problem>,
+    files: Vec<Arc<str>>,
 }
 
 /// The tokens of one file and a position in them.
@@ -179,6 +185,7 @@ impl Cursor<'_> {
 impl Parser<'_> {
     fn file(&mut self, source: &Source) -> Result<Vec<Statement>, ParseError> {
         let file: Arc<str> = Arc::from(source.name.as_str());
+        self.files.push(file.clone());
         let tokens = lex(&source.text).map_err(|e| ParseError::UnterminatedQuote {
             at: Loc {
                 file: file.clone(),
@@ -322,7 +329,7 @@ impl Parser<'_> {
                     at,
                     keyword: "include".to_owned(),
                     message: format!(
-                        "{pattern}: matches no file; nothing included (keepalived skips it too)"
+                        "{pattern}: matches no file; nothing included (keepalived reports the files missing and goes on too)"
                     ),
                 });
                 return Ok(());
@@ -531,7 +538,7 @@ pub(crate) mod tests {
         assert_eq!(p.notes.len(), 1);
         assert_eq!(
             p.notes[0].to_string(),
-            "/k/a.conf:1: include: none/*.conf: matches no file; nothing included (keepalived skips it too)"
+            "/k/a.conf:1: include: none/*.conf: matches no file; nothing included (keepalived reports the files missing and goes on too)"
         );
         let e = parse_files(&[
             ("/k/a.conf", "include b.conf\n"),
