@@ -150,6 +150,12 @@ impl Cx {
         self.origins.push((key, s.at.clone(), s.keyword.clone()));
     }
 
+    /// For a line inside a block whose first word is a value (a VIP, a peer), named
+    /// by the block's keyword.
+    fn origin_in(&mut self, key: String, s: &Statement, block: &str) {
+        self.origins.push((key, s.at.clone(), block.to_owned()));
+    }
+
     /// The not-carried warning for `s`, with the reason for its keyword.
     fn not_carried(&mut self, s: &Statement) {
         let reason = reason(&s.keyword);
@@ -780,7 +786,7 @@ fn vrrp_instance(
                     let Some(ip) = cx.ip(p, &p.keyword) else {
                         continue;
                     };
-                    cx.origin(key(&format!("unicast_peers[{}]", peers.len())), p);
+                    cx.origin_in(key(&format!("unicast_peers[{}]", peers.len())), p, kw);
                     peers.push(ip.to_string());
                     if !p.args.is_empty() {
                         cx.warn_at(
@@ -797,9 +803,10 @@ fn vrrp_instance(
             "track_script" => script_refs.extend(cx.needs_block(c)),
             "track_interface" => {
                 for t in cx.needs_block(c) {
-                    cx.origin(
+                    cx.origin_in(
                         key(&format!("track_interfaces[{}]", track_interfaces.len())),
                         t,
+                        kw,
                     );
                     track_interfaces.push(t.keyword.clone());
                     if !t.args.is_empty() && t.args != ["weight", "0"] {
@@ -874,7 +881,11 @@ fn vrrp_instance(
     for block in &vip_blocks {
         for v in cx.needs_block(block) {
             if let Some((vip, label)) = vip_line(cx, v, &interface) {
-                cx.origin(key(&format!("vips[{}]", vips.len())), v);
+                cx.origin_in(
+                    key(&format!("vips[{}]", vips.len())),
+                    v,
+                    "virtual_ipaddress",
+                );
                 vips.push(vip);
                 labels.push((label, v));
             }
@@ -882,7 +893,7 @@ fn vrrp_instance(
     }
     let vip_label = choose_label(cx, &labels, &interface);
     if let Some((_, at)) = labels.iter().find(|(l, _)| l.is_some()) {
-        cx.origin(key("vip_label"), at);
+        cx.origin_in(key("vip_label"), at, "virtual_ipaddress");
     }
 
     // Version: the instance's, else the global one, else 2; IPv6 VIPs force 3.

@@ -593,6 +593,12 @@ fn validation_failures_point_at_the_keepalived_lines() {
         err,
         "/k/keepalived.conf:6: virtual_router_id: splitguard rejects the converted config: instance[0].vrid: VRID 300 is out of range; it must be between 1 and 255"
     );
+    let text = instance("").replace("10.0.0.3/24", "10.0.0.3/24\n    10.0.0.3/24");
+    let (err, _) = convert_err(&text);
+    assert_eq!(
+        err,
+        "/k/keepalived.conf:9: virtual_ipaddress: splitguard rejects the converted config: instance[0].vips[1]: VIP 10.0.0.3 is already listed as vips[0]"
+    );
     // keepalived accepts an instance without VIPs; splitguard does not.
     let text = "global_defs { router_id a }\nvrrp_instance VI_1 {\n interface eth0\n virtual_router_id 1\n}\n";
     let (err, _) = convert_err(text);
