@@ -62,4 +62,14 @@ pub enum Command {
         #[arg(short, long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Convert a keepalived.conf to splitguard TOML, printed on stdout.
+    ///
+    /// What cannot be carried over is listed on stderr as FILE:LINE: keyword: why.
+    /// Exit 0 when converted (with or without warnings), 2 on a syntax error, an
+    /// include that cannot be read, or a result that check-config would refuse.
+    ImportKeepalived {
+        /// keepalived configuration file (its includes are read too).
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
 }

@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod control;
+pub mod import;
 pub mod lab;
 pub mod logging;
 pub mod net;

@@ -17,6 +17,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::CheckConfig { config } => check_config(&config),
+        Command::ImportKeepalived { file } => import_keepalived(&file),
         Command::Status {
             config,
             socket,
@@ -78,6 +79,25 @@ fn check_config(path: &std::path::Path) -> ExitCode {
                     ))
                     .collect::<String>()
             );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Prints the converted TOML on stdout and every warning on stderr; exit 0 when
+/// converted, 2 when the file cannot be read or parsed or the result is invalid.
+fn import_keepalived(path: &std::path::Path) -> ExitCode {
+    let imported = splitguard::import::import_file(path);
+    for warning in &imported.warnings {
+        eprintln!("{warning}");
+    }
+    match imported.result {
+        Ok(toml) => {
+            print!("{toml}");
             ExitCode::SUCCESS
         }
         Err(e) => {
