@@ -3,12 +3,14 @@
 //! timeouts, refused connections: yes; 4xx, bad credentials: no). Retries,
 //! backoff and the once-per-channel record are the spool's business, not theirs.
 
+pub mod mail;
 pub mod webhook;
 
 use std::time::Duration;
 
 use crate::alert::Alert;
 
+pub use mail::{MailChannel, MailSpec, SmtpTls};
 pub use webhook::{WebhookChannel, WebhookSpec};
 
 /// What a successful send left behind (a Message-ID, a Twilio SID), for the log
@@ -64,6 +66,7 @@ impl SendError {
 #[derive(Debug)]
 pub enum Channel {
     Webhook(WebhookChannel),
+    Mail(MailChannel),
 }
 
 impl Channel {
@@ -71,6 +74,7 @@ impl Channel {
     pub fn name(&self) -> &str {
         match self {
             Channel::Webhook(c) => &c.spec.name,
+            Channel::Mail(c) => &c.spec.name,
         }
     }
 
@@ -78,18 +82,25 @@ impl Channel {
     pub fn tier(&self) -> u8 {
         match self {
             Channel::Webhook(c) => c.spec.tier,
+            Channel::Mail(c) => c.spec.tier,
         }
     }
 
-    /// Whether this channel wants this kind of notice at all (e.g. an SMS for an
-    /// acknowledgement goes only to those who did not ack).
+    /// Whether this channel wants this kind of notice at all.
     pub fn wants(&self, _alert: &Alert) -> bool {
         true
     }
 
+    /// Delivers `alert`. A notice the channel does not want (see [`Channel::wants`])
+    /// is dropped with an empty receipt, so a spool that skips the check loses
+    /// nothing and sends nothing wrong.
     pub async fn send(&self, alert: &Alert) -> Result<Receipt, SendError> {
+        if !self.wants(alert) {
+            return Ok(Receipt::default());
+        }
         match self {
             Channel::Webhook(c) => c.send(alert).await,
+            Channel::Mail(c) => c.send(alert).await,
         }
     }
 }
@@ -111,4 +122,32 @@ pub fn http_client(timeout: Duration) -> Result<reqwest::Client, SendError> {
 pub fn install_crypto_provider() {
     // Err means one is installed already, which is what we want.
     let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use crate::alert::{Alert, AlertStatus};
+    use crate::incident::{IncidentKind, Severity};
+
+    /// A first page for a split brain on lb02 (the shape the engine produces).
+    pub fn sample() -> Alert {
+        let t: chrono::DateTime<chrono::Utc> = "2026-11-25T00:15:00.250Z".parse().unwrap();
+        Alert {
+            id: "lb02-1".into(),
+            status: AlertStatus::Firing,
+            kind: IncidentKind::SplitBrain,
+            severity: Severity::Critical,
+            node: "lb02".into(),
+            instance: Some("VI_1".into()),
+            vip: Some("10.0.0.3".parse().unwrap()),
+            owners: vec!["02:00:00:00:00:05".into(), "02:00:00:00:00:06".into()],
+            cause: "VIP 10.0.0.3 is on lb02 and 02:00:00:00:00:05 answers ARP for it too".into(),
+            code: "4821".into(),
+            at: t,
+            started_at: t,
+            notification: 1,
+            idempotency_key: "lb02-1-firing-1-chan".into(),
+            acked_by: None,
+        }
+    }
 }
