@@ -4,6 +4,7 @@
 //! backoff and the once-per-channel record are the spool's business, not theirs.
 
 pub mod mail;
+pub mod sms;
 pub mod webhook;
 
 use std::time::Duration;
@@ -11,6 +12,7 @@ use std::time::Duration;
 use crate::alert::Alert;
 
 pub use mail::{MailChannel, MailSpec, SmtpTls};
+pub use sms::{GatewayMethod, HttpSmsChannel, HttpSmsSpec, TwilioChannel, TwilioSpec};
 pub use webhook::{WebhookChannel, WebhookSpec};
 
 /// What a successful send left behind (a Message-ID, a Twilio SID), for the log
@@ -67,6 +69,8 @@ impl SendError {
 pub enum Channel {
     Webhook(WebhookChannel),
     Mail(MailChannel),
+    TwilioSms(TwilioChannel),
+    HttpSms(HttpSmsChannel),
 }
 
 impl Channel {
@@ -75,6 +79,8 @@ impl Channel {
         match self {
             Channel::Webhook(c) => &c.spec.name,
             Channel::Mail(c) => &c.spec.name,
+            Channel::TwilioSms(c) => &c.spec.name,
+            Channel::HttpSms(c) => &c.spec.name,
         }
     }
 
@@ -83,6 +89,8 @@ impl Channel {
         match self {
             Channel::Webhook(c) => c.spec.tier,
             Channel::Mail(c) => c.spec.tier,
+            Channel::TwilioSms(c) => c.spec.tier,
+            Channel::HttpSms(c) => c.spec.tier,
         }
     }
 
@@ -101,8 +109,30 @@ impl Channel {
         match self {
             Channel::Webhook(c) => c.send(alert).await,
             Channel::Mail(c) => c.send(alert).await,
+            Channel::TwilioSms(c) => c.send(alert).await,
+            Channel::HttpSms(c) => c.send(alert).await,
         }
     }
+}
+
+/// `base` with `segments` appended to its path (`http://am:9093/prefix` +
+/// `api/v2/alerts` is `http://am:9093/prefix/api/v2/alerts`), each segment
+/// percent-encoded as a path segment.
+pub fn join_path(base: &url::Url, segments: &[&str]) -> Result<url::Url, SendError> {
+    let mut url = base.clone();
+    url.path_segments_mut()
+        .map_err(|()| SendError::permanent(format!("URL {base} cannot take a path")))?
+        .pop_if_empty()
+        .extend(segments);
+    Ok(url)
+}
+
+/// The body of a failed answer, for the error message; a body that cannot be read
+/// is reported as such rather than hiding the status.
+async fn error_text(resp: reqwest::Response) -> String {
+    resp.text()
+        .await
+        .unwrap_or_else(|e| format!("(body unreadable: {e})"))
 }
 
 /// The shared HTTP client: rustls with the ring provider (installed once for the
