@@ -3,15 +3,19 @@
 //! timeouts, refused connections: yes; 4xx, bad credentials: no). Retries,
 //! backoff and the once-per-channel record are the spool's business, not theirs.
 
+pub mod alertmanager;
 pub mod mail;
+pub mod pagerduty;
 pub mod sms;
 pub mod webhook;
 
 use std::time::Duration;
 
-use crate::alert::Alert;
+use crate::alert::{Alert, AlertStatus};
 
+pub use alertmanager::{AlertmanagerChannel, AlertmanagerSpec};
 pub use mail::{MailChannel, MailSpec, SmtpTls};
+pub use pagerduty::{PagerdutyChannel, PagerdutySpec};
 pub use sms::{GatewayMethod, HttpSmsChannel, HttpSmsSpec, TwilioChannel, TwilioSpec};
 pub use webhook::{WebhookChannel, WebhookSpec};
 
@@ -71,6 +75,8 @@ pub enum Channel {
     Mail(MailChannel),
     TwilioSms(TwilioChannel),
     HttpSms(HttpSmsChannel),
+    Alertmanager(AlertmanagerChannel),
+    Pagerduty(PagerdutyChannel),
 }
 
 impl Channel {
@@ -81,6 +87,8 @@ impl Channel {
             Channel::Mail(c) => &c.spec.name,
             Channel::TwilioSms(c) => &c.spec.name,
             Channel::HttpSms(c) => &c.spec.name,
+            Channel::Alertmanager(c) => &c.spec.name,
+            Channel::Pagerduty(c) => &c.spec.name,
         }
     }
 
@@ -91,12 +99,19 @@ impl Channel {
             Channel::Mail(c) => c.spec.tier,
             Channel::TwilioSms(c) => c.spec.tier,
             Channel::HttpSms(c) => c.spec.tier,
+            Channel::Alertmanager(c) => c.spec.tier,
+            Channel::Pagerduty(c) => c.spec.tier,
         }
     }
 
-    /// Whether this channel wants this kind of notice at all.
-    pub fn wants(&self, _alert: &Alert) -> bool {
-        true
+    /// Whether this channel wants this kind of notice at all. Alertmanager has no
+    /// acknowledgement (silences are a person's decision, not ours), so it takes
+    /// firing and resolved only; every other channel takes all three.
+    pub fn wants(&self, alert: &Alert) -> bool {
+        match self {
+            Channel::Alertmanager(_) => alert.status != AlertStatus::Acknowledged,
+            _ => true,
+        }
     }
 
     /// Delivers `alert`. A notice the channel does not want (see [`Channel::wants`])
@@ -111,6 +126,8 @@ impl Channel {
             Channel::Mail(c) => c.send(alert).await,
             Channel::TwilioSms(c) => c.send(alert).await,
             Channel::HttpSms(c) => c.send(alert).await,
+            Channel::Alertmanager(c) => c.send(alert).await,
+            Channel::Pagerduty(c) => c.send(alert).await,
         }
     }
 }
