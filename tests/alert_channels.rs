@@ -289,9 +289,36 @@ fn mail_reaches_a_real_smtp_server_tagged_and_threaded() {
             assert!(e.retryable && e.message.contains("451"), "busy: {e}");
             let e = expect_err(send(mail_spec(2599, "s3cret", &to)).await);
             assert!(e.retryable, "nothing listening: {e}");
+            // The sink offers no STARTTLS and speaks no TLS: both TLS modes fail
+            // (retryably: the relay can be fixed) and nothing goes out in clear.
+            let e = expect_err(
+                send(MailSpec {
+                    tls: SmtpTls::Starttls,
+                    ..mail_spec(2525, "s3cret", &to)
+                })
+                .await,
+            );
+            assert!(e.retryable && e.message.contains("STARTTLS"), "{e}");
+            let e = expect_err(
+                send(MailSpec {
+                    tls: SmtpTls::Implicit,
+                    ..mail_spec(2525, "s3cret", &to)
+                })
+                .await,
+            );
+            assert!(e.retryable, "implicit TLS to a plain server: {e}");
         })
     })
     .expect("inside lb02");
+
+    let stored = std::fs::read_dir(&maildir)
+        .expect("maildir")
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.path().extension() == Some("eml".as_ref()))
+        })
+        .count();
+    assert_eq!(stored, 3, "refused and TLS-less sends stored nothing");
 
     sink.kill();
     lab.within("lb02", || {

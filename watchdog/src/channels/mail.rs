@@ -20,9 +20,13 @@
 //! - `X-Splitguard-Code`, `X-Splitguard-Incident`, `X-Splitguard-Status`.
 //! - `Date`: when the news happened ([`Alert::at`]), so a resend is the same mail.
 //!
-//! Errors: SMTP 5xx replies (550 mailbox unavailable, 554 rejected) and bad
-//! addresses are permanent; 4xx replies, refused connections, TLS failures and
-//! timeouts are retried.
+//! Errors: SMTP 5xx replies (550 mailbox unavailable, 535 bad credentials, 554
+//! rejected) are permanent, and bad addresses are refused when the channel is
+//! built. Everything else is retried: 4xx replies, refused connections, TLS
+//! failures, timeouts, and what lettre calls client errors (a relay that stops
+//! offering STARTTLS, no common AUTH mechanism), which the relay's admin can fix
+//! while the alert waits. With STARTTLS required nothing is sent in clear: no
+//! credentials, no message.
 //!
 //! The transport opens a connection per notification and QUITs after it (lettre
 //! without its `pool` feature): alerts are rare, and a pool's idle connections
@@ -160,14 +164,12 @@ impl MailChannel {
     }
 }
 
-/// Maps an SMTP failure to retry or give up: only a permanent (5xx) reply or a
-/// client-side refusal (no usable auth mechanism, a bad address) is final.
+/// Maps an SMTP failure to retry or give up: only a permanent (5xx) reply is
+/// final.
 fn classify(what: &str, e: &lettre::transport::smtp::Error) -> SendError {
-    let message = match e.status() {
-        Some(code) => format!("{what}: SMTP {code}: {e}"),
-        None => format!("{what}: {e}"),
-    };
-    if e.is_permanent() || e.is_client() {
+    // lettre's text names the reply code ("permanent error (550): …").
+    let message = format!("{what}: SMTP {e}");
+    if e.is_permanent() {
         SendError::permanent(message)
     } else {
         SendError::retry(message)
