@@ -3,12 +3,20 @@
 //! timeouts, refused connections: yes; 4xx, bad credentials: no). Retries,
 //! backoff and the once-per-channel record are the spool's business, not theirs.
 
+pub mod alertmanager;
+pub mod mail;
+pub mod pagerduty;
+pub mod sms;
 pub mod webhook;
 
 use std::time::Duration;
 
-use crate::alert::Alert;
+use crate::alert::{Alert, AlertStatus};
 
+pub use alertmanager::{AlertmanagerChannel, AlertmanagerSpec};
+pub use mail::{MailChannel, MailSpec, SmtpTls};
+pub use pagerduty::{PagerdutyChannel, PagerdutySpec};
+pub use sms::{GatewayMethod, HttpSmsChannel, HttpSmsSpec, TwilioChannel, TwilioSpec};
 pub use webhook::{WebhookChannel, WebhookSpec};
 
 /// What a successful send left behind (a Message-ID, a Twilio SID), for the log
@@ -64,6 +72,11 @@ impl SendError {
 #[derive(Debug)]
 pub enum Channel {
     Webhook(WebhookChannel),
+    Mail(MailChannel),
+    TwilioSms(TwilioChannel),
+    HttpSms(HttpSmsChannel),
+    Alertmanager(AlertmanagerChannel),
+    Pagerduty(PagerdutyChannel),
 }
 
 impl Channel {
@@ -71,6 +84,11 @@ impl Channel {
     pub fn name(&self) -> &str {
         match self {
             Channel::Webhook(c) => &c.spec.name,
+            Channel::Mail(c) => &c.spec.name,
+            Channel::TwilioSms(c) => &c.spec.name,
+            Channel::HttpSms(c) => &c.spec.name,
+            Channel::Alertmanager(c) => &c.spec.name,
+            Channel::Pagerduty(c) => &c.spec.name,
         }
     }
 
@@ -78,20 +96,60 @@ impl Channel {
     pub fn tier(&self) -> u8 {
         match self {
             Channel::Webhook(c) => c.spec.tier,
+            Channel::Mail(c) => c.spec.tier,
+            Channel::TwilioSms(c) => c.spec.tier,
+            Channel::HttpSms(c) => c.spec.tier,
+            Channel::Alertmanager(c) => c.spec.tier,
+            Channel::Pagerduty(c) => c.spec.tier,
         }
     }
 
-    /// Whether this channel wants this kind of notice at all (e.g. an SMS for an
-    /// acknowledgement goes only to those who did not ack).
-    pub fn wants(&self, _alert: &Alert) -> bool {
-        true
+    /// Whether this channel wants this kind of notice at all. Alertmanager has no
+    /// acknowledgement (silences are a person's decision, not ours), so it takes
+    /// firing and resolved only; every other channel takes all three.
+    pub fn wants(&self, alert: &Alert) -> bool {
+        match self {
+            Channel::Alertmanager(_) => alert.status != AlertStatus::Acknowledged,
+            _ => true,
+        }
     }
 
+    /// Delivers `alert`. A notice the channel does not want (see [`Channel::wants`])
+    /// is dropped with an empty receipt, so a spool that skips the check loses
+    /// nothing and sends nothing wrong.
     pub async fn send(&self, alert: &Alert) -> Result<Receipt, SendError> {
+        if !self.wants(alert) {
+            return Ok(Receipt::default());
+        }
         match self {
             Channel::Webhook(c) => c.send(alert).await,
+            Channel::Mail(c) => c.send(alert).await,
+            Channel::TwilioSms(c) => c.send(alert).await,
+            Channel::HttpSms(c) => c.send(alert).await,
+            Channel::Alertmanager(c) => c.send(alert).await,
+            Channel::Pagerduty(c) => c.send(alert).await,
         }
     }
+}
+
+/// `base` with `segments` appended to its path (`http://am:9093/prefix` +
+/// `api/v2/alerts` is `http://am:9093/prefix/api/v2/alerts`), each segment
+/// percent-encoded as a path segment.
+pub fn join_path(base: &url::Url, segments: &[&str]) -> Result<url::Url, SendError> {
+    let mut url = base.clone();
+    url.path_segments_mut()
+        .map_err(|()| SendError::permanent(format!("URL {base} cannot take a path")))?
+        .pop_if_empty()
+        .extend(segments);
+    Ok(url)
+}
+
+/// The body of a failed answer, for the error message; a body that cannot be read
+/// is reported as such rather than hiding the status.
+async fn error_text(resp: reqwest::Response) -> String {
+    resp.text()
+        .await
+        .unwrap_or_else(|e| format!("(body unreadable: {e})"))
 }
 
 /// The shared HTTP client: rustls with the ring provider (installed once for the
@@ -111,4 +169,32 @@ pub fn http_client(timeout: Duration) -> Result<reqwest::Client, SendError> {
 pub fn install_crypto_provider() {
     // Err means one is installed already, which is what we want.
     let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use crate::alert::{Alert, AlertStatus};
+    use crate::incident::{IncidentKind, Severity};
+
+    /// A first page for a split brain on lb02 (the shape the engine produces).
+    pub fn sample() -> Alert {
+        let t: chrono::DateTime<chrono::Utc> = "2026-11-25T00:15:00.250Z".parse().unwrap();
+        Alert {
+            id: "lb02-1".into(),
+            status: AlertStatus::Firing,
+            kind: IncidentKind::SplitBrain,
+            severity: Severity::Critical,
+            node: "lb02".into(),
+            instance: Some("VI_1".into()),
+            vip: Some("10.0.0.3".parse().unwrap()),
+            owners: vec!["02:00:00:00:00:05".into(), "02:00:00:00:00:06".into()],
+            cause: "VIP 10.0.0.3 is on lb02 and 02:00:00:00:00:05 answers ARP for it too".into(),
+            code: "4821".into(),
+            at: t,
+            started_at: t,
+            notification: 1,
+            idempotency_key: "lb02-1-firing-1-chan".into(),
+            acked_by: None,
+        }
+    }
 }
