@@ -3,32 +3,85 @@
 
 use std::sync::Arc;
 
-use anyhow::Context;
-use splitguard_watchdog::channels::{Channel, WebhookChannel, WebhookSpec};
+use splitguard_watchdog::channels::{
+    AlertmanagerChannel, AlertmanagerSpec, Channel, GatewayMethod, HttpSmsChannel, HttpSmsSpec,
+    MailChannel, MailSpec, PagerdutyChannel, PagerdutySpec, SendError, SmtpTls, TwilioChannel,
+    TwilioSpec, WebhookChannel, WebhookSpec,
+};
+use splitguard_watchdog::secret::Secret;
 
-use crate::config::{self, Config};
+use crate::config::{self, Config, HttpMethod, Sms, Tls};
+
+fn one(name: String, ch: &config::Channel) -> Result<Channel, SendError> {
+    Ok(match ch {
+        config::Channel::Webhook(w) => Channel::Webhook(WebhookChannel::new(WebhookSpec {
+            name,
+            tier: w.tier,
+            url: w.url.clone().into_url(),
+            hmac_secret: w.hmac_secret.clone(),
+            timeout: w.timeout,
+        })?),
+        config::Channel::Mail(m) => Channel::Mail(MailChannel::new(MailSpec {
+            name,
+            tier: m.tier,
+            host: m.host.clone(),
+            port: m.port,
+            tls: match m.tls {
+                Tls::Implicit => SmtpTls::Implicit,
+                Tls::Starttls => SmtpTls::Starttls,
+                Tls::None => SmtpTls::None,
+            },
+            username: m.username.clone(),
+            password: m.password.clone(),
+            from: m.from.clone(),
+            to: m.to.clone(),
+            timeout: m.timeout,
+        })?),
+        config::Channel::Sms(Sms::Twilio(t)) => {
+            Channel::TwilioSms(TwilioChannel::new(TwilioSpec {
+                name,
+                tier: t.tier,
+                api_url: t.api_url.clone().into_url(),
+                account_sid: t.account_sid.clone(),
+                auth_token: t.auth_token.clone(),
+                from: t.from.clone(),
+                to: t.to.clone(),
+                timeout: t.timeout,
+            })?)
+        }
+        // Templates may carry gateway credentials: they travel as secrets.
+        config::Channel::Sms(Sms::Http(h)) => Channel::HttpSms(HttpSmsChannel::new(HttpSmsSpec {
+            name,
+            tier: h.tier,
+            url_template: Secret::new(&*h.url_template),
+            method: match h.method {
+                HttpMethod::Get => GatewayMethod::Get,
+                HttpMethod::Post => GatewayMethod::Post,
+            },
+            body_template: h.body_template.as_ref().map(|b| Secret::new(&**b)),
+            to: h.to.clone(),
+            timeout: h.timeout,
+        })?),
+        config::Channel::Alertmanager(a) => Channel::Alertmanager(AlertmanagerChannel::new(
+            AlertmanagerSpec::new(name, a.tier, a.url.clone().into_url(), a.timeout),
+        )?),
+        config::Channel::Pagerduty(p) => {
+            Channel::Pagerduty(PagerdutyChannel::new(PagerdutySpec {
+                name,
+                tier: p.tier,
+                routing_key: p.routing_key.clone(),
+                url: p.url.clone().into_url(),
+                timeout: p.timeout,
+            })?)
+        }
+    })
+}
 
 pub fn build(cfg: &Config) -> anyhow::Result<Vec<Arc<Channel>>> {
     let mut out = Vec::new();
     for (i, ch) in cfg.channels.iter().enumerate() {
         let name = cfg.channel_name(i).unwrap_or_default();
-        let built = match ch {
-            config::Channel::Webhook(w) => Channel::Webhook(
-                WebhookChannel::new(WebhookSpec {
-                    name: name.clone(),
-                    tier: w.tier,
-                    url: (*w.url).clone(),
-                    hmac_secret: w.hmac_secret.clone(),
-                    timeout: w.timeout,
-                })
-                .map_err(|e| anyhow::anyhow!("{e}"))
-                .with_context(|| format!("channel {name}"))?,
-            ),
-            other => anyhow::bail!(
-                "channel {name}: type {} is not available in this build yet",
-                other.kind()
-            ),
-        };
+        let built = one(name.clone(), ch).map_err(|e| anyhow::anyhow!("channel {name}: {e}"))?;
         out.push(Arc::new(built));
     }
     Ok(out)

@@ -37,6 +37,8 @@ use crate::status::IncidentStatus;
 pub const PROBE_ROUND: Duration = Duration::from_millis(200);
 /// Codes of closed incidents stay retired this long.
 pub const CODE_REUSE_AFTER: chrono::Duration = chrono::Duration::hours(24);
+/// How long after a restart the observers get to confirm restored incidents.
+pub const RESTORE_GRACE: Duration = Duration::from_secs(20);
 
 /// Where a watched VIP lives and how to probe for it from this node.
 #[derive(Debug, Clone)]
@@ -65,6 +67,13 @@ pub struct Watcher {
     rounds: BTreeMap<Ipv4Addr, Round>,
     /// Events for the owner's event stream (address seen, classified, sent).
     events: Vec<Event>,
+    /// Incidents restored from the spool, checked again once the observers had
+    /// time to see them (`restore_check_at`): what nobody raises again by then
+    /// cleared while we were down, and is resolved.
+    restored: Vec<String>,
+    restore_check_at: Instant,
+    /// Keys raised from outside (the arbiter) and still open.
+    external: BTreeSet<String>,
 }
 
 /// The engine settings from `[alerts]` and the channels.
@@ -133,7 +142,11 @@ impl Watcher {
             clear_hold: Duration::from_secs(3),
             confirm_after: Duration::from_millis(250),
         });
+        let restored = engine.open().iter().map(|o| o.key.clone()).collect();
         Ok(Watcher {
+            restored,
+            restore_check_at: Instant::now() + RESTORE_GRACE,
+            external: BTreeSet::new(),
             classifier,
             engine,
             spool,
@@ -193,12 +206,14 @@ impl Watcher {
 
     /// An incident from elsewhere (the arbiter inside `run`).
     pub async fn raise(&mut self, now: Instant, r: Raise) {
+        self.external.insert(r.key.clone());
         let code = self.engine.handle_raise(Utc::now(), r);
         debug!(%code, "external incident raised");
         self.settle(now).await;
     }
 
     pub async fn resolve(&mut self, now: Instant, key: &str) {
+        self.external.remove(key);
         self.engine.handle_resolve(Utc::now(), key);
         self.settle(now).await;
     }
@@ -214,6 +229,7 @@ impl Watcher {
             self.classifier.poll_timeout(),
             engine,
             self.rounds.values().map(|r| r.ends).min(),
+            (!self.restored.is_empty()).then_some(self.restore_check_at),
         ]
         .into_iter()
         .flatten()
@@ -235,6 +251,17 @@ impl Watcher {
             }
         }
         self.classifier.handle_timeout(now);
+        if !self.restored.is_empty() && now >= self.restore_check_at {
+            for key in std::mem::take(&mut self.restored) {
+                if !self.classifier.is_raised(&key) && !self.external.contains(&key) {
+                    info!(%key, "restored incident not seen again since the restart: resolving it");
+                    self.engine.handle_resolve(Utc::now(), &key);
+                }
+            }
+            if let Err(e) = self.spool.save_engine(self.engine.state()) {
+                error!(error = %e, "engine state not saved");
+            }
+        }
         self.engine.handle_timeout(Utc::now());
         self.settle(now).await;
     }

@@ -127,6 +127,9 @@ struct VipState {
     dual_confirmed: bool,
     /// Since when the VIP is here.
     local_since: Option<Instant>,
+    /// A probe round finished since the VIP arrived: only then does "nobody else
+    /// answers" mean anything.
+    probed: bool,
 }
 
 #[derive(Debug)]
@@ -156,6 +159,7 @@ impl Classifier {
                 dual_since: None,
                 dual_confirmed: false,
                 local_since: None,
+                probed: false,
             })
             .collect();
         Classifier {
@@ -178,6 +182,7 @@ impl Classifier {
         }
         v.local = present;
         v.local_since = present.then_some(now);
+        v.probed = false;
         if present {
             // Ask at once who else answers: the verdict must not wait.
             v.next_probe = Some(now + self.cfg.probe_every);
@@ -201,6 +206,7 @@ impl Classifier {
         let Some(i) = self.index(vip) else { return };
         let confirm = self.cfg.confirm_after;
         let v = &mut self.vips[i];
+        v.probed = v.local;
         v.foreign.clear();
         for mac in owners {
             v.foreign.insert(mac.to_ascii_lowercase(), now);
@@ -259,6 +265,13 @@ impl Classifier {
             }
             self.evaluate(now, i);
         }
+    }
+
+    /// Whether an incident is currently raised under `key`.
+    pub fn is_raised(&self, key: &str) -> bool {
+        self.vips
+            .iter()
+            .any(|v| v.raised.is_some() && key_for(v.spec.vip) == key)
     }
 
     pub fn poll_output(&mut self) -> Option<Output> {
@@ -474,6 +487,10 @@ fn condition(node: &str, v: &VipState) -> Option<Condition> {
             owners: foreign,
             cause: why,
         });
+    }
+    if v.local && v.spec.role == ExpectedRole::Backup && !v.probed {
+        // Too early to tell a failover from a split brain: keep what stands.
+        return v.raised.clone();
     }
     if v.local && v.spec.role == ExpectedRole::Backup {
         // Another master advertising while the VIP is here, for longer than the

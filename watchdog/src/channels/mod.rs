@@ -153,8 +153,8 @@ async fn error_text(resp: reqwest::Response) -> String {
 }
 
 /// The shared HTTP client: rustls with the ring provider (installed once for the
-/// process, so reqwest and lettre use the same one), no proxy from the
-/// environment surprises, a bounded connect timeout.
+/// process, so reqwest and lettre use the same one), a bounded connect timeout.
+/// `HTTP(S)_PROXY` from the environment is honoured, as other tools do.
 pub fn http_client(timeout: Duration) -> Result<reqwest::Client, SendError> {
     install_crypto_provider();
     reqwest::Client::builder()

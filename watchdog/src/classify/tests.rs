@@ -296,3 +296,17 @@ fn a_preemption_overlap_is_not_split_brain() {
     c.handle_probe_result(t + ms(460), vip(), &[]);
     assert!(raised(&outputs(&mut c)).is_empty());
 }
+
+#[test]
+fn no_failover_verdict_before_the_first_probe_answers() {
+    let t = Instant::now();
+    let mut c = classifier(ExpectedRole::Backup);
+    c.handle_local(t, vip(), true);
+    assert!(
+        raised(&outputs(&mut c)).is_empty(),
+        "nothing before the probe"
+    );
+    c.handle_probe_result(t + ms(200), vip(), &[]);
+    assert_eq!(raised(&outputs(&mut c))[0].0, IncidentKind::Failover);
+    assert!(c.is_raised(&key_for(vip())));
+}
