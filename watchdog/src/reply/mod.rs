@@ -33,3 +33,6 @@ pub struct InboundReply {
     pub reference: String,
     pub received_at: DateTime<Utc>,
 }
+
+pub mod gate;
+pub mod parse;
