@@ -164,6 +164,46 @@ impl MailChannel {
     }
 }
 
+impl MailChannel {
+    /// A direct answer to one person (a reply's confirmation): plain text, the
+    /// loop guards of every alert mail, `Re:` the subject they wrote.
+    pub async fn send_text(
+        &self,
+        to: &str,
+        subject: &str,
+        text: &str,
+    ) -> Result<Receipt, SendError> {
+        let what = format!("mail {}", self.spec.name);
+        let to: Mailbox = to
+            .parse()
+            .map_err(|e| SendError::permanent(format!("{what}: to {to:?}: {e}")))?;
+        let subject = if subject.to_ascii_lowercase().starts_with("re:") {
+            subject.to_owned()
+        } else {
+            format!("Re: {subject}")
+        };
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(subject)
+            .header(ContentType::TEXT_PLAIN)
+            .raw_header(raw("Auto-Submitted", "auto-replied"))
+            .raw_header(raw("X-Auto-Response-Suppress", "All"))
+            .body(text.to_owned())
+            .map_err(|e| SendError::permanent(format!("{what}: {e}")))?;
+        match tokio::time::timeout(
+            self.spec.timeout.saturating_mul(8),
+            self.transport.send(message),
+        )
+        .await
+        {
+            Ok(Ok(_)) => Ok(Receipt::default()),
+            Ok(Err(e)) => Err(classify(&what, &e)),
+            Err(_) => Err(SendError::retry(format!("{what}: no answer"))),
+        }
+    }
+}
+
 /// Maps an SMTP failure to retry or give up: only a permanent (5xx) reply is
 /// final.
 fn classify(what: &str, e: &lettre::transport::smtp::Error) -> SendError {

@@ -117,6 +117,36 @@ impl Channel {
     /// Delivers `alert`. A notice the channel does not want (see [`Channel::wants`])
     /// is dropped with an empty receipt, so a spool that skips the check loses
     /// nothing and sends nothing wrong.
+    /// Sends `text` to one person on this channel (a reply's confirmation). Only
+    /// channels that reach people (mail, SMS) can; the others say so.
+    pub async fn send_text(
+        &self,
+        to: &str,
+        subject: &str,
+        text: &str,
+    ) -> Result<Receipt, SendError> {
+        let ascii: String = text
+            .chars()
+            .filter(|c| c.is_ascii() && !c.is_ascii_control())
+            .take(160)
+            .collect();
+        match self {
+            Channel::Mail(c) => c.send_text(to, subject, text).await,
+            Channel::TwilioSms(c) => c
+                .send_one(to, &ascii)
+                .await
+                .map(|reference| Receipt { reference }),
+            Channel::HttpSms(c) => c
+                .send_one(to, &ascii)
+                .await
+                .map(|reference| Receipt { reference }),
+            _ => Err(SendError::permanent(format!(
+                "channel {} cannot answer a person",
+                self.name()
+            ))),
+        }
+    }
+
     pub async fn send(&self, alert: &Alert) -> Result<Receipt, SendError> {
         if !self.wants(alert) {
             return Ok(Receipt::default());

@@ -178,7 +178,9 @@ impl TwilioChannel {
         .await
     }
 
-    async fn send_one(&self, to: &str, text: &str) -> Result<Option<String>, SendError> {
+    /// One text to one number (alerts fan out over this; reply confirmations
+    /// use it directly).
+    pub async fn send_one(&self, to: &str, text: &str) -> Result<Option<String>, SendError> {
         let what = format!("to {to}");
         let resp = self
             .client
@@ -325,7 +327,9 @@ impl HttpSmsChannel {
         .await
     }
 
-    async fn send_one(&self, to: &str, text: &str) -> Result<Option<String>, SendError> {
+    /// One text to one number (alerts fan out over this; reply confirmations
+    /// use it directly).
+    pub async fn send_one(&self, to: &str, text: &str) -> Result<Option<String>, SendError> {
         let what = format!("to {to}");
         let url = gateway_url(self.spec.url_template.expose(), to, text)?;
         let req = match self.spec.method {

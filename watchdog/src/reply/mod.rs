@@ -35,4 +35,5 @@ pub struct InboundReply {
 }
 
 pub mod gate;
+pub mod http;
 pub mod parse;
