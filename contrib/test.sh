@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Real peers the tests use; see DESIGN.md "Tests and real peers".
-packages=(iproute2 iputils-ping nftables keepalived tcpdump tshark arping python3 python3-aiosmtpd prometheus-alertmanager)
+packages=(iproute2 iputils-ping nftables keepalived tcpdump tshark arping python3 python3-venv python3-aiosmtpd prometheus-alertmanager)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -21,6 +21,12 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# PyPI's twilio signs inbound webhooks the way Twilio does (tests/reply_lab.rs).
+if [ ! -x target/pyvenv/bin/python ] || ! target/pyvenv/bin/python -c 'import twilio' 2>/dev/null; then
+  python3 -m venv target/pyvenv
+  target/pyvenv/bin/pip install --quiet --disable-pip-version-check 'twilio==9.13.0'
 fi
 
 cargo test --workspace --locked

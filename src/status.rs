@@ -27,6 +27,9 @@ pub struct Status {
     pub instances: Vec<InstanceStatus>,
     pub arbiter: ArbiterStatus,
     pub incidents: Vec<IncidentStatus>,
+    /// The latest replies (ack-by-reply), accepted and refused.
+    #[serde(default)]
+    pub replies: Vec<ReplyStatus>,
     /// Unix time (ms) the snapshot was taken; ages in the text view count from it.
     #[serde(default)]
     pub at_ms: Option<u64>,
@@ -82,6 +85,18 @@ pub struct ArbiterStatus {
 pub struct Reachability {
     pub ip: IpAddr,
     pub reachable: bool,
+}
+
+/// One reply decision (the audit log's latest lines).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplyStatus {
+    pub at_ms: u64,
+    pub via: String,
+    pub from: String,
+    pub command: Option<String>,
+    pub code: Option<String>,
+    pub accepted: bool,
+    pub reason: Option<String>,
 }
 
 /// One open incident.
@@ -338,6 +353,7 @@ pub(crate) mod tests {
                 }],
                 quorum: Some(1),
             },
+            replies: vec![],
             incidents: vec![IncidentStatus {
                 code: "4821".into(),
                 kind: IncidentKind::SplitBrain,

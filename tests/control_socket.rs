@@ -77,6 +77,7 @@ fn snapshot(node: &str, state: &str) -> Status {
             peers: vec![],
             quorum: Some(1),
         },
+        replies: vec![],
         incidents: vec![],
         at_ms: None,
     }
@@ -465,7 +466,7 @@ async fn client_errors_say_what_is_wrong() {
 /// What the child reports: the reply, or the client error's message.
 #[derive(Debug)]
 enum ChildOutcome {
-    Reply(Response),
+    Reply(Box<Response>),
     Error(String),
 }
 
@@ -502,7 +503,7 @@ async fn as_nobody(path: &Path, request: &Request) -> ChildOutcome {
     for line in stdout.lines() {
         // libtest prints "test child_client ... " before our line; skip past it.
         if let Some((_, json)) = line.split_once("CHILD-REPLY ") {
-            return ChildOutcome::Reply(serde_json::from_str(json).unwrap());
+            return ChildOutcome::Reply(Box::new(serde_json::from_str(json).unwrap()));
         }
         if let Some((_, msg)) = line.split_once("CHILD-ERROR ") {
             return ChildOutcome::Error(msg.to_owned());

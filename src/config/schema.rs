@@ -628,6 +628,10 @@ pub struct Reply {
     pub generic_secret: Option<Secret>,
     /// E.164 numbers and mail addresses whose replies count.
     pub allowed_senders: Vec<String>,
+    /// Per sender (as in `allowed_senders`): the PIN its DEMOTE, RESUME, MUTE
+    /// and STATUS replies must carry (`4821 DEMOTE 7741`).
+    #[serde(default)]
+    pub pins: std::collections::BTreeMap<String, Secret>,
     #[serde(default)]
     pub imap: Option<Imap>,
 }

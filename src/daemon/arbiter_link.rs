@@ -394,6 +394,32 @@ impl Daemon {
         }
     }
 
+    /// An operator's DEMOTE (`hold`) or RESUME for router `i`: the claim gate
+    /// closes (through the arbiter when it runs) and a master releases its VIPs.
+    pub(super) fn set_manual_hold(&mut self, i: usize, hold: bool, now: Instant) {
+        let name = self.routers[i].cfg.name.clone();
+        match &mut self.arb {
+            Some(arb) => {
+                if let Err(e) = arb.policy.set_manual_hold(now, &name, hold) {
+                    warn!(instance = %name, error = %e, "hold not taken");
+                }
+            }
+            None => self.routers[i].fsm.set_claim_gate(
+                now,
+                if hold {
+                    splitguard_arbiter::ClaimGate::Closed(
+                        splitguard_arbiter::WithholdReason::ManualHold,
+                    )
+                } else {
+                    splitguard_arbiter::ClaimGate::Open
+                },
+            ),
+        }
+        if hold {
+            self.routers[i].fsm.handle_release(now);
+        }
+    }
+
     fn router_index(&self, name: &str) -> Option<usize> {
         self.routers.iter().position(|r| r.cfg.name == name)
     }

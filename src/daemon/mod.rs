@@ -101,9 +101,6 @@ const DRAIN_BOUND: Duration = Duration::from_secs(10);
 pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
     // Say plainly what this build does not enforce yet, rather than let an operator
     // believe a validated setting protects them.
-    if cfg.reply.is_some() {
-        warn!("[reply] is validated but replies are not handled yet");
-    }
     splitguard_watchdog::channels::install_crypto_provider();
     // The socket is claimed first: a second daemon on the same config must fail
     // before it touches any VIP.
@@ -227,6 +224,7 @@ pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
     let trackers = ScriptTrackers::spawn(used_scripts, &track_tx);
     drop(track_tx);
 
+    let mut reply_rx = splitguard::watch::start_reply_listener(&cfg).await?;
     let (stop_control, control_stopped) = tokio::sync::oneshot::channel::<()>();
     let control_task = tokio::spawn(control.serve(status_rx, None, async {
         let _ = control_stopped.await;
@@ -261,6 +259,12 @@ pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
             Some(a) = arp_rx.recv() => daemon.on_arp_seen(a, Instant::now()).await,
             Some(adv) = adv_rx.recv() => daemon.on_advert_seen(adv, Instant::now()).await,
             Some(d) = reports_rx.recv() => daemon.emit(Some(watcher_link::delivery_event(&d))),
+            Some(ev) = async {
+                match &mut reply_rx {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => daemon.on_reply_event(ev, Instant::now()).await,
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
         }
@@ -303,11 +307,17 @@ impl Daemon {
             .as_ref()
             .map(Watcher::incidents)
             .unwrap_or_default();
+        let replies = self
+            .watcher
+            .as_ref()
+            .map(Watcher::recent_replies)
+            .unwrap_or_default();
         self.status.send_if_modified(|s| {
             if s.instances == instances
                 && s.node == self.node
                 && s.arbiter == arbiter
                 && s.incidents == incidents
+                && s.replies == replies
             {
                 return false;
             }
@@ -315,6 +325,7 @@ impl Daemon {
             s.instances = instances;
             s.arbiter = arbiter;
             s.incidents = incidents;
+            s.replies = replies;
             s.at_ms = Some(unix_ms(SystemTime::now()));
             true
         });

@@ -12,12 +12,14 @@ use anyhow::Context;
 use splitguard::config::Config;
 use splitguard::net::arp_socket::ArpSocket;
 use splitguard::watch::capture::VrrpCapture;
+use splitguard::watch::reply::OwnerAction;
 use splitguard::watch::{VipSite, Watcher};
 use splitguard_watchdog::classify::{AdvertSeen, ExpectedRole, WatchedVip};
 use splitguard_watchdog::dispatch::Delivery;
 use splitguard_watchdog::engine::Raise;
+use splitguard_watchdog::reply::http::ReplyEvent;
 use tokio::sync::mpsc;
-use tracing::warn;
+use tracing::{info, warn};
 
 use super::{Announcer, ArpSeen, Daemon};
 
@@ -136,6 +138,66 @@ impl Daemon {
         let events = w.take_events();
         for ev in events {
             self.emit(Some(ev));
+        }
+    }
+}
+
+impl Daemon {
+    /// One line on the instances and open incidents, for STATUS replies.
+    fn summary(&self) -> String {
+        let inst: Vec<String> = self
+            .routers
+            .iter()
+            .map(|r| format!("{} {}", r.cfg.name, r.fsm.state().as_str()))
+            .collect();
+        let watched = self
+            .watcher
+            .as_ref()
+            .map(|w| w.summary(&self.node))
+            .unwrap_or_default();
+        format!("{}; {watched}", inst.join(", "))
+    }
+
+    /// A reply from the listener. DEMOTE holds the incident's instance (all of
+    /// them when the incident names none) backup and releases its VIPs; RESUME
+    /// lifts the hold. The arbiter's gate carries the hold when it runs.
+    pub(super) async fn on_reply_event(&mut self, ev: ReplyEvent, now: Instant) {
+        let summary = self.summary();
+        let Some(w) = &mut self.watcher else { return };
+        let (reply, answer) = match ev {
+            ReplyEvent::Refused(rec) => {
+                w.audit_refused(rec);
+                return;
+            }
+            ReplyEvent::Request { reply, answer } => (reply, answer),
+        };
+        let outcome = w.on_reply(reply, &summary).await;
+        let (hold, instance) = match &outcome.action {
+            Some(OwnerAction::Demote { instance }) => (true, instance.clone()),
+            Some(OwnerAction::Resume { instance }) => (false, instance.clone()),
+            None => {
+                let _ = answer.send(outcome.http_status);
+                if let (Some(c), Some(w)) = (outcome.confirm, &self.watcher) {
+                    w.confirm(c);
+                }
+                return;
+            }
+        };
+        for i in 0..self.routers.len() {
+            let name = self.routers[i].cfg.name.clone();
+            if instance.as_ref().is_some_and(|n| *n != name) {
+                continue;
+            }
+            info!(instance = %name, hold, "operator hold from a reply");
+            self.set_manual_hold(i, hold, now);
+        }
+        self.settle(now).await;
+        for i in 0..self.routers.len() {
+            self.run_actions(i, now).await;
+        }
+        let _ = answer.send(outcome.http_status);
+        if let (Some(c), Some(w)) = (outcome.confirm, &self.watcher) {
+            w.confirm(c);
         }
     }
 }

@@ -11,6 +11,7 @@
 
 pub mod capture;
 pub mod channels;
+pub mod reply;
 pub mod standalone;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -74,6 +75,10 @@ pub struct Watcher {
     restore_check_at: Instant,
     /// Keys raised from outside (the arbiter) and still open.
     external: BTreeSet<String>,
+    /// Ack-by-reply, when `[reply]` is configured.
+    replies: Option<reply::ReplyDesk>,
+    /// The senders, also for reply confirmations.
+    channels: Vec<Arc<splitguard_watchdog::channels::Channel>>,
 }
 
 /// The engine settings from `[alerts]` and the channels.
@@ -131,7 +136,7 @@ impl Watcher {
         };
         let channels = channels::build(cfg).context("channels")?;
         let dispatcher =
-            Dispatcher::spawn(spool.clone(), channels, reports).context("spool replay")?;
+            Dispatcher::spawn(spool.clone(), channels.clone(), reports).context("spool replay")?;
         let classifier = Classifier::new(ClassifierConfig {
             node: cfg.node.clone(),
             vips,
@@ -147,6 +152,8 @@ impl Watcher {
             restored,
             restore_check_at: Instant::now() + RESTORE_GRACE,
             external: BTreeSet::new(),
+            replies: reply::ReplyDesk::new(cfg),
+            channels,
             classifier,
             engine,
             spool,
@@ -286,7 +293,7 @@ impl Watcher {
 
     /// Classifier outputs into the engine and probes; engine sends into the
     /// spool and the channels. The engine state is on disk before any send.
-    async fn settle(&mut self, now: Instant) {
+    pub(crate) async fn settle(&mut self, now: Instant) {
         let wall: DateTime<Utc> = Utc::now();
         let mut changed = false;
         while let Some(out) = self.classifier.poll_output() {
@@ -376,5 +383,98 @@ pub fn delivery_event(d: &Delivery) -> Event {
             .field("attempt", *attempt)
             .field("error", error.clone()),
         Outcome::Failed { error } => ev.field("outcome", "failed").field("error", error.clone()),
+    }
+}
+
+/// Binds the reply listener (`[reply] listen`), when configured, and serves it
+/// in the background; decisions come back through the returned receiver.
+pub async fn start_reply_listener(
+    cfg: &Config,
+) -> anyhow::Result<Option<tokio::sync::mpsc::Receiver<splitguard_watchdog::reply::http::ReplyEvent>>>
+{
+    let Some(r) = &cfg.reply else { return Ok(None) };
+    let Some(addr) = r.listen else {
+        return Ok(None);
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let app = splitguard_watchdog::reply::http::router(
+        splitguard_watchdog::reply::http::HttpSpec {
+            public_url: r.public_url.as_ref().map(|u| u.as_str().to_owned()),
+            twilio_auth_token: r.twilio_auth_token.clone(),
+            generic_secret: r.generic_secret.clone(),
+        },
+        tx,
+    );
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("reply listener on {addr}"))?;
+    info!(%addr, "reply listener up");
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            error!(error = %e, "reply listener stopped");
+        }
+    });
+    Ok(Some(rx))
+}
+
+impl Watcher {
+    /// Audits a reply the listener refused before a decision (signature, rate).
+    pub fn audit_refused(&mut self, rec: splitguard_watchdog::reply::gate::AuditRecord) {
+        if let Some(desk) = self.replies.as_mut() {
+            desk.audit(rec);
+        }
+    }
+
+    /// The latest reply decisions, for `status`.
+    pub fn recent_replies(&self) -> Vec<crate::status::ReplyStatus> {
+        self.replies
+            .iter()
+            .flat_map(|d| d.recent())
+            .map(|r| crate::status::ReplyStatus {
+                at_ms: u64::try_from(r.at.timestamp_millis()).unwrap_or(0),
+                via: format!("{:?}", r.via).to_ascii_lowercase(),
+                from: r.from.clone(),
+                command: r.command.map(str::to_owned),
+                code: r.code.clone(),
+                accepted: r.accepted,
+                reason: r.reason.clone(),
+            })
+            .collect()
+    }
+
+    /// One line on the watched VIPs and open incidents, for STATUS replies.
+    pub fn summary(&self, node: &str) -> String {
+        let here: Vec<String> = self
+            .sites
+            .iter()
+            .filter(|s| self.classifier.local(IpAddr::V4(s.vip)) == Some(true))
+            .map(|s| s.vip.to_string())
+            .collect();
+        let open: Vec<String> = self
+            .engine
+            .open()
+            .iter()
+            .map(|o| {
+                format!(
+                    "{} {}{}",
+                    o.code,
+                    o.kind,
+                    if o.acked() { " (acked)" } else { "" }
+                )
+            })
+            .collect();
+        format!(
+            "{node} holds {}; open: {}",
+            if here.is_empty() {
+                "no watched VIP".to_owned()
+            } else {
+                here.join(",")
+            },
+            if open.is_empty() {
+                "none".to_owned()
+            } else {
+                open.join(", ")
+            }
+        )
     }
 }

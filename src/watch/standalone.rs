@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use super::capture::VrrpCapture;
+use super::reply::OwnerAction;
 use super::{VipSite, Watcher};
 use crate::config::{Config, Role};
 use crate::control::server::ControlServer;
@@ -23,8 +24,11 @@ use crate::net::arp_socket::ArpSocket;
 use crate::net::netlink::{self, NetEvent, Netlink};
 use crate::notify::events::{Event, EventSink, unix_ms};
 use crate::status::Status;
+use splitguard_watchdog::reply::http::ReplyEvent;
 
 const DRAIN_BOUND: Duration = Duration::from_secs(5);
+/// Bound on DEMOTE/RESUME commands.
+const ACTION_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
     if cfg.watches.is_empty() {
@@ -151,6 +155,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let (reports_tx, mut reports_rx) = mpsc::unbounded_channel::<Delivery>();
     let mut watcher = Watcher::start(&cfg, vips, sites.clone(), arp_socks, reports_tx)?;
 
+    let mut reply_rx = super::start_reply_listener(&cfg).await?;
     let (status_tx, status_rx) = watch::channel(Status::default());
     let (stop_control, control_stopped) = tokio::sync::oneshot::channel::<()>();
     let control_task = tokio::spawn(control.serve(status_rx, None, async {
@@ -176,11 +181,13 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let publish = |w: &Watcher| {
         status_tx.send_if_modified(|s| {
             let incidents = w.incidents();
-            if s.incidents == incidents && s.node == cfg.node {
+            let replies = w.recent_replies();
+            if s.incidents == incidents && s.node == cfg.node && s.replies == replies {
                 return false;
             }
             s.node = cfg.node.clone();
             s.incidents = incidents;
+            s.replies = replies;
             s.at_ms = Some(unix_ms(SystemTime::now()));
             true
         });
@@ -215,6 +222,12 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             Some(adv) = adv_rx.recv() => watcher.on_advert(Instant::now(), adv).await,
             Some(d) = reports_rx.recv() => emit(&events, super::delivery_event(&d)),
             () = sleep => watcher.on_timers(Instant::now()).await,
+            Some(ev) = async {
+                match &mut reply_rx {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => on_reply_event(&cfg, &mut watcher, ev).await,
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
         }
@@ -237,5 +250,57 @@ fn emit(events: &Option<EventSink>, ev: Event) {
         && let Err(e) = sink.emit(ev)
     {
         warn!(error = %e, "event not written");
+    }
+}
+
+/// A reply from the listener: decided by the watcher; DEMOTE and RESUME run the
+/// configured commands (e.g. `systemctl stop keepalived`), as the tutorial's
+/// nginx check does.
+async fn on_reply_event(cfg: &Config, watcher: &mut Watcher, ev: ReplyEvent) {
+    match ev {
+        ReplyEvent::Refused(rec) => watcher.audit_refused(rec),
+        ReplyEvent::Request { reply, answer } => {
+            let summary = watcher.summary(&cfg.node);
+            let mut outcome = watcher.on_reply(reply, &summary).await;
+            let command = match &outcome.action {
+                Some(OwnerAction::Demote { .. }) => {
+                    Some(("DEMOTE", &cfg.watch_actions.demote_command))
+                }
+                Some(OwnerAction::Resume { .. }) => {
+                    Some(("RESUME", &cfg.watch_actions.resume_command))
+                }
+                None => None,
+            };
+            if let Some((word, argv)) = command {
+                let result = match argv {
+                    Some(argv) => crate::track::command::run(argv, ACTION_TIMEOUT)
+                        .await
+                        .map_err(|e| e.to_string())
+                        .and_then(|st| {
+                            if st.success() {
+                                Ok(())
+                            } else {
+                                Err(format!("exited with {st}"))
+                            }
+                        }),
+                    None => Err(format!(
+                        "{word} is not configured on {} (watch_actions)",
+                        cfg.node
+                    )),
+                };
+                if let Err(why) = result {
+                    warn!(word, error = %why, "reply command failed");
+                    if let Some(c) = outcome.confirm.as_mut() {
+                        c.text = format!("splitguard: {word} not done: {why}.");
+                    }
+                } else {
+                    info!(word, "reply command ran");
+                }
+            }
+            let _ = answer.send(outcome.http_status);
+            if let Some(c) = outcome.confirm {
+                watcher.confirm(c);
+            }
+        }
     }
 }

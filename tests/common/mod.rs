@@ -166,3 +166,62 @@ pub fn start_keepalived(lab: &Lab, host: &str, config: &str) -> LabProcess {
     )
     .expect("keepalived starts")
 }
+
+/// Debian's interpreter (python3-aiosmtpd lives there).
+pub const SYS_PYTHON: &str = "/usr/bin/python3";
+
+/// Waits until something on gw (192.0.2.254) or any lab address accepts TCP on
+/// `addr:port`, asked from `from`.
+pub fn wait_listening(lab: &Lab, from: &str, addr: &str, port: u16) {
+    let probe = format!("import socket; socket.create_connection(('{addr}', {port}), 1)");
+    splitguard::lab::wait_for(Duration::from_secs(15), || {
+        lab.run(from, &[SYS_PYTHON, "-c", &probe])
+            .ok()
+            .filter(|o| o.status.success())
+    })
+    .unwrap_or_else(|| panic!("nothing listens on {addr}:{port}"));
+}
+
+/// The HTTP recorder (Twilio, PagerDuty, gateways) on gw at `port`; returns it
+/// and its JSON-lines log.
+pub fn start_recorder(lab: &Lab, port: u16) -> (LabProcess, std::path::PathBuf) {
+    let log = lab.dir().join(format!("recorder-{port}.jsonl"));
+    let script = format!(
+        "{}/tests/fixtures/receivers/http_recorder.py",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let p = lab
+        .spawn(
+            "gw",
+            &format!("recorder-{port}"),
+            &[
+                SYS_PYTHON,
+                &script,
+                "--listen",
+                &format!("192.0.2.254:{port}"),
+                "--log",
+                log.to_str().expect("utf-8"),
+            ],
+        )
+        .expect("recorder starts");
+    wait_listening(lab, "gw", "192.0.2.254", port);
+    (p, log)
+}
+
+pub fn read_jsonl(path: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// PyPI's twilio in the venv contrib/test.sh makes.
+pub fn twilio_python() -> String {
+    let p = format!("{}/target/pyvenv/bin/python", env!("CARGO_MANIFEST_DIR"));
+    assert!(
+        std::path::Path::new(&p).exists(),
+        "{p} is missing: run contrib/test.sh, which installs PyPI's twilio there"
+    );
+    p
+}

@@ -1,0 +1,255 @@
+//! Ack-by-reply in namespace labs, signed the way Twilio signs (PyPI's `twilio`
+//! RequestValidator), from gw to the reply listener on lb02.
+//!
+//! - Standalone watch beside keepalived: a valid ACK is accepted and confirmed;
+//!   a repeated MessageSid is handled once; a tampered body, a wrong token, a
+//!   wrong URL are 401, an unknown sender and an unknown code 403; every one is
+//!   in the audit log and in `status`.
+//! - The full loop with `splitguard run` on lb02 (arbiter off, so VRRP
+//!   firewalled makes a split brain): SMS at the receiver → signed
+//!   `<code> DEMOTE` → lb02 releases the VIP → gw sees one owner → resolved.
+//!
+//! Needs root, keepalived, python3 and the venv contrib/test.sh builds.
+
+mod common;
+
+use common::*;
+use splitguard::lab::{Lab, LabProcess, wait_for};
+use std::time::Duration;
+
+const TOKEN: &str = "tw1l10-t0ken";
+const ONCALL: &str = "+15550002222";
+const URL: &str = "http://192.0.2.6:8725/reply/twilio";
+const S2_DROP: &str = "table inet s2 {\n chain input {\n  type filter hook input priority 0;\n  ip protocol 112 drop\n }\n}\n";
+
+fn reply_config() -> String {
+    format!(
+        "\n[reply]\nlisten = \"192.0.2.6:8725\"\npublic_url = \"{URL}\"\ntwilio_auth_token = \"{TOKEN}\"\n\
+         allowed_senders = [\"{ONCALL}\"]\n\n\
+         [[channel]]\ntype = \"sms\"\nprovider = \"twilio\"\nname = \"sms\"\napi_url = \"http://192.0.2.254:8081\"\n\
+         account_sid = \"AC0123\"\nauth_token = \"tok3n\"\nfrom = \"+15550001111\"\nto = [\"{ONCALL}\"]\n\n\
+         [alerts]\ngroup_wait = \"1s\"\n"
+    )
+}
+
+/// Posts a signed reply from gw; returns the HTTP status.
+fn post(lab: &Lab, from: &str, body: &str, sid: &str, extra: &[&str]) -> u16 {
+    let py = twilio_python();
+    let script = format!(
+        "{}/tests/fixtures/twilio_reply.py",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let mut argv = vec![py.as_str(), script.as_str(), URL, TOKEN, from, body, sid];
+    argv.extend_from_slice(extra);
+    let out = lab.run("gw", &argv).expect("reply posted");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("no status: {}", String::from_utf8_lossy(&out.stderr)))
+}
+
+/// The first SMS alert's code at the recorder.
+fn alert_code(log: &std::path::Path, procs: &[&LabProcess]) -> String {
+    let body = wait_for(BOUND, || {
+        read_jsonl(log).into_iter().find_map(|r| {
+            let b = r["form"]["Body"].as_str()?.to_owned();
+            b.contains("Reply ").then_some(b)
+        })
+    })
+    .unwrap_or_else(|| panic!("no alert SMS\n{}", logs(procs)));
+    body.split("Reply ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn sms_bodies(log: &std::path::Path) -> Vec<String> {
+    read_jsonl(log)
+        .iter()
+        .filter_map(|r| r["form"]["Body"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn signed_replies_are_checked_audited_and_confirmed() {
+    let lab = pair_lab("rpl");
+    let (_rec, log) = start_recorder(&lab, 8081);
+    let ka1 = start_keepalived(&lab, "lb01", &ka_config("lb01", 150, 2, "1"));
+    expect_owner(&lab, Some("lb01"), &[&ka1], "keepalived lb01 master");
+    let ka2 = start_keepalived(&lab, "lb02", &ka_config("lb02", 100, 2, "1"));
+    let dir = lab.dir().display().to_string();
+    let cfg = format!(
+        "node = \"lb02\"\nstate_dir = \"{dir}/watch-state\"\ncontrol_socket = \"{dir}/watch.sock\"\n\n\
+         [[watch]]\nvip = \"{VIP}\"\ninterface = \"eth0\"\nrole = \"backup\"\n{}",
+        reply_config()
+    );
+    let path = lab.write_file("watch.toml", &cfg).expect("config");
+    let w = lab
+        .spawn(
+            "lb02",
+            "splitguard-watch",
+            &[
+                env!("CARGO_BIN_EXE_splitguard"),
+                "watch",
+                "-c",
+                path.to_str().expect("utf-8"),
+            ],
+        )
+        .expect("watch");
+    wait_listening(&lab, "gw", "192.0.2.6", 8725);
+    lab.nft(Some("lb02"), S2_DROP).expect("nft");
+    let procs = [&ka1, &ka2, &w];
+    let code = alert_code(&log, &procs);
+
+    // Refused before any decision: 401.
+    assert_eq!(
+        post(
+            &lab,
+            ONCALL,
+            &code,
+            "SM-t1",
+            &["--send-body", "9999 DEMOTE"]
+        ),
+        401,
+        "tampered body"
+    );
+    assert_eq!(
+        post(&lab, ONCALL, &code, "SM-t2", &["--sign-token", "wrong"]),
+        401,
+        "wrong token"
+    );
+    assert_eq!(
+        post(
+            &lab,
+            ONCALL,
+            &code,
+            "SM-t3",
+            &["--sign-url", "http://lb02.example/reply/twilio"]
+        ),
+        401,
+        "wrong URL"
+    );
+    // Decided and refused: 403.
+    assert_eq!(
+        post(&lab, "+15559999999", &code, "SM-t4", &[]),
+        403,
+        "unknown sender"
+    );
+    assert_eq!(
+        post(&lab, ONCALL, "9999", "SM-t5", &[]),
+        403,
+        "unknown code"
+    );
+    // Accepted, once.
+    assert_eq!(post(&lab, ONCALL, &code, "SM-ok", &[]), 200, "valid ACK");
+    assert_eq!(
+        post(&lab, ONCALL, &code, "SM-ok", &[]),
+        200,
+        "a repeat is answered"
+    );
+    let confirmed = wait_for(BOUND, || {
+        sms_bodies(&log)
+            .into_iter()
+            .find(|b| b.contains(&format!("{code} (split_brain) acked by {ONCALL}")))
+    });
+    assert!(
+        confirmed.is_some(),
+        "no confirmation: {:?}\n{}",
+        sms_bodies(&log),
+        logs(&procs)
+    );
+
+    let audit: Vec<serde_json::Value> =
+        read_jsonl(&lab.dir().join("watch-state/reply-audit.jsonl"));
+    let accepted = audit.iter().filter(|r| r["accepted"] == true).count();
+    assert_eq!(accepted, 1, "handled once: {audit:#?}");
+    let reasons: Vec<String> = audit
+        .iter()
+        .filter_map(|r| r["reason"].as_str().map(str::to_owned))
+        .collect();
+    for want in [
+        "bad Twilio signature",
+        "sender +15559999999 is not allowed",
+        "code 9999 is not open",
+        "already handled",
+    ] {
+        assert!(
+            reasons.iter().any(|r| r.contains(want)),
+            "no {want:?} in {reasons:#?}"
+        );
+    }
+    assert_eq!(
+        reasons
+            .iter()
+            .filter(|r| r.contains("bad Twilio signature"))
+            .count(),
+        3
+    );
+    // status: the incident acked, the replies listed.
+    let out = lab
+        .run(
+            "lb02",
+            &[
+                env!("CARGO_BIN_EXE_splitguard"),
+                "status",
+                "--json",
+                "--socket",
+                &format!("{dir}/watch.sock"),
+            ],
+        )
+        .expect("status");
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status JSON");
+    assert_eq!(status["incidents"][0]["code"], code.as_str(), "{status}");
+    assert_eq!(status["incidents"][0]["acked"], true, "{status}");
+    assert!(
+        status["replies"].as_array().is_some_and(|r| r.len() >= 7),
+        "{status}"
+    );
+}
+
+#[test]
+fn demote_by_reply_releases_the_vip_and_resolves() {
+    let lab = pair_lab("rplloop");
+    let (_rec, log) = start_recorder(&lab, 8081);
+    let ka1 = start_keepalived(&lab, "lb01", &ka_config("lb01", 150, 2, "1"));
+    expect_owner(&lab, Some("lb01"), &[&ka1], "keepalived lb01 master");
+    // splitguard run on lb02 without the arbiter: with VRRP firewalled it claims,
+    // as keepalived would, and its watchdog sees the split brain.
+    let extra = format!("\n[arbiter]\nenabled = false\n{}", reply_config());
+    let cfg = sg_config(&lab, "lb02", 100, 2, "1s", &extra);
+    let lb02 = start_splitguard(&lab, "lb02", &cfg);
+    wait_listening(&lab, "gw", "192.0.2.6", 8725);
+    lab.nft(Some("lb02"), S2_DROP).expect("nft");
+    let procs = [&ka1, &lb02];
+    let code = alert_code(&log, &procs);
+    assert!(holds(&lab, "lb02"), "split brain: lb02 holds the VIP too");
+
+    assert_eq!(
+        post(&lab, ONCALL, &format!("{code} DEMOTE"), "SM-d1", &[]),
+        200
+    );
+    wait_for(BOUND, || (!holds(&lab, "lb02")).then_some(()))
+        .unwrap_or_else(|| panic!("lb02 kept the VIP\n{}", logs(&procs)));
+    expect_owner(&lab, Some("lb01"), &procs, "one owner after DEMOTE");
+    wait_for(BOUND, || {
+        sms_bodies(&log)
+            .iter()
+            .any(|b| b.contains("RESOLVED") && b.contains("split_brain"))
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("no resolved SMS: {:?}\n{}", sms_bodies(&log), logs(&procs)));
+    assert!(
+        sms_bodies(&log).iter().any(|b| b.contains("DEMOTE by")),
+        "DEMOTE confirmed: {:?}",
+        sms_bodies(&log)
+    );
+    // Held backup: still not holding a while later, though lb01's adverts are
+    // still dropped.
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(
+        !holds(&lab, "lb02"),
+        "the hold must last until RESUME\n{}",
+        logs(&procs)
+    );
+}
