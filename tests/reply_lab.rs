@@ -253,3 +253,65 @@ fn demote_by_reply_releases_the_vip_and_resolves() {
         logs(&procs)
     );
 }
+
+/// The generic gateway's signed reply: HMAC-SHA256 over "<ts>.<body>", within
+/// the replay window; computed here by Python's hmac, independently of ours.
+#[test]
+fn generic_gateway_replies_are_signed_and_fresh() {
+    let lab = pair_lab("rplgen");
+    let dir = lab.dir().display().to_string();
+    let cfg = format!(
+        "node = \"lb02\"\nstate_dir = \"{dir}/watch-state\"\ncontrol_socket = \"{dir}/watch.sock\"\n\n\
+         [[watch]]\nvip = \"{VIP}\"\ninterface = \"eth0\"\nrole = \"backup\"\n\n\
+         [reply]\nlisten = \"192.0.2.6:8725\"\ngeneric_secret = \"g3n3r1c\"\nallowed_senders = [\"{ONCALL}\"]\n"
+    );
+    let path = lab.write_file("watch.toml", &cfg).expect("config");
+    let w = lab
+        .spawn(
+            "lb02",
+            "splitguard-watch",
+            &[
+                env!("CARGO_BIN_EXE_splitguard"),
+                "watch",
+                "-c",
+                path.to_str().expect("utf-8"),
+            ],
+        )
+        .expect("watch");
+    wait_listening(&lab, "gw", "192.0.2.6", 8725);
+    let post = |secret: &str, age: i64, id: &str| -> u16 {
+        let script = format!(
+            r#"
+import hmac, hashlib, json, time, urllib.request, urllib.error
+body = json.dumps({{"from": "{ONCALL}", "text": "STATUS", "id": "{id}"}}).encode()
+ts = str(int(time.time()) - {age})
+sig = "sha256=" + hmac.new(b"{secret}", ts.encode() + b"." + body, hashlib.sha256).hexdigest()
+req = urllib.request.Request("http://192.0.2.6:8725/reply/generic", data=body,
+    headers={{"X-Splitguard-Timestamp": ts, "X-Splitguard-Signature": sig, "Content-Type": "application/json"}})
+try:
+    print(urllib.request.urlopen(req, timeout=10).status)
+except urllib.error.HTTPError as e:
+    print(e.code)
+"#
+        );
+        let out = lab.run("gw", &[SYS_PYTHON, "-c", &script]).expect("python");
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(0)
+    };
+    assert_eq!(post("g3n3r1c", 0, "g1"), 200, "{}", w.log_text());
+    assert_eq!(post("wrong", 0, "g2"), 401);
+    assert_eq!(
+        post("g3n3r1c", 3600, "g3"),
+        401,
+        "outside the replay window"
+    );
+    let audit = read_jsonl(&lab.dir().join("watch-state/reply-audit.jsonl"));
+    assert_eq!(
+        audit.iter().filter(|r| r["accepted"] == true).count(),
+        1,
+        "{audit:#?}"
+    );
+    assert_eq!(audit.len(), 3, "{audit:#?}");
+}
