@@ -23,7 +23,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 use splitguard::config::Config;
-use splitguard::control::server::ControlServer;
 use splitguard::net::arp_socket::ArpSocket;
 use splitguard::net::ndisc::NdiscSocket;
 use splitguard::net::netlink::{self, NetEvent, Netlink};
@@ -99,27 +98,8 @@ const DRAIN_BOUND: Duration = Duration::from_secs(10);
 
 /// Runs the daemon until SIGTERM or SIGINT, then steps down cleanly.
 pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
-    // Say plainly what this build does not enforce yet, rather than let an operator
-    // believe a validated setting protects them.
     splitguard_watchdog::channels::install_crypto_provider();
-    // The socket is claimed first: a second daemon on the same config must fail
-    // before it touches any VIP.
-    // SAFETY: getuid(2) cannot fail and has no memory effects.
-    let owner_uid = unsafe { libc::getuid() };
-    let control = ControlServer::bind(
-        &cfg.control_socket,
-        cfg.control_socket_group.as_deref(),
-        owner_uid,
-    )
-    .with_context(|| format!("control socket {}", cfg.control_socket.display()))?;
-    let events = match &cfg.events_file {
-        Some(path) => Some(
-            EventSink::open(path)
-                .await
-                .with_context(|| format!("events_file {}", path.display()))?,
-        ),
-        None => None,
-    };
+    let (control, events) = splitguard::control::open_outputs(&cfg).await?;
     let nl = Netlink::connect().context("open netlink")?;
     let mut net_events = netlink::subscribe().context("subscribe to netlink events")?;
     let (dgram_tx, mut dgram_rx) = mpsc::channel::<Datagram>(256);

@@ -19,7 +19,6 @@ use super::capture::VrrpCapture;
 use super::reply::OwnerAction;
 use super::{VipSite, Watcher};
 use crate::config::{Config, Role};
-use crate::control::server::ControlServer;
 use crate::net::arp_socket::ArpSocket;
 use crate::net::netlink::{self, NetEvent, Netlink};
 use crate::notify::events::{Event, EventSink, unix_ms};
@@ -35,22 +34,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         bail!("no [[watch]] entries: nothing to watch (add vip, interface, role)");
     }
     splitguard_watchdog::channels::install_crypto_provider();
-    // SAFETY: getuid(2) cannot fail and has no memory effects.
-    let owner_uid = unsafe { libc::getuid() };
-    let control = ControlServer::bind(
-        &cfg.control_socket,
-        cfg.control_socket_group.as_deref(),
-        owner_uid,
-    )
-    .with_context(|| format!("control socket {}", cfg.control_socket.display()))?;
-    let events = match &cfg.events_file {
-        Some(path) => Some(
-            EventSink::open(path)
-                .await
-                .with_context(|| format!("events_file {}", path.display()))?,
-        ),
-        None => None,
-    };
+    let (control, events) = crate::control::open_outputs(&cfg).await?;
     let nl = Netlink::connect().context("open netlink")?;
     let mut net_events = netlink::subscribe().context("subscribe to netlink events")?;
 

@@ -215,25 +215,9 @@ fn truncate_ascii(s: &str, max: usize) -> String {
 mod tests {
     use super::*;
 
-    pub(crate) fn sample() -> Alert {
-        let t: DateTime<Utc> = "2026-11-25T00:15:00.250Z".parse().unwrap();
-        Alert {
-            id: "lb02-1".into(),
-            status: AlertStatus::Firing,
-            kind: IncidentKind::SplitBrain,
-            severity: Severity::Critical,
-            node: "lb02".into(),
-            instance: Some("VI_1".into()),
-            vip: Some("10.0.0.3".parse().unwrap()),
-            owners: vec!["02:00:00:00:00:05".into(), "02:00:00:00:00:06".into()],
-            cause: "VIP 10.0.0.3 is on lb02 and 02:00:00:00:00:05 answers ARP for it too".into(),
-            code: "4821".into(),
-            at: t,
-            started_at: t,
-            notification: 1,
-            idempotency_key: "lb02-1-firing-1-webhook0".into(),
-            acked_by: None,
-        }
+    /// The shared test alert (channels use it too).
+    fn sample() -> Alert {
+        crate::channels::testing::sample()
     }
 
     #[test]
