@@ -4,9 +4,11 @@
 //! lab deletes its namespaces (and kills what runs in them) when dropped.
 
 pub mod configs;
+pub mod measure;
 pub mod netns;
 pub mod observe;
 pub mod process;
+pub mod report;
 
 pub use netns::{Host, Lab, LabBuilder, LabError};
 pub use observe::{OwnerSamples, wait_for};
