@@ -101,7 +101,8 @@ fn quick_bench_prints_every_row_with_numbers_and_leaves_no_lab() {
         [
             "failover (link loss), v3/100 ms, ms",
             "handover (priority 0), v3/100 ms, ms",
-            "idle CPU of the master, v3/100 ms, %",
+            "idle CPU of the master (utime+stime), v3/100 ms, %",
+            "idle CPU of the master (schedstat), v3/100 ms, %",
             "idle RSS of the master, v3/100 ms, MiB",
         ],
         "{stdout}"

@@ -118,7 +118,11 @@ pub fn rows(cases: &[Case]) -> Vec<Measurement> {
         .flat_map(|c| match *c {
             Case::Failover(f) => vec![Measurement::Failover(f)],
             Case::Handover(f) => vec![Measurement::Handover(f)],
-            Case::Idle(f) => vec![Measurement::IdleCpu(f), Measurement::IdleRss(f)],
+            Case::Idle(f) => vec![
+                Measurement::IdleCpu(f),
+                Measurement::IdleCpuSched(f),
+                Measurement::IdleRss(f),
+            ],
         })
         .collect()
 }
@@ -160,8 +164,13 @@ fn arbiter_table(imp: Implementation, peer: Ipv4Addr) -> String {
 pub enum Outcome {
     /// Fault to VIP on lb02, in ms.
     Moved(f64),
-    /// The master over the idle window.
-    Idle { cpu_percent: f64, rss_mib: f64 },
+    /// The master over the idle window: CPU from utime+stime, CPU from schedstat
+    /// (None where the kernel has none), RSS at the end.
+    Idle {
+        cpu_percent: f64,
+        cpu_sched_percent: Option<f64>,
+        rss_mib: f64,
+    },
 }
 
 /// What the bench needs before it starts: root, and keepalived on PATH.
@@ -203,8 +212,12 @@ pub fn run(opts: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Report
                     Ok(Outcome::Moved(ms)) => format!("{ms:.1} ms"),
                     Ok(Outcome::Idle {
                         cpu_percent,
+                        cpu_sched_percent,
                         rss_mib,
-                    }) => format!("CPU {cpu_percent:.3} %, RSS {rss_mib:.1} MiB"),
+                    }) => format!(
+                        "CPU {cpu_percent:.3} % (schedstat {}), RSS {rss_mib:.1} MiB",
+                        cpu_sched_percent.map_or("n/a".into(), |c| format!("{c:.4} %"))
+                    ),
                     Err(RunError::Interrupted | RunError::Measure(MeasureError::Interrupted)) => {
                         "interrupted".to_string()
                     }
@@ -247,10 +260,16 @@ fn record(report: &mut Report, case: Case, imp: Implementation, result: Result<O
             Case::Idle(f),
             Ok(Outcome::Idle {
                 cpu_percent,
+                cpu_sched_percent,
                 rss_mib,
             }),
         ) => {
             report.record(Measurement::IdleCpu(f), imp, Ok(cpu_percent));
+            report.record(
+                Measurement::IdleCpuSched(f),
+                imp,
+                cpu_sched_percent.ok_or_else(|| "no schedstat run times on this kernel".into()),
+            );
             report.record(Measurement::IdleRss(f), imp, Ok(rss_mib));
         }
         (Case::Idle(f), other) => {
@@ -258,8 +277,13 @@ fn record(report: &mut Report, case: Case, imp: Implementation, result: Result<O
                 Err(e) => why(&e),
                 Ok(o) => format!("unexpected outcome {o:?}"),
             };
-            report.record(Measurement::IdleCpu(f), imp, Err(e.clone()));
-            report.record(Measurement::IdleRss(f), imp, Err(e));
+            for m in [
+                Measurement::IdleCpu(f),
+                Measurement::IdleCpuSched(f),
+                Measurement::IdleRss(f),
+            ] {
+                report.record(m, imp, Err(e.clone()));
+            }
         }
     }
 }
@@ -402,6 +426,7 @@ fn measure_pair(
                 .ok_or_else(|| RunError::Broken("no wall time between samples".into()))?;
             Ok(Outcome::Idle {
                 cpu_percent,
+                cpu_sched_percent: measure::cpu_percent_precise(&start, &end),
                 rss_mib: end.rss_kib as f64 / 1024.0,
             })
         }
@@ -515,11 +540,11 @@ mod tests {
         assert!(quick.iter().all(|c| c.flavour() == Flavour::V3HundredMs));
         assert_eq!(
             rows(&quick).len(),
-            4,
-            "failover, handover, idle CPU and RSS"
+            5,
+            "failover, handover, idle CPU twice and RSS"
         );
         let full = cases(false);
-        assert_eq!(rows(&full).len(), 6);
+        assert_eq!(rows(&full).len(), 7);
         assert!(rows(&full).contains(&Measurement::IdleCpu(Flavour::V2OneSecond)));
     }
 
@@ -543,7 +568,11 @@ mod tests {
             Implementation::Keepalived,
             Err(RunError::Broken("gone\n  --- log ---".into())),
         );
-        for m in [Measurement::IdleCpu(f), Measurement::IdleRss(f)] {
+        for m in [
+            Measurement::IdleCpu(f),
+            Measurement::IdleCpuSched(f),
+            Measurement::IdleRss(f),
+        ] {
             let s = r.samples(m, Implementation::Keepalived).expect("cell");
             assert_eq!(s.failures, vec!["gone".to_string()]);
         }

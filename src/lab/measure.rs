@@ -2,7 +2,8 @@
 //! address-event subscription inside the host's namespace, made before the fault,
 //! so the moment is the event's arrival, not a poll), optionally lined up just
 //! after an advert from the master; and what a process tree costs (CPU time from
-//! `/proc/PID/stat`, VmRSS from `/proc/PID/status`). Also the interrupt flag that
+//! `/proc/PID/stat` in clock ticks and, finer, from every thread's
+//! `/proc/PID/task/TID/schedstat` in ns; VmRSS from `/proc/PID/status`). Also the interrupt flag that
 //! lets every wait here end early on Ctrl-C, so a lab is always dropped.
 
 use std::collections::BTreeMap;
@@ -329,6 +330,13 @@ pub fn parse_vmrss_kib(status: &str) -> Option<u64> {
     })
 }
 
+/// The on-CPU time in ns from a `/proc/PID/task/TID/schedstat` text (its first
+/// field). The kernel updates it when the task is scheduled out, so it is exact
+/// for a sleeping daemon and may lag for one that is running right now.
+pub fn parse_schedstat_ns(text: &str) -> Option<u64> {
+    text.split_whitespace().next()?.parse().ok()
+}
+
 /// `root` and every process descending from it, from `(pid, ppid)` pairs.
 pub fn descendants(root: u32, all: &[(u32, u32)]) -> Vec<u32> {
     let mut tree = vec![root];
@@ -367,12 +375,15 @@ fn all_stats() -> Result<Vec<ProcStat>, MeasureError> {
         .collect())
 }
 
-/// One look at a process tree: CPU ticks per process, and the summed RSS.
+/// One look at a process tree: CPU ticks per process, on-CPU ns per thread, and
+/// the summed RSS.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TreeSample {
     pub at: Instant,
     /// utime + stime per pid.
     pub ticks: BTreeMap<u32, u64>,
+    /// schedstat run time per thread id (empty where schedstat is unavailable).
+    pub run_ns: BTreeMap<u32, u64>,
     pub rss_kib: u64,
 }
 
@@ -387,16 +398,32 @@ pub fn sample_tree(root: u32) -> Result<TreeSample, MeasureError> {
     }
     let tree = descendants(root, &pairs);
     let mut ticks = BTreeMap::new();
+    let mut run_ns = BTreeMap::new();
     let mut rss_kib = 0;
     for s in stats.iter().filter(|s| tree.contains(&s.pid)) {
         ticks.insert(s.pid, s.utime + s.stime);
         if let Ok(status) = std::fs::read_to_string(format!("/proc/{}/status", s.pid)) {
             rss_kib += parse_vmrss_kib(&status).unwrap_or(0);
         }
+        if let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", s.pid)) {
+            for tid in tasks
+                .filter_map(Result::ok)
+                .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+            {
+                let path = format!("/proc/{}/task/{tid}/schedstat", s.pid);
+                if let Some(ns) = std::fs::read_to_string(path)
+                    .ok()
+                    .and_then(|t| parse_schedstat_ns(&t))
+                {
+                    run_ns.insert(tid, ns);
+                }
+            }
+        }
     }
     Ok(TreeSample {
         at: Instant::now(),
         ticks,
+        run_ns,
         rss_kib,
     })
 }
@@ -414,6 +441,25 @@ pub fn cpu_percent(start: &TreeSample, end: &TreeSample, ticks_per_sec: u64) -> 
         .filter_map(|(pid, t)| Some(t.saturating_sub(*start.ticks.get(pid)?)))
         .sum();
     Some(ticks as f64 / ticks_per_sec as f64 / wall * 100.0)
+}
+
+/// The same from schedstat: on-CPU ns gained by threads present in both samples,
+/// over the wall time. None when either sample has no schedstat data, or no
+/// thread ran at all (a kernel without schedstat reads 0 everywhere).
+pub fn cpu_percent_precise(start: &TreeSample, end: &TreeSample) -> Option<f64> {
+    let wall = end.at.checked_duration_since(start.at)?.as_secs_f64();
+    if wall <= 0.0 || start.run_ns.is_empty() || end.run_ns.is_empty() {
+        return None;
+    }
+    if end.run_ns.values().all(|ns| *ns == 0) {
+        return None;
+    }
+    let ns: u64 = end
+        .run_ns
+        .iter()
+        .filter_map(|(tid, t)| Some(t.saturating_sub(*start.run_ns.get(tid)?)))
+        .sum();
+    Some(ns as f64 / 1e9 / wall * 100.0)
 }
 
 /// The kernel's clock ticks per second for `/proc/PID/stat` times.
@@ -481,18 +527,38 @@ mod tests {
         let start = TreeSample {
             at: t,
             ticks: [(1, 100), (2, 50), (3, 7)].into(),
+            run_ns: [(1, 1_000_000), (2, 0), (3, 5)].into(),
             rss_kib: 0,
         };
         let end = TreeSample {
             at: t + Duration::from_secs(10),
             // pid 3 exited, pid 4 is new: neither counts.
             ticks: [(1, 110), (2, 60), (4, 1000)].into(),
+            run_ns: [(1, 3_000_000), (2, 500_000), (4, 9_000_000_000)].into(),
             rss_kib: 0,
         };
         let pct = cpu_percent(&start, &end, 100).expect("some");
         // 20 ticks = 0.2 s over 10 s = 2 %.
         assert!((pct - 2.0).abs() < 1e-9, "{pct}");
         assert_eq!(cpu_percent(&end, &start, 100), None);
+        // 2.5 ms over 10 s = 0.025 %.
+        let fine = cpu_percent_precise(&start, &end).expect("some");
+        assert!((fine - 0.025).abs() < 1e-9, "{fine}");
+        let no_schedstat = TreeSample {
+            run_ns: BTreeMap::new(),
+            ..end.clone()
+        };
+        assert_eq!(cpu_percent_precise(&start, &no_schedstat), None);
+    }
+
+    #[test]
+    fn schedstat_run_time_is_the_first_field() {
+        assert_eq!(
+            parse_schedstat_ns("160845909 5871711 531\n"),
+            Some(160_845_909)
+        );
+        assert_eq!(parse_schedstat_ns(""), None);
+        assert_eq!(parse_schedstat_ns("x 1 2"), None);
     }
 
     #[test]

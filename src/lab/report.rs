@@ -59,8 +59,11 @@ pub enum Measurement {
     Failover(Flavour),
     /// lb01's daemon gets SIGTERM (priority-0 advert) → the VIP appears on lb02, in ms.
     Handover(Flavour),
-    /// The master's CPU use over the idle window, % of one core.
+    /// The master's CPU use over the idle window, % of one core, from utime+stime
+    /// (`/proc/PID/stat`, clock ticks).
     IdleCpu(Flavour),
+    /// The same from every thread's schedstat run time (ns).
+    IdleCpuSched(Flavour),
     /// The master's resident memory at the end of the idle window, MiB.
     IdleRss(Flavour),
 }
@@ -70,7 +73,12 @@ impl Measurement {
         match self {
             Measurement::Failover(f) => format!("failover (link loss), {}, ms", f.label()),
             Measurement::Handover(f) => format!("handover (priority 0), {}, ms", f.label()),
-            Measurement::IdleCpu(f) => format!("idle CPU of the master, {}, %", f.label()),
+            Measurement::IdleCpu(f) => {
+                format!("idle CPU of the master (utime+stime), {}, %", f.label())
+            }
+            Measurement::IdleCpuSched(f) => {
+                format!("idle CPU of the master (schedstat), {}, %", f.label())
+            }
             Measurement::IdleRss(f) => format!("idle RSS of the master, {}, MiB", f.label()),
         }
     }
@@ -86,6 +94,7 @@ impl Measurement {
                 }
             }
             Measurement::IdleCpu(_) => format!("{v:.3}"),
+            Measurement::IdleCpuSched(_) => format!("{v:.4}"),
             Measurement::IdleRss(_) => format!("{v:.1}"),
         }
     }
@@ -377,7 +386,7 @@ mod tests {
         // keepalived at 0 % makes the ratio undefined, not infinite.
         assert_eq!(
             lines[3],
-            "| idle CPU of the master, v2/1 s, % | 0.050 | 0.020 | 0.000 | — | 0.40 |"
+            "| idle CPU of the master (utime+stime), v2/1 s, % | 0.050 | 0.020 | 0.000 | — | 0.40 |"
         );
         assert!(md.contains("median (min–max) of 3 run(s)"));
         assert!(md.contains("keepalived: 192.0.2.3 did not appear within 30s"));
