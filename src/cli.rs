@@ -77,7 +77,8 @@ pub enum LabCommand {
             priority-0 advert). Both are timed from just before the fault to the VIP's \
             address event in lb02 (netlink, subscribed before the fault), the fault \
             lined up just after an advert from lb01. VRRPv2/1 s and VRRPv3/100 ms. \
-            idle: the master's CPU (utime+stime over the window) and RSS, v2/1 s.\n\n\
+            idle: the master's CPU over the window (utime+stime, in clock ticks, and the \
+            threads' schedstat run time, in ns) and its RSS, v2/1 s.\n\n\
             Needs root and keepalived on PATH. The pairs run this very binary, so use the \
             release build for numbers worth keeping. Progress goes to stderr, the table \
             to stdout; exit 0 when every run succeeded, 1 when some failed (they are \
