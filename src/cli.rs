@@ -72,4 +72,47 @@ pub enum Command {
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
+    /// The namespace lab: throw-away network namespaces on this machine (needs root;
+    /// addresses from 192.0.2.0/24 only; every lab is deleted when done).
+    Lab {
+        #[command(subcommand)]
+        cmd: LabCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LabCommand {
+    /// Failover, handover and idle footprint: splitguard (arbiter on and off) against
+    /// keepalived, alternating run by run, each run in a fresh lab. Run the release
+    /// build (`cargo run --release -- lab bench`): the pairs run this very binary.
+    #[command(
+        long_about = "Failover, handover and idle footprint: splitguard (arbiter on and off) \
+            against keepalived 2.2.7, alternating run by run, each run in a fresh lab \
+            (lb01 192.0.2.5 priority 150, lb02 192.0.2.6 priority 100, gw 192.0.2.254, \
+            VIP 192.0.2.3/24).\n\n\
+            failover: lb01's eth0 goes down; handover: lb01's daemon gets SIGTERM (a \
+            priority-0 advert). Both are timed from just before the fault to the VIP's \
+            address event in lb02 (netlink, subscribed before the fault), the fault \
+            lined up just after an advert from lb01. VRRPv2/1 s and VRRPv3/100 ms. \
+            idle: the master's CPU over the window (utime+stime, in clock ticks, and the \
+            threads' schedstat run time, in ns) and its RSS, v2/1 s.\n\n\
+            Needs root and keepalived on PATH. The pairs run this very binary, so use the \
+            release build for numbers worth keeping. Progress goes to stderr, the table \
+            to stdout; exit 0 when every run succeeded, 1 when some failed (they are \
+            listed under the table), 130 when interrupted."
+    )]
+    Bench {
+        /// Runs per implementation and case.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+        runs: u32,
+        /// Print the table as Markdown.
+        #[arg(long)]
+        markdown: bool,
+        /// The idle window in seconds.
+        #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+        idle: u64,
+        /// Only the VRRPv3/100 ms cases (the idle pair too): a short form for CI.
+        #[arg(long)]
+        quick: bool,
+    },
 }

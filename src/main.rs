@@ -11,7 +11,7 @@ use anyhow::Context;
 use clap::Parser;
 use splitguard::config;
 
-use cli::{Cli, Command};
+use cli::{Cli, Command, LabCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -40,6 +40,15 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Lab {
+            cmd:
+                LabCommand::Bench {
+                    runs,
+                    markdown,
+                    idle,
+                    quick,
+                },
+        } => lab_bench(runs, markdown, std::time::Duration::from_secs(idle), quick),
         Command::Run { config, dry_run } => {
             splitguard::logging::init(cli.log_format, "info");
             match run(&config, dry_run) {
@@ -125,6 +134,58 @@ fn watch(path: &std::path::Path) -> anyhow::Result<()> {
         .build()
         .context("start the async runtime")?;
     rt.block_on(splitguard::watch::standalone::run(cfg))
+}
+
+/// `splitguard lab bench`: the table on stdout, progress on stderr. Exit 1 when a
+/// run failed (the table lists it), 130 when interrupted; the labs are gone either way.
+fn lab_bench(runs: u32, markdown: bool, idle: std::time::Duration, quick: bool) -> ExitCode {
+    use splitguard::lab::bench::{self, BenchError, BenchOptions};
+    let outcome = (|| -> anyhow::Result<splitguard::lab::report::Report> {
+        bench::check_prerequisites()?;
+        let splitguard = std::env::current_exe()
+            .context("find this binary (the bench runs it as the splitguard daemon)")?;
+        if cfg!(debug_assertions) {
+            eprintln!(
+                "note: this is a debug build; for numbers worth keeping run \
+                 `cargo run --release -- lab bench` (or target/release/splitguard)"
+            );
+        }
+        eprintln!(
+            "lab bench: {runs} run(s) per case and implementation, idle window {} s{}; daemon {}",
+            idle.as_secs(),
+            if quick { ", v3/100 ms only" } else { "" },
+            splitguard.display()
+        );
+        splitguard::lab::measure::install_interrupt_handler();
+        let opts = BenchOptions {
+            runs,
+            idle,
+            quick,
+            splitguard,
+        };
+        Ok(bench::run(&opts, &mut |line| eprintln!("{line}"))?)
+    })();
+    match outcome {
+        Ok(report) => {
+            if markdown {
+                print!("{}", report.render_markdown());
+            } else {
+                print!("{}", report.render_text());
+            }
+            if report.failures().is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("splitguard lab bench: {e:#}");
+            match e.downcast_ref::<BenchError>() {
+                Some(BenchError::Interrupted) => ExitCode::from(130),
+                _ => ExitCode::FAILURE,
+            }
+        }
+    }
 }
 
 /// Default control socket, as in the config's default.

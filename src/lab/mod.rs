@@ -3,9 +3,13 @@
 //! only from TEST-NET-1 (192.0.2.0/24); nothing is put in the root namespace; every
 //! lab deletes its namespaces (and kills what runs in them) when dropped.
 
+pub mod bench;
+pub mod configs;
+pub mod measure;
 pub mod netns;
 pub mod observe;
 pub mod process;
+pub mod report;
 
 pub use netns::{Host, Lab, LabBuilder, LabError};
 pub use observe::{OwnerSamples, wait_for};

@@ -53,6 +53,14 @@ impl LabProcess {
         None
     }
 
+    /// The exit status if the process has exited, without waiting (None while it
+    /// runs, or when it was already reaped).
+    pub fn try_exit(&mut self) -> Option<std::process::ExitStatus> {
+        let status = self.child.as_mut()?.try_wait().ok()??;
+        self.child = None;
+        Some(status)
+    }
+
     /// SIGTERM, then SIGKILL after `grace`. Returns the exit status.
     pub fn stop(&mut self, grace: Duration) -> Option<std::process::ExitStatus> {
         self.signal(libc::SIGTERM);

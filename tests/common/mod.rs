@@ -4,68 +4,30 @@
 #![allow(dead_code)] // each test binary uses its own subset
 
 use std::collections::BTreeSet;
-use std::net::Ipv4Addr;
 use std::time::Duration;
 
+use splitguard::lab::configs;
 use splitguard::lab::{Lab, LabProcess, wait_for};
 
-pub const VIP: &str = "192.0.2.3";
+#[allow(unused_imports)] // each test binary uses its own subset
+pub use splitguard::lab::configs::{VIP, ka_config, sg_config};
+
 /// Generous bound for anything VRRP should do in a few seconds.
 pub const BOUND: Duration = Duration::from_secs(20);
 
 pub fn pair_lab(tag: &str) -> Lab {
-    Lab::builder(tag)
-        .host("lb01", Ipv4Addr::new(192, 0, 2, 5))
-        .host("lb02", Ipv4Addr::new(192, 0, 2, 6))
-        .host("gw", Ipv4Addr::new(192, 0, 2, 254))
-        .build()
-        .expect("lab builds (run as root)")
-}
-
-/// A splitguard config for `node`: one instance VI_1 on eth0 with VIP .3/24.
-pub fn sg_config(
-    lab: &Lab,
-    node: &str,
-    priority: u8,
-    version: u8,
-    interval: &str,
-    extra: &str,
-) -> String {
-    let dir = lab.dir().display();
-    let auth = if version == 2 {
-        "auth_pass = \"1111\"\n"
-    } else {
-        ""
-    };
-    format!(
-        "node = \"{node}\"\nstate_dir = \"{dir}/{node}-state\"\ncontrol_socket = \"{dir}/{node}.sock\"\n\n\
-         [[instance]]\nname = \"VI_1\"\ninterface = \"eth0\"\nvrid = 51\npriority = {priority}\n\
-         advert_interval = \"{interval}\"\nversion = {version}\n{auth}vips = [\"{VIP}/24\"]\n\
-         vip_label = \"eth0:1\"\n{extra}"
-    )
+    configs::pair_lab(tag).expect("lab builds (run as root)")
 }
 
 /// Starts `splitguard run` in `host` with `config`.
 pub fn start_splitguard(lab: &Lab, host: &str, config: &str) -> LabProcess {
-    let path = lab
-        .write_file(&format!("{host}.toml"), config)
-        .expect("config written");
-    let bin = env!("CARGO_BIN_EXE_splitguard");
-    let path = path.to_str().expect("utf-8 path");
-    lab.spawn(
-        host,
-        &format!("splitguard-{host}"),
-        &[bin, "run", "-c", path],
-    )
-    .expect("splitguard starts")
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_splitguard"));
+    configs::start_splitguard(lab, host, bin, config).expect("splitguard starts")
 }
 
 /// Whether `host` has the VIP configured on its eth0.
 pub fn holds(lab: &Lab, host: &str) -> bool {
-    let out = lab
-        .run(host, &["ip", "-br", "-4", "addr", "show", "dev", "eth0"])
-        .expect("ip addr");
-    String::from_utf8_lossy(&out.stdout).contains(&format!("{VIP}/"))
+    configs::holds_vip(lab, host).expect("ip addr")
 }
 
 pub fn logs(procs: &[&LabProcess]) -> String {
@@ -124,47 +86,10 @@ pub fn expect_owner_stays(
     }
 }
 
-/// A keepalived 2.2.7 config equivalent to `sg_config`.
-pub fn ka_config(node: &str, priority: u8, version: u8, interval: &str) -> String {
-    let auth = if version == 2 {
-        "  authentication {\n    auth_type PASS\n    auth_pass 1111\n  }\n"
-    } else {
-        ""
-    };
-    format!(
-        "global_defs {{\n  router_id {node}\n  vrrp_version {version}\n}}\n\
-         vrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  virtual_router_id 51\n  \
-         priority {priority}\n  advert_int {interval}\n{auth}  virtual_ipaddress {{\n    {VIP}/24 dev eth0 label eth0:1\n  }}\n}}\n"
-    )
-}
-
 /// Starts keepalived (VRRP only, foreground, logging to its log file) in `host`,
 /// with pid files in the lab directory so parallel labs never collide.
 pub fn start_keepalived(lab: &Lab, host: &str, config: &str) -> LabProcess {
-    let conf = lab
-        .write_file(&format!("{host}-keepalived.conf"), config)
-        .expect("config written");
-    let dir = lab.dir();
-    let pid = dir.join(format!("{host}-keepalived.pid"));
-    let vpid = dir.join(format!("{host}-vrrp.pid"));
-    lab.spawn(
-        host,
-        &format!("keepalived-{host}"),
-        &[
-            "keepalived",
-            "--dont-fork",
-            "--log-console",
-            "--log-detail",
-            "--vrrp",
-            "-f",
-            conf.to_str().expect("utf-8"),
-            "-p",
-            pid.to_str().expect("utf-8"),
-            "-r",
-            vpid.to_str().expect("utf-8"),
-        ],
-    )
-    .expect("keepalived starts")
+    configs::start_keepalived(lab, host, config).expect("keepalived starts")
 }
 
 /// Debian's interpreter (python3-aiosmtpd lives there).

@@ -1,0 +1,580 @@
+//! `splitguard lab bench`: splitguard (arbiter on and off) against keepalived 2.2.7,
+//! each run in a fresh pair lab (lb01 150, lb02 100, gw; VIP 192.0.2.3/24), the
+//! implementations alternating run by run so drift hits all alike. It owns the
+//! schedule, starting and steadying a pair, the faults (lb01's link down; SIGTERM
+//! to lb01's daemon) and the idle window; timing and /proc sampling are in
+//! `measure`, statistics and tables in `report`.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use super::configs::{
+    self, GW_ADDR, LB01_ADDR, LB02_ADDR, VIP_ADDR, ka_config, pair_lab, sg_config,
+};
+use super::measure::{self, AddressWatch, Align, MeasureError};
+use super::netns::{Lab, LabError};
+use super::process::LabProcess;
+use super::report::{Flavour, Implementation, Measurement, Report};
+use crate::status::{Status, state};
+
+/// Longest wait for the VIP to move after a fault.
+pub const FAILOVER_BOUND: Duration = Duration::from_secs(30);
+/// Longest wait for a freshly started pair to settle (lb01 master, lb02 backup).
+const STEADY_BOUND: Duration = Duration::from_secs(30);
+/// After the pair is steady: the takeover's gratuitous ARP bursts are over and
+/// lb02 has heard a few adverts.
+const SETTLE: Duration = Duration::from_secs(1);
+/// Before the idle window: start-up work is over.
+const IDLE_SETTLE: Duration = Duration::from_secs(2);
+/// How often readiness is checked.
+const POLL: Duration = Duration::from_millis(100);
+
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("needs root: it creates network namespaces (run it as root or with sudo)")]
+    NotRoot,
+    #[error("keepalived is not runnable ({0}); install the Debian package `keepalived`")]
+    NoKeepalived(String),
+    #[error("interrupted; every lab was torn down")]
+    Interrupted,
+    #[error("start the async runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// Why one run gave no number; it is counted as failed and the bench goes on.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Lab(#[from] LabError),
+    #[error(transparent)]
+    Measure(#[from] MeasureError),
+    #[error("the pair did not settle within {within:?}: {detail}")]
+    NotSteady { within: Duration, detail: String },
+    #[error("{0}")]
+    Broken(String),
+    #[error("interrupted")]
+    Interrupted,
+}
+
+/// What `splitguard lab bench` was asked to do.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// Runs per implementation and case.
+    pub runs: u32,
+    /// The idle window.
+    pub idle: Duration,
+    /// Only the v3/100 ms cases (the idle pair too), for CI.
+    pub quick: bool,
+    /// The splitguard binary the pairs run (normally this very binary).
+    pub splitguard: PathBuf,
+}
+
+/// One kind of run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Case {
+    Failover(Flavour),
+    Handover(Flavour),
+    Idle(Flavour),
+}
+
+impl Case {
+    pub fn label(self) -> String {
+        match self {
+            Case::Failover(f) => format!("failover {}", f.label()),
+            Case::Handover(f) => format!("handover {}", f.label()),
+            Case::Idle(f) => format!("idle {}", f.label()),
+        }
+    }
+
+    fn flavour(self) -> Flavour {
+        match self {
+            Case::Failover(f) | Case::Handover(f) | Case::Idle(f) => f,
+        }
+    }
+}
+
+/// The cases of one round, in order; `quick` keeps the v3/100 ms ones.
+pub fn cases(quick: bool) -> Vec<Case> {
+    if quick {
+        let f = Flavour::V3HundredMs;
+        vec![Case::Failover(f), Case::Handover(f), Case::Idle(f)]
+    } else {
+        let (v2, v3) = (Flavour::V2OneSecond, Flavour::V3HundredMs);
+        vec![
+            Case::Failover(v2),
+            Case::Handover(v2),
+            Case::Failover(v3),
+            Case::Handover(v3),
+            Case::Idle(v2),
+        ]
+    }
+}
+
+/// The table rows the cases fill.
+pub fn rows(cases: &[Case]) -> Vec<Measurement> {
+    cases
+        .iter()
+        .flat_map(|c| match *c {
+            Case::Failover(f) => vec![Measurement::Failover(f)],
+            Case::Handover(f) => vec![Measurement::Handover(f)],
+            Case::Idle(f) => vec![
+                Measurement::IdleCpu(f),
+                Measurement::IdleCpuSched(f),
+                Measurement::IdleRss(f),
+            ],
+        })
+        .collect()
+}
+
+fn version(f: Flavour) -> u8 {
+    match f {
+        Flavour::V2OneSecond => 2,
+        Flavour::V3HundredMs => 3,
+    }
+}
+
+fn advert_interval(f: Flavour) -> Duration {
+    match f {
+        Flavour::V2OneSecond => Duration::from_secs(1),
+        Flavour::V3HundredMs => Duration::from_millis(100),
+    }
+}
+
+/// The advert interval in splitguard's syntax and in keepalived's.
+fn intervals(f: Flavour) -> (&'static str, &'static str) {
+    match f {
+        Flavour::V2OneSecond => ("1s", "1"),
+        Flavour::V3HundredMs => ("100ms", "0.1"),
+    }
+}
+
+/// The `[arbiter]` table of each splitguard flavour.
+fn arbiter_table(imp: Implementation, peer: Ipv4Addr) -> String {
+    match imp {
+        Implementation::Splitguard => {
+            format!("\n[arbiter]\nreferences = [\"{GW_ADDR}\"]\npeers = [\"{peer}\"]\n")
+        }
+        _ => "\n[arbiter]\nenabled = false\n".to_string(),
+    }
+}
+
+/// The measurements of one successful run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Outcome {
+    /// Fault to VIP on lb02, in ms.
+    Moved(f64),
+    /// The master over the idle window: CPU from utime+stime, CPU from schedstat
+    /// (None where the kernel has none), RSS at the end.
+    Idle {
+        cpu_percent: f64,
+        cpu_sched_percent: Option<f64>,
+        rss_mib: f64,
+    },
+}
+
+/// What the bench needs before it starts: root, and keepalived on PATH.
+pub fn check_prerequisites() -> Result<(), BenchError> {
+    // SAFETY: geteuid(2) cannot fail and has no memory effects.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(BenchError::NotRoot);
+    }
+    std::process::Command::new("keepalived")
+        .arg("--version")
+        .output()
+        .map_err(|e| BenchError::NoKeepalived(e.to_string()))?;
+    Ok(())
+}
+
+/// Runs the whole bench: `runs` rounds; in each, every case, and for each case
+/// the implementations in turn. `progress` gets one line per run.
+pub fn run(opts: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Report, BenchError> {
+    check_prerequisites()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(BenchError::Runtime)?;
+    let cases = cases(opts.quick);
+    let mut report = Report::new(rows(&cases), opts.runs);
+    let total = opts.runs as usize * cases.len() * Implementation::ALL.len();
+    let mut done = 0;
+    for round in 1..=opts.runs {
+        for case in &cases {
+            for imp in Implementation::ALL {
+                if measure::interrupted() {
+                    return Err(BenchError::Interrupted);
+                }
+                done += 1;
+                let started = Instant::now();
+                let result = run_once(&rt, opts, *case, imp);
+                let took = started.elapsed().as_secs_f64();
+                let what = match &result {
+                    Ok(Outcome::Moved(ms)) => format!("{ms:.1} ms"),
+                    Ok(Outcome::Idle {
+                        cpu_percent,
+                        cpu_sched_percent,
+                        rss_mib,
+                    }) => format!(
+                        "CPU {cpu_percent:.3} % (schedstat {}), RSS {rss_mib:.1} MiB",
+                        cpu_sched_percent.map_or("n/a".into(), |c| format!("{c:.4} %"))
+                    ),
+                    Err(RunError::Interrupted | RunError::Measure(MeasureError::Interrupted)) => {
+                        "interrupted".to_string()
+                    }
+                    Err(e) => format!("FAILED: {e}"),
+                };
+                progress(&format!(
+                    "[{done:>3}/{total}] {:<18} {:<16} run {round}/{}: {what} ({took:.1} s)",
+                    case.label(),
+                    imp.name(),
+                    opts.runs
+                ));
+                if matches!(result, Err(RunError::Interrupted))
+                    || matches!(result, Err(RunError::Measure(MeasureError::Interrupted)))
+                    || measure::interrupted()
+                {
+                    return Err(BenchError::Interrupted);
+                }
+                record(&mut report, *case, imp, result);
+            }
+        }
+    }
+    Ok(report)
+}
+
+fn record(report: &mut Report, case: Case, imp: Implementation, result: Result<Outcome, RunError>) {
+    // Only the first line: a failure's detail (daemon logs) went to progress.
+    let why = |e: &RunError| e.to_string().lines().next().unwrap_or_default().to_string();
+    match (case, result) {
+        (Case::Failover(f), r) => report.record(
+            Measurement::Failover(f),
+            imp,
+            r.map(moved_ms).map_err(|e| why(&e)),
+        ),
+        (Case::Handover(f), r) => report.record(
+            Measurement::Handover(f),
+            imp,
+            r.map(moved_ms).map_err(|e| why(&e)),
+        ),
+        (
+            Case::Idle(f),
+            Ok(Outcome::Idle {
+                cpu_percent,
+                cpu_sched_percent,
+                rss_mib,
+            }),
+        ) => {
+            report.record(Measurement::IdleCpu(f), imp, Ok(cpu_percent));
+            report.record(
+                Measurement::IdleCpuSched(f),
+                imp,
+                cpu_sched_percent.ok_or_else(|| "no schedstat run times on this kernel".into()),
+            );
+            report.record(Measurement::IdleRss(f), imp, Ok(rss_mib));
+        }
+        (Case::Idle(f), other) => {
+            let e = match other {
+                Err(e) => why(&e),
+                Ok(o) => format!("unexpected outcome {o:?}"),
+            };
+            for m in [
+                Measurement::IdleCpu(f),
+                Measurement::IdleCpuSched(f),
+                Measurement::IdleRss(f),
+            ] {
+                report.record(m, imp, Err(e.clone()));
+            }
+        }
+    }
+}
+
+fn moved_ms(o: Outcome) -> f64 {
+    match o {
+        Outcome::Moved(ms) => ms,
+        Outcome::Idle { .. } => f64::NAN,
+    }
+}
+
+/// lb01's and lb02's daemons.
+struct Pair {
+    lb01: LabProcess,
+    lb02: LabProcess,
+}
+
+impl Pair {
+    /// The last lines of both logs, for a failure report.
+    fn log_tails(&self) -> String {
+        [&self.lb01, &self.lb02]
+            .iter()
+            .map(|p| {
+                let text = p.log_text();
+                let lines: Vec<&str> = text.lines().collect();
+                let tail = lines[lines.len().saturating_sub(8)..].join("\n    ");
+                format!("\n  --- {} (last lines) ---\n    {tail}", p.name)
+            })
+            .collect()
+    }
+
+    /// SIGKILL both (the lab is about to go; no need to wait for a clean stop).
+    fn kill(&mut self) {
+        self.lb01.kill();
+        self.lb02.kill();
+    }
+}
+
+/// One run in its own lab; the lab (and the daemons in it) go when this returns,
+/// whatever happened.
+fn run_once(
+    rt: &tokio::runtime::Runtime,
+    opts: &BenchOptions,
+    case: Case,
+    imp: Implementation,
+) -> Result<Outcome, RunError> {
+    let lab = pair_lab("bench")?;
+    let mut pair = start_pair(&lab, opts, imp, case.flavour())?;
+    let result = measure_pair(rt, &lab, &mut pair, opts, case, imp);
+    let result = result.map_err(|e| match e {
+        RunError::Interrupted | RunError::Measure(MeasureError::Interrupted) => e,
+        e => RunError::Broken(format!("{e}{}", pair.log_tails())),
+    });
+    pair.kill();
+    drop(pair);
+    drop(lab);
+    result
+}
+
+fn start_pair(
+    lab: &Lab,
+    opts: &BenchOptions,
+    imp: Implementation,
+    f: Flavour,
+) -> Result<Pair, RunError> {
+    let (sg_interval, ka_interval) = intervals(f);
+    let v = version(f);
+    let start = |host: &str, prio: u8, peer: Ipv4Addr| -> Result<LabProcess, LabError> {
+        match imp {
+            Implementation::Keepalived => {
+                configs::start_keepalived(lab, host, &ka_config(host, prio, v, ka_interval))
+            }
+            _ => {
+                let cfg = sg_config(lab, host, prio, v, sg_interval, &arbiter_table(imp, peer));
+                configs::start_splitguard(lab, host, &opts.splitguard, &cfg)
+            }
+        }
+    };
+    // Both at once, as after a power cut: lb01's shorter skew makes it master.
+    let lb01 = start("lb01", 150, LB02_ADDR)?;
+    let lb02 = start("lb02", 100, LB01_ADDR)?;
+    Ok(Pair { lb01, lb02 })
+}
+
+fn measure_pair(
+    rt: &tokio::runtime::Runtime,
+    lab: &Lab,
+    pair: &mut Pair,
+    opts: &BenchOptions,
+    case: Case,
+    imp: Implementation,
+) -> Result<Outcome, RunError> {
+    wait_steady(rt, lab, pair, imp)?;
+    let f = case.flavour();
+    let watch = |align| AddressWatch {
+        host: "lb02",
+        iface: "eth0",
+        addr: IpAddr::V4(VIP_ADDR),
+        align,
+        bound: FAILOVER_BOUND,
+    };
+    let align = Some(Align {
+        master: LB01_ADDR,
+        within: advert_interval(f) * 3 + Duration::from_secs(2),
+    });
+    match case {
+        Case::Failover(_) => {
+            settle(SETTLE)?;
+            let d = measure::time_to_address(lab, watch(align), || {
+                lab.run("lb01", &["ip", "link", "set", "eth0", "down"])?;
+                Ok(())
+            })?;
+            Ok(Outcome::Moved(d.as_secs_f64() * 1000.0))
+        }
+        Case::Handover(_) => {
+            settle(SETTLE)?;
+            let lb01 = &pair.lb01;
+            let d = measure::time_to_address(lab, watch(align), || {
+                lb01.signal(libc::SIGTERM);
+                Ok(())
+            })?;
+            Ok(Outcome::Moved(d.as_secs_f64() * 1000.0))
+        }
+        Case::Idle(_) => {
+            settle(IDLE_SETTLE)?;
+            let pid = pair
+                .lb01
+                .pid()
+                .ok_or_else(|| RunError::Broken("lb01's daemon has exited".into()))?;
+            let start = measure::sample_tree(pid)?;
+            settle(opts.idle)?;
+            let end = measure::sample_tree(pid)?;
+            // Still the steady pair it was at the start?
+            if !configs::holds_vip(lab, "lb01")? || configs::holds_vip(lab, "lb02")? {
+                return Err(RunError::Broken(
+                    "the VIP moved during the idle window".into(),
+                ));
+            }
+            let cpu_percent = measure::cpu_percent(&start, &end, measure::clock_ticks_per_sec())
+                .ok_or_else(|| RunError::Broken("no wall time between samples".into()))?;
+            Ok(Outcome::Idle {
+                cpu_percent,
+                cpu_sched_percent: measure::cpu_percent_precise(&start, &end),
+                rss_mib: end.rss_kib as f64 / 1024.0,
+            })
+        }
+    }
+}
+
+fn settle(d: Duration) -> Result<(), RunError> {
+    if measure::sleep_unless_interrupted(d) {
+        Ok(())
+    } else {
+        Err(RunError::Interrupted)
+    }
+}
+
+/// Waits until lb01 is master holding the VIP, lb02 is backup (and, with the
+/// arbiter, sees its reference), and only lb01 has the VIP.
+fn wait_steady(
+    rt: &tokio::runtime::Runtime,
+    lab: &Lab,
+    pair: &mut Pair,
+    imp: Implementation,
+) -> Result<(), RunError> {
+    let deadline = Instant::now() + STEADY_BOUND;
+    loop {
+        if measure::interrupted() {
+            return Err(RunError::Interrupted);
+        }
+        for p in [&mut pair.lb01, &mut pair.lb02] {
+            if let Some(status) = p.try_exit() {
+                return Err(RunError::Broken(format!(
+                    "{} exited during start-up ({status})",
+                    p.name
+                )));
+            }
+        }
+        let daemons = match imp {
+            Implementation::Keepalived => keepalived_ready(pair),
+            _ => splitguard_ready(rt, lab, imp == Implementation::Splitguard),
+        };
+        let addresses = (
+            configs::holds_vip(lab, "lb01")?,
+            configs::holds_vip(lab, "lb02")?,
+        );
+        let last = match (daemons, addresses) {
+            (Ok(()), (true, false)) => return Ok(()),
+            (Ok(()), (a, b)) => format!("daemons ready but VIP on lb01: {a}, on lb02: {b}"),
+            (Err(why), _) => why,
+        };
+        if Instant::now() >= deadline {
+            return Err(RunError::NotSteady {
+                within: STEADY_BOUND,
+                detail: last,
+            });
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+fn keepalived_ready(pair: &Pair) -> Result<(), String> {
+    if !pair.lb01.log_text().contains("Entering MASTER STATE") {
+        return Err("keepalived on lb01 is not master yet".into());
+    }
+    if !pair.lb02.log_text().contains("Entering BACKUP STATE") {
+        return Err("keepalived on lb02 is not backup yet".into());
+    }
+    Ok(())
+}
+
+fn splitguard_ready(rt: &tokio::runtime::Runtime, lab: &Lab, arbiter: bool) -> Result<(), String> {
+    let ask = |node: &str| -> Result<Status, String> {
+        rt.block_on(crate::control::client::status(
+            configs::sg_socket(lab, node),
+            Duration::from_secs(2),
+        ))
+        .map_err(|e| format!("{node}: {e}"))
+    };
+    let check = |node: &str, want: &str| -> Result<(), String> {
+        let s = ask(node)?;
+        let inst = s
+            .instances
+            .first()
+            .ok_or_else(|| format!("{node}: no instance in status"))?;
+        if inst.state != want {
+            return Err(format!("{node} is {}, not {want} yet", inst.state));
+        }
+        if want == state::MASTER && !inst.vips_held {
+            return Err(format!("{node} is master without its VIP yet"));
+        }
+        if want == state::BACKUP && inst.master != Some(IpAddr::V4(LB01_ADDR)) {
+            return Err(format!("{node} has not heard lb01 yet"));
+        }
+        let a = &s.arbiter;
+        if arbiter
+            && (a.isolated || a.references.is_empty() || a.references.iter().any(|r| !r.reachable))
+        {
+            return Err(format!("{node}'s arbiter does not see its reference yet"));
+        }
+        Ok(())
+    };
+    check("lb01", state::MASTER)?;
+    check("lb02", state::BACKUP)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quick_runs_only_the_v3_cases_and_rows_follow_cases() {
+        let quick = cases(true);
+        assert!(quick.iter().all(|c| c.flavour() == Flavour::V3HundredMs));
+        assert_eq!(
+            rows(&quick).len(),
+            5,
+            "failover, handover, idle CPU twice and RSS"
+        );
+        let full = cases(false);
+        assert_eq!(rows(&full).len(), 7);
+        assert!(rows(&full).contains(&Measurement::IdleCpu(Flavour::V2OneSecond)));
+    }
+
+    #[test]
+    fn only_the_arbiter_flavour_names_a_reference() {
+        let on = arbiter_table(Implementation::Splitguard, LB02_ADDR);
+        assert!(on.contains("references = [\"192.0.2.254\"]"));
+        assert!(on.contains("peers = [\"192.0.2.6\"]"));
+        let off = arbiter_table(Implementation::SplitguardNoArb, LB02_ADDR);
+        assert!(off.contains("enabled = false"));
+        assert!(!off.contains("references"));
+    }
+
+    #[test]
+    fn failed_idle_runs_count_against_both_idle_rows() {
+        let f = Flavour::V2OneSecond;
+        let mut r = Report::new(rows(&[Case::Idle(f)]), 1);
+        record(
+            &mut r,
+            Case::Idle(f),
+            Implementation::Keepalived,
+            Err(RunError::Broken("gone\n  --- log ---".into())),
+        );
+        for m in [
+            Measurement::IdleCpu(f),
+            Measurement::IdleCpuSched(f),
+            Measurement::IdleRss(f),
+        ] {
+            let s = r.samples(m, Implementation::Keepalived).expect("cell");
+            assert_eq!(s.failures, vec!["gone".to_string()]);
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! The lab's standard HA pair and its daemon configs, shared by the integration
+//! tests and `splitguard lab bench`: lb01 (.5), lb02 (.6) and gw (.254) on one
+//! bridge, one instance VI_1 (VRID 51) on `eth0` with VIP 192.0.2.3/24, as a
+//! splitguard TOML config and as the equivalent keepalived 2.2.7 config, and how
+//! each daemon is started inside a lab host.
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+use super::netns::{Lab, LabError};
+use super::process::LabProcess;
+
+/// The pair's virtual IP (without prefix length; it is a /24).
+pub const VIP: &str = "192.0.2.3";
+pub const VIP_ADDR: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 3);
+pub const LB01_ADDR: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 5);
+pub const LB02_ADDR: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 6);
+pub const GW_ADDR: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 254);
+
+/// A lab with hosts lb01, lb02 and gw; `tag` names it (see [`Lab::builder`]).
+pub fn pair_lab(tag: &str) -> Result<Lab, LabError> {
+    Lab::builder(tag)
+        .host("lb01", LB01_ADDR)
+        .host("lb02", LB02_ADDR)
+        .host("gw", GW_ADDR)
+        .build()
+}
+
+/// A splitguard config for `node`: one instance VI_1 on eth0 with VIP .3/24,
+/// `interval` in the config's syntax (`"1s"`, `"100ms"`), PASS auth `1111` for
+/// VRRPv2; state and control socket in the lab directory. `extra` is appended
+/// as is (for example an `[arbiter]` table).
+pub fn sg_config(
+    lab: &Lab,
+    node: &str,
+    priority: u8,
+    version: u8,
+    interval: &str,
+    extra: &str,
+) -> String {
+    let dir = lab.dir().display();
+    let auth = if version == 2 {
+        "auth_pass = \"1111\"\n"
+    } else {
+        ""
+    };
+    format!(
+        "node = \"{node}\"\nstate_dir = \"{dir}/{node}-state\"\ncontrol_socket = \"{dir}/{node}.sock\"\n\n\
+         [[instance]]\nname = \"VI_1\"\ninterface = \"eth0\"\nvrid = 51\npriority = {priority}\n\
+         advert_interval = \"{interval}\"\nversion = {version}\n{auth}vips = [\"{VIP}/24\"]\n\
+         vip_label = \"eth0:1\"\n{extra}"
+    )
+}
+
+/// Where [`sg_config`] puts `node`'s control socket.
+pub fn sg_socket(lab: &Lab, node: &str) -> std::path::PathBuf {
+    lab.dir().join(format!("{node}.sock"))
+}
+
+/// A keepalived 2.2.7 config equivalent to [`sg_config`]; `interval` is
+/// keepalived's `advert_int` in seconds (`"1"`, `"0.1"`; fractions need v3).
+pub fn ka_config(node: &str, priority: u8, version: u8, interval: &str) -> String {
+    let auth = if version == 2 {
+        "  authentication {\n    auth_type PASS\n    auth_pass 1111\n  }\n"
+    } else {
+        ""
+    };
+    format!(
+        "global_defs {{\n  router_id {node}\n  vrrp_version {version}\n}}\n\
+         vrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  virtual_router_id 51\n  \
+         priority {priority}\n  advert_int {interval}\n{auth}  virtual_ipaddress {{\n    {VIP}/24 dev eth0 label eth0:1\n  }}\n}}\n"
+    )
+}
+
+fn path_str(path: &Path) -> Result<&str, LabError> {
+    path.to_str().ok_or_else(|| LabError::Spawn {
+        command: format!("use path {}", path.display()),
+        source: std::io::Error::other("path is not UTF-8"),
+    })
+}
+
+/// Starts `splitguard run` (the binary at `bin`) in `host` with `config`, which is
+/// written to `<host>.toml` in the lab directory; the log is `splitguard-<host>`.
+pub fn start_splitguard(
+    lab: &Lab,
+    host: &str,
+    bin: &Path,
+    config: &str,
+) -> Result<LabProcess, LabError> {
+    let path = lab.write_file(&format!("{host}.toml"), config)?;
+    lab.spawn(
+        host,
+        &format!("splitguard-{host}"),
+        &[path_str(bin)?, "run", "-c", path_str(&path)?],
+    )
+}
+
+/// Starts keepalived (VRRP only, foreground, logging to its log file) in `host`,
+/// with pid files in the lab directory so parallel labs never collide. The
+/// process started is keepalived's parent; it forks the VRRP child.
+pub fn start_keepalived(lab: &Lab, host: &str, config: &str) -> Result<LabProcess, LabError> {
+    let conf = lab.write_file(&format!("{host}-keepalived.conf"), config)?;
+    let dir = lab.dir();
+    let pid = dir.join(format!("{host}-keepalived.pid"));
+    let vpid = dir.join(format!("{host}-vrrp.pid"));
+    lab.spawn(
+        host,
+        &format!("keepalived-{host}"),
+        &[
+            "keepalived",
+            "--dont-fork",
+            "--log-console",
+            "--log-detail",
+            "--vrrp",
+            "-f",
+            path_str(&conf)?,
+            "-p",
+            path_str(&pid)?,
+            "-r",
+            path_str(&vpid)?,
+        ],
+    )
+}
+
+/// Whether `host` has the VIP configured on its eth0 (asked with `ip addr`).
+pub fn holds_vip(lab: &Lab, host: &str) -> Result<bool, LabError> {
+    let out = lab.run(host, &["ip", "-br", "-4", "addr", "show", "dev", "eth0"])?;
+    Ok(String::from_utf8_lossy(&out.stdout).contains(&format!("{VIP}/")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keepalived_config_has_auth_only_for_v2() {
+        let v2 = ka_config("lb01", 150, 2, "1");
+        assert!(v2.contains("auth_pass 1111"));
+        assert!(v2.contains("advert_int 1\n"));
+        assert!(v2.contains("vrrp_version 2"));
+        let v3 = ka_config("lb02", 100, 3, "0.1");
+        assert!(!v3.contains("auth_pass"));
+        assert!(v3.contains("advert_int 0.1\n"));
+        assert!(v3.contains("priority 100\n"));
+        assert!(v3.contains("192.0.2.3/24 dev eth0 label eth0:1"));
+    }
+}

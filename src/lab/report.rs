@@ -1,0 +1,427 @@
+//! The benchmark's results and how they read: samples per measurement and
+//! implementation (values and failed runs), median and min–max, the ratios
+//! splitguard / keepalived and splitguard-noarb / splitguard, and the table as
+//! plain text or Markdown. Pure: no I/O, no clock.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// What runs the pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Implementation {
+    /// splitguard with the arbiter on (gw as the reference, the other node as peer).
+    Splitguard,
+    /// splitguard with `[arbiter] enabled = false`.
+    SplitguardNoArb,
+    /// keepalived 2.2.7 (the Debian package).
+    Keepalived,
+}
+
+impl Implementation {
+    /// In the order runs alternate and columns appear.
+    pub const ALL: [Implementation; 3] = [
+        Implementation::Splitguard,
+        Implementation::SplitguardNoArb,
+        Implementation::Keepalived,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Implementation::Splitguard => "splitguard",
+            Implementation::SplitguardNoArb => "splitguard-noarb",
+            Implementation::Keepalived => "keepalived",
+        }
+    }
+}
+
+/// The VRRP flavour of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Flavour {
+    /// VRRPv2, advert interval 1 s, PASS auth.
+    V2OneSecond,
+    /// VRRPv3, advert interval 100 ms.
+    V3HundredMs,
+}
+
+impl Flavour {
+    pub fn label(self) -> &'static str {
+        match self {
+            Flavour::V2OneSecond => "v2/1 s",
+            Flavour::V3HundredMs => "v3/100 ms",
+        }
+    }
+}
+
+/// One row of the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Measurement {
+    /// lb01's link goes down → the VIP appears on lb02, in ms.
+    Failover(Flavour),
+    /// lb01's daemon gets SIGTERM (priority-0 advert) → the VIP appears on lb02, in ms.
+    Handover(Flavour),
+    /// The master's CPU use over the idle window, % of one core, from utime+stime
+    /// (`/proc/PID/stat`, clock ticks).
+    IdleCpu(Flavour),
+    /// The same from every thread's schedstat run time (ns).
+    IdleCpuSched(Flavour),
+    /// The master's resident memory at the end of the idle window, MiB.
+    IdleRss(Flavour),
+}
+
+impl Measurement {
+    pub fn label(self) -> String {
+        match self {
+            Measurement::Failover(f) => format!("failover (link loss), {}, ms", f.label()),
+            Measurement::Handover(f) => format!("handover (priority 0), {}, ms", f.label()),
+            Measurement::IdleCpu(f) => {
+                format!("idle CPU of the master (utime+stime), {}, %", f.label())
+            }
+            Measurement::IdleCpuSched(f) => {
+                format!("idle CPU of the master (schedstat), {}, %", f.label())
+            }
+            Measurement::IdleRss(f) => format!("idle RSS of the master, {}, MiB", f.label()),
+        }
+    }
+
+    /// How a value of this measurement is printed.
+    pub fn format(self, v: f64) -> String {
+        match self {
+            Measurement::Failover(_) | Measurement::Handover(_) => {
+                if v.abs() >= 100.0 {
+                    format!("{v:.0}")
+                } else {
+                    format!("{v:.1}")
+                }
+            }
+            Measurement::IdleCpu(_) => format!("{v:.3}"),
+            Measurement::IdleCpuSched(_) => format!("{v:.4}"),
+            Measurement::IdleRss(_) => format!("{v:.1}"),
+        }
+    }
+}
+
+/// The runs of one measurement for one implementation.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Samples {
+    pub values: Vec<f64>,
+    /// Why each failed run failed.
+    pub failures: Vec<String>,
+}
+
+/// Median and range of some values.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stats {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+    pub n: usize,
+}
+
+/// The median (the mean of the middle two for an even count); None when empty.
+/// NaN values are ignored.
+pub fn median(values: &[f64]) -> Option<f64> {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| !x.is_nan()).collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let mid = v.len() / 2;
+    Some(if v.len() % 2 == 0 {
+        (v[mid - 1] + v[mid]) / 2.0
+    } else {
+        v[mid]
+    })
+}
+
+pub fn stats(values: &[f64]) -> Option<Stats> {
+    let median = median(values)?;
+    let finite = values.iter().copied().filter(|x| !x.is_nan());
+    Some(Stats {
+        median,
+        min: finite.clone().fold(f64::INFINITY, f64::min),
+        max: finite.clone().fold(f64::NEG_INFINITY, f64::max),
+        n: finite.count(),
+    })
+}
+
+/// `a / b`, None when either is missing or `b` is 0.
+pub fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) if b != 0.0 => Some(a / b),
+        _ => None,
+    }
+}
+
+/// Everything one bench produced, rows in the order they were declared.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Report {
+    pub rows: Vec<Measurement>,
+    pub cells: BTreeMap<(Measurement, Implementation), Samples>,
+    /// Runs per implementation and case that were asked for.
+    pub runs: u32,
+}
+
+impl Report {
+    pub fn new(rows: Vec<Measurement>, runs: u32) -> Report {
+        Report {
+            rows,
+            cells: BTreeMap::new(),
+            runs,
+        }
+    }
+
+    pub fn record(&mut self, m: Measurement, imp: Implementation, value: Result<f64, String>) {
+        let cell = self.cells.entry((m, imp)).or_default();
+        match value {
+            Ok(v) => cell.values.push(v),
+            Err(e) => cell.failures.push(e),
+        }
+    }
+
+    pub fn samples(&self, m: Measurement, imp: Implementation) -> Option<&Samples> {
+        self.cells.get(&(m, imp))
+    }
+
+    pub fn stats(&self, m: Measurement, imp: Implementation) -> Option<Stats> {
+        stats(&self.samples(m, imp)?.values)
+    }
+
+    fn median_of(&self, m: Measurement, imp: Implementation) -> Option<f64> {
+        self.stats(m, imp).map(|s| s.median)
+    }
+
+    /// Every failed run, in table order.
+    pub fn failures(&self) -> Vec<(Measurement, Implementation, &str)> {
+        let mut out = Vec::new();
+        for m in &self.rows {
+            for imp in Implementation::ALL {
+                if let Some(s) = self.samples(*m, imp) {
+                    out.extend(s.failures.iter().map(|f| (*m, imp, f.as_str())));
+                }
+            }
+        }
+        out
+    }
+
+    /// The table as rows of cells: header first.
+    fn grid(&self) -> Vec<Vec<String>> {
+        let mut grid = vec![{
+            let mut h = vec!["measurement".to_string()];
+            h.extend(Implementation::ALL.iter().map(|i| i.name().to_string()));
+            h.push("splitguard / keepalived".into());
+            h.push("noarb / splitguard".into());
+            h
+        }];
+        for m in &self.rows {
+            let mut row = vec![m.label()];
+            for imp in Implementation::ALL {
+                row.push(self.cell(*m, imp));
+            }
+            let sg = self.median_of(*m, Implementation::Splitguard);
+            let noarb = self.median_of(*m, Implementation::SplitguardNoArb);
+            let ka = self.median_of(*m, Implementation::Keepalived);
+            row.push(format_ratio(ratio(sg, ka)));
+            row.push(format_ratio(ratio(noarb, sg)));
+            grid.push(row);
+        }
+        grid
+    }
+
+    /// `median (min–max)`, and how many runs failed; `—` when none succeeded.
+    fn cell(&self, m: Measurement, imp: Implementation) -> String {
+        let Some(samples) = self.samples(m, imp) else {
+            return "—".into();
+        };
+        let mut text = match stats(&samples.values) {
+            Some(s) if s.n == 1 => m.format(s.median),
+            Some(s) => format!(
+                "{} ({}–{})",
+                m.format(s.median),
+                m.format(s.min),
+                m.format(s.max)
+            ),
+            None => "—".into(),
+        };
+        if !samples.failures.is_empty() {
+            let _ = write!(text, " [{} failed]", samples.failures.len());
+        }
+        text
+    }
+
+    /// A plain-text table with aligned columns.
+    pub fn render_text(&self) -> String {
+        let grid = self.grid();
+        let widths: Vec<usize> = (0..grid[0].len())
+            .map(|c| grid.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+            .collect();
+        let mut out = String::new();
+        for (i, row) in grid.iter().enumerate() {
+            let line: Vec<String> = row
+                .iter()
+                .zip(&widths)
+                .enumerate()
+                .map(|(c, (cell, w))| {
+                    let pad = w - cell.chars().count();
+                    if c == 0 {
+                        format!("{cell}{}", " ".repeat(pad))
+                    } else {
+                        format!("{}{cell}", " ".repeat(pad))
+                    }
+                })
+                .collect();
+            let _ = writeln!(out, "{}", line.join("  ").trim_end());
+            if i == 0 {
+                let total = widths.iter().sum::<usize>() + 2 * (widths.len() - 1);
+                let _ = writeln!(out, "{}", "-".repeat(total));
+            }
+        }
+        self.footer(&mut out, "");
+        out
+    }
+
+    /// A Markdown (GitHub) table.
+    pub fn render_markdown(&self) -> String {
+        let grid = self.grid();
+        let mut out = String::new();
+        for (i, row) in grid.iter().enumerate() {
+            let _ = writeln!(out, "| {} |", row.join(" | "));
+            if i == 0 {
+                let rule: Vec<&str> = (0..row.len())
+                    .map(|c| if c == 0 { "---" } else { "---:" })
+                    .collect();
+                let _ = writeln!(out, "|{}|", rule.join("|"));
+            }
+        }
+        self.footer(&mut out, "- ");
+        out
+    }
+
+    fn footer(&self, out: &mut String, bullet: &str) {
+        let _ = writeln!(
+            out,
+            "\n{bullet}Cells: median (min–max) of {} run(s) per implementation; ratios are of medians.",
+            self.runs
+        );
+        let failures = self.failures();
+        if !failures.is_empty() {
+            let _ = writeln!(out, "{bullet}Failed runs ({}):", failures.len());
+            for (m, imp, why) in failures {
+                let _ = writeln!(out, "  {bullet}{} / {}: {why}", m.label(), imp.name());
+            }
+        }
+    }
+}
+
+fn format_ratio(r: Option<f64>) -> String {
+    match r {
+        Some(r) => format!("{r:.2}"),
+        None => "—".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(&[]), None);
+        assert_eq!(median(&[3.0]), Some(3.0));
+        assert_eq!(median(&[5.0, 1.0, 3.0]), Some(3.0));
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), Some(2.5));
+        assert_eq!(median(&[f64::NAN, 2.0]), Some(2.0));
+    }
+
+    #[test]
+    fn stats_have_the_range_and_count() {
+        let s = stats(&[3.0, 9.0, 1.0, 4.0, 5.0]).expect("some");
+        assert_eq!((s.median, s.min, s.max, s.n), (4.0, 1.0, 9.0, 5));
+        assert_eq!(stats(&[]), None);
+    }
+
+    #[test]
+    fn ratios_need_both_sides_and_a_non_zero_divisor() {
+        assert_eq!(ratio(Some(3.0), Some(2.0)), Some(1.5));
+        assert_eq!(ratio(Some(3.0), Some(0.0)), None);
+        assert_eq!(ratio(None, Some(2.0)), None);
+        assert_eq!(ratio(Some(1.0), None), None);
+    }
+
+    fn sample_report() -> Report {
+        let f = Measurement::Failover(Flavour::V3HundredMs);
+        let cpu = Measurement::IdleCpu(Flavour::V2OneSecond);
+        let mut r = Report::new(vec![f, cpu], 3);
+        for v in [370.0, 365.0, 380.0] {
+            r.record(f, Implementation::Splitguard, Ok(v));
+        }
+        for v in [360.0, 362.0, 364.0] {
+            r.record(f, Implementation::SplitguardNoArb, Ok(v));
+        }
+        r.record(f, Implementation::Keepalived, Ok(361.0));
+        r.record(f, Implementation::Keepalived, Ok(363.0));
+        r.record(
+            f,
+            Implementation::Keepalived,
+            Err("192.0.2.3 did not appear within 30s".into()),
+        );
+        r.record(cpu, Implementation::Splitguard, Ok(0.05));
+        r.record(cpu, Implementation::SplitguardNoArb, Ok(0.02));
+        r.record(cpu, Implementation::Keepalived, Ok(0.0));
+        r
+    }
+
+    #[test]
+    fn markdown_table_has_medians_ranges_ratios_and_failures() {
+        let md = sample_report().render_markdown();
+        let lines: Vec<&str> = md.lines().collect();
+        assert_eq!(
+            lines[0],
+            "| measurement | splitguard | splitguard-noarb | keepalived | splitguard / keepalived | noarb / splitguard |"
+        );
+        assert_eq!(lines[1], "|---|---:|---:|---:|---:|---:|");
+        assert_eq!(
+            lines[2],
+            "| failover (link loss), v3/100 ms, ms | 370 (365–380) | 362 (360–364) | 362 (361–363) [1 failed] | 1.02 | 0.98 |"
+        );
+        // keepalived at 0 % makes the ratio undefined, not infinite.
+        assert_eq!(
+            lines[3],
+            "| idle CPU of the master (utime+stime), v2/1 s, % | 0.050 | 0.020 | 0.000 | — | 0.40 |"
+        );
+        assert!(md.contains("median (min–max) of 3 run(s)"));
+        assert!(md.contains("keepalived: 192.0.2.3 did not appear within 30s"));
+    }
+
+    #[test]
+    fn text_table_aligns_columns() {
+        let text = sample_report().render_text();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("measurement"));
+        assert!(lines[1].chars().all(|c| c == '-'));
+        // Numbers are right-aligned and the last column ends every line, so the
+        // header, the rule and each row are equally wide.
+        let width = |l: &str| l.chars().count();
+        for l in &lines[1..4] {
+            assert_eq!(width(l), width(lines[0]), "{l:?}\n{text}");
+        }
+        // Ends of the keepalived column line up (right alignment).
+        let end_of = |l: &str, needle: &str| {
+            l.find(needle)
+                .map(|i| l[..i].chars().count() + needle.chars().count())
+        };
+        let cell_end = end_of(lines[2], "362 (361–363) [1 failed]");
+        assert_eq!(cell_end, end_of(lines[3], "0.000"));
+        assert!(text.contains("Failed runs (1)"));
+    }
+
+    #[test]
+    fn a_cell_with_no_success_shows_a_dash() {
+        let m = Measurement::Handover(Flavour::V2OneSecond);
+        let mut r = Report::new(vec![m], 1);
+        r.record(m, Implementation::Splitguard, Err("boom".into()));
+        let md = r.render_markdown();
+        assert!(
+            md.contains("| handover (priority 0), v2/1 s, ms | — [1 failed] | — | — | — | — |")
+        );
+    }
+}

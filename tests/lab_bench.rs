@@ -1,0 +1,152 @@
+//! `splitguard lab bench` in its short form (`--quick --runs 1 --idle 3`: the
+//! VRRPv3/100 ms cases, one run each of splitguard, splitguard-noarb and
+//! keepalived): the Markdown table has every row, each with a number for every
+//! implementation and both ratios, and no lab namespace of the bench is left.
+//! The numbers themselves are not judged here (timings belong in BENCHMARKS.md).
+//!
+//! Needs root and keepalived; fails without them.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The short form takes about 30 s; the bound leaves room for a busy machine.
+const BOUND: Duration = Duration::from_secs(180);
+
+/// Runs the bench binary with `args`, stdout and stderr to files (no pipe can
+/// fill up), killed if it outlives `BOUND`. Returns (exit code, stdout, stderr, pid).
+fn run_bench(args: &[&str]) -> (Option<i32>, String, String, u32) {
+    let dir = std::env::temp_dir().join(format!("sg-lab-bench-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let out_path: PathBuf = dir.join("stdout");
+    let err_path: PathBuf = dir.join("stderr");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_splitguard"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out_path).expect("stdout file"))
+        .stderr(std::fs::File::create(&err_path).expect("stderr file"))
+        .spawn()
+        .expect("the bench starts");
+    let pid = child.id();
+    let deadline = Instant::now() + BOUND;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            // SIGINT first: the bench tears its lab down and exits 130.
+            // SAFETY: kill(2) on our own child's pid.
+            unsafe {
+                libc::kill(pid as i32, libc::SIGINT);
+            }
+            std::thread::sleep(Duration::from_secs(10));
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let stdout = std::fs::read_to_string(&out_path).unwrap_or_default();
+    let stderr = std::fs::read_to_string(&err_path).unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&dir);
+    (status.and_then(|s| s.code()), stdout, stderr, pid)
+}
+
+/// A cell's median: the number before any " (min–max)" or " [n failed]".
+fn median_of(cell: &str) -> Option<f64> {
+    cell.split_whitespace().next()?.parse().ok()
+}
+
+#[test]
+fn quick_bench_prints_every_row_with_numbers_and_leaves_no_lab() {
+    let (code, stdout, stderr, pid) = run_bench(&[
+        "lab",
+        "bench",
+        "--quick",
+        "--runs",
+        "1",
+        "--idle",
+        "3",
+        "--markdown",
+    ]);
+    assert_eq!(
+        code,
+        Some(0),
+        "the bench must succeed (it needs root and keepalived)\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+
+    let rows: Vec<Vec<&str>> = stdout
+        .lines()
+        .filter(|l| l.starts_with('|'))
+        .map(|l| l.trim_matches('|').split('|').map(str::trim).collect())
+        .collect();
+    assert_eq!(
+        rows.first().map(|h| h.as_slice()),
+        Some(
+            &[
+                "measurement",
+                "splitguard",
+                "splitguard-noarb",
+                "keepalived",
+                "splitguard / keepalived",
+                "noarb / splitguard"
+            ][..]
+        ),
+        "{stdout}"
+    );
+    let body = &rows[2..];
+    let labels: Vec<&str> = body.iter().map(|r| r[0]).collect();
+    assert_eq!(
+        labels,
+        [
+            "failover (link loss), v3/100 ms, ms",
+            "handover (priority 0), v3/100 ms, ms",
+            "idle CPU of the master (utime+stime), v3/100 ms, %",
+            "idle CPU of the master (schedstat), v3/100 ms, %",
+            "idle RSS of the master, v3/100 ms, MiB",
+        ],
+        "{stdout}"
+    );
+    for row in body {
+        assert_eq!(row.len(), 6, "{row:?}");
+        for (i, cell) in row[1..4].iter().enumerate() {
+            let v = median_of(cell);
+            assert!(
+                v.is_some_and(|v| v.is_finite() && v >= 0.0),
+                "{}: column {} is not a number: {cell:?}\n{stdout}\n{stderr}",
+                row[0],
+                i + 1
+            );
+        }
+        // Timings and memory are never zero; idle CPU may round to zero ticks,
+        // which leaves a ratio undefined ("—").
+        if !row[0].starts_with("idle CPU") {
+            for cell in &row[1..6] {
+                assert!(
+                    median_of(cell).is_some_and(|v| v > 0.0),
+                    "{}: {cell:?}\n{stdout}",
+                    row[0]
+                );
+            }
+        }
+    }
+    assert!(!stdout.contains("failed"), "{stdout}");
+    // One progress line per run: 3 cases × 3 implementations.
+    assert_eq!(
+        stderr.lines().filter(|l| l.starts_with('[')).count(),
+        9,
+        "{stderr}"
+    );
+
+    // Every lab of this bench is gone (names carry the creator's pid).
+    let netns = Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .expect("ip netns list");
+    let left: Vec<String> = String::from_utf8_lossy(&netns.stdout)
+        .lines()
+        .filter(|l| l.starts_with(&format!("sg-bench-{pid}-")))
+        .map(str::to_string)
+        .collect();
+    assert!(left.is_empty(), "namespaces left behind: {left:?}");
+}
