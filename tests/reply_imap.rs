@@ -459,7 +459,15 @@ fn mail_delivered_while_idle_arrives_within_seconds() {
                     t.elapsed()
                 );
             }
-            poller.shutdown(Duration::from_secs(5)).await;
+            // The reply handler goes away: the poller leaves IDLE and ends.
+            drop(rx);
+            let ended = tokio::time::timeout(BOUND, async {
+                while !poller.is_finished() {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            })
+            .await;
+            assert!(ended.is_ok(), "the poller outlives its receiver");
         })
     })
     .expect("inside lb02");

@@ -21,6 +21,9 @@
 //!    hands the reply on again after the restart (at least once; its
 //!    `reference`, the Message-ID, lets the reply gate drop the copy), never
 //!    loses it.
+//!    On the first start every mail already in the mailbox is handed on (the
+//!    reply gate rejects codes no longer open): give the poller a mailbox of
+//!    its own.
 //! 3. Wait for news: IDLE when the server offers it, re-issued every
 //!    [`PollerOptions::idle_timeout`] (RFC 2177: servers may drop idle clients
 //!    after 30 minutes); otherwise sleep `poll_interval`. Then scan again.
@@ -45,7 +48,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_imap::extensions::idle::IdleResponse;
-use async_imap::imap_proto::{Response, Status};
+use async_imap::imap_proto::{MailboxDatum, Response, Status};
 use async_imap::types::{Flag, UnsolicitedResponse};
 use async_imap::{Client, Session};
 use chrono::Utc;
@@ -130,6 +133,27 @@ impl PollerOptions {
     pub fn keyword_for_node(mut self, node: &str) -> Self {
         self.keyword = atom(&format!("{HANDLED_KEYWORD}_{node}"));
         self
+    }
+}
+
+/// The shortest poll interval, IDLE, timeout or backoff the poller accepts:
+/// zero would make it spin.
+const MIN_WAIT: Duration = Duration::from_millis(100);
+
+impl PollerOptions {
+    /// Zeros raised to [`MIN_WAIT`] (or a few kB), the maximum backoff at least
+    /// the minimum, the keyword an atom.
+    fn sane(self) -> Self {
+        let backoff_min = self.backoff_min.max(MIN_WAIT);
+        PollerOptions {
+            connect_timeout: self.connect_timeout.max(MIN_WAIT),
+            command_timeout: self.command_timeout.max(MIN_WAIT),
+            idle_timeout: self.idle_timeout.max(MIN_WAIT),
+            backoff_min,
+            backoff_max: self.backoff_max.max(backoff_min),
+            max_message_bytes: self.max_message_bytes.max(4096),
+            keyword: atom(&self.keyword),
+        }
     }
 }
 
@@ -249,10 +273,11 @@ pub fn spawn_mailbox_poller_with(
     options: PollerOptions,
     tx: mpsc::Sender<InboundReply>,
 ) -> MailboxPoller {
-    let options = PollerOptions {
-        keyword: atom(&options.keyword),
-        ..options
+    let spec = ImapSpec {
+        poll_interval: spec.poll_interval.max(MIN_WAIT),
+        ..spec
     };
+    let options = options.sane();
     let (stop_tx, stop_rx) = watch::channel(false);
     let (status_tx, status_rx) = watch::channel(MailboxStatus::default());
     let span = tracing::info_span!(
@@ -293,6 +318,8 @@ enum Woke {
 /// What a selected mailbox allows.
 struct Selected {
     uid_validity: u32,
+    /// Messages in the mailbox when selected.
+    exists: u32,
     uses_keyword: bool,
     uses_idle: bool,
 }
@@ -392,11 +419,12 @@ impl Poller {
             s.uses_idle = selected.uses_idle;
             s.uses_keyword = selected.uses_keyword;
         });
-        // Server news (EXISTS) that arrives with a command's answer lands here;
-        // after a scan it means mail came in while we looked.
-        let news = session.unsolicited_responses.clone();
+        let mut news = News {
+            rx: session.unsolicited_responses.clone(),
+            exists: selected.exists,
+        };
         loop {
-            while news.try_recv().is_ok() {}
+            news.arrived();
             if let Some(stop) = self.scan(&mut session, &selected).await? {
                 logout(&mut session).await;
                 return Ok(stop);
@@ -409,11 +437,12 @@ impl Poller {
                 });
             }
             self.status.send_modify(|s| s.scans += 1);
-            if has_news(&news) {
+            // Mail that came in while we looked: look again.
+            if news.arrived() {
                 continue;
             }
             let woke = if selected.uses_idle {
-                let (s, woke) = self.idle(session, &news).await?;
+                let (s, woke) = self.idle(session, &mut news).await?;
                 session = s;
                 woke
             } else {
@@ -543,6 +572,7 @@ impl Poller {
         }
         Ok(Selected {
             uid_validity: mailbox.uid_validity.unwrap_or(0),
+            exists: mailbox.exists,
             uses_keyword,
             uses_idle,
         })
@@ -654,14 +684,14 @@ impl Poller {
     async fn idle(
         &mut self,
         session: Session<Transport>,
-        news: &async_channel::Receiver<UnsolicitedResponse>,
+        news: &mut News,
     ) -> Result<(Session<Transport>, Woke), ImapError> {
         let limit = self.options.command_timeout;
         let mut handle = session.idle();
         bounded("IDLE", limit, handle.init()).await?;
         // Mail that came in between the scan and IDLE may have been announced
         // with IDLE's own continuation: look again at once.
-        let woke = if has_news(news) {
+        let woke = if news.arrived() {
             Woke::Look
         } else {
             let idle_timeout = self.options.idle_timeout;
@@ -671,7 +701,12 @@ impl Poller {
                     // Keepalives (`* OK Still here`) reset the library's own
                     // timeout; the outer one bounds the IDLE whatever comes.
                     Err(_) | Ok(Ok(IdleResponse::Timeout)) => Woke::Look,
-                    Ok(Ok(IdleResponse::NewData(_))) => Woke::Look,
+                    Ok(Ok(IdleResponse::NewData(data))) => {
+                        if let Response::MailboxData(MailboxDatum::Exists(n)) = data.borrow_dependent() {
+                            news.exists = *n;
+                        }
+                        Woke::Look
+                    }
                     // The stream ended: the server closed the connection.
                     Ok(Ok(IdleResponse::ManualInterrupt)) => return Err(ImapError::Lost),
                     Ok(Err(source)) => return Err(ImapError::Command { command: "IDLE", source }),
@@ -693,16 +728,32 @@ impl Poller {
     }
 }
 
-/// Whether the server announced new mail since the last look (and forgets it).
-fn has_news(news: &async_channel::Receiver<UnsolicitedResponse>) -> bool {
-    let mut any = false;
-    while let Ok(r) = news.try_recv() {
-        any |= matches!(
-            r,
-            UnsolicitedResponse::Exists(_) | UnsolicitedResponse::Recent(_)
-        );
+/// What the server says beside a command's answer: async-imap queues
+/// unsolicited EXISTS and EXPUNGE responses in a channel. New mail shows as a
+/// message count above the one we knew (a server may repeat an unchanged
+/// EXISTS; that is no news, and no reason to scan again).
+struct News {
+    rx: async_channel::Receiver<UnsolicitedResponse>,
+    /// The mailbox's message count as last announced.
+    exists: u32,
+}
+
+impl News {
+    /// Whether mail came in since the last call (reads everything queued).
+    fn arrived(&mut self) -> bool {
+        let mut grew = false;
+        while let Ok(r) = self.rx.try_recv() {
+            match r {
+                UnsolicitedResponse::Exists(n) => {
+                    grew |= n > self.exists;
+                    self.exists = n;
+                }
+                UnsolicitedResponse::Expunge(_) => self.exists = self.exists.saturating_sub(1),
+                _ => {}
+            }
+        }
+        grew
     }
-    any
 }
 
 /// LOGOUT, best effort and briefly: the session ends either way.
@@ -797,6 +848,49 @@ mod tests {
         assert_eq!(o.keyword, "$SplitguardHandled_lb02.example_com_1_");
         assert_eq!(atom("a b\\\"c]"), "a_b__c_");
         assert_eq!(atom(""), HANDLED_KEYWORD);
+    }
+
+    #[test]
+    fn options_that_would_spin_are_raised() {
+        let o = PollerOptions {
+            connect_timeout: Duration::ZERO,
+            command_timeout: Duration::ZERO,
+            idle_timeout: Duration::ZERO,
+            backoff_min: Duration::ZERO,
+            backoff_max: Duration::ZERO,
+            max_message_bytes: 0,
+            keyword: "my keyword".into(),
+        }
+        .sane();
+        assert_eq!(o.idle_timeout, MIN_WAIT);
+        assert_eq!((o.backoff_min, o.backoff_max), (MIN_WAIT, MIN_WAIT));
+        assert!(o.connect_timeout >= MIN_WAIT && o.command_timeout >= MIN_WAIT);
+        assert_eq!(o.max_message_bytes, 4096);
+        assert_eq!(o.keyword, "my_keyword");
+        let d = PollerOptions::default();
+        let s = d.clone().sane();
+        assert_eq!(
+            (s.idle_timeout, s.backoff_max),
+            (d.idle_timeout, d.backoff_max)
+        );
+    }
+
+    #[test]
+    fn news_is_a_grown_message_count() {
+        let (tx, rx) = async_channel::unbounded();
+        let mut news = News { rx, exists: 3 };
+        assert!(!news.arrived());
+        tx.try_send(UnsolicitedResponse::Exists(3)).unwrap();
+        assert!(!news.arrived(), "an unchanged count is no news");
+        tx.try_send(UnsolicitedResponse::Recent(1)).unwrap();
+        tx.try_send(UnsolicitedResponse::Exists(4)).unwrap();
+        assert!(news.arrived());
+        assert!(!news.arrived(), "read once");
+        // One expunged, one new: the count is back at 4, but it grew from 3.
+        tx.try_send(UnsolicitedResponse::Expunge(1)).unwrap();
+        tx.try_send(UnsolicitedResponse::Exists(4)).unwrap();
+        assert!(news.arrived());
+        assert_eq!(news.exists, 4);
     }
 
     #[test]
