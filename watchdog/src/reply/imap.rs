@@ -27,6 +27,8 @@
 //! 3. Wait for news: IDLE when the server offers it, re-issued every
 //!    [`PollerOptions::idle_timeout`] (RFC 2177: servers may drop idle clients
 //!    after 30 minutes); otherwise sleep `poll_interval`. Then scan again.
+//!    Mail the server announces beside a command's answer (an EXISTS count
+//!    above the last one) is looked at at once, without waiting.
 //!
 //! Every step is bounded (connect, each command, the greeting), and any failure
 //! closes the session and reconnects after a backoff that doubles from
