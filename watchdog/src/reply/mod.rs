@@ -1,6 +1,9 @@
 //! Ack-by-reply: replies from the on-call, by SMS (a signed webhook) or by mail
 //! (an IMAP mailbox), in one shape for the parser and the authorization rules.
 
+pub mod imap;
+pub mod mail_parse;
+
 use chrono::{DateTime, Utc};
 
 /// How a reply came in (and so how its confirmation goes out).
