@@ -117,7 +117,7 @@ fn scaled(number: &str, scale: u128, whole_text: &str) -> Result<u128, DurationE
     let mut place = scale;
     for digit in frac_part.chars() {
         let d = u128::from(digit.to_digit(10).ok_or_else(malformed)?);
-        if place % 10 != 0 {
+        if !place.is_multiple_of(10) {
             if d != 0 {
                 return Err(DurationError::TooPrecise(whole_text.to_owned()));
             }

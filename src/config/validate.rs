@@ -54,13 +54,13 @@ impl Checker<'_, '_> {
     }
 
     fn secret(&mut self, path: &KeyPath, value: Option<&Secret>) {
-        if let Some(s) = value {
-            if s.expose().is_empty() {
-                self.err(
-                    path,
-                    "the secret must not be empty; leave the key out instead",
-                );
-            }
+        if let Some(s) = value
+            && s.expose().is_empty()
+        {
+            self.err(
+                path,
+                "the secret must not be empty; leave the key out instead",
+            );
         }
     }
 
@@ -424,9 +424,11 @@ fn check_instances(
         }
 
         let vrid = u8::try_from(inst.vrid).unwrap_or(0);
-        if vrid != 0 && !inst.interface.is_empty() {
-            if let Some(first) = first_seen(&mut vrids, (inst.interface.as_str(), vrid, ipv6), i) {
-                c.err(
+        if vrid != 0
+            && !inst.interface.is_empty()
+            && let Some(first) = first_seen(&mut vrids, (inst.interface.as_str(), vrid, ipv6), i)
+        {
+            c.err(
                     &key("vrid"),
                     format!(
                         "VRID {vrid} on {} is already used by instance[{first}] ({}); VRIDs must be unique per interface and address family",
@@ -434,7 +436,6 @@ fn check_instances(
                         if ipv6 { "IPv6" } else { "IPv4" },
                     ),
                 );
-            }
         }
 
         out.push(Instance {
@@ -476,10 +477,10 @@ fn check_advert_interval(
     let problem = match version {
         Some(Version::V2) => (d.subsec_nanos() != 0 || d.as_secs() == 0 || d.as_secs() > 255)
             .then_some("VRRPv2; it must be whole seconds, 1s-255s"),
-        Some(Version::V3) => {
-            (d < CENTISECOND || d > V3_MAX_INTERVAL || d.as_nanos() % CENTISECOND.as_nanos() != 0)
-                .then_some("VRRPv3; it must be a multiple of 10ms, 10ms-40.95s")
-        }
+        Some(Version::V3) => (d < CENTISECOND
+            || d > V3_MAX_INTERVAL
+            || !d.as_nanos().is_multiple_of(CENTISECOND.as_nanos()))
+        .then_some("VRRPv3; it must be a multiple of 10ms, 10ms-40.95s"),
         None => None,
     };
     if let Some(rule) = problem {

@@ -774,11 +774,11 @@ fn vrrp_instance(
             "virtual_ipaddress" => vip_blocks.push(c),
             "unicast_src_ip" | "mcast_src_ip" => {
                 // keepalived treats the two as one: the adverts' source address.
-                if let Some(v) = cx.value(c) {
-                    if let Some(ip) = cx.ip(c, v) {
-                        src_ip = Some(ip.to_string());
-                        cx.origin(key("unicast_src_ip"), c);
-                    }
+                if let Some(v) = cx.value(c)
+                    && let Some(ip) = cx.ip(c, v)
+                {
+                    src_ip = Some(ip.to_string());
+                    cx.origin(key("unicast_src_ip"), c);
                 }
             }
             "unicast_peer" => {

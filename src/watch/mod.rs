@@ -326,10 +326,10 @@ impl Watcher {
         while let Some(o) = self.engine.poll_send(wall) {
             outgoing.push(o);
         }
-        if changed || !outgoing.is_empty() {
-            if let Err(e) = self.spool.save_engine(self.engine.state()) {
-                error!(error = %e, "engine state not saved; a restart would lose open incidents");
-            }
+        if (changed || !outgoing.is_empty())
+            && let Err(e) = self.spool.save_engine(self.engine.state())
+        {
+            error!(error = %e, "engine state not saved; a restart would lose open incidents");
         }
         for o in outgoing {
             let Some(channel) = self.channel_names.get(o.channel).cloned() else {

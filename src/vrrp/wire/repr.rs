@@ -295,7 +295,7 @@ impl AdvertRepr {
         };
         let ns = interval.as_nanos();
         let units = ns / unit_ns;
-        if ns % unit_ns != 0 || units == 0 || units > max {
+        if !ns.is_multiple_of(unit_ns) || units == 0 || units > max {
             return Err(Error::Interval(interval));
         }
         u16::try_from(units).map_err(|_| Error::Interval(interval))
