@@ -19,14 +19,15 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use splitguard::lab::{Lab, LabProcess, wait_for};
+use splitguard::lab::{Lab, wait_for};
+
+mod common;
+use common::dovecot::{Dovecot, GW, PASSWORD, USER};
 use splitguard_watchdog::reply::imap::{
     ImapSpec, ImapTls, MailboxPoller, MailboxStatus, PollerOptions, spawn_mailbox_poller_with,
 };
@@ -34,13 +35,7 @@ use splitguard_watchdog::reply::{InboundReply, Via};
 use splitguard_watchdog::secret::Secret;
 use tokio::sync::{mpsc, watch};
 
-const GW: &str = "192.0.2.254";
-const DOVECOT: &str = "/usr/sbin/dovecot";
-const USER: &str = "replies";
-const PASSWORD: &str = "s3cret";
 const WRONG_PASSWORD: &str = "n0t-the-pa55word";
-/// `nobody`: dovecot's mail user may not be root.
-const MAIL_UID: u32 = 65534;
 const BOUND: Duration = Duration::from_secs(20);
 
 fn lab(tag: &str) -> Lab {
@@ -56,164 +51,6 @@ fn rt() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("runtime")
-}
-
-/// A dovecot in gw serving one maildir user.
-struct Dovecot {
-    conf: PathBuf,
-    /// The user's maildir (`cur/`, `new/`, `tmp/`).
-    maildir: PathBuf,
-    process: Option<LabProcess>,
-}
-
-static DELIVERED: AtomicU32 = AtomicU32::new(0);
-
-impl Dovecot {
-    fn start(lab: &Lab) -> Dovecot {
-        assert!(
-            Path::new(DOVECOT).exists(),
-            "{DOVECOT} is missing: install the Debian package dovecot-imapd (contrib/test.sh does)"
-        );
-        let dir = lab.dir().join("dovecot");
-        let mail = lab.dir().join("mail");
-        let maildir = mail.join(USER);
-        for d in [
-            &dir,
-            &maildir.join("cur"),
-            &maildir.join("new"),
-            &maildir.join("tmp"),
-        ] {
-            std::fs::create_dir_all(d).expect("mkdir");
-        }
-        for d in [
-            &mail,
-            &maildir,
-            &maildir.join("cur"),
-            &maildir.join("new"),
-            &maildir.join("tmp"),
-        ] {
-            std::os::unix::fs::chown(d, Some(MAIL_UID), Some(MAIL_UID)).expect("chown");
-        }
-        let passwd = dir.join("passwd");
-        std::fs::write(
-            &passwd,
-            format!(
-                "{USER}:{{PLAIN}}{PASSWORD}:{MAIL_UID}:{MAIL_UID}::{}::\n",
-                maildir.display()
-            ),
-        )
-        .expect("passwd");
-        let conf = dir.join("dovecot.conf");
-        let d = dir.display();
-        std::fs::write(
-            &conf,
-            format!(
-                "\
-protocols = imap
-listen = {GW}
-base_dir = {d}/run
-state_dir = {d}/state
-log_path = /dev/stderr
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-passdb {{
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%u {passwd}
-}}
-userdb {{
-  driver = passwd-file
-  args = username_format=%u {passwd}
-}}
-mail_location = maildir:{mail}/%u
-service imap-login {{
-  inet_listener imap {{
-    port = 143
-  }}
-  inet_listener imaps {{
-    port = 0
-  }}
-}}
-",
-                passwd = passwd.display(),
-                mail = mail.display(),
-            ),
-        )
-        .expect("dovecot.conf");
-        let mut dovecot = Dovecot {
-            conf,
-            maildir,
-            process: None,
-        };
-        dovecot.restart(lab);
-        dovecot
-    }
-
-    /// (Re)starts the server and waits until it accepts connections from lb02.
-    fn restart(&mut self, lab: &Lab) {
-        self.stop();
-        let conf = self.conf.to_str().expect("utf-8 path").to_owned();
-        let process = lab
-            .spawn("gw", "dovecot", &[DOVECOT, "-F", "-c", &conf])
-            .expect("dovecot starts");
-        let addr: SocketAddr = format!("{GW}:143").parse().expect("address");
-        let up = wait_for(BOUND, || {
-            lab.within("lb02", || {
-                TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()
-            })
-            .ok()
-            .flatten()
-        });
-        assert!(
-            up.is_some(),
-            "dovecot does not listen on {addr}:\n{}",
-            process.log_text()
-        );
-        self.process = Some(process);
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut p) = self.process.take() {
-            p.stop(Duration::from_secs(5));
-        }
-    }
-
-    fn log(&self) -> String {
-        self.process
-            .as_ref()
-            .map(LabProcess::log_text)
-            .unwrap_or_default()
-    }
-
-    /// Delivers `raw` (LF line ends, as maildir stores them) into the inbox.
-    fn deliver(&self, raw: &str) {
-        let n = DELIVERED.fetch_add(1, Ordering::Relaxed);
-        let name = format!("{}.sgtest{n}.gw", Utc::now().timestamp());
-        let tmp = self.maildir.join("tmp").join(&name);
-        let mut f = std::fs::File::create(&tmp).expect("create tmp mail");
-        f.write_all(raw.as_bytes()).expect("write mail");
-        f.sync_all().expect("sync mail");
-        drop(f);
-        std::os::unix::fs::chown(&tmp, Some(MAIL_UID), Some(MAIL_UID)).expect("chown mail");
-        std::fs::rename(&tmp, self.maildir.join("new").join(&name)).expect("rename into new/");
-    }
-
-    /// Names of the mail files dovecot moved to `cur/` (they carry the flags).
-    fn cur_files(&self) -> Vec<String> {
-        std::fs::read_dir(self.maildir.join("cur"))
-            .map(|d| {
-                d.filter_map(|e| e.ok())
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for Dovecot {
-    fn drop(&mut self) {
-        self.stop();
-    }
 }
 
 fn spec(password: &str, tls: ImapTls, poll_interval: Duration) -> ImapSpec {

@@ -315,3 +315,133 @@ except urllib.error.HTTPError as e:
     );
     assert_eq!(audit.len(), 3, "{audit:#?}");
 }
+
+/// A mail reply through a real dovecot: the alert mail's code in the subject,
+/// "ack" in the body above the quoted alert; the incident is acked, everyone on
+/// the mail channel hears who acked, and the sender gets a confirmation.
+#[test]
+fn a_mail_reply_acks_through_the_imap_mailbox() {
+    use common::dovecot::{Dovecot, PASSWORD, USER};
+    let lab = pair_lab("rplmail");
+    let dovecot = Dovecot::start(&lab);
+    let maildir = lab.dir().join("smtp");
+    let smtp_script = format!(
+        "{}/tests/fixtures/receivers/smtp_sink.py",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let _smtp = lab
+        .spawn(
+            "gw",
+            "smtp",
+            &[
+                SYS_PYTHON,
+                &smtp_script,
+                "--listen",
+                "192.0.2.254:2525",
+                "--dir",
+                maildir.to_str().expect("utf-8"),
+            ],
+        )
+        .expect("smtp");
+    wait_listening(&lab, "gw", "192.0.2.254", 2525);
+    let ka1 = start_keepalived(&lab, "lb01", &ka_config("lb01", 150, 2, "1"));
+    expect_owner(&lab, Some("lb01"), &[&ka1], "keepalived lb01 master");
+    let ka2 = start_keepalived(&lab, "lb02", &ka_config("lb02", 100, 2, "1"));
+    let dir = lab.dir().display().to_string();
+    let cfg = format!(
+        "node = \"lb02\"\nstate_dir = \"{dir}/watch-state\"\ncontrol_socket = \"{dir}/watch.sock\"\n\n\
+         [[watch]]\nvip = \"{VIP}\"\ninterface = \"eth0\"\nrole = \"backup\"\n\n\
+         [[channel]]\ntype = \"mail\"\nname = \"mail\"\nhost = \"192.0.2.254\"\nport = 2525\ntls = \"none\"\n\
+         from = \"splitguard@lb02.example\"\nto = [\"oncall@example.com\"]\n\n\
+         [reply]\nallowed_senders = [\"oncall@example.com\"]\n\n\
+         [reply.imap]\nhost = \"192.0.2.254\"\nport = 143\ntls = \"none\"\nusername = \"{USER}\"\n\
+         password = \"{PASSWORD}\"\nmailbox = \"INBOX\"\npoll_interval = \"2s\"\n\n\
+         [alerts]\ngroup_wait = \"1s\"\n"
+    );
+    let path = lab.write_file("watch.toml", &cfg).expect("config");
+    let w = lab
+        .spawn(
+            "lb02",
+            "splitguard-watch",
+            &[
+                env!("CARGO_BIN_EXE_splitguard"),
+                "watch",
+                "-c",
+                path.to_str().expect("utf-8"),
+            ],
+        )
+        .expect("watch");
+    std::thread::sleep(Duration::from_secs(2));
+    lab.nft(Some("lb02"), S2_DROP).expect("nft");
+    let procs = [&ka1, &ka2, &w];
+    let mails = || -> Vec<String> {
+        let mut v: Vec<(String, String)> = std::fs::read_dir(&maildir)
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+                    .filter_map(|e| {
+                        Some((
+                            e.file_name().to_string_lossy().into_owned(),
+                            std::fs::read_to_string(e.path()).ok()?,
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v.into_iter().map(|m| m.1).collect()
+    };
+    let alert = wait_for(BOUND, || {
+        mails()
+            .into_iter()
+            .find(|m| m.contains("CRITICAL split_brain"))
+    })
+    .unwrap_or_else(|| panic!("no alert mail\n{}", logs(&procs)));
+    let header = |m: &str, name: &str| {
+        m.lines()
+            .find(|l| {
+                l.to_ascii_lowercase()
+                    .starts_with(&format!("{}:", name.to_ascii_lowercase()))
+            })
+            .map(|l| l[name.len() + 1..].trim().to_owned())
+            .unwrap_or_default()
+    };
+    let subject = header(&alert, "Subject");
+    let msgid = header(&alert, "Message-ID");
+    let code = subject
+        .split("[SG-")
+        .nth(1)
+        .and_then(|r| r.split(']').next())
+        .unwrap_or_default()
+        .to_owned();
+    dovecot.deliver(&format!(
+        "From: Alice <oncall@example.com>\nTo: splitguard@lb02.example\nSubject: Re: {subject}\n\
+         Message-ID: <reply-1@example.com>\nIn-Reply-To: {msgid}\nReferences: {msgid}\n\
+         Date: Wed, 25 Nov 2026 01:00:00 +0000\nContent-Type: text/plain; charset=utf-8\n\n\
+         ack\n\nOn Wed, splitguard wrote:\n> VIP 192.0.2.3 is on lb02\n"
+    ));
+    wait_for(BOUND, || {
+        mails()
+            .iter()
+            .any(|m| m.contains(&format!("[SG-{code}] ACKED")))
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("no acked notice: {:#?}\n{}", mails(), logs(&procs)));
+    wait_for(BOUND, || {
+        mails()
+            .iter()
+            .any(|m| {
+                m.contains("acked by oncall@example.com")
+                    && m.contains("Auto-Submitted: auto-replied")
+            })
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("no confirmation: {:#?}\n{}", mails(), logs(&procs)));
+    let audit = read_jsonl(&lab.dir().join("watch-state/reply-audit.jsonl"));
+    assert!(
+        audit
+            .iter()
+            .any(|r| r["accepted"] == true && r["via"] == "mail" && r["code"] == code.as_str()),
+        "{audit:#?}"
+    );
+}

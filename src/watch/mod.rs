@@ -386,34 +386,77 @@ pub fn delivery_event(d: &Delivery) -> Event {
     }
 }
 
-/// Binds the reply listener (`[reply] listen`), when configured, and serves it
-/// in the background; decisions come back through the returned receiver.
+/// Starts what brings replies in, per `[reply]`: the HTTP listener (`listen`)
+/// and the IMAP mailbox poller (`imap`). The poller marks handled mail with a
+/// keyword of this node's own, so two nodes sharing one reply mailbox both see
+/// every reply, and each acts on the codes open on it. Decisions come back
+/// through the returned receiver; a mail reply has no one waiting for an HTTP
+/// status, so its answer channel goes nowhere.
 pub async fn start_reply_listener(
     cfg: &Config,
 ) -> anyhow::Result<Option<tokio::sync::mpsc::Receiver<splitguard_watchdog::reply::http::ReplyEvent>>>
 {
-    let Some(r) = &cfg.reply else { return Ok(None) };
-    let Some(addr) = r.listen else {
-        return Ok(None);
+    use splitguard_watchdog::reply::http::ReplyEvent;
+    use splitguard_watchdog::reply::imap::{
+        ImapSpec, ImapTls, PollerOptions, spawn_mailbox_poller_with,
     };
+    let Some(r) = &cfg.reply else { return Ok(None) };
     let (tx, rx) = tokio::sync::mpsc::channel(64);
-    let app = splitguard_watchdog::reply::http::router(
-        splitguard_watchdog::reply::http::HttpSpec {
-            public_url: r.public_url.as_ref().map(|u| u.as_str().to_owned()),
-            twilio_auth_token: r.twilio_auth_token.clone(),
-            generic_secret: r.generic_secret.clone(),
-        },
-        tx,
-    );
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("reply listener on {addr}"))?;
-    info!(%addr, "reply listener up");
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            error!(error = %e, "reply listener stopped");
-        }
-    });
+    if let Some(addr) = r.listen {
+        let app = splitguard_watchdog::reply::http::router(
+            splitguard_watchdog::reply::http::HttpSpec {
+                public_url: r.public_url.as_ref().map(|u| u.as_str().to_owned()),
+                twilio_auth_token: r.twilio_auth_token.clone(),
+                generic_secret: r.generic_secret.clone(),
+            },
+            tx.clone(),
+        );
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("reply listener on {addr}"))?;
+        info!(%addr, "reply listener up");
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                error!(error = %e, "reply listener stopped");
+            }
+        });
+    }
+    if let Some(m) = &r.imap {
+        let spec = ImapSpec {
+            host: m.host.clone(),
+            port: m.port,
+            tls: match m.tls {
+                crate::config::Tls::Implicit => ImapTls::Implicit,
+                crate::config::Tls::Starttls => ImapTls::Starttls,
+                crate::config::Tls::None => ImapTls::None,
+            },
+            username: m.username.clone(),
+            password: m.password.clone(),
+            mailbox: m.mailbox.clone(),
+            poll_interval: m.poll_interval,
+        };
+        let (mail_tx, mut mail_rx) = tokio::sync::mpsc::channel(64);
+        let poller = spawn_mailbox_poller_with(
+            spec,
+            PollerOptions::default().keyword_for_node(&cfg.node),
+            mail_tx,
+        );
+        info!(host = %m.host, mailbox = %m.mailbox, "reply mailbox polled");
+        tokio::spawn(async move {
+            // The poller lives as long as this task holds it.
+            let _poller = poller;
+            while let Some(reply) = mail_rx.recv().await {
+                let (answer, _) = tokio::sync::oneshot::channel();
+                if tx
+                    .send(ReplyEvent::Request { reply, answer })
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        });
+    }
     Ok(Some(rx))
 }
 

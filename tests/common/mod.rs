@@ -3,6 +3,8 @@
 //! failure.
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod dovecot;
+
 use std::collections::BTreeSet;
 use std::time::Duration;
 
