@@ -314,6 +314,32 @@ except urllib.error.HTTPError as e:
         "{audit:#?}"
     );
     assert_eq!(audit.len(), 3, "{audit:#?}");
+    // A client that sends half its body and stalls is cut off (408), not waited
+    // for; and an oversized body is refused (413).
+    let slow = r#"
+import socket
+s = socket.create_connection(("192.0.2.6", 8725), 5)
+s.sendall(b"POST /reply/generic HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"from\"")
+s.settimeout(20)
+print(s.recv(100).decode().split("\r\n")[0])
+"#;
+    let out = lab.run("gw", &[SYS_PYTHON, "-c", slow]).expect("python");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("408"),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let big = r#"
+import urllib.request, urllib.error
+req = urllib.request.Request("http://192.0.2.6:8725/reply/generic", data=b"x" * 100000)
+try:
+    print(urllib.request.urlopen(req, timeout=10).status)
+except urllib.error.HTTPError as e:
+    print(e.code)
+"#;
+    let out = lab.run("gw", &[SYS_PYTHON, "-c", big]).expect("python");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "413");
 }
 
 /// A mail reply through a real dovecot: the alert mail's code in the subject,

@@ -12,7 +12,8 @@
 //!
 //! A bad signature is 401; the rest of the decision (sender, code, PIN) is the
 //! gate's, made by the owner of the incidents, which answers through a oneshot.
-//! Limits: request body size, a per-request time bound, a per-sender rate.
+//! Limits: request body size, a time bound on the whole request (a slow body
+//! included), a per-sender rate.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -41,6 +42,8 @@ use crate::secret::Secret;
 pub const BODY_LIMIT: usize = 16 * 1024;
 /// How long a request may wait for the decision.
 pub const DECISION_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a whole request may take, body and decision included.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Generic gateway timestamps may be this far from our clock.
 pub const REPLAY_WINDOW: i64 = 300;
 /// Per sender, at most this many requests per minute.
@@ -282,7 +285,17 @@ pub fn router(spec: HttpSpec, tx: mpsc::Sender<ReplyEvent>) -> Router {
         .route("/reply/twilio", post(twilio))
         .route("/reply/generic", post(generic))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn(bounded))
         .with_state(shared)
+}
+
+/// The whole request, a slow body included, gets [`REQUEST_TIMEOUT`]; a
+/// client that dribbles its bytes is cut off with 408.
+async fn bounded(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => StatusCode::REQUEST_TIMEOUT.into_response(),
+    }
 }
 
 #[cfg(test)]
