@@ -56,6 +56,12 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// One-shot checks for monitoring: Zabbix (one value, LLD), Nagios (plugin
+    /// line with perfdata, exit 0/1/2/3), JSON.
+    Check {
+        #[command(subcommand)]
+        what: CheckCommand,
+    },
     /// Validate a configuration file: exit 0, or print each problem as FILE:LINE:COL and exit 2.
     CheckConfig {
         /// Configuration file (TOML).
@@ -114,5 +120,60 @@ pub enum LabCommand {
         /// Only the VRRPv3/100 ms cases (the idle pair too): a short form for CI.
         #[arg(long)]
         quick: bool,
+    },
+}
+
+/// How a check prints its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CheckFormat {
+    /// One value (Zabbix UserParameter); `ZBX_NOTSUPPORTED: reason` when unknown.
+    Zabbix,
+    /// `SPLITGUARD OK|WARNING|CRITICAL|UNKNOWN - text | perfdata`, exit 0/1/2/3.
+    Nagios,
+    Json,
+}
+
+fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
+    splitguard::config::parse_duration(s).map_err(|e| e.to_string())
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CheckCommand {
+    /// Who holds the VIP: this node's addresses and an ARP who-has (needs
+    /// CAP_NET_RAW); Zabbix gets the number of distinct owners (1 healthy,
+    /// 0 down, 2 or more split brain).
+    Vip {
+        #[arg(long, value_name = "IP")]
+        vip: std::net::Ipv4Addr,
+        /// The interface to ask on (default: the one on the VIP's subnet).
+        #[arg(long, value_name = "IF")]
+        interface: Option<String>,
+        #[arg(long, value_enum, default_value = "nagios")]
+        format: CheckFormat,
+        /// How long to wait for ARP answers.
+        #[arg(long, default_value = "200ms", value_parser = parse_timeout)]
+        timeout: std::time::Duration,
+    },
+    /// An instance's state from the daemon: Zabbix gets keepalived's numbers
+    /// (0 INIT, 1 BACKUP, 2 MASTER, 3 FAULT).
+    State {
+        #[arg(long, value_name = "NAME")]
+        instance: String,
+        #[arg(long, value_enum, default_value = "nagios")]
+        format: CheckFormat,
+        /// Take the socket path from this config file.
+        #[arg(short, long, value_name = "FILE", conflicts_with = "socket")]
+        config: Option<PathBuf>,
+        /// The control socket (default /run/splitguard.sock).
+        #[arg(long, value_name = "PATH")]
+        socket: Option<PathBuf>,
+    },
+    /// Zabbix low-level discovery: a JSON array of {#INSTANCE}, {#VIP},
+    /// {#VRID}, {#INTERFACE}, one entry per VIP.
+    Discovery {
+        #[arg(short, long, value_name = "FILE", conflicts_with = "socket")]
+        config: Option<PathBuf>,
+        #[arg(long, value_name = "PATH")]
+        socket: Option<PathBuf>,
     },
 }

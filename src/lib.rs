@@ -3,6 +3,7 @@
 //! (sockets, netlink, processes), the control socket, the watchdog's observers
 //! (`watch`) and the lab; the binary's daemon wires them together.
 
+pub mod check;
 pub mod config;
 pub mod control;
 pub mod import;

@@ -11,12 +11,13 @@ use anyhow::Context;
 use clap::Parser;
 use splitguard::config;
 
-use cli::{Cli, Command, LabCommand};
+use cli::{CheckCommand, CheckFormat, Cli, Command, LabCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::CheckConfig { config } => check_config(&config),
+        Command::Check { what } => check(what),
         Command::ImportKeepalived { file } => import_keepalived(&file),
         Command::Status {
             config,
@@ -191,12 +192,12 @@ fn lab_bench(runs: u32, markdown: bool, idle: std::time::Duration, quick: bool) 
 /// Default control socket, as in the config's default.
 const DEFAULT_SOCKET: &str = "/run/splitguard.sock";
 
-fn status(
+/// The control socket: from the config file, the flag, or the default.
+fn socket_path(
     config: Option<&std::path::Path>,
     socket: Option<std::path::PathBuf>,
-    json: bool,
-) -> anyhow::Result<()> {
-    let socket = match (config, socket) {
+) -> anyhow::Result<std::path::PathBuf> {
+    Ok(match (config, socket) {
         (Some(path), _) => {
             config::load(path)
                 .map_err(|e| anyhow::anyhow!("{e}"))?
@@ -204,7 +205,15 @@ fn status(
         }
         (None, Some(socket)) => socket,
         (None, None) => DEFAULT_SOCKET.into(),
-    };
+    })
+}
+
+fn status(
+    config: Option<&std::path::Path>,
+    socket: Option<std::path::PathBuf>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let socket = socket_path(config, socket)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -219,4 +228,123 @@ fn status(
         print!("{}", splitguard::status::render_text(&status));
     }
     Ok(())
+}
+
+/// `splitguard check …`: prints the answer, exits with the plugin code (Nagios)
+/// or 0 (Zabbix, JSON; an unknown answer is in the output).
+fn check(what: CheckCommand) -> ExitCode {
+    use splitguard::check::report::{self, StateReport, UNKNOWN};
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            println!("SPLITGUARD UNKNOWN - cannot start: {e}");
+            return ExitCode::from(UNKNOWN);
+        }
+    };
+    let daemon_status = |config: Option<std::path::PathBuf>, socket| {
+        socket_path(config.as_deref(), socket).and_then(|path| {
+            rt.block_on(splitguard::control::client::status(
+                &path,
+                std::time::Duration::from_secs(3),
+            ))
+            .map_err(anyhow::Error::from)
+        })
+    };
+    match what {
+        CheckCommand::Vip {
+            vip,
+            interface,
+            format,
+            timeout,
+        } => {
+            let r = rt.block_on(splitguard::check::probe_vip(
+                vip,
+                interface.as_deref(),
+                timeout,
+            ));
+            match format {
+                CheckFormat::Zabbix => {
+                    println!("{}", report::zabbix_vip(&r));
+                    ExitCode::SUCCESS
+                }
+                CheckFormat::Nagios => {
+                    let (line, code) = report::nagios_vip(&r);
+                    println!("{line}");
+                    ExitCode::from(code)
+                }
+                CheckFormat::Json => {
+                    println!("{}", serde_json::to_string(&r).unwrap_or_default());
+                    ExitCode::from(if r.unknown.is_some() { UNKNOWN } else { 0 })
+                }
+            }
+        }
+        CheckCommand::State {
+            instance,
+            format,
+            config,
+            socket,
+        } => {
+            let r = match daemon_status(config, socket) {
+                Ok(st) => match st.instances.iter().find(|i| i.name == instance) {
+                    Some(i) => StateReport {
+                        instance: instance.clone(),
+                        state: Some(i.state.clone()),
+                        unknown: None,
+                    },
+                    None => StateReport {
+                        instance: instance.clone(),
+                        state: None,
+                        unknown: Some(format!("no instance named {instance}")),
+                    },
+                },
+                Err(e) => StateReport {
+                    instance: instance.clone(),
+                    state: None,
+                    unknown: Some(format!("{e:#}")),
+                },
+            };
+            match format {
+                CheckFormat::Zabbix => {
+                    println!("{}", report::zabbix_state(&r));
+                    ExitCode::SUCCESS
+                }
+                CheckFormat::Nagios => {
+                    let (line, code) = report::nagios_state(&r);
+                    println!("{line}");
+                    ExitCode::from(code)
+                }
+                CheckFormat::Json => {
+                    println!("{}", serde_json::to_string(&r).unwrap_or_default());
+                    ExitCode::from(if r.unknown.is_some() { UNKNOWN } else { 0 })
+                }
+            }
+        }
+        CheckCommand::Discovery { config, socket } => match daemon_status(config, socket) {
+            Ok(st) => {
+                let rows: Vec<serde_json::Value> = st
+                    .instances
+                    .iter()
+                    .flat_map(|i| {
+                        i.vips.iter().map(move |v| {
+                            serde_json::json!({
+                                "{#INSTANCE}": i.name,
+                                "{#VIP}": v.split('/').next().unwrap_or(v),
+                                "{#VRID}": i.vrid,
+                                "{#INTERFACE}": i.interface,
+                            })
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::Value::Array(rows));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                println!("ZBX_NOTSUPPORTED: {e:#}");
+                ExitCode::SUCCESS
+            }
+        },
+    }
 }

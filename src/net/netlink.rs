@@ -149,6 +149,21 @@ impl Netlink {
         }
     }
 
+    pub async fn link_by_index(&self, index: u32) -> Result<LinkInfo, NetlinkError> {
+        let mut links = self.handle.link().get().match_index(index).execute();
+        match links.try_next().await {
+            Ok(Some(msg)) => Ok(link_info(&msg)),
+            Ok(None) => Err(NetlinkError::NoSuchInterface(index.to_string())),
+            Err(e) if errno(&e) == Some(libc::ENODEV) => {
+                Err(NetlinkError::NoSuchInterface(index.to_string()))
+            }
+            Err(source) => Err(NetlinkError::Request {
+                what: format!("look up interface {index}"),
+                source,
+            }),
+        }
+    }
+
     /// Every address on interface `index`, in the kernel's order (primary first).
     pub async fn addresses(&self, index: u32) -> Result<Vec<AddrInfo>, NetlinkError> {
         let msgs: Vec<AddressMessage> = self
@@ -163,6 +178,22 @@ impl Netlink {
                 what: format!("list addresses of interface {index}"),
                 source,
             })?;
+        Ok(msgs.iter().filter_map(addr_info).collect())
+    }
+
+    /// Every address on every interface (for finding where a VIP lives).
+    pub async fn all_addresses(&self) -> Result<Vec<AddrInfo>, NetlinkError> {
+        let msgs: Vec<AddressMessage> = self
+            .handle
+            .address()
+            .get()
+            .execute()
+            .try_collect()
+            .await
+            .map_err(|source| NetlinkError::Request {
+            what: "list addresses".to_owned(),
+            source,
+        })?;
         Ok(msgs.iter().filter_map(addr_info).collect())
     }
 

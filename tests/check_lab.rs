@@ -1,0 +1,192 @@
+//! `splitguard check` in a namespace lab, the way monitoring runs it: counted
+//! from gw with ARP (one owner, two, none), through a real Zabbix agent's
+//! UserParameter (`zabbix_agentd -t`), as an unprivileged user without
+//! CAP_NET_RAW (UNKNOWN with the reason, never a number), and `check state` /
+//! `check discovery` from a running daemon.
+//!
+//! Needs root and zabbix-agent; fails without them.
+
+mod common;
+
+use common::*;
+use splitguard::lab::Lab;
+use std::process::Output;
+
+fn check(lab: &Lab, host: &str, args: &[&str]) -> (String, i32) {
+    // Non-zero exits are answers here (Nagios codes), so not `lab.run`.
+    let out: Output = lab
+        .command(host, env!("CARGO_BIN_EXE_splitguard"))
+        .expect("host")
+        .arg("check")
+        .args(args)
+        .output()
+        .expect("check runs");
+    (
+        String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+        out.status.code().unwrap_or(-1),
+    )
+}
+
+fn set_vip(lab: &Lab, host: &str, present: bool) {
+    let verb = if present { "add" } else { "del" };
+    lab.run(
+        host,
+        &["ip", "addr", verb, &format!("{VIP}/24"), "dev", "eth0"],
+    )
+    .expect("ip addr");
+}
+
+#[test]
+fn check_vip_counts_owners_for_zabbix_and_nagios() {
+    let lab = pair_lab("chkvip");
+    let vip_args = |fmt: &'static str| ["vip", "--vip", VIP, "--format", fmt, "--timeout", "300ms"];
+    assert_eq!(
+        check(&lab, "gw", &vip_args("zabbix")),
+        ("0".into(), 0),
+        "nobody"
+    );
+    let (line, code) = check(&lab, "gw", &vip_args("nagios"));
+    assert_eq!(code, 2, "{line}");
+    assert!(
+        line.starts_with("SPLITGUARD CRITICAL - nobody answers"),
+        "{line}"
+    );
+
+    set_vip(&lab, "lb01", true);
+    assert_eq!(check(&lab, "gw", &vip_args("zabbix")), ("1".into(), 0));
+    let (line, code) = check(&lab, "gw", &vip_args("nagios"));
+    assert_eq!(code, 0, "{line}");
+    let mac1 = lab.mac_of("lb01").expect("mac");
+    assert!(
+        line.contains(&mac1) && line.contains("| owners=1;;2 rtt="),
+        "{line}"
+    );
+
+    // Split brain, seen from gw and from lb02 (its own address counts).
+    set_vip(&lab, "lb02", true);
+    assert_eq!(check(&lab, "gw", &vip_args("zabbix")), ("2".into(), 0));
+    assert_eq!(check(&lab, "lb02", &vip_args("zabbix")), ("2".into(), 0));
+    let (line, code) = check(&lab, "lb02", &vip_args("nagios"));
+    assert_eq!(code, 2, "{line}");
+    assert!(
+        line.contains("split brain") && line.contains("owners=2;;2"),
+        "{line}"
+    );
+    let (json, _) = check(&lab, "gw", &vip_args("json"));
+    let v: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    assert_eq!(v["owners"].as_array().map(Vec::len), Some(2), "{json}");
+
+    // Bad input is an error naming it, not a number.
+    let out = lab
+        .command("gw", env!("CARGO_BIN_EXE_splitguard"))
+        .expect("host")
+        .args(["check", "vip", "--vip", "not-an-ip"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not-an-ip"));
+}
+
+#[test]
+fn without_cap_net_raw_the_answer_is_unknown_with_the_reason() {
+    let lab = pair_lab("chkpriv");
+    set_vip(&lab, "lb01", true);
+    // A copy nobody may run (the build tree may sit under a private home).
+    let bin = lab.dir().join("splitguard");
+    std::fs::copy(env!("CARGO_BIN_EXE_splitguard"), &bin).expect("copy");
+    let bin = bin.to_str().expect("utf-8").to_owned();
+    let as_nobody = |fmt: &str| {
+        let out = lab
+            .command("gw", "setpriv")
+            .expect("host")
+            .args([
+                "--reuid",
+                "65534",
+                "--regid",
+                "65534",
+                "--clear-groups",
+                "--inh-caps=-all",
+                &bin,
+                "check",
+                "vip",
+                "--vip",
+                VIP,
+                "--format",
+                fmt,
+            ])
+            .output()
+            .expect("setpriv runs");
+        (
+            String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+            out.status.code().unwrap_or(-1),
+        )
+    };
+    let (z, _) = as_nobody("zabbix");
+    assert!(z.starts_with("ZBX_NOTSUPPORTED: no CAP_NET_RAW"), "{z}");
+    let (n, code) = as_nobody("nagios");
+    assert_eq!(code, 3, "{n}");
+    assert!(
+        n.starts_with("SPLITGUARD UNKNOWN") && n.contains("setcap"),
+        "{n}"
+    );
+}
+
+#[test]
+fn zabbix_agent_runs_the_user_parameters() {
+    let lab = pair_lab("chkzbx");
+    set_vip(&lab, "lb01", true);
+    let sg = start_splitguard(
+        &lab,
+        "lb02",
+        &sg_config(&lab, "lb02", 100, 2, "1s", "\n[arbiter]\nenabled = false\n"),
+    );
+    let bin = env!("CARGO_BIN_EXE_splitguard");
+    let sock = format!("{}/lb02.sock", lab.dir().display());
+    // The shipped UserParameters, pointed at this build and this lab's socket.
+    let shipped = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/contrib/zabbix/userparameter_splitguard.conf"
+    ))
+    .expect("contrib/zabbix/userparameter_splitguard.conf")
+    .replace("/usr/local/bin/splitguard", bin)
+    .replace("/run/splitguard.sock", &sock);
+    let conf = lab
+        .write_file(
+            "zabbix_agentd.conf",
+            &format!("AllowRoot=1\nLogType=console\n{shipped}"),
+        )
+        .expect("conf");
+    let conf = conf.to_str().expect("utf-8").to_owned();
+    let item = |key: &str| -> String {
+        let out = lab
+            .run("lb02", &["zabbix_agentd", "-c", &conf, "-t", key])
+            .expect("zabbix_agentd runs");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        // "key   [t|value]"
+        text.split("[t|")
+            .nth(1)
+            .and_then(|r| r.rsplit_once(']'))
+            .map(|(v, _)| v.to_owned())
+            .unwrap_or_else(|| {
+                panic!(
+                    "no value in {text:?} / {}",
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            })
+    };
+    assert_eq!(item(&format!("splitguard.vip.owners[{VIP}]")), "1");
+    // lb02's daemon is backup (lb01 "holds" the VIP by hand, but sends no
+    // adverts: lb02 becomes master and adds it too: two owners).
+    let two = splitguard::lab::wait_for(BOUND, || {
+        (item(&format!("splitguard.vip.owners[{VIP}]")) == "2").then_some(())
+    });
+    assert!(two.is_some(), "{}", sg.log_text());
+    assert_eq!(item("splitguard.state[VI_1]"), "2");
+    let disc: serde_json::Value =
+        serde_json::from_str(&item("splitguard.discovery")).expect("LLD JSON");
+    assert_eq!(
+        disc,
+        serde_json::json!([{"{#INSTANCE}": "VI_1", "{#VIP}": VIP, "{#VRID}": 51, "{#INTERFACE}": "eth0"}])
+    );
+    assert!(item("splitguard.state[nope]").starts_with("ZBX_NOTSUPPORTED: no instance named nope"));
+}
