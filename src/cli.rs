@@ -139,7 +139,8 @@ fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
 
 #[derive(Debug, Subcommand)]
 pub enum CheckCommand {
-    /// Who holds the VIP: this node's addresses and an ARP who-has (needs
+    /// Who holds the VIP: asked of the running daemon over its control socket
+    /// when there is one, else this node's addresses and an ARP who-has (needs
     /// CAP_NET_RAW); Zabbix gets the number of distinct owners (1 healthy,
     /// 0 down, 2 or more split brain).
     Vip {
@@ -153,6 +154,13 @@ pub enum CheckCommand {
         /// How long to wait for ARP answers.
         #[arg(long, default_value = "200ms", value_parser = parse_timeout)]
         timeout: std::time::Duration,
+        /// Take the daemon's socket path from this config file.
+        #[arg(short, long, value_name = "FILE", conflicts_with = "socket")]
+        config: Option<PathBuf>,
+        /// The daemon's control socket, asked first when it exists (default
+        /// /run/splitguard.sock).
+        #[arg(long, value_name = "PATH")]
+        socket: Option<PathBuf>,
     },
     /// An instance's state from the daemon: Zabbix gets keepalived's numbers
     /// (0 INIT, 1 BACKUP, 2 MASTER, 3 FAULT).

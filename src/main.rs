@@ -259,12 +259,39 @@ fn check(what: CheckCommand) -> ExitCode {
             interface,
             format,
             timeout,
+            config,
+            socket,
         } => {
-            let r = rt.block_on(splitguard::check::probe_vip(
-                vip,
-                interface.as_deref(),
-                timeout,
-            ));
+            // The daemon first (it probes for us, no privilege needed), then ARP.
+            let from_daemon = socket_path(config.as_deref(), socket)
+                .ok()
+                .filter(|p| p.exists())
+                .and_then(|path| {
+                    let req = splitguard::control::Request::Owners {
+                        vip: std::net::IpAddr::V4(vip),
+                    };
+                    rt.block_on(splitguard::control::client::request(
+                        &path,
+                        &req,
+                        std::time::Duration::from_secs(3),
+                    ))
+                    .ok()
+                })
+                .and_then(|resp| resp.owners);
+            let r = match from_daemon {
+                Some(o) => report::VipReport {
+                    vip: o.vip,
+                    owners: o.owners.into_iter().collect(),
+                    local: o.local,
+                    rtt_ms: None,
+                    unknown: None,
+                },
+                None => rt.block_on(splitguard::check::probe_vip(
+                    vip,
+                    interface.as_deref(),
+                    timeout,
+                )),
+            };
             match format {
                 CheckFormat::Zabbix => {
                     println!("{}", report::zabbix_vip(&r));

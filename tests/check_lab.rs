@@ -135,11 +135,13 @@ fn without_cap_net_raw_the_answer_is_unknown_with_the_reason() {
 fn zabbix_agent_runs_the_user_parameters() {
     let lab = pair_lab("chkzbx");
     set_vip(&lab, "lb01", true);
-    let sg = start_splitguard(
-        &lab,
-        "lb02",
-        &sg_config(&lab, "lb02", 100, 2, "1s", "\n[arbiter]\nenabled = false\n"),
+    // The socket's group lets an unprivileged monitoring user ask the daemon.
+    let cfg = sg_config(&lab, "lb02", 100, 2, "1s", "\n[arbiter]\nenabled = false\n").replacen(
+        "\n\n[[instance]]",
+        "\ncontrol_socket_group = \"nogroup\"\n\n[[instance]]",
+        1,
     );
+    let sg = start_splitguard(&lab, "lb02", &cfg);
     let bin = env!("CARGO_BIN_EXE_splitguard");
     let sock = format!("{}/lb02.sock", lab.dir().display());
     // The shipped UserParameters, pointed at this build and this lab's socket.
@@ -189,4 +191,35 @@ fn zabbix_agent_runs_the_user_parameters() {
         serde_json::json!([{"{#INSTANCE}": "VI_1", "{#VIP}": VIP, "{#VRID}": 51, "{#INTERFACE}": "eth0"}])
     );
     assert!(item("splitguard.state[nope]").starts_with("ZBX_NOTSUPPORTED: no instance named nope"));
+    // Without CAP_NET_RAW but in the socket's group: the daemon probes and answers.
+    let copy = lab.dir().join("splitguard-copy");
+    std::fs::copy(bin, &copy).expect("copy");
+    let out = lab
+        .command("lb02", "setpriv")
+        .expect("host")
+        .args([
+            "--reuid",
+            "65534",
+            "--regid",
+            "65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            copy.to_str().expect("utf-8"),
+            "check",
+            "vip",
+            "--vip",
+            VIP,
+            "--format",
+            "zabbix",
+            "--socket",
+            &sock,
+        ])
+        .output()
+        .expect("setpriv");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "2",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -201,3 +201,66 @@ fn a_second_daemon_on_the_same_socket_is_refused_before_touching_vips() {
         "after the refused second daemon",
     );
 }
+
+/// The control socket's commands on a running daemon: `demote` releases the VIP
+/// and holds the node backup (no claim although nobody else holds it), `resume`
+/// lets it claim again, `ack` of an unknown code is refused with the reason, and
+/// `owners` probes the segment for the caller.
+#[test]
+fn control_commands_demote_resume_ack_and_owners() {
+    use splitguard::control::{Request, client};
+    let lab = pair_lab("ctlcmd");
+    let cfg = sg_config(&lab, "lb01", 150, 2, "1s", "\n[arbiter]\nenabled = false\n");
+    let lb01 = start_splitguard(&lab, "lb01", &cfg);
+    expect_owner(&lab, Some("lb01"), &[&lb01], "lb01 master");
+    let sock = lab.dir().join("lb01.sock");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let ask = |req: Request| {
+        rt.block_on(client::request(&sock, &req, Duration::from_secs(5)))
+            .expect("answer")
+    };
+    let owners = ask(Request::Owners {
+        vip: VIP.parse().expect("ip"),
+    });
+    let o = owners.owners.expect("owners answered");
+    assert_eq!(o.owners, vec![lab.mac_of("lb01").expect("mac")]);
+    assert!(o.local);
+
+    let r = ask(Request::Demote {
+        instance: Some("VI_1".into()),
+    });
+    assert!(r.ok, "{r:?}");
+    wait_for(BOUND, || (!holds(&lab, "lb01")).then_some(()))
+        .unwrap_or_else(|| panic!("demote did not release\n{}", lb01.log_text()));
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(
+        !holds(&lab, "lb01"),
+        "held backup although nobody else holds the VIP"
+    );
+    let r = ask(Request::Resume { instance: None });
+    assert!(r.ok, "{r:?}");
+    expect_owner(&lab, Some("lb01"), &[&lb01], "claims again after resume");
+
+    let r = ask(Request::Ack {
+        code: "0000".into(),
+    });
+    assert!(!r.ok);
+    assert!(
+        r.error
+            .unwrap_or_default()
+            .contains("no open incident has code 0000"),
+        "the reason is named"
+    );
+    let r = ask(Request::Demote {
+        instance: Some("nope".into()),
+    });
+    assert!(
+        !r.ok
+            && r.error
+                .unwrap_or_default()
+                .contains("no instance named nope")
+    );
+}

@@ -36,11 +36,14 @@ pub enum Request {
     },
     /// Acknowledge an open incident by its code; repeats stop.
     Ack { code: String },
+    /// Who holds `vip`: the daemon asks the segment (ARP) and answers, so a
+    /// monitoring user without CAP_NET_RAW gets a fresh count. Anyone may ask.
+    Owners { vip: std::net::IpAddr },
 }
 
 impl Request {
     /// Every `cmd` the protocol knows, whether or not this daemon handles it yet.
-    pub const COMMANDS: [&'static str; 4] = ["status", "demote", "resume", "ack"];
+    pub const COMMANDS: [&'static str; 5] = ["status", "demote", "resume", "ack", "owners"];
 
     /// The `cmd` word.
     pub fn name(&self) -> &'static str {
@@ -49,12 +52,13 @@ impl Request {
             Request::Demote { .. } => "demote",
             Request::Resume { .. } => "resume",
             Request::Ack { .. } => "ack",
+            Request::Owners { .. } => "owners",
         }
     }
 
     /// Whether the request changes what the daemon does (and so needs root or the owner).
     pub fn changes_state(&self) -> bool {
-        !matches!(self, Request::Status)
+        !matches!(self, Request::Status | Request::Owners { .. })
     }
 
     /// The part the daemon loop must act on; `None` for requests the server answers
@@ -65,6 +69,7 @@ impl Request {
             Request::Demote { instance } => Some(Command::Demote { instance }),
             Request::Resume { instance } => Some(Command::Resume { instance }),
             Request::Ack { code } => Some(Command::Ack { code }),
+            Request::Owners { vip } => Some(Command::Owners { vip }),
         }
     }
 
@@ -106,6 +111,7 @@ pub enum Command {
     Demote { instance: Option<String> },
     Resume { instance: Option<String> },
     Ack { code: String },
+    Owners { vip: std::net::IpAddr },
 }
 
 impl Command {
@@ -114,8 +120,18 @@ impl Command {
             Command::Demote { .. } => "demote",
             Command::Resume { .. } => "resume",
             Command::Ack { .. } => "ack",
+            Command::Owners { .. } => "owners",
         }
     }
+}
+
+/// The daemon's answer to `owners`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VipOwners {
+    pub vip: std::net::IpAddr,
+    /// Distinct MACs holding it, this node's own included when it does.
+    pub owners: Vec<String>,
+    pub local: bool,
 }
 
 /// Why a request line was not understood.
@@ -127,7 +143,7 @@ pub enum RequestError {
     NotObject,
     #[error("request has no \"cmd\" string; try {{\"cmd\":\"status\"}}")]
     MissingCmd,
-    #[error("unknown command {0:?} (known: status, demote, resume, ack)")]
+    #[error("unknown command {0:?} (known: status, demote, resume, ack, owners)")]
     UnknownCommand(String),
     #[error("bad arguments for {cmd:?}: {detail}")]
     BadArguments { cmd: String, detail: String },
@@ -179,6 +195,8 @@ pub struct Response {
     pub error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_kind: Option<ErrorKind>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owners: Option<VipOwners>,
 }
 
 impl Response {
@@ -189,6 +207,15 @@ impl Response {
             message: None,
             error: None,
             error_kind: None,
+            owners: None,
+        }
+    }
+
+    /// The answer to `owners`.
+    pub fn owners(owners: VipOwners) -> Self {
+        Response {
+            owners: Some(owners),
+            ..Response::done("owners")
         }
     }
 
@@ -200,6 +227,7 @@ impl Response {
             message: Some(message.into()),
             error: None,
             error_kind: None,
+            owners: None,
         }
     }
 
@@ -210,6 +238,7 @@ impl Response {
             message: None,
             error: Some(error.into()),
             error_kind: Some(kind),
+            owners: None,
         }
     }
 

@@ -206,7 +206,8 @@ pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
 
     let mut reply_rx = splitguard::watch::start_reply_listener(&cfg).await?;
     let (stop_control, control_stopped) = tokio::sync::oneshot::channel::<()>();
-    let control_task = tokio::spawn(control.serve(status_rx, None, async {
+    let (cmd_tx, mut cmd_rx) = mpsc::channel(16);
+    let control_task = tokio::spawn(control.serve(status_rx, Some(cmd_tx), async {
         let _ = control_stopped.await;
     }));
 
@@ -245,6 +246,7 @@ pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
                     None => std::future::pending().await,
                 }
             } => daemon.on_reply_event(ev, Instant::now()).await,
+            Some(req) = cmd_rx.recv() => daemon.on_command(req, Instant::now()).await,
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
         }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use splitguard::config::Config;
+use splitguard::control::{Command, CommandRequest, ErrorKind, Response};
 use splitguard::net::arp_socket::ArpSocket;
 use splitguard::watch::capture::VrrpCapture;
 use splitguard::watch::reply::OwnerAction;
@@ -198,6 +199,67 @@ impl Daemon {
         let _ = answer.send(outcome.http_status);
         if let (Some(c), Some(w)) = (outcome.confirm, &self.watcher) {
             w.confirm(c);
+        }
+    }
+}
+
+impl Daemon {
+    /// A command from the control socket (already authorized by the server).
+    pub(super) async fn on_command(&mut self, req: CommandRequest, now: Instant) {
+        let CommandRequest {
+            command,
+            peer,
+            reply,
+        } = req;
+        let by = format!("uid {}", peer.uid);
+        let hold = matches!(command, Command::Demote { .. });
+        match command {
+            Command::Owners { vip } => {
+                if let Some(w) = &mut self.watcher {
+                    w.request_owners(now, vip, reply).await;
+                } else {
+                    let _ = reply.send(Response::error(ErrorKind::Unsupported, "no watchdog"));
+                }
+            }
+            Command::Ack { code } => {
+                let r = match &mut self.watcher {
+                    Some(w) => w.ack_local(now, &code, &by).await,
+                    None => Response::error(ErrorKind::Unsupported, "no watchdog"),
+                };
+                let _ = reply.send(r);
+            }
+            Command::Demote { instance } | Command::Resume { instance }
+                if instance
+                    .as_ref()
+                    .is_some_and(|n| !self.routers.iter().any(|r| &r.cfg.name == n)) =>
+            {
+                let name = instance.unwrap_or_default();
+                let _ = reply.send(Response::error(
+                    ErrorKind::BadRequest,
+                    format!("no instance named {name}"),
+                ));
+            }
+            Command::Demote { instance } | Command::Resume { instance } => {
+                let mut names = Vec::new();
+                for i in 0..self.routers.len() {
+                    let name = self.routers[i].cfg.name.clone();
+                    if instance.as_ref().is_none_or(|n| *n == name) {
+                        info!(instance = %name, hold, %by, "operator hold from the control socket");
+                        self.set_manual_hold(i, hold, now);
+                        names.push(name);
+                    }
+                }
+                self.settle(now).await;
+                for i in 0..self.routers.len() {
+                    self.run_actions(i, now).await;
+                }
+                let what = if hold {
+                    "VIPs released, held backup until resume"
+                } else {
+                    "hold lifted"
+                };
+                let _ = reply.send(Response::done(format!("{}: {what}", names.join(", "))));
+            }
         }
     }
 }

@@ -79,6 +79,12 @@ pub struct Watcher {
     replies: Option<reply::ReplyDesk>,
     /// The senders, also for reply confirmations.
     channels: Vec<Arc<splitguard_watchdog::channels::Channel>>,
+    /// `owners` requests from the control socket, answered when their probe
+    /// round ends.
+    owner_waiters: Vec<(
+        Ipv4Addr,
+        tokio::sync::oneshot::Sender<crate::control::Response>,
+    )>,
 }
 
 /// The engine settings from `[alerts]` and the channels.
@@ -154,6 +160,7 @@ impl Watcher {
             external: BTreeSet::new(),
             replies: reply::ReplyDesk::new(cfg),
             channels,
+            owner_waiters: Vec::new(),
             classifier,
             engine,
             spool,
@@ -253,6 +260,7 @@ impl Watcher {
         for vip in done {
             if let Some(r) = self.rounds.remove(&vip) {
                 let owners: Vec<String> = r.owners.into_iter().collect();
+                self.answer_owners(vip, &owners);
                 self.classifier
                     .handle_probe_result(now, IpAddr::V4(vip), &owners);
             }
@@ -519,5 +527,74 @@ impl Watcher {
                 open.join(", ")
             }
         )
+    }
+}
+
+impl Watcher {
+    /// A control-socket `owners` request: probes the VIP now (joining a round
+    /// already running) and answers when the round ends. Not watched: an error.
+    pub async fn request_owners(
+        &mut self,
+        now: Instant,
+        vip: IpAddr,
+        reply: tokio::sync::oneshot::Sender<crate::control::Response>,
+    ) {
+        use crate::control::{ErrorKind, Response};
+        let IpAddr::V4(v4) = vip else {
+            let _ = reply.send(Response::error(
+                ErrorKind::BadRequest,
+                format!("{vip}: only IPv4 VIPs are probed"),
+            ));
+            return;
+        };
+        if !self.sites.iter().any(|s| s.vip == v4) {
+            let _ = reply.send(Response::error(
+                ErrorKind::BadRequest,
+                format!("{vip} is not a VIP this daemon watches"),
+            ));
+            return;
+        }
+        self.owner_waiters.push((v4, reply));
+        self.probe(now, vip).await;
+    }
+
+    fn answer_owners(&mut self, vip: Ipv4Addr, foreign: &[String]) {
+        let local = self.classifier.local(IpAddr::V4(vip)) == Some(true);
+        let mut owners: BTreeSet<String> = foreign.iter().cloned().collect();
+        if local && let Some(site) = self.sites.iter().find(|s| s.vip == vip) {
+            owners.insert(format_mac(&site.mac));
+        }
+        let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.owner_waiters)
+            .into_iter()
+            .partition(|(v, _)| *v == vip);
+        self.owner_waiters = rest;
+        for (_, reply) in mine {
+            let _ = reply.send(crate::control::Response::owners(
+                crate::control::protocol::VipOwners {
+                    vip: IpAddr::V4(vip),
+                    owners: owners.iter().cloned().collect(),
+                    local,
+                },
+            ));
+        }
+    }
+
+    /// An ack from the control socket (an operator on the node).
+    pub async fn ack_local(
+        &mut self,
+        now: Instant,
+        code: &str,
+        by: &str,
+    ) -> crate::control::Response {
+        use crate::control::{ErrorKind, Response};
+        let result = self.engine.handle_ack(Utc::now(), code, by);
+        if let Err(e) = self.spool.save_engine(self.engine.state()) {
+            warn!(error = %e, "engine state not saved after an ack");
+        }
+        self.settle(now).await;
+        match result {
+            Ok(inc) => Response::done(format!("{code} ({}) acked by {by}", inc.kind)),
+            Err(e) => Response::error(ErrorKind::BadRequest, e.to_string()),
+        }
     }
 }

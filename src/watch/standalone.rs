@@ -19,6 +19,7 @@ use super::capture::VrrpCapture;
 use super::reply::OwnerAction;
 use super::{VipSite, Watcher};
 use crate::config::{Config, Role};
+use crate::control::{Command, CommandRequest, ErrorKind, Response};
 use crate::net::arp_socket::ArpSocket;
 use crate::net::netlink::{self, NetEvent, Netlink};
 use crate::notify::events::{Event, EventSink, unix_ms};
@@ -142,7 +143,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let mut reply_rx = super::start_reply_listener(&cfg).await?;
     let (status_tx, status_rx) = watch::channel(Status::default());
     let (stop_control, control_stopped) = tokio::sync::oneshot::channel::<()>();
-    let control_task = tokio::spawn(control.serve(status_rx, None, async {
+    let (cmd_tx, mut cmd_rx) = mpsc::channel::<CommandRequest>(16);
+    let control_task = tokio::spawn(control.serve(status_rx, Some(cmd_tx), async {
         let _ = control_stopped.await;
     }));
 
@@ -206,6 +208,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             Some(adv) = adv_rx.recv() => watcher.on_advert(Instant::now(), adv).await,
             Some(d) = reports_rx.recv() => emit(&events, super::delivery_event(&d)),
             () = sleep => watcher.on_timers(Instant::now()).await,
+            Some(req) = cmd_rx.recv() => on_command(&mut watcher, req).await,
             Some(ev) = async {
                 match &mut reply_rx {
                     Some(rx) => rx.recv().await,
@@ -285,6 +288,35 @@ async fn on_reply_event(cfg: &Config, watcher: &mut Watcher, ev: ReplyEvent) {
             if let Some(c) = outcome.confirm {
                 watcher.confirm(c);
             }
+        }
+    }
+}
+
+/// Control-socket commands beside keepalived: `owners` and `ack`; DEMOTE and
+/// RESUME belong to keepalived's own tooling here (or to replies, which run
+/// `watch_actions`).
+async fn on_command(watcher: &mut Watcher, req: CommandRequest) {
+    let CommandRequest {
+        command,
+        peer,
+        reply,
+    } = req;
+    match command {
+        Command::Owners { vip } => watcher.request_owners(Instant::now(), vip, reply).await,
+        Command::Ack { code } => {
+            let r = watcher
+                .ack_local(Instant::now(), &code, &format!("uid {}", peer.uid))
+                .await;
+            let _ = reply.send(r);
+        }
+        other => {
+            let _ = reply.send(Response::error(
+                ErrorKind::Unsupported,
+                format!(
+                    "{} is not available beside keepalived; reply to the page (watch_actions) or use keepalived's tools",
+                    other.name()
+                ),
+            ));
         }
     }
 }
