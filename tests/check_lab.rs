@@ -27,6 +27,36 @@ fn check(lab: &Lab, host: &str, args: &[&str]) -> (String, i32) {
     )
 }
 
+/// Runs `splitguard check ARGS` in `host` as nobody (uid/gid 65534, no
+/// capabilities) from a copy in the lab directory (the build tree may sit under
+/// a private home); returns stdout (trimmed) and the exit code.
+fn check_as_nobody(lab: &Lab, host: &str, args: &[&str]) -> (String, i32) {
+    let bin = lab.dir().join("splitguard-nobody");
+    if !bin.exists() {
+        std::fs::copy(env!("CARGO_BIN_EXE_splitguard"), &bin).expect("copy");
+    }
+    let out = lab
+        .command(host, "setpriv")
+        .expect("host")
+        .args([
+            "--reuid",
+            "65534",
+            "--regid",
+            "65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(&bin)
+        .arg("check")
+        .args(args)
+        .output()
+        .expect("setpriv runs");
+    (
+        String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+        out.status.code().unwrap_or(-1),
+    )
+}
+
 fn set_vip(lab: &Lab, host: &str, present: bool) {
     let verb = if present { "add" } else { "del" };
     lab.run(
@@ -91,36 +121,8 @@ fn check_vip_counts_owners_for_zabbix_and_nagios() {
 fn without_cap_net_raw_the_answer_is_unknown_with_the_reason() {
     let lab = pair_lab("chkpriv");
     set_vip(&lab, "lb01", true);
-    // A copy nobody may run (the build tree may sit under a private home).
-    let bin = lab.dir().join("splitguard");
-    std::fs::copy(env!("CARGO_BIN_EXE_splitguard"), &bin).expect("copy");
-    let bin = bin.to_str().expect("utf-8").to_owned();
-    let as_nobody = |fmt: &str| {
-        let out = lab
-            .command("gw", "setpriv")
-            .expect("host")
-            .args([
-                "--reuid",
-                "65534",
-                "--regid",
-                "65534",
-                "--clear-groups",
-                "--inh-caps=-all",
-                &bin,
-                "check",
-                "vip",
-                "--vip",
-                VIP,
-                "--format",
-                fmt,
-            ])
-            .output()
-            .expect("setpriv runs");
-        (
-            String::from_utf8_lossy(&out.stdout).trim().to_owned(),
-            out.status.code().unwrap_or(-1),
-        )
-    };
+    let as_nobody =
+        |fmt: &str| check_as_nobody(&lab, "gw", &["vip", "--vip", VIP, "--format", fmt]);
     let (z, _) = as_nobody("zabbix");
     assert!(z.starts_with("ZBX_NOTSUPPORTED: no CAP_NET_RAW"), "{z}");
     let (n, code) = as_nobody("nagios");
@@ -192,34 +194,10 @@ fn zabbix_agent_runs_the_user_parameters() {
     );
     assert!(item("splitguard.state[nope]").starts_with("ZBX_NOTSUPPORTED: no instance named nope"));
     // Without CAP_NET_RAW but in the socket's group: the daemon probes and answers.
-    let copy = lab.dir().join("splitguard-copy");
-    std::fs::copy(bin, &copy).expect("copy");
-    let out = lab
-        .command("lb02", "setpriv")
-        .expect("host")
-        .args([
-            "--reuid",
-            "65534",
-            "--regid",
-            "65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-            copy.to_str().expect("utf-8"),
-            "check",
-            "vip",
-            "--vip",
-            VIP,
-            "--format",
-            "zabbix",
-            "--socket",
-            &sock,
-        ])
-        .output()
-        .expect("setpriv");
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "2",
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let (value, _) = check_as_nobody(
+        &lab,
+        "lb02",
+        &["vip", "--vip", VIP, "--format", "zabbix", "--socket", &sock],
     );
+    assert_eq!(value, "2");
 }
