@@ -11,6 +11,7 @@ pub mod lab;
 pub mod logging;
 pub mod net;
 pub mod notify;
+pub mod service;
 pub mod status;
 pub mod track;
 pub mod vrrp;

@@ -264,3 +264,44 @@ fn control_commands_demote_resume_ack_and_owners() {
                 .contains("no instance named nope")
     );
 }
+
+/// Under systemd (`Type=notify`, `WatchdogSec=`): READY once serving, WATCHDOG
+/// pings from the main loop at half the interval, STOPPING on SIGTERM. The
+/// notify socket here is the test's own datagram socket.
+#[test]
+fn systemd_notify_ready_watchdog_and_stopping() {
+    use std::os::unix::net::UnixDatagram;
+    let lab = pair_lab("sdnotify");
+    let notify_path = lab.dir().join("notify.sock");
+    let sock = UnixDatagram::bind(&notify_path).expect("notify socket");
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let cfg = sg_config(&lab, "lb01", 150, 2, "1s", "\n[arbiter]\nenabled = false\n");
+    let path = lab.write_file("lb01.toml", &cfg).expect("config");
+    let mut child = lab
+        .command("lb01", env!("CARGO_BIN_EXE_splitguard"))
+        .expect("host")
+        .args(["run", "-c", path.to_str().expect("utf-8")])
+        .env("NOTIFY_SOCKET", &notify_path)
+        .env("WATCHDOG_USEC", "1000000")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("daemon starts");
+    let mut buf = [0u8; 256];
+    let mut next = || {
+        let n = sock.recv(&mut buf).expect("a notification within 10 s");
+        String::from_utf8_lossy(&buf[..n]).trim().to_owned()
+    };
+    assert_eq!(next(), "READY=1");
+    let t = std::time::Instant::now();
+    assert_eq!(next(), "WATCHDOG=1");
+    assert_eq!(next(), "WATCHDOG=1");
+    assert!(t.elapsed() < Duration::from_secs(3), "pings every 0.5 s");
+    // SAFETY: kill(2) on our own child's pid, no memory involved.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let stopping = (0..20).map(|_| next()).find(|m| m == "STOPPING=1");
+    assert_eq!(stopping.as_deref(), Some("STOPPING=1"));
+    let status = child.wait().expect("exits");
+    assert!(status.success(), "{status:?}");
+}

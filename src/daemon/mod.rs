@@ -220,6 +220,8 @@ pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
     daemon.settle(now).await;
     daemon.publish_status();
     info!(node = %cfg.node, instances = daemon.routers.len(), "splitguard running");
+    splitguard::service::ready();
+    let mut watchdog = splitguard::service::watchdog_ticker();
 
     let mut sigterm = signal(SignalKind::terminate()).context("install SIGTERM handler")?;
     let mut sigint = signal(SignalKind::interrupt()).context("install SIGINT handler")?;
@@ -247,6 +249,7 @@ pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
                 }
             } => daemon.on_reply_event(ev, Instant::now()).await,
             Some(req) = cmd_rx.recv() => daemon.on_command(req, Instant::now()).await,
+            () = splitguard::service::watchdog_tick(&mut watchdog) => splitguard::service::watchdog_ping(),
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
         }
@@ -255,6 +258,7 @@ pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
         daemon.publish_status();
     }
     info!("shutting down: releasing VIPs");
+    splitguard::service::stopping();
     trackers.shutdown().await;
     daemon.shutdown(Instant::now()).await;
     daemon.publish_status();

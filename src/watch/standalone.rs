@@ -161,6 +161,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         }
     }
     info!(node = %cfg.node, vips = cfg.watches.len(), channels = cfg.channels.len(), "splitguard watching");
+    crate::service::ready();
+    let mut watchdog = crate::service::watchdog_ticker();
 
     let mut sigterm = signal(SignalKind::terminate()).context("install SIGTERM handler")?;
     let mut sigint = signal(SignalKind::interrupt()).context("install SIGINT handler")?;
@@ -215,6 +217,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                     None => std::future::pending().await,
                 }
             } => on_reply_event(&cfg, &mut watcher, ev).await,
+            () = crate::service::watchdog_tick(&mut watchdog) => crate::service::watchdog_ping(),
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
         }
@@ -224,6 +227,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         publish(&watcher);
     }
     info!("watch stopping; undelivered alerts stay in the spool");
+    crate::service::stopping();
     let _ = stop_control.send(());
     let _ = control_task.await;
     if let Some(sink) = events {
