@@ -9,6 +9,7 @@ pub mod control;
 pub mod import;
 pub mod lab;
 pub mod logging;
+pub mod metrics;
 pub mod net;
 pub mod notify;
 pub mod service;

@@ -60,6 +60,7 @@ const TOP_SCALARS: &[&str] = &[
     "control_socket",
     "control_socket_group",
     "events_file",
+    "metrics_listen",
 ];
 const SECTIONS: &[&str] = &[
     "instance",

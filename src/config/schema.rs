@@ -32,6 +32,8 @@ pub struct Config {
     /// Optional JSON-lines file of ordered events (state changes, VIPs, withheld
     /// claims) for tools to tail.
     pub events_file: Option<PathBuf>,
+    /// Where Prometheus scrapes `/metrics` (its own listener; none by default).
+    pub metrics_listen: Option<std::net::SocketAddr>,
     pub instances: Vec<Instance>,
     pub track_scripts: Vec<TrackScript>,
     pub arbiter: Arbiter,
@@ -57,6 +59,8 @@ pub(crate) struct RawTop {
     pub control_socket_group: Option<String>,
     #[serde(default)]
     pub events_file: Option<PathBuf>,
+    #[serde(default)]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 fn default_state_dir() -> PathBuf {

@@ -239,6 +239,7 @@ pub(crate) fn validate(raw: RawConfig, doc: &Document<'_>) -> Result<Config, Vec
         control_socket: raw.top.control_socket,
         control_socket_group: raw.top.control_socket_group,
         events_file: raw.top.events_file,
+        metrics_listen: raw.top.metrics_listen,
         instances,
         track_scripts,
         arbiter,

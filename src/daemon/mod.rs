@@ -78,6 +78,9 @@ pub struct Daemon {
     watcher: Option<Watcher>,
     /// Arbiter incidents waiting for the watcher (raised: true).
     incidents: Vec<(Raise, bool)>,
+    /// `/metrics`, when `metrics_listen` is set; alert counters for it.
+    metrics: Option<watch::Sender<splitguard::metrics::Snapshot>>,
+    alert_counts: splitguard::metrics::Counters,
 }
 
 /// How `run` was asked to behave beyond the config.
@@ -116,7 +119,23 @@ pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
         arb: None,
         watcher: None,
         incidents: Vec::new(),
+        metrics: None,
+        alert_counts: Default::default(),
     };
+    if let Some(addr) = cfg.metrics_listen {
+        let (tx, rx) = watch::channel(splitguard::metrics::Snapshot::default());
+        // Bound now, so a taken port fails the start, not a later scrape.
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("metrics_listen {addr}"))?;
+        tokio::spawn(async move {
+            if let Err(e) = splitguard::metrics::serve(listener, rx).await {
+                error!(%addr, error = %e, "metrics listener stopped");
+            }
+        });
+        info!(%addr, "metrics on /metrics");
+        daemon.metrics = Some(tx);
+    }
     for inst in &cfg.instances {
         let link = nl
             .link_by_name(&inst.interface)
@@ -241,7 +260,7 @@ pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
             Some(p) = probe_rx.recv() => daemon.on_probe(p.target, p.ok, Instant::now()).await,
             Some(a) = arp_rx.recv() => daemon.on_arp_seen(a, Instant::now()).await,
             Some(adv) = adv_rx.recv() => daemon.on_advert_seen(adv, Instant::now()).await,
-            Some(d) = reports_rx.recv() => daemon.emit(Some(watcher_link::delivery_event(&d))),
+            Some(d) = reports_rx.recv() => daemon.on_delivery(&d),
             Some(ev) = async {
                 match &mut reply_rx {
                     Some(rx) => rx.recv().await,
@@ -315,6 +334,28 @@ impl Daemon {
             s.at_ms = Some(unix_ms(SystemTime::now()));
             true
         });
+        if let Some(m) = &self.metrics {
+            let mut counters = self.alert_counts.clone();
+            counters.instances = self
+                .routers
+                .iter()
+                .map(|r| (r.cfg.name.clone(), r.counters.clone()))
+                .collect();
+            let status = self.status.borrow().clone();
+            m.send_replace(splitguard::metrics::Snapshot { status, counters });
+        }
+    }
+
+    /// A delivery report: counted for `/metrics`, written to the event stream.
+    fn on_delivery(&mut self, d: &splitguard_watchdog::dispatch::Delivery) {
+        use splitguard_watchdog::dispatch::Outcome;
+        let map = match d.outcome {
+            Outcome::Delivered { .. } => &mut self.alert_counts.alerts_sent,
+            Outcome::Retrying { .. } => &mut self.alert_counts.alerts_retried,
+            Outcome::Failed { .. } => &mut self.alert_counts.alerts_failed,
+        };
+        *map.entry(d.channel.clone()).or_default() += 1;
+        self.emit(Some(watcher_link::delivery_event(d)));
     }
 
     fn emit(&self, event: Option<Event>) {
@@ -469,6 +510,7 @@ impl Daemon {
                 continue;
             }
             if r.is_unicast() && !r.cfg.unicast_peers.contains(&src) {
+                *r.counters.adverts_rejected.entry("peer").or_default() += 1;
                 let text = format!("advert from {src}, which is not a unicast peer");
                 if r.should_log_reject(&text, now) {
                     warn!(instance = %r.cfg.name, vrid, %src, "rejected {text}");
@@ -477,6 +519,7 @@ impl Daemon {
             }
             match wire::validate(&ip, vrrp, &r.expect()) {
                 Ok(repr) => {
+                    r.counters.adverts_received += 1;
                     let alive = repr.priority > 0;
                     let outcome = r.fsm.handle_advert(
                         now,
@@ -495,6 +538,10 @@ impl Daemon {
                     }
                 }
                 Err(reject) => {
+                    *r.counters
+                        .adverts_rejected
+                        .entry(reject.reason())
+                        .or_default() += 1;
                     let text = reject.to_string();
                     if r.should_log_reject(&text, now) {
                         warn!(instance = %r.cfg.name, vrid, %src, reason = %text, "rejected advert");
@@ -663,28 +710,35 @@ impl Daemon {
         }
     }
 
-    async fn send_advert(&self, i: usize, priority: u8) {
+    /// Sends instance `i`'s advert to each destination; returns how many went.
+    async fn send_advert(&self, i: usize, priority: u8) -> u64 {
         let r = &self.routers[i];
         let Some(iface) = self.ifaces.get(&(r.ifindex, r.family())) else {
-            return;
+            return 0;
         };
+        let mut sent = 0;
         for dst in r.destinations() {
             match r.advert(priority, dst) {
-                Ok(bytes) => {
-                    if let Err(e) = iface.vrrp.send(&bytes, dst).await {
-                        warn!(instance = %r.cfg.name, interface = %iface.name, %dst, error = %e, "advert not sent");
+                Ok(bytes) => match iface.vrrp.send(&bytes, dst).await {
+                    Ok(()) => sent += 1,
+                    Err(e) => {
+                        warn!(instance = %r.cfg.name, interface = %iface.name, %dst, error = %e, "advert not sent")
                     }
-                }
+                },
                 Err(e) => error!(instance = %r.cfg.name, error = %e, "could not build advert"),
             }
         }
+        sent
     }
 
     /// Carries out everything instance `i`'s state machine asked for.
     async fn run_actions(&mut self, i: usize, now: Instant) {
         while let Some(action) = self.routers[i].fsm.poll_action() {
             match action {
-                Action::SendAdvert { priority } => self.send_advert(i, priority).await,
+                Action::SendAdvert { priority } => {
+                    let sent = self.send_advert(i, priority).await;
+                    self.routers[i].counters.adverts_sent += sent;
+                }
                 Action::AddVips => self.add_vips(i).await,
                 Action::RemoveVips => self.remove_vips(i).await,
                 Action::SendGarp => self.routers[i].start_garp(now),
@@ -695,6 +749,7 @@ impl Daemon {
                     ref cause,
                 } => {
                     let r = &mut self.routers[i];
+                    r.counters.transitions += 1;
                     info!(
                         instance = %r.cfg.name, vrid = r.cfg.vrid, from = from.as_str(), to = to.as_str(),
                         priority, cause = %cause, "state changed"

@@ -50,6 +50,8 @@ pub struct Router {
     /// Wall-clock time (unix ms) and cause of the last state change, for status.
     pub since_ms: Option<u64>,
     pub cause: Option<String>,
+    /// For `/metrics`.
+    pub counters: splitguard::metrics::InstanceCounters,
 }
 
 impl Router {
@@ -127,6 +129,7 @@ impl Router {
             last_reject: None,
             since_ms: None,
             cause: None,
+            counters: Default::default(),
         })
     }
 

@@ -156,6 +156,28 @@ pub enum Reject {
     Malformed(Error),
 }
 
+impl Reject {
+    /// A short label for metrics (`splitguard_adverts_rejected_total{reason}`).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Reject::Ip(_) => "ip",
+            Reject::Ttl { .. } => "ttl",
+            Reject::Truncated { .. } => "truncated",
+            Reject::Version { .. } => "version",
+            Reject::Type { .. } => "type",
+            Reject::Length { .. } => "length",
+            Reject::Checksum { .. } => "checksum",
+            Reject::ChecksumMode { .. } => "checksum_mode",
+            Reject::Vrid { .. } => "vrid",
+            Reject::AuthType { .. } => "auth_type",
+            Reject::Password => "password",
+            Reject::Addresses { .. } => "addresses",
+            Reject::Interval { .. } => "interval",
+            Reject::Malformed(_) => "malformed",
+        }
+    }
+}
+
 fn mode_words(mode: &ChecksumMode) -> &'static str {
     match mode {
         ChecksumMode::PseudoHeader => "with the IPv4 pseudo-header",

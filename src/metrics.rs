@@ -1,0 +1,300 @@
+//! Prometheus `/metrics` on its own listener (`metrics_listen`): the daemon's
+//! status and counters in the text exposition format. Rendering is pure (a
+//! snapshot in, text out); the listener serves the latest snapshot.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use tokio::sync::watch;
+
+use crate::status::{Status, state};
+
+/// Counters for one instance.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InstanceCounters {
+    pub transitions: u64,
+    pub adverts_received: u64,
+    pub adverts_sent: u64,
+    /// Rejected adverts by reason (`ttl`, `vrid`, `password`, ...).
+    pub adverts_rejected: BTreeMap<&'static str, u64>,
+}
+
+/// Everything counted since start.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub instances: BTreeMap<String, InstanceCounters>,
+    /// Per channel: delivered, retried and failed notifications.
+    pub alerts_sent: BTreeMap<String, u64>,
+    pub alerts_retried: BTreeMap<String, u64>,
+    pub alerts_failed: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
+    pub status: Status,
+    pub counters: Counters,
+}
+
+/// A label value as the exposition format wants it.
+fn esc(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+struct Out(String);
+
+impl Out {
+    fn head(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.0, "# HELP {name} {help}");
+        let _ = writeln!(self.0, "# TYPE {name} {kind}");
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
+        let labels: Vec<String> = labels
+            .iter()
+            .map(|(k, v)| format!("{k}=\"{}\"", esc(v)))
+            .collect();
+        if labels.is_empty() {
+            let _ = writeln!(self.0, "{name} {value}");
+        } else {
+            let _ = writeln!(self.0, "{name}{{{}}} {value}", labels.join(","));
+        }
+    }
+}
+
+const STATES: [&str; 5] = [
+    state::INIT,
+    state::BACKUP,
+    state::MASTER,
+    state::FAULT,
+    state::STOP,
+];
+
+/// The exposition text for `snapshot`.
+pub fn render(snapshot: &Snapshot) -> String {
+    let st = &snapshot.status;
+    let c = &snapshot.counters;
+    let mut o = Out(String::new());
+    o.head("splitguard_build_info", "gauge", "Build information.");
+    o.sample(
+        "splitguard_build_info",
+        &[("version", env!("CARGO_PKG_VERSION")), ("node", &st.node)],
+        1,
+    );
+
+    o.head(
+        "splitguard_instance_state",
+        "gauge",
+        "1 for the instance's current VRRP state, 0 for the others.",
+    );
+    for i in &st.instances {
+        for s in STATES {
+            o.sample(
+                "splitguard_instance_state",
+                &[("instance", &i.name), ("state", s)],
+                u8::from(i.state == s),
+            );
+        }
+    }
+    o.head(
+        "splitguard_instance_priority",
+        "gauge",
+        "Configured priority.",
+    );
+    for i in &st.instances {
+        o.sample(
+            "splitguard_instance_priority",
+            &[("instance", &i.name)],
+            i.priority,
+        );
+    }
+    o.head(
+        "splitguard_instance_effective_priority",
+        "gauge",
+        "Priority on the wire, after trackers and arbiter demotion.",
+    );
+    for i in &st.instances {
+        o.sample(
+            "splitguard_instance_effective_priority",
+            &[("instance", &i.name)],
+            i.effective_priority,
+        );
+    }
+    o.head(
+        "splitguard_instance_vips_held",
+        "gauge",
+        "1 while this node holds the VIPs.",
+    );
+    for i in &st.instances {
+        o.sample(
+            "splitguard_instance_vips_held",
+            &[("instance", &i.name)],
+            u8::from(i.vips_held),
+        );
+    }
+    o.head(
+        "splitguard_instance_transitions_total",
+        "counter",
+        "State changes.",
+    );
+    o.head(
+        "splitguard_adverts_received_total",
+        "counter",
+        "Adverts accepted.",
+    );
+    o.head("splitguard_adverts_sent_total", "counter", "Adverts sent.");
+    o.head(
+        "splitguard_adverts_rejected_total",
+        "counter",
+        "Adverts refused, by reason.",
+    );
+    for i in &st.instances {
+        let n = c.instances.get(&i.name).cloned().unwrap_or_default();
+        let l = [("instance", i.name.as_str())];
+        o.sample("splitguard_instance_transitions_total", &l, n.transitions);
+        o.sample("splitguard_adverts_received_total", &l, n.adverts_received);
+        o.sample("splitguard_adverts_sent_total", &l, n.adverts_sent);
+        for (reason, count) in &n.adverts_rejected {
+            o.sample(
+                "splitguard_adverts_rejected_total",
+                &[("instance", &i.name), ("reason", reason)],
+                count,
+            );
+        }
+    }
+
+    o.head(
+        "splitguard_arbiter_isolated",
+        "gauge",
+        "1 while fewer references answer than the quorum.",
+    );
+    o.sample(
+        "splitguard_arbiter_isolated",
+        &[],
+        u8::from(st.arbiter.isolated),
+    );
+    o.head(
+        "splitguard_arbiter_reachable",
+        "gauge",
+        "1 while a reference or peer answers (debounced).",
+    );
+    for (role, list) in [
+        ("reference", &st.arbiter.references),
+        ("peer", &st.arbiter.peers),
+    ] {
+        for r in list {
+            o.sample(
+                "splitguard_arbiter_reachable",
+                &[("target", &r.ip.to_string()), ("role", role)],
+                u8::from(r.reachable),
+            );
+        }
+    }
+
+    o.head(
+        "splitguard_incidents_open",
+        "gauge",
+        "Open incidents, by kind.",
+    );
+    let mut open: BTreeMap<(String, String), u64> = BTreeMap::new();
+    for inc in &st.incidents {
+        *open
+            .entry((
+                inc.kind.as_str().to_owned(),
+                inc.severity.as_str().to_owned(),
+            ))
+            .or_default() += 1;
+    }
+    for ((kind, severity), n) in &open {
+        o.sample(
+            "splitguard_incidents_open",
+            &[("kind", kind), ("severity", severity)],
+            n,
+        );
+    }
+
+    for (name, help, map) in [
+        (
+            "splitguard_alerts_sent_total",
+            "Notifications delivered, per channel.",
+            &c.alerts_sent,
+        ),
+        (
+            "splitguard_alerts_retried_total",
+            "Failed attempts that will be retried, per channel.",
+            &c.alerts_retried,
+        ),
+        (
+            "splitguard_alerts_failed_total",
+            "Notifications a channel refused for good, per channel.",
+            &c.alerts_failed,
+        ),
+    ] {
+        o.head(name, "counter", help);
+        for (channel, n) in map {
+            o.sample(name, &[("channel", channel)], n);
+        }
+    }
+    o.0
+}
+
+/// Serves `GET /metrics` on `listener` with the latest snapshot.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    snapshots: watch::Receiver<Snapshot>,
+) -> std::io::Result<()> {
+    use axum::routing::get;
+    let app = axum::Router::new().route(
+        "/metrics",
+        get(move || {
+            let text = render(&snapshots.borrow());
+            async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
+                    text,
+                )
+            }
+        }),
+    );
+    axum::serve(listener, app).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_has_states_counters_and_escapes_labels() {
+        let mut snap = Snapshot {
+            status: crate::status::tests::sample(),
+            counters: Counters::default(),
+        };
+        snap.counters.instances.insert(
+            "VI_1".into(),
+            InstanceCounters {
+                transitions: 3,
+                adverts_received: 10,
+                adverts_sent: 7,
+                adverts_rejected: [("vrid", 2)].into(),
+            },
+        );
+        snap.counters.alerts_sent.insert("hook".into(), 4);
+        let text = render(&snap);
+        assert!(
+            text.contains("splitguard_instance_state{instance=\"VI_1\",state=\"MASTER\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("splitguard_instance_state{instance=\"VI_1\",state=\"BACKUP\"} 0"));
+        assert!(
+            text.contains("splitguard_adverts_rejected_total{instance=\"VI_1\",reason=\"vrid\"} 2")
+        );
+        assert!(text.contains("splitguard_instance_transitions_total{instance=\"VI_1\"} 3"));
+        assert!(text.contains("splitguard_alerts_sent_total{channel=\"hook\"} 4"));
+        assert!(text.contains("# TYPE splitguard_adverts_sent_total counter"));
+        assert_eq!(esc("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}
