@@ -201,3 +201,77 @@ fn zabbix_agent_runs_the_user_parameters() {
     );
     assert_eq!(value, "2");
 }
+
+/// The acceptance case: a keepalived pair, the shipped UserParameter evaluated by
+/// a real zabbix_agentd on lb02, and the Nagios plugin beside it: 1 / OK in
+/// steady state, 2 / CRITICAL with VRRP firewalled on lb02 (S2), 0 / CRITICAL
+/// with both keepalived stopped.
+#[test]
+fn keepalived_pair_through_zabbix_and_nagios() {
+    let lab = pair_lab("chkka");
+    let bin = env!("CARGO_BIN_EXE_splitguard");
+    let shipped = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/contrib/zabbix/userparameter_splitguard.conf"
+    ))
+    .expect("contrib/zabbix/userparameter_splitguard.conf")
+    .replace("/usr/local/bin/splitguard", bin);
+    let conf = lab
+        .write_file(
+            "zabbix_agentd.conf",
+            &format!("AllowRoot=1\nLogType=console\n{shipped}"),
+        )
+        .expect("conf");
+    let conf = conf.to_str().expect("utf-8").to_owned();
+    let key = format!("splitguard.vip.owners[{VIP}]");
+    let zabbix = || -> String {
+        let out = lab
+            .run("lb02", &["zabbix_agentd", "-c", &conf, "-t", &key])
+            .expect("zabbix_agentd runs");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.split("[t|")
+            .nth(1)
+            .and_then(|r| r.rsplit_once(']'))
+            .map(|(v, _)| v.to_owned())
+            .unwrap_or_else(|| panic!("no value in {text:?}"))
+    };
+    let nagios = || check(&lab, "lb02", &["vip", "--vip", VIP, "--format", "nagios"]);
+    let until = |want: &str| {
+        splitguard::lab::wait_for(BOUND, || (zabbix() == want).then_some(()))
+            .unwrap_or_else(|| panic!("zabbix never saw {want}; last {}", zabbix()));
+    };
+
+    let mut ka1 = start_keepalived(&lab, "lb01", &ka_config("lb01", 150, 2, "1"));
+    let mut ka2 = start_keepalived(&lab, "lb02", &ka_config("lb02", 100, 2, "1"));
+    expect_owner(&lab, Some("lb01"), &[&ka1, &ka2], "steady state");
+    until("1");
+    let (line, code) = nagios();
+    assert_eq!(code, 0, "{line}");
+    assert!(
+        line.starts_with("SPLITGUARD OK") && line.contains("owners=1;;2"),
+        "{line}"
+    );
+
+    lab.nft(
+        Some("lb02"),
+        "table inet s2 {\n chain input {\n  type filter hook input priority 0;\n  ip protocol 112 drop\n }\n}\n",
+    )
+    .expect("nft");
+    until("2");
+    let (line, code) = nagios();
+    assert_eq!(code, 2, "{line}");
+    assert!(
+        line.starts_with("SPLITGUARD CRITICAL - split brain"),
+        "{line}"
+    );
+
+    ka1.stop(std::time::Duration::from_secs(10));
+    ka2.stop(std::time::Duration::from_secs(10));
+    until("0");
+    let (line, code) = nagios();
+    assert_eq!(code, 2, "{line}");
+    assert!(
+        line.contains("nobody answers") && line.contains("owners=0;;2"),
+        "{line}"
+    );
+}
