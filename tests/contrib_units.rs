@@ -43,3 +43,39 @@ fn systemd_units_verify() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The Zabbix 6.0 template parses (Debian's python3-yaml), uses only the keys
+/// the shipped UserParameters define, and its triggers name the template.
+#[test]
+fn zabbix_template_matches_the_user_parameters() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/contrib/zabbix");
+    let script = format!(
+        r#"
+import re, sys, yaml
+t = yaml.safe_load(open("{dir}/template_splitguard.yaml"))["zabbix_export"]
+assert t["version"] == "6.0", t["version"]
+tpl = t["templates"][0]
+params = re.findall(r"^UserParameter=([^\[,]+)", open("{dir}/userparameter_splitguard.conf").read(), re.M)
+rule = tpl["discovery_rules"][0]
+keys = [rule["key"]] + [p["key"] for p in rule["item_prototypes"]]
+for k in keys:
+    assert k.split("[")[0] in params, (k, params)
+uuids = re.findall(r"uuid: ([0-9a-f]+)", open("{dir}/template_splitguard.yaml").read())
+assert len(uuids) == len(set(uuids)) and all(len(u) == 32 for u in uuids), uuids
+for p in rule["item_prototypes"]:
+    for tr in p.get("trigger_prototypes", []):
+        assert "/" + tpl["template"] + "/" + p["key"] in tr["expression"], tr
+print("ok", len(keys))
+"#
+    );
+    let out = Command::new("/usr/bin/python3")
+        .args(["-c", &script])
+        .output()
+        .expect("python3 runs (python3-yaml)");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
