@@ -107,20 +107,8 @@ fn s2_vrrp_firewalled_on_the_backup_never_makes_two_owners() {
         lb02.log_text()
     );
     // The status names the reason too.
-    let status = lab
-        .run(
-            "lb02",
-            &[
-                env!("CARGO_BIN_EXE_splitguard"),
-                "status",
-                "--json",
-                "--socket",
-                &format!("{}/lb02.sock", lab.dir().display()),
-            ],
-        )
-        .expect("status");
-    let text = String::from_utf8_lossy(&status.stdout).to_ascii_lowercase();
-    let json: serde_json::Value = serde_json::from_str(&text).expect("status JSON");
+    let json = status_via(&lab, "lb02", "lb02.sock");
+    let text = json.to_string().to_ascii_lowercase();
     let gate = json["instances"][0]["claim_gate"]
         .as_str()
         .unwrap_or_default();

@@ -187,19 +187,7 @@ fn signed_replies_are_checked_audited_and_confirmed() {
         3
     );
     // status: the incident acked, the replies listed.
-    let out = lab
-        .run(
-            "lb02",
-            &[
-                env!("CARGO_BIN_EXE_splitguard"),
-                "status",
-                "--json",
-                "--socket",
-                &format!("{dir}/watch.sock"),
-            ],
-        )
-        .expect("status");
-    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status JSON");
+    let status = status_via(&lab, "lb02", "watch.sock");
     assert_eq!(status["incidents"][0]["code"], code.as_str(), "{status}");
     assert_eq!(status["incidents"][0]["acked"], true, "{status}");
     assert!(
@@ -400,23 +388,7 @@ fn a_mail_reply_acks_through_the_imap_mailbox() {
     std::thread::sleep(Duration::from_secs(2));
     lab.nft(Some("lb02"), S2_DROP).expect("nft");
     let procs = [&ka1, &ka2, &w];
-    let mails = || -> Vec<String> {
-        let mut v: Vec<(String, String)> = std::fs::read_dir(&maildir)
-            .map(|d| {
-                d.flatten()
-                    .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
-                    .filter_map(|e| {
-                        Some((
-                            e.file_name().to_string_lossy().into_owned(),
-                            std::fs::read_to_string(e.path()).ok()?,
-                        ))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        v.sort();
-        v.into_iter().map(|m| m.1).collect()
-    };
+    let mails = || stored_mails(&maildir);
     let alert = wait_for(BOUND, || {
         mails()
             .into_iter()

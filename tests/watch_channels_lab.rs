@@ -64,23 +64,8 @@ fn start_smtp(lab: &Lab, maildir: &Path) -> LabProcess {
     p
 }
 
-/// The mails received: (headers text, whole message).
 fn mails(maildir: &Path) -> Vec<String> {
-    let mut out: Vec<(String, String)> = std::fs::read_dir(maildir)
-        .map(|d| {
-            d.flatten()
-                .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
-                .filter_map(|e| {
-                    Some((
-                        e.file_name().to_string_lossy().into_owned(),
-                        std::fs::read_to_string(e.path()).ok()?,
-                    ))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    out.sort();
-    out.into_iter().map(|m| m.1).collect()
+    stored_mails(maildir)
 }
 
 fn jsonl(path: &Path) -> Vec<Value> {

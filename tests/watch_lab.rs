@@ -152,19 +152,7 @@ fn scenario(tag: &str, lb02_ka: impl Fn(String) -> String, fault: impl Fn(&Lab),
         logs(&procs)
     );
     // The incident shows in `status`.
-    let out = lab
-        .run(
-            "lb02",
-            &[
-                env!("CARGO_BIN_EXE_splitguard"),
-                "status",
-                "--json",
-                "--socket",
-                &format!("{}/watch.sock", lab.dir().display()),
-            ],
-        )
-        .expect("status");
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = status_via(&lab, "lb02", "watch.sock").to_string();
     assert!(text.contains(code) && text.contains(kind), "status: {text}");
 }
 

@@ -90,12 +90,6 @@ pub struct Options {
     pub dry_run: bool,
 }
 
-/// An ARP message seen on an interface, from the ARP receive task.
-struct ArpSeen {
-    ifindex: u32,
-    arp: splitguard_arbiter::arp::ArpRepr,
-}
-
 /// How long shutdown waits for queued notify scripts (STOP included) and events.
 const DRAIN_BOUND: Duration = Duration::from_secs(10);
 
@@ -188,7 +182,7 @@ pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
 
     let (reports_tx, mut reports_rx) = mpsc::unbounded_channel::<Delivery>();
     let (adv_tx, mut adv_rx) = mpsc::channel::<AdvertSeen>(256);
-    let (arp_tx, mut arp_rx) = mpsc::channel::<ArpSeen>(256);
+    let (arp_tx, mut arp_rx) = mpsc::channel(256);
     daemon
         .start_watcher(&cfg, reports_tx, adv_tx, arp_tx)
         .context("watchdog")?;

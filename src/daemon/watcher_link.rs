@@ -6,13 +6,11 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use anyhow::Context;
 use splitguard::config::Config;
 use splitguard::control::{Command, CommandRequest, ErrorKind, Response};
 use splitguard::net::arp_socket::ArpSocket;
-use splitguard::watch::capture::VrrpCapture;
 use splitguard::watch::reply::OwnerAction;
 use splitguard::watch::{VipSite, Watcher};
 use splitguard_watchdog::classify::{AdvertSeen, ExpectedRole, WatchedVip};
@@ -20,9 +18,10 @@ use splitguard_watchdog::dispatch::Delivery;
 use splitguard_watchdog::engine::Raise;
 use splitguard_watchdog::reply::http::ReplyEvent;
 use tokio::sync::mpsc;
-use tracing::{info, warn};
+use tracing::info;
 
-use super::{Announcer, ArpSeen, Daemon};
+use super::{Announcer, Daemon};
+use splitguard_arbiter::arp::ArpRepr;
 
 pub use splitguard::watch::delivery_event;
 
@@ -34,7 +33,7 @@ impl Daemon {
         cfg: &Config,
         reports: mpsc::UnboundedSender<Delivery>,
         adverts: mpsc::Sender<AdvertSeen>,
-        arps: mpsc::Sender<ArpSeen>,
+        arps: mpsc::Sender<(u32, ArpRepr)>,
     ) -> anyhow::Result<()> {
         let mut vips = Vec::new();
         let mut sites = Vec::new();
@@ -70,53 +69,18 @@ impl Daemon {
                 .filter(|s| s.ifindex == ifindex)
                 .map(|s| s.vip)
                 .collect();
-            let (sock, tx) = (sock.clone(), arps.clone());
-            tokio::spawn(async move {
-                loop {
-                    match sock.recv().await {
-                        // Only ARP about our VIPs matters; a busy segment carries more.
-                        Ok(arp) if !watched.contains(&arp.sender_ip) => {}
-                        Ok(arp) => {
-                            if tx.send(ArpSeen { ifindex, arp }).await.is_err() {
-                                break;
-                            }
-                        }
-                        Err(e) => {
-                            warn!(ifindex, error = %e, "ARP receive failed");
-                            // A persistent error must not spin.
-                            tokio::time::sleep(Duration::from_millis(500)).await;
-                        }
-                    }
-                }
-            });
-            let cap = VrrpCapture::open(ifindex)
-                .with_context(|| format!("capture VRRP on {} (needs CAP_NET_RAW)", iface.name))?;
-            let tx = adverts.clone();
-            tokio::spawn(async move {
-                loop {
-                    match cap.recv().await {
-                        Ok(a) => {
-                            if tx.send(a).await.is_err() {
-                                break;
-                            }
-                        }
-                        Err(e) => {
-                            warn!(ifindex, error = %e, "VRRP capture failed");
-                            tokio::time::sleep(Duration::from_millis(500)).await;
-                        }
-                    }
-                }
-            });
+            splitguard::watch::spawn_arp_receiver(ifindex, sock.clone(), watched, arps.clone());
+            splitguard::watch::spawn_capture(ifindex, &iface.name, adverts.clone())?;
         }
         self.watcher = Some(Watcher::start(cfg, vips, sites, arp_socks, reports)?);
         Ok(())
     }
 
-    pub(super) async fn on_arp_seen(&mut self, a: ArpSeen, now: Instant) {
+    pub(super) async fn on_arp_seen(&mut self, (ifindex, arp): (u32, ArpRepr), now: Instant) {
         if let Some(w) = &mut self.watcher {
-            w.on_arp(now, a.ifindex, &a.arp).await;
+            w.on_arp(now, ifindex, &arp).await;
         }
-        self.on_arp(a.ifindex, a.arp);
+        self.on_arp(ifindex, arp);
     }
 
     pub(super) async fn on_advert_seen(&mut self, a: AdvertSeen, now: Instant) {

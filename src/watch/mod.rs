@@ -598,3 +598,56 @@ impl Watcher {
         }
     }
 }
+
+/// Forwards ARP about `watched` addresses seen on `ifindex` (a busy segment
+/// carries much more); ends when the receiver is gone. A persistent receive
+/// error is retried every 500 ms, never in a tight loop.
+pub fn spawn_arp_receiver(
+    ifindex: u32,
+    sock: Arc<ArpSocket>,
+    watched: Vec<Ipv4Addr>,
+    tx: tokio::sync::mpsc::Sender<(u32, ArpRepr)>,
+) {
+    tokio::spawn(async move {
+        loop {
+            match sock.recv().await {
+                Ok(arp) if !watched.contains(&arp.sender_ip) => {}
+                Ok(arp) => {
+                    if tx.send((ifindex, arp)).await.is_err() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    warn!(ifindex, error = %e, "ARP receive failed");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+    });
+}
+
+/// Opens the VRRP capture on `ifindex` and forwards what it reads.
+pub fn spawn_capture(
+    ifindex: u32,
+    interface: &str,
+    tx: tokio::sync::mpsc::Sender<AdvertSeen>,
+) -> anyhow::Result<()> {
+    let cap = capture::VrrpCapture::open(ifindex)
+        .with_context(|| format!("capture VRRP on {interface} (needs CAP_NET_RAW)"))?;
+    tokio::spawn(async move {
+        loop {
+            match cap.recv().await {
+                Ok(a) => {
+                    if tx.send(a).await.is_err() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    warn!(ifindex, error = %e, "VRRP capture failed");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+    });
+    Ok(())
+}

@@ -15,7 +15,6 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
-use super::capture::VrrpCapture;
 use super::reply::OwnerAction;
 use super::{VipSite, Watcher};
 use crate::config::{Config, Role};
@@ -95,45 +94,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let (adv_tx, mut adv_rx) = mpsc::channel::<AdvertSeen>(256);
     let watched: Vec<std::net::Ipv4Addr> = sites.iter().map(|s| s.vip).collect();
     for (&ifindex, sock) in &arp_socks {
-        let (sock, tx, watched) = (sock.clone(), arp_tx.clone(), watched.clone());
-        tokio::spawn(async move {
-            loop {
-                match sock.recv().await {
-                    Ok(arp) if !watched.contains(&arp.sender_ip) => {}
-                    Ok(arp) => {
-                        if tx.send((ifindex, arp)).await.is_err() {
-                            break;
-                        }
-                    }
-                    Err(e) => {
-                        warn!(ifindex, error = %e, "ARP receive failed");
-                        tokio::time::sleep(Duration::from_millis(500)).await;
-                    }
-                }
-            }
-        });
-        let cap = VrrpCapture::open(ifindex).with_context(|| {
-            format!(
-                "capture VRRP on {} (needs CAP_NET_RAW)",
-                ifindexes[&ifindex]
-            )
-        })?;
-        let tx = adv_tx.clone();
-        tokio::spawn(async move {
-            loop {
-                match cap.recv().await {
-                    Ok(a) => {
-                        if tx.send(a).await.is_err() {
-                            break;
-                        }
-                    }
-                    Err(e) => {
-                        warn!(ifindex, error = %e, "VRRP capture failed");
-                        tokio::time::sleep(Duration::from_millis(500)).await;
-                    }
-                }
-            }
-        });
+        super::spawn_arp_receiver(ifindex, sock.clone(), watched.clone(), arp_tx.clone());
+        super::spawn_capture(ifindex, &ifindexes[&ifindex], adv_tx.clone())?;
     }
     drop((arp_tx, adv_tx));
 

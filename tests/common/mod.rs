@@ -152,3 +152,41 @@ pub fn twilio_python() -> String {
     );
     p
 }
+
+/// `splitguard status --json` against the socket `sock` (a file name in the lab
+/// directory), run in `host`.
+pub fn status_via(lab: &Lab, host: &str, sock: &str) -> serde_json::Value {
+    let path = lab.dir().join(sock);
+    let out = lab
+        .run(
+            host,
+            &[
+                env!("CARGO_BIN_EXE_splitguard"),
+                "status",
+                "--json",
+                "--socket",
+                path.to_str().expect("utf-8"),
+            ],
+        )
+        .expect("status");
+    serde_json::from_slice(&out.stdout).expect("status JSON")
+}
+
+/// The mails an `smtp_sink.py` stored in `maildir`, in arrival order.
+pub fn stored_mails(maildir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<(String, String)> = std::fs::read_dir(maildir)
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+                .filter_map(|e| {
+                    Some((
+                        e.file_name().to_string_lossy().into_owned(),
+                        std::fs::read_to_string(e.path()).ok()?,
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v.into_iter().map(|m| m.1).collect()
+}
