@@ -31,12 +31,13 @@ use splitguard::notify::events::{Event, EventSink, unix_ms};
 use splitguard::notify::{Notifier, NotifyHandle, NotifySpec};
 use splitguard::status::Status;
 use splitguard::track::{ScriptSpec, ScriptTrackers, TrackerUpdate};
-use splitguard::vrrp::instance::{Action, AdvertOutcome, ReceivedAdvert, State};
+use splitguard::vrrp::instance::{Action, AdvertOutcome, Cause, ReceivedAdvert, State};
 use splitguard::vrrp::wire::{self, Family};
 use splitguard::watch::Watcher;
 use splitguard_watchdog::classify::AdvertSeen;
 use splitguard_watchdog::dispatch::Delivery;
 use splitguard_watchdog::engine::Raise;
+use splitguard_watchdog::incident::IncidentKind;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, error, info, warn};
@@ -754,6 +755,7 @@ impl Daemon {
                     r.since_ms = Some(unix_ms(SystemTime::now()));
                     r.cause = Some(cause.to_string());
                     let (name, vrid) = (r.cfg.name.clone(), r.cfg.vrid);
+                    self.failover_incident(i, from, to, cause);
                     if let (Some(n), Some(word)) = (&self.notifiers[i], action.notify_word())
                         && let Err(e) = n.transition(word, priority)
                     {
@@ -768,6 +770,48 @@ impl Daemon {
                 }
             }
         }
+    }
+
+    /// Pages a takeover forced by a silent master (`failover`, a warning: the
+    /// pair now runs on this node) and resolves it when this node leaves MASTER
+    /// again (the master came back and preempted, or we stopped). A startup, a
+    /// preemption of a lower master or a graceful handover is not paged.
+    fn failover_incident(&mut self, i: usize, from: State, to: State, cause: &Cause) {
+        let r = &self.routers[i];
+        let key = format!("failover:{}", r.cfg.name);
+        let vip = r.vip_addrs.first().copied();
+        let (raised, detail) = if to == State::Master
+            && from == State::Backup
+            && matches!(cause, Cause::MasterSilent | Cause::GateOpened)
+        {
+            let vips: Vec<String> = r.vip_addrs.iter().map(ToString::to_string).collect();
+            (
+                true,
+                format!(
+                    "{} took over VRID {} ({}): its master went silent",
+                    self.node,
+                    r.cfg.vrid,
+                    vips.join(", ")
+                ),
+            )
+        } else if from == State::Master && to != State::Master {
+            (
+                false,
+                format!("{} is no longer master ({cause})", self.node),
+            )
+        } else {
+            return;
+        };
+        let raise = Raise {
+            key,
+            kind: IncidentKind::Failover,
+            severity: IncidentKind::Failover.default_severity(),
+            instance: Some(r.cfg.name.clone()),
+            vip,
+            owners: Vec::new(),
+            cause: detail,
+        };
+        self.incidents.push((raise, raised));
     }
 
     async fn shutdown(&mut self, now: Instant) {

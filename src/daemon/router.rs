@@ -13,6 +13,7 @@ use splitguard::vrrp::wire::{
     self, AdvertRepr, Auth, ChecksumMode, Endpoints, Expect, Family, VirtualAddrs,
 };
 use splitguard_arbiter::ClaimGate;
+use splitguard_watchdog::classify::ExpectedAdvert;
 
 /// Tracker name under which an interface's link state reaches the state machine.
 pub fn interface_tracker(name: &str) -> String {
@@ -168,6 +169,16 @@ impl Router {
         let endpoints = Endpoints::new(self.primary, dst)
             .ok_or_else(|| anyhow::anyhow!("advert from {} cannot go to {dst}", self.primary))?;
         Ok(wire::build_advert(&repr, &endpoints, self.checksum_mode)?)
+    }
+
+    /// What the watcher compares the adverts it sees for our VIPs with.
+    pub fn expected_advert(&self) -> ExpectedAdvert {
+        ExpectedAdvert {
+            vrid: self.cfg.vrid,
+            version: self.cfg.version.number(),
+            interval: self.cfg.advert_interval,
+            auth: splitguard::watch::capture::auth_seen(self.auth),
+        }
     }
 
     /// What an advert must satisfy to reach the state machine.

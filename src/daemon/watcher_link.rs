@@ -50,6 +50,7 @@ impl Daemon {
                     // ownership only.
                     role: ExpectedRole::Any,
                     instance: Some(r.cfg.name.clone()),
+                    expected: Some(r.expected_advert()),
                 });
                 sites.push(VipSite {
                     vip,

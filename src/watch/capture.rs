@@ -75,14 +75,19 @@ pub fn advert_seen(datagram: &[u8], from_self: bool) -> Option<AdvertSeen> {
         version: repr.version.number(),
         interval: repr.interval(),
         vips: repr.addrs.iter().collect(),
-        auth: match repr.auth {
-            Auth::None => AuthSeen::None,
-            Auth::Pass(p) => AuthSeen::Pass(p),
-            Auth::Ah => AuthSeen::Other(2),
-            Auth::Other(t) => AuthSeen::Other(t),
-        },
+        auth: auth_seen(repr.auth),
         from_self,
     })
+}
+
+/// An advert's authentication as the classifier compares it.
+pub fn auth_seen(auth: Auth) -> AuthSeen {
+    match auth {
+        Auth::None => AuthSeen::None,
+        Auth::Pass(p) => AuthSeen::Pass(p),
+        Auth::Ah => AuthSeen::Other(2),
+        Auth::Other(t) => AuthSeen::Other(t),
+    }
 }
 
 impl VrrpCapture {

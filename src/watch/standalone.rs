@@ -81,6 +81,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                 Role::Backup => ExpectedRole::Backup,
             },
             instance: None,
+            // Beside keepalived the watch does not know the instance's settings.
+            expected: None,
         });
         sites.push(VipSite {
             vip,

@@ -41,6 +41,19 @@ pub struct WatchedVip {
     pub interface: String,
     pub role: ExpectedRole,
     pub instance: Option<String>,
+    /// What this node's own instance sends for the VIP, where known (inside
+    /// `splitguard run`): an advert for the VIP that differs from it is a
+    /// mismatch even while this node is a silent backup and sends nothing.
+    pub expected: Option<ExpectedAdvert>,
+}
+
+/// The fields of this node's own adverts that a peer must match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpectedAdvert {
+    pub vrid: u8,
+    pub version: u8,
+    pub interval: Duration,
+    pub auth: AuthSeen,
 }
 
 /// Authentication as seen on the wire; passwords are compared, never shown.
@@ -375,8 +388,47 @@ fn list(ips: &[IpAddr]) -> String {
         .join(", ")
 }
 
-/// The first mismatch among the fresh adverts for one VIP: (kind, words).
-fn mismatch(vip: IpAddr, adverts: &[&AdvertSeen]) -> Option<(IncidentKind, String)> {
+/// The first mismatch among the fresh adverts for one VIP, or between one of
+/// them and what this node's instance sends: (kind, words).
+fn mismatch(
+    vip: IpAddr,
+    adverts: &[&AdvertSeen],
+    own: Option<(&ExpectedAdvert, &str)>,
+) -> Option<(IncidentKind, String)> {
+    if let Some((e, instance)) = own {
+        let foreign = adverts.iter().filter(|a| !a.from_self);
+        for a in foreign.clone() {
+            if a.vrid != e.vrid {
+                return Some((
+                    IncidentKind::VridMismatch,
+                    format!(
+                        "VIP {vip} is advertised by {} under VRID {}, but instance {instance} here uses VRID {}: the nodes run separate elections and both can be master",
+                        a.src, a.vrid, e.vrid
+                    ),
+                ));
+            }
+        }
+        for a in foreign.filter(|a| a.version == e.version) {
+            if a.auth != e.auth {
+                return Some((
+                    IncidentKind::AuthMismatch,
+                    format!(
+                        "VRID {} adverts from {} carry other authentication than instance {instance} here, so each drops the other's adverts",
+                        a.vrid, a.src
+                    ),
+                ));
+            }
+            if a.interval != e.interval {
+                return Some((
+                    IncidentKind::AdvertIntervalMismatch,
+                    format!(
+                        "VRID {} adverts from {} every {:?}, but instance {instance} here sends every {:?}: VRRPv2 nodes drop adverts with another interval",
+                        a.vrid, a.src, a.interval, e.interval
+                    ),
+                ));
+            }
+        }
+    }
     for (k, a) in adverts.iter().enumerate() {
         for b in adverts.iter().skip(k + 1) {
             if a.vrid != b.vrid {
@@ -419,7 +471,12 @@ fn condition(node: &str, v: &VipState) -> Option<Condition> {
     let vip = v.spec.vip;
     let live: Vec<&AdvertSeen> = v.adverts.values().map(|h| &h.advert).collect();
     let foreign: Vec<String> = v.foreign.keys().cloned().collect();
-    let found = mismatch(vip, &live);
+    let own = v
+        .spec
+        .expected
+        .as_ref()
+        .map(|e| (e, v.spec.instance.as_deref().unwrap_or("-")));
+    let found = mismatch(vip, &live, own);
 
     if v.local && !foreign.is_empty() && !v.dual_confirmed {
         // Two owners, not yet confirmed: no new verdict either way.

@@ -17,13 +17,18 @@ fn ms(n: u64) -> Duration {
 }
 
 fn classifier(role: ExpectedRole) -> Classifier {
-    Classifier::new(ClassifierConfig {
+    Classifier::new(config(role))
+}
+
+fn config(role: ExpectedRole) -> ClassifierConfig {
+    ClassifierConfig {
         node: "lb02".into(),
         vips: vec![WatchedVip {
             vip: vip(),
             interface: "eth0".into(),
             role,
             instance: None,
+            expected: None,
         }],
         owner_memory: ms(3000),
         advert_memory: ms(3000),
@@ -31,7 +36,7 @@ fn classifier(role: ExpectedRole) -> Classifier {
         probe_idle: ms(10_000),
         clear_hold: ms(3000),
         confirm_after: ms(250),
-    })
+    }
 }
 
 fn advert(src: &str, vrid: u8, pass: &[u8; 8]) -> AdvertSeen {
@@ -309,4 +314,72 @@ fn no_failover_verdict_before_the_first_probe_answers() {
     c.handle_probe_result(t + ms(200), vip(), &[]);
     assert_eq!(raised(&outputs(&mut c))[0].0, IncidentKind::Failover);
     assert!(c.is_raised(&key_for(vip())));
+}
+
+/// A classifier inside `splitguard run`: it knows what instance VI_1 here sends.
+fn classifier_expecting(vrid: u8, pass: &[u8; 8], interval: Duration) -> Classifier {
+    let mut cfg = config(ExpectedRole::Any);
+    cfg.vips[0].instance = Some("VI_1".into());
+    cfg.vips[0].expected = Some(ExpectedAdvert {
+        vrid,
+        version: 2,
+        interval,
+        auth: AuthSeen::Pass(*pass),
+    });
+    Classifier::new(cfg)
+}
+
+#[test]
+fn a_silent_backup_names_a_vrid_it_does_not_share() {
+    let t = Instant::now();
+    let mut c = classifier_expecting(52, b"1111\0\0\0\0", ms(1000));
+    c.handle_advert(t, advert("192.0.2.5", 51, b"1111\0\0\0\0"));
+    let r = raised(&outputs(&mut c));
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!(
+        (r[0].0, r[0].1),
+        (IncidentKind::VridMismatch, Severity::Warning)
+    );
+    assert!(
+        r[0].2.contains("192.0.2.5 under VRID 51") && r[0].2.contains("VI_1 here uses VRID 52"),
+        "{}",
+        r[0].2
+    );
+}
+
+#[test]
+fn a_silent_backup_names_other_authentication_without_printing_it() {
+    let t = Instant::now();
+    let mut c = classifier_expecting(51, b"2222\0\0\0\0", ms(1000));
+    c.handle_advert(t, advert("192.0.2.5", 51, b"1111\0\0\0\0"));
+    let r = raised(&outputs(&mut c));
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!(r[0].0, IncidentKind::AuthMismatch);
+    assert!(
+        !r[0].2.contains("1111") && !r[0].2.contains("2222"),
+        "{}",
+        r[0].2
+    );
+}
+
+#[test]
+fn a_silent_backup_names_another_interval() {
+    let t = Instant::now();
+    let mut c = classifier_expecting(51, b"1111\0\0\0\0", ms(2000));
+    c.handle_advert(t, advert("192.0.2.5", 51, b"1111\0\0\0\0"));
+    let r = raised(&outputs(&mut c));
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!(r[0].0, IncidentKind::AdvertIntervalMismatch);
+}
+
+#[test]
+fn adverts_that_match_the_instance_here_raise_nothing() {
+    let t = Instant::now();
+    let mut c = classifier_expecting(51, b"1111\0\0\0\0", ms(1000));
+    c.handle_advert(t, advert("192.0.2.5", 51, b"1111\0\0\0\0"));
+    // Our own adverts are never compared with ourselves.
+    let mut own = advert("192.0.2.6", 51, b"1111\0\0\0\0");
+    own.from_self = true;
+    c.handle_advert(t, own);
+    assert!(raised(&outputs(&mut c)).is_empty());
 }
