@@ -88,6 +88,45 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum LabCommand {
+    /// The story in one command (under 2 minutes, needs root): splitguard on lb01
+    /// and lb02, a webhook on gw, and a live timeline of who holds the VIP as gw
+    /// sees it and which alerts arrive: steady state, failover, preempt, VRRP
+    /// firewalled (S2), VRID typo (S3), uplink cut with the link up (S4).
+    Demo {
+        /// Stop after S2 (steady, failover, preempt, S2): the short form CI runs.
+        #[arg(long)]
+        quick: bool,
+    },
+    /// The split-brain catalogue, each in a fresh lab, the same way for every
+    /// implementation: dual-owner and zero-owner seconds seen from gw over a fixed
+    /// window, and the alerts that reached gw (kind, node, time after the fault).
+    #[command(
+        long_about = "The split-brain catalogue, each scenario in a fresh lab (lb01 192.0.2.5 \
+            priority 150, lb02 192.0.2.6 priority 100, gw 192.0.2.254, VIP 192.0.2.3/24, \
+            VRRPv2 with 1 s adverts), the same way for every implementation:\n\n\
+            S1 master dies (link loss), S2 VRRP firewalled on the backup, S3 VRID \
+            mismatch, S4 master's uplink broken with its link up, S5 gateway dies, S6 \
+            auth mismatch, S7 30 % loss of the frames to the backup.\n\n\
+            gw asks who has the VIP every 250 ms; over 20 s after the fault (S7: 60 s) \
+            the table counts dual-owner and zero-owner seconds, and lists the alerts that \
+            reached gw's webhook with their time after the fault. splitguard runs with \
+            its arbiter (reference gw) and alerts; keepalived runs with `splitguard \
+            watch` on lb02 for alerts. Needs root (and keepalived for --impl \
+            keepalived). Exit 0 when every run gave figures, 1 when one failed, 130 \
+            when interrupted."
+    )]
+    Scenario {
+        /// S1 … S7, or all.
+        #[arg(value_name = "NAME|all", value_parser = parse_scenarios)]
+        name: ScenarioList,
+        /// Which implementation to run (repeat for several; default: splitguard
+        /// and keepalived).
+        #[arg(long = "impl", value_enum, value_name = "IMPL")]
+        impls: Vec<LabImpl>,
+        /// Print the table as Markdown.
+        #[arg(long)]
+        markdown: bool,
+    },
     /// Failover, handover and idle footprint: splitguard (arbiter on and off) against
     /// keepalived, alternating run by run, each run in a fresh lab. Run the release
     /// build (`cargo run --release -- lab bench`): the pairs run this very binary.
@@ -121,6 +160,36 @@ pub enum LabCommand {
         #[arg(long)]
         quick: bool,
     },
+}
+
+/// The scenarios named on the command line.
+#[derive(Debug, Clone)]
+pub struct ScenarioList(pub Vec<splitguard::lab::scenario::Scenario>);
+
+fn parse_scenarios(s: &str) -> Result<ScenarioList, String> {
+    splitguard::lab::scenario::Scenario::parse_list(s).map(ScenarioList)
+}
+
+/// An implementation `lab scenario` can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LabImpl {
+    /// splitguard with its arbiter.
+    Splitguard,
+    /// splitguard with `[arbiter] enabled = false`.
+    SplitguardNoarb,
+    /// keepalived, with `splitguard watch` beside it for alerts.
+    Keepalived,
+}
+
+impl LabImpl {
+    pub fn implementation(self) -> splitguard::lab::report::Implementation {
+        use splitguard::lab::report::Implementation;
+        match self {
+            LabImpl::Splitguard => Implementation::Splitguard,
+            LabImpl::SplitguardNoarb => Implementation::SplitguardNoArb,
+            LabImpl::Keepalived => Implementation::Keepalived,
+        }
+    }
 }
 
 /// How a check prints its answer.

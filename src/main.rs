@@ -50,6 +50,17 @@ fn main() -> ExitCode {
                     quick,
                 },
         } => lab_bench(runs, markdown, std::time::Duration::from_secs(idle), quick),
+        Command::Lab {
+            cmd: LabCommand::Demo { quick },
+        } => lab_demo(quick),
+        Command::Lab {
+            cmd:
+                LabCommand::Scenario {
+                    name,
+                    impls,
+                    markdown,
+                },
+        } => lab_scenario(name.0, &impls, markdown),
         Command::Run { config, dry_run } => {
             splitguard::logging::init(cli.log_format, "info");
             match run(&config, dry_run) {
@@ -135,6 +146,76 @@ fn watch(path: &std::path::Path) -> anyhow::Result<()> {
         .build()
         .context("start the async runtime")?;
     rt.block_on(splitguard::watch::standalone::run(cfg))
+}
+
+/// The binary the lab's nodes run: this one.
+fn lab_binary() -> anyhow::Result<std::path::PathBuf> {
+    std::env::current_exe().context("find this binary (the lab's nodes run it as splitguard)")
+}
+
+/// `splitguard lab demo`: the timeline on stdout. Exit 0 when the story played
+/// through, 1 when a step did not happen (it says which), 130 when interrupted.
+fn lab_demo(quick: bool) -> ExitCode {
+    use splitguard::lab::demo::{self, DemoError, DemoOptions};
+    splitguard::lab::measure::install_interrupt_handler();
+    let outcome = (|| -> anyhow::Result<demo::DemoSummary> {
+        let opts = DemoOptions {
+            quick,
+            splitguard: lab_binary()?,
+        };
+        Ok(demo::run(&opts, &mut |line| println!("{line}"))?)
+    })();
+    match outcome {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("splitguard lab demo: {e:#}");
+            match e.downcast_ref::<DemoError>() {
+                Some(DemoError::Interrupted) => ExitCode::from(130),
+                _ => ExitCode::FAILURE,
+            }
+        }
+    }
+}
+
+/// `splitguard lab scenario`: progress on stderr, the table on stdout.
+fn lab_scenario(
+    scenarios: Vec<splitguard::lab::scenario::Scenario>,
+    impls: &[cli::LabImpl],
+    markdown: bool,
+) -> ExitCode {
+    use splitguard::lab::report::Implementation;
+    use splitguard::lab::scenario::{self, ScenarioError, ScenarioOptions};
+    splitguard::lab::measure::install_interrupt_handler();
+    let outcome = (|| -> anyhow::Result<Vec<scenario::RunResult>> {
+        let mut impls: Vec<Implementation> = impls.iter().map(|i| i.implementation()).collect();
+        if impls.is_empty() {
+            impls = vec![Implementation::Splitguard, Implementation::Keepalived];
+        }
+        impls.dedup();
+        let opts = ScenarioOptions {
+            scenarios,
+            impls,
+            splitguard: lab_binary()?,
+        };
+        Ok(scenario::run(&opts, &mut |line| eprintln!("{line}"))?)
+    })();
+    match outcome {
+        Ok(results) => {
+            print!("{}", scenario::render(&results, markdown));
+            if scenario::any_failed(&results) {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("splitguard lab scenario: {e:#}");
+            match e.downcast_ref::<ScenarioError>() {
+                Some(ScenarioError::Interrupted) => ExitCode::from(130),
+                _ => ExitCode::FAILURE,
+            }
+        }
+    }
 }
 
 /// `splitguard lab bench`: the table on stdout, progress on stderr. Exit 1 when a

@@ -150,7 +150,7 @@ fn intervals(f: Flavour) -> (&'static str, &'static str) {
 }
 
 /// The `[arbiter]` table of each splitguard flavour.
-fn arbiter_table(imp: Implementation, peer: Ipv4Addr) -> String {
+pub(super) fn arbiter_table(imp: Implementation, peer: Ipv4Addr) -> String {
     match imp {
         Implementation::Splitguard => {
             format!("\n[arbiter]\nreferences = [\"{GW_ADDR}\"]\npeers = [\"{peer}\"]\n")
@@ -486,48 +486,60 @@ fn wait_steady(
 }
 
 fn keepalived_ready(pair: &Pair) -> Result<(), String> {
-    if !pair.lb01.log_text().contains("Entering MASTER STATE") {
-        return Err("keepalived on lb01 is not master yet".into());
+    keepalived_node_ready(&pair.lb01, state::MASTER)?;
+    keepalived_node_ready(&pair.lb02, state::BACKUP)
+}
+
+/// Whether keepalived `p` has logged entering `want` (MASTER or BACKUP).
+pub(super) fn keepalived_node_ready(p: &LabProcess, want: &str) -> Result<(), String> {
+    let line = format!("Entering {} STATE", want.to_ascii_uppercase());
+    if p.log_text().contains(&line) {
+        Ok(())
+    } else {
+        Err(format!("{} is not {want} yet", p.name))
     }
-    if !pair.lb02.log_text().contains("Entering BACKUP STATE") {
-        return Err("keepalived on lb02 is not backup yet".into());
-    }
-    Ok(())
 }
 
 fn splitguard_ready(rt: &tokio::runtime::Runtime, lab: &Lab, arbiter: bool) -> Result<(), String> {
-    let ask = |node: &str| -> Result<Status, String> {
-        rt.block_on(crate::control::client::status(
+    splitguard_node_ready(rt, lab, "lb01", state::MASTER, arbiter)?;
+    splitguard_node_ready(rt, lab, "lb02", state::BACKUP, arbiter)
+}
+
+/// Asks `node`'s daemon: is its instance in `want` (a master with its VIP, a
+/// backup that has heard lb01), and with `arbiter`, does it see its reference?
+pub(super) fn splitguard_node_ready(
+    rt: &tokio::runtime::Runtime,
+    lab: &Lab,
+    node: &str,
+    want: &str,
+    arbiter: bool,
+) -> Result<(), String> {
+    let s: Status = rt
+        .block_on(crate::control::client::status(
             configs::sg_socket(lab, node),
             Duration::from_secs(2),
         ))
-        .map_err(|e| format!("{node}: {e}"))
-    };
-    let check = |node: &str, want: &str| -> Result<(), String> {
-        let s = ask(node)?;
-        let inst = s
-            .instances
-            .first()
-            .ok_or_else(|| format!("{node}: no instance in status"))?;
-        if inst.state != want {
-            return Err(format!("{node} is {}, not {want} yet", inst.state));
-        }
-        if want == state::MASTER && !inst.vips_held {
-            return Err(format!("{node} is master without its VIP yet"));
-        }
-        if want == state::BACKUP && inst.master != Some(IpAddr::V4(LB01_ADDR)) {
-            return Err(format!("{node} has not heard lb01 yet"));
-        }
-        let a = &s.arbiter;
-        if arbiter
-            && (a.isolated || a.references.is_empty() || a.references.iter().any(|r| !r.reachable))
-        {
-            return Err(format!("{node}'s arbiter does not see its reference yet"));
-        }
-        Ok(())
-    };
-    check("lb01", state::MASTER)?;
-    check("lb02", state::BACKUP)
+        .map_err(|e| format!("{node}: {e}"))?;
+    let inst = s
+        .instances
+        .first()
+        .ok_or_else(|| format!("{node}: no instance in status"))?;
+    if inst.state != want {
+        return Err(format!("{node} is {}, not {want} yet", inst.state));
+    }
+    if want == state::MASTER && !inst.vips_held {
+        return Err(format!("{node} is master without its VIP yet"));
+    }
+    if want == state::BACKUP && inst.master != Some(IpAddr::V4(LB01_ADDR)) {
+        return Err(format!("{node} has not heard lb01 yet"));
+    }
+    let a = &s.arbiter;
+    if arbiter
+        && (a.isolated || a.references.is_empty() || a.references.iter().any(|r| !r.reachable))
+    {
+        return Err(format!("{node}'s arbiter does not see its reference yet"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

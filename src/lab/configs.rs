@@ -57,6 +57,44 @@ pub fn sg_socket(lab: &Lab, node: &str) -> std::path::PathBuf {
     lab.dir().join(format!("{node}.sock"))
 }
 
+/// A webhook channel to `url` and the alert timing the lab uses (group wait 1 s;
+/// criticals go at once): appended to a splitguard or watch config.
+pub fn webhook_tables(url: &str) -> String {
+    format!(
+        "\n[[channel]]\ntype = \"webhook\"\nname = \"gw\"\nurl = \"{url}\"\n\n\
+         [alerts]\ngroup_wait = \"1s\"\n"
+    )
+}
+
+/// A `splitguard watch` config for `node` beside keepalived: the pair's VIP on
+/// eth0 in `role` ("backup" or "master"), paging `hook_url`; state, control
+/// socket (`watch-<node>.sock`) and events file in the lab directory.
+pub fn watch_config(lab: &Lab, node: &str, role: &str, hook_url: &str) -> String {
+    let dir = lab.dir().display();
+    format!(
+        "node = \"{node}\"\nstate_dir = \"{dir}/watch-{node}-state\"\n\
+         control_socket = \"{dir}/watch-{node}.sock\"\nevents_file = \"{dir}/watch-{node}-events.jsonl\"\n\n\
+         [[watch]]\nvip = \"{VIP}\"\ninterface = \"eth0\"\nrole = \"{role}\"\n{}",
+        webhook_tables(hook_url)
+    )
+}
+
+/// Starts `splitguard watch` (the binary at `bin`) in `host` with `config`,
+/// written to `watch-<host>.toml`; the log is `splitguard-watch-<host>`.
+pub fn start_watch(
+    lab: &Lab,
+    host: &str,
+    bin: &Path,
+    config: &str,
+) -> Result<LabProcess, LabError> {
+    let path = lab.write_file(&format!("watch-{host}.toml"), config)?;
+    lab.spawn(
+        host,
+        &format!("splitguard-watch-{host}"),
+        &[path_str(bin)?, "watch", "-c", path_str(&path)?],
+    )
+}
+
 /// A keepalived 2.2.7 config equivalent to [`sg_config`]; `interval` is
 /// keepalived's `advert_int` in seconds (`"1"`, `"0.1"`; fractions need v3).
 pub fn ka_config(node: &str, priority: u8, version: u8, interval: &str) -> String {

@@ -5,11 +5,14 @@
 
 pub mod bench;
 pub mod configs;
+pub mod demo;
+pub mod gw;
 pub mod measure;
 pub mod netns;
 pub mod observe;
 pub mod process;
 pub mod report;
+pub mod scenario;
 
 pub use netns::{Host, Lab, LabBuilder, LabError};
 pub use observe::{OwnerSamples, wait_for};

@@ -189,6 +189,43 @@ impl Lab {
         })
     }
 
+    /// Like [`Lab::within`], but `f` runs on a detached thread the caller joins
+    /// when it likes: for observers that live as long as a scenario (the
+    /// gateway's ARP sampler and webhook receiver). The thread must end on its
+    /// own (a bound or a stop signal): the lab's namespaces go when it is dropped.
+    pub fn spawn_within<F, R>(
+        &self,
+        host: &str,
+        f: F,
+    ) -> Result<std::thread::JoinHandle<Result<R, LabError>>, LabError>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let path = format!("/run/netns/{}", self.host(host)?.netns);
+        let file = std::fs::File::open(&path).map_err(|source| LabError::Spawn {
+            command: format!("open {path}"),
+            source,
+        })?;
+        std::thread::Builder::new()
+            .name(format!("lab-{host}"))
+            .spawn(move || {
+                // SAFETY: setns on a valid namespace fd affects only this thread.
+                let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+                if rc != 0 {
+                    return Err(LabError::Spawn {
+                        command: format!("setns {path}"),
+                        source: std::io::Error::last_os_error(),
+                    });
+                }
+                Ok(f())
+            })
+            .map_err(|source| LabError::Spawn {
+                command: format!("start a thread in {host}"),
+                source,
+            })
+    }
+
     /// Runs `argv` inside `host` and returns its output; a non-zero exit is an error.
     pub fn run(&self, host: &str, argv: &[&str]) -> Result<Output, LabError> {
         let netns = self.host(host)?.netns.clone();
