@@ -10,12 +10,14 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::configs::{
-    self, GW_ADDR, LB01_ADDR, LB02_ADDR, VIP_ADDR, ka_config, pair_lab, sg_config,
+    self, GW_ADDR, LB01_ADDR, LB02_ADDR, VIP_ADDR, ka_config, pair_lab, sg_config, webhook_tables,
 };
+use super::gw::{GwObserver, GwOptions};
 use super::measure::{self, AddressWatch, Align, MeasureError};
 use super::netns::{Lab, LabError};
 use super::process::LabProcess;
 use super::report::{Flavour, Implementation, Measurement, Report};
+use super::scenario::{HOOK_PORT, Scenario, apply_fault};
 use crate::status::{Status, state};
 
 /// Longest wait for the VIP to move after a fault.
@@ -27,6 +29,8 @@ const STEADY_BOUND: Duration = Duration::from_secs(30);
 const SETTLE: Duration = Duration::from_secs(1);
 /// Before the idle window: start-up work is over.
 const IDLE_SETTLE: Duration = Duration::from_secs(2);
+/// Longest wait for the alert after the second owner appeared.
+const ALERT_BOUND: Duration = Duration::from_secs(10);
 /// How often readiness is checked.
 const POLL: Duration = Duration::from_millis(100);
 
@@ -76,6 +80,12 @@ pub enum Case {
     Failover(Flavour),
     Handover(Flavour),
     Idle(Flavour),
+    /// S2 on lb02 and the alert's way to gw (a second owner must appear, so
+    /// not for the arbiter-on flavour, which withholds the claim).
+    Detection(Flavour),
+    /// `check vip` on the backup: through the daemon's socket (splitguard), by
+    /// its own ARP probe beside keepalived.
+    CheckVip(Flavour),
 }
 
 impl Case {
@@ -84,12 +94,29 @@ impl Case {
             Case::Failover(f) => format!("failover {}", f.label()),
             Case::Handover(f) => format!("handover {}", f.label()),
             Case::Idle(f) => format!("idle {}", f.label()),
+            Case::Detection(f) => format!("detection {}", f.label()),
+            Case::CheckVip(f) => format!("check vip {}", f.label()),
         }
     }
 
     fn flavour(self) -> Flavour {
         match self {
-            Case::Failover(f) | Case::Handover(f) | Case::Idle(f) => f,
+            Case::Failover(f)
+            | Case::Handover(f)
+            | Case::Idle(f)
+            | Case::Detection(f)
+            | Case::CheckVip(f) => f,
+        }
+    }
+
+    /// Who runs this case. Detection: splitguard with the arbiter off (its
+    /// embedded watcher) and keepalived with `splitguard watch` beside it.
+    /// check vip: splitguard's daemon answers it; beside keepalived it probes.
+    pub fn implementations(self) -> &'static [Implementation] {
+        match self {
+            Case::Detection(_) => &[Implementation::SplitguardNoArb, Implementation::Keepalived],
+            Case::CheckVip(_) => &[Implementation::Splitguard, Implementation::Keepalived],
+            _ => &Implementation::ALL,
         }
     }
 }
@@ -98,7 +125,13 @@ impl Case {
 pub fn cases(quick: bool) -> Vec<Case> {
     if quick {
         let f = Flavour::V3HundredMs;
-        vec![Case::Failover(f), Case::Handover(f), Case::Idle(f)]
+        vec![
+            Case::Failover(f),
+            Case::Handover(f),
+            Case::Idle(f),
+            Case::Detection(f),
+            Case::CheckVip(f),
+        ]
     } else {
         let (v2, v3) = (Flavour::V2OneSecond, Flavour::V3HundredMs);
         vec![
@@ -107,6 +140,8 @@ pub fn cases(quick: bool) -> Vec<Case> {
             Case::Failover(v3),
             Case::Handover(v3),
             Case::Idle(v2),
+            Case::Detection(v2),
+            Case::CheckVip(v2),
         ]
     }
 }
@@ -118,6 +153,8 @@ pub fn rows(cases: &[Case]) -> Vec<Measurement> {
         .flat_map(|c| match *c {
             Case::Failover(f) => vec![Measurement::Failover(f)],
             Case::Handover(f) => vec![Measurement::Handover(f)],
+            Case::Detection(f) => vec![Measurement::Detection(f)],
+            Case::CheckVip(f) => vec![Measurement::CheckVip(f)],
             Case::Idle(f) => vec![
                 Measurement::IdleCpu(f),
                 Measurement::IdleCpuSched(f),
@@ -162,8 +199,9 @@ pub(super) fn arbiter_table(imp: Implementation, peer: Ipv4Addr) -> String {
 /// The measurements of one successful run.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Outcome {
-    /// Fault to VIP on lb02, in ms.
-    Moved(f64),
+    /// A time in ms: fault to VIP on lb02, VIP on lb02 to alert at gw, or a
+    /// check's wall time.
+    Ms(f64),
     /// The master over the idle window: CPU from utime+stime, CPU from schedstat
     /// (None where the kernel has none), RSS at the end.
     Idle {
@@ -196,11 +234,15 @@ pub fn run(opts: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Report
         .map_err(BenchError::Runtime)?;
     let cases = cases(opts.quick);
     let mut report = Report::new(rows(&cases), opts.runs);
-    let total = opts.runs as usize * cases.len() * Implementation::ALL.len();
+    let total = opts.runs as usize
+        * cases
+            .iter()
+            .map(|c| c.implementations().len())
+            .sum::<usize>();
     let mut done = 0;
     for round in 1..=opts.runs {
         for case in &cases {
-            for imp in Implementation::ALL {
+            for &imp in case.implementations() {
                 if measure::interrupted() {
                     return Err(BenchError::Interrupted);
                 }
@@ -209,7 +251,7 @@ pub fn run(opts: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Report
                 let result = run_once(&rt, opts, *case, imp);
                 let took = started.elapsed().as_secs_f64();
                 let what = match &result {
-                    Ok(Outcome::Moved(ms)) => format!("{ms:.1} ms"),
+                    Ok(Outcome::Ms(ms)) => format!("{ms:.1} ms"),
                     Ok(Outcome::Idle {
                         cpu_percent,
                         cpu_sched_percent,
@@ -256,6 +298,16 @@ fn record(report: &mut Report, case: Case, imp: Implementation, result: Result<O
             imp,
             r.map(moved_ms).map_err(|e| why(&e)),
         ),
+        (Case::Detection(f), r) => report.record(
+            Measurement::Detection(f),
+            imp,
+            r.map(moved_ms).map_err(|e| why(&e)),
+        ),
+        (Case::CheckVip(f), r) => report.record(
+            Measurement::CheckVip(f),
+            imp,
+            r.map(moved_ms).map_err(|e| why(&e)),
+        ),
         (
             Case::Idle(f),
             Ok(Outcome::Idle {
@@ -290,7 +342,7 @@ fn record(report: &mut Report, case: Case, imp: Implementation, result: Result<O
 
 fn moved_ms(o: Outcome) -> f64 {
     match o {
-        Outcome::Moved(ms) => ms,
+        Outcome::Ms(ms) => ms,
         Outcome::Idle { .. } => f64::NAN,
     }
 }
@@ -299,13 +351,16 @@ fn moved_ms(o: Outcome) -> f64 {
 struct Pair {
     lb01: LabProcess,
     lb02: LabProcess,
+    /// `splitguard watch` on lb02 beside keepalived (detection runs).
+    watch: Option<LabProcess>,
 }
 
 impl Pair {
     /// The last lines of both logs, for a failure report.
     fn log_tails(&self) -> String {
-        [&self.lb01, &self.lb02]
-            .iter()
+        [Some(&self.lb01), Some(&self.lb02), self.watch.as_ref()]
+            .into_iter()
+            .flatten()
             .map(|p| {
                 let text = p.log_text();
                 let lines: Vec<&str> = text.lines().collect();
@@ -319,6 +374,9 @@ impl Pair {
     fn kill(&mut self) {
         self.lb01.kill();
         self.lb02.kill();
+        if let Some(w) = &mut self.watch {
+            w.kill();
+        }
     }
 }
 
@@ -331,8 +389,26 @@ fn run_once(
     imp: Implementation,
 ) -> Result<Outcome, RunError> {
     let lab = pair_lab("bench")?;
-    let mut pair = start_pair(&lab, opts, imp, case.flavour())?;
-    let result = measure_pair(rt, &lab, &mut pair, opts, case, imp);
+    // Detection needs gw's webhook receiver (and its clock).
+    let gw = match case {
+        Case::Detection(_) => Some(
+            GwObserver::start(
+                &lab,
+                "gw",
+                GwOptions {
+                    vip: VIP_ADDR,
+                    port: HOOK_PORT,
+                    every: Duration::from_millis(250),
+                    limit: STEADY_BOUND + FAILOVER_BOUND + ALERT_BOUND + Duration::from_secs(30),
+                },
+            )
+            .map_err(|e| RunError::Broken(e.to_string()))?,
+        ),
+        _ => None,
+    };
+    let hook = gw.as_ref().map(|g| g.webhook_url().to_owned());
+    let mut pair = start_pair(&lab, opts, imp, case.flavour(), hook.as_deref())?;
+    let result = measure_pair(rt, &lab, &mut pair, opts, case, imp, gw.as_ref());
     let result = result.map_err(|e| match e {
         RunError::Interrupted | RunError::Measure(MeasureError::Interrupted) => e,
         e => RunError::Broken(format!("{e}{}", pair.log_tails())),
@@ -343,11 +419,14 @@ fn run_once(
     result
 }
 
+/// Starts the pair; with `hook`, alerts go there: splitguard's own, or those of
+/// a `splitguard watch` started on lb02 beside keepalived.
 fn start_pair(
     lab: &Lab,
     opts: &BenchOptions,
     imp: Implementation,
     f: Flavour,
+    hook: Option<&str>,
 ) -> Result<Pair, RunError> {
     let (sg_interval, ka_interval) = intervals(f);
     let v = version(f);
@@ -357,7 +436,12 @@ fn start_pair(
                 configs::start_keepalived(lab, host, &ka_config(host, prio, v, ka_interval))
             }
             _ => {
-                let cfg = sg_config(lab, host, prio, v, sg_interval, &arbiter_table(imp, peer));
+                let extra = format!(
+                    "{}{}",
+                    arbiter_table(imp, peer),
+                    hook.map(webhook_tables).unwrap_or_default()
+                );
+                let cfg = sg_config(lab, host, prio, v, sg_interval, &extra);
                 configs::start_splitguard(lab, host, &opts.splitguard, &cfg)
             }
         }
@@ -365,7 +449,14 @@ fn start_pair(
     // Both at once, as after a power cut: lb01's shorter skew makes it master.
     let lb01 = start("lb01", 150, LB02_ADDR)?;
     let lb02 = start("lb02", 100, LB01_ADDR)?;
-    Ok(Pair { lb01, lb02 })
+    let watch = match (imp, hook) {
+        (Implementation::Keepalived, Some(url)) => {
+            let cfg = configs::watch_config(lab, "lb02", "backup", url);
+            Some(configs::start_watch(lab, "lb02", &opts.splitguard, &cfg)?)
+        }
+        _ => None,
+    };
+    Ok(Pair { lb01, lb02, watch })
 }
 
 fn measure_pair(
@@ -375,6 +466,7 @@ fn measure_pair(
     opts: &BenchOptions,
     case: Case,
     imp: Implementation,
+    gw: Option<&GwObserver>,
 ) -> Result<Outcome, RunError> {
     wait_steady(rt, lab, pair, imp)?;
     let f = case.flavour();
@@ -396,7 +488,7 @@ fn measure_pair(
                 lab.run("lb01", &["ip", "link", "set", "eth0", "down"])?;
                 Ok(())
             })?;
-            Ok(Outcome::Moved(d.as_secs_f64() * 1000.0))
+            Ok(Outcome::Ms(d.as_secs_f64() * 1000.0))
         }
         Case::Handover(_) => {
             settle(SETTLE)?;
@@ -405,7 +497,68 @@ fn measure_pair(
                 lb01.signal(libc::SIGTERM);
                 Ok(())
             })?;
-            Ok(Outcome::Moved(d.as_secs_f64() * 1000.0))
+            Ok(Outcome::Ms(d.as_secs_f64() * 1000.0))
+        }
+        Case::Detection(_) => {
+            let gw = gw.ok_or_else(|| RunError::Broken("no observer on gw".into()))?;
+            settle(SETTLE)?;
+            let (_, appeared) = measure::address_instants(lab, watch(None), || {
+                apply_fault(lab, Scenario::S2)?;
+                Ok(())
+            })?;
+            let deadline = Instant::now() + ALERT_BOUND;
+            loop {
+                let hook = gw.hooks().into_iter().find(|h| {
+                    h.at >= appeared && h.status() == "firing" && h.severity() == "critical"
+                });
+                if let Some(h) = hook {
+                    return Ok(Outcome::Ms(
+                        h.at.duration_since(appeared).as_secs_f64() * 1000.0,
+                    ));
+                }
+                if Instant::now() >= deadline {
+                    return Err(RunError::Broken(format!(
+                        "no critical alert at gw within {ALERT_BOUND:?} of the second owner; got {:?}",
+                        gw.hooks()
+                            .iter()
+                            .map(|h| h.kind().to_owned())
+                            .collect::<Vec<_>>()
+                    )));
+                }
+                settle(Duration::from_millis(5))?;
+            }
+        }
+        Case::CheckVip(_) => {
+            settle(SETTLE)?;
+            // Splitguard: the daemon's socket; beside keepalived there is none
+            // and the check probes ARP itself.
+            let socket = match imp {
+                Implementation::Keepalived => lab.dir().join("no-daemon.sock"),
+                _ => configs::sg_socket(lab, "lb02"),
+            };
+            let check = || -> Result<f64, RunError> {
+                let started = Instant::now();
+                let out = lab
+                    .command("lb02", &opts.splitguard)?
+                    .args(["check", "vip", "--vip", configs::VIP, "--format", "zabbix"])
+                    .arg("--socket")
+                    .arg(&socket)
+                    .output()
+                    .map_err(|e| RunError::Broken(format!("run check vip: {e}")))?;
+                let took = started.elapsed().as_secs_f64() * 1000.0;
+                let text = String::from_utf8_lossy(&out.stdout);
+                if text.trim() != "1" {
+                    return Err(RunError::Broken(format!(
+                        "check vip said {:?} (stderr {:?}), expected 1",
+                        text.trim(),
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    )));
+                }
+                Ok(took)
+            };
+            // The first call pays for loading the binary; time the second.
+            check()?;
+            Ok(Outcome::Ms(check()?))
         }
         Case::Idle(_) => {
             settle(IDLE_SETTLE)?;
@@ -454,7 +607,9 @@ fn wait_steady(
         if measure::interrupted() {
             return Err(RunError::Interrupted);
         }
-        for p in [&mut pair.lb01, &mut pair.lb02] {
+        let mut procs = vec![&mut pair.lb01, &mut pair.lb02];
+        procs.extend(pair.watch.as_mut());
+        for p in procs {
             if let Some(status) = p.try_exit() {
                 return Err(RunError::Broken(format!(
                     "{} exited during start-up ({status})",
@@ -462,10 +617,19 @@ fn wait_steady(
                 )));
             }
         }
-        let daemons = match imp {
+        let mut daemons = match imp {
             Implementation::Keepalived => keepalived_ready(pair),
             _ => splitguard_ready(rt, lab, imp == Implementation::Splitguard),
         };
+        if daemons.is_ok() && pair.watch.is_some() {
+            daemons = rt
+                .block_on(crate::control::client::status(
+                    lab.dir().join("watch-lb02.sock"),
+                    Duration::from_secs(2),
+                ))
+                .map(|_| ())
+                .map_err(|e| format!("the watch on lb02: {e}"));
+        }
         let addresses = (
             configs::holds_vip(lab, "lb01")?,
             configs::holds_vip(lab, "lb02")?,
@@ -552,12 +716,34 @@ mod tests {
         assert!(quick.iter().all(|c| c.flavour() == Flavour::V3HundredMs));
         assert_eq!(
             rows(&quick).len(),
-            5,
-            "failover, handover, idle CPU twice and RSS"
+            7,
+            "failover, handover, idle CPU twice and RSS, detection, check vip"
         );
         let full = cases(false);
-        assert_eq!(rows(&full).len(), 7);
+        assert_eq!(rows(&full).len(), 9);
         assert!(rows(&full).contains(&Measurement::IdleCpu(Flavour::V2OneSecond)));
+        assert!(rows(&full).contains(&Measurement::Detection(Flavour::V2OneSecond)));
+    }
+
+    #[test]
+    fn detection_skips_the_arbiter_and_check_vip_the_noarb_flavour() {
+        let f = Flavour::V2OneSecond;
+        assert!(
+            !Case::Detection(f)
+                .implementations()
+                .contains(&Implementation::Splitguard)
+        );
+        assert!(
+            Case::Detection(f)
+                .implementations()
+                .contains(&Implementation::Keepalived)
+        );
+        assert!(
+            !Case::CheckVip(f)
+                .implementations()
+                .contains(&Implementation::SplitguardNoArb)
+        );
+        assert_eq!(Case::Failover(f).implementations().len(), 3);
     }
 
     #[test]

@@ -132,6 +132,18 @@ pub fn time_to_address(
     watch: AddressWatch<'_>,
     act: impl FnOnce() -> Result<(), MeasureError>,
 ) -> Result<Duration, MeasureError> {
+    let (t0, t1) = address_instants(lab, watch, act)?;
+    Ok(t1.saturating_duration_since(t0))
+}
+
+/// As [`time_to_address`], but the two instants themselves (t0 just before
+/// `act`, t1 when the address event was read), for lining the moment up with
+/// other observations on this process's clock (an alert's arrival).
+pub fn address_instants(
+    lab: &Lab,
+    watch: AddressWatch<'_>,
+    act: impl FnOnce() -> Result<(), MeasureError>,
+) -> Result<(Instant, Instant), MeasureError> {
     let local = lab.host(watch.host)?.addr;
     std::thread::scope(|s| {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
@@ -164,7 +176,7 @@ pub fn time_to_address(
         }
         let t1 = join(watcher)?;
         drop(cancel_tx);
-        Ok(t1.saturating_duration_since(t0))
+        Ok((t0, t1))
     })
 }
 

@@ -66,6 +66,11 @@ pub enum Measurement {
     IdleCpuSched(Flavour),
     /// The master's resident memory at the end of the idle window, MiB.
     IdleRss(Flavour),
+    /// VRRP dropped on lb02 (S2) → the VIP appears on lb02 while lb01 keeps it →
+    /// the alert reaches gw's webhook, in ms from the address event.
+    Detection(Flavour),
+    /// `splitguard check vip --format zabbix` on the backup, wall time in ms.
+    CheckVip(Flavour),
 }
 
 impl Measurement {
@@ -80,13 +85,23 @@ impl Measurement {
                 format!("idle CPU of the master (schedstat), {}, %", f.label())
             }
             Measurement::IdleRss(f) => format!("idle RSS of the master, {}, MiB", f.label()),
+            Measurement::Detection(f) => format!(
+                "detection: second owner → alert at gw (S2), {}, ms",
+                f.label()
+            ),
+            Measurement::CheckVip(f) => {
+                format!("check vip on the backup (zabbix), {}, ms", f.label())
+            }
         }
     }
 
     /// How a value of this measurement is printed.
     pub fn format(self, v: f64) -> String {
         match self {
-            Measurement::Failover(_) | Measurement::Handover(_) => {
+            Measurement::Failover(_)
+            | Measurement::Handover(_)
+            | Measurement::Detection(_)
+            | Measurement::CheckVip(_) => {
                 if v.abs() >= 100.0 {
                     format!("{v:.0}")
                 } else {

@@ -151,7 +151,10 @@ impl Watcher {
             probe_every: Duration::from_secs(1),
             probe_idle: Duration::from_secs(10),
             clear_hold: Duration::from_secs(3),
-            confirm_after: Duration::from_millis(250),
+            // A preemption's or handover's overlap ends when the old master
+            // handles one advert: milliseconds. 75 ms is well past that and
+            // keeps the page for a real split brain under 100 ms.
+            confirm_after: Duration::from_millis(75),
         });
         let restored = engine.open().iter().map(|o| o.key.clone()).collect();
         Ok(Watcher {

@@ -14,8 +14,9 @@
 //! 4. **The VIP is here on a node watched as backup**: `vip_on_backup` when a
 //!    master still advertises it (it should not be here), else `failover`.
 //!
-//! Two owners count once a probe `confirm_after` later still finds the other
-//! one: a handover or a preemption overlaps for milliseconds, and must not page.
+//! Two owners count once an answer `confirm_after` later (to a probe sent then,
+//! or unasked) still comes from the other one: a handover or a preemption
+//! overlaps for milliseconds, and must not page.
 //! An incident resolves once its condition has stayed clear for `clear_hold`, so
 //! one lost probe answer does not close and reopen it.
 
@@ -210,7 +211,17 @@ impl Classifier {
     /// Another MAC claims the VIP (a gratuitous ARP, an ARP reply).
     pub fn handle_foreign_owner(&mut self, now: Instant, vip: IpAddr, mac: &str) {
         let Some(i) = self.index(vip) else { return };
-        self.vips[i].foreign.insert(mac.to_ascii_lowercase(), now);
+        let confirm = self.cfg.confirm_after;
+        let v = &mut self.vips[i];
+        v.foreign.insert(mac.to_ascii_lowercase(), now);
+        // An answer that comes `confirm_after` or more into the overlap is the
+        // confirmation itself: no need to wait for the probe round to end.
+        if let Some(since) = v.dual_since
+            && v.local
+            && now.duration_since(since) >= confirm
+        {
+            v.dual_confirmed = true;
+        }
         self.evaluate(now, i);
     }
 

@@ -383,3 +383,27 @@ fn adverts_that_match_the_instance_here_raise_nothing() {
     c.handle_advert(t, own);
     assert!(raised(&outputs(&mut c)).is_empty());
 }
+
+#[test]
+fn an_answer_after_the_confirmation_delay_confirms_at_once() {
+    let t = Instant::now();
+    let mut c = classifier(ExpectedRole::Any);
+    c.handle_local(t, vip(), true);
+    outputs(&mut c);
+    c.handle_foreign_owner(t + ms(1), vip(), MAC1);
+    assert!(
+        raised(&outputs(&mut c)).is_empty(),
+        "not at the first sighting"
+    );
+    c.handle_foreign_owner(t + ms(100), vip(), MAC1);
+    assert!(
+        raised(&outputs(&mut c)).is_empty(),
+        "not before confirm_after"
+    );
+    // The confirming probe goes out at +251 ms; its answer arrives 1 ms later
+    // and counts without waiting for the round to end.
+    c.handle_foreign_owner(t + ms(252), vip(), MAC1);
+    let r = raised(&outputs(&mut c));
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!(r[0].0, IncidentKind::SplitBrain);
+}
