@@ -92,11 +92,7 @@ fn s2_vrrp_firewalled_on_the_backup_never_makes_two_owners() {
     let lb01 = start_splitguard(&lab, "lb01", &lb01_config(&lab));
     let lb02 = start_splitguard(&lab, "lb02", &lb02_config(&lab));
     expect_owner(&lab, Some("lb01"), &[&lb01, &lb02], "steady state");
-    lab.nft(
-        Some("lb02"),
-        "table inet s2 {\n chain input {\n  type filter hook input priority 0;\n  ip protocol 112 drop\n }\n}\n",
-    )
-    .expect("nft");
+    lab.nft(Some("lb02"), VRRP_DROP).expect("nft");
     let s = watch_window(&lab);
     assert_single_owner(&lab, &s, "lb01", &[&lb01, &lb02]);
     assert!(!holds(&lab, "lb02"));

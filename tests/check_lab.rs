@@ -252,11 +252,7 @@ fn keepalived_pair_through_zabbix_and_nagios() {
         "{line}"
     );
 
-    lab.nft(
-        Some("lb02"),
-        "table inet s2 {\n chain input {\n  type filter hook input priority 0;\n  ip protocol 112 drop\n }\n}\n",
-    )
-    .expect("nft");
+    lab.nft(Some("lb02"), VRRP_DROP).expect("nft");
     until("2");
     let (line, code) = nagios();
     assert_eq!(code, 2, "{line}");

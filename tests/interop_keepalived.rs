@@ -111,40 +111,13 @@ fn tshark_decodes(tag: &str, version: u8) {
         &sg_config(&lab, "lb01", 150, version, "1s", ""),
     );
     expect_owner(&lab, Some("lb01"), &[&sg], "splitguard master");
-    // Bounded: two packets or 15 s, whichever first.
-    let out = lab
-        .command("gw", "tshark")
-        .expect("gw")
-        .args([
-            "-i",
-            "eth0",
-            "-f",
-            "ip proto 112",
-            "-c",
-            "2",
-            "-a",
-            "duration:15",
-            "-V",
-        ])
-        .output()
-        .expect("tshark runs");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.contains("Virtual Router Redundancy Protocol"),
-        "tshark saw no VRRP:\n{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = tshark_vrrp(&lab, "ip proto 112");
     assert!(
         text.contains(&format!("VRRP protocol version: {version}")),
         "{text}"
     );
     assert!(text.contains("Virtual Rtr ID: 51"), "{text}");
     assert!(text.contains("Priority: 150"), "{text}");
-    assert!(
-        text.contains("[Checksum Status: Good]") || text.contains("[correct]"),
-        "tshark must find the checksum correct:\n{text}"
-    );
-    assert!(!text.contains("incorrect"), "{text}");
 }
 
 #[test]

@@ -41,6 +41,10 @@ fn the_quick_demo_tells_the_story_and_cleans_up() {
         assert!(stdout.contains(expected), "no {expected:?} in:\n{stdout}");
     }
     assert!(!stdout.contains("TWO OWNERS"), "{stdout}");
+    // lb01 becoming master at start-up is not a failover; nobody preempting
+    // pages split brain.
+    assert!(!stdout.contains("failover from lb01"), "{stdout}");
+    assert!(!stdout.contains("split_brain"), "{stdout}");
     // Lab namespaces carry the creating process's pid.
     let left = namespaces();
     assert!(

@@ -20,7 +20,6 @@ use std::time::Duration;
 const TOKEN: &str = "tw1l10-t0ken";
 const ONCALL: &str = "+15550002222";
 const URL: &str = "http://192.0.2.6:8725/reply/twilio";
-const S2_DROP: &str = "table inet s2 {\n chain input {\n  type filter hook input priority 0;\n  ip protocol 112 drop\n }\n}\n";
 
 fn reply_config() -> String {
     format!(
@@ -84,21 +83,9 @@ fn signed_replies_are_checked_audited_and_confirmed() {
          [[watch]]\nvip = \"{VIP}\"\ninterface = \"eth0\"\nrole = \"backup\"\n{}",
         reply_config()
     );
-    let path = lab.write_file("watch.toml", &cfg).expect("config");
-    let w = lab
-        .spawn(
-            "lb02",
-            "splitguard-watch",
-            &[
-                env!("CARGO_BIN_EXE_splitguard"),
-                "watch",
-                "-c",
-                path.to_str().expect("utf-8"),
-            ],
-        )
-        .expect("watch");
+    let w = start_watch(&lab, "lb02", &cfg);
     wait_listening(&lab, "gw", "192.0.2.6", 8725);
-    lab.nft(Some("lb02"), S2_DROP).expect("nft");
+    lab.nft(Some("lb02"), VRRP_DROP).expect("nft");
     let procs = [&ka1, &ka2, &w];
     let code = alert_code(&log, &procs);
 
@@ -208,7 +195,7 @@ fn demote_by_reply_releases_the_vip_and_resolves() {
     let cfg = sg_config(&lab, "lb02", 100, 2, "1s", &extra);
     let lb02 = start_splitguard(&lab, "lb02", &cfg);
     wait_listening(&lab, "gw", "192.0.2.6", 8725);
-    lab.nft(Some("lb02"), S2_DROP).expect("nft");
+    lab.nft(Some("lb02"), VRRP_DROP).expect("nft");
     let procs = [&ka1, &lb02];
     let code = alert_code(&log, &procs);
     assert!(holds(&lab, "lb02"), "split brain: lb02 holds the VIP too");
@@ -253,19 +240,7 @@ fn generic_gateway_replies_are_signed_and_fresh() {
          [[watch]]\nvip = \"{VIP}\"\ninterface = \"eth0\"\nrole = \"backup\"\n\n\
          [reply]\nlisten = \"192.0.2.6:8725\"\ngeneric_secret = \"g3n3r1c\"\nallowed_senders = [\"{ONCALL}\"]\n"
     );
-    let path = lab.write_file("watch.toml", &cfg).expect("config");
-    let w = lab
-        .spawn(
-            "lb02",
-            "splitguard-watch",
-            &[
-                env!("CARGO_BIN_EXE_splitguard"),
-                "watch",
-                "-c",
-                path.to_str().expect("utf-8"),
-            ],
-        )
-        .expect("watch");
+    let w = start_watch(&lab, "lb02", &cfg);
     wait_listening(&lab, "gw", "192.0.2.6", 8725);
     let post = |secret: &str, age: i64, id: &str| -> u16 {
         let script = format!(
@@ -372,21 +347,9 @@ fn a_mail_reply_acks_through_the_imap_mailbox() {
          password = \"{PASSWORD}\"\nmailbox = \"INBOX\"\npoll_interval = \"2s\"\n\n\
          [alerts]\ngroup_wait = \"1s\"\n"
     );
-    let path = lab.write_file("watch.toml", &cfg).expect("config");
-    let w = lab
-        .spawn(
-            "lb02",
-            "splitguard-watch",
-            &[
-                env!("CARGO_BIN_EXE_splitguard"),
-                "watch",
-                "-c",
-                path.to_str().expect("utf-8"),
-            ],
-        )
-        .expect("watch");
+    let w = start_watch(&lab, "lb02", &cfg);
     std::thread::sleep(Duration::from_secs(2));
-    lab.nft(Some("lb02"), S2_DROP).expect("nft");
+    lab.nft(Some("lb02"), VRRP_DROP).expect("nft");
     let procs = [&ka1, &ka2, &w];
     let mails = || stored_mails(&maildir);
     let alert = wait_for(BOUND, || {

@@ -21,7 +21,6 @@ use std::time::{Duration, Instant};
 
 const PYTHON: &str = "/usr/bin/python3";
 const ALERTMANAGER: &str = "/usr/bin/prometheus-alertmanager";
-const S2_DROP: &str = "table inet s2 {\n chain input {\n  type filter hook input priority 0;\n  ip protocol 112 drop\n }\n}\n";
 
 fn tool(path: &'static str, package: &str) -> &'static str {
     assert!(
@@ -177,7 +176,7 @@ fn one_split_brain_reaches_every_channel_and_resolves_on_each() {
     let (ka1, ka2) = keepalived_pair(&lab);
     let w = start_watch(&lab, &watch_config(&lab, channels), "splitguard-watch");
     std::thread::sleep(Duration::from_secs(2));
-    lab.nft(Some("lb02"), S2_DROP).expect("nft");
+    lab.nft(Some("lb02"), VRRP_DROP).expect("nft");
     let procs = [&ka1, &ka2, &w];
 
     // Mail with the code in the subject.
@@ -289,7 +288,7 @@ fn mail_accepted_while_smtp_is_down_survives_sigkill_and_arrives_once() {
     let (ka1, ka2) = keepalived_pair(&lab);
     let mut w = start_watch(&lab, &config, "splitguard-watch");
     std::thread::sleep(Duration::from_secs(2));
-    lab.nft(Some("lb02"), S2_DROP).expect("nft");
+    lab.nft(Some("lb02"), VRRP_DROP).expect("nft");
     // SMTP is down: the alert is accepted into the spool, not sent.
     let accepted = wait_for(BOUND, || {
         std::fs::read_dir(spool_outbox(&lab))

@@ -8,7 +8,7 @@
 mod common;
 
 use common::*;
-use splitguard::lab::{Lab, LabProcess, wait_for};
+use splitguard::lab::{Lab, LabProcess, configs, wait_for};
 use std::time::Duration;
 
 /// What gw's receiver got: one JSON value per request.
@@ -56,37 +56,14 @@ fn start_receiver(lab: &Lab) -> LabProcess {
     p
 }
 
-fn watch_config(lab: &Lab) -> String {
-    let dir = lab.dir().display();
-    format!(
-        "node = \"lb02\"\nstate_dir = \"{dir}/watch-state\"\ncontrol_socket = \"{dir}/watch.sock\"\n\
-         events_file = \"{dir}/watch-events.jsonl\"\n\n\
-         [[watch]]\nvip = \"{VIP}\"\ninterface = \"eth0\"\nrole = \"backup\"\n\n\
-         [[channel]]\ntype = \"webhook\"\nname = \"gw\"\nurl = \"http://192.0.2.254:8080/hook\"\n\n\
-         [alerts]\ngroup_wait = \"1s\"\n"
-    )
-}
-
 fn start_watch(lab: &Lab) -> LabProcess {
-    let path = lab
-        .write_file("watch.toml", &watch_config(lab))
-        .expect("config");
-    lab.spawn(
-        "lb02",
-        "splitguard-watch",
-        &[
-            env!("CARGO_BIN_EXE_splitguard"),
-            "watch",
-            "-c",
-            path.to_str().expect("utf-8"),
-        ],
-    )
-    .expect("watch starts")
+    let cfg = configs::watch_config(lab, "lb02", "backup", "http://192.0.2.254:8080/hook");
+    common::start_watch(lab, "lb02", &cfg)
 }
 
 /// When the VIP arrived on lb02, from the watch's event stream (unix ms).
 fn vip_arrived_ms(lab: &Lab) -> Option<u64> {
-    std::fs::read_to_string(lab.dir().join("watch-events.jsonl"))
+    std::fs::read_to_string(lab.dir().join("watch-lb02-events.jsonl"))
         .ok()?
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
@@ -152,7 +129,7 @@ fn scenario(tag: &str, lb02_ka: impl Fn(String) -> String, fault: impl Fn(&Lab),
         logs(&procs)
     );
     // The incident shows in `status`.
-    let text = status_via(&lab, "lb02", "watch.sock").to_string();
+    let text = status_via(&lab, "lb02", "watch-lb02.sock").to_string();
     assert!(text.contains(code) && text.contains(kind), "status: {text}");
 }
 
@@ -162,11 +139,7 @@ fn s2_vrrp_firewalled_on_lb02_pages_split_brain() {
         "ws2",
         |c| c,
         |lab| {
-            lab.nft(
-                Some("lb02"),
-                "table inet s2 {\n chain input {\n  type filter hook input priority 0;\n  ip protocol 112 drop\n }\n}\n",
-            )
-            .expect("nft");
+            lab.nft(Some("lb02"), VRRP_DROP).expect("nft");
         },
         "split_brain",
     );

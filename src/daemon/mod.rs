@@ -312,7 +312,7 @@ impl Daemon {
             .as_ref()
             .map(Watcher::recent_replies)
             .unwrap_or_default();
-        self.status.send_if_modified(|s| {
+        let status_changed = self.status.send_if_modified(|s| {
             if s.instances == instances
                 && s.node == self.node
                 && s.arbiter == arbiter
@@ -336,8 +336,16 @@ impl Daemon {
                 .iter()
                 .map(|r| (r.cfg.name.clone(), r.counters.clone()))
                 .collect();
-            let status = self.status.borrow().clone();
-            m.send_replace(splitguard::metrics::Snapshot { status, counters });
+            // The loop turns on every packet: copy the status for /metrics
+            // only when it or a counter moved.
+            m.send_if_modified(|snap| {
+                if !status_changed && snap.counters == counters {
+                    return false;
+                }
+                snap.status = self.status.borrow().clone();
+                snap.counters = counters;
+                true
+            });
         }
     }
 
@@ -774,21 +782,24 @@ impl Daemon {
 
     /// Pages a takeover forced by a silent master (`failover`, a warning: the
     /// pair now runs on this node) and resolves it when this node leaves MASTER
-    /// again (the master came back and preempted, or we stopped). A startup, a
-    /// preemption of a lower master or a graceful handover is not paged.
+    /// again (the master came back and preempted, or we stopped). A fresh start
+    /// (no master heard yet), a preemption of a lower master, a graceful
+    /// handover or a claim the arbiter let through later is not paged.
     fn failover_incident(&mut self, i: usize, from: State, to: State, cause: &Cause) {
         let r = &self.routers[i];
         let key = format!("failover:{}", r.cfg.name);
         let vip = r.vip_addrs.first().copied();
+        let silent = r.fsm.last_peer_master();
         let (raised, detail) = if to == State::Master
             && from == State::Backup
-            && matches!(cause, Cause::MasterSilent | Cause::GateOpened)
+            && *cause == Cause::MasterSilent
+            && let Some(silent) = silent
         {
             let vips: Vec<String> = r.vip_addrs.iter().map(ToString::to_string).collect();
             (
                 true,
                 format!(
-                    "{} took over VRID {} ({}): its master went silent",
+                    "{} took over VRID {} ({}): its master {silent} went silent",
                     self.node,
                     r.cfg.vrid,
                     vips.join(", ")

@@ -34,6 +34,10 @@ const STEADY_BOUND: Duration = Duration::from_secs(30);
 /// backup has heard a few adverts.
 const SETTLE: Duration = Duration::from_secs(2);
 
+/// S2's firewall: VRRP (IP protocol 112) dropped on a host's input, in table
+/// `inet s2`.
+pub const VRRP_DROP: &str = "table inet s2 {\n chain input {\n  type filter hook input priority 0;\n  ip protocol 112 drop\n }\n}\n";
+
 /// One fault of the catalogue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Scenario {
@@ -195,10 +199,7 @@ pub fn apply_fault(lab: &Lab, scenario: Scenario) -> Result<(), LabError> {
         Scenario::S1 => {
             lab.run("lb01", &["ip", "link", "set", "eth0", "down"])?;
         }
-        Scenario::S2 => lab.nft(
-            Some("lb02"),
-            "table inet s2 {\n chain input {\n  type filter hook input priority 0;\n  ip protocol 112 drop\n }\n}\n",
-        )?,
+        Scenario::S2 => lab.nft(Some("lb02"), VRRP_DROP)?,
         Scenario::S4 => {
             let port = lab.host("lb01")?.bridge_port.clone();
             lab.nft(
@@ -664,15 +665,20 @@ pub fn first_alerts(hooks: &[Hook], t0: Instant, end: Instant) -> Vec<AlertSeen>
     out
 }
 
+/// The pages (firing alerts) in order, then how many resolved notices came.
 fn alerts_text(alerts: &[AlertSeen]) -> String {
-    if alerts.is_empty() {
-        return "none".into();
-    }
-    alerts
+    let firing: Vec<String> = alerts
         .iter()
+        .filter(|a| a.status == "firing")
         .map(AlertSeen::label)
-        .collect::<Vec<_>>()
-        .join(", ")
+        .collect();
+    let resolved = alerts.iter().filter(|a| a.status == "resolved").count();
+    match (firing.is_empty(), resolved) {
+        (true, 0) => "none".into(),
+        (_, 0) => firing.join(", "),
+        (true, n) => format!("{n} resolved"),
+        (false, n) => format!("{}; {n} resolved", firing.join(", ")),
+    }
 }
 
 fn impl_label(imp: Implementation) -> &'static str {
@@ -689,7 +695,7 @@ pub fn render(results: &[RunResult], markdown: bool) -> String {
         "implementation",
         "dual-owner s",
         "zero-owner s",
-        "alerts at gw (kind@node, time after the fault)",
+        "pages at gw (kind@node, time after the fault)",
     ];
     let rows: Vec<[String; 5]> = results
         .iter()
@@ -756,7 +762,9 @@ pub fn render(results: &[RunResult], markdown: bool) -> String {
         "\nWindow: 20 s after the fault (S7: 60 s); S1, S2, S4 and S5 heal at +12 s. \
          gw ({GW_ADDR}) asks who has the VIP every 250 ms; a request answered by two MACs \
          counts 0.25 dual-owner seconds, one answered by none 0.25 zero-owner seconds. \
-         keepalived has no alerts of its own; its alerts come from `splitguard watch` on lb02."
+         Pages: the first firing alert of each kind from each node, with its arrival at gw \
+         after the fault; resolved notices are counted. keepalived has no alerts of its \
+         own; its alerts come from `splitguard watch` on lb02."
     );
     out
 }
@@ -818,6 +826,11 @@ mod tests {
                 "split_brain@lb01 +1.5s"
             ]
         );
+        assert_eq!(
+            alerts_text(&a),
+            "claim_withheld@lb02 +0.1s, split_brain@lb01 +1.5s; 1 resolved"
+        );
+        assert_eq!(alerts_text(&[]), "none");
     }
 
     #[test]

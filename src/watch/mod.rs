@@ -153,8 +153,10 @@ impl Watcher {
             clear_hold: Duration::from_secs(3),
             // A preemption's or handover's overlap ends when the old master
             // handles one advert: milliseconds. 75 ms is well past that and
-            // keeps the page for a real split brain under 100 ms.
+            // keeps the page for a real split brain under 100 ms; while the
+            // adverts show a preemption under way, a loaded host gets 250 ms.
             confirm_after: Duration::from_millis(75),
+            confirm_after_preemption: Duration::from_millis(250),
         });
         let restored = engine.open().iter().map(|o| o.key.clone()).collect();
         Ok(Watcher {

@@ -13,6 +13,8 @@ use splitguard::lab::{Lab, LabProcess, wait_for};
 
 #[allow(unused_imports)] // each test binary uses its own subset
 pub use splitguard::lab::configs::{VIP, ka_config, sg_config};
+#[allow(unused_imports)] // each test binary uses its own subset
+pub use splitguard::lab::scenario::VRRP_DROP;
 
 /// Generous bound for anything VRRP should do in a few seconds.
 pub const BOUND: Duration = Duration::from_secs(20);
@@ -25,6 +27,13 @@ pub fn pair_lab(tag: &str) -> Lab {
 pub fn start_splitguard(lab: &Lab, host: &str, config: &str) -> LabProcess {
     let bin = std::path::Path::new(env!("CARGO_BIN_EXE_splitguard"));
     configs::start_splitguard(lab, host, bin, config).expect("splitguard starts")
+}
+
+/// Starts `splitguard watch` in `host` with `config` (written to
+/// `watch-<host>.toml`; the log is `splitguard-watch-<host>`).
+pub fn start_watch(lab: &Lab, host: &str, config: &str) -> LabProcess {
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_splitguard"));
+    configs::start_watch(lab, host, bin, config).expect("splitguard watch starts")
 }
 
 /// Whether `host` has the VIP configured on its eth0.
@@ -189,4 +198,38 @@ pub fn stored_mails(maildir: &std::path::Path) -> Vec<String> {
         .unwrap_or_default();
     v.sort();
     v.into_iter().map(|m| m.1).collect()
+}
+
+/// Two VRRP frames captured and decoded by tshark on gw (`filter` is the
+/// capture filter, e.g. `ip proto 112`), at most 15 s; asserts they are VRRP
+/// with a good checksum and returns tshark's verbose text for further checks.
+pub fn tshark_vrrp(lab: &Lab, filter: &str) -> String {
+    let out = lab
+        .command("gw", "tshark")
+        .expect("gw")
+        .args([
+            "-i",
+            "eth0",
+            "-f",
+            filter,
+            "-c",
+            "2",
+            "-a",
+            "duration:15",
+            "-V",
+        ])
+        .output()
+        .expect("tshark runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.contains("Virtual Router Redundancy Protocol"),
+        "tshark saw no VRRP:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("[Checksum Status: Good]") || text.contains("[correct]"),
+        "tshark must find the checksum correct:\n{text}"
+    );
+    assert!(!text.contains("incorrect"), "{text}");
+    text
 }

@@ -93,9 +93,14 @@ pub struct ClassifierConfig {
     /// Probe cadence while the VIP is here and all is quiet.
     pub probe_idle: Duration,
     pub clear_hold: Duration,
-    /// Two owners must still be seen by a probe this long after they first were
-    /// (a handover or preemption overlaps for milliseconds, not this long).
+    /// Two owners must still be seen this long after they first were (a
+    /// handover or preemption overlaps for milliseconds, not this long).
     pub confirm_after: Duration,
+    /// The same while the adverts show a preemption under way (a master that
+    /// began advertising after the VIP came here, or one on our VRID below our
+    /// priority): the overlap is expected, so a loaded host gets more time to
+    /// end it before it pages.
+    pub confirm_after_preemption: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,7 +142,9 @@ struct VipState {
     next_probe: Option<Instant>,
     /// Since when the VIP has been here with another owner answering.
     dual_since: Option<Instant>,
-    /// A probe after `confirm_after` still found the other owner.
+    /// When an answer from the other owner confirms two owners.
+    confirm_at: Option<Instant>,
+    /// An answer at or after `confirm_at` came from the other owner.
     dual_confirmed: bool,
     /// Since when the VIP is here.
     local_since: Option<Instant>,
@@ -171,6 +178,7 @@ impl Classifier {
                 clear_since: None,
                 next_probe: None,
                 dual_since: None,
+                confirm_at: None,
                 dual_confirmed: false,
                 local_since: None,
                 probed: false,
@@ -211,15 +219,11 @@ impl Classifier {
     /// Another MAC claims the VIP (a gratuitous ARP, an ARP reply).
     pub fn handle_foreign_owner(&mut self, now: Instant, vip: IpAddr, mac: &str) {
         let Some(i) = self.index(vip) else { return };
-        let confirm = self.cfg.confirm_after;
         let v = &mut self.vips[i];
         v.foreign.insert(mac.to_ascii_lowercase(), now);
-        // An answer that comes `confirm_after` or more into the overlap is the
+        // An answer that comes once the confirmation is due is the
         // confirmation itself: no need to wait for the probe round to end.
-        if let Some(since) = v.dual_since
-            && v.local
-            && now.duration_since(since) >= confirm
-        {
+        if v.local && v.confirm_at.is_some_and(|c| now >= c) {
             v.dual_confirmed = true;
         }
         self.evaluate(now, i);
@@ -228,18 +232,13 @@ impl Classifier {
     /// A finished probe round: exactly these foreign MACs answered.
     pub fn handle_probe_result(&mut self, now: Instant, vip: IpAddr, owners: &[String]) {
         let Some(i) = self.index(vip) else { return };
-        let confirm = self.cfg.confirm_after;
         let v = &mut self.vips[i];
         v.probed = v.local;
         v.foreign.clear();
         for mac in owners {
             v.foreign.insert(mac.to_ascii_lowercase(), now);
         }
-        if let Some(since) = v.dual_since
-            && v.local
-            && !owners.is_empty()
-            && now.duration_since(since) >= confirm
-        {
+        if v.local && !owners.is_empty() && v.confirm_at.is_some_and(|c| now >= c) {
             v.dual_confirmed = true;
         }
         self.evaluate(now, i);
@@ -349,11 +348,18 @@ impl Classifier {
         match (dual, v.dual_since) {
             (true, None) => {
                 // Confirm with a probe a little later before calling it split brain.
+                let delay = if overlap_expected(v) {
+                    self.cfg.confirm_after_preemption
+                } else {
+                    self.cfg.confirm_after
+                };
                 v.dual_since = Some(now);
-                v.next_probe = Some(now + self.cfg.confirm_after);
+                v.confirm_at = Some(now + delay);
+                v.next_probe = Some(now + delay);
             }
             (false, Some(_)) => {
                 v.dual_since = None;
+                v.confirm_at = None;
                 v.dual_confirmed = false;
             }
             _ => {}
@@ -390,6 +396,24 @@ impl Classifier {
             (None, None) => v.clear_since = None,
         }
     }
+}
+
+/// Whether the adverts explain a short overlap of two owners: a foreign master
+/// that began advertising after the VIP came here (it preempts us; we release
+/// on its advert), or one on our VRID below our priority (we preempted it; it
+/// releases on ours).
+fn overlap_expected(v: &VipState) -> bool {
+    let own = v
+        .adverts
+        .values()
+        .find(|h| h.advert.from_self)
+        .map(|h| &h.advert);
+    v.adverts.values().filter(|h| !h.advert.from_self).any(|h| {
+        let newer = v.local_since.is_some_and(|here| h.since > here);
+        let below_us =
+            own.is_some_and(|o| o.vrid == h.advert.vrid && h.advert.priority < o.priority);
+        newer || below_us
+    })
 }
 
 fn list(ips: &[IpAddr]) -> String {

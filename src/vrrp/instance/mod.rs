@@ -254,6 +254,10 @@ pub struct Instance {
     /// deadline beyond the end of the clock).
     timer: Option<Instant>,
     master: Option<IpAddr>,
+    /// The last other router whose advert was accepted as master, kept across
+    /// transitions: a takeover after its silence is a failover, a takeover
+    /// with no master ever heard (a fresh start) is not.
+    last_peer_master: Option<IpAddr>,
     master_adver_interval: Duration,
     /// What the running down timer means if it expires.
     down_cause: Cause,
@@ -288,6 +292,7 @@ impl Instance {
             state: State::Initialize,
             timer: None,
             master: None,
+            last_peer_master: None,
             master_adver_interval: s.advert_interval,
             down_cause: Cause::MasterSilent,
             preempt_hold: PreemptHold::Idle,
@@ -358,6 +363,11 @@ impl Instance {
     /// master when Backup, `None` when it went silent or we are not running.
     pub fn master(&self) -> Option<IpAddr> {
         self.master
+    }
+
+    /// The last other router heard as master since this instance started.
+    pub fn last_peer_master(&self) -> Option<IpAddr> {
+        self.last_peer_master
     }
     /// Whether the VIPs should be configured here (an `AddVips` not yet undone).
     pub fn vips_held(&self) -> bool {
@@ -608,6 +618,7 @@ impl Instance {
             // keepalived records the sender anyway; it is the master on the wire until
             // our timer runs out and we preempt it.
             self.master = Some(adv.src);
+            self.last_peer_master = Some(adv.src);
             self.down_cause = Cause::PreemptedLower;
             return AdvertOutcome::Discarded(DiscardReason::LowerPriority);
         }
@@ -624,6 +635,7 @@ impl Instance {
             }
         }
         self.master = Some(adv.src);
+        self.last_peer_master = Some(adv.src);
         self.claim_pending = false;
         self.down_cause = Cause::MasterSilent;
         self.arm_down_timer(now);
@@ -645,6 +657,7 @@ impl Instance {
                 self.master_adver_interval = learned_interval(adv.interval);
             }
             self.master = Some(adv.src);
+            self.last_peer_master = Some(adv.src);
             self.release_vips();
             self.transition(
                 State::Backup,

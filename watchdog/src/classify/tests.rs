@@ -36,6 +36,7 @@ fn config(role: ExpectedRole) -> ClassifierConfig {
         probe_idle: ms(10_000),
         clear_hold: ms(3000),
         confirm_after: ms(250),
+        confirm_after_preemption: ms(600),
     }
 }
 
@@ -406,4 +407,51 @@ fn an_answer_after_the_confirmation_delay_confirms_at_once() {
     let r = raised(&outputs(&mut c));
     assert_eq!(r.len(), 1, "{r:?}");
     assert_eq!(r[0].0, IncidentKind::SplitBrain);
+}
+
+#[test]
+fn preempting_a_lower_master_gets_the_longer_confirmation() {
+    let t = Instant::now();
+    let mut c = classifier(ExpectedRole::Any);
+    // lb02 (priority 100) has been master; we (lb01, 150) preempt it.
+    let mut theirs = advert("192.0.2.5", 51, b"1111\0\0\0\0");
+    theirs.priority = 100;
+    c.handle_advert(t, theirs);
+    let mut ours = advert("192.0.2.6", 51, b"1111\0\0\0\0");
+    ours.priority = 150;
+    c.handle_advert(t + ms(1000), ours);
+    c.handle_local(t + ms(1000), vip(), true);
+    outputs(&mut c);
+    c.handle_foreign_owner(t + ms(1001), vip(), MAC1);
+    // Past the normal 250 ms but within the preemption's 600 ms: no page.
+    c.handle_foreign_owner(t + ms(1300), vip(), MAC1);
+    assert!(raised(&outputs(&mut c)).is_empty());
+    c.handle_foreign_owner(t + ms(1602), vip(), MAC1);
+    let r = raised(&outputs(&mut c));
+    assert_eq!(
+        r.first().map(|r| r.0),
+        Some(IncidentKind::SplitBrain),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn a_higher_master_advertising_all_along_gets_the_short_confirmation() {
+    let t = Instant::now();
+    let mut c = classifier(ExpectedRole::Backup);
+    // lb01 (150) advertised all along; the VIP still came here: S2.
+    c.handle_advert(t, advert("192.0.2.5", 51, b"1111\0\0\0\0"));
+    let mut ours = advert("192.0.2.6", 51, b"1111\0\0\0\0");
+    ours.priority = 100;
+    c.handle_advert(t + ms(3000), ours);
+    c.handle_local(t + ms(3000), vip(), true);
+    outputs(&mut c);
+    c.handle_foreign_owner(t + ms(3001), vip(), MAC1);
+    c.handle_foreign_owner(t + ms(3252), vip(), MAC1);
+    let r = raised(&outputs(&mut c));
+    assert_eq!(
+        r.first().map(|r| r.0),
+        Some(IncidentKind::SplitBrain),
+        "{r:?}"
+    );
 }
