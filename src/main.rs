@@ -67,6 +67,18 @@ fn main() -> ExitCode {
 fn check_config(path: &std::path::Path) -> ExitCode {
     match config::load(path) {
         Ok(cfg) => {
+            let mut problems = Vec::new();
+            for (keys, files) in cfg.tls_listeners() {
+                if let Err(e) = splitguard_watchdog::listener::load_tls(&files) {
+                    problems.push(format!("{keys}: {e}"));
+                }
+            }
+            if !problems.is_empty() {
+                for p in &problems {
+                    eprintln!("{p}");
+                }
+                return ExitCode::from(2);
+            }
             println!(
                 "{}: OK: node {}, {} instance(s){}",
                 path.display(),

@@ -1,7 +1,9 @@
 //! The `splitguard` binary's command line: check-config's exit codes and located
-//! errors, the contrib examples, and clear refusals of bad arguments.
+//! errors (TLS files that do not load among them), the contrib examples, and
+//! clear refusals of bad arguments.
 
-use std::path::Path;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn splitguard(args: &[&str]) -> Output {
@@ -14,6 +16,16 @@ fn splitguard(args: &[&str]) -> Output {
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
+}
+
+/// `text` written to `name` in this test binary's scratch directory, at `mode`.
+fn scratch(name: &str, text: &str, mode: u32) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli");
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    path
 }
 
 #[test]
@@ -70,6 +82,39 @@ fn bad_configs_print_file_line_col_and_key_and_exit_2() {
         );
         assert!(out.stdout.is_empty(), "nothing on stdout for a bad file");
     }
+}
+
+const SECRET_CONFIG: &str = r#"node = "lb01"
+
+[[instance]]
+name = "VI_1"
+interface = "eth0"
+vrid = 51
+priority = 150
+advert_interval = "1s"
+auth_pass = "pw1"
+vips = ["192.0.2.3/24"]
+"#;
+
+#[test]
+fn check_config_loads_the_tls_files() {
+    let missing = scratch(
+        "tls.toml",
+        &format!(
+            "metrics_listen = \"127.0.0.1:9745\"\nmetrics_tls_cert = \"/nonexistent/c.pem\"\n\
+             metrics_tls_key = \"/nonexistent/k.pem\"\n{SECRET_CONFIG}"
+        ),
+        0o600,
+    );
+    let out = splitguard(&["check-config", "-c", missing.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).starts_with(
+            "metrics_tls_cert/metrics_tls_key: /nonexistent/c.pem: cannot read: No such file"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]

@@ -27,7 +27,7 @@ pub use duration::{DurationError, format_duration, parse_duration};
 pub use locate::KeyPath;
 pub use schema::{
     Alertmanager, Alerts, Arbiter, Channel, Config, HttpMethod, HttpSms, Imap, Instance, Mail,
-    OnIsolated, Pagerduty, Probe, Reply, Role, Sms, Tls, TrackScript, TwilioSms, Watch,
+    OnIsolated, Pagerduty, Probe, Reply, Role, Sms, Tls, TlsFiles, TrackScript, TwilioSms, Watch,
     WatchActions, Webhook,
 };
 pub use values::{Argv, HttpUrl, Secret, Template, Vip, VipError};

@@ -61,6 +61,8 @@ const TOP_SCALARS: &[&str] = &[
     "control_socket_group",
     "events_file",
     "metrics_listen",
+    "metrics_tls_cert",
+    "metrics_tls_key",
 ];
 const SECTIONS: &[&str] = &[
     "instance",
