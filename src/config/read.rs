@@ -63,6 +63,7 @@ const TOP_SCALARS: &[&str] = &[
     "metrics_listen",
     "metrics_tls_cert",
     "metrics_tls_key",
+    "secret_file_mode",
 ];
 const SECTIONS: &[&str] = &[
     "instance",

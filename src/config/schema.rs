@@ -36,6 +36,8 @@ pub struct Config {
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// `/metrics` over TLS: `metrics_tls_cert` and `metrics_tls_key` (PEM).
     pub metrics_tls: Option<TlsFiles>,
+    /// What a secret-bearing file readable by others does to the start.
+    pub secret_file_mode: SecretFileMode,
     pub instances: Vec<Instance>,
     pub track_scripts: Vec<TrackScript>,
     pub arbiter: Arbiter,
@@ -67,6 +69,20 @@ pub(crate) struct RawTop {
     pub metrics_tls_cert: Option<PathBuf>,
     #[serde(default)]
     pub metrics_tls_key: Option<PathBuf>,
+    #[serde(default)]
+    pub secret_file_mode: SecretFileMode,
+}
+
+/// `secret_file_mode`: a config file (or TLS key) that holds secrets and that
+/// others may read either stops `run`, `watch` and `check-config` (`refuse`,
+/// the default) or is only warned about (`warn`). Group-readable is fine: the
+/// service's group may need it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SecretFileMode {
+    #[default]
+    Refuse,
+    Warn,
 }
 
 /// A listener's certificate chain and key: the listener's own type.

@@ -992,6 +992,26 @@ fn tls_files_come_in_pairs_with_their_listener() {
 }
 
 #[test]
+fn secret_file_mode_is_refuse_unless_warn() {
+    assert_eq!(
+        parse(MINIMAL, "t.toml").unwrap().secret_file_mode,
+        SecretFileMode::Refuse
+    );
+    let warn = format!("secret_file_mode = \"warn\"\n{MINIMAL}");
+    assert_eq!(
+        parse(&warn, "t.toml").unwrap().secret_file_mode,
+        SecretFileMode::Warn
+    );
+    let e = only(&format!("secret_file_mode = \"ignore\"\n{MINIMAL}"));
+    assert!(
+        e.starts_with(
+            "t.toml:1:20: secret_file_mode: unknown variant `ignore`, expected `refuse` or `warn`"
+        ),
+        "{e}"
+    );
+}
+
+#[test]
 fn watch_rules() {
     let text = format!(
         "{MINIMAL}\n[[watch]]\nvip = \"10.0.0.3\"\ninterface = \"eth0\"\nrole = \"backup\"\n\n[[watch]]\nvip = \"10.0.0.3\"\ninterface = \"eth 0\"\nrole = \"master\"\n\n[watch_actions]\ndemote_command = []\n"

@@ -288,6 +288,7 @@ pub(crate) fn validate(raw: RawConfig, doc: &Document<'_>) -> Result<Config, Vec
         events_file: raw.top.events_file,
         metrics_listen: raw.top.metrics_listen,
         metrics_tls: tls_files(&raw.top.metrics_tls_cert, &raw.top.metrics_tls_key),
+        secret_file_mode: raw.top.secret_file_mode,
         instances,
         track_scripts,
         arbiter,
