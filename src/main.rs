@@ -78,6 +78,23 @@ fn main() -> ExitCode {
 fn check_config(path: &std::path::Path) -> ExitCode {
     match config::load(path) {
         Ok(cfg) => {
+            // What `run` and `watch` would refuse, reported the same way.
+            let (refused, warnings) = exposed_files(path, &cfg);
+            for w in &warnings {
+                eprintln!("warning: {w}");
+            }
+            let mut problems = refused;
+            for (keys, files) in cfg.tls_listeners() {
+                if let Err(e) = splitguard_watchdog::listener::load_tls(&files) {
+                    problems.push(format!("{keys}: {e}"));
+                }
+            }
+            if !problems.is_empty() {
+                for p in &problems {
+                    eprintln!("{p}");
+                }
+                return ExitCode::from(2);
+            }
             println!(
                 "{}: OK: node {}, {} instance(s){}",
                 path.display(),
@@ -128,8 +145,35 @@ fn import_keepalived(path: &std::path::Path) -> ExitCode {
     }
 }
 
-fn run(path: &std::path::Path, dry_run: bool) -> anyhow::Result<()> {
+/// Secret-bearing files others may read (the config itself, TLS keys), as
+/// (refusals, warnings) per `secret_file_mode`.
+fn exposed_files(path: &std::path::Path, cfg: &config::Config) -> (Vec<String>, Vec<String>) {
+    let found: Vec<String> = config::exposure::check(path, cfg)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    match cfg.secret_file_mode {
+        config::SecretFileMode::Refuse => (found, Vec::new()),
+        config::SecretFileMode::Warn => (Vec::new(), found),
+    }
+}
+
+/// Loads the config for `run` or `watch`: valid, and its secrets not readable
+/// by others (or only warned about, with `secret_file_mode = "warn"`).
+fn load_for_service(path: &std::path::Path) -> anyhow::Result<config::Config> {
     let cfg = config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (refused, warnings) = exposed_files(path, &cfg);
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
+    if !refused.is_empty() {
+        anyhow::bail!("{}", refused.join("\n"));
+    }
+    Ok(cfg)
+}
+
+fn run(path: &std::path::Path, dry_run: bool) -> anyhow::Result<()> {
+    let cfg = load_for_service(path)?;
     // One thread: the daemon's work is a few packets a second, and a single-thread
     // runtime keeps its footprint next to keepalived's.
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -140,7 +184,7 @@ fn run(path: &std::path::Path, dry_run: bool) -> anyhow::Result<()> {
 }
 
 fn watch(path: &std::path::Path) -> anyhow::Result<()> {
-    let cfg = config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let cfg = load_for_service(path)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -1,6 +1,7 @@
 //! Prometheus `/metrics` on its own listener (`metrics_listen`): the daemon's
 //! status and counters in the text exposition format. Rendering is pure (a
-//! snapshot in, text out); the listener serves the latest snapshot.
+//! snapshot in, text out); the listener serves the latest snapshot, optionally
+//! over TLS (`metrics_tls_cert`, `metrics_tls_key`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -239,11 +240,14 @@ pub fn render(snapshot: &Snapshot) -> String {
     o.0
 }
 
-/// Serves `GET /metrics` on `listener` with the latest snapshot.
+/// Serves `GET /metrics` on `listener` with the latest snapshot, over TLS when
+/// `tls` is given, with the listener bounds of `splitguard_watchdog::listener`
+/// (header-read timeout, connection cap).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     snapshots: watch::Receiver<Snapshot>,
-) -> std::io::Result<()> {
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+) {
     use axum::routing::get;
     let app = axum::Router::new().route(
         "/metrics",
@@ -260,7 +264,13 @@ pub async fn serve(
             }
         }),
     );
-    axum::serve(listener, app).await
+    splitguard_watchdog::listener::serve(
+        listener,
+        app,
+        tls,
+        splitguard_watchdog::listener::Limits::default(),
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -1,7 +1,10 @@
 //! The `splitguard` binary's command line: check-config's exit codes and located
-//! errors, the contrib examples, and clear refusals of bad arguments.
+//! errors, the contrib examples, secret-bearing files others may read (refused,
+//! or warned about with `secret_file_mode = "warn"`), and clear refusals of bad
+//! arguments.
 
-use std::path::Path;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn splitguard(args: &[&str]) -> Output {
@@ -16,6 +19,16 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// `text` written to `name` in this test binary's scratch directory, at `mode`.
+fn scratch(name: &str, text: &str, mode: u32) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli");
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    path
+}
+
 #[test]
 fn contrib_examples_pass_check_config() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/examples");
@@ -23,6 +36,10 @@ fn contrib_examples_pass_check_config() {
     for entry in std::fs::read_dir(&dir).expect("contrib/examples") {
         let path = entry.expect("entry").path();
         if path.extension().is_some_and(|e| e == "toml") {
+            // They hold auth_pass, so installed as they should be: 0600.
+            let example = std::fs::read_to_string(&path).expect("example");
+            let name = path.file_name().and_then(|n| n.to_str()).expect("name");
+            let path = scratch(name, &example, 0o600);
             let out = splitguard(&["check-config", "-c", path.to_str().expect("utf-8 path")]);
             assert!(
                 out.status.success(),
@@ -70,6 +87,94 @@ fn bad_configs_print_file_line_col_and_key_and_exit_2() {
         );
         assert!(out.stdout.is_empty(), "nothing on stdout for a bad file");
     }
+}
+
+const SECRET_CONFIG: &str = r#"node = "lb01"
+
+[[instance]]
+name = "VI_1"
+interface = "eth0"
+vrid = 51
+priority = 150
+advert_interval = "1s"
+auth_pass = "pw1"
+vips = ["192.0.2.3/24"]
+"#;
+
+#[test]
+fn secrets_others_may_read_are_refused_with_the_fix() {
+    for mode in [0o600, 0o640] {
+        let path = scratch(&format!("ok-{mode:o}.toml"), SECRET_CONFIG, mode);
+        let out = splitguard(&["check-config", "-c", path.to_str().expect("utf-8")]);
+        assert!(out.status.success(), "{mode:o}: {}", text(&out.stderr));
+        assert!(out.stderr.is_empty(), "{}", text(&out.stderr));
+    }
+
+    let path = scratch("open.toml", SECRET_CONFIG, 0o644);
+    let p = path.to_str().expect("utf-8");
+    let expected = format!(
+        "{p}: mode 0644 lets others read it, and it holds secrets (instance[0].auth_pass); \
+         run `chmod o-r {p}` (or `chmod 600 {p}`), or set secret_file_mode = \"warn\" to go on anyway"
+    );
+    let out = splitguard(&["check-config", "-c", p]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(text(&out.stderr).trim(), expected);
+    assert!(out.stdout.is_empty());
+    // run and watch refuse it the same way, before touching the network.
+    for cmd in ["run", "watch"] {
+        let out = splitguard(&[cmd, "-c", p]);
+        assert_eq!(out.status.code(), Some(1), "{cmd}");
+        assert!(
+            text(&out.stderr).contains(&expected),
+            "{cmd}: {}",
+            text(&out.stderr)
+        );
+        assert!(!text(&out.stderr).contains("pw1"), "{}", text(&out.stderr));
+    }
+
+    // secret_file_mode = "warn": a warning, and the file is valid.
+    let warned = scratch(
+        "warned.toml",
+        &format!("secret_file_mode = \"warn\"\n{SECRET_CONFIG}"),
+        0o644,
+    );
+    let out = splitguard(&["check-config", "-c", warned.to_str().expect("utf-8")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).starts_with(&format!("warning: {}: mode 0644", warned.display())),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // Nothing secret: any mode.
+    let plain = scratch(
+        "plain.toml",
+        &SECRET_CONFIG.replace("auth_pass = \"pw1\"\n", ""),
+        0o644,
+    );
+    let out = splitguard(&["check-config", "-c", plain.to_str().expect("utf-8")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[test]
+fn check_config_loads_the_tls_files() {
+    let missing = scratch(
+        "tls.toml",
+        &format!(
+            "metrics_listen = \"127.0.0.1:9745\"\nmetrics_tls_cert = \"/nonexistent/c.pem\"\n\
+             metrics_tls_key = \"/nonexistent/k.pem\"\n{SECRET_CONFIG}"
+        ),
+        0o600,
+    );
+    let out = splitguard(&["check-config", "-c", missing.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).starts_with(
+            "metrics_tls_cert/metrics_tls_key: /nonexistent/c.pem: cannot read: No such file"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]

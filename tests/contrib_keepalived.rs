@@ -6,6 +6,7 @@
 mod common;
 
 use common::*;
+use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/contrib/keepalived");
@@ -37,14 +38,21 @@ fn shipped_conversions_match_the_importer_and_validate() {
         let shipped_w =
             std::fs::read_to_string(format!("{DIR}/{name}.warnings")).expect("warnings");
         assert_eq!(warnings, shipped_w, "{name}.warnings is stale");
+        // Checked as installed: the TOML holds auth_pass, so mode 0600.
+        let installed = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("contrib-keepalived-{name}.toml"));
+        std::fs::write(&installed, &shipped).expect("write");
+        std::fs::set_permissions(&installed, std::fs::Permissions::from_mode(0o600))
+            .expect("chmod");
         let check = Command::new(env!("CARGO_BIN_EXE_splitguard"))
-            .args(["check-config", "-c", &format!("{DIR}/{name}.toml")])
+            .args(["check-config", "-c", installed.to_str().expect("utf-8")])
             .output()
             .expect("check-config runs");
         assert!(
             check.status.success(),
-            "{name}: {}",
-            String::from_utf8_lossy(&check.stdout)
+            "{name}: {}{}",
+            String::from_utf8_lossy(&check.stdout),
+            String::from_utf8_lossy(&check.stderr)
         );
     }
 }

@@ -53,6 +53,9 @@ fn check_config_accepts(name: &str, toml: &str) {
     std::fs::create_dir_all(&dir).expect("temp dir");
     let path = dir.join(format!("{}.toml", name.replace('/', "_")));
     std::fs::write(&path, toml).expect("write the TOML");
+    // As it would be installed: it may hold auth_pass.
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .expect("chmod");
     let out = splitguard(&["check-config", "-c", path.to_str().expect("utf-8")]);
     assert_eq!(
         out.status.code(),

@@ -9,6 +9,7 @@
 //! the span of each key they complain about (`locate`).
 
 mod duration;
+pub mod exposure;
 mod locate;
 mod read;
 mod schema;
@@ -27,8 +28,8 @@ pub use duration::{DurationError, format_duration, parse_duration};
 pub use locate::KeyPath;
 pub use schema::{
     Alertmanager, Alerts, Arbiter, Channel, Config, HttpMethod, HttpSms, Imap, Instance, Mail,
-    OnIsolated, Pagerduty, Probe, Reply, Role, Sms, Tls, TrackScript, TwilioSms, Watch,
-    WatchActions, Webhook,
+    OnIsolated, Pagerduty, Probe, Reply, Role, SecretFileMode, Sms, Tls, TlsFiles, TrackScript,
+    TwilioSms, Watch, WatchActions, Webhook,
 };
 pub use values::{Argv, HttpUrl, Secret, Template, Vip, VipError};
 

@@ -61,6 +61,9 @@ const TOP_SCALARS: &[&str] = &[
     "control_socket_group",
     "events_file",
     "metrics_listen",
+    "metrics_tls_cert",
+    "metrics_tls_key",
+    "secret_file_mode",
 ];
 const SECTIONS: &[&str] = &[
     "instance",

@@ -34,6 +34,10 @@ pub struct Config {
     pub events_file: Option<PathBuf>,
     /// Where Prometheus scrapes `/metrics` (its own listener; none by default).
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// `/metrics` over TLS: `metrics_tls_cert` and `metrics_tls_key` (PEM).
+    pub metrics_tls: Option<TlsFiles>,
+    /// What a secret-bearing file readable by others does to the start.
+    pub secret_file_mode: SecretFileMode,
     pub instances: Vec<Instance>,
     pub track_scripts: Vec<TrackScript>,
     pub arbiter: Arbiter,
@@ -61,6 +65,38 @@ pub(crate) struct RawTop {
     pub events_file: Option<PathBuf>,
     #[serde(default)]
     pub metrics_listen: Option<std::net::SocketAddr>,
+    #[serde(default)]
+    pub metrics_tls_cert: Option<PathBuf>,
+    #[serde(default)]
+    pub metrics_tls_key: Option<PathBuf>,
+    #[serde(default)]
+    pub secret_file_mode: SecretFileMode,
+}
+
+/// `secret_file_mode`: a config file (or TLS key) that holds secrets and that
+/// others may read either stops `run`, `watch` and `check-config` (`refuse`,
+/// the default) or is only warned about (`warn`). Group-readable is fine: the
+/// service's group may need it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SecretFileMode {
+    #[default]
+    Refuse,
+    Warn,
+}
+
+/// A listener's certificate chain and key: the listener's own type.
+pub use splitguard_watchdog::listener::TlsFiles;
+
+/// Both halves of a TLS pair, or neither (validation has checked that).
+pub(crate) fn tls_files(cert: &Option<PathBuf>, key: &Option<PathBuf>) -> Option<TlsFiles> {
+    match (cert, key) {
+        (Some(cert), Some(key)) => Some(TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+        _ => None,
+    }
 }
 
 fn default_state_dir() -> PathBuf {
@@ -376,6 +412,18 @@ impl Channel {
 }
 
 impl Config {
+    /// Each TLS listener's files, named by their keys (for messages).
+    pub fn tls_listeners(&self) -> Vec<(&'static str, TlsFiles)> {
+        let mut out = Vec::new();
+        if let Some(t) = &self.metrics_tls {
+            out.push(("metrics_tls_cert/metrics_tls_key", t.clone()));
+        }
+        if let Some(t) = self.reply.as_ref().and_then(Reply::tls) {
+            out.push(("reply.tls_cert/tls_key", t));
+        }
+        out
+    }
+
     /// The name of `channels[index]`: the one in the file, or `<type><index>`.
     pub fn channel_name(&self, index: usize) -> Option<String> {
         let channel = self.channels.get(index)?;
@@ -638,6 +686,19 @@ pub struct Reply {
     pub pins: std::collections::BTreeMap<String, Secret>,
     #[serde(default)]
     pub imap: Option<Imap>,
+    /// Serve `listen` over TLS with this certificate chain (PEM; with `tls_key`).
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key for `tls_cert` (PEM; not readable by others).
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl Reply {
+    /// The listener's TLS files, when both are set.
+    pub fn tls(&self) -> Option<TlsFiles> {
+        tls_files(&self.tls_cert, &self.tls_key)
+    }
 }
 
 fn opt_url_str<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<HttpUrl>, D::Error> {

@@ -938,6 +938,80 @@ fn reply_listener_and_senders() {
 }
 
 #[test]
+fn tls_files_come_in_pairs_with_their_listener() {
+    let reply = "\n[reply]\nlisten = \"0.0.0.0:8725\"\ngeneric_secret = \"s\"\nallowed_senders = [\"+15550002222\"]\n";
+    let both = format!(
+        "{MINIMAL}{reply}tls_cert = \"/etc/splitguard/reply.crt\"\ntls_key = \"/etc/splitguard/reply.key\"\n"
+    );
+    let c = parse(&both, "t.toml").unwrap();
+    let r = c.reply.as_ref().unwrap();
+    assert_eq!(
+        r.tls(),
+        Some(TlsFiles {
+            cert: "/etc/splitguard/reply.crt".into(),
+            key: "/etc/splitguard/reply.key".into(),
+        })
+    );
+    assert_eq!(c.tls_listeners().len(), 1);
+    assert_eq!(
+        only(&format!("{MINIMAL}{reply}tls_cert = \"/etc/c.pem\"\n")),
+        "t.toml:15:12: reply.tls_cert: tls_cert is set, so tls_key (its private key) is required"
+    );
+    assert_eq!(
+        only(&format!(
+            "{MINIMAL}{reply}tls_key = \"k.pem\"\ntls_cert = \"/etc/c.pem\"\n"
+        )),
+        "t.toml:15:11: reply.tls_key: \"k.pem\" must be an absolute path"
+    );
+    let imap_only = "\n[reply]\nallowed_senders = [\"a@b.example\"]\ntls_cert = \"/c\"\ntls_key = \"/k\"\n[reply.imap]\nhost = \"h\"\nusername = \"u\"\npassword = \"p\"\n";
+    assert_eq!(
+        only(&format!("{MINIMAL}{imap_only}")),
+        "t.toml:13:12: reply.tls_cert: tls_cert is set but listen is not, so nothing would serve TLS"
+    );
+
+    let metrics = format!(
+        "metrics_listen = \"127.0.0.1:9745\"\nmetrics_tls_cert = \"/c\"\nmetrics_tls_key = \"/k\"\n{MINIMAL}"
+    );
+    let c = parse(&metrics, "t.toml").unwrap();
+    assert_eq!(
+        c.metrics_tls.as_ref().map(|t| t.key.clone()),
+        Some("/k".into())
+    );
+    assert_eq!(
+        only(&format!(
+            "metrics_tls_cert = \"/c\"\nmetrics_tls_key = \"/k\"\n{MINIMAL}"
+        )),
+        "t.toml:1:20: metrics_tls_cert: metrics_tls_cert is set but metrics_listen is not, so nothing would serve TLS"
+    );
+    assert_eq!(
+        only(&format!(
+            "metrics_listen = \"127.0.0.1:9745\"\nmetrics_tls_key = \"/k\"\n{MINIMAL}"
+        )),
+        "t.toml:2:19: metrics_tls_key: metrics_tls_key is set, so metrics_tls_cert (the certificate chain) is required"
+    );
+}
+
+#[test]
+fn secret_file_mode_is_refuse_unless_warn() {
+    assert_eq!(
+        parse(MINIMAL, "t.toml").unwrap().secret_file_mode,
+        SecretFileMode::Refuse
+    );
+    let warn = format!("secret_file_mode = \"warn\"\n{MINIMAL}");
+    assert_eq!(
+        parse(&warn, "t.toml").unwrap().secret_file_mode,
+        SecretFileMode::Warn
+    );
+    let e = only(&format!("secret_file_mode = \"ignore\"\n{MINIMAL}"));
+    assert!(
+        e.starts_with(
+            "t.toml:1:20: secret_file_mode: unknown variant `ignore`, expected `refuse` or `warn`"
+        ),
+        "{e}"
+    );
+}
+
+#[test]
 fn watch_rules() {
     let text = format!(
         "{MINIMAL}\n[[watch]]\nvip = \"10.0.0.3\"\ninterface = \"eth0\"\nrole = \"backup\"\n\n[[watch]]\nvip = \"10.0.0.3\"\ninterface = \"eth 0\"\nrole = \"master\"\n\n[watch_actions]\ndemote_command = []\n"

@@ -18,7 +18,7 @@ use super::schema::{
     DEFAULT_QUORUM, DEFAULT_REBOOT_LIMIT, DEFAULT_REBOOT_MIN_UPTIME, DEFAULT_REBOOT_WINDOW,
     HttpMethod, Instance, MAX_GARP_REPEAT, OnIsolated, Probe, RawArbiter, RawInstance,
     RawTrackScript, Reply, Sms, TrackScript, Watch, WatchActions, check_http_url,
-    default_reboot_command,
+    default_reboot_command, tls_files,
 };
 use super::values::{Argv, Secret, Vip};
 use crate::vrrp::Version;
@@ -101,6 +101,43 @@ impl Checker<'_, '_> {
                 path,
                 format!("{:?} must be an absolute path", p.display().to_string()),
             );
+        }
+    }
+
+    /// A TLS certificate and key: both or neither, absolute paths, and only
+    /// with the listener they are for (`Err(key)`: that listener key is unset).
+    fn tls_pair(
+        &mut self,
+        table: &KeyPath,
+        (cert_name, cert): (&str, &Option<std::path::PathBuf>),
+        (key_name, key): (&str, &Option<std::path::PathBuf>),
+        listener: Result<(), &str>,
+    ) {
+        for (name, path) in [(cert_name, cert), (key_name, key)] {
+            if let Some(p) = path {
+                self.absolute(&table.key(name), p);
+            }
+        }
+        match (cert, key) {
+            (Some(_), None) => self.err(
+                &table.key(cert_name),
+                format!("{cert_name} is set, so {key_name} (its private key) is required"),
+            ),
+            (None, Some(_)) => self.err(
+                &table.key(key_name),
+                format!("{key_name} is set, so {cert_name} (the certificate chain) is required"),
+            ),
+            (Some(_), Some(_)) => {
+                if let Err(listen) = listener {
+                    self.err(
+                        &table.key(cert_name),
+                        format!(
+                            "{cert_name} is set but {listen} is not, so nothing would serve TLS"
+                        ),
+                    );
+                }
+            }
+            (None, None) => {}
         }
     }
 
@@ -201,6 +238,16 @@ pub(crate) fn validate(raw: RawConfig, doc: &Document<'_>) -> Result<Config, Vec
     if let Some(path) = &raw.top.events_file {
         c.absolute(&root.key("events_file"), path);
     }
+    c.tls_pair(
+        &root,
+        ("metrics_tls_cert", &raw.top.metrics_tls_cert),
+        ("metrics_tls_key", &raw.top.metrics_tls_key),
+        raw.top
+            .metrics_listen
+            .is_some()
+            .then_some(())
+            .ok_or("metrics_listen"),
+    );
 
     // Every VIP with where it is declared, for the "not a VIP" rules.
     let mut vip_owner: HashMap<IpAddr, KeyPath> = HashMap::new();
@@ -240,6 +287,8 @@ pub(crate) fn validate(raw: RawConfig, doc: &Document<'_>) -> Result<Config, Vec
         control_socket_group: raw.top.control_socket_group,
         events_file: raw.top.events_file,
         metrics_listen: raw.top.metrics_listen,
+        metrics_tls: tls_files(&raw.top.metrics_tls_cert, &raw.top.metrics_tls_key),
+        secret_file_mode: raw.top.secret_file_mode,
         instances,
         track_scripts,
         arbiter,
@@ -888,6 +937,12 @@ fn check_reply(c: &mut Checker<'_, '_>, reply: &Reply) {
     let key = |k: &str| p.key(k);
     c.secret(&key("twilio_auth_token"), reply.twilio_auth_token.as_ref());
     c.secret(&key("generic_secret"), reply.generic_secret.as_ref());
+    c.tls_pair(
+        &p,
+        ("tls_cert", &reply.tls_cert),
+        ("tls_key", &reply.tls_key),
+        reply.listen.is_some().then_some(()).ok_or("listen"),
+    );
     if reply.twilio_auth_token.is_some() && reply.public_url.is_none() {
         c.err(
             &key("public_url"),

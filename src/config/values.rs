@@ -142,15 +142,7 @@ impl Deref for HttpUrl {
 
 impl fmt::Display for HttpUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut shown = self.0.clone();
-        if shown.password().is_some() {
-            // Only fails for URLs that cannot have a password, which this one has.
-            let _ = shown.set_password(Some("***"));
-        }
-        if shown.query().is_some() {
-            shown.set_query(Some("***"));
-        }
-        f.write_str(shown.as_str())
+        f.write_str(&splitguard_watchdog::secret::redact_url(&self.0))
     }
 }
 

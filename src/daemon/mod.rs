@@ -119,16 +119,19 @@ pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
     };
     if let Some(addr) = cfg.metrics_listen {
         let (tx, rx) = watch::channel(splitguard::metrics::Snapshot::default());
-        // Bound now, so a taken port fails the start, not a later scrape.
+        // Loaded and bound now, so a bad certificate or a taken port fails the
+        // start, not a later scrape.
+        let tls = cfg
+            .metrics_tls
+            .as_ref()
+            .map(splitguard_watchdog::listener::load_tls)
+            .transpose()
+            .context("metrics_tls_cert/metrics_tls_key")?;
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("metrics_listen {addr}"))?;
-        tokio::spawn(async move {
-            if let Err(e) = splitguard::metrics::serve(listener, rx).await {
-                error!(%addr, error = %e, "metrics listener stopped");
-            }
-        });
-        info!(%addr, "metrics on /metrics");
+        info!(%addr, tls = tls.is_some(), "metrics on /metrics");
+        tokio::spawn(splitguard::metrics::serve(listener, rx, tls));
         daemon.metrics = Some(tx);
     }
     for inst in &cfg.instances {

@@ -93,13 +93,29 @@ impl Lab {
         &self.dir
     }
 
-    /// Writes `text` to `name` in the lab directory and returns the path.
+    /// Writes `text` to `name` in the lab directory, mode 0600, and returns the
+    /// path. Private because lab configs hold secrets (auth_pass, tokens), which
+    /// splitguard refuses to read from a file others may read; a file another
+    /// user must read is opened up by the test that needs it.
     pub fn write_file(&self, name: &str, text: &str) -> Result<PathBuf, LabError> {
+        use std::io::Write as _;
+        use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
         let path = self.dir.join(name);
-        std::fs::write(&path, text).map_err(|source| LabError::Spawn {
+        let error = |source| LabError::Spawn {
             command: format!("write {}", path.display()),
             source,
-        })?;
+        };
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(error)?;
+        // `mode` applies only to a new file; a rewritten one is made private too.
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(error)?;
+        file.write_all(text.as_bytes()).map_err(error)?;
         Ok(path)
     }
 

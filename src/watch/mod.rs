@@ -424,15 +424,22 @@ pub async fn start_reply_listener(
             },
             tx.clone(),
         );
+        // Loaded before binding, so a bad certificate or key stops the start.
+        let tls = r
+            .tls()
+            .map(|files| splitguard_watchdog::listener::load_tls(&files))
+            .transpose()
+            .context("reply.tls_cert/tls_key")?;
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("reply listener on {addr}"))?;
-        info!(%addr, "reply listener up");
-        tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                error!(error = %e, "reply listener stopped");
-            }
-        });
+        info!(%addr, tls = tls.is_some(), "reply listener up");
+        tokio::spawn(splitguard_watchdog::listener::serve(
+            listener,
+            app,
+            tls,
+            splitguard_watchdog::listener::Limits::default(),
+        ));
     }
     if let Some(m) = &r.imap {
         let spec = ImapSpec {

@@ -10,6 +10,7 @@ pub mod classify;
 pub mod dispatch;
 pub mod engine;
 pub mod incident;
+pub mod listener;
 pub mod reply;
 pub mod secret;
 pub mod spool;

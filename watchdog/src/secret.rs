@@ -1,6 +1,7 @@
 //! A password, token or key from the config. Debug and Display print `***` so a
 //! logged or debug-printed config or channel never leaks it; [`Secret::expose`] is
-//! the one way to read it, which keeps every use easy to find.
+//! the one way to read it, which keeps every use easy to find. [`redact_url`]
+//! shows a URL without the parts that carry credentials.
 
 use serde::Deserialize;
 use std::fmt;
@@ -32,9 +33,31 @@ impl fmt::Display for Secret {
     }
 }
 
+/// `url` for a log or an error: a password in the userinfo and the whole query
+/// string (where gateways and hooks put tokens) become `***`.
+pub fn redact_url(url: &url::Url) -> String {
+    let mut shown = url.clone();
+    if shown.password().is_some() {
+        // Only fails for URLs that cannot have a password, which this one has.
+        let _ = shown.set_password(Some("***"));
+    }
+    if shown.query().is_some() {
+        shown.set_query(Some("***"));
+    }
+    shown.into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_lose_passwords_and_queries() {
+        let u = url::Url::parse("https://am:pw@am.example/hook?token=abc").unwrap();
+        assert_eq!(redact_url(&u), "https://am:***@am.example/hook?***");
+        let plain = url::Url::parse("http://192.0.2.254:8080/hook").unwrap();
+        assert_eq!(redact_url(&plain), "http://192.0.2.254:8080/hook");
+    }
 
     #[test]
     fn never_printed() {

@@ -51,9 +51,10 @@ impl SendError {
     }
 
     /// A reqwest failure: anything before a status (connect, timeout, body) may
-    /// pass later.
+    /// pass later. reqwest puts the whole URL in its message; a token in its
+    /// query or a password in it must not reach a log, so it is shown redacted.
     pub fn from_reqwest(what: &str, e: &reqwest::Error) -> Self {
-        SendError::retry(format!("{what}: {e}"))
+        SendError::retry(format!("{what}: {}", describe(e)))
     }
 
     /// An HTTP status that is not success: 5xx and 429 are retried, other 4xx not.
@@ -174,12 +175,21 @@ pub fn join_path(base: &url::Url, segments: &[&str]) -> Result<url::Url, SendErr
     Ok(url)
 }
 
+/// A reqwest error's message with its URL redacted.
+fn describe(e: &reqwest::Error) -> String {
+    let text = e.to_string();
+    match e.url() {
+        Some(url) => text.replace(url.as_str(), &crate::secret::redact_url(url)),
+        None => text,
+    }
+}
+
 /// The body of a failed answer, for the error message; a body that cannot be read
 /// is reported as such rather than hiding the status.
 async fn error_text(resp: reqwest::Response) -> String {
     resp.text()
         .await
-        .unwrap_or_else(|e| format!("(body unreadable: {e})"))
+        .unwrap_or_else(|e| format!("(body unreadable: {})", describe(&e)))
 }
 
 /// The shared HTTP client: rustls with the ring provider (installed once for the
@@ -199,6 +209,33 @@ pub fn http_client(timeout: Duration) -> Result<reqwest::Client, SendError> {
 pub fn install_crypto_provider() {
     // Err means one is installed already, which is what we want.
     let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A refused connection to a hook whose URL carries a token: the error
+    /// names the host and the cause, never the token.
+    #[tokio::test]
+    async fn reqwest_errors_do_not_carry_url_credentials() {
+        // A port nothing listens on: bind, note it, close.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let client = http_client(Duration::from_secs(2)).expect("client");
+        let e = client
+            .get(format!(
+                "http://user:pa55word@127.0.0.1:{port}/hook?token=t0k3n"
+            ))
+            .send()
+            .await
+            .expect_err("nothing listens");
+        let msg = SendError::from_reqwest("webhook w", &e).message;
+        assert!(msg.contains(&format!("127.0.0.1:{port}/hook?***")), "{msg}");
+        assert!(!msg.contains("t0k3n") && !msg.contains("pa55word"), "{msg}");
+    }
 }
 
 #[cfg(test)]

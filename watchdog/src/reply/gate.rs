@@ -67,7 +67,7 @@ pub struct AuditRecord {
     pub via: Via,
     pub from: String,
     pub reference: String,
-    /// The command line as received (first 200 characters).
+    /// The command line as received (first 200 characters), PINs masked.
     pub text: String,
     pub accepted: bool,
     pub command: Option<&'static str>,
@@ -133,7 +133,7 @@ impl ReplyGate {
             via: reply.via,
             from: from.clone(),
             reference: reply.reference.clone(),
-            text: line.chars().take(200).collect(),
+            text: parse::redact_pins(line).chars().take(200).collect(),
             accepted: false,
             command: None,
             code: None,

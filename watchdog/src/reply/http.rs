@@ -153,7 +153,7 @@ impl Shared {
             via,
             from: normalize_sender(from),
             reference: reference.to_owned(),
-            text: text.chars().take(200).collect(),
+            text: super::parse::redact_pins(text).chars().take(200).collect(),
             accepted: false,
             command: None,
             code: None,

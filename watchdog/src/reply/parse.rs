@@ -109,6 +109,43 @@ pub fn command_line(text: &str) -> Option<&str> {
     None
 }
 
+/// `line` fit to keep or show: every number that could be a PIN becomes `***`.
+/// The first code-shaped number stays (that is the incident code, as
+/// [`parse`] reads it) unless STATUS, which takes no code, came first; any
+/// other 4-8 digit number is masked, a wrong PIN included (a near miss of the
+/// right one).
+pub fn redact_pins(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut code_seen = false;
+    let mut status_seen = false;
+    let mut word = String::new();
+    let mut flush = |word: &mut String, out: &mut String| {
+        let core = word.trim_matches(|c: char| !c.is_ascii_alphanumeric());
+        if core.eq_ignore_ascii_case("status") {
+            status_seen = true;
+        }
+        if is_pin(core) {
+            if !code_seen && !status_seen && is_code(core) {
+                code_seen = true;
+            } else if let Some(at) = word.find(core) {
+                word.replace_range(at..at + core.len(), "***");
+            }
+        }
+        out.push_str(word);
+        word.clear();
+    };
+    for c in line.chars() {
+        if c.is_whitespace() || c == ',' || c == ';' {
+            flush(&mut word, &mut out);
+            out.push(c);
+        } else {
+            word.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
+}
+
 /// The `[SG-<code>]` tag of a subject, if any.
 pub fn subject_code(subject: &str) -> Option<String> {
     let upper = subject.to_ascii_uppercase();
@@ -135,7 +172,7 @@ pub fn parse(text: &str, context_code: Option<&str>) -> Result<Parsed, ParseErro
     if words.is_empty() {
         return Err(ParseError::Empty);
     }
-    let not_understood = || ParseError::NotUnderstood(line.chars().take(80).collect());
+    let not_understood = || ParseError::NotUnderstood(redact_pins(line).chars().take(80).collect());
     let mut code: Option<String> = None;
     let mut command: Option<Command> = None;
     let mut pin: Option<String> = None;
@@ -200,6 +237,23 @@ pub fn parse(text: &str, context_code: Option<&str>) -> Result<Parsed, ParseErro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pins_are_masked_and_codes_kept() {
+        for (line, shown) in [
+            ("4821 DEMOTE 7741", "4821 DEMOTE ***"),
+            ("demote 4821, 7741!", "demote 4821, ***!"),
+            ("STATUS 7741", "STATUS ***"),
+            ("4821 MUTE 30m 12345678", "4821 MUTE 30m ***"),
+            ("ACK 4821", "ACK 4821"),
+            ("12345678 DEMOTE", "*** DEMOTE"),
+            ("4821 DEMOTE 7741 please", "4821 DEMOTE *** please"),
+        ] {
+            assert_eq!(redact_pins(line), shown, "{line}");
+        }
+        let e = parse("4821 DEMOTE 7741 please", None).unwrap_err();
+        assert!(!e.to_string().contains("7741"), "{e}");
+    }
 
     fn p(text: &str) -> Result<Parsed, ParseError> {
         parse(text, None)
