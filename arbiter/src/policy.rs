@@ -67,6 +67,11 @@ pub struct InstanceSpec {
     pub vips: Vec<IpAddr>,
 }
 
+/// Unanswered ownership rounds in a row that clear a foreign owner's evidence
+/// (rounds are at most 500 ms apart): a lossy segment loses single answers, a
+/// node that really went away stays silent.
+pub const SILENT_ROUNDS_TO_CLEAR: u32 = 3;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolicyConfig {
     pub references: Vec<IpAddr>,
@@ -180,6 +185,8 @@ struct Inst {
     vips: Vec<IpAddr>,
     /// Per VIP: the foreign MAC that answered the ownership probe this overdue spell.
     evidence: Vec<Option<[u8; 6]>>,
+    /// Per VIP: probe rounds in a row nobody answered since the last answer.
+    silent_rounds: Vec<u32>,
     role: Role,
     overdue: bool,
     hold: bool,
@@ -232,6 +239,7 @@ impl Policy {
             }
             instances.push(Inst {
                 evidence: vec![None; spec.vips.len()],
+                silent_rounds: vec![0; spec.vips.len()],
                 name: spec.name,
                 vips: spec.vips,
                 role: Role::Backup,
@@ -304,6 +312,7 @@ impl Policy {
         inst.overdue = overdue;
         if !overdue {
             inst.evidence.iter_mut().for_each(|e| *e = None);
+            inst.silent_rounds.iter_mut().for_each(|n| *n = 0);
         }
         self.recompute(now);
         Ok(())
@@ -331,7 +340,20 @@ impl Policy {
                 vip,
             })?;
         if inst.overdue {
-            inst.evidence[v] = answered_by;
+            // One lost answer must not reopen the gate: the evidence stands
+            // until SILENT_ROUNDS_TO_CLEAR rounds in a row go unanswered.
+            match answered_by {
+                Some(mac) => {
+                    inst.evidence[v] = Some(mac);
+                    inst.silent_rounds[v] = 0;
+                }
+                None => {
+                    inst.silent_rounds[v] = inst.silent_rounds[v].saturating_add(1);
+                    if inst.silent_rounds[v] >= SILENT_ROUNDS_TO_CLEAR {
+                        inst.evidence[v] = None;
+                    }
+                }
+            }
             self.recompute(now);
         }
         Ok(())
@@ -352,6 +374,7 @@ impl Policy {
         if role != Role::Backup {
             inst.overdue = false;
             inst.evidence.iter_mut().for_each(|e| *e = None);
+            inst.silent_rounds.iter_mut().for_each(|n| *n = 0);
         }
         self.recompute(now);
         Ok(())

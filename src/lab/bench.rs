@@ -361,12 +361,7 @@ impl Pair {
         [Some(&self.lb01), Some(&self.lb02), self.watch.as_ref()]
             .into_iter()
             .flatten()
-            .map(|p| {
-                let text = p.log_text();
-                let lines: Vec<&str> = text.lines().collect();
-                let tail = lines[lines.len().saturating_sub(8)..].join("\n    ");
-                format!("\n  --- {} (last lines) ---\n    {tail}", p.name)
-            })
+            .map(|p| p.log_tail(8))
             .collect()
     }
 

@@ -441,12 +441,7 @@ impl Story<'_> {
         [self.lb01.as_ref(), self.lb02.as_ref()]
             .into_iter()
             .flatten()
-            .map(|p| {
-                let text = p.log_text();
-                let lines: Vec<&str> = text.lines().collect();
-                let tail = lines[lines.len().saturating_sub(10)..].join("\n    ");
-                format!("\n  --- {} (last lines) ---\n    {tail}", p.name)
-            })
+            .map(|p| p.log_tail(10))
             .collect()
     }
 }

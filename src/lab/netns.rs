@@ -166,22 +166,11 @@ impl Lab {
         F: FnOnce() -> R + Send,
         R: Send,
     {
-        let path = format!("/run/netns/{}", self.host(host)?.netns);
+        let (path, file) = self.netns_file(host)?;
         std::thread::scope(|scope| {
             scope
                 .spawn(move || {
-                    let file = std::fs::File::open(&path).map_err(|source| LabError::Spawn {
-                        command: format!("open {path}"),
-                        source,
-                    })?;
-                    // SAFETY: setns on a valid namespace fd affects only this thread.
-                    let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-                    if rc != 0 {
-                        return Err(LabError::Spawn {
-                            command: format!("setns {path}"),
-                            source: std::io::Error::last_os_error(),
-                        });
-                    }
+                    enter_netns(&path, &file)?;
                     Ok(f())
                 })
                 .join()
@@ -202,28 +191,27 @@ impl Lab {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        let path = format!("/run/netns/{}", self.host(host)?.netns);
-        let file = std::fs::File::open(&path).map_err(|source| LabError::Spawn {
-            command: format!("open {path}"),
-            source,
-        })?;
+        let (path, file) = self.netns_file(host)?;
         std::thread::Builder::new()
             .name(format!("lab-{host}"))
             .spawn(move || {
-                // SAFETY: setns on a valid namespace fd affects only this thread.
-                let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-                if rc != 0 {
-                    return Err(LabError::Spawn {
-                        command: format!("setns {path}"),
-                        source: std::io::Error::last_os_error(),
-                    });
-                }
+                enter_netns(&path, &file)?;
                 Ok(f())
             })
             .map_err(|source| LabError::Spawn {
                 command: format!("start a thread in {host}"),
                 source,
             })
+    }
+
+    /// `host`'s namespace file, opened.
+    fn netns_file(&self, host: &str) -> Result<(String, std::fs::File), LabError> {
+        let path = format!("/run/netns/{}", self.host(host)?.netns);
+        let file = std::fs::File::open(&path).map_err(|source| LabError::Spawn {
+            command: format!("open {path}"),
+            source,
+        })?;
+        Ok((path, file))
     }
 
     /// Runs `argv` inside `host` and returns its output; a non-zero exit is an error.
@@ -319,6 +307,19 @@ impl Lab {
         ip(&["-n", &netns, "link", "set", "eth0", "up"])?;
         Ok(())
     }
+}
+
+/// Moves the calling thread into the network namespace `file` (at `path`).
+fn enter_netns(path: &str, file: &std::fs::File) -> Result<(), LabError> {
+    // SAFETY: setns on a valid namespace fd affects only this thread.
+    let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+    if rc != 0 {
+        return Err(LabError::Spawn {
+            command: format!("setns {path}"),
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    Ok(())
 }
 
 impl Drop for Lab {

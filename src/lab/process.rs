@@ -28,6 +28,15 @@ impl LabProcess {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The last `n` lines of the log under a header naming the process, for a
+    /// failure report.
+    pub fn log_tail(&self, n: usize) -> String {
+        let text = self.log_text();
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = lines[lines.len().saturating_sub(n)..].join("\n    ");
+        format!("\n  --- {} (last lines) ---\n    {tail}", self.name)
+    }
+
     /// Sends `signal` (e.g. libc::SIGTERM) without waiting.
     pub fn signal(&self, signal: i32) {
         if let Some(pid) = self.pid() {

@@ -421,15 +421,7 @@ impl Nodes {
     }
 
     fn log_tails(&self) -> String {
-        self.all()
-            .iter()
-            .map(|p| {
-                let text = p.log_text();
-                let lines: Vec<&str> = text.lines().collect();
-                let tail = lines[lines.len().saturating_sub(8)..].join("\n    ");
-                format!("\n  --- {} (last lines) ---\n    {tail}", p.name)
-            })
-            .collect()
+        self.all().iter().map(|p| p.log_tail(8)).collect()
     }
 }
 

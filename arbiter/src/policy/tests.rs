@@ -744,3 +744,36 @@ fn a_clock_stepping_back_does_not_skip_the_reboot_deadline() {
     p.handle_timeout(secs(t0, 171));
     assert_eq!(count_reboots(&drain(&mut p)), 1);
 }
+
+#[test]
+fn one_lost_answer_does_not_reopen_the_gate_but_a_silent_owner_does() {
+    let t0 = Instant::now();
+    let mut p = healthy(config(), t0);
+    p.handle_heartbeat(secs(t0, 1), "VI_1", true).unwrap();
+    p.handle_ownership(secs(t0, 1), "VI_1", ip(VIP), Some(MAC))
+        .unwrap();
+    assert!(!p.gate("VI_1").unwrap().is_open());
+    // Lossy segment: an answer lost now and then keeps the evidence.
+    for n in 1..SILENT_ROUNDS_TO_CLEAR {
+        p.handle_ownership(secs(t0, 1 + u64::from(n)), "VI_1", ip(VIP), None)
+            .unwrap();
+        assert!(
+            !p.gate("VI_1").unwrap().is_open(),
+            "after {n} silent round(s)"
+        );
+    }
+    p.handle_ownership(secs(t0, 5), "VI_1", ip(VIP), Some(MAC))
+        .unwrap();
+    for n in 1..SILENT_ROUNDS_TO_CLEAR {
+        p.handle_ownership(secs(t0, 5 + u64::from(n)), "VI_1", ip(VIP), None)
+            .unwrap();
+    }
+    assert!(
+        !p.gate("VI_1").unwrap().is_open(),
+        "the answer reset the count"
+    );
+    // The owner really went away: enough silent rounds in a row clear it.
+    p.handle_ownership(secs(t0, 9), "VI_1", ip(VIP), None)
+        .unwrap();
+    assert!(p.gate("VI_1").unwrap().is_open());
+}
