@@ -552,6 +552,17 @@ fn sigkill_during_alert_sends_loses_and_doubles_nothing() {
         std::thread::sleep(delay);
         pair.kill(victim);
         pair.start(victim);
+        // The restarted node takes the VIP again (lb02 deaf to lb01, lb01
+        // preempting a deaf lb02) and sees the split brain go on, so an
+        // incident it restored from its spool is seen again, not left for
+        // the 20 s restore grace.
+        let back = wait_for(BOUND, || holds(&lab, victim).then_some(()));
+        assert!(
+            back.is_some(),
+            "{what}: {victim} never claimed after its restart\n{}",
+            pair.logs()
+        );
+        std::thread::sleep(Duration::from_millis(1500));
         // Both nodes page the split brain (the victim before its death, or
         // after its restart, when it sees the other owner again).
         let paged = wait_for(BOUND, || {
