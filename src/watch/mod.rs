@@ -27,7 +27,7 @@ use splitguard_watchdog::classify::{AdvertSeen, Classifier, ClassifierConfig, Ou
 use splitguard_watchdog::dispatch::{Delivery, Dispatcher, Outcome};
 use splitguard_watchdog::engine::{ChannelInfo, Engine, EngineConfig, Raise};
 use splitguard_watchdog::spool::Spool;
-use tracing::{debug, error, info, warn};
+use tracing::{debug, info, warn};
 
 use crate::config::Config;
 use crate::net::arp_socket::ArpSocket;
@@ -130,6 +130,7 @@ impl Watcher {
         let channel_names: Vec<String> = ecfg.channels.iter().map(|c| c.name.clone()).collect();
         let engine = match spool.load_engine().context("spool")? {
             Some(state) => {
+                let state = spool.recover(state).context("spool")?;
                 if !state.open.is_empty() {
                     info!(
                         open = state.open.len(),
@@ -271,6 +272,7 @@ impl Watcher {
             }
         }
         self.classifier.handle_timeout(now);
+        let mut changed = false;
         if !self.restored.is_empty() && now >= self.restore_check_at {
             for key in std::mem::take(&mut self.restored) {
                 if !self.classifier.is_raised(&key) && !self.external.contains(&key) {
@@ -278,12 +280,11 @@ impl Watcher {
                     self.engine.handle_resolve(Utc::now(), &key);
                 }
             }
-            if let Err(e) = self.spool.save_engine(self.engine.state()) {
-                error!(error = %e, "engine state not saved");
-            }
+            // Saved with the resolved notices, not before them.
+            changed = true;
         }
         self.engine.handle_timeout(Utc::now());
-        self.settle(now).await;
+        self.settle_changed(now, changed).await;
     }
 
     /// Open incidents as `status` shows them.
@@ -307,8 +308,13 @@ impl Watcher {
     /// Classifier outputs into the engine and probes; engine sends into the
     /// spool and the channels. The engine state is on disk before any send.
     pub(crate) async fn settle(&mut self, now: Instant) {
+        self.settle_changed(now, false).await;
+    }
+
+    /// [`Watcher::settle`] after the engine's state was changed outside it (an
+    /// ack): the state is saved even when nothing is sent.
+    pub(crate) async fn settle_changed(&mut self, now: Instant, mut changed: bool) {
         let wall: DateTime<Utc> = Utc::now();
-        let mut changed = false;
         while let Some(out) = self.classifier.poll_output() {
             match out {
                 Output::Raise(r) => {
@@ -339,21 +345,17 @@ impl Watcher {
         while let Some(o) = self.engine.poll_send(wall) {
             outgoing.push(o);
         }
-        if (changed || !outgoing.is_empty())
-            && let Err(e) = self.spool.save_engine(self.engine.state())
-        {
-            error!(error = %e, "engine state not saved; a restart would lose open incidents");
+        if !changed && outgoing.is_empty() {
+            return;
         }
-        for o in outgoing {
-            let Some(channel) = self.channel_names.get(o.channel).cloned() else {
-                continue;
-            };
-            match self.spool.put(&channel, o.alert) {
-                Ok(entry) => {
-                    self.dispatcher.submit(entry);
-                }
-                Err(e) => error!(%channel, error = %e, "alert not spooled, so not sent"),
-            }
+        // The state and its notifications reach the disk together (a crash
+        // at any point loses none, doubles none), then they may go.
+        let outgoing: Vec<_> = outgoing
+            .into_iter()
+            .filter_map(|o| Some((self.channel_names.get(o.channel)?.clone(), o.alert)))
+            .collect();
+        for entry in self.spool.commit(self.engine.state(), outgoing) {
+            self.dispatcher.submit(entry);
         }
     }
 
@@ -600,10 +602,8 @@ impl Watcher {
     ) -> crate::control::Response {
         use crate::control::{ErrorKind, Response};
         let result = self.engine.handle_ack(Utc::now(), code, by);
-        if let Err(e) = self.spool.save_engine(self.engine.state()) {
-            warn!(error = %e, "engine state not saved after an ack");
-        }
-        self.settle(now).await;
+        // Saved with the notices the ack sends, not before them.
+        self.settle_changed(now, true).await;
         match result {
             Ok(inc) => Response::done(format!("{code} ({}) acked by {by}", inc.kind)),
             Err(e) => Response::error(ErrorKind::BadRequest, e.to_string()),

@@ -217,10 +217,8 @@ impl Watcher {
                 ),
             ),
         };
-        if let Err(e) = self.spool.save_engine(self.engine.state()) {
-            warn!(error = %e, "engine state not saved after a reply");
-        }
-        self.settle(std::time::Instant::now()).await;
+        // Saved with the notices the reply sends, not before them.
+        self.settle_changed(std::time::Instant::now(), true).await;
         ReplyOutcome {
             http_status: 200,
             action,

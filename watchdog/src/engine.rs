@@ -121,6 +121,20 @@ pub struct EngineState {
     pub retired_codes: BTreeMap<String, DateTime<Utc>>,
     pub rng: u64,
     pub counter: u64,
+    /// Notifications handed out with this state and not yet known to be in the
+    /// outbox: written by [`crate::spool::Spool::commit`] before it spools them
+    /// and cleared after, so a crash in between loses none of them
+    /// ([`crate::spool::Spool::recover`] spools what is missing). Always empty in
+    /// a running engine.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unspooled: Vec<UnspooledAlert>,
+}
+
+/// One notification for `channel`, recorded with the engine state that sent it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnspooledAlert {
+    pub channel: String,
+    pub alert: Alert,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

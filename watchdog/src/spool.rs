@@ -7,6 +7,15 @@
 //! A crash between a successful send and that removal resends it on restart with
 //! the same idempotency key (and Message-ID), which receivers can drop.
 //!
+//! The engine's state and the notifications it hands out change together
+//! ([`Spool::commit`]): the state is saved first with the notifications listed
+//! in it, then they are written to the outbox, then the state is saved again
+//! without the list, and only then may they be sent. A crash between the
+//! steps leaves the list in `engine.json`, and [`Spool::recover`] spools what
+//! the outbox lacks at the next start. Saving the state and then spooling
+//! (the earlier order) lost a page whose incident the saved state already
+//! counted as paged, and a resolved notice whose incident it had closed.
+//!
 //! Layout: `<state_dir>/spool/engine.json`, `outbox/<seq>-<channel>.json`,
 //! `failed/` (notifications a channel refused for good, kept for the operator).
 
@@ -19,7 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::{Deserialize, Serialize};
 
 use crate::alert::Alert;
-use crate::engine::EngineState;
+use crate::engine::{EngineState, UnspooledAlert};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpoolError {
@@ -144,6 +153,77 @@ impl Spool {
             message: e.to_string(),
         })?;
         write_durable(&path, &bytes)
+    }
+
+    /// Saves the engine's new `state` together with the notifications it
+    /// handed out (`(channel, alert)`) so that a crash at any point loses none
+    /// and doubles none: see the module comment. Returns the outbox entries to
+    /// dispatch; nothing may be sent before this returns. A step that fails is
+    /// logged and the rest still goes (an alert unsaved beats an alert unsent).
+    pub fn commit(&self, state: &EngineState, out: Vec<(String, Alert)>) -> Vec<OutboxEntry> {
+        let mut clean = state.clone();
+        clean.unspooled.clear();
+        if out.is_empty() {
+            if let Err(e) = self.save_engine(&clean) {
+                tracing::error!(error = %e, "engine state not saved; a restart would lose open incidents");
+            }
+            return Vec::new();
+        }
+        let mut staged = clean.clone();
+        staged.unspooled = out
+            .iter()
+            .map(|(channel, alert)| UnspooledAlert {
+                channel: channel.clone(),
+                alert: alert.clone(),
+            })
+            .collect();
+        if let Err(e) = self.save_engine(&staged) {
+            tracing::error!(error = %e, "engine state not saved; a restart would lose open incidents");
+        }
+        let mut entries = Vec::new();
+        for (channel, alert) in out {
+            match self.put(&channel, alert) {
+                Ok(entry) => entries.push(entry),
+                Err(e) => tracing::error!(%channel, error = %e, "alert not spooled, so not sent"),
+            }
+        }
+        if let Err(e) = self.save_engine(&clean) {
+            tracing::error!(error = %e, "engine state not saved; a restart would lose open incidents");
+        }
+        entries
+    }
+
+    /// At start, after a crash inside [`Spool::commit`]: spools each
+    /// notification `state` lists as handed out that the outbox does not hold
+    /// (same channel and idempotency key; none of them was sent, since sending
+    /// starts only after the list is cleared), saves the state without the
+    /// list and returns it.
+    pub fn recover(&self, mut state: EngineState) -> Result<EngineState, SpoolError> {
+        let staged = std::mem::take(&mut state.unspooled);
+        if staged.is_empty() {
+            return Ok(state);
+        }
+        let have: Vec<(String, String)> = self
+            .pending()?
+            .into_iter()
+            .map(|e| (e.channel, e.alert.idempotency_key))
+            .collect();
+        let mut added = 0;
+        for u in staged {
+            let k = (u.channel.clone(), u.alert.idempotency_key.clone());
+            if !have.contains(&k) {
+                self.put(&u.channel, u.alert)?;
+                added += 1;
+            }
+        }
+        if added > 0 {
+            tracing::warn!(
+                added,
+                "spooled notifications a crash left out of the outbox"
+            );
+        }
+        self.save_engine(&state)?;
+        Ok(state)
     }
 
     /// Accepts a notification for `channel`: durable once this returns.
@@ -285,6 +365,67 @@ mod tests {
         fs::write(dir.path().join("spool/engine.json"), "{nope").unwrap();
         let e = s.load_engine().unwrap_err().to_string();
         assert!(e.contains("engine.json") && e.contains("unreadable"), "{e}");
+    }
+
+    #[test]
+    fn commit_spools_and_leaves_no_list_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Spool::open(dir.path()).unwrap();
+        let st = EngineState {
+            counter: 1,
+            ..EngineState::default()
+        };
+        let e = s.commit(
+            &st,
+            vec![("hook".into(), alert("a")), ("mail".into(), alert("b"))],
+        );
+        assert_eq!(e.len(), 2);
+        assert_eq!(s.pending().unwrap(), e);
+        assert_eq!(s.load_engine().unwrap(), Some(st));
+    }
+
+    /// A SIGKILL after the state was saved and before (or while) the outbox
+    /// was written: the earlier order (save the state, then spool) lost these
+    /// notifications for good; now the next start spools exactly the missing
+    /// ones.
+    #[test]
+    fn a_crash_inside_commit_loses_and_doubles_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Spool::open(dir.path()).unwrap();
+        let mut st = EngineState {
+            counter: 2,
+            ..EngineState::default()
+        };
+        st.unspooled = ["a", "b"]
+            .iter()
+            .map(|k| UnspooledAlert {
+                channel: "hook".into(),
+                alert: alert(k),
+            })
+            .collect();
+        // The crash: state saved with the list, only "a" reached the outbox.
+        s.save_engine(&st).unwrap();
+        let a = s.put("hook", alert("a")).unwrap();
+        drop(s);
+
+        let s = Spool::open(dir.path()).unwrap();
+        let loaded = s.load_engine().unwrap().unwrap();
+        let restored = s.recover(loaded).unwrap();
+        assert!(restored.unspooled.is_empty());
+        assert_eq!(restored.counter, 2);
+        let keys: Vec<String> = s
+            .pending()
+            .unwrap()
+            .into_iter()
+            .map(|e| e.alert.idempotency_key)
+            .collect();
+        assert_eq!(keys, ["a", "b"], "b spooled once, a not again");
+        assert_eq!(s.pending().unwrap()[0], a);
+        // Recovered once: the saved state no longer lists them.
+        assert!(s.load_engine().unwrap().unwrap().unspooled.is_empty());
+        let again = s.recover(s.load_engine().unwrap().unwrap()).unwrap();
+        assert!(again.unspooled.is_empty());
+        assert_eq!(s.pending().unwrap().len(), 2);
     }
 
     #[test]
