@@ -160,6 +160,37 @@ pub enum LabCommand {
         #[arg(long)]
         quick: bool,
     },
+    /// A long run of one pair under 30 % random frame loss with faults on a fixed
+    /// rotation: fails on growth of RSS, fds or threads beyond a stated bound, on
+    /// any panic, or on a dual-owner second the arbiter could have prevented.
+    #[command(
+        long_about = "A long run of one pair (lb01 192.0.2.5 priority 150, lb02 192.0.2.6 \
+            priority 100, gw 192.0.2.254, VIP 192.0.2.3/24, VRRPv2 with 1 s adverts; \
+            splitguard with its arbiter and a webhook to gw) under 30 % random frame loss \
+            on the bridge (nftables numgen; by default every frame to and from lb02), with a fault every 15 s: lb01's link down for \
+            5 s, VRRP dropped on lb02 for 8 s, lb02's daemon SIGTERMed and restarted, \
+            lb01's daemon SIGKILLed and restarted (the restarts in the first minute and \
+            every tenth cycle after).\n\n\
+            Each daemon's RSS, open fds and threads are read every 2 s; a lifetime's \
+            first sample 10 s after its start is compared with its last. gw asks who \
+            has the VIP every 250 ms. The report gives the faults, owner changes, \
+            dual-owner and zero-owner seconds, alerts by kind, and each daemon's figures, \
+            then PASS or FAIL with the reasons. Needs root and nft. Exit 0 on PASS, 1 on \
+            FAIL, 130 when interrupted."
+    )]
+    Soak {
+        /// How long the soak runs after the pair has settled (e.g. 2m, 1h).
+        #[arg(long, value_parser = parse_timeout, default_value = "2m")]
+        duration: std::time::Duration,
+        /// Where the loss applies: lb02's frames, both directions (the default), or
+        /// every frame the bridge forwards (gw's own who-has and both arbiters'
+        /// probes too: the pair flaps and gw's view is half blind).
+        #[arg(long, value_enum, default_value = "lb02")]
+        loss: splitguard::lab::soak::LossScope,
+        /// Print the report as Markdown.
+        #[arg(long)]
+        markdown: bool,
+    },
 }
 
 /// The scenarios named on the command line.

@@ -55,6 +55,14 @@ fn main() -> ExitCode {
         } => lab_demo(quick),
         Command::Lab {
             cmd:
+                LabCommand::Soak {
+                    duration,
+                    loss,
+                    markdown,
+                },
+        } => lab_soak(duration, loss, markdown),
+        Command::Lab {
+            cmd:
                 LabCommand::Scenario {
                     name,
                     impls,
@@ -256,6 +264,42 @@ fn lab_scenario(
             eprintln!("splitguard lab scenario: {e:#}");
             match e.downcast_ref::<ScenarioError>() {
                 Some(ScenarioError::Interrupted) => ExitCode::from(130),
+                _ => ExitCode::FAILURE,
+            }
+        }
+    }
+}
+
+/// `splitguard lab soak`: progress on stderr, the report on stdout. Exit 0 on
+/// PASS, 1 on FAIL or when the soak could not run, 130 when interrupted.
+fn lab_soak(
+    duration: std::time::Duration,
+    loss: splitguard::lab::soak::LossScope,
+    markdown: bool,
+) -> ExitCode {
+    use splitguard::lab::soak::{self, SoakError, SoakOptions};
+    splitguard::lab::measure::install_interrupt_handler();
+    let outcome = (|| -> anyhow::Result<soak::SoakReport> {
+        let opts = SoakOptions {
+            duration,
+            loss,
+            splitguard: lab_binary()?,
+        };
+        Ok(soak::run(&opts, &mut |line| eprintln!("{line}"))?)
+    })();
+    match outcome {
+        Ok(report) => {
+            print!("{}", report.render(markdown));
+            if report.passed() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("splitguard lab soak: {e:#}");
+            match e.downcast_ref::<SoakError>() {
+                Some(SoakError::Interrupted) => ExitCode::from(130),
                 _ => ExitCode::FAILURE,
             }
         }

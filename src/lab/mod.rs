@@ -13,6 +13,7 @@ pub mod observe;
 pub mod process;
 pub mod report;
 pub mod scenario;
+pub mod soak;
 
 pub use netns::{Host, Lab, LabBuilder, LabError};
 pub use observe::{OwnerSamples, wait_for};
