@@ -6,6 +6,8 @@
 pub mod check;
 pub mod config;
 pub mod control;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod import;
 pub mod lab;
 pub mod logging;

@@ -9,6 +9,8 @@ pub mod channels;
 pub mod classify;
 pub mod dispatch;
 pub mod engine;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod incident;
 pub mod listener;
 pub mod reply;
