@@ -2,17 +2,12 @@
 //! it plays steady state, failover, preemption and S2 with alerts, gw never sees
 //! two owners, and no namespace of its lab is left. Without root it says so.
 
+mod common;
+
+use common::namespaces;
 use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_splitguard");
-
-fn namespaces() -> String {
-    let out = Command::new("ip")
-        .args(["netns", "list"])
-        .output()
-        .expect("ip netns list");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 #[test]
 fn the_quick_demo_tells_the_story_and_cleans_up() {

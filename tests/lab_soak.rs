@@ -4,17 +4,12 @@
 //! VRRP drops; the report names its figures, and no namespace of its lab is
 //! left. Needs root and nft. See the KNOWN FAILURE note below.
 
+mod common;
+
+use common::namespaces;
 use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_splitguard");
-
-fn namespaces() -> String {
-    let out = Command::new("ip")
-        .args(["netns", "list"])
-        .output()
-        .expect("ip netns list");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 #[test]
 fn a_two_minute_soak_reports_its_figures_and_cleans_up() {

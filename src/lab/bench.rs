@@ -582,11 +582,7 @@ fn measure_pair(
 }
 
 fn settle(d: Duration) -> Result<(), RunError> {
-    if measure::sleep_unless_interrupted(d) {
-        Ok(())
-    } else {
-        Err(RunError::Interrupted)
-    }
+    measure::pause(d, RunError::Interrupted)
 }
 
 /// Waits until lb01 is master holding the VIP, lb02 is backup (and, with the

@@ -82,6 +82,16 @@ pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
 
+/// [`sleep_unless_interrupted`] as a step of a run: `Err(interrupted)` when an
+/// interrupt came meanwhile.
+pub fn pause<E>(d: Duration, interrupted: E) -> Result<(), E> {
+    if sleep_unless_interrupted(d) {
+        Ok(())
+    } else {
+        Err(interrupted)
+    }
+}
+
 /// Sleeps `d` in short steps; false when interrupted meanwhile.
 pub fn sleep_unless_interrupted(d: Duration) -> bool {
     let deadline = Instant::now() + d;

@@ -447,11 +447,7 @@ fn start_node(
 }
 
 fn pause(d: Duration) -> Result<(), RunError> {
-    if measure::sleep_unless_interrupted(d) {
-        Ok(())
-    } else {
-        Err(RunError::Interrupted)
-    }
+    measure::pause(d, RunError::Interrupted)
 }
 
 /// Waits until gw sees only lb01 answer for the VIP, lb01's daemon is master and

@@ -659,11 +659,7 @@ impl Node {
 }
 
 fn pause(d: Duration) -> Result<(), SoakError> {
-    if measure::sleep_unless_interrupted(d) {
-        Ok(())
-    } else {
-        Err(SoakError::Interrupted)
-    }
+    measure::pause(d, SoakError::Interrupted)
 }
 
 /// Runs the soak; `progress` gets a line per step. The lab is gone when it returns.

@@ -233,3 +233,13 @@ pub fn tshark_vrrp(lab: &Lab, filter: &str) -> String {
     assert!(!text.contains("incorrect"), "{text}");
     text
 }
+
+/// `ip netns list` as text: lab namespace names carry the creating process's
+/// pid, so a test can check its command left none behind.
+pub fn namespaces() -> String {
+    let out = std::process::Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .expect("ip netns list");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
