@@ -9,6 +9,9 @@
 //! - S5 gw stops answering pings, lb01 and lb02 still see each other: both are
 //!   demoted alike, the VIP stays on lb01 (default gateway as the reference).
 //! - S6 lb02 with another auth_pass: lb02 withholds its claim.
+//! - A blind claim: VRRP dropped on lb02 and lb01's ARP answers for the VIP
+//!   kept from lb02 until it claims; once they reach it again, lb02 yields within
+//!   its probation and withholds the claim, naming lb01's MAC.
 //! - Reboot with `--dry-run`: one logged reboot, the ledger refuses a second.
 //!
 //! Needs root; fails without it.
@@ -120,6 +123,66 @@ fn s2_vrrp_firewalled_on_the_backup_never_makes_two_owners() {
         "status: {text}"
     );
     assert_eq!(json["arbiter"]["isolated"], false, "status: {text}");
+}
+
+#[test]
+fn a_blind_claim_yields_once_the_vip_is_seen_answering_elsewhere() {
+    let lab = pair_lab("yield");
+    let lb01 = start_splitguard(&lab, "lb01", &lb01_config(&lab));
+    let lb02 = start_splitguard(&lab, "lb02", &lb02_config(&lab));
+    let procs = [&lb01, &lb02];
+    expect_owner(&lab, Some("lb01"), &procs, "steady state");
+    // What 30 % loss does now and then, made certain: lb02 hears no advert and
+    // no ARP from the VIP, so every ownership round goes unanswered and it claims.
+    let port = lab.host("lb02").expect("lb02").bridge_port.clone();
+    lab.nft(
+        None,
+        &format!(
+            "table bridge blind {{\n chain fwd_arp {{\n  type filter hook forward priority 0;\n  \
+             oifname \"{port}\" ether type arp arp saddr ip {VIP} drop\n }}\n}}\n"
+        ),
+    )
+    .expect("nft");
+    lab.nft(Some("lb02"), VRRP_DROP).expect("nft");
+    let claimed = wait_for(BOUND, || holds(&lab, "lb02").then_some(()));
+    assert!(
+        claimed.is_some(),
+        "lb02 never claimed blind:\n{}",
+        logs(&procs)
+    );
+    // lb01's answers reach lb02 again (VRRP still dropped): the probation finds
+    // them and lb02 gives the VIP back.
+    lab.nft(None, "delete table bridge blind\n")
+        .expect("heal ARP");
+    let gave_back = wait_for(Duration::from_secs(10), || {
+        (!holds(&lab, "lb02")).then_some(())
+    });
+    assert!(gave_back.is_some(), "lb02 kept the VIP:\n{}", logs(&procs));
+    assert!(holds(&lab, "lb01"), "lb01 must have kept the VIP");
+    let mac1 = lab.mac_of("lb01").expect("mac");
+    let log = lb02.log_text().to_ascii_lowercase();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("yielding") && l.contains(&mac1)),
+        "lb02 must say it yielded to lb01 ({mac1}):\n{}",
+        lb02.log_text()
+    );
+    // From then on it withholds the claim, as in S2, and stays backup.
+    let s = watch_window(&lab);
+    assert_single_owner(&lab, &s, "lb01", &procs);
+    assert!(withheld_naming(&lb02, &mac1), "{}", lb02.log_text());
+    let json = status_via(&lab, "lb02", "lb02.sock");
+    assert_eq!(json["instances"][0]["state"], "BACKUP", "status: {json}");
+    // The VRRP heal: no second owner, lb01 stays.
+    lab.nft(Some("lb02"), "delete table inet s2\n")
+        .expect("heal VRRP");
+    expect_owner_stays(
+        &lab,
+        "lb01",
+        Duration::from_secs(4),
+        &procs,
+        "after the heal",
+    );
 }
 
 #[test]

@@ -1,8 +1,9 @@
 //! `splitguard lab soak --duration 2m` (the CI form of the soak): a pair under
 //! 30 % random loss of lb02's frames with link flaps, VRRP drops and daemon
-//! restarts: no growth beyond the bounds, no panic, no dual owner outside the
-//! VRRP drops; the report names its figures, and no namespace of its lab is
-//! left. Needs root and nft. See the KNOWN FAILURE note below.
+//! restarts: no growth beyond the bounds, no panic, no dual owner the arbiter
+//! could have prevented (a blind claim in a VRRP drop must be retracted within
+//! the bound); the verdict is PASS, the report names its figures, and no
+//! namespace of its lab is left. Needs root and nft.
 
 mod common;
 
@@ -24,35 +25,18 @@ fn a_two_minute_soak_reports_its_figures_and_cleans_up() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     eprintln!("{stderr}\n{stdout}");
-    // KNOWN FAILURE, kept visible: with VRRP dropped on lb02 *and* 30 % loss on
-    // lb02's frames, lb02's claim gate lets the claim through a few seconds into
-    // the drop and gw sees two owners for 1-4 s (without loss, S2 shows none:
-    // tests/lab_scenario.rs). The soak counts that and says FAIL; until the gate
-    // copes with loss this test accepts a FAIL whose only reason is that one.
-    let verdict = stdout.lines().position(|l| l.starts_with("verdict: "));
-    let verdict = verdict.unwrap_or_else(|| panic!("no verdict in:\n{stdout}"));
-    let lines: Vec<&str> = stdout.lines().collect();
-    if lines[verdict] == "verdict: FAIL" {
-        let reasons = &lines[verdict + 1..];
-        assert!(
-            reasons.len() == 1
-                && reasons[0].contains("dual-owner seconds the arbiter could have prevented"),
-            "the soak failed for another reason:\n{stdout}\n{stderr}"
-        );
-        assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
-    } else {
-        assert_eq!(lines[verdict], "verdict: PASS");
-        assert!(out.status.success(), "soak failed:\n{stdout}\n{stderr}");
-    }
+    let verdict = stdout.lines().find(|l| l.starts_with("verdict: "));
+    assert_eq!(verdict, Some("verdict: PASS"), "{stdout}\n{stderr}");
+    assert!(out.status.success(), "soak failed:\n{stdout}\n{stderr}");
     for expected in [
         "duration: 120 s",
         "loss: 30 % random loss of lb02's frames",
         "faults: 7 (lb01 link flap (down 5 s) ×3, VRRP dropped on lb02 (8 s) ×2, \
          lb02 daemon SIGTERM, restart after 2 s ×1, lb01 daemon SIGKILL, restart after 5 s ×1)",
         "s counted",
-        // No dual owner while nothing is wrong, nor around flaps and restarts
-        // beyond the grace (the VRRP drops and 8 s after each aside).
-        "counted dual-owner away from the VRRP drops: 0.00 s",
+        // A blind claim in a VRRP drop is retracted within the bound, or none
+        // happened; anything else would have failed the verdict.
+        "claims retracted in VRRP drops: ",
         "panics: none",
         "lb01 #1: RSS",
         "lb02 #2: RSS",

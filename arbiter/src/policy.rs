@@ -27,6 +27,14 @@
 //!   and role-blind: after the release the node is Backup anyway.
 //! - `on_isolated = None`: report only, never demote, release or reboot. The gate still
 //!   closes: a cut-off backup claiming is the split brain itself.
+//! - **Claim probation.** A master stint that began with a claim from silence (the
+//!   down timer, or the gate reopening on it) keeps probing ownership for
+//!   [`PROBATION`]. Under loss every answer before the claim can be lost; the first
+//!   foreign answer after it, with no advert heard, proves the old master still
+//!   holds the VIP: [`Verdict::Yield`], the evidence stands and the gate stays closed
+//!   as for an overdue backup. Each yield in a row doubles the silent rounds that
+//!   clear that evidence, so two nodes that claimed together do not flap in step
+//!   at full speed.
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
@@ -70,7 +78,18 @@ pub struct InstanceSpec {
 /// Unanswered ownership rounds in a row that clear a foreign owner's evidence
 /// (rounds are at most 500 ms apart): a lossy segment loses single answers, a
 /// node that really went away stays silent.
-pub const SILENT_ROUNDS_TO_CLEAR: u32 = 3;
+/// Six, because under 30 % loss both ways a round of two requests still goes
+/// unanswered about a quarter of the time: three in a row happened within most
+/// 8 s VRRP outages in the soak, six in a row about once in 300.
+pub const SILENT_ROUNDS_TO_CLEAR: u32 = 6;
+
+/// How long a claim from silence stays on probation (see the module rules): ten
+/// rounds at the usual 1 s advert interval, long after a live owner answers.
+pub const PROBATION: Duration = Duration::from_secs(5);
+
+/// Yields in a row beyond this stop doubling the rounds that clear the evidence
+/// (6 → 48 rounds, about 24 s at 1 s adverts).
+const MAX_YIELD_BACKOFF: u32 = 3;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolicyConfig {
@@ -165,6 +184,14 @@ pub enum Verdict {
     Release {
         instance: String,
     },
+    /// The instance claimed from silence and another MAC answers for `vip`: the
+    /// old master still holds it. Give the VIPs back (as a release) and wait as
+    /// Backup behind the closed gate.
+    Yield {
+        instance: String,
+        vip: IpAddr,
+        mac: [u8; 6],
+    },
     /// Reboot (subject to the ledger, which is not the policy's business).
     RebootDue,
     Raised(Incident),
@@ -189,6 +216,10 @@ struct Inst {
     silent_rounds: Vec<u32>,
     role: Role,
     overdue: bool,
+    /// The current master stint claimed from silence and may yield until then.
+    probation_until: Option<Instant>,
+    /// Yields in a row (reset by adverts heard or a probation that passed clean).
+    yields: u32,
     hold: bool,
     // What has been published.
     gate: ClaimGate,
@@ -244,6 +275,8 @@ impl Policy {
                 vips: spec.vips,
                 role: Role::Backup,
                 overdue: false,
+                probation_until: None,
+                yields: 0,
                 hold: false,
                 gate: ClaimGate::Open,
                 weight: 0,
@@ -299,7 +332,9 @@ impl Policy {
     }
 
     /// Whether the master's adverts are overdue (from the first missed one). Adverts
-    /// resuming drop the ownership evidence: it belonged to that silence.
+    /// resuming drop the ownership evidence: it belonged to that silence. An advert
+    /// heard by a master on probation ends the probation: VRRP works on the wire and
+    /// settles who is master by priority.
     pub fn handle_heartbeat(
         &mut self,
         now: Instant,
@@ -313,14 +348,17 @@ impl Policy {
         if !overdue {
             inst.evidence.iter_mut().for_each(|e| *e = None);
             inst.silent_rounds.iter_mut().for_each(|n| *n = 0);
+            inst.probation_until = None;
+            inst.yields = 0;
         }
         self.recompute(now);
         Ok(())
     }
 
     /// The ownership probe's answer for `vip`: `Some(mac)` when a MAC not ours
-    /// answered, `None` when nobody did. Ignored unless adverts are overdue: a late
-    /// answer after the master was heard again proves nothing about the silence.
+    /// answered, `None` when nobody did. Taken while adverts are overdue (a late
+    /// answer after the master was heard again proves nothing about the silence)
+    /// and while a master is on probation; ignored otherwise.
     pub fn handle_ownership(
         &mut self,
         now: Instant,
@@ -339,9 +377,37 @@ impl Policy {
                 instance: instance.to_owned(),
                 vip,
             })?;
-        if inst.overdue {
-            // One lost answer must not reopen the gate: the evidence stands
-            // until SILENT_ROUNDS_TO_CLEAR rounds in a row go unanswered.
+        if inst.role == Role::Master && inst.probation_until.is_some() {
+            let mut yielding = None;
+            match answered_by {
+                Some(mac) => {
+                    // The claim was wrong: the old master holds the VIP and only
+                    // its adverts are lost. The evidence stands into the coming
+                    // Backup stint, as if the adverts were overdue there.
+                    inst.probation_until = None;
+                    inst.overdue = true;
+                    inst.evidence[v] = Some(mac);
+                    inst.silent_rounds[v] = 0;
+                    inst.yields = inst.yields.saturating_add(1);
+                    yielding = Some(Verdict::Yield {
+                        instance: instance.to_owned(),
+                        vip,
+                        mac,
+                    });
+                }
+                None => {
+                    if inst.probation_until.is_some_and(|until| now >= until) {
+                        inst.probation_until = None;
+                        inst.yields = 0;
+                    }
+                }
+            }
+            // The gate closes first, so the released instance waits behind it.
+            self.recompute(now);
+            self.verdicts.extend(yielding);
+        } else if inst.overdue && inst.role == Role::Backup {
+            // One lost answer must not reopen the gate: the evidence stands until
+            // enough rounds in a row go unanswered (more after each yield).
             match answered_by {
                 Some(mac) => {
                     inst.evidence[v] = Some(mac);
@@ -349,7 +415,7 @@ impl Policy {
                 }
                 None => {
                     inst.silent_rounds[v] = inst.silent_rounds[v].saturating_add(1);
-                    if inst.silent_rounds[v] >= SILENT_ROUNDS_TO_CLEAR {
+                    if inst.silent_rounds[v] >= silent_rounds_to_clear(inst.yields) {
                         inst.evidence[v] = None;
                     }
                 }
@@ -360,7 +426,8 @@ impl Policy {
     }
 
     /// The instance's role changed. Leaving Backup ends any overdue spell: a master
-    /// waits for nobody's adverts, and the next backup stint starts clean.
+    /// waits for nobody's adverts, and the next backup stint starts clean, except
+    /// after a yield, whose evidence and overdue spell carry into it.
     pub fn handle_role(
         &mut self,
         now: Instant,
@@ -370,7 +437,10 @@ impl Policy {
         let now = self.clock(now);
         let i = self.index(instance)?;
         let inst = &mut self.instances[i];
+        // A master is overdue only after a yield (otherwise it was cleared when
+        // the stint began), so a Backup keeps whatever stands.
         inst.role = role;
+        inst.probation_until = None;
         if role != Role::Backup {
             inst.overdue = false;
             inst.evidence.iter_mut().for_each(|e| *e = None);
@@ -378,6 +448,30 @@ impl Policy {
         }
         self.recompute(now);
         Ok(())
+    }
+
+    /// The instance just became Master by claiming from silence (its down timer
+    /// ran out, or the gate reopened on a pending claim), not by preemption, a
+    /// priority-0 handover or as the address owner: probation starts (see the
+    /// module rules). Call after [`Policy::handle_role`] with `Master`.
+    pub fn handle_claim_from_silence(
+        &mut self,
+        now: Instant,
+        instance: &str,
+    ) -> Result<(), PolicyError> {
+        let now = self.clock(now);
+        let i = self.index(instance)?;
+        let inst = &mut self.instances[i];
+        if self.ownership_probe && inst.role == Role::Master {
+            inst.probation_until = now.checked_add(PROBATION);
+        }
+        Ok(())
+    }
+
+    /// Whether the adverts are overdue as far as the policy knows: the daemon's
+    /// heartbeat follows it after a yield.
+    pub fn overdue(&self, instance: &str) -> Result<bool, PolicyError> {
+        Ok(self.instances[self.index(instance)?].overdue)
     }
 
     /// An operator's DEMOTE (`true`) or RESUME (`false`).
@@ -427,11 +521,17 @@ impl Policy {
         Ok(self.instances[self.index(instance)?].released)
     }
 
-    /// True while the instance is Backup, its master's adverts are overdue and
-    /// ownership probing is enabled: then the daemon should ARP for its VIPs.
-    pub fn wants_ownership_probe(&self, instance: &str) -> Result<bool, PolicyError> {
+    /// True while ownership probing is enabled and the instance is Backup with its
+    /// master's adverts overdue, or Master on probation (until its end, seen at
+    /// `now`): then the daemon should ARP for its VIPs.
+    pub fn wants_ownership_probe(&self, now: Instant, instance: &str) -> Result<bool, PolicyError> {
         let inst = &self.instances[self.index(instance)?];
-        Ok(self.ownership_probe && inst.overdue && inst.role == Role::Backup)
+        let probing = match inst.role {
+            Role::Backup => inst.overdue,
+            Role::Master => inst.probation_until.is_some_and(|until| now < until),
+            Role::Fault => false,
+        };
+        Ok(self.ownership_probe && probing)
     }
 
     pub fn isolation(&self) -> Isolation {
@@ -642,6 +742,11 @@ impl Policy {
         }
         self.verdicts.extend(out);
     }
+}
+
+/// Silent rounds in a row that clear the evidence after `yields` yields in a row.
+fn silent_rounds_to_clear(yields: u32) -> u32 {
+    SILENT_ROUNDS_TO_CLEAR << yields.min(MAX_YIELD_BACKOFF)
 }
 
 /// Same incident for reporting: Isolated counts may move without a new page, a

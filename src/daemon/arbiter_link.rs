@@ -13,7 +13,7 @@ use splitguard::config;
 use splitguard::notify::events::Event;
 use splitguard::status::{self, ArbiterStatus};
 use splitguard::track;
-use splitguard::vrrp::instance::State;
+use splitguard::vrrp::instance::{Cause, State};
 use splitguard_arbiter::arp::ArpRepr;
 use splitguard_arbiter::gate::format_mac;
 use splitguard_arbiter::hw_watchdog::HwWatchdog;
@@ -28,7 +28,7 @@ use std::os::unix::fs::DirBuilderExt;
 use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 
-use super::arbitration::{Heartbeat, OwnershipRound};
+use super::arbitration::{Heartbeat, OwnershipRound, PROBE_REQUESTS_PER_ROUND};
 use super::router::Router;
 use super::{Announcer, Daemon};
 
@@ -248,9 +248,15 @@ impl Daemon {
     /// An accepted advert for router `i`: the master is alive.
     pub(super) fn heard_master(&mut self, i: usize, now: Instant) {
         let Some(arb) = &mut self.arb else { return };
-        if arb.heartbeats[i].heard(now) {
-            let name = &self.routers[i].cfg.name;
-            debug!(instance = %name, "adverts resumed");
+        let r = &self.routers[i];
+        // A master hears another router only while two advertise: VRRP settles it
+        // by priority, so a probation (see the policy) ends too.
+        let master = r.fsm.state() == State::Master;
+        if arb.heartbeats[i].heard(now) || master {
+            let name = &r.cfg.name;
+            if !master {
+                debug!(instance = %name, "adverts resumed");
+            }
             arb.rounds[i] = None;
             if let Err(e) = arb.policy.handle_heartbeat(now, name, false) {
                 warn!(instance = %name, error = %e, "heartbeat not taken");
@@ -335,8 +341,19 @@ impl Daemon {
                         arb.roles[i] = role;
                         arb.heartbeats[i].restart(now);
                         arb.rounds[i] = None;
-                        if let Err(e) = arb.policy.handle_role(now, &r.cfg.name, role) {
-                            warn!(instance = %r.cfg.name, error = %e, "role not taken");
+                        let name = &r.cfg.name;
+                        let taken = arb.policy.handle_role(now, name, role).and_then(|()| {
+                            if r.fsm.claimed_from_silence() {
+                                arb.policy.handle_claim_from_silence(now, name)?;
+                            }
+                            // After a yield the old master is still unheard.
+                            if arb.policy.overdue(name)? {
+                                arb.heartbeats[i].mark_overdue();
+                            }
+                            Ok(())
+                        });
+                        if let Err(e) = taken {
+                            warn!(instance = %name, error = %e, "role not taken");
                         }
                     }
                 }
@@ -361,7 +378,7 @@ impl Daemon {
         for (i, r) in self.routers.iter().enumerate() {
             let wants = arb
                 .policy
-                .wants_ownership_probe(&r.cfg.name)
+                .wants_ownership_probe(now, &r.cfg.name)
                 .unwrap_or(false);
             if !wants || arb.rounds[i].is_some() {
                 continue;
@@ -386,9 +403,11 @@ impl Daemon {
             else {
                 continue;
             };
-            for vip in vips {
-                if let Err(e) = sock.broadcast(&ArpRepr::probe(mac, src, vip)).await {
-                    warn!(%vip, error = %e, "ownership probe not sent");
+            for _ in 0..PROBE_REQUESTS_PER_ROUND {
+                for vip in &vips {
+                    if let Err(e) = sock.broadcast(&ArpRepr::probe(mac, src, *vip)).await {
+                        warn!(%vip, error = %e, "ownership probe not sent");
+                    }
                 }
             }
         }
@@ -416,7 +435,7 @@ impl Daemon {
             ),
         }
         if hold {
-            self.routers[i].fsm.handle_release(now);
+            self.routers[i].fsm.handle_release(now, Cause::Held);
         }
     }
 
@@ -441,7 +460,16 @@ impl Daemon {
             Verdict::Release { instance } => {
                 if let Some(i) = self.router_index(&instance) {
                     warn!(instance = %instance, "isolated with no peer in reach: releasing the VIPs");
-                    self.routers[i].fsm.handle_release(now);
+                    self.routers[i].fsm.handle_release(now, Cause::Released);
+                }
+            }
+            Verdict::Yield { instance, vip, mac } => {
+                if let Some(i) = self.router_index(&instance) {
+                    warn!(
+                        instance = %instance, %vip, mac = %format_mac(&mac),
+                        "claimed from silence but the VIP still answers from another MAC: yielding to it"
+                    );
+                    self.routers[i].fsm.handle_release(now, Cause::Yielded);
                 }
             }
             Verdict::RebootDue => self.reboot().await,

@@ -5,7 +5,7 @@
 //!
 //! Overdue means "from the first missed advert": nothing heard for one and a half
 //! advert intervals. The policy then wants ownership evidence, and rounds run back
-//! to back (one ARP request per VIP per round) until the master is heard again or
+//! to back (two ARP requests per VIP per round) until the master is heard again or
 //! this node changes role, so the evidence is ready well before
 //! Master_Down_Interval (3 intervals plus skew) ends: a claim never waits for a probe.
 
@@ -18,6 +18,10 @@ use std::time::{Duration, Instant};
 /// before its down timer runs out.
 const ROUND_MIN: Duration = Duration::from_millis(100);
 const ROUND_MAX: Duration = Duration::from_millis(500);
+/// ARP requests per VIP per round: on a lossy segment one lost request or reply
+/// should not make a whole round read as "nobody holds it" (30 % loss each way
+/// loses half the single-request rounds, a quarter of the two-request ones).
+pub const PROBE_REQUESTS_PER_ROUND: usize = 2;
 
 /// Adverts heard for one instance while it is Backup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +53,11 @@ impl Heartbeat {
     /// When the advert counts as missed, unless it already does.
     pub fn deadline(&self, interval: Duration) -> Option<Instant> {
         (!self.overdue).then(|| self.last + interval + interval / 2)
+    }
+
+    /// Counts as overdue from now on (a yield: the master is known to be unheard).
+    pub fn mark_overdue(&mut self) {
+        self.overdue = true;
     }
 
     /// Returns true when the advert just became overdue at `now`.

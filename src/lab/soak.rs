@@ -48,6 +48,10 @@ pub const FIRST_FAULT: Duration = Duration::from_secs(10);
 /// After a fault ends, dual owners are not counted against the soak for this
 /// long: about 2 × Master_Down_Interval (3 × 1 s + skew 0.61 s for lb02).
 pub const GRACE: Duration = Duration::from_secs(8);
+/// The longest dual owner a claim in a VRRP drop may cause before its
+/// probation retracts it: a few ownership rounds (the arbiter's probation) plus
+/// gw's sampling.
+pub const RETRACT_BOUND: Duration = Duration::from_secs(3);
 /// Restarts come in cycle 0 and every this many cycles after it.
 pub const RESTART_EVERY_CYCLES: usize = 10;
 /// How often each daemon's RSS, fds and threads are read.
@@ -300,20 +304,50 @@ pub fn panics_in(node: &str, log: &str) -> Vec<String> {
         .collect()
 }
 
+/// A run of counted dual-owner samples in a row (no other sample, and no gap in
+/// gw's sampling, between).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DualEpisode {
+    /// The first sample's time since the start.
+    pub at: Duration,
+    pub samples: usize,
+    /// Inside a VRRP drop on lb02 or its [`GRACE`].
+    pub in_vrrp_drop: bool,
+}
+
+impl DualEpisode {
+    pub fn length(&self) -> Duration {
+        SAMPLE_EVERY * self.samples as u32
+    }
+
+    /// Whether the arbiter could have prevented it: a dual owner away from the
+    /// VRRP drops, or one in a drop that outlasts [`RETRACT_BOUND`]. A claim in a
+    /// drop whose every ownership answer was lost is not preventable; the
+    /// probation after it must end it within the bound.
+    pub fn preventable(&self) -> bool {
+        !self.in_vrrp_drop || self.length() > RETRACT_BOUND
+    }
+}
+
 /// What gw saw: dual (all, counted), zero, total samples, owner changes.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct OwnerCounts {
     pub dual: usize,
     pub dual_counted: usize,
-    /// When the counted dual-owner samples were taken (since the start).
-    pub counted_at: Vec<Duration>,
-    /// Of the counted ones, those taken while VRRP was dropped on lb02 or within
-    /// [`GRACE`] after (a backup that claimed in the drop steps down after it).
-    pub counted_in_vrrp_drop: usize,
+    /// The counted dual-owner samples, in runs.
+    pub episodes: Vec<DualEpisode>,
     pub zero: usize,
     pub total: usize,
     /// Times the single owner changed from one MAC to another.
     pub owner_changes: usize,
+}
+
+impl OwnerCounts {
+    /// Episodes inside VRRP drops that ended within the bound: claims made
+    /// blind and retracted.
+    pub fn retracted(&self) -> impl Iterator<Item = &DualEpisode> {
+        self.episodes.iter().filter(|e| !e.preventable())
+    }
 }
 
 /// Counts `samples` in `[t0, t0 + duration)` against the faults done.
@@ -325,11 +359,14 @@ pub fn count(
 ) -> OwnerCounts {
     let mut c = OwnerCounts::default();
     let mut owner: Option<&String> = None;
+    // Whether the previous sample extended the last episode.
+    let mut in_episode = false;
     for s in samples
         .iter()
         .filter(|s| s.at >= t0 && s.at < t0 + duration)
     {
         c.total += 1;
+        let mut counted = false;
         match s.macs.len() {
             0 => c.zero += 1,
             1 => {
@@ -343,17 +380,24 @@ pub fn count(
                 c.dual += 1;
                 let t = s.at - t0;
                 if !excused(faults, t) {
+                    counted = true;
                     c.dual_counted += 1;
-                    c.counted_at.push(t);
-                    if faults
-                        .iter()
-                        .any(|f| f.kind == FaultKind::VrrpDrop && f.at <= t && t < f.heal + GRACE)
-                    {
-                        c.counted_in_vrrp_drop += 1;
+                    // A gap in gw's samples (a stall) ends the run as well.
+                    let next = |e: &DualEpisode| e.at + SAMPLE_EVERY * (e.samples as u32 + 2);
+                    match c.episodes.last_mut() {
+                        Some(e) if in_episode && t <= next(e) => e.samples += 1,
+                        _ => c.episodes.push(DualEpisode {
+                            at: t,
+                            samples: 1,
+                            in_vrrp_drop: faults.iter().any(|f| {
+                                f.kind == FaultKind::VrrpDrop && f.at <= t && t < f.heal + GRACE
+                            }),
+                        }),
                     }
                 }
             }
         }
+        in_episode = counted;
     }
     c
 }
@@ -386,16 +430,32 @@ impl SoakReport {
     /// Why the soak fails; empty when it passes.
     pub fn reasons(&self) -> Vec<String> {
         let mut r = Vec::new();
-        if self.owners.dual_counted > 0 {
-            let at: Vec<String> = self
-                .owners
-                .counted_at
+        let preventable: Vec<&DualEpisode> = self
+            .owners
+            .episodes
+            .iter()
+            .filter(|e| e.preventable())
+            .collect();
+        if !preventable.is_empty() {
+            let total: Duration = preventable.iter().map(|e| e.length()).sum();
+            let at: Vec<String> = preventable
                 .iter()
-                .map(|t| format!("+{:.2}", t.as_secs_f64()))
+                .map(|e| {
+                    format!(
+                        "+{:.2} s for {:.2} s{}",
+                        e.at.as_secs_f64(),
+                        e.length().as_secs_f64(),
+                        if e.in_vrrp_drop {
+                            " in a VRRP drop"
+                        } else {
+                            ""
+                        }
+                    )
+                })
                 .collect();
             r.push(format!(
-                "{:.2} dual-owner seconds the arbiter could have prevented (at {} s)",
-                secs(self.owners.dual_counted),
+                "{:.2} dual-owner seconds the arbiter could have prevented ({})",
+                total.as_secs_f64(),
                 at.join(", ")
             ));
         }
@@ -472,10 +532,18 @@ impl SoakReport {
                     secs(o.dual_counted)
                 ),
             ),
-            (
-                "counted dual-owner away from the VRRP drops",
-                format!("{:.2} s", secs(o.dual_counted - o.counted_in_vrrp_drop)),
-            ),
+            ("claims retracted in VRRP drops", {
+                let r: Vec<&DualEpisode> = o.retracted().collect();
+                match r.iter().map(|e| e.length()).max() {
+                    None => "none".to_string(),
+                    Some(longest) => format!(
+                        "{} ({:.2} s dual-owner, longest {:.2} s)",
+                        r.len(),
+                        r.iter().map(|e| e.length()).sum::<Duration>().as_secs_f64(),
+                        longest.as_secs_f64()
+                    ),
+                }
+            }),
             ("zero-owner", format!("{:.2} s", secs(o.zero))),
             ("gw samples", o.total.to_string()),
             ("alerts at gw", self.alert_counts()),
@@ -539,8 +607,9 @@ impl SoakReport {
             "{}bounds per lifetime, first sample {} s after the start to the last, judged when \
              {} s apart: RSS growth at most {} KiB or {:.0} % (whichever is larger), open fds \
              +{}, threads +{}. Dual owners count against the soak except during a link flap, \
-             a restart or a SIGKILLed daemon and {} s after each ends; VRRP dropped on lb02 \
-             counts throughout (that is the arbiter's case). gw asks every {} ms.",
+             a restart or a SIGKILLed daemon and {} s after each ends. VRRP dropped on lb02 \
+             is the arbiter's case: there only a claim made with every ownership answer \
+             lost is excused, and it must be retracted within {} s. gw asks every {} ms.",
             if markdown { "\n" } else { "" },
             WARMUP.as_secs(),
             MIN_SPAN.as_secs(),
@@ -549,6 +618,7 @@ impl SoakReport {
             b.fds,
             b.threads,
             GRACE.as_secs(),
+            RETRACT_BOUND.as_secs(),
             SAMPLE_EVERY.as_millis()
         );
         if markdown {
@@ -992,12 +1062,42 @@ mod tests {
             OwnerCounts {
                 dual: 2,
                 dual_counted: 1,
-                counted_at: vec![Duration::from_secs(26)],
-                counted_in_vrrp_drop: 1,
+                episodes: vec![DualEpisode {
+                    at: Duration::from_secs(26),
+                    samples: 1,
+                    in_vrrp_drop: true,
+                }],
                 zero: 1,
                 total: 7,
                 owner_changes: 2,
             }
+        );
+        assert_eq!(c.retracted().count(), 1);
+
+        // Runs: consecutive dual samples make one episode; a drop episode longer
+        // than the bound, or any away from a drop, is preventable.
+        let run = |from: u64, n: u64, macs: &[&str]| {
+            (0..n)
+                .map(|k| sample(from + k * 250, macs))
+                .collect::<Vec<_>>()
+        };
+        let mut samples = run(26_000, 4, &["a", "b"]);
+        samples.extend(run(27_000, 1, &["a"]));
+        samples.extend(run(28_000, 13, &["a", "b"]));
+        samples.extend(run(50_000, 2, &["a", "b"]));
+        let c = count(&samples, t0, Duration::from_secs(120), &faults);
+        let runs: Vec<(u64, usize, bool, bool)> = c
+            .episodes
+            .iter()
+            .map(|e| (e.at.as_secs(), e.samples, e.in_vrrp_drop, e.preventable()))
+            .collect();
+        assert_eq!(
+            runs,
+            vec![
+                (26, 4, true, false),
+                (28, 13, true, true),
+                (50, 2, false, true)
+            ]
         );
     }
 
@@ -1065,8 +1165,7 @@ mod tests {
             owners: OwnerCounts {
                 dual: 4,
                 dual_counted: 0,
-                counted_at: vec![],
-                counted_in_vrrp_drop: 0,
+                episodes: vec![],
                 zero: 20,
                 total: 480,
                 owner_changes: 6,
@@ -1086,6 +1185,23 @@ mod tests {
     }
 
     #[test]
+    fn a_claim_retracted_within_the_bound_passes_and_is_reported() {
+        let mut r = report();
+        r.owners.dual_counted = 3;
+        r.owners.episodes = vec![DualEpisode {
+            at: Duration::from_secs(28),
+            samples: 3,
+            in_vrrp_drop: true,
+        }];
+        assert!(r.passed(), "{:?}", r.reasons());
+        let text = r.render(false);
+        assert!(
+            text.contains("claims retracted in VRRP drops: 1 (0.75 s dual-owner, longest 0.75 s)"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn the_report_names_figures_and_verdict() {
         let r = report();
         assert!(r.passed());
@@ -1095,7 +1211,7 @@ mod tests {
             "faults: 7 (lb01 link flap (down 5 s) ×3, VRRP dropped on lb02 (8 s) ×2, \
              lb02 daemon SIGTERM, restart after 2 s ×1, lb01 daemon SIGKILL, restart after 5 s ×1)",
             "dual-owner: 1.00 s in all, 0.00 s counted",
-            "counted dual-owner away from the VRRP drops: 0.00 s",
+            "claims retracted in VRRP drops: none",
             "zero-owner: 5.00 s",
             "alerts at gw: claim_withheld ×2, resolved claim_withheld ×1",
             "lb01 #1: RSS 6.0 → 6.2 MiB, fds 12 → 12, threads 4 → 4, over 34 s: ok",
@@ -1112,8 +1228,19 @@ mod tests {
         assert!(md.contains("**verdict: PASS**"), "{md}");
 
         let mut bad = report();
-        bad.owners.dual_counted = 2;
-        bad.owners.counted_at = vec![Duration::from_millis(27_250), Duration::from_millis(27_500)];
+        bad.owners.dual_counted = 15;
+        bad.owners.episodes = vec![
+            DualEpisode {
+                at: Duration::from_millis(27_250),
+                samples: 2,
+                in_vrrp_drop: false,
+            },
+            DualEpisode {
+                at: Duration::from_millis(40_000),
+                samples: 13,
+                in_vrrp_drop: true,
+            },
+        ];
         bad.panics.push("lb02: thread 'main' panicked at x".into());
         bad.growth[0]
             .violations
@@ -1123,7 +1250,8 @@ mod tests {
         assert!(text.contains("verdict: FAIL"), "{text}");
         assert!(
             text.contains(
-                "0.50 dual-owner seconds the arbiter could have prevented (at +27.25, +27.50 s)"
+                "3.75 dual-owner seconds the arbiter could have prevented (+27.25 s for 0.50 s, \
+                 +40.00 s for 3.25 s in a VRRP drop)"
             ),
             "{text}"
         );

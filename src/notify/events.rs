@@ -149,6 +149,8 @@ impl Event {
             Cause::TrackersUp => ev.field("cause", "trackers_up"),
             Cause::Shutdown => ev.field("cause", "shutdown"),
             Cause::Released => ev.field("cause", "released"),
+            Cause::Yielded => ev.field("cause", "yielded"),
+            Cause::Held => ev.field("cause", "held"),
         }
     }
 

@@ -206,9 +206,9 @@ fn both_nodes_lose_the_gateway_but_see_each_other() {
 fn heartbeat_blocked_and_the_vip_answers_elsewhere_withholds_the_claim() {
     let t0 = Instant::now();
     let mut p = healthy(config(), t0);
-    assert!(!p.wants_ownership_probe("VI_1").unwrap());
+    assert!(!p.wants_ownership_probe(t0, "VI_1").unwrap());
     p.handle_heartbeat(secs(t0, 1), "VI_1", true).unwrap();
-    assert!(p.wants_ownership_probe("VI_1").unwrap());
+    assert!(p.wants_ownership_probe(t0, "VI_1").unwrap());
     // Nobody answers for the first VIP, the peer's MAC answers for the second.
     p.handle_ownership(secs(t0, 1), "VI_1", ip(VIP), None)
         .unwrap();
@@ -235,7 +235,7 @@ fn heartbeat_blocked_and_the_vip_answers_elsewhere_withholds_the_claim() {
     assert!(reason.to_string().contains("02:00:00:00:0a:ff"));
     // Adverts heard again: evidence dropped, gate reopens, incident resolved.
     p.handle_heartbeat(secs(t0, 3), "VI_1", false).unwrap();
-    assert!(!p.wants_ownership_probe("VI_1").unwrap());
+    assert!(!p.wants_ownership_probe(t0, "VI_1").unwrap());
     assert_eq!(
         drain(&mut p),
         vec![
@@ -261,12 +261,12 @@ fn ownership_probe_is_wanted_only_from_an_overdue_backup_with_probing_on() {
     let mut p = healthy(config(), t0);
     p.handle_heartbeat(t0, "VI_1", true).unwrap();
     p.handle_role(t0, "VI_1", Role::Master).unwrap();
-    assert!(!p.wants_ownership_probe("VI_1").unwrap());
+    assert!(!p.wants_ownership_probe(t0, "VI_1").unwrap());
     let mut cfg = config();
     cfg.ownership_probe = false;
     let mut q = healthy(cfg, t0);
     q.handle_heartbeat(t0, "VI_1", true).unwrap();
-    assert!(!q.wants_ownership_probe("VI_1").unwrap());
+    assert!(!q.wants_ownership_probe(t0, "VI_1").unwrap());
 }
 
 #[test]
@@ -577,6 +577,7 @@ enum Op {
     Ownership(usize, usize, Option<u8>),
     Role(usize, u8),
     Hold(usize, bool),
+    Claimed(usize),
     Advance(u64),
     Timeout,
 }
@@ -600,6 +601,7 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(i, v, m)| Op::Ownership(i, v, m)),
         1 => (0..3usize, 0..3u8).prop_map(|(i, r)| Op::Role(i, r)),
         1 => (0..3usize, any::<bool>()).prop_map(|(i, h)| Op::Hold(i, h)),
+        1 => (0..3usize).prop_map(Op::Claimed),
         2 => (0..120_000u64).prop_map(Op::Advance),
         1 => Just(Op::Timeout),
     ]
@@ -651,6 +653,7 @@ proptest! {
                     p.handle_role(now, NAMES[i], [Role::Master, Role::Backup, Role::Fault][r as usize])
                 }
                 Op::Hold(i, h) => p.set_manual_hold(now, NAMES[i], h),
+                Op::Claimed(i) => p.handle_claim_from_silence(now, NAMES[i]),
                 Op::Advance(ms) => {
                     now += Duration::from_millis(ms);
                     Ok(())
@@ -665,6 +668,10 @@ proptest! {
             }
             let quorate = n_refs == 0 || p.references().reachable() >= quorum;
             while let Some(v) = p.poll_verdict() {
+                if let Verdict::Yield { instance, .. } = &v {
+                    // Only a master yields, and never through an open gate.
+                    prop_assert!(!p.gate(instance).map(ClaimGate::is_open).unwrap_or(true));
+                }
                 if quorate {
                     prop_assert!(
                         !matches!(v, Verdict::Release { .. } | Verdict::RebootDue),
@@ -749,31 +756,202 @@ fn a_clock_stepping_back_does_not_skip_the_reboot_deadline() {
 fn one_lost_answer_does_not_reopen_the_gate_but_a_silent_owner_does() {
     let t0 = Instant::now();
     let mut p = healthy(config(), t0);
+    let mut at = t0;
+    let mut round = |p: &mut Policy, answer: Option<[u8; 6]>| {
+        at += Duration::from_millis(500);
+        p.handle_ownership(at, "VI_1", ip(VIP), answer).unwrap();
+    };
     p.handle_heartbeat(secs(t0, 1), "VI_1", true).unwrap();
-    p.handle_ownership(secs(t0, 1), "VI_1", ip(VIP), Some(MAC))
-        .unwrap();
+    round(&mut p, Some(MAC));
     assert!(!p.gate("VI_1").unwrap().is_open());
-    // Lossy segment: an answer lost now and then keeps the evidence.
+    // Lossy segment: answers lost now and then keep the evidence.
     for n in 1..SILENT_ROUNDS_TO_CLEAR {
-        p.handle_ownership(secs(t0, 1 + u64::from(n)), "VI_1", ip(VIP), None)
-            .unwrap();
+        round(&mut p, None);
         assert!(
             !p.gate("VI_1").unwrap().is_open(),
             "after {n} silent round(s)"
         );
     }
-    p.handle_ownership(secs(t0, 5), "VI_1", ip(VIP), Some(MAC))
-        .unwrap();
-    for n in 1..SILENT_ROUNDS_TO_CLEAR {
-        p.handle_ownership(secs(t0, 5 + u64::from(n)), "VI_1", ip(VIP), None)
-            .unwrap();
+    round(&mut p, Some(MAC));
+    for _ in 1..SILENT_ROUNDS_TO_CLEAR {
+        round(&mut p, None);
     }
     assert!(
         !p.gate("VI_1").unwrap().is_open(),
         "the answer reset the count"
     );
     // The owner really went away: enough silent rounds in a row clear it.
-    p.handle_ownership(secs(t0, 9), "VI_1", ip(VIP), None)
+    round(&mut p, None);
+    assert!(p.gate("VI_1").unwrap().is_open());
+}
+
+const MAC_ELSEWHERE: [u8; 6] = MAC;
+
+/// A backup whose master went silent and whose probes all went unanswered: the
+/// gate is open and the core claims.
+fn claimed_from_silence(t0: Instant) -> Policy {
+    let mut p = healthy(config(), t0);
+    p.handle_heartbeat(secs(t0, 1), "VI_1", true).unwrap();
+    for k in 0..4 {
+        p.handle_ownership(
+            secs(t0, 1) + Duration::from_millis(500 * k),
+            "VI_1",
+            ip(VIP),
+            None,
+        )
+        .unwrap();
+    }
+    assert!(p.gate("VI_1").unwrap().is_open());
+    p.handle_role(secs(t0, 4), "VI_1", Role::Master).unwrap();
+    p.handle_claim_from_silence(secs(t0, 4), "VI_1").unwrap();
+    drain(&mut p);
+    p
+}
+
+#[test]
+fn a_claim_from_silence_yields_when_the_vip_answers_elsewhere() {
+    let t0 = Instant::now();
+    let mut p = claimed_from_silence(t0);
+    assert!(p.wants_ownership_probe(secs(t0, 4), "VI_1").unwrap());
+    p.handle_ownership(secs(t0, 4), "VI_1", ip(VIP), None)
+        .unwrap();
+    assert_eq!(drain(&mut p), vec![]);
+    let at = secs(t0, 5);
+    p.handle_ownership(at, "VI_1", ip(VIP), Some(MAC_ELSEWHERE))
+        .unwrap();
+    let reason = WithholdReason::VipAnsweredElsewhere {
+        vip: ip(VIP),
+        mac: MAC_ELSEWHERE,
+    };
+    // The gate closes before the yield, so the released core waits behind it.
+    assert_eq!(
+        drain(&mut p),
+        vec![
+            Verdict::Gate {
+                instance: "VI_1".into(),
+                gate: ClaimGate::Closed(reason.clone()),
+            },
+            Verdict::Yield {
+                instance: "VI_1".into(),
+                vip: ip(VIP),
+                mac: MAC_ELSEWHERE,
+            },
+        ]
+    );
+    assert!(p.overdue("VI_1").unwrap());
+    // The core goes Backup: the evidence carries over, the claim is withheld and
+    // probing goes on.
+    p.handle_role(at, "VI_1", Role::Backup).unwrap();
+    assert_eq!(
+        drain(&mut p),
+        vec![Verdict::Raised(Incident::ClaimWithheld {
+            instance: "VI_1".into(),
+            reason: reason.clone(),
+        })]
+    );
+    assert!(p.wants_ownership_probe(at, "VI_1").unwrap());
+    // After a yield, clearing takes twice the silent rounds.
+    let mut t = at;
+    for _ in 0..(2 * SILENT_ROUNDS_TO_CLEAR - 1) {
+        t += Duration::from_millis(500);
+        p.handle_ownership(t, "VI_1", ip(VIP), None).unwrap();
+    }
+    assert!(!p.gate("VI_1").unwrap().is_open());
+    p.handle_ownership(t + Duration::from_millis(500), "VI_1", ip(VIP), None)
         .unwrap();
     assert!(p.gate("VI_1").unwrap().is_open());
+}
+
+#[test]
+fn a_probation_that_passes_clean_ends_and_later_answers_are_ignored() {
+    let t0 = Instant::now();
+    let mut p = claimed_from_silence(t0);
+    let end = secs(t0, 4) + PROBATION;
+    assert!(
+        p.wants_ownership_probe(end - Duration::from_millis(1), "VI_1")
+            .unwrap()
+    );
+    assert!(!p.wants_ownership_probe(end, "VI_1").unwrap());
+    p.handle_ownership(end, "VI_1", ip(VIP), None).unwrap();
+    p.handle_ownership(
+        end + Duration::from_secs(1),
+        "VI_1",
+        ip(VIP),
+        Some(MAC_ELSEWHERE),
+    )
+    .unwrap();
+    assert_eq!(drain(&mut p), vec![], "a master off probation never yields");
+    assert!(p.gate("VI_1").unwrap().is_open());
+}
+
+#[test]
+fn only_a_claim_from_silence_is_on_probation() {
+    let t0 = Instant::now();
+    // Preemption, startup as owner, handover: Master without the claim call.
+    let mut p = healthy(config(), t0);
+    p.handle_role(secs(t0, 1), "VI_1", Role::Master).unwrap();
+    assert!(!p.wants_ownership_probe(secs(t0, 1), "VI_1").unwrap());
+    p.handle_ownership(secs(t0, 2), "VI_1", ip(VIP), Some(MAC_ELSEWHERE))
+        .unwrap();
+    assert_eq!(drain(&mut p), vec![]);
+    // Probing off: no probation either.
+    let mut cfg = config();
+    cfg.ownership_probe = false;
+    let mut q = healthy(cfg, t0);
+    q.handle_role(secs(t0, 1), "VI_1", Role::Master).unwrap();
+    q.handle_claim_from_silence(secs(t0, 1), "VI_1").unwrap();
+    assert!(!q.wants_ownership_probe(secs(t0, 1), "VI_1").unwrap());
+    // A claim call for a Backup (a stale call) starts nothing.
+    let mut b = healthy(config(), t0);
+    b.handle_claim_from_silence(secs(t0, 1), "VI_1").unwrap();
+    assert!(!b.wants_ownership_probe(secs(t0, 1), "VI_1").unwrap());
+}
+
+#[test]
+fn an_advert_heard_on_probation_leaves_it_to_vrrp() {
+    let t0 = Instant::now();
+    let mut p = claimed_from_silence(t0);
+    p.handle_heartbeat(secs(t0, 5), "VI_1", false).unwrap();
+    assert!(!p.wants_ownership_probe(secs(t0, 5), "VI_1").unwrap());
+    p.handle_ownership(secs(t0, 5), "VI_1", ip(VIP), Some(MAC_ELSEWHERE))
+        .unwrap();
+    assert_eq!(drain(&mut p), vec![]);
+}
+
+#[test]
+fn yields_in_a_row_back_off_and_adverts_reset_the_count() {
+    let t0 = Instant::now();
+    let mut p = claimed_from_silence(t0);
+    let mut t = secs(t0, 5);
+    let mut clear_rounds = Vec::new();
+    for _ in 0..5 {
+        p.handle_ownership(t, "VI_1", ip(VIP), Some(MAC_ELSEWHERE))
+            .unwrap();
+        p.handle_role(t, "VI_1", Role::Backup).unwrap();
+        let mut n = 0;
+        while !p.gate("VI_1").unwrap().is_open() {
+            t += Duration::from_millis(500);
+            p.handle_ownership(t, "VI_1", ip(VIP), None).unwrap();
+            n += 1;
+            assert!(n < 1000, "the evidence never clears");
+        }
+        clear_rounds.push(n);
+        p.handle_role(t, "VI_1", Role::Master).unwrap();
+        p.handle_claim_from_silence(t, "VI_1").unwrap();
+    }
+    let s = SILENT_ROUNDS_TO_CLEAR;
+    assert_eq!(clear_rounds, vec![2 * s, 4 * s, 8 * s, 8 * s, 8 * s]);
+    // The old master heard again: the count starts over.
+    p.handle_heartbeat(t, "VI_1", false).unwrap();
+    p.handle_role(t, "VI_1", Role::Backup).unwrap();
+    p.handle_heartbeat(t, "VI_1", true).unwrap();
+    p.handle_ownership(t, "VI_1", ip(VIP), Some(MAC_ELSEWHERE))
+        .unwrap();
+    let mut n = 0;
+    while !p.gate("VI_1").unwrap().is_open() {
+        t += Duration::from_millis(500);
+        p.handle_ownership(t, "VI_1", ip(VIP), None).unwrap();
+        n += 1;
+    }
+    assert_eq!(n, s);
 }

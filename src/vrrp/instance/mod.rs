@@ -115,6 +115,11 @@ pub enum Cause {
     Shutdown,
     /// The arbiter found this master isolated with no peer reachable (self-demotion).
     Released,
+    /// The arbiter found the VIP still answering from another MAC right after a
+    /// claim from silence: the old master holds it and only its adverts are lost.
+    Yielded,
+    /// The operator's DEMOTE.
+    Held,
 }
 
 impl fmt::Display for Cause {
@@ -132,6 +137,10 @@ impl fmt::Display for Cause {
             Cause::TrackersUp => f.write_str("trackers up again"),
             Cause::Shutdown => f.write_str("shutdown"),
             Cause::Released => f.write_str("released by the arbiter (isolated)"),
+            Cause::Yielded => {
+                f.write_str("yielded: the VIP still answers from another MAC after the claim")
+            }
+            Cause::Held => f.write_str("held by the operator"),
         }
     }
 }
@@ -258,6 +267,9 @@ pub struct Instance {
     /// transitions: a takeover after its silence is a failover, a takeover
     /// with no master ever heard (a fresh start) is not.
     last_peer_master: Option<IpAddr>,
+    /// The current master stint began with a claim from silence (down timer or
+    /// gate reopening): the arbiter keeps it on probation.
+    claimed_from_silence: bool,
     master_adver_interval: Duration,
     /// What the running down timer means if it expires.
     down_cause: Cause,
@@ -293,6 +305,7 @@ impl Instance {
             timer: None,
             master: None,
             last_peer_master: None,
+            claimed_from_silence: false,
             master_adver_interval: s.advert_interval,
             down_cause: Cause::MasterSilent,
             preempt_hold: PreemptHold::Idle,
@@ -368,6 +381,11 @@ impl Instance {
     /// The last other router heard as master since this instance started.
     pub fn last_peer_master(&self) -> Option<IpAddr> {
         self.last_peer_master
+    }
+    /// Master by a claim from silence (its down timer ran out with the master
+    /// silent, or the gate let a pending claim through); false otherwise.
+    pub fn claimed_from_silence(&self) -> bool {
+        self.state == State::Master && self.claimed_from_silence
     }
     /// Whether the VIPs should be configured here (an `AddVips` not yet undone).
     pub fn vips_held(&self) -> bool {
@@ -549,17 +567,19 @@ impl Instance {
         self.recompute_priority(now);
     }
 
-    /// The arbiter's release: an isolated master with no peer in reach gives up its
-    /// VIPs (priority-0 advert first, so a peer that can still hear us takes over at
-    /// once) and waits as Backup. Its claim gate is closed by then, so it does not
-    /// claim back until the arbiter reopens it. Not Master: nothing to do.
-    pub fn handle_release(&mut self, now: Instant) {
+    /// The arbiter's release (an isolated master with no peer in reach, a claim
+    /// that yields, the operator's hold; `cause` says which): the VIPs go
+    /// (priority-0 advert first, so a peer that can still hear us takes over at
+    /// once) and the instance waits as Backup. Its claim gate is closed by then,
+    /// so it does not claim back until the arbiter reopens it. Not Master:
+    /// nothing to do.
+    pub fn handle_release(&mut self, now: Instant, cause: Cause) {
         if self.phase != Phase::Running || self.state != State::Master {
             return;
         }
         let now = self.clock(now);
         self.release_master();
-        self.transition(State::Backup, Cause::Released);
+        self.transition(State::Backup, cause);
         self.master = None;
         self.down_cause = Cause::MasterSilent;
         self.arm_down_timer(now);
@@ -703,6 +723,7 @@ impl Instance {
             self.actions.push_back(Action::AddVips);
         }
         self.actions.push_back(Action::SendGarp);
+        self.claimed_from_silence = matches!(cause, Cause::MasterSilent | Cause::GateOpened);
         self.transition(State::Master, cause);
         self.timer = after(now, self.advert_interval);
         self.master = Some(self.primary_ip);

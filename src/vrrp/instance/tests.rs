@@ -497,7 +497,7 @@ fn release_gives_up_the_vips_and_waits_behind_the_closed_gate() {
         quorum: 1,
     };
     i.set_claim_gate(t, ClaimGate::Closed(reason.clone()));
-    i.handle_release(t);
+    i.handle_release(t, Cause::Released);
     assert_eq!(
         drain(&mut i),
         vec![
@@ -513,7 +513,7 @@ fn release_gives_up_the_vips_and_waits_behind_the_closed_gate() {
     i.handle_timeout(deadline);
     assert_eq!(drain(&mut i), vec![Action::ClaimWithheld { reason }]);
     // A second release as Backup does nothing.
-    i.handle_release(deadline);
+    i.handle_release(deadline, Cause::Released);
     assert_eq!(drain(&mut i), vec![]);
     // The gate reopening (isolation over) lets it claim back.
     i.set_claim_gate(deadline + secs(1), ClaimGate::Open);
@@ -795,4 +795,34 @@ fn config_is_validated_and_sanitized() {
         c.validate(),
         Err(ConfigError::PreemptDelayTooLong(_))
     ));
+}
+
+#[test]
+fn only_claims_from_silence_are_marked_for_the_arbiters_probation() {
+    // Down timer with the master silent: marked, and a release ends it.
+    let (mut i, t) = master(Version::V2);
+    assert!(i.claimed_from_silence());
+    i.handle_release(t, Cause::Yielded);
+    assert!(drain(&mut i).contains(&changed(State::Master, State::Backup, 120, Cause::Yielded)));
+    assert!(!i.claimed_from_silence(), "a Backup is on no probation");
+    // A withheld claim the gate lets through: marked.
+    i.set_claim_gate(t, ClaimGate::Closed(WithholdReason::ManualHold));
+    let due = i.poll_timeout().expect("down timer");
+    i.handle_timeout(due);
+    i.set_claim_gate(due + secs(1), ClaimGate::Open);
+    assert_eq!(i.state(), State::Master);
+    assert!(i.claimed_from_silence());
+    // Preemption of a lower master and a priority-0 handover: not marked.
+    let (mut p, t0) = backup(Version::V2);
+    p.handle_advert(t0 + secs(1), adv(PEER_HIGH, 50, secs(1)));
+    let due = p.poll_timeout().expect("timer");
+    p.handle_timeout(due);
+    assert_eq!(p.state(), State::Master);
+    assert!(!p.claimed_from_silence());
+    let (mut h, t0) = backup(Version::V2);
+    h.handle_advert(t0 + secs(1), adv(PEER_HIGH, 0, secs(1)));
+    let due = h.poll_timeout().expect("timer");
+    h.handle_timeout(due);
+    assert_eq!(h.state(), State::Master);
+    assert!(!h.claimed_from_silence());
 }
