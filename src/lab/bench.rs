@@ -613,13 +613,7 @@ fn wait_steady(
             _ => splitguard_ready(rt, lab, imp == Implementation::Splitguard),
         };
         if daemons.is_ok() && pair.watch.is_some() {
-            daemons = rt
-                .block_on(crate::control::client::status(
-                    lab.dir().join("watch-lb02.sock"),
-                    Duration::from_secs(2),
-                ))
-                .map(|_| ())
-                .map_err(|e| format!("the watch on lb02: {e}"));
+            daemons = watch_ready(rt, lab, "lb02");
         }
         let addresses = (
             configs::holds_vip(lab, "lb01")?,
@@ -662,6 +656,20 @@ fn splitguard_ready(rt: &tokio::runtime::Runtime, lab: &Lab, arbiter: bool) -> R
 
 /// Asks `node`'s daemon: is its instance in `want` (a master with its VIP, a
 /// backup that has heard lb01), and with `arbiter`, does it see its reference?
+/// Whether `splitguard watch` on `node` answers on its control socket.
+pub(super) fn watch_ready(
+    rt: &tokio::runtime::Runtime,
+    lab: &Lab,
+    node: &str,
+) -> Result<(), String> {
+    rt.block_on(crate::control::client::status(
+        configs::watch_socket(lab, node),
+        Duration::from_secs(2),
+    ))
+    .map(|_| ())
+    .map_err(|e| format!("the watch on {node}: {e}"))
+}
+
 pub(super) fn splitguard_node_ready(
     rt: &tokio::runtime::Runtime,
     lab: &Lab,

@@ -66,6 +66,11 @@ pub fn webhook_tables(url: &str) -> String {
     )
 }
 
+/// The control socket of `splitguard watch` on `node` (see [`watch_config`]).
+pub fn watch_socket(lab: &Lab, node: &str) -> std::path::PathBuf {
+    lab.dir().join(format!("watch-{node}.sock"))
+}
+
 /// A `splitguard watch` config for `node` beside keepalived: the pair's VIP on
 /// eth0 in `role` ("backup" or "master"), paging `hook_url`; state, control
 /// socket (`watch-<node>.sock`) and events file in the lab directory.
@@ -73,8 +78,9 @@ pub fn watch_config(lab: &Lab, node: &str, role: &str, hook_url: &str) -> String
     let dir = lab.dir().display();
     format!(
         "node = \"{node}\"\nstate_dir = \"{dir}/watch-{node}-state\"\n\
-         control_socket = \"{dir}/watch-{node}.sock\"\nevents_file = \"{dir}/watch-{node}-events.jsonl\"\n\n\
+         control_socket = \"{}\"\nevents_file = \"{dir}/watch-{node}-events.jsonl\"\n\n\
          [[watch]]\nvip = \"{VIP}\"\ninterface = \"eth0\"\nrole = \"{role}\"\n{}",
+        watch_socket(lab, node).display(),
         webhook_tables(hook_url)
     )
 }

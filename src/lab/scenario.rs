@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::bench::{arbiter_table, keepalived_node_ready, splitguard_node_ready};
+use super::bench::{arbiter_table, keepalived_node_ready, splitguard_node_ready, watch_ready};
 use super::configs::{
     self, GW_ADDR, LB01_ADDR, LB02_ADDR, VIP_ADDR, ka_config, pair_lab, sg_config, webhook_tables,
 };
@@ -490,13 +490,7 @@ fn wait_steady(
             };
         }
         if ready.is_ok() && nodes.watch.is_some() {
-            ready = rt
-                .block_on(crate::control::client::status(
-                    lab.dir().join("watch-lb02.sock"),
-                    Duration::from_secs(2),
-                ))
-                .map(|_| ())
-                .map_err(|e| format!("the watch on lb02: {e}"));
+            ready = watch_ready(rt, lab, "lb02");
         }
         let seen = gw.latest_since(Instant::now() - SAMPLE_EVERY * 2);
         let last = match (ready, seen) {

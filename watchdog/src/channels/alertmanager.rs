@@ -170,7 +170,9 @@ impl AlertmanagerChannel {
             Ok(Receipt::default())
         } else {
             let text = error_text(resp).await;
-            Err(SendError::from_status(&what, status, &text))
+            let hide = super::url_secrets(&self.alerts_url);
+            let hide: Vec<&str> = hide.iter().map(String::as_str).collect();
+            Err(SendError::from_status(&what, status, &text, &hide))
         }
     }
 }

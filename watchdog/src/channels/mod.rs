@@ -58,8 +58,12 @@ impl SendError {
     }
 
     /// An HTTP status that is not success: 5xx and 429 are retried, other 4xx not.
-    pub fn from_status(what: &str, status: reqwest::StatusCode, body: &str) -> Self {
-        let snippet: String = body.chars().take(200).collect();
+    /// The start of the remote's body is kept for the operator, with every value
+    /// in `hide` (the channel's credentials) masked: a gateway that echoes the
+    /// request back must not put a token into a log, the spool or `status`.
+    pub fn from_status(what: &str, status: reqwest::StatusCode, body: &str, hide: &[&str]) -> Self {
+        // Masked before the cut, so a secret the cut goes through is masked too.
+        let snippet: String = mask(body, hide).chars().take(ERROR_BODY_CHARS).collect();
         let message = format!("{what}: HTTP {status}: {snippet}");
         if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
             SendError::retry(message)
@@ -67,6 +71,31 @@ impl SendError {
             SendError::permanent(message)
         }
     }
+}
+
+/// How much of a remote error body an error keeps.
+const ERROR_BODY_CHARS: usize = 200;
+
+/// `text` with every value of `hide` masked.
+pub fn mask(text: &str, hide: &[&str]) -> String {
+    hide.iter()
+        .filter(|h| h.len() >= MIN_HIDDEN_LEN)
+        .fold(text.to_owned(), |out, secret| out.replace(secret, "***"))
+}
+
+/// Shorter values are not masked: masking "a" would garble the message and
+/// protect nothing.
+const MIN_HIDDEN_LEN: usize = 4;
+
+/// The parts of `url` that carry credentials (its password and query values),
+/// for [`SendError::from_status`]'s `hide`.
+pub fn url_secrets(url: &url::Url) -> Vec<String> {
+    let mut out: Vec<String> = url.password().map(str::to_owned).into_iter().collect();
+    out.extend(url.query_pairs().map(|(_, v)| v.into_owned()));
+    if let Some(q) = url.query() {
+        out.push(q.to_owned());
+    }
+    out
 }
 
 /// One configured channel, ready to send.
@@ -214,6 +243,37 @@ pub fn install_crypto_provider() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_bodies_keep_their_start_with_credentials_masked() {
+        let e = SendError::from_status(
+            "webhook x",
+            reqwest::StatusCode::FORBIDDEN,
+            "denied for token s3cr3t-t0ken (user admin)",
+            &["s3cr3t-t0ken", "pw", ""],
+        );
+        assert_eq!(
+            e.message,
+            "webhook x: HTTP 403 Forbidden: denied for token *** (user admin)"
+        );
+        assert!(!e.retryable);
+        // A secret the 200-character cut goes through is masked as a whole.
+        let long = format!("{}s3cr3t-t0ken", "x".repeat(195));
+        let e = SendError::from_status(
+            "w",
+            reqwest::StatusCode::BAD_GATEWAY,
+            &long,
+            &["s3cr3t-t0ken"],
+        );
+        assert!(!e.message.contains("s3cr3t"), "{e}");
+        assert!(e.message.ends_with("***") && e.retryable, "{e}");
+        let url =
+            url::Url::parse("https://u:pa55word@am.example/api/v2/alerts?token=abcd1234").unwrap();
+        let hidden = url_secrets(&url);
+        assert!(
+            hidden.contains(&"pa55word".to_string()) && hidden.contains(&"abcd1234".to_string())
+        );
+    }
 
     /// A refused connection to a hook whose URL carries a token: the error
     /// names the host and the cause, never the token.

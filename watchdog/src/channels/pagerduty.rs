@@ -131,7 +131,8 @@ impl PagerdutyChannel {
                 reference: Some(answered_dedup_key(&text).unwrap_or_else(|| alert.id.clone())),
             })
         } else {
-            Err(SendError::from_status(&what, status, &text))
+            let hide = [self.spec.routing_key.expose()];
+            Err(SendError::from_status(&what, status, &text, &hide))
         }
     }
 }

@@ -38,7 +38,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use super::{Receipt, SendError, error_text, http_client, join_path};
+use super::{Receipt, SendError, error_text, http_client, join_path, url_secrets};
 use crate::alert::Alert;
 use crate::secret::Secret;
 
@@ -123,7 +123,12 @@ pub fn twilio_sid(body: &str) -> Option<String> {
 /// A non-2xx Twilio answer: Twilio's own `code` and `message` quoted when the
 /// body has them (`{"code": 21211, "message": "The 'To' number … is not a valid
 /// phone number.", "status": 400, …}`).
-pub fn twilio_failure(what: &str, status: reqwest::StatusCode, body: &str) -> SendError {
+pub fn twilio_failure(
+    what: &str,
+    status: reqwest::StatusCode,
+    body: &str,
+    hide: &[&str],
+) -> SendError {
     let parsed: Option<serde_json::Value> = serde_json::from_str(body).ok();
     let code = parsed
         .as_ref()
@@ -135,7 +140,8 @@ pub fn twilio_failure(what: &str, status: reqwest::StatusCode, body: &str) -> Se
         .and_then(|m| m.as_str());
     match (code, message) {
         (Some(code), Some(message)) => {
-            let retry = SendError::from_status(what, status, "").retryable;
+            let retry = SendError::from_status(what, status, "", &[]).retryable;
+            let message = super::mask(message, hide);
             let text = format!("{what}: Twilio error {code} (HTTP {status}): {message:?}");
             if retry {
                 SendError::retry(text)
@@ -143,7 +149,7 @@ pub fn twilio_failure(what: &str, status: reqwest::StatusCode, body: &str) -> Se
                 SendError::permanent(text)
             }
         }
-        _ => SendError::from_status(what, status, body),
+        _ => SendError::from_status(what, status, body, hide),
     }
 }
 
@@ -195,7 +201,8 @@ impl TwilioChannel {
         if status.is_success() {
             Ok(twilio_sid(&body))
         } else {
-            Err(twilio_failure(&what, status, &body))
+            let hide = [self.spec.auth_token.expose()];
+            Err(twilio_failure(&what, status, &body, &hide))
         }
     }
 }
@@ -332,6 +339,7 @@ impl HttpSmsChannel {
     pub async fn send_one(&self, to: &str, text: &str) -> Result<Option<String>, SendError> {
         let what = format!("to {to}");
         let url = gateway_url(self.spec.url_template.expose(), to, text)?;
+        let url_hidden = url_secrets(&url);
         let req = match self.spec.method {
             GatewayMethod::Get => self.client.get(url),
             GatewayMethod::Post => {
@@ -355,9 +363,27 @@ impl HttpSmsChannel {
             Ok(None)
         } else {
             let body = error_text(resp).await;
-            Err(SendError::from_status(&what, status, &body))
+            let mut hide = url_hidden;
+            hide.extend(
+                self.spec
+                    .body_template
+                    .iter()
+                    .flat_map(|t| key_like_runs(t.expose())),
+            );
+            let hide: Vec<&str> = hide.iter().map(String::as_str).collect();
+            Err(SendError::from_status(&what, status, &body, &hide))
         }
     }
+}
+
+/// Runs of at least 12 token characters in a body template: where a gateway's
+/// API key sits (`{"key":"…","to":"{to}"}`), masked if the gateway echoes it.
+fn key_like_runs(template: &str) -> Vec<String> {
+    template
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+        .filter(|run| run.len() >= 12)
+        .map(str::to_owned)
+        .collect()
 }
 
 // ------------------------------------------------- per-recipient outcomes
@@ -516,9 +542,36 @@ mod tests {
     }
 
     #[test]
+    fn echoed_credentials_are_masked_in_errors() {
+        let token = "tok3n-0f-the-account";
+        let body = format!(r#"{{"code": 20003, "message": "Authenticate: bad token {token}"}}"#);
+        let e = twilio_failure("to +1", reqwest::StatusCode::UNAUTHORIZED, &body, &[token]);
+        assert!(
+            !e.message.contains(token) && e.message.contains("bad token ***"),
+            "{e}"
+        );
+        let e = twilio_failure(
+            "to +1",
+            reqwest::StatusCode::BAD_GATEWAY,
+            &format!("<p>{token}</p>"),
+            &[token],
+        );
+        assert!(
+            !e.message.contains(token) && e.message.contains("<p>***</p>"),
+            "{e}"
+        );
+        let url =
+            url::Url::parse("https://gw.example/send?user=me&key=K3Y-0F-GATEWAY&to=1").unwrap();
+        let hide = url_secrets(&url);
+        assert!(hide.contains(&"K3Y-0F-GATEWAY".to_string()), "{hide:?}");
+        let template = r#"{"api_key":"abcdef0123456789","to":"{to}","text":"{text}"}"#;
+        assert_eq!(key_like_runs(template), vec!["abcdef0123456789"]);
+    }
+
+    #[test]
     fn twilio_errors_quote_code_and_message() {
         let body = r#"{"code": 21211, "message": "The 'To' number +1 is not a valid phone number.", "more_info": "https://www.twilio.com/docs/errors/21211", "status": 400}"#;
-        let e = twilio_failure("to +1", reqwest::StatusCode::BAD_REQUEST, body);
+        let e = twilio_failure("to +1", reqwest::StatusCode::BAD_REQUEST, body, &[]);
         assert!(!e.retryable);
         assert!(
             e.message
@@ -530,11 +583,17 @@ mod tests {
             "to +1",
             reqwest::StatusCode::TOO_MANY_REQUESTS,
             r#"{"code": 20429, "message": "Too Many Requests"}"#,
+            &[],
         );
         assert!(e.retryable, "{e}");
-        let e = twilio_failure("to +1", reqwest::StatusCode::SERVICE_UNAVAILABLE, "<html>");
+        let e = twilio_failure(
+            "to +1",
+            reqwest::StatusCode::SERVICE_UNAVAILABLE,
+            "<html>",
+            &[],
+        );
         assert!(e.retryable && e.message.contains("503"), "{e}");
-        let e = twilio_failure("to +1", reqwest::StatusCode::UNAUTHORIZED, "");
+        let e = twilio_failure("to +1", reqwest::StatusCode::UNAUTHORIZED, "", &[]);
         assert!(!e.retryable, "{e}");
     }
 

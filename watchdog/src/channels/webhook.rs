@@ -77,7 +77,10 @@ impl WebhookChannel {
             Ok(Receipt::default())
         } else {
             let text = resp.text().await.unwrap_or_default();
-            Err(SendError::from_status(&what, status, &text))
+            let mut hide = super::url_secrets(&self.spec.url);
+            hide.extend(self.spec.hmac_secret.iter().map(|s| s.expose().to_owned()));
+            let hide: Vec<&str> = hide.iter().map(String::as_str).collect();
+            Err(SendError::from_status(&what, status, &text, &hide))
         }
     }
 }
