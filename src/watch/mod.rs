@@ -25,7 +25,7 @@ use splitguard_arbiter::arp::ArpRepr;
 use splitguard_arbiter::gate::format_mac;
 use splitguard_watchdog::classify::{AdvertSeen, Classifier, ClassifierConfig, Output, WatchedVip};
 use splitguard_watchdog::dispatch::{Delivery, Dispatcher, Outcome};
-use splitguard_watchdog::engine::{ChannelInfo, Engine, EngineConfig, Raise};
+use splitguard_watchdog::engine::{ChannelInfo, Engine, EngineConfig, EngineState, Raise};
 use splitguard_watchdog::spool::Spool;
 use tracing::{debug, info, warn};
 
@@ -60,6 +60,9 @@ struct Round {
 pub struct Watcher {
     classifier: Classifier,
     engine: Engine,
+    /// The engine state last written to the spool: a change the engine made on
+    /// its own (a page held by group wait or the rate limit) is saved too.
+    saved: EngineState,
     spool: Arc<Spool>,
     dispatcher: Dispatcher,
     channel_names: Vec<String>,
@@ -168,6 +171,7 @@ impl Watcher {
             channels,
             owner_waiters: Vec::new(),
             classifier,
+            saved: engine.state(),
             engine,
             spool,
             dispatcher,
@@ -345,7 +349,8 @@ impl Watcher {
         while let Some(o) = self.engine.poll_send(wall) {
             outgoing.push(o);
         }
-        if !changed && outgoing.is_empty() {
+        let state = self.engine.state();
+        if !changed && outgoing.is_empty() && state == self.saved {
             return;
         }
         // The state and its notifications reach the disk together (a crash
@@ -354,9 +359,10 @@ impl Watcher {
             .into_iter()
             .filter_map(|o| Some((self.channel_names.get(o.channel)?.clone(), o.alert)))
             .collect();
-        for entry in self.spool.commit(self.engine.state(), outgoing) {
+        for entry in self.spool.commit(&state, outgoing) {
             self.dispatcher.submit(entry);
         }
+        self.saved = state;
     }
 
     async fn probe(&mut self, now: Instant, vip: IpAddr) {

@@ -128,6 +128,27 @@ pub struct EngineState {
     /// a running engine.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unspooled: Vec<UnspooledAlert>,
+    /// Notifications made but not handed out yet: waiting for room under a
+    /// channel's rate limit (or due later). Saved so a restart neither loses a
+    /// first page, an ack or a resolved notice held back by the limit, nor
+    /// re-pages them under new keys.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waiting: Vec<WaitingAlert>,
+    /// Per channel: send times still inside the rate-limit window, so a
+    /// restart does not reset the count.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sent_at: BTreeMap<String, Vec<DateTime<Utc>>>,
+}
+
+/// A notification for `channel` waiting in the engine (see [`EngineState::waiting`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitingAlert {
+    pub channel: String,
+    pub due: DateTime<Utc>,
+    /// Dropped rather than delayed when over the rate limit (a repeat).
+    #[serde(default)]
+    pub droppable: bool,
+    pub alert: Alert,
 }
 
 /// One notification for `channel`, recorded with the engine state that sent it.
@@ -169,21 +190,69 @@ impl Engine {
     }
 
     /// Picks up where a previous run stopped (the spool's snapshot).
+    /// An engine from a saved state. Waiting notifications and send times of
+    /// channels the config no longer has are dropped with them.
     pub fn restore(cfg: EngineConfig, mut state: EngineState) -> Engine {
         if state.rng == 0 {
             state.rng = cfg.seed | 1;
         }
-        let sent = cfg.channels.iter().map(|_| VecDeque::new()).collect();
+        let index = |name: &str| cfg.channels.iter().position(|c| c.name == name);
+        let queue = std::mem::take(&mut state.waiting)
+            .into_iter()
+            .filter_map(|w| {
+                Some(Queued {
+                    due: w.due,
+                    droppable: w.droppable,
+                    out: Outgoing {
+                        channel: index(&w.channel)?,
+                        alert: w.alert,
+                    },
+                })
+            })
+            .collect();
+        let mut sent_at = std::mem::take(&mut state.sent_at);
+        let sent = cfg
+            .channels
+            .iter()
+            .map(|c| {
+                let mut times = sent_at.remove(&c.name).unwrap_or_default();
+                times.sort();
+                times.into()
+            })
+            .collect();
         Engine {
             cfg,
             state,
-            queue: VecDeque::new(),
+            queue,
             sent,
         }
     }
 
-    pub fn state(&self) -> &EngineState {
-        &self.state
+    /// Everything to save: the incidents and codes, plus the notifications
+    /// waiting for room and the send times inside the rate-limit window.
+    pub fn state(&self) -> EngineState {
+        let name = |c: usize| self.cfg.channels.get(c).map(|c| c.name.clone());
+        let mut state = self.state.clone();
+        state.waiting = self
+            .queue
+            .iter()
+            .filter_map(|q| {
+                Some(WaitingAlert {
+                    channel: name(q.out.channel)?,
+                    due: q.due,
+                    droppable: q.droppable,
+                    alert: q.out.alert.clone(),
+                })
+            })
+            .collect();
+        state.sent_at = self
+            .sent
+            .iter()
+            .enumerate()
+            .filter(|(_, times)| !times.is_empty())
+            .filter_map(|(c, times)| Some((name(c)?, times.iter().copied().collect())))
+            .collect();
+        state
     }
 
     pub fn open(&self) -> &[OpenIncident] {

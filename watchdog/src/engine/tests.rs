@@ -291,7 +291,7 @@ fn a_restored_engine_keeps_codes_and_rhythm() {
     let mut e = Engine::new(cfg());
     let code = e.handle_raise(t0(), raise("sb", Severity::Critical));
     drain(&mut e, t0());
-    let saved = serde_json::to_string(e.state()).unwrap();
+    let saved = serde_json::to_string(&e.state()).unwrap();
     let mut e2 = Engine::restore(cfg(), serde_json::from_str(&saved).unwrap());
     assert_eq!(e2.open()[0].code, code);
     assert_eq!(drain(&mut e2, t0() + s(100)), vec![]);
@@ -320,4 +320,51 @@ fn idempotency_keys_differ_per_channel_and_notification() {
         "{}",
         a.idempotency_key
     );
+}
+
+#[test]
+fn a_restart_keeps_what_the_rate_limit_holds_back_and_its_count() {
+    let mut c = cfg();
+    c.rate_limit = 1;
+    c.rate_limit_window = s(1000);
+    c.channels.truncate(1);
+    let mut e = Engine::new(c.clone());
+    e.handle_raise(t0(), raise("a", Severity::Critical));
+    e.handle_raise(t0(), raise("b", Severity::Critical));
+    // One page goes, the other waits for room.
+    let first = drain(&mut e, t0());
+    assert_eq!(first, vec![firing("hook", 1)]);
+    let saved = serde_json::to_string(&e.state()).unwrap();
+    assert!(
+        saved.contains("\"waiting\"") && saved.contains("\"sent_at\""),
+        "{saved}"
+    );
+    // The crash: a new engine from the saved state.
+    let mut e2 = Engine::restore(c.clone(), serde_json::from_str(&saved).unwrap());
+    assert_eq!(
+        drain(&mut e2, t0() + s(10)),
+        vec![],
+        "the count survived: no room yet"
+    );
+    assert_eq!(
+        drain(&mut e2, t0() + s(999)),
+        vec![],
+        "repeats of a are dropped"
+    );
+    let late = drain(&mut e2, t0() + s(1000));
+    assert_eq!(late, vec![firing("hook", 1)], "the held page was not lost");
+    // The same notification, not a new one under another key.
+    let held = e.state().waiting[0].alert.idempotency_key.clone();
+    let mut e3 = Engine::restore(c.clone(), serde_json::from_str(&saved).unwrap());
+    e3.handle_timeout(t0() + s(1000));
+    assert_eq!(
+        e3.poll_send(t0() + s(1000)).unwrap().alert.idempotency_key,
+        held
+    );
+    // A channel gone from the config takes its waiting alerts and count with it.
+    let mut other = c;
+    other.channels[0].name = "renamed".into();
+    let mut e4 = Engine::restore(other, serde_json::from_str(&saved).unwrap());
+    assert!(e4.state().waiting.is_empty() && e4.state().sent_at.is_empty());
+    assert_eq!(drain(&mut e4, t0() + s(1)), vec![]);
 }
