@@ -150,6 +150,18 @@ impl GwObserver {
             .cloned()
     }
 
+    /// Ok when gw's latest sample (of the last `fresh`) saw `mac` alone answer
+    /// for the VIP; otherwise what it saw, for a "not steady" message.
+    pub fn sees_only(&self, mac: &str, fresh: Duration) -> Result<(), String> {
+        match self.latest_since(Instant::now() - fresh) {
+            Some(s) if s.macs.len() == 1 && s.macs.contains(mac) => Ok(()),
+            s => Err(format!(
+                "gw sees {:?}",
+                s.map(|s| s.macs).unwrap_or_default()
+            )),
+        }
+    }
+
     /// Every webhook received so far.
     pub fn hooks(&self) -> Vec<Hook> {
         lock(&self.seen).hooks.clone()

@@ -492,14 +492,9 @@ fn wait_steady(
         if ready.is_ok() && nodes.watch.is_some() {
             ready = watch_ready(rt, lab, "lb02");
         }
-        let seen = gw.latest_since(Instant::now() - SAMPLE_EVERY * 2);
-        let last = match (ready, seen) {
-            (Ok(()), Some(s)) if s.macs.len() == 1 && s.macs.contains(&mac1) => return Ok(()),
-            (Ok(()), s) => format!(
-                "daemons ready but gw sees {:?}",
-                s.map(|s| s.macs).unwrap_or_default()
-            ),
-            (Err(why), _) => why,
+        let last = match ready.and_then(|()| gw.sees_only(&mac1, SAMPLE_EVERY * 2)) {
+            Ok(()) => return Ok(()),
+            Err(why) => why,
         };
         if Instant::now() >= deadline {
             return Err(RunError::NotSteady {

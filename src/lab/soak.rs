@@ -787,12 +787,11 @@ fn wait_steady(rt: &tokio::runtime::Runtime, lab: &Lab, gw: &GwObserver) -> Resu
     let deadline = Instant::now() + STEADY_BOUND;
     loop {
         let ready = splitguard_node_ready(rt, lab, "lb01", state::MASTER, true)
-            .and_then(|()| splitguard_node_ready(rt, lab, "lb02", state::BACKUP, true));
-        let seen = gw.latest_since(Instant::now() - SAMPLE_EVERY * 2);
-        let why = match (ready, seen) {
-            (Ok(()), Some(s)) if s.macs.len() == 1 && s.macs.contains(&mac1) => return Ok(()),
-            (Ok(()), s) => format!("gw sees {:?}", s.map(|s| s.macs).unwrap_or_default()),
-            (Err(e), _) => e,
+            .and_then(|()| splitguard_node_ready(rt, lab, "lb02", state::BACKUP, true))
+            .and_then(|()| gw.sees_only(&mac1, SAMPLE_EVERY * 2));
+        let why = match ready {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
         };
         if Instant::now() >= deadline {
             return Err(SoakError::Run(format!(
