@@ -12,6 +12,8 @@
 //! - A blind claim: VRRP dropped on lb02 and lb01's ARP answers for the VIP
 //!   kept from lb02 until it claims; once they reach it again, lb02 yields within
 //!   its probation and withholds the claim, naming lb01's MAC.
+//! - VRRP blocked both ways before either node starts (the deploy-day firewall):
+//!   one node ends up holding the VIP and the other withholds, naming its MAC.
 //! - Reboot with `--dry-run`: one logged reboot, the ledger refuses a second.
 //!
 //! Needs root; fails without it.
@@ -182,6 +184,38 @@ fn a_blind_claim_yields_once_the_vip_is_seen_answering_elsewhere() {
         Duration::from_secs(4),
         &procs,
         "after the heal",
+    );
+}
+
+#[test]
+fn vrrp_blocked_both_ways_from_the_start_leaves_one_owner() {
+    let lab = pair_lab("both");
+    lab.nft(Some("lb01"), VRRP_DROP).expect("nft");
+    lab.nft(Some("lb02"), VRRP_DROP).expect("nft");
+    let lb01 = start_splitguard(&lab, "lb01", &lb01_config(&lab));
+    let lb02 = start_splitguard(&lab, "lb02", &lb02_config(&lab));
+    let procs = [&lb01, &lb02];
+    // Whatever happened at the start (a blind claim and a yield, or a claim
+    // withheld at once), it settles: one owner, which then stays.
+    let settled = wait_for(Duration::from_secs(40), || {
+        let owners = lab.vip_owners("gw", VIP).ok()?;
+        (owners.len() == 1).then_some(owners)
+    });
+    let owners = settled.unwrap_or_else(|| panic!("never one owner:\n{}", logs(&procs)));
+    let mac1 = lab.mac_of("lb01").expect("mac");
+    let mac2 = lab.mac_of("lb02").expect("mac");
+    let (owner, other, owner_mac) = if owners.contains(&mac1) {
+        ("lb01", &lb02, &mac1)
+    } else {
+        ("lb02", &lb01, &mac2)
+    };
+    let s = watch_window(&lab);
+    assert_single_owner(&lab, &s, owner, &procs);
+    assert!(
+        withheld_naming(other, owner_mac),
+        "{} must withhold naming {owner_mac}:\n{}",
+        other.name,
+        logs(&procs)
     );
 }
 

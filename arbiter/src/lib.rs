@@ -16,6 +16,7 @@ pub mod reboot;
 
 pub use gate::{ClaimGate, WithholdReason};
 pub use policy::{
-    Incident, InstanceSpec, Isolation, OnIsolated, Policy, PolicyConfig, PolicyError, Role, Verdict,
+    Incident, InstanceSpec, Isolation, OnIsolated, Policy, PolicyConfig, PolicyError, Role,
+    Verdict, yield_backoff,
 };
 pub use reachability::{Reachability, ReachabilityError, TargetState};

@@ -33,8 +33,9 @@
 //!   foreign answer after it, with no advert heard, proves the old master still
 //!   holds the VIP: [`Verdict::Yield`], the evidence stands and the gate stays closed
 //!   as for an overdue backup. Each yield in a row doubles the silent rounds that
-//!   clear that evidence, so two nodes that claimed together do not flap in step
-//!   at full speed.
+//!   clear that evidence, plus a per-node [`yield_backoff`] from the VRRP order,
+//!   so of two nodes that claimed blind together the better one claims again
+//!   first and keeps the VIP, and the other withholds.
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
@@ -73,6 +74,23 @@ pub enum Role {
 pub struct InstanceSpec {
     pub name: String,
     pub vips: Vec<IpAddr>,
+    /// Extra silent rounds, after a yield, before the evidence clears: smaller
+    /// on the node that should win (see [`yield_backoff`]).
+    pub yield_backoff: u32,
+}
+
+/// The extra silent rounds a node waits after a yield: two nodes that claimed
+/// blind together (VRRP blocked both ways, ARP working) yield together, and the
+/// one with the smaller backoff claims again first and keeps the VIP while the
+/// other, seeing it answer, withholds. So the VRRP order decides: a round per 8
+/// points of priority below 255 (lb01 at 150 waits 13, lb02 at 100 waits 19),
+/// plus 0–3 from the primary address so equal priorities differ too.
+pub fn yield_backoff(priority: u8, primary: IpAddr) -> u32 {
+    let low = match primary {
+        IpAddr::V4(a) => a.octets()[3],
+        IpAddr::V6(a) => a.octets()[15],
+    };
+    u32::from(255 - priority) / 8 + u32::from(low % 4)
 }
 
 /// Unanswered ownership rounds in a row that clear a foreign owner's evidence
@@ -220,6 +238,7 @@ struct Inst {
     probation_until: Option<Instant>,
     /// Yields in a row (reset by adverts heard or a probation that passed clean).
     yields: u32,
+    yield_backoff: u32,
     hold: bool,
     // What has been published.
     gate: ClaimGate,
@@ -277,6 +296,7 @@ impl Policy {
                 overdue: false,
                 probation_until: None,
                 yields: 0,
+                yield_backoff: spec.yield_backoff,
                 hold: false,
                 gate: ClaimGate::Open,
                 weight: 0,
@@ -415,7 +435,12 @@ impl Policy {
                 }
                 None => {
                     inst.silent_rounds[v] = inst.silent_rounds[v].saturating_add(1);
-                    if inst.silent_rounds[v] >= silent_rounds_to_clear(inst.yields) {
+                    let backoff = if inst.yields > 0 {
+                        inst.yield_backoff
+                    } else {
+                        0
+                    };
+                    if inst.silent_rounds[v] >= silent_rounds_to_clear(inst.yields) + backoff {
                         inst.evidence[v] = None;
                     }
                 }

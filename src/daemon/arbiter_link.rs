@@ -21,6 +21,7 @@ use splitguard_arbiter::probe::{IcmpProber, ProbeResult, spawn_probe_loop};
 use splitguard_arbiter::reboot::{self, RebootDecision, RebootLedger, RebootLimits};
 use splitguard_arbiter::{
     Incident, InstanceSpec, Isolation, OnIsolated, Policy, PolicyConfig, Role, Verdict,
+    yield_backoff,
 };
 use splitguard_watchdog::IncidentKind;
 use splitguard_watchdog::engine::Raise;
@@ -92,6 +93,7 @@ impl Arb {
                     .map(|r| InstanceSpec {
                         name: r.cfg.name.clone(),
                         vips: r.vip_addrs.clone(),
+                        yield_backoff: yield_backoff(r.cfg.priority, r.primary),
                     })
                     .collect(),
             },

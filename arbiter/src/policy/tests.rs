@@ -31,6 +31,7 @@ fn config() -> PolicyConfig {
         instances: vec![InstanceSpec {
             name: "VI_1".into(),
             vips: vec![ip(VIP), ip("192.0.2.4")],
+            yield_backoff: 0,
         }],
     }
 }
@@ -631,8 +632,8 @@ proptest! {
             reboot_after: Duration::from_millis(reboot_after),
             ownership_probe: true,
             instances: vec![
-                InstanceSpec { name: "VI_1".into(), vips: vec![ip(VIPS[0])] },
-                InstanceSpec { name: "VI_2".into(), vips: vec![ip(VIPS[0]), ip(VIPS[1])] },
+                InstanceSpec { name: "VI_1".into(), vips: vec![ip(VIPS[0])], yield_backoff: 0 },
+                InstanceSpec { name: "VI_2".into(), vips: vec![ip(VIPS[0]), ip(VIPS[1])], yield_backoff: 3 },
             ],
         };
         let Ok(mut p) = Policy::new(cfg, t0) else {
@@ -954,4 +955,79 @@ fn yields_in_a_row_back_off_and_adverts_reset_the_count() {
         n += 1;
     }
     assert_eq!(n, s);
+}
+
+#[test]
+fn the_vrrp_order_sets_the_backoff() {
+    let lb01 = yield_backoff(150, ip("192.0.2.5"));
+    let lb02 = yield_backoff(100, ip("192.0.2.6"));
+    assert_eq!((lb01, lb02), (14, 21));
+    assert_ne!(
+        yield_backoff(100, ip("192.0.2.5")),
+        yield_backoff(100, ip("192.0.2.6")),
+        "equal priorities still differ"
+    );
+    assert_eq!(yield_backoff(255, ip("::4")), 0);
+}
+
+/// Two nodes whose VRRP is blocked both ways while ARP works claim blind in the
+/// same round (the deploy-day firewall). Both yield; the better one (smaller
+/// backoff) claims again first, passes its probation and keeps the VIP; the
+/// other sees it answer and withholds for good. Simulated in 500 ms rounds.
+#[test]
+fn two_blind_claimants_settle_on_the_better_node() {
+    let t0 = Instant::now();
+    let macs = [[2, 0, 0, 0, 0, 5], [2, 0, 0, 0, 0, 6]];
+    let mut nodes: Vec<Policy> = [14, 21]
+        .into_iter()
+        .map(|backoff| {
+            let mut cfg = config();
+            cfg.instances[0].yield_backoff = backoff;
+            let mut p = healthy(cfg, t0);
+            p.handle_heartbeat(t0, "VI_1", true).unwrap();
+            drain(&mut p);
+            p
+        })
+        .collect();
+    let mut master = [false, false];
+    let mut dual_rounds = 0;
+    let claim_from = t0 + Duration::from_millis(3500);
+    for round in 1..=200u32 {
+        let t = t0 + Duration::from_millis(500) * round;
+        // Both probe at once: answers come from who held the VIP as the round began.
+        let holding = master;
+        for n in 0..2 {
+            let other = 1 - n;
+            let p = &mut nodes[n];
+            if p.wants_ownership_probe(t, "VI_1").unwrap() {
+                let answer = holding[other].then_some(macs[other]);
+                for vip in [VIP, "192.0.2.4"] {
+                    p.handle_ownership(t, "VI_1", ip(vip), answer).unwrap();
+                }
+            }
+            for v in drain(p) {
+                if let Verdict::Yield { .. } = v {
+                    master[n] = false;
+                    p.handle_role(t, "VI_1", Role::Backup).unwrap();
+                }
+            }
+            // Both down timers ran out long ago: the core claims as soon as
+            // the gate lets it.
+            if !master[n] && t >= claim_from && p.gate("VI_1").unwrap().is_open() {
+                master[n] = true;
+                p.handle_role(t, "VI_1", Role::Master).unwrap();
+                p.handle_claim_from_silence(t, "VI_1").unwrap();
+            }
+            drain(p);
+        }
+        if master == [true, true] {
+            dual_rounds += 1;
+        }
+    }
+    assert_eq!(master, [true, false], "the better node holds the VIP");
+    assert!(
+        !nodes[1].gate("VI_1").unwrap().is_open(),
+        "the other withholds"
+    );
+    assert!(dual_rounds <= 2, "{dual_rounds} rounds with two owners");
 }
