@@ -3,7 +3,9 @@
 //! Twilio tokens, gateway key in the URL template, Alertmanager password in the
 //! URL, PagerDuty routing key, reply Twilio token, generic secret, PIN, IMAP
 //! password, and the TLS private key) runs into a split brain; every channel but
-//! one fails (so errors are logged), the IMAP mailbox is unreachable, a reply
+//! one fails (so errors are logged: some cannot connect, the gateway,
+//! Alertmanager, PagerDuty and a webhook get a 400 that echoes the request,
+//! credentials included), the IMAP mailbox is unreachable, a reply
 //! with a wrong signature is refused, a signed one with the PIN is accepted.
 //! Then the daemons' logs, `check-config` and `status --json` output,
 //! `/metrics`, and every file in the state directories (spool, engine state,
@@ -33,6 +35,8 @@ const TWILIO_DOWN: &str = "twdown-P0o9c4";
 const TWILIO_TOKEN: &str = "twtok-Zz81m2";
 const GATEWAY_KEY: &str = "gwkey-Mm47v6";
 const AM_PASS: &str = "ampw-Rr26x8";
+/// `am:` + AM_PASS as Basic credentials: decodable, so a secret as well.
+const AM_BASIC: &str = "YW06YW1wdy1ScjI2eDg=";
 const PD_KEY: &str = "pdkey-Tt53j1";
 const REPLY_TWILIO: &str = "rplytw-Uu64h9";
 const GENERIC: &str = "generic-Ii75g0";
@@ -103,6 +107,12 @@ url = "http://192.0.2.254:9/hook?token={HOOK_TOKEN}"
 hmac_secret = "{HMAC}"
 
 [[channel]]
+type = "webhook"
+name = "hook-echo"
+url = "http://192.0.2.254:8082/hook?token={HOOK_TOKEN}"
+hmac_secret = "{HMAC}"
+
+[[channel]]
 type = "mail"
 name = "mail"
 host = "192.0.2.254"
@@ -137,19 +147,19 @@ to = ["{ONCALL}"]
 type = "sms"
 provider = "http"
 name = "gateway"
-url_template = "http://192.0.2.254:9/send?key={GATEWAY_KEY}&to={{to}}&text={{text}}"
+url_template = "http://192.0.2.254:8082/send?key={GATEWAY_KEY}&to={{to}}&text={{text}}"
 to = ["{ONCALL}"]
 
 [[channel]]
 type = "alertmanager"
 name = "am"
-url = "http://am:{AM_PASS}@192.0.2.254:9"
+url = "http://am:{AM_PASS}@192.0.2.254:8082"
 
 [[channel]]
 type = "pagerduty"
 name = "pd"
 routing_key = "{PD_KEY}"
-url = "http://192.0.2.254:9/v2/enqueue"
+url = "http://192.0.2.254:8082/v2/enqueue"
 
 [reply]
 listen = "192.0.2.6:8725"
@@ -311,6 +321,9 @@ fn secrets_appear_in_no_log_status_output_or_state_file() {
     );
 
     let (_rec, rec_log) = start_recorder(&lab, 8081);
+    // The gateway, Alertmanager, PagerDuty and a second webhook answer 400 with
+    // the request echoed back, credentials and all.
+    let (_echo, echo_log) = start_recorder_with(&lab, 8082, &["--echo"]);
     let lb01_cfg =
         sg_config(&lab, "lb01", 150, 2, "1s", "").replace("\"1111\"", &format!("\"{AUTH_PASS}\""));
     let lb01 = start_splitguard(&lab, "lb01", &lb01_cfg);
@@ -334,7 +347,15 @@ fn secrets_appear_in_no_log_status_output_or_state_file() {
     })
     .unwrap_or_else(|| panic!("no split-brain SMS\n{}", logs(&procs)));
     // Every other channel failed, and said so in the log.
-    for channel in ["hook", "mail", "twilio-down", "gateway", "am", "pd"] {
+    for channel in [
+        "hook",
+        "hook-echo",
+        "mail",
+        "twilio-down",
+        "gateway",
+        "am",
+        "pd",
+    ] {
         wait_for(BOUND, || {
             lb02.log_text()
                 .lines()
@@ -474,11 +495,13 @@ fn secrets_appear_in_no_log_status_output_or_state_file() {
         "instance[0].auth_pass",
         "channel[0].hmac_secret",
         "channel[0].url",
-        "channel[1].password",
-        "channel[2].auth_token",
-        "channel[4].url_template",
-        "channel[5].url",
-        "channel[6].routing_key",
+        "channel[1].hmac_secret",
+        "channel[1].url",
+        "channel[2].password",
+        "channel[3].auth_token",
+        "channel[5].url_template",
+        "channel[6].url",
+        "channel[7].routing_key",
         "reply.twilio_auth_token",
         "reply.generic_secret",
         "reply.pins",
@@ -546,6 +569,7 @@ fn secrets_appear_in_no_log_status_output_or_state_file() {
         PIN,
         IMAP_PASS,
         &key_line,
+        AM_BASIC,
     ];
     let mut leaks = Vec::new();
     for (what, text) in &texts {
@@ -556,6 +580,24 @@ fn secrets_appear_in_no_log_status_output_or_state_file() {
         }
     }
     assert!(leaks.is_empty(), "secrets leaked:\n{}", leaks.join("\n"));
+    // The echoes did carry the secrets back, and the errors kept their text
+    // with the secrets masked.
+    let echoed = std::fs::read_to_string(&echo_log).unwrap_or_default();
+    for s in [GATEWAY_KEY, PD_KEY, HOOK_TOKEN, AM_BASIC] {
+        assert!(echoed.contains(s), "{s} was not sent to the echo: {echoed}");
+    }
+    for channel in ["gateway", "hook-echo", "am"] {
+        assert!(
+            texts[2].1.lines().any(|l| {
+                l.contains(&format!("channel={channel} "))
+                    && l.contains("HTTP 400")
+                    && l.contains("rejected ")
+                    && l.contains("***")
+            }),
+            "no masked echo logged for {channel}:\n{}",
+            texts[2].1
+        );
+    }
     // The failures were logged with the URLs redacted, not left out.
     let lb02_log = &texts[2].1;
     assert!(lb02_log.contains("192.0.2.254:9/hook?***"), "{lb02_log}");

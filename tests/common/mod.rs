@@ -121,24 +121,32 @@ pub fn wait_listening(lab: &Lab, from: &str, addr: &str, port: u16) {
 /// The HTTP recorder (Twilio, PagerDuty, gateways) on gw at `port`; returns it
 /// and its JSON-lines log.
 pub fn start_recorder(lab: &Lab, port: u16) -> (LabProcess, std::path::PathBuf) {
+    start_recorder_with(lab, port, &[])
+}
+
+/// [`start_recorder`] with more arguments (`--fail KEY=STATUS`, `--echo`).
+pub fn start_recorder_with(
+    lab: &Lab,
+    port: u16,
+    extra: &[&str],
+) -> (LabProcess, std::path::PathBuf) {
     let log = lab.dir().join(format!("recorder-{port}.jsonl"));
     let script = format!(
         "{}/tests/fixtures/receivers/http_recorder.py",
         env!("CARGO_MANIFEST_DIR")
     );
+    let listen = format!("192.0.2.254:{port}");
+    let mut argv = vec![
+        SYS_PYTHON,
+        &script,
+        "--listen",
+        &listen,
+        "--log",
+        log.to_str().expect("utf-8"),
+    ];
+    argv.extend_from_slice(extra);
     let p = lab
-        .spawn(
-            "gw",
-            &format!("recorder-{port}"),
-            &[
-                SYS_PYTHON,
-                &script,
-                "--listen",
-                &format!("192.0.2.254:{port}"),
-                "--log",
-                log.to_str().expect("utf-8"),
-            ],
-        )
+        .spawn("gw", &format!("recorder-{port}"), &argv)
         .expect("recorder starts");
     wait_listening(lab, "gw", "192.0.2.254", port);
     (p, log)

@@ -83,14 +83,25 @@ pub fn mask(text: &str, hide: &[&str]) -> String {
         .fold(text.to_owned(), |out, secret| out.replace(secret, "***"))
 }
 
+/// `user:password` as the Authorization header's Basic scheme carries it.
+pub fn basic_credentials(user: &str, password: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+}
+
 /// Shorter values are not masked: masking "a" would garble the message and
 /// protect nothing.
 const MIN_HIDDEN_LEN: usize = 4;
 
-/// The parts of `url` that carry credentials (its password and query values),
-/// for [`SendError::from_status`]'s `hide`.
+/// The parts of `url` that carry credentials (its password, also as the Basic
+/// credentials a gateway might echo from the Authorization header, and its query
+/// values), for [`SendError::from_status`]'s `hide`.
 pub fn url_secrets(url: &url::Url) -> Vec<String> {
-    let mut out: Vec<String> = url.password().map(str::to_owned).into_iter().collect();
+    let mut out: Vec<String> = Vec::new();
+    if let Some(password) = url.password() {
+        out.push(password.to_owned());
+        out.push(basic_credentials(url.username(), password));
+    }
     out.extend(url.query_pairs().map(|(_, v)| v.into_owned()));
     if let Some(q) = url.query() {
         out.push(q.to_owned());

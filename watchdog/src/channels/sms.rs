@@ -201,7 +201,9 @@ impl TwilioChannel {
         if status.is_success() {
             Ok(twilio_sid(&body))
         } else {
-            let hide = [self.spec.auth_token.expose()];
+            let basic =
+                super::basic_credentials(&self.spec.account_sid, self.spec.auth_token.expose());
+            let hide = [self.spec.auth_token.expose(), basic.as_str()];
             Err(twilio_failure(&what, status, &body, &hide))
         }
     }
