@@ -14,8 +14,11 @@
 //! - **Repeat** every `repeat_interval` until acked (or muted for a while).
 //! - **Escalate**: unacked after `escalate_after`, the next tier's channels join
 //!   (each step another `escalate_after`), and get the page at once.
-//! - **Resolved** notices to every channel that was paged (`send_resolved`).
-//! - **Ack** stops repeats and escalation; every paged channel hears who acked.
+//! - **Resolved** notices to every channel that was handed a page
+//!   (`send_resolved`); a page still held back by the rate limit when its
+//!   incident ends is dropped, with no notice.
+//! - **Ack** stops repeats and escalation; every channel that got a page hears
+//!   who acked.
 //! - **Rate limit** per channel: at most `rate_limit` sends per window; repeats
 //!   over the limit are dropped (a later one covers them), first pages, acks and
 //!   resolved notices wait for room instead.
@@ -105,6 +108,12 @@ pub struct OpenIncident {
     pub acked_by: Option<String>,
     pub acked_at: Option<DateTime<Utc>>,
     pub muted_until: Option<DateTime<Utc>>,
+    /// Channels that were handed a notification for it: only they hear the ack
+    /// and the resolved notice. A page still waiting for room when the incident
+    /// ends is dropped with no notice, so a flapping condition cannot pile up
+    /// notices for pages nobody got.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reached: Vec<String>,
 }
 
 impl OpenIncident {
@@ -325,6 +334,7 @@ impl Engine {
             acked_by: None,
             acked_at: None,
             muted_until: None,
+            reached: Vec::new(),
         });
         self.handle_timeout(now);
         code
@@ -341,7 +351,7 @@ impl Engine {
         self.queue.retain(|q| q.out.alert.id != inc.id);
         if inc.pages > 0 && self.cfg.send_resolved {
             let n = inc.notifications + 1;
-            for c in self.channels_where(|t| t <= inc.tier) {
+            for c in self.reached_channels(&inc) {
                 let alert = self.alert(&inc, AlertStatus::Resolved, now, n, c);
                 self.enqueue(now, c, alert, false);
             }
@@ -377,7 +387,7 @@ impl Engine {
         if inc.pages > 0 {
             let n = inc.notifications + 1;
             self.state.open[i].notifications = n;
-            for c in self.channels_where(|t| t <= inc.tier) {
+            for c in self.reached_channels(&inc) {
                 let alert = self.alert(&inc, AlertStatus::Acknowledged, now, n, c);
                 self.enqueue(now, c, alert, false);
             }
@@ -480,6 +490,13 @@ impl Engine {
             if let Some(s) = self.sent.get_mut(c) {
                 s.push_back(now);
             }
+            if let (Some(inc), Some(name)) = (
+                self.state.open.iter_mut().find(|o| o.id == q.out.alert.id),
+                self.cfg.channels.get(c).map(|c| &c.name),
+            ) && !inc.reached.contains(name)
+            {
+                inc.reached.push(name.clone());
+            }
             return Some(q.out);
         }
         None
@@ -545,6 +562,14 @@ impl Engine {
     fn channels_where(&self, f: impl Fn(u8) -> bool) -> Vec<usize> {
         (0..self.cfg.channels.len())
             .filter(|&c| f(self.cfg.channels[c].tier))
+            .collect()
+    }
+
+    /// The channels up to the incident's tier that were handed something for it.
+    fn reached_channels(&self, inc: &OpenIncident) -> Vec<usize> {
+        self.channels_where(|t| t <= inc.tier)
+            .into_iter()
+            .filter(|&c| inc.reached.contains(&self.cfg.channels[c].name))
             .collect()
     }
 

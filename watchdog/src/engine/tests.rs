@@ -368,3 +368,59 @@ fn a_restart_keeps_what_the_rate_limit_holds_back_and_its_count() {
     assert!(e4.state().waiting.is_empty() && e4.state().sent_at.is_empty());
     assert_eq!(drain(&mut e4, t0() + s(1)), vec![]);
 }
+
+#[test]
+fn a_flapping_condition_does_not_pile_up_notices_behind_the_rate_limit() {
+    let mut c = cfg();
+    c.rate_limit = 30;
+    c.rate_limit_window = s(3600);
+    c.channels.truncate(1);
+    let mut e = Engine::new(c);
+    let mut sent = Vec::new();
+    let mut most_waiting = 0;
+    // 100 flaps an hour for 10 hours: raised, resolved 20 s later.
+    for k in 0..1000 {
+        let at = t0() + s(36 * k);
+        e.handle_raise(at, raise("isolated", Severity::Critical));
+        sent.extend(drain(&mut e, at));
+        e.handle_resolve(at + s(20), "isolated");
+        sent.extend(drain(&mut e, at + s(20)));
+        most_waiting = most_waiting.max(e.state().waiting.len());
+    }
+    assert!(most_waiting <= 2, "{most_waiting} notifications waiting");
+    // Within the limit, and every resolved notice follows a page that went.
+    assert!(sent.len() <= 30 * 11, "{} sent", sent.len());
+    let pages = sent.iter().filter(|x| x.1 == AlertStatus::Firing).count();
+    let resolved = sent.iter().filter(|x| x.1 == AlertStatus::Resolved).count();
+    assert!(
+        pages > 0 && resolved <= pages,
+        "{pages} pages, {resolved} resolved"
+    );
+}
+
+#[test]
+fn acks_and_resolved_notices_go_only_where_a_page_went() {
+    let mut c = cfg();
+    c.rate_limit = 1;
+    c.rate_limit_window = s(1000);
+    let mut e = Engine::new(c);
+    let code = e.handle_raise(t0(), raise("sb", Severity::Critical));
+    // hook and sms are due; only room for one each: both go.
+    assert_eq!(
+        drain(&mut e, t0()),
+        vec![firing("hook", 1), firing("sms", 1)]
+    );
+    // A second incident's pages wait for room, then it ends: nobody heard of
+    // it, so nobody hears that it ended.
+    e.handle_raise(t0() + s(1), raise("other", Severity::Critical));
+    e.handle_resolve(t0() + s(2), "other");
+    e.handle_ack(t0() + s(3), &code, "+15550002222").unwrap();
+    let later = drain(&mut e, t0() + s(1000));
+    assert_eq!(
+        later,
+        vec![
+            ("hook".into(), AlertStatus::Acknowledged, 2),
+            ("sms".into(), AlertStatus::Acknowledged, 2),
+        ]
+    );
+}
