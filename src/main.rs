@@ -3,15 +3,16 @@
 //! codes are part of the contract (check-config: 0 valid, 2 invalid).
 
 mod cli;
-mod daemon;
+#[cfg(feature = "lab")]
+mod lab;
 
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use splitguard::config;
+use splitguard_node::config;
 
-use cli::{CheckCommand, CheckFormat, Cli, Command, LabCommand};
+use cli::{CheckCommand, CheckFormat, Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -31,7 +32,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Watch { config } => {
-            splitguard::logging::init(cli.log_format, "info");
+            splitguard_node::logging::init(cli.log_format, "info");
             match watch(&config) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -41,36 +42,10 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Lab {
-            cmd:
-                LabCommand::Bench {
-                    runs,
-                    markdown,
-                    idle,
-                    quick,
-                },
-        } => lab_bench(runs, markdown, std::time::Duration::from_secs(idle), quick),
-        Command::Lab {
-            cmd: LabCommand::Demo { quick },
-        } => lab_demo(quick),
-        Command::Lab {
-            cmd:
-                LabCommand::Soak {
-                    duration,
-                    loss,
-                    markdown,
-                },
-        } => lab_soak(duration, loss, markdown),
-        Command::Lab {
-            cmd:
-                LabCommand::Scenario {
-                    name,
-                    impls,
-                    markdown,
-                },
-        } => lab_scenario(name.0, &impls, markdown),
+        #[cfg(feature = "lab")]
+        Command::Lab { cmd } => lab::run(cmd),
         Command::Run { config, dry_run } => {
-            splitguard::logging::init(cli.log_format, "info");
+            splitguard_node::logging::init(cli.log_format, "info");
             match run(&config, dry_run) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -137,7 +112,7 @@ fn check_config(path: &std::path::Path) -> ExitCode {
 /// Prints the converted TOML on stdout and every warning on stderr; exit 0 when
 /// converted, 2 when the file cannot be read or parsed or the result is invalid.
 fn import_keepalived(path: &std::path::Path) -> ExitCode {
-    let imported = splitguard::import::import_file(path);
+    let imported = splitguard_node::import::import_file(path);
     for warning in &imported.warnings {
         eprintln!("{warning}");
     }
@@ -188,7 +163,10 @@ fn run(path: &std::path::Path, dry_run: bool) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("start the async runtime")?;
-    rt.block_on(daemon::run(cfg, daemon::Options { dry_run }))
+    rt.block_on(splitguard_node::daemon::run(
+        cfg,
+        splitguard_node::daemon::Options { dry_run },
+    ))
 }
 
 fn watch(path: &std::path::Path) -> anyhow::Result<()> {
@@ -197,165 +175,7 @@ fn watch(path: &std::path::Path) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("start the async runtime")?;
-    rt.block_on(splitguard::watch::standalone::run(cfg))
-}
-
-/// The binary the lab's nodes run: this one.
-fn lab_binary() -> anyhow::Result<std::path::PathBuf> {
-    std::env::current_exe().context("find this binary (the lab's nodes run it as splitguard)")
-}
-
-/// `splitguard lab demo`: the timeline on stdout. Exit 0 when the story played
-/// through, 1 when a step did not happen (it says which), 130 when interrupted.
-fn lab_demo(quick: bool) -> ExitCode {
-    use splitguard::lab::demo::{self, DemoError, DemoOptions};
-    splitguard::lab::measure::install_interrupt_handler();
-    let outcome = (|| -> anyhow::Result<demo::DemoSummary> {
-        let opts = DemoOptions {
-            quick,
-            splitguard: lab_binary()?,
-        };
-        Ok(demo::run(&opts, &mut |line| println!("{line}"))?)
-    })();
-    match outcome {
-        Ok(_) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("splitguard lab demo: {e:#}");
-            match e.downcast_ref::<DemoError>() {
-                Some(DemoError::Interrupted) => ExitCode::from(130),
-                _ => ExitCode::FAILURE,
-            }
-        }
-    }
-}
-
-/// `splitguard lab scenario`: progress on stderr, the table on stdout.
-fn lab_scenario(
-    scenarios: Vec<splitguard::lab::scenario::Scenario>,
-    impls: &[cli::LabImpl],
-    markdown: bool,
-) -> ExitCode {
-    use splitguard::lab::report::Implementation;
-    use splitguard::lab::scenario::{self, ScenarioError, ScenarioOptions};
-    splitguard::lab::measure::install_interrupt_handler();
-    let outcome = (|| -> anyhow::Result<Vec<scenario::RunResult>> {
-        let mut impls: Vec<Implementation> = impls.iter().map(|i| i.implementation()).collect();
-        if impls.is_empty() {
-            impls = vec![Implementation::Splitguard, Implementation::Keepalived];
-        }
-        impls.dedup();
-        let opts = ScenarioOptions {
-            scenarios,
-            impls,
-            splitguard: lab_binary()?,
-        };
-        Ok(scenario::run(&opts, &mut |line| eprintln!("{line}"))?)
-    })();
-    match outcome {
-        Ok(results) => {
-            print!("{}", scenario::render(&results, markdown));
-            if scenario::any_failed(&results) {
-                ExitCode::FAILURE
-            } else {
-                ExitCode::SUCCESS
-            }
-        }
-        Err(e) => {
-            eprintln!("splitguard lab scenario: {e:#}");
-            match e.downcast_ref::<ScenarioError>() {
-                Some(ScenarioError::Interrupted) => ExitCode::from(130),
-                _ => ExitCode::FAILURE,
-            }
-        }
-    }
-}
-
-/// `splitguard lab soak`: progress on stderr, the report on stdout. Exit 0 on
-/// PASS, 1 on FAIL or when the soak could not run, 130 when interrupted.
-fn lab_soak(
-    duration: std::time::Duration,
-    loss: splitguard::lab::soak::LossScope,
-    markdown: bool,
-) -> ExitCode {
-    use splitguard::lab::soak::{self, SoakError, SoakOptions};
-    splitguard::lab::measure::install_interrupt_handler();
-    let outcome = (|| -> anyhow::Result<soak::SoakReport> {
-        let opts = SoakOptions {
-            duration,
-            loss,
-            splitguard: lab_binary()?,
-        };
-        Ok(soak::run(&opts, &mut |line| eprintln!("{line}"))?)
-    })();
-    match outcome {
-        Ok(report) => {
-            print!("{}", report.render(markdown));
-            if report.passed() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            }
-        }
-        Err(e) => {
-            eprintln!("splitguard lab soak: {e:#}");
-            match e.downcast_ref::<SoakError>() {
-                Some(SoakError::Interrupted) => ExitCode::from(130),
-                _ => ExitCode::FAILURE,
-            }
-        }
-    }
-}
-
-/// `splitguard lab bench`: the table on stdout, progress on stderr. Exit 1 when a
-/// run failed (the table lists it), 130 when interrupted; the labs are gone either way.
-fn lab_bench(runs: u32, markdown: bool, idle: std::time::Duration, quick: bool) -> ExitCode {
-    use splitguard::lab::bench::{self, BenchError, BenchOptions};
-    let outcome = (|| -> anyhow::Result<splitguard::lab::report::Report> {
-        bench::check_prerequisites()?;
-        let splitguard = std::env::current_exe()
-            .context("find this binary (the bench runs it as the splitguard daemon)")?;
-        if cfg!(debug_assertions) {
-            eprintln!(
-                "note: this is a debug build; for numbers worth keeping run \
-                 `cargo run --release -- lab bench` (or target/release/splitguard)"
-            );
-        }
-        eprintln!(
-            "lab bench: {runs} run(s) per case and implementation, idle window {} s{}; daemon {}",
-            idle.as_secs(),
-            if quick { ", v3/100 ms only" } else { "" },
-            splitguard.display()
-        );
-        splitguard::lab::measure::install_interrupt_handler();
-        let opts = BenchOptions {
-            runs,
-            idle,
-            quick,
-            splitguard,
-        };
-        Ok(bench::run(&opts, &mut |line| eprintln!("{line}"))?)
-    })();
-    match outcome {
-        Ok(report) => {
-            if markdown {
-                print!("{}", report.render_markdown());
-            } else {
-                print!("{}", report.render_text());
-            }
-            if report.failures().is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            }
-        }
-        Err(e) => {
-            eprintln!("splitguard lab bench: {e:#}");
-            match e.downcast_ref::<BenchError>() {
-                Some(BenchError::Interrupted) => ExitCode::from(130),
-                _ => ExitCode::FAILURE,
-            }
-        }
-    }
+    rt.block_on(splitguard_node::watch::standalone::run(cfg))
 }
 
 /// Default control socket, as in the config's default.
@@ -387,14 +207,14 @@ fn status(
         .enable_all()
         .build()
         .context("start the async runtime")?;
-    let status = rt.block_on(splitguard::control::client::status(
+    let status = rt.block_on(splitguard_node::control::client::status(
         &socket,
         std::time::Duration::from_secs(5),
     ))?;
     if json {
         println!("{}", serde_json::to_string_pretty(&status)?);
     } else {
-        print!("{}", splitguard::status::render_text(&status));
+        print!("{}", splitguard_node::status::render_text(&status));
     }
     Ok(())
 }
@@ -402,7 +222,7 @@ fn status(
 /// `splitguard check …`: prints the answer, exits with the plugin code (Nagios)
 /// or 0 (Zabbix, JSON; an unknown answer is in the output).
 fn check(what: CheckCommand) -> ExitCode {
-    use splitguard::check::report::{self, StateReport, UNKNOWN};
+    use splitguard_node::check::report::{self, StateReport, UNKNOWN};
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -415,7 +235,7 @@ fn check(what: CheckCommand) -> ExitCode {
     };
     let daemon_status = |config: Option<std::path::PathBuf>, socket| {
         socket_path(config.as_deref(), socket).and_then(|path| {
-            rt.block_on(splitguard::control::client::status(
+            rt.block_on(splitguard_node::control::client::status(
                 &path,
                 std::time::Duration::from_secs(3),
             ))
@@ -436,10 +256,10 @@ fn check(what: CheckCommand) -> ExitCode {
                 .ok()
                 .filter(|p| p.exists())
                 .and_then(|path| {
-                    let req = splitguard::control::Request::Owners {
+                    let req = splitguard_node::control::Request::Owners {
                         vip: std::net::IpAddr::V4(vip),
                     };
-                    rt.block_on(splitguard::control::client::request(
+                    rt.block_on(splitguard_node::control::client::request(
                         &path,
                         &req,
                         std::time::Duration::from_secs(3),
@@ -455,7 +275,7 @@ fn check(what: CheckCommand) -> ExitCode {
                     rtt_ms: None,
                     unknown: None,
                 },
-                None => rt.block_on(splitguard::check::probe_vip(
+                None => rt.block_on(splitguard_node::check::probe_vip(
                     vip,
                     interface.as_deref(),
                     timeout,

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use splitguard::lab::{Lab, LabProcess, wait_for};
+use splitguard_lab::{Lab, LabProcess, wait_for};
 use splitguard_watchdog::channels::{
     AlertmanagerChannel, AlertmanagerSpec, Channel, GatewayMethod, HttpSmsChannel, HttpSmsSpec,
     MailChannel, MailSpec, PagerdutyChannel, PagerdutySpec, SendError, SmtpTls, TwilioChannel,

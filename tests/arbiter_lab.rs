@@ -21,7 +21,7 @@
 mod common;
 
 use common::*;
-use splitguard::lab::{Lab, LabProcess, OwnerSamples, wait_for};
+use splitguard_lab::{Lab, LabProcess, OwnerSamples, wait_for};
 use std::time::{Duration, Instant};
 
 const GW: &str = "192.0.2.254";

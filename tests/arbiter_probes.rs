@@ -8,9 +8,9 @@ mod common;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
-use splitguard::lab::Lab;
-use splitguard::net::netlink::Netlink;
 use splitguard_arbiter::probe::{IcmpProber, ProbeResult, SocketKind, spawn_probe_loop};
+use splitguard_lab::Lab;
+use splitguard_node::net::netlink::Netlink;
 use tokio::sync::mpsc;
 
 const LB01: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 5));

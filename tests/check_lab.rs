@@ -9,7 +9,7 @@
 mod common;
 
 use common::*;
-use splitguard::lab::Lab;
+use splitguard_lab::Lab;
 use std::process::Output;
 
 fn check(lab: &Lab, host: &str, args: &[&str]) -> (String, i32) {
@@ -181,7 +181,7 @@ fn zabbix_agent_runs_the_user_parameters() {
     assert_eq!(item(&format!("splitguard.vip.owners[{VIP}]")), "1");
     // lb02's daemon is backup (lb01 "holds" the VIP by hand, but sends no
     // adverts: lb02 becomes master and adds it too: two owners).
-    let two = splitguard::lab::wait_for(BOUND, || {
+    let two = splitguard_lab::wait_for(BOUND, || {
         (item(&format!("splitguard.vip.owners[{VIP}]")) == "2").then_some(())
     });
     assert!(two.is_some(), "{}", sg.log_text());
@@ -237,7 +237,7 @@ fn keepalived_pair_through_zabbix_and_nagios() {
     };
     let nagios = || check(&lab, "lb02", &["vip", "--vip", VIP, "--format", "nagios"]);
     let until = |want: &str| {
-        splitguard::lab::wait_for(BOUND, || (zabbix() == want).then_some(()))
+        splitguard_lab::wait_for(BOUND, || (zabbix() == want).then_some(()))
             .unwrap_or_else(|| panic!("zabbix never saw {want}; last {}", zabbix()));
     };
 

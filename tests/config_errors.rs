@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use splitguard::config::{self, Channel, ConfigError, OnIsolated, Sms};
+use splitguard_node::config::{self, Channel, ConfigError, OnIsolated, Sms};
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -75,7 +75,7 @@ fn the_imported_pair_runs_with_one_owner() {
         );
         procs.push(start_splitguard(&lab, node, &toml));
     }
-    let refs: Vec<&splitguard::lab::LabProcess> = procs.iter().collect();
+    let refs: Vec<&splitguard_lab::LabProcess> = procs.iter().collect();
     expect_owner(&lab, Some("lb01"), &refs, "the imported pair");
     expect_owner_stays(
         &lab,

@@ -3,11 +3,11 @@
 //! uid (via `setpriv`) for the permission checks. Runs as root, like CI.
 
 use serde_json::Value;
-use splitguard::control::{
+use splitguard_node::control::{
     self, BindError, ClientError, CommandRequest, ControlServer, ErrorKind, Limits, Request,
     Response,
 };
-use splitguard::status::{self, ArbiterStatus, InstanceStatus, Reachability, Status};
+use splitguard_node::status::{self, ArbiterStatus, InstanceStatus, Reachability, Status};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;

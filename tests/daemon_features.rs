@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use splitguard::lab::{Lab, LabProcess, wait_for};
+use splitguard_lab::{Lab, LabProcess, wait_for};
 use std::process::Command;
 use std::time::Duration;
 
@@ -208,7 +208,7 @@ fn a_second_daemon_on_the_same_socket_is_refused_before_touching_vips() {
 /// `owners` probes the segment for the caller.
 #[test]
 fn control_commands_demote_resume_ack_and_owners() {
-    use splitguard::control::{Request, client};
+    use splitguard_node::control::{Request, client};
     let lab = pair_lab("ctlcmd");
     let cfg = sg_config(&lab, "lb01", 150, 2, "1s", "\n[arbiter]\nenabled = false\n");
     let lb01 = start_splitguard(&lab, "lb01", &cfg);

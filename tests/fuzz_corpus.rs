@@ -8,9 +8,12 @@ use std::path::{Path, PathBuf};
 type Entry = fn(&[u8]);
 
 const TARGETS: &[(&str, Entry)] = &[
-    ("vrrp_packet", splitguard::fuzzing::vrrp_packet),
-    ("config", splitguard::fuzzing::config),
-    ("import_keepalived", splitguard::fuzzing::import_keepalived),
+    ("vrrp_packet", splitguard_vrrp::fuzzing::vrrp_packet),
+    ("config", splitguard_node::fuzzing::config),
+    (
+        "import_keepalived",
+        splitguard_node::fuzzing::import_keepalived,
+    ),
     ("reply_text", splitguard_watchdog::fuzzing::reply_text),
     ("reply_mail", splitguard_watchdog::fuzzing::reply_mail),
     ("webhook_form", splitguard_watchdog::fuzzing::webhook_form),

@@ -1,14 +1,14 @@
 //! `splitguard import-keepalived FILE` end to end: the tutorial's keepalived configs
 //! (checked to be real keepalived syntax with keepalived 2.2.7's `--config-test`), a
 //! config split over includes, one full of what is not carried, and broken ones. The
-//! TOML on stdout must parse with `splitguard::config::parse`, pass `check-config`,
+//! TOML on stdout must parse with `splitguard_node::config::parse`, pass `check-config`,
 //! and mean what the hand-written contrib examples mean; warnings go to stderr as
 //! `FILE:LINE: keyword: why`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use splitguard::config::{self, Config};
+use splitguard_node::config::{self, Config};
 
 const DIR: &str = "tests/fixtures/import";
 

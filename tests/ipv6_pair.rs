@@ -10,7 +10,7 @@
 mod common;
 
 use common::*;
-use splitguard::lab::{Lab, LabProcess, wait_for};
+use splitguard_lab::{Lab, LabProcess, wait_for};
 use std::time::Duration;
 
 const VIP6: &str = "fe80::55:3";

@@ -2,7 +2,7 @@
 //! cable cuts them off, and dropping the lab leaves no namespace behind.
 //! Needs root; fails (never skips) without it.
 
-use splitguard::lab::Lab;
+use splitguard_lab::Lab;
 use std::net::Ipv4Addr;
 use std::process::Command;
 

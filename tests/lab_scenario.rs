@@ -4,8 +4,8 @@
 //! in S2 keepalived runs too and must show two owners, so the measurement can
 //! tell the two apart. Needs root, nft and keepalived; fails without them.
 
-use splitguard::lab::report::Implementation;
-use splitguard::lab::scenario::{self, Outcome, Scenario, ScenarioOptions};
+use splitguard_lab::report::Implementation;
+use splitguard_lab::scenario::{self, Outcome, Scenario, ScenarioOptions};
 
 /// Each implementation's outcome and daemon logs.
 fn run(s: Scenario, impls: &[Implementation]) -> Vec<(Outcome, String)> {

@@ -12,7 +12,7 @@
 mod common;
 
 use common::*;
-use splitguard::lab::{Lab, LabProcess};
+use splitguard_lab::{Lab, LabProcess};
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
@@ -140,7 +140,7 @@ fn the_pair_runs_unprivileged_with_only_net_admin_and_net_raw() {
     let status = status_via(&lab, "lb01", "lb01-run/ctl.sock");
     assert_eq!(status["instances"][0]["state"], "MASTER", "{status}");
     // Its ICMP probes reach the gateway.
-    splitguard::lab::wait_for(BOUND, || {
+    splitguard_lab::wait_for(BOUND, || {
         let s = status_via(&lab, "lb01", "lb01-run/ctl.sock");
         (s["arbiter"]["references"][0]["reachable"] == true).then_some(())
     })

@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use splitguard::lab::{Lab, wait_for};
+use splitguard_lab::{Lab, wait_for};
 use std::time::Duration;
 
 fn py(lab: &Lab, code: &str) -> String {

@@ -2,11 +2,11 @@
 //! idempotence, address events, gratuitous ARP over AF_PACKET, raw VRRP multicast
 //! with TTL 255. Needs root; fails without it.
 
-use splitguard::lab::Lab;
-use splitguard::net::arp_socket::ArpSocket;
-use splitguard::net::netlink::{self, NetEvent, Netlink};
-use splitguard::net::vrrp_socket::{Received, VRRP_GROUP_V4, VRRP_GROUP_V6, VrrpSocket};
-use splitguard_arbiter::arp::Operation;
+use splitguard_lab::Lab;
+use splitguard_node::net::arp::Operation;
+use splitguard_node::net::arp_socket::ArpSocket;
+use splitguard_node::net::netlink::{self, NetEvent, Netlink};
+use splitguard_node::net::vrrp_socket::{Received, VRRP_GROUP_V4, VRRP_GROUP_V6, VrrpSocket};
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 

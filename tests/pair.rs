@@ -190,11 +190,11 @@ fn takeover_sends_a_garp_burst_that_moves_gw_neighbour_entry() {
         .expect("tcpdump");
     std::thread::sleep(Duration::from_millis(500));
     lb01.stop(Duration::from_secs(10));
-    splitguard::lab::wait_for(BOUND, || holds(&lab, "lb02").then_some(()))
+    splitguard_lab::wait_for(BOUND, || holds(&lab, "lb02").then_some(()))
         .unwrap_or_else(|| panic!("lb02 never took over\n{}", logs(&[&lb01, &lb02])));
     // From the moment lb02 holds the VIP, gw must follow within 1 s, by GARP alone
     // (gw sends nothing meanwhile).
-    let moved = splitguard::lab::wait_for(Duration::from_secs(1), || {
+    let moved = splitguard_lab::wait_for(Duration::from_secs(1), || {
         neigh().contains(&mac2).then_some(())
     });
     assert!(
@@ -205,7 +205,7 @@ fn takeover_sends_a_garp_burst_that_moves_gw_neighbour_entry() {
     );
 
     // The burst: several gratuitous requests from lb02's MAC for the VIP.
-    let garps = splitguard::lab::wait_for(Duration::from_secs(5), || {
+    let garps = splitguard_lab::wait_for(Duration::from_secs(5), || {
         let n = tcpdump
             .log_text()
             .lines()

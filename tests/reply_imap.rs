@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use splitguard::lab::{Lab, wait_for};
+use splitguard_lab::{Lab, wait_for};
 
 mod common;
 use common::dovecot::{Dovecot, GW, PASSWORD, USER};

@@ -14,7 +14,7 @@
 mod common;
 
 use common::*;
-use splitguard::lab::{Lab, LabProcess, wait_for};
+use splitguard_lab::{Lab, LabProcess, wait_for};
 use std::time::Duration;
 
 const TOKEN: &str = "tw1l10-t0ken";

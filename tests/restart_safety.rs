@@ -28,8 +28,8 @@ mod common;
 
 use common::*;
 use serde_json::Value;
-use splitguard::lab::gw::{GwObserver, GwOptions, Hook};
-use splitguard::lab::{Lab, LabProcess, wait_for};
+use splitguard_lab::gw::{GwObserver, GwOptions, Hook};
+use splitguard_lab::{Lab, LabProcess, wait_for};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
@@ -85,7 +85,7 @@ impl<'a> Pair<'a> {
             // this test's own traffic; restart safety is what is judged here.
             let extra = format!(
                 "{arb}{}rate_limit = 10000\n",
-                splitguard::lab::configs::webhook_tables(hook_url)
+                splitguard_lab::configs::webhook_tables(hook_url)
             );
             let text = sg_config(lab, node, prio, 3, "100ms", &extra);
             let path = lab
@@ -295,7 +295,7 @@ fn observer(lab: &Lab) -> GwObserver {
         lab,
         "gw",
         GwOptions {
-            vip: splitguard::lab::configs::VIP_ADDR,
+            vip: splitguard_lab::configs::VIP_ADDR,
             port: PORT,
             every: Duration::from_millis(500),
             limit: Duration::from_secs(600),

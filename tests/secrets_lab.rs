@@ -24,7 +24,7 @@
 mod common;
 
 use common::*;
-use splitguard::lab::{Lab, wait_for};
+use splitguard_lab::{Lab, wait_for};
 use std::path::{Path, PathBuf};
 
 const AUTH_PASS: &str = "Vq8zL2kW";

@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use splitguard::notify::events::{Event, EventSink};
-use splitguard::notify::{Notifier, NotifyError, NotifySpec};
-use splitguard::track::{self, MIN_INTERVAL, ScriptSpec, ScriptTrackers, TrackerUpdate};
-use splitguard::vrrp::instance::{Cause, State};
+use splitguard_node::notify::events::{Event, EventSink};
+use splitguard_node::notify::{Notifier, NotifyError, NotifySpec};
+use splitguard_node::track::{self, MIN_INTERVAL, ScriptSpec, ScriptTrackers, TrackerUpdate};
+use splitguard_vrrp::instance::{Cause, State};
 use tokio::sync::mpsc;
 
 const BOUND: Duration = Duration::from_secs(10);

@@ -8,11 +8,11 @@ use std::collections::HashSet;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use splitguard::vrrp::Version;
-use splitguard::vrrp::instance::{
+use splitguard_vrrp::Version;
+use splitguard_vrrp::gate::{ClaimGate, WithholdReason};
+use splitguard_vrrp::instance::{
     Action, Cause, Instance, InstanceConfig, ReceivedAdvert, State, TrackerConfig,
 };
-use splitguard_arbiter::{ClaimGate, WithholdReason};
 
 // ---- the harness ---------------------------------------------------------------------
 

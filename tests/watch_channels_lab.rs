@@ -15,7 +15,7 @@ mod common;
 
 use common::*;
 use serde_json::Value;
-use splitguard::lab::{Lab, LabProcess, wait_for};
+use splitguard_lab::{Lab, LabProcess, wait_for};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 

@@ -8,7 +8,7 @@
 mod common;
 
 use common::*;
-use splitguard::lab::{Lab, LabProcess, configs, wait_for};
+use splitguard_lab::{Lab, LabProcess, configs, wait_for};
 use std::time::Duration;
 
 /// What gw's receiver got: one JSON value per request.

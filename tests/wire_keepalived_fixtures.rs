@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
-use splitguard::vrrp::Version;
-use splitguard::vrrp::wire::{
+use splitguard_vrrp::Version;
+use splitguard_vrrp::wire::{
     AdvertRepr, Auth, ChecksumMode, Endpoints, Expect, IpInfo, Packet, Reject, VirtualAddrs,
     build_advert, pass_key, validate, validate_ipv4_datagram,
 };

@@ -1,20 +1,17 @@
 //! splitguard-arbiter: what the network says before this node may hold a VIP.
 //!
 //! It owns reachability and ownership evidence and turns it into verdicts the VRRP
-//! core obeys, and the limits on acting on them. The claim gate contract, the
-//! reachability debouncer, the policy and the reboot ledger's decision are pure; the
+//! core obeys (the core's claim gate, `splitguard_vrrp::gate`), and the limits on
+//! acting on them. The reachability debouncer, the policy and the reboot ledger's decision are pure; the
 //! I/O edges beside them are the ICMP prober (`probe`), the ledger's file store
 //! (`reboot`) and the hardware watchdog feeder (`hw_watchdog`).
 
-pub mod arp;
-pub mod gate;
 pub mod hw_watchdog;
 pub mod policy;
 pub mod probe;
 pub mod reachability;
 pub mod reboot;
 
-pub use gate::{ClaimGate, WithholdReason};
 pub use policy::{
     Incident, InstanceSpec, Isolation, OnIsolated, Policy, PolicyConfig, PolicyError, Role,
     Verdict, yield_backoff,

@@ -41,8 +41,8 @@ use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use crate::gate::{ClaimGate, WithholdReason};
 use crate::reachability::{Reachability, ReachabilityError, TargetState};
+use splitguard_vrrp::gate::{ClaimGate, WithholdReason};
 
 #[cfg(test)]
 mod tests;

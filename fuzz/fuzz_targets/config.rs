@@ -1,3 +1,3 @@
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| splitguard::fuzzing::config(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| splitguard_node::fuzzing::config(data));

@@ -1,3 +1,3 @@
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| splitguard::fuzzing::import_keepalived(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| splitguard_node::fuzzing::import_keepalived(data));

@@ -1,3 +1,3 @@
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| splitguard::fuzzing::vrrp_packet(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| splitguard_vrrp::fuzzing::vrrp_packet(data));

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use chrono::Utc;
-use splitguard::lab::{Lab, LabProcess, wait_for};
+use splitguard_lab::{Lab, LabProcess, wait_for};
 
 pub const GW: &str = "192.0.2.254";
 pub const DOVECOT: &str = "/usr/sbin/dovecot";

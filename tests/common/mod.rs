@@ -8,13 +8,13 @@ pub mod dovecot;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use splitguard::lab::configs;
-use splitguard::lab::{Lab, LabProcess, wait_for};
+use splitguard_lab::configs;
+use splitguard_lab::{Lab, LabProcess, wait_for};
 
 #[allow(unused_imports)] // each test binary uses its own subset
-pub use splitguard::lab::configs::{VIP, ka_config, sg_config};
+pub use splitguard_lab::configs::{VIP, ka_config, sg_config};
 #[allow(unused_imports)] // each test binary uses its own subset
-pub use splitguard::lab::scenario::VRRP_DROP;
+pub use splitguard_lab::scenario::VRRP_DROP;
 
 /// Generous bound for anything VRRP should do in a few seconds.
 pub const BOUND: Duration = Duration::from_secs(20);
@@ -110,7 +110,7 @@ pub const SYS_PYTHON: &str = "/usr/bin/python3";
 /// `addr:port`, asked from `from`.
 pub fn wait_listening(lab: &Lab, from: &str, addr: &str, port: u16) {
     let probe = format!("import socket; socket.create_connection(('{addr}', {port}), 1)");
-    splitguard::lab::wait_for(Duration::from_secs(15), || {
+    splitguard_lab::wait_for(Duration::from_secs(15), || {
         lab.run(from, &[SYS_PYTHON, "-c", &probe])
             .ok()
             .filter(|o| o.status.success())

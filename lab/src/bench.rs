@@ -1,0 +1,777 @@
+//! `splitguard lab bench`: splitguard (arbiter on and off) against keepalived 2.2.7,
+//! each run in a fresh pair lab (lb01 150, lb02 100, gw; VIP 192.0.2.3/24), the
+//! implementations alternating run by run so drift hits all alike. It owns the
+//! schedule, starting and steadying a pair, the faults (lb01's link down; SIGTERM
+//! to lb01's daemon) and the idle window; timing and /proc sampling are in
+//! `measure`, statistics and tables in `report`.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use super::configs::{
+    self, GW_ADDR, LB01_ADDR, LB02_ADDR, VIP_ADDR, ka_config, pair_lab, sg_config, webhook_tables,
+};
+use super::gw::{GwObserver, GwOptions};
+use super::measure::{self, AddressWatch, Align, MeasureError};
+use super::netns::{Lab, LabError};
+use super::process::LabProcess;
+use super::report::{Flavour, Implementation, Measurement, Report};
+use super::scenario::{HOOK_PORT, Scenario, apply_fault};
+use splitguard_node::status::{Status, state};
+
+/// Longest wait for the VIP to move after a fault.
+pub const FAILOVER_BOUND: Duration = Duration::from_secs(30);
+/// Longest wait for a freshly started pair to settle (lb01 master, lb02 backup).
+const STEADY_BOUND: Duration = Duration::from_secs(30);
+/// After the pair is steady: the takeover's gratuitous ARP bursts are over and
+/// lb02 has heard a few adverts.
+const SETTLE: Duration = Duration::from_secs(1);
+/// Before the idle window: start-up work is over.
+const IDLE_SETTLE: Duration = Duration::from_secs(2);
+/// Longest wait for the alert after the second owner appeared.
+const ALERT_BOUND: Duration = Duration::from_secs(10);
+/// How often readiness is checked.
+const POLL: Duration = Duration::from_millis(100);
+
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("needs root: it creates network namespaces (run it as root or with sudo)")]
+    NotRoot,
+    #[error("keepalived is not runnable ({0}); install the Debian package `keepalived`")]
+    NoKeepalived(String),
+    #[error("interrupted; every lab was torn down")]
+    Interrupted,
+    #[error("start the async runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// Why one run gave no number; it is counted as failed and the bench goes on.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Lab(#[from] LabError),
+    #[error(transparent)]
+    Measure(#[from] MeasureError),
+    #[error("the pair did not settle within {within:?}: {detail}")]
+    NotSteady { within: Duration, detail: String },
+    #[error("{0}")]
+    Broken(String),
+    #[error("interrupted")]
+    Interrupted,
+}
+
+/// What `splitguard lab bench` was asked to do.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// Runs per implementation and case.
+    pub runs: u32,
+    /// The idle window.
+    pub idle: Duration,
+    /// Only the v3/100 ms cases (the idle pair too), for CI.
+    pub quick: bool,
+    /// The splitguard binary the pairs run (normally this very binary).
+    pub splitguard: PathBuf,
+}
+
+/// One kind of run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Case {
+    Failover(Flavour),
+    Handover(Flavour),
+    Idle(Flavour),
+    /// S2 on lb02 and the alert's way to gw (a second owner must appear, so
+    /// not for the arbiter-on flavour, which withholds the claim).
+    Detection(Flavour),
+    /// `check vip` on the backup: through the daemon's socket (splitguard), by
+    /// its own ARP probe beside keepalived.
+    CheckVip(Flavour),
+}
+
+impl Case {
+    pub fn label(self) -> String {
+        match self {
+            Case::Failover(f) => format!("failover {}", f.label()),
+            Case::Handover(f) => format!("handover {}", f.label()),
+            Case::Idle(f) => format!("idle {}", f.label()),
+            Case::Detection(f) => format!("detection {}", f.label()),
+            Case::CheckVip(f) => format!("check vip {}", f.label()),
+        }
+    }
+
+    fn flavour(self) -> Flavour {
+        match self {
+            Case::Failover(f)
+            | Case::Handover(f)
+            | Case::Idle(f)
+            | Case::Detection(f)
+            | Case::CheckVip(f) => f,
+        }
+    }
+
+    /// Who runs this case. Detection: splitguard with the arbiter off (its
+    /// embedded watcher) and keepalived with `splitguard watch` beside it.
+    /// check vip: splitguard's daemon answers it; beside keepalived it probes.
+    pub fn implementations(self) -> &'static [Implementation] {
+        match self {
+            Case::Detection(_) => &[Implementation::SplitguardNoArb, Implementation::Keepalived],
+            Case::CheckVip(_) => &[Implementation::Splitguard, Implementation::Keepalived],
+            _ => &Implementation::ALL,
+        }
+    }
+}
+
+/// The cases of one round, in order; `quick` keeps the v3/100 ms ones.
+pub fn cases(quick: bool) -> Vec<Case> {
+    if quick {
+        let f = Flavour::V3HundredMs;
+        vec![
+            Case::Failover(f),
+            Case::Handover(f),
+            Case::Idle(f),
+            Case::Detection(f),
+            Case::CheckVip(f),
+        ]
+    } else {
+        let (v2, v3) = (Flavour::V2OneSecond, Flavour::V3HundredMs);
+        vec![
+            Case::Failover(v2),
+            Case::Handover(v2),
+            Case::Failover(v3),
+            Case::Handover(v3),
+            Case::Idle(v2),
+            Case::Detection(v2),
+            Case::CheckVip(v2),
+        ]
+    }
+}
+
+/// The table rows the cases fill.
+pub fn rows(cases: &[Case]) -> Vec<Measurement> {
+    cases
+        .iter()
+        .flat_map(|c| match *c {
+            Case::Failover(f) => vec![Measurement::Failover(f)],
+            Case::Handover(f) => vec![Measurement::Handover(f)],
+            Case::Detection(f) => vec![Measurement::Detection(f)],
+            Case::CheckVip(f) => vec![Measurement::CheckVip(f)],
+            Case::Idle(f) => vec![
+                Measurement::IdleCpu(f),
+                Measurement::IdleCpuSched(f),
+                Measurement::IdleRss(f),
+            ],
+        })
+        .collect()
+}
+
+fn version(f: Flavour) -> u8 {
+    match f {
+        Flavour::V2OneSecond => 2,
+        Flavour::V3HundredMs => 3,
+    }
+}
+
+fn advert_interval(f: Flavour) -> Duration {
+    match f {
+        Flavour::V2OneSecond => Duration::from_secs(1),
+        Flavour::V3HundredMs => Duration::from_millis(100),
+    }
+}
+
+/// The advert interval in splitguard's syntax and in keepalived's.
+fn intervals(f: Flavour) -> (&'static str, &'static str) {
+    match f {
+        Flavour::V2OneSecond => ("1s", "1"),
+        Flavour::V3HundredMs => ("100ms", "0.1"),
+    }
+}
+
+/// The `[arbiter]` table of each splitguard flavour.
+pub(super) fn arbiter_table(imp: Implementation, peer: Ipv4Addr) -> String {
+    match imp {
+        Implementation::Splitguard => {
+            format!("\n[arbiter]\nreferences = [\"{GW_ADDR}\"]\npeers = [\"{peer}\"]\n")
+        }
+        _ => "\n[arbiter]\nenabled = false\n".to_string(),
+    }
+}
+
+/// The measurements of one successful run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Outcome {
+    /// A time in ms: fault to VIP on lb02, VIP on lb02 to alert at gw, or a
+    /// check's wall time.
+    Ms(f64),
+    /// The master over the idle window: CPU from utime+stime, CPU from schedstat
+    /// (None where the kernel has none), RSS at the end.
+    Idle {
+        cpu_percent: f64,
+        cpu_sched_percent: Option<f64>,
+        rss_mib: f64,
+    },
+}
+
+/// What the bench needs before it starts: root, and keepalived on PATH.
+pub fn check_prerequisites() -> Result<(), BenchError> {
+    // SAFETY: geteuid(2) cannot fail and has no memory effects.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(BenchError::NotRoot);
+    }
+    std::process::Command::new("keepalived")
+        .arg("--version")
+        .output()
+        .map_err(|e| BenchError::NoKeepalived(e.to_string()))?;
+    Ok(())
+}
+
+/// Runs the whole bench: `runs` rounds; in each, every case, and for each case
+/// the implementations in turn. `progress` gets one line per run.
+pub fn run(opts: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Report, BenchError> {
+    check_prerequisites()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(BenchError::Runtime)?;
+    let cases = cases(opts.quick);
+    let mut report = Report::new(rows(&cases), opts.runs);
+    let total = opts.runs as usize
+        * cases
+            .iter()
+            .map(|c| c.implementations().len())
+            .sum::<usize>();
+    let mut done = 0;
+    for round in 1..=opts.runs {
+        for case in &cases {
+            for &imp in case.implementations() {
+                if measure::interrupted() {
+                    return Err(BenchError::Interrupted);
+                }
+                done += 1;
+                let started = Instant::now();
+                let result = run_once(&rt, opts, *case, imp);
+                let took = started.elapsed().as_secs_f64();
+                let what = match &result {
+                    Ok(Outcome::Ms(ms)) => format!("{ms:.1} ms"),
+                    Ok(Outcome::Idle {
+                        cpu_percent,
+                        cpu_sched_percent,
+                        rss_mib,
+                    }) => format!(
+                        "CPU {cpu_percent:.3} % (schedstat {}), RSS {rss_mib:.1} MiB",
+                        cpu_sched_percent.map_or("n/a".into(), |c| format!("{c:.4} %"))
+                    ),
+                    Err(RunError::Interrupted | RunError::Measure(MeasureError::Interrupted)) => {
+                        "interrupted".to_string()
+                    }
+                    Err(e) => format!("FAILED: {e}"),
+                };
+                progress(&format!(
+                    "[{done:>3}/{total}] {:<18} {:<16} run {round}/{}: {what} ({took:.1} s)",
+                    case.label(),
+                    imp.name(),
+                    opts.runs
+                ));
+                if matches!(result, Err(RunError::Interrupted))
+                    || matches!(result, Err(RunError::Measure(MeasureError::Interrupted)))
+                    || measure::interrupted()
+                {
+                    return Err(BenchError::Interrupted);
+                }
+                record(&mut report, *case, imp, result);
+            }
+        }
+    }
+    Ok(report)
+}
+
+fn record(report: &mut Report, case: Case, imp: Implementation, result: Result<Outcome, RunError>) {
+    // Only the first line: a failure's detail (daemon logs) went to progress.
+    let why = |e: &RunError| e.to_string().lines().next().unwrap_or_default().to_string();
+    match (case, result) {
+        (Case::Failover(f), r) => report.record(
+            Measurement::Failover(f),
+            imp,
+            r.map(moved_ms).map_err(|e| why(&e)),
+        ),
+        (Case::Handover(f), r) => report.record(
+            Measurement::Handover(f),
+            imp,
+            r.map(moved_ms).map_err(|e| why(&e)),
+        ),
+        (Case::Detection(f), r) => report.record(
+            Measurement::Detection(f),
+            imp,
+            r.map(moved_ms).map_err(|e| why(&e)),
+        ),
+        (Case::CheckVip(f), r) => report.record(
+            Measurement::CheckVip(f),
+            imp,
+            r.map(moved_ms).map_err(|e| why(&e)),
+        ),
+        (
+            Case::Idle(f),
+            Ok(Outcome::Idle {
+                cpu_percent,
+                cpu_sched_percent,
+                rss_mib,
+            }),
+        ) => {
+            report.record(Measurement::IdleCpu(f), imp, Ok(cpu_percent));
+            report.record(
+                Measurement::IdleCpuSched(f),
+                imp,
+                cpu_sched_percent.ok_or_else(|| "no schedstat run times on this kernel".into()),
+            );
+            report.record(Measurement::IdleRss(f), imp, Ok(rss_mib));
+        }
+        (Case::Idle(f), other) => {
+            let e = match other {
+                Err(e) => why(&e),
+                Ok(o) => format!("unexpected outcome {o:?}"),
+            };
+            for m in [
+                Measurement::IdleCpu(f),
+                Measurement::IdleCpuSched(f),
+                Measurement::IdleRss(f),
+            ] {
+                report.record(m, imp, Err(e.clone()));
+            }
+        }
+    }
+}
+
+fn moved_ms(o: Outcome) -> f64 {
+    match o {
+        Outcome::Ms(ms) => ms,
+        Outcome::Idle { .. } => f64::NAN,
+    }
+}
+
+/// lb01's and lb02's daemons.
+struct Pair {
+    lb01: LabProcess,
+    lb02: LabProcess,
+    /// `splitguard watch` on lb02 beside keepalived (detection runs).
+    watch: Option<LabProcess>,
+}
+
+impl Pair {
+    /// The last lines of both logs, for a failure report.
+    fn log_tails(&self) -> String {
+        [Some(&self.lb01), Some(&self.lb02), self.watch.as_ref()]
+            .into_iter()
+            .flatten()
+            .map(|p| p.log_tail(8))
+            .collect()
+    }
+
+    /// SIGKILL both (the lab is about to go; no need to wait for a clean stop).
+    fn kill(&mut self) {
+        self.lb01.kill();
+        self.lb02.kill();
+        if let Some(w) = &mut self.watch {
+            w.kill();
+        }
+    }
+}
+
+/// One run in its own lab; the lab (and the daemons in it) go when this returns,
+/// whatever happened.
+fn run_once(
+    rt: &tokio::runtime::Runtime,
+    opts: &BenchOptions,
+    case: Case,
+    imp: Implementation,
+) -> Result<Outcome, RunError> {
+    let lab = pair_lab("bench")?;
+    // Detection needs gw's webhook receiver (and its clock).
+    let gw = match case {
+        Case::Detection(_) => Some(
+            GwObserver::start(
+                &lab,
+                "gw",
+                GwOptions {
+                    vip: VIP_ADDR,
+                    port: HOOK_PORT,
+                    every: Duration::from_millis(250),
+                    limit: STEADY_BOUND + FAILOVER_BOUND + ALERT_BOUND + Duration::from_secs(30),
+                },
+            )
+            .map_err(|e| RunError::Broken(e.to_string()))?,
+        ),
+        _ => None,
+    };
+    let hook = gw.as_ref().map(|g| g.webhook_url().to_owned());
+    let mut pair = start_pair(&lab, opts, imp, case.flavour(), hook.as_deref())?;
+    let result = measure_pair(rt, &lab, &mut pair, opts, case, imp, gw.as_ref());
+    let result = result.map_err(|e| match e {
+        RunError::Interrupted | RunError::Measure(MeasureError::Interrupted) => e,
+        e => RunError::Broken(format!("{e}{}", pair.log_tails())),
+    });
+    pair.kill();
+    drop(pair);
+    drop(lab);
+    result
+}
+
+/// Starts the pair; with `hook`, alerts go there: splitguard's own, or those of
+/// a `splitguard watch` started on lb02 beside keepalived.
+fn start_pair(
+    lab: &Lab,
+    opts: &BenchOptions,
+    imp: Implementation,
+    f: Flavour,
+    hook: Option<&str>,
+) -> Result<Pair, RunError> {
+    let (sg_interval, ka_interval) = intervals(f);
+    let v = version(f);
+    let start = |host: &str, prio: u8, peer: Ipv4Addr| -> Result<LabProcess, LabError> {
+        match imp {
+            Implementation::Keepalived => {
+                configs::start_keepalived(lab, host, &ka_config(host, prio, v, ka_interval))
+            }
+            _ => {
+                let extra = format!(
+                    "{}{}",
+                    arbiter_table(imp, peer),
+                    hook.map(webhook_tables).unwrap_or_default()
+                );
+                let cfg = sg_config(lab, host, prio, v, sg_interval, &extra);
+                configs::start_splitguard(lab, host, &opts.splitguard, &cfg)
+            }
+        }
+    };
+    // Both at once, as after a power cut: lb01's shorter skew makes it master.
+    let lb01 = start("lb01", 150, LB02_ADDR)?;
+    let lb02 = start("lb02", 100, LB01_ADDR)?;
+    let watch = match (imp, hook) {
+        (Implementation::Keepalived, Some(url)) => {
+            let cfg = configs::watch_config(lab, "lb02", "backup", url);
+            Some(configs::start_watch(lab, "lb02", &opts.splitguard, &cfg)?)
+        }
+        _ => None,
+    };
+    Ok(Pair { lb01, lb02, watch })
+}
+
+fn measure_pair(
+    rt: &tokio::runtime::Runtime,
+    lab: &Lab,
+    pair: &mut Pair,
+    opts: &BenchOptions,
+    case: Case,
+    imp: Implementation,
+    gw: Option<&GwObserver>,
+) -> Result<Outcome, RunError> {
+    wait_steady(rt, lab, pair, imp)?;
+    let f = case.flavour();
+    let watch = |align| AddressWatch {
+        host: "lb02",
+        iface: "eth0",
+        addr: IpAddr::V4(VIP_ADDR),
+        align,
+        bound: FAILOVER_BOUND,
+    };
+    let align = Some(Align {
+        master: LB01_ADDR,
+        within: advert_interval(f) * 3 + Duration::from_secs(2),
+    });
+    match case {
+        Case::Failover(_) => {
+            settle(SETTLE)?;
+            let d = measure::time_to_address(lab, watch(align), || {
+                lab.run("lb01", &["ip", "link", "set", "eth0", "down"])?;
+                Ok(())
+            })?;
+            Ok(Outcome::Ms(d.as_secs_f64() * 1000.0))
+        }
+        Case::Handover(_) => {
+            settle(SETTLE)?;
+            let lb01 = &pair.lb01;
+            let d = measure::time_to_address(lab, watch(align), || {
+                lb01.signal(libc::SIGTERM);
+                Ok(())
+            })?;
+            Ok(Outcome::Ms(d.as_secs_f64() * 1000.0))
+        }
+        Case::Detection(_) => {
+            let gw = gw.ok_or_else(|| RunError::Broken("no observer on gw".into()))?;
+            settle(SETTLE)?;
+            let (_, appeared) = measure::address_instants(lab, watch(None), || {
+                apply_fault(lab, Scenario::S2)?;
+                Ok(())
+            })?;
+            let deadline = Instant::now() + ALERT_BOUND;
+            loop {
+                let hook = gw.hooks().into_iter().find(|h| {
+                    h.at >= appeared && h.status() == "firing" && h.severity() == "critical"
+                });
+                if let Some(h) = hook {
+                    return Ok(Outcome::Ms(
+                        h.at.duration_since(appeared).as_secs_f64() * 1000.0,
+                    ));
+                }
+                if Instant::now() >= deadline {
+                    return Err(RunError::Broken(format!(
+                        "no critical alert at gw within {ALERT_BOUND:?} of the second owner; got {:?}",
+                        gw.hooks()
+                            .iter()
+                            .map(|h| h.kind().to_owned())
+                            .collect::<Vec<_>>()
+                    )));
+                }
+                settle(Duration::from_millis(5))?;
+            }
+        }
+        Case::CheckVip(_) => {
+            settle(SETTLE)?;
+            // Splitguard: the daemon's socket; beside keepalived there is none
+            // and the check probes ARP itself.
+            let socket = match imp {
+                Implementation::Keepalived => lab.dir().join("no-daemon.sock"),
+                _ => configs::sg_socket(lab, "lb02"),
+            };
+            let check = || -> Result<f64, RunError> {
+                let started = Instant::now();
+                let out = lab
+                    .command("lb02", &opts.splitguard)?
+                    .args(["check", "vip", "--vip", configs::VIP, "--format", "zabbix"])
+                    .arg("--socket")
+                    .arg(&socket)
+                    .output()
+                    .map_err(|e| RunError::Broken(format!("run check vip: {e}")))?;
+                let took = started.elapsed().as_secs_f64() * 1000.0;
+                let text = String::from_utf8_lossy(&out.stdout);
+                if text.trim() != "1" {
+                    return Err(RunError::Broken(format!(
+                        "check vip said {:?} (stderr {:?}), expected 1",
+                        text.trim(),
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    )));
+                }
+                Ok(took)
+            };
+            // The first call pays for loading the binary; time the second.
+            check()?;
+            Ok(Outcome::Ms(check()?))
+        }
+        Case::Idle(_) => {
+            settle(IDLE_SETTLE)?;
+            let pid = pair
+                .lb01
+                .pid()
+                .ok_or_else(|| RunError::Broken("lb01's daemon has exited".into()))?;
+            let start = measure::sample_tree(pid)?;
+            settle(opts.idle)?;
+            let end = measure::sample_tree(pid)?;
+            // Still the steady pair it was at the start?
+            if !configs::holds_vip(lab, "lb01")? || configs::holds_vip(lab, "lb02")? {
+                return Err(RunError::Broken(
+                    "the VIP moved during the idle window".into(),
+                ));
+            }
+            let cpu_percent = measure::cpu_percent(&start, &end, measure::clock_ticks_per_sec())
+                .ok_or_else(|| RunError::Broken("no wall time between samples".into()))?;
+            Ok(Outcome::Idle {
+                cpu_percent,
+                cpu_sched_percent: measure::cpu_percent_precise(&start, &end),
+                rss_mib: end.rss_kib as f64 / 1024.0,
+            })
+        }
+    }
+}
+
+fn settle(d: Duration) -> Result<(), RunError> {
+    measure::pause(d, RunError::Interrupted)
+}
+
+/// Waits until lb01 is master holding the VIP, lb02 is backup (and, with the
+/// arbiter, sees its reference), and only lb01 has the VIP.
+fn wait_steady(
+    rt: &tokio::runtime::Runtime,
+    lab: &Lab,
+    pair: &mut Pair,
+    imp: Implementation,
+) -> Result<(), RunError> {
+    let deadline = Instant::now() + STEADY_BOUND;
+    loop {
+        if measure::interrupted() {
+            return Err(RunError::Interrupted);
+        }
+        let mut procs = vec![&mut pair.lb01, &mut pair.lb02];
+        procs.extend(pair.watch.as_mut());
+        for p in procs {
+            if let Some(status) = p.try_exit() {
+                return Err(RunError::Broken(format!(
+                    "{} exited during start-up ({status})",
+                    p.name
+                )));
+            }
+        }
+        let mut daemons = match imp {
+            Implementation::Keepalived => keepalived_ready(pair),
+            _ => splitguard_ready(rt, lab, imp == Implementation::Splitguard),
+        };
+        if daemons.is_ok() && pair.watch.is_some() {
+            daemons = watch_ready(rt, lab, "lb02");
+        }
+        let addresses = (
+            configs::holds_vip(lab, "lb01")?,
+            configs::holds_vip(lab, "lb02")?,
+        );
+        let last = match (daemons, addresses) {
+            (Ok(()), (true, false)) => return Ok(()),
+            (Ok(()), (a, b)) => format!("daemons ready but VIP on lb01: {a}, on lb02: {b}"),
+            (Err(why), _) => why,
+        };
+        if Instant::now() >= deadline {
+            return Err(RunError::NotSteady {
+                within: STEADY_BOUND,
+                detail: last,
+            });
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+fn keepalived_ready(pair: &Pair) -> Result<(), String> {
+    keepalived_node_ready(&pair.lb01, state::MASTER)?;
+    keepalived_node_ready(&pair.lb02, state::BACKUP)
+}
+
+/// Whether keepalived `p` has logged entering `want` (MASTER or BACKUP).
+pub(super) fn keepalived_node_ready(p: &LabProcess, want: &str) -> Result<(), String> {
+    let line = format!("Entering {} STATE", want.to_ascii_uppercase());
+    if p.log_text().contains(&line) {
+        Ok(())
+    } else {
+        Err(format!("{} is not {want} yet", p.name))
+    }
+}
+
+fn splitguard_ready(rt: &tokio::runtime::Runtime, lab: &Lab, arbiter: bool) -> Result<(), String> {
+    splitguard_node_ready(rt, lab, "lb01", state::MASTER, arbiter)?;
+    splitguard_node_ready(rt, lab, "lb02", state::BACKUP, arbiter)
+}
+
+/// Asks `node`'s daemon: is its instance in `want` (a master with its VIP, a
+/// backup that has heard lb01), and with `arbiter`, does it see its reference?
+/// Whether `splitguard watch` on `node` answers on its control socket.
+pub(super) fn watch_ready(
+    rt: &tokio::runtime::Runtime,
+    lab: &Lab,
+    node: &str,
+) -> Result<(), String> {
+    rt.block_on(splitguard_node::control::client::status(
+        configs::watch_socket(lab, node),
+        Duration::from_secs(2),
+    ))
+    .map(|_| ())
+    .map_err(|e| format!("the watch on {node}: {e}"))
+}
+
+pub(super) fn splitguard_node_ready(
+    rt: &tokio::runtime::Runtime,
+    lab: &Lab,
+    node: &str,
+    want: &str,
+    arbiter: bool,
+) -> Result<(), String> {
+    let s: Status = rt
+        .block_on(splitguard_node::control::client::status(
+            configs::sg_socket(lab, node),
+            Duration::from_secs(2),
+        ))
+        .map_err(|e| format!("{node}: {e}"))?;
+    let inst = s
+        .instances
+        .first()
+        .ok_or_else(|| format!("{node}: no instance in status"))?;
+    if inst.state != want {
+        return Err(format!("{node} is {}, not {want} yet", inst.state));
+    }
+    if want == state::MASTER && !inst.vips_held {
+        return Err(format!("{node} is master without its VIP yet"));
+    }
+    if want == state::BACKUP && inst.master != Some(IpAddr::V4(LB01_ADDR)) {
+        return Err(format!("{node} has not heard lb01 yet"));
+    }
+    let a = &s.arbiter;
+    if arbiter
+        && (a.isolated || a.references.is_empty() || a.references.iter().any(|r| !r.reachable))
+    {
+        return Err(format!("{node}'s arbiter does not see its reference yet"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quick_runs_only_the_v3_cases_and_rows_follow_cases() {
+        let quick = cases(true);
+        assert!(quick.iter().all(|c| c.flavour() == Flavour::V3HundredMs));
+        assert_eq!(
+            rows(&quick).len(),
+            7,
+            "failover, handover, idle CPU twice and RSS, detection, check vip"
+        );
+        let full = cases(false);
+        assert_eq!(rows(&full).len(), 9);
+        assert!(rows(&full).contains(&Measurement::IdleCpu(Flavour::V2OneSecond)));
+        assert!(rows(&full).contains(&Measurement::Detection(Flavour::V2OneSecond)));
+    }
+
+    #[test]
+    fn detection_skips_the_arbiter_and_check_vip_the_noarb_flavour() {
+        let f = Flavour::V2OneSecond;
+        assert!(
+            !Case::Detection(f)
+                .implementations()
+                .contains(&Implementation::Splitguard)
+        );
+        assert!(
+            Case::Detection(f)
+                .implementations()
+                .contains(&Implementation::Keepalived)
+        );
+        assert!(
+            !Case::CheckVip(f)
+                .implementations()
+                .contains(&Implementation::SplitguardNoArb)
+        );
+        assert_eq!(Case::Failover(f).implementations().len(), 3);
+    }
+
+    #[test]
+    fn only_the_arbiter_flavour_names_a_reference() {
+        let on = arbiter_table(Implementation::Splitguard, LB02_ADDR);
+        assert!(on.contains("references = [\"192.0.2.254\"]"));
+        assert!(on.contains("peers = [\"192.0.2.6\"]"));
+        let off = arbiter_table(Implementation::SplitguardNoArb, LB02_ADDR);
+        assert!(off.contains("enabled = false"));
+        assert!(!off.contains("references"));
+    }
+
+    #[test]
+    fn failed_idle_runs_count_against_both_idle_rows() {
+        let f = Flavour::V2OneSecond;
+        let mut r = Report::new(rows(&[Case::Idle(f)]), 1);
+        record(
+            &mut r,
+            Case::Idle(f),
+            Implementation::Keepalived,
+            Err(RunError::Broken("gone\n  --- log ---".into())),
+        );
+        for m in [
+            Measurement::IdleCpu(f),
+            Measurement::IdleCpuSched(f),
+            Measurement::IdleRss(f),
+        ] {
+            let s = r.samples(m, Implementation::Keepalived).expect("cell");
+            assert_eq!(s.failures, vec!["gone".to_string()]);
+        }
+    }
+}

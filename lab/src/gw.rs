@@ -1,0 +1,356 @@
+//! The gateway's view of a lab, for `lab demo` and `lab scenario`: one thread in
+//! gw's namespace that asks who holds the VIP by ARP every `every` (each answer
+//! counted for the request it follows, so a sample is the set of MACs that
+//! answered) and receives the webhook alerts the daemons send to gw. Everything
+//! is stamped with this process's monotonic clock, so "fault → alert" and
+//! "fault → owner changed" are measured without clock skew. Bounded: it stops
+//! after `limit`, or when dropped.
+
+use std::collections::BTreeSet;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use splitguard_node::net::arp::{ArpRepr, Operation};
+use splitguard_vrrp::gate::format_mac;
+
+use super::netns::{Lab, LabError};
+use splitguard_node::net::arp_socket::ArpSocket;
+use splitguard_node::net::netlink::Netlink;
+
+/// One ARP request from gw and the MACs that answered it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnerSample {
+    pub at: Instant,
+    pub macs: BTreeSet<String>,
+}
+
+/// One webhook POST received on gw.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hook {
+    pub at: Instant,
+    /// The JSON body (a string value when the body was not JSON).
+    pub body: serde_json::Value,
+}
+
+impl Hook {
+    fn field(&self, name: &str) -> &str {
+        self.body[name].as_str().unwrap_or("")
+    }
+    /// The incident kind (`split_brain`, `claim_withheld`, ...).
+    pub fn kind(&self) -> &str {
+        self.field("kind")
+    }
+    /// `firing`, `resolved` or `acknowledged`.
+    pub fn status(&self) -> &str {
+        self.field("status")
+    }
+    pub fn node(&self) -> &str {
+        self.field("node")
+    }
+    pub fn severity(&self) -> &str {
+        self.field("severity")
+    }
+}
+
+#[derive(Debug, Default)]
+struct Seen {
+    samples: Vec<OwnerSample>,
+    hooks: Vec<Hook>,
+    /// Why the observer stopped early, if it did.
+    error: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GwError {
+    #[error(transparent)]
+    Lab(#[from] LabError),
+    #[error("the gateway observer did not start: {0}")]
+    Start(String),
+}
+
+/// The running observer; stops (and joins its thread) when dropped.
+pub struct GwObserver {
+    seen: Arc<Mutex<Seen>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<Result<(), LabError>>>,
+    url: String,
+}
+
+/// What to observe.
+#[derive(Debug, Clone, Copy)]
+pub struct GwOptions {
+    /// The VIP whose owners are sampled.
+    pub vip: Ipv4Addr,
+    /// The webhook port on gw's address.
+    pub port: u16,
+    /// One ARP request per `every`.
+    pub every: Duration,
+    /// The observer stops by itself after this long.
+    pub limit: Duration,
+}
+
+fn lock(seen: &Mutex<Seen>) -> MutexGuard<'_, Seen> {
+    // A panic while holding the lock leaves plain data; keep reading it.
+    seen.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl GwObserver {
+    /// Starts sampling and receiving in `host` (normally gw); returns once the
+    /// ARP socket is open and the webhook port listens.
+    pub fn start(lab: &Lab, host: &str, opts: GwOptions) -> Result<GwObserver, GwError> {
+        let addr = lab.host(host)?.addr;
+        let iface = lab.host(host)?.iface.clone();
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let inner = Arc::clone(&seen);
+        let thread = lab.spawn_within(host, move || {
+            let result = observe(&iface, addr, opts, &inner, ready_tx, stop_rx);
+            if let Err(e) = result {
+                lock(&inner).error = Some(e);
+            }
+        })?;
+        let mut me = GwObserver {
+            seen,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+            url: format!("http://{addr}:{}/hook", opts.port),
+        };
+        match ready_rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(Ok(())) => Ok(me),
+            Ok(Err(e)) => Err(GwError::Start(e)),
+            Err(_) => {
+                me.shutdown();
+                let why = lock(&me.seen).error.clone();
+                Err(GwError::Start(
+                    why.unwrap_or_else(|| "not ready in 10 s".into()),
+                ))
+            }
+        }
+    }
+
+    /// The URL the daemons' webhook channel posts to.
+    pub fn webhook_url(&self) -> &str {
+        &self.url
+    }
+
+    /// Every sample so far.
+    pub fn samples(&self) -> Vec<OwnerSample> {
+        lock(&self.seen).samples.clone()
+    }
+
+    /// The most recent sample taken at or after `since`.
+    pub fn latest_since(&self, since: Instant) -> Option<OwnerSample> {
+        lock(&self.seen)
+            .samples
+            .iter()
+            .rev()
+            .find(|s| s.at >= since)
+            .cloned()
+    }
+
+    /// Ok when gw's latest sample (of the last `fresh`) saw `mac` alone answer
+    /// for the VIP; otherwise what it saw, for a "not steady" message.
+    pub fn sees_only(&self, mac: &str, fresh: Duration) -> Result<(), String> {
+        match self.latest_since(Instant::now() - fresh) {
+            Some(s) if s.macs.len() == 1 && s.macs.contains(mac) => Ok(()),
+            s => Err(format!(
+                "gw sees {:?}",
+                s.map(|s| s.macs).unwrap_or_default()
+            )),
+        }
+    }
+
+    /// Every webhook received so far.
+    pub fn hooks(&self) -> Vec<Hook> {
+        lock(&self.seen).hooks.clone()
+    }
+
+    /// Why the observer stopped early, if it did.
+    pub fn error(&self) -> Option<String> {
+        lock(&self.seen).error.clone()
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for GwObserver {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// The thread's body, inside gw's namespace.
+fn observe(
+    iface: &str,
+    addr: Ipv4Addr,
+    opts: GwOptions,
+    seen: &Arc<Mutex<Seen>>,
+    ready: std::sync::mpsc::Sender<Result<(), String>>,
+    stop: tokio::sync::oneshot::Receiver<()>,
+) -> Result<(), String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("runtime: {e}"))?;
+    rt.block_on(async move {
+        let setup = async {
+            let nl = Netlink::connect().map_err(|e| format!("netlink: {e}"))?;
+            let link = nl
+                .link_by_name(iface)
+                .await
+                .map_err(|e| format!("{iface}: {e}"))?;
+            let mac = link
+                .mac
+                .ok_or_else(|| format!("{iface} has no Ethernet address"))?;
+            let arp = ArpSocket::open(link.index).map_err(|e| format!("ARP socket: {e}"))?;
+            let listener = tokio::net::TcpListener::bind(SocketAddr::from((addr, opts.port)))
+                .await
+                .map_err(|e| format!("listen on {addr}:{}: {e}", opts.port))?;
+            Ok::<_, String>((mac, arp, listener))
+        };
+        let (mac, arp, listener) = match setup.await {
+            Ok(v) => v,
+            Err(e) => {
+                let _ = ready.send(Err(e.clone()));
+                return Err(e);
+            }
+        };
+        let _ = ready.send(Ok(()));
+        let deadline = tokio::time::Instant::now() + opts.limit;
+        let hooks = Arc::clone(seen);
+        let app = axum::Router::new().fallback(move |body: axum::body::Bytes| {
+            let hooks = Arc::clone(&hooks);
+            async move {
+                let at = Instant::now();
+                let body = serde_json::from_slice(&body).unwrap_or_else(|_| {
+                    serde_json::Value::String(String::from_utf8_lossy(&body).into_owned())
+                });
+                lock(&hooks).hooks.push(Hook { at, body });
+                axum::http::StatusCode::OK
+            }
+        });
+        let (server_stop_tx, server_stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = server_stop_rx.await;
+                })
+                .await
+        });
+        let sampled = sample(&arp, mac, addr, opts, deadline, seen, stop).await;
+        let _ = server_stop_tx.send(());
+        // Graceful shutdown waits for open connections; bound it.
+        let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
+        sampled
+    })
+}
+
+/// Sends one who-has per `every` and files each answer under the request it
+/// follows, until `deadline` or `stop`.
+async fn sample(
+    arp: &ArpSocket,
+    mac: [u8; 6],
+    addr: Ipv4Addr,
+    opts: GwOptions,
+    deadline: tokio::time::Instant,
+    seen: &Mutex<Seen>,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+) -> Result<(), String> {
+    let request = ArpRepr::probe(mac, addr, opts.vip);
+    let mut next = tokio::time::Instant::now();
+    while next < deadline {
+        let at = Instant::now();
+        arp.broadcast(&request)
+            .await
+            .map_err(|e| format!("ARP request: {e}"))?;
+        next += opts.every;
+        let mut macs = BTreeSet::new();
+        loop {
+            tokio::select! {
+                biased;
+                _ = &mut stop => {
+                    lock(seen).samples.push(OwnerSample { at, macs });
+                    return Ok(());
+                }
+                _ = tokio::time::sleep_until(next) => break,
+                got = arp.recv() => match got {
+                    Ok(a) if a.operation == Operation::Reply && a.sender_ip == opts.vip => {
+                        macs.insert(format_mac(&a.sender_mac));
+                    }
+                    Ok(_) => {}
+                    Err(e) => return Err(format!("ARP receive: {e}")),
+                },
+            }
+        }
+        lock(seen).samples.push(OwnerSample { at, macs });
+    }
+    Ok(())
+}
+
+/// Owner samples in `[from, to)` as counts: (dual, zero, total).
+pub fn count_owners(samples: &[OwnerSample], from: Instant, to: Instant) -> (usize, usize, usize) {
+    let window: Vec<&OwnerSample> = samples
+        .iter()
+        .filter(|s| s.at >= from && s.at < to)
+        .collect();
+    let dual = window.iter().filter(|s| s.macs.len() >= 2).count();
+    let zero = window.iter().filter(|s| s.macs.is_empty()).count();
+    (dual, zero, window.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(at: Instant, macs: &[&str]) -> OwnerSample {
+        OwnerSample {
+            at,
+            macs: macs.iter().map(|m| m.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn owners_are_counted_only_inside_the_window() {
+        let t = Instant::now();
+        let ms = Duration::from_millis;
+        let samples = vec![
+            s(t, &["a", "b"]),
+            s(t + ms(250), &["a"]),
+            s(t + ms(500), &[]),
+            s(t + ms(750), &["a", "b"]),
+            s(t + ms(1000), &[]),
+        ];
+        assert_eq!(count_owners(&samples, t, t + ms(1000)), (2, 1, 4));
+        assert_eq!(count_owners(&samples, t + ms(250), t + ms(900)), (1, 1, 3));
+        assert_eq!(
+            count_owners(&samples, t + ms(2000), t + ms(3000)),
+            (0, 0, 0)
+        );
+    }
+
+    #[test]
+    fn hook_fields_read_from_the_body_and_default_to_empty() {
+        let h = Hook {
+            at: Instant::now(),
+            body: serde_json::json!({"kind": "split_brain", "status": "firing", "node": "lb02"}),
+        };
+        assert_eq!(
+            (h.kind(), h.status(), h.node(), h.severity()),
+            ("split_brain", "firing", "lb02", "")
+        );
+        let text = Hook {
+            at: Instant::now(),
+            body: serde_json::Value::String("not json".into()),
+        };
+        assert_eq!(text.kind(), "");
+    }
+}

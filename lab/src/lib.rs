@@ -1,0 +1,20 @@
+//! splitguard-lab: the namespace lab: throw-away network namespaces on one machine, wired through a
+//! bridge namespace, for the integration tests and `splitguard lab`. Addresses come
+//! only from TEST-NET-1 (192.0.2.0/24); nothing is put in the root namespace; every
+//! lab deletes its namespaces (and kills what runs in them) when dropped.
+
+pub mod bench;
+pub mod configs;
+pub mod demo;
+pub mod gw;
+pub mod measure;
+pub mod netns;
+pub mod observe;
+pub mod process;
+pub mod report;
+pub mod scenario;
+pub mod soak;
+
+pub use netns::{Host, Lab, LabBuilder, LabError};
+pub use observe::{OwnerSamples, wait_for};
+pub use process::LabProcess;

@@ -1,0 +1,856 @@
+//! `splitguard lab scenario`: the split-brain catalogue (S1–S7), each run in a
+//! fresh pair lab the same way for every implementation, and what gw saw over a
+//! fixed window after the fault: dual-owner and zero-owner seconds (ARP
+//! who-has every 250 ms from gw; a sample answered by two MACs is a dual-owner
+//! quarter second) and the alerts that reached gw's webhook (kind, node, time
+//! since the fault). splitguard runs with its arbiter and its own alerts;
+//! keepalived runs with `splitguard watch` beside it on lb02 for the alerts,
+//! as an operator would put it. The faults and configs live here so `lab demo`
+//! plays the same ones.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use super::bench::{arbiter_table, keepalived_node_ready, splitguard_node_ready, watch_ready};
+use super::configs::{
+    self, GW_ADDR, LB01_ADDR, LB02_ADDR, VIP_ADDR, ka_config, pair_lab, sg_config, webhook_tables,
+};
+use super::gw::{GwError, GwObserver, GwOptions, Hook, count_owners};
+use super::measure;
+use super::netns::{Lab, LabError};
+use super::process::LabProcess;
+use super::report::Implementation;
+use splitguard_node::status::state;
+
+/// How often gw asks who holds the VIP.
+pub const SAMPLE_EVERY: Duration = Duration::from_millis(250);
+/// The webhook port on gw.
+pub const HOOK_PORT: u16 = 8080;
+/// Longest wait for a fresh pair to settle.
+const STEADY_BOUND: Duration = Duration::from_secs(30);
+/// After steady, before the fault: the takeover's gratuitous ARP is over and the
+/// backup has heard a few adverts.
+const SETTLE: Duration = Duration::from_secs(2);
+
+/// S2's firewall: VRRP (IP protocol 112) dropped on a host's input, in table
+/// `inet s2`.
+pub const VRRP_DROP: &str = "table inet s2 {\n chain input {\n  type filter hook input priority 0;\n  ip protocol 112 drop\n }\n}\n";
+
+/// One fault of the catalogue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Scenario {
+    /// The master's link goes down (and comes back: lb01 preempts).
+    S1,
+    /// VRRP is dropped on the backup's input (a host firewall rule).
+    S2,
+    /// The backup starts with another VRID (a typo in its config).
+    S3,
+    /// The master's port is cut at the switch while its own link stays up.
+    S4,
+    /// The gateway stops answering pings (both nodes lose their reference).
+    S5,
+    /// The backup starts with another VRRPv2 password.
+    S6,
+    /// 30 % of the frames to the backup are lost on the segment.
+    S7,
+}
+
+impl Scenario {
+    pub const ALL: [Scenario; 7] = [
+        Scenario::S1,
+        Scenario::S2,
+        Scenario::S3,
+        Scenario::S4,
+        Scenario::S5,
+        Scenario::S6,
+        Scenario::S7,
+    ];
+
+    pub fn id(self) -> &'static str {
+        match self {
+            Scenario::S1 => "S1",
+            Scenario::S2 => "S2",
+            Scenario::S3 => "S3",
+            Scenario::S4 => "S4",
+            Scenario::S5 => "S5",
+            Scenario::S6 => "S6",
+            Scenario::S7 => "S7",
+        }
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Scenario::S1 => "master dies (link loss)",
+            Scenario::S2 => "VRRP firewalled on the backup",
+            Scenario::S3 => "VRID mismatch",
+            Scenario::S4 => "master's uplink broken, link up",
+            Scenario::S5 => "gateway dies",
+            Scenario::S6 => "auth mismatch",
+            Scenario::S7 => "30 % loss to the backup",
+        }
+    }
+
+    /// `S2`, `s2`, or `all`; anything else names the valid choices.
+    pub fn parse_list(name: &str) -> Result<Vec<Scenario>, String> {
+        if name.eq_ignore_ascii_case("all") {
+            return Ok(Scenario::ALL.to_vec());
+        }
+        Scenario::ALL
+            .into_iter()
+            .find(|s| s.id().eq_ignore_ascii_case(name))
+            .map(|s| vec![s])
+            .ok_or_else(|| format!("unknown scenario {name:?}: use S1 … S7 or all"))
+    }
+
+    /// The observation window after the fault.
+    pub fn window(self) -> Duration {
+        match self {
+            // Random loss needs a longer look for its rare runs of lost adverts.
+            Scenario::S7 => Duration::from_secs(60),
+            _ => Duration::from_secs(20),
+        }
+    }
+
+    /// When the fault is taken away again, if it is (config mistakes stay).
+    pub fn heal_after(self) -> Option<Duration> {
+        match self {
+            Scenario::S1 | Scenario::S2 | Scenario::S4 | Scenario::S5 => {
+                Some(Duration::from_secs(12))
+            }
+            Scenario::S3 | Scenario::S6 | Scenario::S7 => None,
+        }
+    }
+
+    /// S3 and S6 are mistakes in lb02's config: lb02 starts with them at the
+    /// fault, after lb01 holds the VIP.
+    pub fn lb02_at_fault(self) -> bool {
+        matches!(self, Scenario::S3 | Scenario::S6)
+    }
+
+    /// What an operator would see go wrong, in words.
+    pub fn fault_text(self) -> &'static str {
+        match self {
+            Scenario::S1 => "lb01's eth0 goes down",
+            Scenario::S2 => "lb02 drops VRRP (IP protocol 112) on input",
+            Scenario::S3 => "lb02 starts with VRID 52 instead of 51",
+            Scenario::S4 => "the switch drops every frame to and from lb01; lb01's link stays up",
+            Scenario::S5 => "gw stops answering pings",
+            Scenario::S6 => "lb02 starts with auth_pass 2222 instead of 1111",
+            Scenario::S7 => "the switch drops 30 % of the frames to lb02 at random",
+        }
+    }
+
+    pub fn heal_text(self) -> &'static str {
+        match self {
+            Scenario::S1 => "lb01's eth0 comes back",
+            Scenario::S2 => "lb02's firewall rule is removed",
+            Scenario::S4 => "the switch forwards lb01's frames again",
+            Scenario::S5 => "gw answers pings again",
+            _ => "",
+        }
+    }
+}
+
+/// `node`'s splitguard config in `scenario` (lb02's carries the S3/S6 mistake;
+/// `hook_url`: where alerts go).
+pub fn sg_node_config(
+    lab: &Lab,
+    node: &str,
+    imp: Implementation,
+    scenario: Option<Scenario>,
+    hook_url: &str,
+) -> String {
+    let (prio, peer) = if node == "lb01" {
+        (150, LB02_ADDR)
+    } else {
+        (100, LB01_ADDR)
+    };
+    let extra = format!("{}{}", arbiter_table(imp, peer), webhook_tables(hook_url));
+    let cfg = sg_config(lab, node, prio, 2, "1s", &extra);
+    if node != "lb02" {
+        return cfg;
+    }
+    match scenario {
+        Some(Scenario::S3) => cfg.replace("vrid = 51", "vrid = 52"),
+        Some(Scenario::S6) => cfg.replace("auth_pass = \"1111\"", "auth_pass = \"2222\""),
+        _ => cfg,
+    }
+}
+
+/// keepalived's config for `node` in `scenario`.
+pub fn ka_node_config(node: &str, scenario: Option<Scenario>) -> String {
+    let prio = if node == "lb01" { 150 } else { 100 };
+    let cfg = ka_config(node, prio, 2, "1");
+    if node != "lb02" {
+        return cfg;
+    }
+    match scenario {
+        Some(Scenario::S3) => cfg.replace("virtual_router_id 51", "virtual_router_id 52"),
+        Some(Scenario::S6) => cfg.replace("auth_pass 1111", "auth_pass 2222"),
+        _ => cfg,
+    }
+}
+
+/// Puts the network part of `scenario` in place (S3 and S6 are configs).
+pub fn apply_fault(lab: &Lab, scenario: Scenario) -> Result<(), LabError> {
+    match scenario {
+        Scenario::S1 => {
+            lab.run("lb01", &["ip", "link", "set", "eth0", "down"])?;
+        }
+        Scenario::S2 => lab.nft(Some("lb02"), VRRP_DROP)?,
+        Scenario::S4 => {
+            let port = lab.host("lb01")?.bridge_port.clone();
+            lab.nft(
+                None,
+                &format!(
+                    "table bridge s4 {{\n chain cut {{\n  type filter hook forward priority 0;\n  \
+                     iifname \"{port}\" drop\n  oifname \"{port}\" drop\n }}\n}}\n"
+                ),
+            )?
+        }
+        Scenario::S5 => lab.nft(
+            Some("gw"),
+            "table inet s5 {\n chain input {\n  type filter hook input priority 0;\n  icmp type echo-request drop\n }\n}\n",
+        )?,
+        Scenario::S7 => {
+            let port = lab.host("lb02")?.bridge_port.clone();
+            lab.nft(
+                None,
+                &format!(
+                    "table bridge s7 {{\n chain loss {{\n  type filter hook forward priority 0;\n  \
+                     oifname \"{port}\" numgen random mod 100 < 30 drop\n }}\n}}\n"
+                ),
+            )?
+        }
+        Scenario::S3 | Scenario::S6 => {}
+    }
+    Ok(())
+}
+
+/// Takes the fault away again (where [`Scenario::heal_after`] says it is).
+pub fn heal_fault(lab: &Lab, scenario: Scenario) -> Result<(), LabError> {
+    match scenario {
+        Scenario::S1 => {
+            lab.run("lb01", &["ip", "link", "set", "eth0", "up"])?;
+        }
+        Scenario::S2 => lab.nft(Some("lb02"), "delete table inet s2\n")?,
+        Scenario::S4 => lab.nft(None, "delete table bridge s4\n")?,
+        Scenario::S5 => lab.nft(Some("gw"), "delete table inet s5\n")?,
+        Scenario::S7 => lab.nft(None, "delete table bridge s7\n")?,
+        Scenario::S3 | Scenario::S6 => {}
+    }
+    Ok(())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("needs root: it creates network namespaces (run it as root, e.g. with sudo)")]
+    NotRoot,
+    #[error("{program} is not runnable ({why}); install the Debian package `{package}`")]
+    Missing {
+        program: &'static str,
+        package: &'static str,
+        why: String,
+    },
+    #[error("interrupted; every lab was torn down")]
+    Interrupted,
+    #[error("start the async runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// Root and the programs the lab drives.
+pub fn check_prerequisites(keepalived: bool) -> Result<(), ScenarioError> {
+    // SAFETY: geteuid(2) cannot fail and has no memory effects.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(ScenarioError::NotRoot);
+    }
+    let mut needed = vec![("ip", "iproute2", "-V"), ("nft", "nftables", "--version")];
+    if keepalived {
+        needed.push(("keepalived", "keepalived", "--version"));
+    }
+    for (program, package, arg) in needed {
+        std::process::Command::new(program)
+            .arg(arg)
+            .output()
+            .map_err(|e| ScenarioError::Missing {
+                program,
+                package,
+                why: e.to_string(),
+            })?;
+    }
+    Ok(())
+}
+
+/// Why one run gave no figures.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Lab(#[from] LabError),
+    #[error(transparent)]
+    Gw(#[from] GwError),
+    #[error("the pair did not settle within {within:?}: {detail}")]
+    NotSteady { within: Duration, detail: String },
+    #[error("{0}")]
+    Broken(String),
+    #[error("interrupted")]
+    Interrupted,
+}
+
+/// An alert that reached gw during the window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertSeen {
+    pub kind: String,
+    pub status: String,
+    pub node: String,
+    pub severity: String,
+    /// From the fault to its arrival at gw.
+    pub after: Duration,
+}
+
+impl AlertSeen {
+    fn label(&self) -> String {
+        let what = if self.status == "firing" {
+            self.kind.clone()
+        } else {
+            format!("{} {}", self.status, self.kind)
+        };
+        format!("{what}@{} +{:.1}s", self.node, self.after.as_secs_f64())
+    }
+}
+
+/// What gw saw in one scenario for one implementation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub dual_s: f64,
+    pub zero_s: f64,
+    pub samples: usize,
+    /// The first arrival of each (kind, status, node), in arrival order.
+    pub alerts: Vec<AlertSeen>,
+}
+
+/// One row of the table.
+#[derive(Debug)]
+pub struct RunResult {
+    pub scenario: Scenario,
+    pub imp: Implementation,
+    pub outcome: Result<Outcome, String>,
+    /// Every daemon's whole log, for a reader who wants the why.
+    pub logs: String,
+}
+
+/// What `splitguard lab scenario` was asked to do.
+#[derive(Debug, Clone)]
+pub struct ScenarioOptions {
+    pub scenarios: Vec<Scenario>,
+    pub impls: Vec<Implementation>,
+    /// The splitguard binary the nodes run (normally this very binary).
+    pub splitguard: PathBuf,
+}
+
+/// Runs every scenario for every implementation, one fresh lab each. `progress`
+/// gets a line per step.
+pub fn run(
+    opts: &ScenarioOptions,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Vec<RunResult>, ScenarioError> {
+    check_prerequisites(opts.impls.contains(&Implementation::Keepalived))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(ScenarioError::Runtime)?;
+    let mut results = Vec::new();
+    for &scenario in &opts.scenarios {
+        for &imp in &opts.impls {
+            if measure::interrupted() {
+                return Err(ScenarioError::Interrupted);
+            }
+            progress(&format!(
+                "{} {} — {}:",
+                scenario.id(),
+                scenario.title(),
+                imp.name()
+            ));
+            let (outcome, logs) = run_one(&rt, opts, scenario, imp, progress);
+            if measure::interrupted() || matches!(outcome, Err(RunError::Interrupted)) {
+                return Err(ScenarioError::Interrupted);
+            }
+            let line = match &outcome {
+                Ok(o) => format!(
+                    "  dual-owner {:.2} s, zero-owner {:.2} s; alerts: {}",
+                    o.dual_s,
+                    o.zero_s,
+                    alerts_text(&o.alerts)
+                ),
+                Err(e) => format!("  FAILED: {e}"),
+            };
+            progress(&line);
+            results.push(RunResult {
+                scenario,
+                imp,
+                outcome: outcome.map_err(|e| e.to_string()),
+                logs,
+            });
+        }
+    }
+    Ok(results)
+}
+
+/// The pair's processes in one run (dropped with the lab: stopped).
+struct Nodes {
+    lb01: LabProcess,
+    lb02: Option<LabProcess>,
+    watch: Option<LabProcess>,
+}
+
+impl Nodes {
+    fn all(&self) -> Vec<&LabProcess> {
+        let mut v = vec![&self.lb01];
+        v.extend(self.lb02.as_ref());
+        v.extend(self.watch.as_ref());
+        v
+    }
+
+    fn logs(&self) -> String {
+        self.all()
+            .iter()
+            .map(|p| format!("----- {} -----\n{}", p.name, p.log_text()))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn log_tails(&self) -> String {
+        self.all().iter().map(|p| p.log_tail(8)).collect()
+    }
+}
+
+fn start_node(
+    lab: &Lab,
+    opts: &ScenarioOptions,
+    imp: Implementation,
+    node: &str,
+    scenario: Option<Scenario>,
+    hook_url: &str,
+) -> Result<LabProcess, LabError> {
+    match imp {
+        Implementation::Keepalived => {
+            configs::start_keepalived(lab, node, &ka_node_config(node, scenario))
+        }
+        _ => configs::start_splitguard(
+            lab,
+            node,
+            &opts.splitguard,
+            &sg_node_config(lab, node, imp, scenario, hook_url),
+        ),
+    }
+}
+
+fn pause(d: Duration) -> Result<(), RunError> {
+    measure::pause(d, RunError::Interrupted)
+}
+
+/// Waits until gw sees only lb01 answer for the VIP, lb01's daemon is master and
+/// lb02's (when running) is backup; with the arbiter, both see gw.
+fn wait_steady(
+    rt: &tokio::runtime::Runtime,
+    lab: &Lab,
+    gw: &GwObserver,
+    nodes: &mut Nodes,
+    imp: Implementation,
+) -> Result<(), RunError> {
+    let mac1 = lab.mac_of("lb01")?;
+    let deadline = Instant::now() + STEADY_BOUND;
+    loop {
+        if measure::interrupted() {
+            return Err(RunError::Interrupted);
+        }
+        let mut procs = vec![&mut nodes.lb01];
+        procs.extend(nodes.lb02.as_mut());
+        procs.extend(nodes.watch.as_mut());
+        for p in procs {
+            if let Some(status) = p.try_exit() {
+                return Err(RunError::Broken(format!(
+                    "{} exited during start-up ({status})",
+                    p.name
+                )));
+            }
+        }
+        let arbiter = imp == Implementation::Splitguard;
+        let mut ready = match imp {
+            Implementation::Keepalived => keepalived_node_ready(&nodes.lb01, state::MASTER),
+            _ => splitguard_node_ready(rt, lab, "lb01", state::MASTER, arbiter),
+        };
+        if ready.is_ok()
+            && let Some(lb02) = &nodes.lb02
+        {
+            ready = match imp {
+                Implementation::Keepalived => keepalived_node_ready(lb02, state::BACKUP),
+                _ => splitguard_node_ready(rt, lab, "lb02", state::BACKUP, arbiter),
+            };
+        }
+        if ready.is_ok() && nodes.watch.is_some() {
+            ready = watch_ready(rt, lab, "lb02");
+        }
+        let last = match ready.and_then(|()| gw.sees_only(&mac1, SAMPLE_EVERY * 2)) {
+            Ok(()) => return Ok(()),
+            Err(why) => why,
+        };
+        if Instant::now() >= deadline {
+            return Err(RunError::NotSteady {
+                within: STEADY_BOUND,
+                detail: last,
+            });
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// One run in its own lab: the outcome and every daemon's log.
+fn run_one(
+    rt: &tokio::runtime::Runtime,
+    opts: &ScenarioOptions,
+    scenario: Scenario,
+    imp: Implementation,
+    progress: &mut dyn FnMut(&str),
+) -> (Result<Outcome, RunError>, String) {
+    let mut logs = String::new();
+    let outcome = run_in_lab(rt, opts, scenario, imp, progress, &mut logs);
+    (outcome, logs)
+}
+
+fn run_in_lab(
+    rt: &tokio::runtime::Runtime,
+    opts: &ScenarioOptions,
+    scenario: Scenario,
+    imp: Implementation,
+    progress: &mut dyn FnMut(&str),
+    logs: &mut String,
+) -> Result<Outcome, RunError> {
+    let lab = pair_lab(scenario.id())?;
+    let window = scenario.window();
+    let gw = GwObserver::start(
+        &lab,
+        "gw",
+        GwOptions {
+            vip: VIP_ADDR,
+            port: HOOK_PORT,
+            every: SAMPLE_EVERY,
+            limit: STEADY_BOUND + SETTLE + window + Duration::from_secs(30),
+        },
+    )?;
+    let url = gw.webhook_url().to_string();
+    let lb01 = start_node(&lab, opts, imp, "lb01", Some(scenario), &url)?;
+    let lb02 = if scenario.lb02_at_fault() {
+        None
+    } else {
+        Some(start_node(&lab, opts, imp, "lb02", Some(scenario), &url)?)
+    };
+    let watch = if imp == Implementation::Keepalived {
+        let cfg = configs::watch_config(&lab, "lb02", "backup", &url);
+        Some(configs::start_watch(&lab, "lb02", &opts.splitguard, &cfg)?)
+    } else {
+        None
+    };
+    let mut nodes = Nodes { lb01, lb02, watch };
+    let result = observe(rt, &lab, &gw, &mut nodes, opts, scenario, imp, progress);
+    *logs = nodes.logs();
+    result.map_err(|e| match e {
+        RunError::Interrupted => e,
+        e => RunError::Broken(format!("{e}{}", nodes.log_tails())),
+    })
+}
+
+#[allow(clippy::too_many_arguments)] // one run's whole context, used once
+fn observe(
+    rt: &tokio::runtime::Runtime,
+    lab: &Lab,
+    gw: &GwObserver,
+    nodes: &mut Nodes,
+    opts: &ScenarioOptions,
+    scenario: Scenario,
+    imp: Implementation,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Outcome, RunError> {
+    wait_steady(rt, lab, gw, nodes, imp)?;
+    progress("  steady: lb01 holds the VIP, gw sees only lb01");
+    pause(SETTLE)?;
+    let t0 = Instant::now();
+    if scenario.lb02_at_fault() {
+        nodes.lb02 = Some(start_node(
+            lab,
+            opts,
+            imp,
+            "lb02",
+            Some(scenario),
+            gw.webhook_url(),
+        )?);
+    } else {
+        apply_fault(lab, scenario)?;
+    }
+    progress(&format!("  +0.0 s fault: {}", scenario.fault_text()));
+    let end = t0 + scenario.window();
+    if let Some(after) = scenario.heal_after() {
+        pause(after)?;
+        heal_fault(lab, scenario)?;
+        progress(&format!(
+            "  +{:.1} s heal: {}",
+            t0.elapsed().as_secs_f64(),
+            scenario.heal_text()
+        ));
+    }
+    pause(end.saturating_duration_since(Instant::now()))?;
+    if let Some(e) = gw.error() {
+        return Err(RunError::Broken(format!("gw's observer stopped: {e}")));
+    }
+    let (dual, zero, total) = count_owners(&gw.samples(), t0, end);
+    let expected = (scenario.window().as_secs_f64() / SAMPLE_EVERY.as_secs_f64()) as usize;
+    if total + 4 < expected {
+        return Err(RunError::Broken(format!(
+            "gw took {total} samples in the window, expected about {expected}"
+        )));
+    }
+    let quarter = SAMPLE_EVERY.as_secs_f64();
+    Ok(Outcome {
+        dual_s: dual as f64 * quarter,
+        zero_s: zero as f64 * quarter,
+        samples: total,
+        alerts: first_alerts(&gw.hooks(), t0, end),
+    })
+}
+
+/// The first arrival of each (kind, status, node) in `[t0, end)`.
+pub fn first_alerts(hooks: &[Hook], t0: Instant, end: Instant) -> Vec<AlertSeen> {
+    let mut seen = BTreeMap::new();
+    let mut out = Vec::new();
+    for h in hooks.iter().filter(|h| h.at >= t0 && h.at < end) {
+        let key = (
+            h.kind().to_owned(),
+            h.status().to_owned(),
+            h.node().to_owned(),
+        );
+        if seen.insert(key, ()).is_none() {
+            out.push(AlertSeen {
+                kind: h.kind().to_owned(),
+                status: h.status().to_owned(),
+                node: h.node().to_owned(),
+                severity: h.severity().to_owned(),
+                after: h.at - t0,
+            });
+        }
+    }
+    out
+}
+
+/// The pages (firing alerts) in order, then how many resolved notices came.
+fn alerts_text(alerts: &[AlertSeen]) -> String {
+    let firing: Vec<String> = alerts
+        .iter()
+        .filter(|a| a.status == "firing")
+        .map(AlertSeen::label)
+        .collect();
+    let resolved = alerts.iter().filter(|a| a.status == "resolved").count();
+    match (firing.is_empty(), resolved) {
+        (true, 0) => "none".into(),
+        (_, 0) => firing.join(", "),
+        (true, n) => format!("{n} resolved"),
+        (false, n) => format!("{}; {n} resolved", firing.join(", ")),
+    }
+}
+
+fn impl_label(imp: Implementation) -> &'static str {
+    match imp {
+        Implementation::Keepalived => "keepalived (+ watch)",
+        other => other.name(),
+    }
+}
+
+/// The results as a table, plain text or Markdown.
+pub fn render(results: &[RunResult], markdown: bool) -> String {
+    let header = [
+        "scenario",
+        "implementation",
+        "dual-owner s",
+        "zero-owner s",
+        "pages at gw (kind@node, time after the fault)",
+    ];
+    let rows: Vec<[String; 5]> = results
+        .iter()
+        .map(|r| {
+            let (dual, zero, alerts) = match &r.outcome {
+                Ok(o) => (
+                    format!("{:.2}", o.dual_s),
+                    format!("{:.2}", o.zero_s),
+                    alerts_text(&o.alerts),
+                ),
+                Err(e) => ("—".into(), "—".into(), format!("FAILED: {}", first_line(e))),
+            };
+            [
+                format!("{} {}", r.scenario.id(), r.scenario.title()),
+                impl_label(r.imp).to_owned(),
+                dual,
+                zero,
+                alerts,
+            ]
+        })
+        .collect();
+    let mut out = String::new();
+    if markdown {
+        let _ = writeln!(out, "| {} |", header.join(" | "));
+        let _ = writeln!(out, "|---|---|--:|--:|---|");
+        for r in &rows {
+            let _ = writeln!(out, "| {} |", r.join(" | "));
+        }
+    } else {
+        let widths: Vec<usize> = (0..4)
+            .map(|i| {
+                rows.iter()
+                    .map(|r| r[i].chars().count())
+                    .chain([header[i].len()])
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let line = |cells: [&str; 5]| {
+            format!(
+                "{:<w0$}  {:<w1$}  {:>w2$}  {:>w3$}  {}",
+                cells[0],
+                cells[1],
+                cells[2],
+                cells[3],
+                cells[4],
+                w0 = widths[0],
+                w1 = widths[1],
+                w2 = widths[2],
+                w3 = widths[3]
+            )
+        };
+        let _ = writeln!(out, "{}", line(header));
+        for r in &rows {
+            let _ = writeln!(
+                out,
+                "{}",
+                line([&r[0], &r[1], &r[2], &r[3], &r[4]]).trim_end()
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\nWindow: 20 s after the fault (S7: 60 s); S1, S2, S4 and S5 heal at +12 s. \
+         gw ({GW_ADDR}) asks who has the VIP every 250 ms; a request answered by two MACs \
+         counts 0.25 dual-owner seconds, one answered by none 0.25 zero-owner seconds. \
+         Pages: the first firing alert of each kind from each node, with its arrival at gw \
+         after the fault; resolved notices are counted. keepalived has no alerts of its \
+         own; its alerts come from `splitguard watch` on lb02."
+    );
+    out
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or("")
+}
+
+/// Whether any run failed.
+pub fn any_failed(results: &[RunResult]) -> bool {
+    results.iter().any(|r| r.outcome.is_err())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scenario_names_parse_and_bad_ones_name_the_choices() {
+        assert_eq!(Scenario::parse_list("s2").unwrap(), vec![Scenario::S2]);
+        assert_eq!(Scenario::parse_list("S7").unwrap(), vec![Scenario::S7]);
+        assert_eq!(Scenario::parse_list("ALL").unwrap().len(), 7);
+        let e = Scenario::parse_list("S8").unwrap_err();
+        assert!(e.contains("S8") && e.contains("S1 … S7 or all"), "{e}");
+    }
+
+    #[test]
+    fn config_mistakes_are_only_in_lb02s_config() {
+        let ka = ka_node_config("lb02", Some(Scenario::S3));
+        assert!(ka.contains("virtual_router_id 52"), "{ka}");
+        let ka = ka_node_config("lb01", Some(Scenario::S3));
+        assert!(ka.contains("virtual_router_id 51"), "{ka}");
+        let ka = ka_node_config("lb02", Some(Scenario::S6));
+        assert!(ka.contains("auth_pass 2222"), "{ka}");
+        assert!(ka_node_config("lb02", Some(Scenario::S2)).contains("auth_pass 1111"));
+    }
+
+    #[test]
+    fn first_alerts_keep_one_per_kind_status_and_node_in_the_window() {
+        let t0 = Instant::now();
+        let hook = |ms: u64, kind: &str, status: &str, node: &str| Hook {
+            at: t0 + Duration::from_millis(ms),
+            body: serde_json::json!({"kind": kind, "status": status, "node": node, "severity": "critical"}),
+        };
+        let hooks = vec![
+            hook(100, "claim_withheld", "firing", "lb02"),
+            hook(900, "claim_withheld", "firing", "lb02"),
+            hook(1200, "claim_withheld", "resolved", "lb02"),
+            hook(1500, "split_brain", "firing", "lb01"),
+            hook(30_000, "failover", "firing", "lb02"),
+        ];
+        let a = first_alerts(&hooks, t0, t0 + Duration::from_secs(20));
+        let labels: Vec<String> = a.iter().map(AlertSeen::label).collect();
+        assert_eq!(
+            labels,
+            vec![
+                "claim_withheld@lb02 +0.1s",
+                "resolved claim_withheld@lb02 +1.2s",
+                "split_brain@lb01 +1.5s"
+            ]
+        );
+        assert_eq!(
+            alerts_text(&a),
+            "claim_withheld@lb02 +0.1s, split_brain@lb01 +1.5s; 1 resolved"
+        );
+        assert_eq!(alerts_text(&[]), "none");
+    }
+
+    #[test]
+    fn the_table_shows_figures_alerts_and_failures() {
+        let results = vec![
+            RunResult {
+                scenario: Scenario::S2,
+                imp: Implementation::Splitguard,
+                outcome: Ok(Outcome {
+                    dual_s: 0.0,
+                    zero_s: 0.0,
+                    samples: 80,
+                    alerts: vec![AlertSeen {
+                        kind: "claim_withheld".into(),
+                        status: "firing".into(),
+                        node: "lb02".into(),
+                        severity: "critical".into(),
+                        after: Duration::from_millis(3900),
+                    }],
+                }),
+                logs: String::new(),
+            },
+            RunResult {
+                scenario: Scenario::S2,
+                imp: Implementation::Keepalived,
+                outcome: Err("the pair did not settle\nmore".into()),
+                logs: String::new(),
+            },
+        ];
+        let md = render(&results, true);
+        assert!(
+            md.contains("| S2 VRRP firewalled on the backup | splitguard | 0.00 | 0.00 | claim_withheld@lb02 +3.9s |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| keepalived (+ watch) | — | — | FAILED: the pair did not settle |"),
+            "{md}"
+        );
+        let text = render(&results, false);
+        assert!(
+            text.lines().next().unwrap().starts_with("scenario"),
+            "{text}"
+        );
+        assert!(any_failed(&results));
+    }
+}

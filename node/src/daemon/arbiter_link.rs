@@ -1,0 +1,616 @@
+//! The daemon's side of the arbiter: it feeds the policy (probe results, heartbeat,
+//! ownership answers, roles) and carries out its verdicts on the state machines
+//! (claim gate, demotion, release), the reboot (ledger-limited, or logged with
+//! `--dry-run`), the hardware watchdog, and the incidents (logged and written to the
+//! event stream until the watchdog's alert engine takes them).
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::config;
+use crate::net::arp::ArpRepr;
+use crate::notify::events::Event;
+use crate::status::{self, ArbiterStatus};
+use crate::track;
+use anyhow::Context;
+use splitguard_arbiter::hw_watchdog::HwWatchdog;
+use splitguard_arbiter::probe::{IcmpProber, ProbeResult, spawn_probe_loop};
+use splitguard_arbiter::reboot::{self, RebootDecision, RebootLedger, RebootLimits};
+use splitguard_arbiter::{
+    Incident, InstanceSpec, Isolation, OnIsolated, Policy, PolicyConfig, Role, Verdict,
+    yield_backoff,
+};
+use splitguard_vrrp::gate::format_mac;
+use splitguard_vrrp::instance::{Cause, State};
+use splitguard_watchdog::IncidentKind;
+use splitguard_watchdog::engine::Raise;
+use std::os::unix::fs::DirBuilderExt;
+use tokio::sync::mpsc;
+use tracing::{debug, error, info, warn};
+
+use super::arbitration::{Heartbeat, OwnershipRound, PROBE_REQUESTS_PER_ROUND};
+use super::router::Router;
+use super::{Announcer, Daemon};
+
+/// How long the reboot command may take before it is reported as hung (the
+/// hardware watchdog, when configured, is the backstop).
+const REBOOT_COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often the hardware watchdog is fed while the node is healthy.
+const WATCHDOG_FEED_EVERY: Duration = Duration::from_secs(1);
+/// Bound on policy ↔ state machine exchanges per event; each round trip is a
+/// verdict answered by a state change, and a handful settles everything.
+const SETTLE_ROUNDS: usize = 8;
+/// The ledger `--dry-run` keeps beside the real one.
+const DRY_RUN_LEDGER_FILE: &str = "reboot-ledger.dry-run.jsonl";
+
+pub(super) struct Arb {
+    policy: Policy,
+    cfg: config::Arbiter,
+    heartbeats: Vec<Heartbeat>,
+    rounds: Vec<Option<OwnershipRound>>,
+    /// The role last told to the policy, per router.
+    roles: Vec<Role>,
+    dry_run: bool,
+    state_dir: PathBuf,
+    /// The hardware watchdog and when it is next fed.
+    watchdog: Option<(HwWatchdog, Instant)>,
+    /// A real reboot was allowed, recorded and started: the hardware watchdog is
+    /// no longer fed, so it resets the node if the command hangs.
+    rebooting: bool,
+}
+
+fn role_of(state: State) -> Role {
+    match state {
+        State::Master => Role::Master,
+        State::Fault => Role::Fault,
+        State::Backup | State::Initialize => Role::Backup,
+    }
+}
+
+impl Arb {
+    pub(super) fn new(
+        cfg: &config::Config,
+        references: Vec<IpAddr>,
+        routers: &[Router],
+        now: Instant,
+        dry_run: bool,
+    ) -> anyhow::Result<Arb> {
+        let a = &cfg.arbiter;
+        let policy = Policy::new(
+            PolicyConfig {
+                references,
+                peers: a.peers.clone(),
+                quorum: a.quorum as usize,
+                rise: a.probe.rise,
+                fall: a.probe.fall,
+                demote_weight: a.demote_weight,
+                on_isolated: a.on_isolated,
+                reboot_after: a.reboot_after.unwrap_or(Duration::MAX),
+                ownership_probe: a.ownership_probe,
+                instances: routers
+                    .iter()
+                    .map(|r| InstanceSpec {
+                        name: r.cfg.name.clone(),
+                        vips: r.vip_addrs.clone(),
+                        yield_backoff: yield_backoff(r.cfg.priority, r.primary),
+                    })
+                    .collect(),
+            },
+            now,
+        )
+        .map_err(|e| anyhow::anyhow!("arbiter: {e}"))?;
+        let watchdog = match &a.watchdog_device {
+            Some(path) => Some((
+                HwWatchdog::open(path)
+                    .map_err(|e| anyhow::anyhow!("arbiter.watchdog_device: {e}"))?,
+                now,
+            )),
+            None => None,
+        };
+        Ok(Arb {
+            policy,
+            cfg: a.clone(),
+            heartbeats: routers.iter().map(|_| Heartbeat::new(now)).collect(),
+            rounds: routers.iter().map(|_| None).collect(),
+            roles: routers.iter().map(|_| Role::Backup).collect(),
+            dry_run,
+            state_dir: cfg.state_dir.clone(),
+            watchdog,
+            rebooting: false,
+        })
+    }
+
+    /// Probe targets: references, then peers, without repeats.
+    pub(super) fn probe_targets(&self) -> Vec<IpAddr> {
+        let mut all: Vec<IpAddr> = self.policy.references().targets().map(|t| t.0).collect();
+        for (ip, _) in self.policy.peers().targets() {
+            if !all.contains(&ip) {
+                all.push(ip);
+            }
+        }
+        all
+    }
+
+    pub(super) fn status(&self) -> ArbiterStatus {
+        let list = |r: &splitguard_arbiter::Reachability| {
+            r.targets()
+                .map(|(ip, s)| status::Reachability {
+                    ip,
+                    reachable: s.is_reachable(),
+                })
+                .collect()
+        };
+        ArbiterStatus {
+            isolated: self.policy.isolation() == Isolation::Isolated,
+            references: list(self.policy.references()),
+            peers: list(self.policy.peers()),
+            quorum: Some(self.policy.quorum()),
+        }
+    }
+
+    pub(super) fn deadline(&self, routers: &[Router]) -> Option<Instant> {
+        let mut next = self.policy.poll_timeout();
+        let mut consider = |t: Option<Instant>| {
+            if let Some(t) = t {
+                next = Some(next.map_or(t, |n| n.min(t)));
+            }
+        };
+        for (i, r) in routers.iter().enumerate() {
+            if r.fsm.state() == State::Backup {
+                consider(self.heartbeats[i].deadline(r.fsm.master_adver_interval()));
+            }
+            consider(self.rounds[i].as_ref().map(|x| x.ends));
+        }
+        consider(self.watchdog.as_ref().map(|w| w.1));
+        next
+    }
+
+    /// Cleanly disarms the hardware watchdog (daemon exit).
+    pub(super) fn close(&mut self) {
+        if let Some((w, _)) = self.watchdog.take()
+            && let Err(e) = w.close_disarm()
+        {
+            warn!(error = %e, "hardware watchdog not disarmed cleanly");
+        }
+    }
+}
+
+impl Daemon {
+    /// Starts the arbiter: resolves the references (the default gateway when none
+    /// are configured), builds the policy, starts the ICMP probe loop and the ARP
+    /// receivers that collect ownership answers.
+    pub(super) async fn start_arbiter(
+        &mut self,
+        cfg: &config::Config,
+        opts: super::Options,
+        probes: mpsc::Sender<ProbeResult>,
+    ) -> anyhow::Result<()> {
+        let now = Instant::now();
+        let mut references = cfg.arbiter.references.clone();
+        if references.is_empty() {
+            for r in &self.routers {
+                match self.nl.default_gateway(r.ifindex).await {
+                    Ok(Some(gw)) if !references.contains(&gw) => references.push(gw),
+                    Ok(_) => {}
+                    Err(e) => {
+                        warn!(interface = %r.cfg.interface, error = %e, "default gateway lookup failed")
+                    }
+                }
+            }
+            match references.as_slice() {
+                [] => warn!(
+                    "arbiter: no `references` and no default gateway: isolation is not detected; the ownership probe still guards claims"
+                ),
+                refs => {
+                    info!(references = ?refs, "arbiter: no `references` configured, using the default gateway")
+                }
+            }
+        }
+        if cfg.arbiter.on_isolated == OnIsolated::Reboot {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&cfg.state_dir)
+                .with_context(|| format!("state_dir {}", cfg.state_dir.display()))?;
+        }
+        let arb = Arb::new(cfg, references, &self.routers, now, opts.dry_run)?;
+        let targets = arb.probe_targets();
+        if !targets.is_empty() {
+            // Probes leave from the node's own address on the first IPv4 instance's
+            // interface, never from a VIP (replies would go to the VIP's holder).
+            let source = self
+                .routers
+                .iter()
+                .find(|r| r.primary.is_ipv4())
+                .context("reference and peer probes need an IPv4 instance to send from")?;
+            let prober = IcmpProber::new(source.primary, &source.cfg.interface)
+                .with_context(|| format!("ICMP probes from {}", source.primary))?;
+            info!(
+                source = %source.primary, interface = %source.cfg.interface,
+                socket = ?prober.socket_kind(), targets = ?targets, "arbiter probing"
+            );
+            let p = &cfg.arbiter.probe;
+            spawn_probe_loop(prober, targets, p.interval, p.timeout, probes)
+                .context("start the probe loop")?;
+        }
+        self.arb = Some(arb);
+        Ok(())
+    }
+
+    /// A probe result for a reference or peer.
+    pub(super) async fn on_probe(&mut self, target: IpAddr, ok: bool, now: Instant) {
+        let Some(arb) = &mut self.arb else { return };
+        if let Err(e) = arb.policy.handle_probe(now, target, ok) {
+            warn!(%target, error = %e, "probe result not taken");
+        }
+        self.settle(now).await;
+    }
+
+    /// An accepted advert for router `i`: the master is alive.
+    pub(super) fn heard_master(&mut self, i: usize, now: Instant) {
+        let Some(arb) = &mut self.arb else { return };
+        let r = &self.routers[i];
+        // A master hears another router only while two advertise: VRRP settles it
+        // by priority, so a probation (see the policy) ends too.
+        let master = r.fsm.state() == State::Master;
+        if arb.heartbeats[i].heard(now) || master {
+            let name = &r.cfg.name;
+            if !master {
+                debug!(instance = %name, "adverts resumed");
+            }
+            arb.rounds[i] = None;
+            if let Err(e) = arb.policy.handle_heartbeat(now, name, false) {
+                warn!(instance = %name, error = %e, "heartbeat not taken");
+            }
+        }
+    }
+
+    /// An ARP message on `ifindex` whose sender is not this node: evidence for any
+    /// running ownership round that probes that address.
+    pub(super) fn on_arp(&mut self, ifindex: u32, arp: ArpRepr) {
+        let Some(arb) = &mut self.arb else { return };
+        for (i, r) in self.routers.iter().enumerate() {
+            if r.ifindex != ifindex || arp.sender_mac == r.mac {
+                continue;
+            }
+            if let Some(round) = &mut arb.rounds[i] {
+                round.answer(arp.sender_ip, arp.sender_mac);
+            }
+        }
+    }
+
+    /// Timers: overdue adverts, ownership rounds ending, the reboot deadline, the
+    /// hardware watchdog.
+    pub(super) async fn arbiter_timers(&mut self, now: Instant) {
+        let Some(arb) = &mut self.arb else { return };
+        for (i, r) in self.routers.iter().enumerate() {
+            if r.fsm.state() == State::Backup
+                && arb.heartbeats[i].check(now, r.fsm.master_adver_interval())
+            {
+                debug!(instance = %r.cfg.name, "master's advert overdue");
+                if let Err(e) = arb.policy.handle_heartbeat(now, &r.cfg.name, true) {
+                    warn!(instance = %r.cfg.name, error = %e, "heartbeat not taken");
+                }
+            }
+            if arb.rounds[i].as_ref().is_some_and(|x| x.ends <= now)
+                && let Some(round) = arb.rounds[i].take()
+            {
+                for (vip, mac) in round.report() {
+                    if let Some(mac) = mac {
+                        debug!(instance = %r.cfg.name, %vip, mac = %format_mac(&mac), "VIP answered by another MAC");
+                    }
+                    if let Err(e) =
+                        arb.policy
+                            .handle_ownership(now, &r.cfg.name, IpAddr::V4(vip), mac)
+                    {
+                        warn!(instance = %r.cfg.name, error = %e, "ownership answer not taken");
+                    }
+                }
+            }
+        }
+        if arb.policy.poll_timeout().is_some_and(|t| t <= now) {
+            arb.policy.handle_timeout(now);
+        }
+        let feed = !arb.rebooting;
+        if let Some((w, due)) = &mut arb.watchdog
+            && *due <= now
+        {
+            // Fed until a reboot the ledger allowed has started: then a hung reboot
+            // command is backed by the hardware, as sbd does. Starving it at the
+            // first sign of isolation would reboot past the ledger's limits (a node
+            // isolated in its first minutes would reboot in a loop).
+            if feed && let Err(e) = w.feed() {
+                error!(error = %e, "hardware watchdog feed failed");
+            }
+            *due = now + WATCHDOG_FEED_EVERY;
+        }
+        self.settle(now).await;
+    }
+
+    /// Runs policy and state machines to a fixed point: roles in, verdicts out,
+    /// the actions they cause, then starts the ownership rounds the policy wants.
+    pub(super) async fn settle(&mut self, now: Instant) {
+        if self.arb.is_none() {
+            return;
+        }
+        for _ in 0..SETTLE_ROUNDS {
+            let verdicts = {
+                let Some(arb) = &mut self.arb else { return };
+                for (i, r) in self.routers.iter().enumerate() {
+                    let role = role_of(r.fsm.state());
+                    if role != arb.roles[i] {
+                        arb.roles[i] = role;
+                        arb.heartbeats[i].restart(now);
+                        arb.rounds[i] = None;
+                        let name = &r.cfg.name;
+                        let taken = arb.policy.handle_role(now, name, role).and_then(|()| {
+                            if r.fsm.claimed_from_silence() {
+                                arb.policy.handle_claim_from_silence(now, name)?;
+                            }
+                            // After a yield the old master is still unheard.
+                            if arb.policy.overdue(name)? {
+                                arb.heartbeats[i].mark_overdue();
+                            }
+                            Ok(())
+                        });
+                        if let Err(e) = taken {
+                            warn!(instance = %name, error = %e, "role not taken");
+                        }
+                    }
+                }
+                std::iter::from_fn(|| arb.policy.poll_verdict()).collect::<Vec<_>>()
+            };
+            if verdicts.is_empty() {
+                break;
+            }
+            for v in verdicts {
+                self.apply(v, now).await;
+            }
+            for i in 0..self.routers.len() {
+                self.run_actions(i, now).await;
+            }
+        }
+        self.start_rounds(now).await;
+    }
+
+    async fn start_rounds(&mut self, now: Instant) {
+        let Some(arb) = &mut self.arb else { return };
+        let mut requests: Vec<(u32, [u8; 6], Ipv4Addr, Vec<Ipv4Addr>)> = Vec::new();
+        for (i, r) in self.routers.iter().enumerate() {
+            let wants = arb
+                .policy
+                .wants_ownership_probe(now, &r.cfg.name)
+                .unwrap_or(false);
+            if !wants || arb.rounds[i].is_some() {
+                continue;
+            }
+            let IpAddr::V4(src) = r.primary else {
+                // IPv6 ownership would take neighbour solicitations: not probed.
+                continue;
+            };
+            let vips: Vec<Ipv4Addr> = r.ipv4_vips().collect();
+            arb.rounds[i] = Some(OwnershipRound::start(
+                now,
+                r.fsm.master_adver_interval(),
+                vips.clone(),
+            ));
+            requests.push((r.ifindex, r.mac, src, vips));
+        }
+        for (ifindex, mac, src, vips) in requests {
+            let Some(Announcer::Arp(sock)) = self
+                .ifaces
+                .get(&(ifindex, splitguard_vrrp::wire::Family::Ipv4))
+                .map(|f| &f.announcer)
+            else {
+                continue;
+            };
+            for _ in 0..PROBE_REQUESTS_PER_ROUND {
+                for vip in &vips {
+                    if let Err(e) = sock.broadcast(&ArpRepr::probe(mac, src, *vip)).await {
+                        warn!(%vip, error = %e, "ownership probe not sent");
+                    }
+                }
+            }
+        }
+    }
+
+    /// An operator's DEMOTE (`hold`) or RESUME for router `i`: the claim gate
+    /// closes (through the arbiter when it runs) and a master releases its VIPs.
+    pub(super) fn set_manual_hold(&mut self, i: usize, hold: bool, now: Instant) {
+        let name = self.routers[i].cfg.name.clone();
+        match &mut self.arb {
+            Some(arb) => {
+                if let Err(e) = arb.policy.set_manual_hold(now, &name, hold) {
+                    warn!(instance = %name, error = %e, "hold not taken");
+                }
+            }
+            None => self.routers[i].fsm.set_claim_gate(
+                now,
+                if hold {
+                    splitguard_vrrp::gate::ClaimGate::Closed(
+                        splitguard_vrrp::gate::WithholdReason::ManualHold,
+                    )
+                } else {
+                    splitguard_vrrp::gate::ClaimGate::Open
+                },
+            ),
+        }
+        if hold {
+            self.routers[i].fsm.handle_release(now, Cause::Held);
+        }
+    }
+
+    fn router_index(&self, name: &str) -> Option<usize> {
+        self.routers.iter().position(|r| r.cfg.name == name)
+    }
+
+    async fn apply(&mut self, v: Verdict, now: Instant) {
+        match v {
+            Verdict::Gate { instance, gate } => {
+                if let Some(i) = self.router_index(&instance) {
+                    debug!(instance = %instance, gate = ?gate, "claim gate");
+                    self.routers[i].fsm.set_claim_gate(now, gate);
+                }
+            }
+            Verdict::Demotion { instance, weight } => {
+                if let Some(i) = self.router_index(&instance) {
+                    info!(instance = %instance, weight, "arbiter demotion");
+                    self.routers[i].fsm.set_demotion(now, weight);
+                }
+            }
+            Verdict::Release { instance } => {
+                if let Some(i) = self.router_index(&instance) {
+                    warn!(instance = %instance, "isolated with no peer in reach: releasing the VIPs");
+                    self.routers[i].fsm.handle_release(now, Cause::Released);
+                }
+            }
+            Verdict::Yield { instance, vip, mac } => {
+                if let Some(i) = self.router_index(&instance) {
+                    warn!(
+                        instance = %instance, %vip, mac = %format_mac(&mac),
+                        "claimed from silence but the VIP still answers from another MAC: yielding to it"
+                    );
+                    self.routers[i].fsm.handle_release(now, Cause::Yielded);
+                }
+            }
+            Verdict::RebootDue => self.reboot().await,
+            Verdict::Raised(incident) => self.incident(&incident, true),
+            Verdict::Resolved(incident) => self.incident(&incident, false),
+        }
+    }
+
+    /// Hands an incident on; for now the log and the event stream carry it.
+    fn incident(&mut self, incident: &Incident, raised: bool) {
+        let (instance, detail) = describe(incident);
+        let status = if raised { "firing" } else { "resolved" };
+        if raised {
+            warn!(
+                kind = incident.kind(),
+                instance = instance.unwrap_or("-"),
+                "incident: {detail}"
+            );
+        } else {
+            info!(
+                kind = incident.kind(),
+                instance = instance.unwrap_or("-"),
+                "incident resolved: {detail}"
+            );
+        }
+        let mut ev = Event::new("incident")
+            .field("kind", incident.kind())
+            .field("status", status)
+            .field("cause", detail.clone());
+        let mut vip = None;
+        if let Some(name) = instance
+            && let Some(r) = self.routers.iter().find(|r| r.cfg.name == name)
+        {
+            ev = ev.instance(name, r.cfg.vrid);
+            vip = r.vip_addrs.first().copied();
+        }
+        self.emit(Some(ev));
+        // To the alert engine, under the DESIGN.md kind: a release is the
+        // self-demotion of an isolated master.
+        let kind = match incident {
+            Incident::ClaimWithheld { .. } => IncidentKind::ClaimWithheld,
+            Incident::Isolated { .. } => IncidentKind::Isolated,
+            Incident::Demoted { .. } | Incident::Released { .. } => IncidentKind::Demoted,
+            Incident::RebootDue => IncidentKind::Rebooting,
+        };
+        let key = format!("arbiter:{}:{}", incident.kind(), instance.unwrap_or("node"));
+        let raise = Raise {
+            key,
+            kind,
+            severity: kind.default_severity(),
+            instance: instance.map(str::to_owned),
+            vip,
+            owners: Vec::new(),
+            cause: detail,
+        };
+        self.incidents.push((raise, raised));
+    }
+
+    /// The reboot the policy found due: the ledger decides, `--dry-run` only logs.
+    async fn reboot(&mut self) {
+        let Some(arb) = &self.arb else { return };
+        if arb.cfg.on_isolated != OnIsolated::Reboot {
+            return;
+        }
+        // A dry run keeps its own ledger: rehearsing must never block a real reboot.
+        let file = if arb.dry_run {
+            DRY_RUN_LEDGER_FILE
+        } else {
+            reboot::LEDGER_FILE
+        };
+        let path = arb.state_dir.join(file);
+        let limits = RebootLimits {
+            max_per_window: arb.cfg.reboot_limit,
+            window: arb.cfg.reboot_window,
+            min_uptime: arb.cfg.reboot_min_uptime,
+        };
+        let command = arb.cfg.reboot_command.clone();
+        let dry_run = arb.dry_run;
+        let decision = reboot::check(&path, SystemTime::now(), reboot::uptime(), &limits);
+        if let RebootDecision::Deny(why) = decision {
+            warn!(ledger = %path.display(), "isolated, reboot due, but not rebooting: {why}");
+            self.emit(Some(
+                Event::new("reboot_denied").field("reason", why.to_string()),
+            ));
+            return;
+        }
+        if let Err(e) = RebootLedger::record(&path, SystemTime::now(), &limits) {
+            // Without a record the ledger cannot limit the next one: refuse.
+            error!(ledger = %path.display(), error = %e, "reboot not recorded, so not rebooting");
+            return;
+        }
+        let shown = command.join(" ");
+        if dry_run {
+            warn!(command = %shown, "dry run: isolated with no peer, would reboot now");
+            self.emit(Some(
+                Event::new("reboot")
+                    .field("dry_run", true)
+                    .field("command", shown),
+            ));
+            return;
+        }
+        error!(command = %shown, "isolated with no peer in reach: rebooting");
+        if let Some(arb) = &mut self.arb {
+            arb.rebooting = true;
+        }
+        self.emit(Some(
+            Event::new("reboot")
+                .field("dry_run", false)
+                .field("command", shown.clone()),
+        ));
+        // Off the event loop: adverts and VIPs keep being handled meanwhile.
+        tokio::spawn(async move {
+            match track::command::run(&command, REBOOT_COMMAND_TIMEOUT).await {
+                Ok(st) if st.success() => info!(command = %shown, "reboot command accepted"),
+                Ok(st) => error!(command = %shown, status = %st, "reboot command failed"),
+                Err(e) => error!(command = %shown, error = %e, "reboot command did not run"),
+            }
+        });
+    }
+}
+
+/// The instance an incident concerns (if one) and a sentence naming the values.
+fn describe(incident: &Incident) -> (Option<&str>, String) {
+    match incident {
+        Incident::ClaimWithheld { instance, reason } => {
+            (Some(instance), format!("claim withheld: {reason}"))
+        }
+        Incident::Isolated { reachable, quorum } => (
+            None,
+            format!("isolated: {reachable} reference(s) reachable, quorum is {quorum}"),
+        ),
+        Incident::Demoted { instance, weight } => (
+            Some(instance),
+            format!("isolated but a peer answers: priority lowered by {weight}"),
+        ),
+        Incident::Released { instance } => (
+            Some(instance),
+            "isolated with no peer in reach: VIPs released".to_string(),
+        ),
+        Incident::RebootDue => (None, "isolated past reboot_after: rebooting".to_string()),
+    }
+}

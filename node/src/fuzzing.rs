@@ -1,0 +1,84 @@
+//! The fuzz entry points of this crate: one function per cargo-fuzz target in
+//! `fuzz/` (`vrrp_packet` is the VRRP crate's own), each taking the raw fuzz input. They live here rather than in the fuzz
+//! crate so that `tests/fuzz_corpus.rs` replays the committed corpora through exactly
+//! the code libFuzzer ran. Each one panics only when a property it checks fails.
+
+use std::path::{Path, PathBuf};
+
+use crate::config;
+use crate::import::{self, IncludeError, Loader, Options, Source};
+
+/// `config`: config text (UTF-8 only, as [`config::load`] reads it). An accepted
+/// config has passed every check; a refused one must say why, with positions that
+/// exist in the text.
+pub fn config(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    match config::parse(text, "fuzz.toml") {
+        Ok(_) => {}
+        Err(e) => {
+            let diagnostics = e.diagnostics();
+            assert!(!diagnostics.is_empty(), "refused without a diagnostic");
+            let lines = text.split('\n').count();
+            for d in diagnostics {
+                assert!(
+                    (1..=lines).contains(&d.line) && d.column >= 1,
+                    "diagnostic outside the text: {d}"
+                );
+                assert!(!d.message.trim().is_empty(), "empty diagnostic: {d}");
+            }
+            let _ = e.to_string();
+        }
+    }
+}
+
+/// Includes for the fuzzer, from memory: a pattern without wildcards is served the
+/// fuzz input itself (as a file of its own, so it can include, and its includes
+/// can cycle); a wildcard pattern matches nothing.
+struct FuzzLoader {
+    text: String,
+}
+
+impl Loader for FuzzLoader {
+    fn include(&mut self, dir: &Path, pattern: &str) -> Result<Vec<Source>, IncludeError> {
+        if pattern.contains(['*', '?', '[']) {
+            return Err(IncludeError::NoMatch);
+        }
+        let path = dir.join(pattern);
+        Ok(vec![Source {
+            name: path.display().to_string(),
+            key: path.clone(),
+            dir: path.parent().map(Path::to_owned).unwrap_or_default(),
+            text: self.text.clone(),
+        }])
+    }
+}
+
+/// `import_keepalived`: a keepalived.conf (read lossily, as `import_file` does)
+/// through the whole import: lexer, parser with includes, conversion, and the
+/// validation of the TOML it produced. Every problem must be reported with text.
+pub fn import_keepalived(data: &[u8]) {
+    let text = String::from_utf8_lossy(data).into_owned();
+    let root = Source {
+        name: "keepalived.conf".to_owned(),
+        key: PathBuf::from("/etc/keepalived/keepalived.conf"),
+        dir: PathBuf::from("/etc/keepalived"),
+        text: text.clone(),
+    };
+    let options = Options {
+        origin: "keepalived.conf".to_owned(),
+        hostname: Some("fuzz-node".to_owned()),
+    };
+    let imported = import::import(&root, &mut FuzzLoader { text }, &options);
+    for w in &imported.warnings {
+        assert!(!w.message.is_empty(), "empty warning at {}", w.at);
+    }
+    match imported.result {
+        Ok(toml) => assert!(!toml.is_empty(), "an import succeeded with no TOML"),
+        Err(e) => assert!(
+            !e.to_string().trim().is_empty(),
+            "an import failed silently"
+        ),
+    }
+}

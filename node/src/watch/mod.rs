@@ -1,0 +1,671 @@
+//! The watchdog at work: it observes the watched VIPs (netlink address events,
+//! adverts and ARP seen on the segment, ownership probes), classifies what it
+//! sees, and pages through the alert engine, the durable spool and the channels.
+//! [`Watcher`] is the shared core; `splitguard watch` runs it standalone beside
+//! keepalived (`standalone.rs`), and `splitguard run` embeds it.
+//!
+//! Detection is event-driven: a VIP arriving here is seen at once by netlink,
+//! and an ownership probe goes out at the same moment; another MAC answering for
+//! the VIP (to the probe, or by its own gratuitous ARP) is classified as it
+//! arrives, and a critical page leaves without group wait.
+
+pub mod capture;
+pub mod channels;
+pub mod reply;
+pub mod standalone;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::net::arp::ArpRepr;
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use splitguard_vrrp::gate::format_mac;
+use splitguard_watchdog::classify::{AdvertSeen, Classifier, ClassifierConfig, Output, WatchedVip};
+use splitguard_watchdog::dispatch::{Delivery, Dispatcher, Outcome};
+use splitguard_watchdog::engine::{ChannelInfo, Engine, EngineConfig, EngineState, Raise};
+use splitguard_watchdog::spool::Spool;
+use tracing::{debug, info, warn};
+
+use crate::config::Config;
+use crate::net::arp_socket::ArpSocket;
+use crate::notify::events::Event;
+use crate::status::IncidentStatus;
+
+/// How long an ownership probe round collects answers.
+pub const PROBE_ROUND: Duration = Duration::from_millis(200);
+/// Codes of closed incidents stay retired this long.
+pub const CODE_REUSE_AFTER: chrono::Duration = chrono::Duration::hours(24);
+/// How long after a restart the observers get to confirm restored incidents.
+pub const RESTORE_GRACE: Duration = Duration::from_secs(20);
+
+/// Where a watched VIP lives and how to probe for it from this node.
+#[derive(Debug, Clone)]
+pub struct VipSite {
+    pub vip: Ipv4Addr,
+    pub ifindex: u32,
+    pub mac: [u8; 6],
+    /// This node's own address on that interface (probes are sent from it).
+    pub source: Ipv4Addr,
+}
+
+#[derive(Debug)]
+struct Round {
+    ends: Instant,
+    owners: BTreeSet<String>,
+}
+
+pub struct Watcher {
+    classifier: Classifier,
+    engine: Engine,
+    /// The engine state last written to the spool: a change the engine made on
+    /// its own (a page held by group wait or the rate limit) is saved too.
+    saved: EngineState,
+    spool: Arc<Spool>,
+    dispatcher: Dispatcher,
+    channel_names: Vec<String>,
+    sites: Vec<VipSite>,
+    arp: BTreeMap<u32, Arc<ArpSocket>>,
+    rounds: BTreeMap<Ipv4Addr, Round>,
+    /// Events for the owner's event stream (address seen, classified, sent).
+    events: Vec<Event>,
+    /// Incidents restored from the spool, checked again once the observers had
+    /// time to see them (`restore_check_at`): what nobody raises again by then
+    /// cleared while we were down, and is resolved.
+    restored: Vec<String>,
+    restore_check_at: Instant,
+    /// Keys raised from outside (the arbiter) and still open.
+    external: BTreeSet<String>,
+    /// Ack-by-reply, when `[reply]` is configured.
+    replies: Option<reply::ReplyDesk>,
+    /// The senders, also for reply confirmations.
+    channels: Vec<Arc<splitguard_watchdog::channels::Channel>>,
+    /// `owners` requests from the control socket, answered when their probe
+    /// round ends.
+    owner_waiters: Vec<(
+        Ipv4Addr,
+        tokio::sync::oneshot::Sender<crate::control::Response>,
+    )>,
+}
+
+/// The engine settings from `[alerts]` and the channels.
+pub fn engine_config(cfg: &Config, seed: u64) -> EngineConfig {
+    let a = &cfg.alerts;
+    let d = |x: Duration| chrono::Duration::from_std(x).unwrap_or(chrono::Duration::MAX);
+    EngineConfig {
+        node: cfg.node.clone(),
+        group_wait: d(a.group_wait),
+        group_wait_critical: d(a.group_wait_critical),
+        repeat_interval: d(a.repeat_interval),
+        escalate_after: d(a.escalate_after),
+        rate_limit: a.rate_limit,
+        rate_limit_window: d(a.rate_limit_window),
+        send_resolved: a.send_resolved,
+        code_reuse_after: CODE_REUSE_AFTER,
+        channels: (0..cfg.channels.len())
+            .map(|i| ChannelInfo {
+                name: cfg.channel_name(i).unwrap_or_default(),
+                tier: cfg.channels[i].tier(),
+            })
+            .collect(),
+        seed,
+    }
+}
+
+impl Watcher {
+    /// Opens the spool (restoring open incidents), starts the channel workers and
+    /// replays what an earlier run left undelivered.
+    pub fn start(
+        cfg: &Config,
+        vips: Vec<WatchedVip>,
+        sites: Vec<VipSite>,
+        arp: BTreeMap<u32, Arc<ArpSocket>>,
+        reports: tokio::sync::mpsc::UnboundedSender<splitguard_watchdog::dispatch::Delivery>,
+    ) -> anyhow::Result<Watcher> {
+        let spool = Arc::new(
+            Spool::open(&cfg.state_dir)
+                .with_context(|| format!("state_dir {}", cfg.state_dir.display()))?,
+        );
+        let seed = std::process::id() as u64 ^ Utc::now().timestamp_micros() as u64;
+        let ecfg = engine_config(cfg, seed);
+        let channel_names: Vec<String> = ecfg.channels.iter().map(|c| c.name.clone()).collect();
+        let engine = match spool.load_engine().context("spool")? {
+            Some(state) => {
+                let state = spool.recover(state).context("spool")?;
+                if !state.open.is_empty() {
+                    info!(
+                        open = state.open.len(),
+                        "restored open incidents from the spool"
+                    );
+                }
+                Engine::restore(ecfg, state)
+            }
+            None => Engine::new(ecfg),
+        };
+        let channels = channels::build(cfg).context("channels")?;
+        let dispatcher =
+            Dispatcher::spawn(spool.clone(), channels.clone(), reports).context("spool replay")?;
+        let classifier = Classifier::new(ClassifierConfig {
+            node: cfg.node.clone(),
+            vips,
+            owner_memory: Duration::from_secs(3),
+            advert_memory: Duration::from_secs(3),
+            probe_every: Duration::from_secs(1),
+            probe_idle: Duration::from_secs(10),
+            clear_hold: Duration::from_secs(3),
+            // A preemption's or handover's overlap ends when the old master
+            // handles one advert: milliseconds. 75 ms is well past that and
+            // keeps the page for a real split brain under 100 ms; while the
+            // adverts show a preemption under way, a loaded host gets 250 ms.
+            confirm_after: Duration::from_millis(75),
+            confirm_after_preemption: Duration::from_millis(250),
+        });
+        let restored = engine.open().iter().map(|o| o.key.clone()).collect();
+        Ok(Watcher {
+            restored,
+            restore_check_at: Instant::now() + RESTORE_GRACE,
+            external: BTreeSet::new(),
+            replies: reply::ReplyDesk::new(cfg),
+            channels,
+            owner_waiters: Vec::new(),
+            classifier,
+            saved: engine.state(),
+            engine,
+            spool,
+            dispatcher,
+            channel_names,
+            sites,
+            arp,
+            rounds: BTreeMap::new(),
+            events: Vec::new(),
+        })
+    }
+
+    pub fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// A watched address appeared on or left one of our interfaces.
+    pub async fn on_addr(&mut self, now: Instant, addr: IpAddr, present: bool) {
+        if self.classifier.local(addr).is_none() {
+            return;
+        }
+        info!(vip = %addr, present, "watched VIP {}", if present { "is here" } else { "left" });
+        self.events.push(
+            Event::new(if present { "vip_arrived" } else { "vip_left" })
+                .field("vip", addr.to_string()),
+        );
+        self.classifier.handle_local(now, addr, present);
+        self.settle(now).await;
+    }
+
+    /// ARP seen on an interface (ours filtered out by the caller or here).
+    pub async fn on_arp(&mut self, now: Instant, ifindex: u32, arp: &ArpRepr) {
+        let Some(site) = self
+            .sites
+            .iter()
+            .find(|s| s.ifindex == ifindex && s.vip == arp.sender_ip)
+        else {
+            return;
+        };
+        if arp.sender_mac == site.mac {
+            return;
+        }
+        let mac = format_mac(&arp.sender_mac);
+        if let Some(r) = self.rounds.get_mut(&site.vip) {
+            r.owners.insert(mac.clone());
+        }
+        debug!(vip = %site.vip, %mac, "another MAC speaks for the VIP");
+        self.classifier
+            .handle_foreign_owner(now, IpAddr::V4(site.vip), &mac);
+        self.settle(now).await;
+    }
+
+    pub async fn on_advert(&mut self, now: Instant, advert: AdvertSeen) {
+        self.classifier.handle_advert(now, advert);
+        self.settle(now).await;
+    }
+
+    /// An incident from elsewhere (the arbiter inside `run`).
+    pub async fn raise(&mut self, now: Instant, r: Raise) {
+        self.external.insert(r.key.clone());
+        let code = self.engine.handle_raise(Utc::now(), r);
+        debug!(%code, "external incident raised");
+        self.settle(now).await;
+    }
+
+    pub async fn resolve(&mut self, now: Instant, key: &str) {
+        self.external.remove(key);
+        self.engine.handle_resolve(Utc::now(), key);
+        self.settle(now).await;
+    }
+
+    pub fn deadline(&self) -> Option<Instant> {
+        let now = Instant::now();
+        let wall = Utc::now();
+        let engine = self.engine.poll_timeout().map(|t| {
+            let ahead = (t - wall).to_std().unwrap_or(Duration::ZERO);
+            now + ahead
+        });
+        [
+            self.classifier.poll_timeout(),
+            engine,
+            self.rounds.values().map(|r| r.ends).min(),
+            (!self.restored.is_empty()).then_some(self.restore_check_at),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    pub async fn on_timers(&mut self, now: Instant) {
+        let done: Vec<Ipv4Addr> = self
+            .rounds
+            .iter()
+            .filter(|(_, r)| r.ends <= now)
+            .map(|(v, _)| *v)
+            .collect();
+        for vip in done {
+            if let Some(r) = self.rounds.remove(&vip) {
+                let owners: Vec<String> = r.owners.into_iter().collect();
+                self.answer_owners(vip, &owners);
+                self.classifier
+                    .handle_probe_result(now, IpAddr::V4(vip), &owners);
+            }
+        }
+        self.classifier.handle_timeout(now);
+        let mut changed = false;
+        if !self.restored.is_empty() && now >= self.restore_check_at {
+            for key in std::mem::take(&mut self.restored) {
+                if !self.classifier.is_raised(&key) && !self.external.contains(&key) {
+                    info!(%key, "restored incident not seen again since the restart: resolving it");
+                    self.engine.handle_resolve(Utc::now(), &key);
+                }
+            }
+            // Saved with the resolved notices, not before them.
+            changed = true;
+        }
+        self.engine.handle_timeout(Utc::now());
+        self.settle_changed(now, changed).await;
+    }
+
+    /// Open incidents as `status` shows them.
+    pub fn incidents(&self) -> Vec<IncidentStatus> {
+        self.engine
+            .open()
+            .iter()
+            .map(|o| IncidentStatus {
+                code: o.code.clone(),
+                kind: o.kind,
+                severity: o.severity,
+                acked: o.acked(),
+                instance: o.instance.clone(),
+                vip: o.vip.map(|v| v.to_string()),
+                cause: Some(o.cause.clone()),
+                since_ms: u64::try_from(o.started_at.timestamp_millis()).ok(),
+            })
+            .collect()
+    }
+
+    /// Classifier outputs into the engine and probes; engine sends into the
+    /// spool and the channels. The engine state is on disk before any send.
+    pub(crate) async fn settle(&mut self, now: Instant) {
+        self.settle_changed(now, false).await;
+    }
+
+    /// [`Watcher::settle`] after the engine's state was changed outside it (an
+    /// ack): the state is saved even when nothing is sent.
+    pub(crate) async fn settle_changed(&mut self, now: Instant, mut changed: bool) {
+        let wall: DateTime<Utc> = Utc::now();
+        while let Some(out) = self.classifier.poll_output() {
+            match out {
+                Output::Raise(r) => {
+                    let (kind, sev, cause) = (r.kind, r.severity, r.cause.clone());
+                    let code = self.engine.handle_raise(wall, r);
+                    warn!(kind = %kind, severity = %sev, %code, "incident: {cause}");
+                    self.events.push(
+                        Event::new("incident_classified")
+                            .field("kind", kind.as_str())
+                            .field("severity", sev.as_str())
+                            .field("code", code)
+                            .field("cause", cause),
+                    );
+                    changed = true;
+                }
+                Output::Resolve { key } => {
+                    info!(%key, "incident cleared");
+                    self.engine.handle_resolve(wall, &key);
+                    self.events
+                        .push(Event::new("incident_cleared").field("key", key));
+                    changed = true;
+                }
+                Output::Probe { vip } => self.probe(now, vip).await,
+            }
+        }
+        self.engine.handle_timeout(wall);
+        let mut outgoing = Vec::new();
+        while let Some(o) = self.engine.poll_send(wall) {
+            outgoing.push(o);
+        }
+        let state = self.engine.state();
+        if !changed && outgoing.is_empty() && state == self.saved {
+            return;
+        }
+        // The state and its notifications reach the disk together (a crash
+        // at any point loses none, doubles none), then they may go.
+        let outgoing: Vec<_> = outgoing
+            .into_iter()
+            .filter_map(|o| Some((self.channel_names.get(o.channel)?.clone(), o.alert)))
+            .collect();
+        for entry in self.spool.commit(&state, outgoing) {
+            self.dispatcher.submit(entry);
+        }
+        self.saved = state;
+    }
+
+    async fn probe(&mut self, now: Instant, vip: IpAddr) {
+        let IpAddr::V4(v4) = vip else { return };
+        let Some(site) = self.sites.iter().find(|s| s.vip == v4) else {
+            return;
+        };
+        let Some(sock) = self.arp.get(&site.ifindex) else {
+            return;
+        };
+        self.rounds.entry(v4).or_insert(Round {
+            ends: now + PROBE_ROUND,
+            owners: BTreeSet::new(),
+        });
+        if let Err(e) = sock
+            .broadcast(&ArpRepr::probe(site.mac, site.source, v4))
+            .await
+        {
+            warn!(vip = %v4, error = %e, "ownership probe not sent");
+        }
+    }
+}
+
+/// A delivery report as an event-stream line (the bench reads send times here).
+pub fn delivery_event(d: &Delivery) -> Event {
+    let ev = Event::new("alert_delivery")
+        .at(d.at.into())
+        .field("channel", d.channel.clone())
+        .field("code", d.code.clone())
+        .field("kind", d.kind.clone())
+        .field("status", d.status.clone())
+        .field("idempotency_key", d.idempotency_key.clone());
+    match &d.outcome {
+        Outcome::Delivered { reference } => ev
+            .field("outcome", "delivered")
+            .field("reference", reference.clone().unwrap_or_default()),
+        Outcome::Retrying { attempt, error } => ev
+            .field("outcome", "retrying")
+            .field("attempt", *attempt)
+            .field("error", error.clone()),
+        Outcome::Failed { error } => ev.field("outcome", "failed").field("error", error.clone()),
+    }
+}
+
+/// Starts what brings replies in, per `[reply]`: the HTTP listener (`listen`)
+/// and the IMAP mailbox poller (`imap`). The poller marks handled mail with a
+/// keyword of this node's own, so two nodes sharing one reply mailbox both see
+/// every reply, and each acts on the codes open on it. Decisions come back
+/// through the returned receiver; a mail reply has no one waiting for an HTTP
+/// status, so its answer channel goes nowhere.
+pub async fn start_reply_listener(
+    cfg: &Config,
+) -> anyhow::Result<Option<tokio::sync::mpsc::Receiver<splitguard_watchdog::reply::http::ReplyEvent>>>
+{
+    use splitguard_watchdog::reply::http::ReplyEvent;
+    use splitguard_watchdog::reply::imap::{
+        ImapSpec, ImapTls, PollerOptions, spawn_mailbox_poller_with,
+    };
+    let Some(r) = &cfg.reply else { return Ok(None) };
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    if let Some(addr) = r.listen {
+        let app = splitguard_watchdog::reply::http::router(
+            splitguard_watchdog::reply::http::HttpSpec {
+                public_url: r.public_url.as_ref().map(|u| u.as_str().to_owned()),
+                twilio_auth_token: r.twilio_auth_token.clone(),
+                generic_secret: r.generic_secret.clone(),
+            },
+            tx.clone(),
+        );
+        // Loaded before binding, so a bad certificate or key stops the start.
+        let tls = r
+            .tls()
+            .map(|files| splitguard_watchdog::listener::load_tls(&files))
+            .transpose()
+            .context("reply.tls_cert/tls_key")?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("reply listener on {addr}"))?;
+        info!(%addr, tls = tls.is_some(), "reply listener up");
+        tokio::spawn(splitguard_watchdog::listener::serve(
+            listener,
+            app,
+            tls,
+            splitguard_watchdog::listener::Limits::default(),
+        ));
+    }
+    if let Some(m) = &r.imap {
+        let spec = ImapSpec {
+            host: m.host.clone(),
+            port: m.port,
+            tls: match m.tls {
+                crate::config::Tls::Implicit => ImapTls::Implicit,
+                crate::config::Tls::Starttls => ImapTls::Starttls,
+                crate::config::Tls::None => ImapTls::None,
+            },
+            username: m.username.clone(),
+            password: m.password.clone(),
+            mailbox: m.mailbox.clone(),
+            poll_interval: m.poll_interval,
+        };
+        let (mail_tx, mut mail_rx) = tokio::sync::mpsc::channel(64);
+        let poller = spawn_mailbox_poller_with(
+            spec,
+            PollerOptions::default().keyword_for_node(&cfg.node),
+            mail_tx,
+        );
+        info!(host = %m.host, mailbox = %m.mailbox, "reply mailbox polled");
+        tokio::spawn(async move {
+            // The poller lives as long as this task holds it.
+            let _poller = poller;
+            while let Some(reply) = mail_rx.recv().await {
+                let (answer, _) = tokio::sync::oneshot::channel();
+                if tx
+                    .send(ReplyEvent::Request { reply, answer })
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        });
+    }
+    Ok(Some(rx))
+}
+
+impl Watcher {
+    /// Audits a reply the listener refused before a decision (signature, rate).
+    pub fn audit_refused(&mut self, rec: splitguard_watchdog::reply::gate::AuditRecord) {
+        if let Some(desk) = self.replies.as_mut() {
+            desk.audit(rec);
+        }
+    }
+
+    /// The latest reply decisions, for `status`.
+    pub fn recent_replies(&self) -> Vec<crate::status::ReplyStatus> {
+        self.replies
+            .iter()
+            .flat_map(|d| d.recent())
+            .map(|r| crate::status::ReplyStatus {
+                at_ms: u64::try_from(r.at.timestamp_millis()).unwrap_or(0),
+                via: format!("{:?}", r.via).to_ascii_lowercase(),
+                from: r.from.clone(),
+                command: r.command.map(str::to_owned),
+                code: r.code.clone(),
+                accepted: r.accepted,
+                reason: r.reason.clone(),
+            })
+            .collect()
+    }
+
+    /// One line on the watched VIPs and open incidents, for STATUS replies.
+    pub fn summary(&self, node: &str) -> String {
+        let here: Vec<String> = self
+            .sites
+            .iter()
+            .filter(|s| self.classifier.local(IpAddr::V4(s.vip)) == Some(true))
+            .map(|s| s.vip.to_string())
+            .collect();
+        let open: Vec<String> = self
+            .engine
+            .open()
+            .iter()
+            .map(|o| {
+                format!(
+                    "{} {}{}",
+                    o.code,
+                    o.kind,
+                    if o.acked() { " (acked)" } else { "" }
+                )
+            })
+            .collect();
+        format!(
+            "{node} holds {}; open: {}",
+            if here.is_empty() {
+                "no watched VIP".to_owned()
+            } else {
+                here.join(",")
+            },
+            if open.is_empty() {
+                "none".to_owned()
+            } else {
+                open.join(", ")
+            }
+        )
+    }
+}
+
+impl Watcher {
+    /// A control-socket `owners` request: probes the VIP now (joining a round
+    /// already running) and answers when the round ends. Not watched: an error.
+    pub async fn request_owners(
+        &mut self,
+        now: Instant,
+        vip: IpAddr,
+        reply: tokio::sync::oneshot::Sender<crate::control::Response>,
+    ) {
+        use crate::control::{ErrorKind, Response};
+        let IpAddr::V4(v4) = vip else {
+            let _ = reply.send(Response::error(
+                ErrorKind::BadRequest,
+                format!("{vip}: only IPv4 VIPs are probed"),
+            ));
+            return;
+        };
+        if !self.sites.iter().any(|s| s.vip == v4) {
+            let _ = reply.send(Response::error(
+                ErrorKind::BadRequest,
+                format!("{vip} is not a VIP this daemon watches"),
+            ));
+            return;
+        }
+        self.owner_waiters.push((v4, reply));
+        self.probe(now, vip).await;
+    }
+
+    fn answer_owners(&mut self, vip: Ipv4Addr, foreign: &[String]) {
+        let local = self.classifier.local(IpAddr::V4(vip)) == Some(true);
+        let mut owners: BTreeSet<String> = foreign.iter().cloned().collect();
+        if local && let Some(site) = self.sites.iter().find(|s| s.vip == vip) {
+            owners.insert(format_mac(&site.mac));
+        }
+        let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.owner_waiters)
+            .into_iter()
+            .partition(|(v, _)| *v == vip);
+        self.owner_waiters = rest;
+        for (_, reply) in mine {
+            let _ = reply.send(crate::control::Response::owners(
+                crate::control::protocol::VipOwners {
+                    vip: IpAddr::V4(vip),
+                    owners: owners.iter().cloned().collect(),
+                    local,
+                },
+            ));
+        }
+    }
+
+    /// An ack from the control socket (an operator on the node).
+    pub async fn ack_local(
+        &mut self,
+        now: Instant,
+        code: &str,
+        by: &str,
+    ) -> crate::control::Response {
+        use crate::control::{ErrorKind, Response};
+        let result = self.engine.handle_ack(Utc::now(), code, by);
+        // Saved with the notices the ack sends, not before them.
+        self.settle_changed(now, true).await;
+        match result {
+            Ok(inc) => Response::done(format!("{code} ({}) acked by {by}", inc.kind)),
+            Err(e) => Response::error(ErrorKind::BadRequest, e.to_string()),
+        }
+    }
+}
+
+/// Forwards ARP about `watched` addresses seen on `ifindex` (a busy segment
+/// carries much more); ends when the receiver is gone. A persistent receive
+/// error is retried every 500 ms, never in a tight loop.
+pub fn spawn_arp_receiver(
+    ifindex: u32,
+    sock: Arc<ArpSocket>,
+    watched: Vec<Ipv4Addr>,
+    tx: tokio::sync::mpsc::Sender<(u32, ArpRepr)>,
+) {
+    tokio::spawn(async move {
+        loop {
+            match sock.recv().await {
+                Ok(arp) if !watched.contains(&arp.sender_ip) => {}
+                Ok(arp) => {
+                    if tx.send((ifindex, arp)).await.is_err() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    warn!(ifindex, error = %e, "ARP receive failed");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+    });
+}
+
+/// Opens the VRRP capture on `ifindex` and forwards what it reads.
+pub fn spawn_capture(
+    ifindex: u32,
+    interface: &str,
+    tx: tokio::sync::mpsc::Sender<AdvertSeen>,
+) -> anyhow::Result<()> {
+    let cap = capture::VrrpCapture::open(ifindex)
+        .with_context(|| format!("capture VRRP on {interface} (needs CAP_NET_RAW)"))?;
+    tokio::spawn(async move {
+        loop {
+            match cap.recv().await {
+                Ok(a) => {
+                    if tx.send(a).await.is_err() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    warn!(ifindex, error = %e, "VRRP capture failed");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+    });
+    Ok(())
+}

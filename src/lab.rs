@@ -1,0 +1,328 @@
+//! `splitguard lab …` (the `lab` feature, on by default): the lab's command line and
+//! its glue to `splitguard_lab`. A packager's build (`--no-default-features`) has
+//! neither this module nor the lab crate.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Subcommand;
+
+use crate::cli::parse_timeout;
+
+#[derive(Debug, Subcommand)]
+pub enum LabCommand {
+    /// The story in one command (under 2 minutes, needs root): splitguard on lb01
+    /// and lb02, a webhook on gw, and a live timeline of who holds the VIP as gw
+    /// sees it and which alerts arrive: steady state, failover, preempt, VRRP
+    /// firewalled (S2), VRID typo (S3), uplink cut with the link up (S4).
+    Demo {
+        /// Stop after S2 (steady, failover, preempt, S2): the short form CI runs.
+        #[arg(long)]
+        quick: bool,
+    },
+    /// The split-brain catalogue, each in a fresh lab, the same way for every
+    /// implementation: dual-owner and zero-owner seconds seen from gw over a fixed
+    /// window, and the alerts that reached gw (kind, node, time after the fault).
+    #[command(
+        long_about = "The split-brain catalogue, each scenario in a fresh lab (lb01 192.0.2.5 \
+            priority 150, lb02 192.0.2.6 priority 100, gw 192.0.2.254, VIP 192.0.2.3/24, \
+            VRRPv2 with 1 s adverts), the same way for every implementation:\n\n\
+            S1 master dies (link loss), S2 VRRP firewalled on the backup, S3 VRID \
+            mismatch, S4 master's uplink broken with its link up, S5 gateway dies, S6 \
+            auth mismatch, S7 30 % loss of the frames to the backup.\n\n\
+            gw asks who has the VIP every 250 ms; over 20 s after the fault (S7: 60 s) \
+            the table counts dual-owner and zero-owner seconds, and lists the alerts that \
+            reached gw's webhook with their time after the fault. splitguard runs with \
+            its arbiter (reference gw) and alerts; keepalived runs with `splitguard \
+            watch` on lb02 for alerts. Needs root (and keepalived for --impl \
+            keepalived). Exit 0 when every run gave figures, 1 when one failed, 130 \
+            when interrupted."
+    )]
+    Scenario {
+        /// S1 … S7, or all.
+        #[arg(value_name = "NAME|all", value_parser = parse_scenarios)]
+        name: ScenarioList,
+        /// Which implementation to run (repeat for several; default: splitguard
+        /// and keepalived).
+        #[arg(long = "impl", value_enum, value_name = "IMPL")]
+        impls: Vec<LabImpl>,
+        /// Print the table as Markdown.
+        #[arg(long)]
+        markdown: bool,
+    },
+    /// Failover, handover and idle footprint: splitguard (arbiter on and off) against
+    /// keepalived, alternating run by run, each run in a fresh lab. Run the release
+    /// build (`cargo run --release -- lab bench`): the pairs run this very binary.
+    #[command(
+        long_about = "Failover, handover and idle footprint: splitguard (arbiter on and off) \
+            against keepalived 2.2.7, alternating run by run, each run in a fresh lab \
+            (lb01 192.0.2.5 priority 150, lb02 192.0.2.6 priority 100, gw 192.0.2.254, \
+            VIP 192.0.2.3/24).\n\n\
+            failover: lb01's eth0 goes down; handover: lb01's daemon gets SIGTERM (a \
+            priority-0 advert). Both are timed from just before the fault to the VIP's \
+            address event in lb02 (netlink, subscribed before the fault), the fault \
+            lined up just after an advert from lb01. VRRPv2/1 s and VRRPv3/100 ms. \
+            idle: the master's CPU over the window (utime+stime, in clock ticks, and the \
+            threads' schedstat run time, in ns) and its RSS, v2/1 s.\n\n\
+            Needs root and keepalived on PATH. The pairs run this very binary, so use the \
+            release build for numbers worth keeping. Progress goes to stderr, the table \
+            to stdout; exit 0 when every run succeeded, 1 when some failed (they are \
+            listed under the table), 130 when interrupted."
+    )]
+    Bench {
+        /// Runs per implementation and case.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+        runs: u32,
+        /// Print the table as Markdown.
+        #[arg(long)]
+        markdown: bool,
+        /// The idle window in seconds.
+        #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+        idle: u64,
+        /// Only the VRRPv3/100 ms cases (the idle pair too): a short form for CI.
+        #[arg(long)]
+        quick: bool,
+    },
+    /// A long run of one pair under 30 % random frame loss with faults on a fixed
+    /// rotation: fails on growth of RSS, fds or threads beyond a stated bound, on
+    /// any panic, or on a dual-owner second the arbiter could have prevented.
+    #[command(
+        long_about = "A long run of one pair (lb01 192.0.2.5 priority 150, lb02 192.0.2.6 \
+            priority 100, gw 192.0.2.254, VIP 192.0.2.3/24, VRRPv2 with 1 s adverts; \
+            splitguard with its arbiter and a webhook to gw) under 30 % random frame loss \
+            on the bridge (nftables numgen; by default every frame to and from lb02), with a fault every 15 s: lb01's link down for \
+            5 s, VRRP dropped on lb02 for 8 s, lb02's daemon SIGTERMed and restarted, \
+            lb01's daemon SIGKILLed and restarted (the restarts in the first minute and \
+            every tenth cycle after).\n\n\
+            Each daemon's RSS, open fds and threads are read every 2 s; a lifetime's \
+            first sample 10 s after its start is compared with its last. gw asks who \
+            has the VIP every 250 ms. The report gives the faults, owner changes, \
+            dual-owner and zero-owner seconds, alerts by kind, and each daemon's figures, \
+            then PASS or FAIL with the reasons. Needs root and nft. Exit 0 on PASS, 1 on \
+            FAIL, 130 when interrupted."
+    )]
+    Soak {
+        /// How long the soak runs after the pair has settled (e.g. 2m, 1h).
+        #[arg(long, value_parser = parse_timeout, default_value = "2m")]
+        duration: std::time::Duration,
+        /// Where the loss applies: lb02's frames, both directions (the default), or
+        /// every frame the bridge forwards (gw's own who-has and both arbiters'
+        /// probes too: the pair flaps and gw's view is half blind).
+        #[arg(long, value_enum, default_value = "lb02")]
+        loss: splitguard_lab::soak::LossScope,
+        /// Print the report as Markdown.
+        #[arg(long)]
+        markdown: bool,
+    },
+}
+
+/// The scenarios named on the command line.
+#[derive(Debug, Clone)]
+pub struct ScenarioList(pub Vec<splitguard_lab::scenario::Scenario>);
+
+fn parse_scenarios(s: &str) -> Result<ScenarioList, String> {
+    splitguard_lab::scenario::Scenario::parse_list(s).map(ScenarioList)
+}
+
+/// An implementation `lab scenario` can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LabImpl {
+    /// splitguard with its arbiter.
+    Splitguard,
+    /// splitguard with `[arbiter] enabled = false`.
+    SplitguardNoarb,
+    /// keepalived, with `splitguard watch` beside it for alerts.
+    Keepalived,
+}
+
+impl LabImpl {
+    pub fn implementation(self) -> splitguard_lab::report::Implementation {
+        use splitguard_lab::report::Implementation;
+        match self {
+            LabImpl::Splitguard => Implementation::Splitguard,
+            LabImpl::SplitguardNoarb => Implementation::SplitguardNoArb,
+            LabImpl::Keepalived => Implementation::Keepalived,
+        }
+    }
+}
+
+/// Runs one lab subcommand; exit codes as each one documents.
+pub fn run(cmd: LabCommand) -> ExitCode {
+    match cmd {
+        LabCommand::Bench {
+            runs,
+            markdown,
+            idle,
+            quick,
+        } => lab_bench(runs, markdown, std::time::Duration::from_secs(idle), quick),
+        LabCommand::Demo { quick } => lab_demo(quick),
+        LabCommand::Soak {
+            duration,
+            loss,
+            markdown,
+        } => lab_soak(duration, loss, markdown),
+        LabCommand::Scenario {
+            name,
+            impls,
+            markdown,
+        } => lab_scenario(name.0, &impls, markdown),
+    }
+}
+
+/// The binary the lab's nodes run: this one.
+fn lab_binary() -> anyhow::Result<std::path::PathBuf> {
+    std::env::current_exe().context("find this binary (the lab's nodes run it as splitguard)")
+}
+
+/// `splitguard lab demo`: the timeline on stdout. Exit 0 when the story played
+/// through, 1 when a step did not happen (it says which), 130 when interrupted.
+fn lab_demo(quick: bool) -> ExitCode {
+    use splitguard_lab::demo::{self, DemoError, DemoOptions};
+    splitguard_lab::measure::install_interrupt_handler();
+    let outcome = (|| -> anyhow::Result<demo::DemoSummary> {
+        let opts = DemoOptions {
+            quick,
+            splitguard: lab_binary()?,
+        };
+        Ok(demo::run(&opts, &mut |line| println!("{line}"))?)
+    })();
+    match outcome {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("splitguard lab demo: {e:#}");
+            match e.downcast_ref::<DemoError>() {
+                Some(DemoError::Interrupted) => ExitCode::from(130),
+                _ => ExitCode::FAILURE,
+            }
+        }
+    }
+}
+
+/// `splitguard lab scenario`: progress on stderr, the table on stdout.
+fn lab_scenario(
+    scenarios: Vec<splitguard_lab::scenario::Scenario>,
+    impls: &[LabImpl],
+    markdown: bool,
+) -> ExitCode {
+    use splitguard_lab::report::Implementation;
+    use splitguard_lab::scenario::{self, ScenarioError, ScenarioOptions};
+    splitguard_lab::measure::install_interrupt_handler();
+    let outcome = (|| -> anyhow::Result<Vec<scenario::RunResult>> {
+        let mut impls: Vec<Implementation> = impls.iter().map(|i| i.implementation()).collect();
+        if impls.is_empty() {
+            impls = vec![Implementation::Splitguard, Implementation::Keepalived];
+        }
+        impls.dedup();
+        let opts = ScenarioOptions {
+            scenarios,
+            impls,
+            splitguard: lab_binary()?,
+        };
+        Ok(scenario::run(&opts, &mut |line| eprintln!("{line}"))?)
+    })();
+    match outcome {
+        Ok(results) => {
+            print!("{}", scenario::render(&results, markdown));
+            if scenario::any_failed(&results) {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("splitguard lab scenario: {e:#}");
+            match e.downcast_ref::<ScenarioError>() {
+                Some(ScenarioError::Interrupted) => ExitCode::from(130),
+                _ => ExitCode::FAILURE,
+            }
+        }
+    }
+}
+
+/// `splitguard lab soak`: progress on stderr, the report on stdout. Exit 0 on
+/// PASS, 1 on FAIL or when the soak could not run, 130 when interrupted.
+fn lab_soak(
+    duration: std::time::Duration,
+    loss: splitguard_lab::soak::LossScope,
+    markdown: bool,
+) -> ExitCode {
+    use splitguard_lab::soak::{self, SoakError, SoakOptions};
+    splitguard_lab::measure::install_interrupt_handler();
+    let outcome = (|| -> anyhow::Result<soak::SoakReport> {
+        let opts = SoakOptions {
+            duration,
+            loss,
+            splitguard: lab_binary()?,
+        };
+        Ok(soak::run(&opts, &mut |line| eprintln!("{line}"))?)
+    })();
+    match outcome {
+        Ok(report) => {
+            print!("{}", report.render(markdown));
+            if report.passed() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("splitguard lab soak: {e:#}");
+            match e.downcast_ref::<SoakError>() {
+                Some(SoakError::Interrupted) => ExitCode::from(130),
+                _ => ExitCode::FAILURE,
+            }
+        }
+    }
+}
+
+/// `splitguard lab bench`: the table on stdout, progress on stderr. Exit 1 when a
+/// run failed (the table lists it), 130 when interrupted; the labs are gone either way.
+fn lab_bench(runs: u32, markdown: bool, idle: std::time::Duration, quick: bool) -> ExitCode {
+    use splitguard_lab::bench::{self, BenchError, BenchOptions};
+    let outcome = (|| -> anyhow::Result<splitguard_lab::report::Report> {
+        bench::check_prerequisites()?;
+        let splitguard = std::env::current_exe()
+            .context("find this binary (the bench runs it as the splitguard daemon)")?;
+        if cfg!(debug_assertions) {
+            eprintln!(
+                "note: this is a debug build; for numbers worth keeping run \
+                 `cargo run --release -- lab bench` (or target/release/splitguard)"
+            );
+        }
+        eprintln!(
+            "lab bench: {runs} run(s) per case and implementation, idle window {} s{}; daemon {}",
+            idle.as_secs(),
+            if quick { ", v3/100 ms only" } else { "" },
+            splitguard.display()
+        );
+        splitguard_lab::measure::install_interrupt_handler();
+        let opts = BenchOptions {
+            runs,
+            idle,
+            quick,
+            splitguard,
+        };
+        Ok(bench::run(&opts, &mut |line| eprintln!("{line}"))?)
+    })();
+    match outcome {
+        Ok(report) => {
+            if markdown {
+                print!("{}", report.render_markdown());
+            } else {
+                print!("{}", report.render_text());
+            }
+            if report.failures().is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("splitguard lab bench: {e:#}");
+            match e.downcast_ref::<BenchError>() {
+                Some(BenchError::Interrupted) => ExitCode::from(130),
+                _ => ExitCode::FAILURE,
+            }
+        }
+    }
+}
