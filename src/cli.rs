@@ -97,7 +97,7 @@ pub enum CheckFormat {
     Json,
 }
 
-pub(crate) fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
+fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
     splitguard_node::config::parse_duration(s).map_err(|e| e.to_string())
 }
 

@@ -7,8 +7,6 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Subcommand;
 
-use crate::cli::parse_timeout;
-
 #[derive(Debug, Subcommand)]
 pub enum LabCommand {
     /// The story in one command (under 2 minutes, needs root): splitguard on lb01
@@ -103,7 +101,7 @@ pub enum LabCommand {
     )]
     Soak {
         /// How long the soak runs after the pair has settled (e.g. 2m, 1h).
-        #[arg(long, value_parser = parse_timeout, default_value = "2m")]
+        #[arg(long, value_parser = parse_duration, default_value = "2m")]
         duration: std::time::Duration,
         /// Where the loss applies: lb02's frames, both directions (the default), or
         /// every frame the bridge forwards (gw's own who-has and both arbiters'
@@ -144,6 +142,11 @@ impl LabImpl {
             LabImpl::Keepalived => Implementation::Keepalived,
         }
     }
+}
+
+/// A duration as the config writes one (`90s`, `2m`, `1h`).
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    splitguard_node::config::parse_duration(s).map_err(|e| e.to_string())
 }
 
 /// Runs one lab subcommand; exit codes as each one documents.
