@@ -124,7 +124,7 @@ pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
         let tls = cfg
             .metrics_tls
             .as_ref()
-            .map(splitguard_watchdog::listener::load_tls)
+            .map(|files| splitguard_watchdog::listener::load_tls(&files.into()))
             .transpose()
             .context("metrics_tls_cert/metrics_tls_key")?;
         let listener = tokio::net::TcpListener::bind(addr)

@@ -435,7 +435,7 @@ pub async fn start_reply_listener(
         // Loaded before binding, so a bad certificate or key stops the start.
         let tls = r
             .tls()
-            .map(|files| splitguard_watchdog::listener::load_tls(&files))
+            .map(|files| splitguard_watchdog::listener::load_tls(&files.into()))
             .transpose()
             .context("reply.tls_cert/tls_key")?;
         let listener = tokio::net::TcpListener::bind(addr)
