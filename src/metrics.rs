@@ -272,7 +272,7 @@ fn alert_counters(o: &mut Out, c: &Counters) {
 }
 
 /// Serves `GET /metrics` on `listener` with the latest snapshot, over TLS when
-/// `tls` is given, with the listener bounds of `splitguard_watchdog::listener`
+/// `tls` is given, with the listener bounds of `splitguard_watchdog::io::listener`
 /// (header-read timeout, connection cap).
 pub async fn serve(
     listener: tokio::net::TcpListener,
@@ -295,11 +295,11 @@ pub async fn serve(
             }
         }),
     );
-    splitguard_watchdog::listener::serve(
+    splitguard_watchdog::io::listener::serve(
         listener,
         app,
         tls,
-        splitguard_watchdog::listener::Limits::default(),
+        splitguard_watchdog::io::listener::Limits::default(),
     )
     .await
 }

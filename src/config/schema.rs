@@ -94,16 +94,16 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
-impl From<TlsFiles> for splitguard_watchdog::listener::TlsFiles {
+impl From<TlsFiles> for splitguard_watchdog::io::listener::TlsFiles {
     fn from(files: TlsFiles) -> Self {
-        splitguard_watchdog::listener::TlsFiles {
+        splitguard_watchdog::io::listener::TlsFiles {
             cert: files.cert,
             key: files.key,
         }
     }
 }
 
-impl From<&TlsFiles> for splitguard_watchdog::listener::TlsFiles {
+impl From<&TlsFiles> for splitguard_watchdog::io::listener::TlsFiles {
     fn from(files: &TlsFiles) -> Self {
         files.clone().into()
     }

@@ -39,8 +39,8 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use super::{Receipt, SendError, error_text, http_client, join_path, url_secrets};
-use crate::alert::Alert;
-use crate::secret::Secret;
+use crate::core::alert::Alert;
+use crate::core::secret::Secret;
 
 /// How many notifications each SMS channel remembers per-recipient outcomes for.
 pub const REMEMBERED_NOTIFICATIONS: usize = 256;
