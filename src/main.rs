@@ -68,7 +68,7 @@ fn check_config(path: &std::path::Path) -> ExitCode {
             }
             let mut problems = refused;
             for (keys, files) in cfg.tls_listeners() {
-                if let Err(e) = splitguard_watchdog::listener::load_tls(&files) {
+                if let Err(e) = splitguard_watchdog::io::listener::load_tls(&files.into()) {
                     problems.push(format!("{keys}: {e}"));
                 }
             }

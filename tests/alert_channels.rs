@@ -17,12 +17,12 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use splitguard_lab::{Lab, LabProcess, wait_for};
-use splitguard_watchdog::channels::{
+use splitguard_watchdog::core::secret::Secret;
+use splitguard_watchdog::io::channels::{
     AlertmanagerChannel, AlertmanagerSpec, Channel, GatewayMethod, HttpSmsChannel, HttpSmsSpec,
     MailChannel, MailSpec, PagerdutyChannel, PagerdutySpec, SendError, SmtpTls, TwilioChannel,
     TwilioSpec, http_client,
 };
-use splitguard_watchdog::secret::Secret;
 use splitguard_watchdog::{Alert, AlertStatus, IncidentKind, Severity};
 
 const GW: &str = "192.0.2.254";
@@ -136,7 +136,7 @@ fn alert(started: DateTime<Utc>, status: AlertStatus, notification: u32) -> Aler
     }
 }
 
-fn expect_err(result: Result<splitguard_watchdog::channels::Receipt, SendError>) -> SendError {
+fn expect_err(result: Result<splitguard_watchdog::io::channels::Receipt, SendError>) -> SendError {
     match result {
         Ok(r) => panic!("expected an error, got a receipt {r:?}"),
         Err(e) => e,

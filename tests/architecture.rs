@@ -31,7 +31,11 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("splitguard-arbiter", &["splitguard-vrrp"]),
     (
         "splitguard-node",
-        &["splitguard-vrrp", "splitguard-arbiter", "splitguard-watchdog"],
+        &[
+            "splitguard-vrrp",
+            "splitguard-arbiter",
+            "splitguard-watchdog",
+        ],
     ),
     ("splitguard-lab", &["splitguard-vrrp", "splitguard-node"]),
     (
@@ -72,11 +76,11 @@ fn the_vrrp_core_depends_on_nothing_that_does_io() {
         .into_iter()
         .map(|(_, n)| n)
         .collect();
-    assert!(deps.contains("splitguard-vrrp"), "cargo tree said: {deps:?}");
-    let io: Vec<&&str> = IO_CRATES
-        .iter()
-        .filter(|c| deps.contains(**c))
-        .collect();
+    assert!(
+        deps.contains("splitguard-vrrp"),
+        "cargo tree said: {deps:?}"
+    );
+    let io: Vec<&&str> = IO_CRATES.iter().filter(|c| deps.contains(**c)).collect();
     assert!(io.is_empty(), "splitguard-vrrp reaches I/O crates {io:?}");
     let own: Vec<&String> = deps
         .iter()
@@ -114,7 +118,10 @@ fn the_packagers_build_has_no_lab() {
         .into_iter()
         .map(|(_, n)| n)
         .collect();
-    assert!(lean.contains("splitguard-node"), "cargo tree said: {lean:?}");
+    assert!(
+        lean.contains("splitguard-node"),
+        "cargo tree said: {lean:?}"
+    );
     assert!(
         !lean.contains("splitguard-lab"),
         "the lean build pulls in splitguard-lab"

@@ -28,11 +28,11 @@ use splitguard_lab::{Lab, wait_for};
 
 mod common;
 use common::dovecot::{Dovecot, GW, PASSWORD, USER};
-use splitguard_watchdog::reply::imap::{
+use splitguard_watchdog::core::reply::{InboundReply, Via};
+use splitguard_watchdog::core::secret::Secret;
+use splitguard_watchdog::io::reply::imap::{
     ImapSpec, ImapTls, MailboxPoller, MailboxStatus, PollerOptions, spawn_mailbox_poller_with,
 };
-use splitguard_watchdog::reply::{InboundReply, Via};
-use splitguard_watchdog::secret::Secret;
 use tokio::sync::{mpsc, watch};
 
 const WRONG_PASSWORD: &str = "n0t-the-pa55word";

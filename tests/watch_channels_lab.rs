@@ -114,7 +114,7 @@ async fn am_alerts(base: &str) -> Vec<Value> {
 }
 
 fn am_active(lab: &Lab) -> Vec<Value> {
-    splitguard_watchdog::channels::install_crypto_provider();
+    splitguard_watchdog::io::channels::install_crypto_provider();
     lab.within("lb02", || {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()

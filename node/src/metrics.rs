@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use tokio::sync::watch;
 
-use crate::status::{Status, state};
+use crate::status::{InstanceStatus, Status, state};
 
 /// Counters for one instance.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -72,18 +72,55 @@ const STATES: [&str; 5] = [
     state::STOP,
 ];
 
-/// The exposition text for `snapshot`.
+/// The exposition text for `snapshot`: one family (or a group of families
+/// that share their samples' loop) after the other, in a fixed order.
 pub fn render(snapshot: &Snapshot) -> String {
     let st = &snapshot.status;
     let c = &snapshot.counters;
     let mut o = Out(String::new());
+    build_info(&mut o, st);
+    instance_state(&mut o, st);
+    instance_gauge(
+        &mut o,
+        st,
+        "splitguard_instance_priority",
+        "Configured priority.",
+        |i| i.priority,
+    );
+    instance_gauge(
+        &mut o,
+        st,
+        "splitguard_instance_effective_priority",
+        "Priority on the wire, after trackers and arbiter demotion.",
+        |i| i.effective_priority,
+    );
+    instance_gauge(
+        &mut o,
+        st,
+        "splitguard_instance_vips_held",
+        "1 while this node holds the VIPs.",
+        |i| u8::from(i.vips_held),
+    );
+    instance_counters(&mut o, st, c);
+    arbiter_isolated(&mut o, st);
+    arbiter_reachable(&mut o, st);
+    incidents_open(&mut o, st);
+    alert_counters(&mut o, c);
+    o.0
+}
+
+/// `splitguard_build_info`: version and node, always 1.
+fn build_info(o: &mut Out, st: &Status) {
     o.head("splitguard_build_info", "gauge", "Build information.");
     o.sample(
         "splitguard_build_info",
         &[("version", env!("CARGO_PKG_VERSION")), ("node", &st.node)],
         1,
     );
+}
 
+/// `splitguard_instance_state`: one sample per instance and state.
+fn instance_state(o: &mut Out, st: &Status) {
     o.head(
         "splitguard_instance_state",
         "gauge",
@@ -98,42 +135,24 @@ pub fn render(snapshot: &Snapshot) -> String {
             );
         }
     }
-    o.head(
-        "splitguard_instance_priority",
-        "gauge",
-        "Configured priority.",
-    );
+}
+
+/// A gauge with one sample per instance.
+fn instance_gauge(
+    o: &mut Out,
+    st: &Status,
+    name: &str,
+    help: &str,
+    value: impl Fn(&InstanceStatus) -> u8,
+) {
+    o.head(name, "gauge", help);
     for i in &st.instances {
-        o.sample(
-            "splitguard_instance_priority",
-            &[("instance", &i.name)],
-            i.priority,
-        );
+        o.sample(name, &[("instance", &i.name)], value(i));
     }
-    o.head(
-        "splitguard_instance_effective_priority",
-        "gauge",
-        "Priority on the wire, after trackers and arbiter demotion.",
-    );
-    for i in &st.instances {
-        o.sample(
-            "splitguard_instance_effective_priority",
-            &[("instance", &i.name)],
-            i.effective_priority,
-        );
-    }
-    o.head(
-        "splitguard_instance_vips_held",
-        "gauge",
-        "1 while this node holds the VIPs.",
-    );
-    for i in &st.instances {
-        o.sample(
-            "splitguard_instance_vips_held",
-            &[("instance", &i.name)],
-            u8::from(i.vips_held),
-        );
-    }
+}
+
+/// The per-instance counters: their four heads, then each instance's samples.
+fn instance_counters(o: &mut Out, st: &Status, c: &Counters) {
     o.head(
         "splitguard_instance_transitions_total",
         "counter",
@@ -164,7 +183,10 @@ pub fn render(snapshot: &Snapshot) -> String {
             );
         }
     }
+}
 
+/// `splitguard_arbiter_isolated`.
+fn arbiter_isolated(o: &mut Out, st: &Status) {
     o.head(
         "splitguard_arbiter_isolated",
         "gauge",
@@ -175,6 +197,10 @@ pub fn render(snapshot: &Snapshot) -> String {
         &[],
         u8::from(st.arbiter.isolated),
     );
+}
+
+/// `splitguard_arbiter_reachable`: references, then peers.
+fn arbiter_reachable(o: &mut Out, st: &Status) {
     o.head(
         "splitguard_arbiter_reachable",
         "gauge",
@@ -192,7 +218,10 @@ pub fn render(snapshot: &Snapshot) -> String {
             );
         }
     }
+}
 
+/// `splitguard_incidents_open`: counted by kind and severity, sorted.
+fn incidents_open(o: &mut Out, st: &Status) {
     o.head(
         "splitguard_incidents_open",
         "gauge",
@@ -214,7 +243,10 @@ pub fn render(snapshot: &Snapshot) -> String {
             n,
         );
     }
+}
 
+/// The per-channel alert counters: sent, retried, failed.
+fn alert_counters(o: &mut Out, c: &Counters) {
     for (name, help, map) in [
         (
             "splitguard_alerts_sent_total",
@@ -237,11 +269,10 @@ pub fn render(snapshot: &Snapshot) -> String {
             o.sample(name, &[("channel", channel)], n);
         }
     }
-    o.0
 }
 
 /// Serves `GET /metrics` on `listener` with the latest snapshot, over TLS when
-/// `tls` is given, with the listener bounds of `splitguard_watchdog::listener`
+/// `tls` is given, with the listener bounds of `splitguard_watchdog::io::listener`
 /// (header-read timeout, connection cap).
 pub async fn serve(
     listener: tokio::net::TcpListener,
@@ -264,11 +295,11 @@ pub async fn serve(
             }
         }),
     );
-    splitguard_watchdog::listener::serve(
+    splitguard_watchdog::io::listener::serve(
         listener,
         app,
         tls,
-        splitguard_watchdog::listener::Limits::default(),
+        splitguard_watchdog::io::listener::Limits::default(),
     )
     .await
 }

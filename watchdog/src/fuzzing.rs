@@ -7,9 +7,9 @@
 use axum::http::{HeaderMap, HeaderValue};
 use chrono::{DateTime, Utc};
 
-use crate::channels::webhook::{HEADER_SIGNATURE, HEADER_TIMESTAMP, signature};
-use crate::reply::http::{self, GenericRefusal, REPLAY_WINDOW};
-use crate::reply::{mail_parse, parse};
+use crate::core::reply::{mail_parse, parse};
+use crate::io::channels::webhook::{HEADER_SIGNATURE, HEADER_TIMESTAMP, signature};
+use crate::io::reply::http::{self, GenericRefusal, REPLAY_WINDOW};
 
 const TOKEN: &str = "twilio-auth-token";
 const URL: &str = "https://sg.example.invalid/reply/twilio";

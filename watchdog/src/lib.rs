@@ -1,21 +1,16 @@
 //! splitguard-watchdog: what people hear.
 //!
-//! It owns the vocabulary of incidents (kinds and severities, named exactly as the
-//! status JSON and webhook contracts spell them) and, as they are built, observation,
-//! classification, alerting and reply handling.
+//! - [`core`] is the pure half: the vocabulary of incidents (kinds and severities,
+//!   named exactly as the status JSON and webhook contracts spell them),
+//!   classification, the alert engine, alert wording and reply parsing and
+//!   authorization. No sockets, files, async or clock reads.
+//! - [`io`] is the I/O half: alert channels, the spool and its dispatcher, the
+//!   HTTP listener and the reply transports (webhooks, IMAP).
 
-pub mod alert;
-pub mod channels;
-pub mod classify;
-pub mod dispatch;
-pub mod engine;
+pub mod core;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod incident;
-pub mod listener;
-pub mod reply;
-pub mod secret;
-pub mod spool;
+pub mod io;
 
-pub use alert::{Alert, AlertStatus};
-pub use incident::{IncidentKind, Severity};
+pub use crate::core::alert::{Alert, AlertStatus};
+pub use crate::core::incident::{IncidentKind, Severity};

@@ -85,8 +85,29 @@ pub enum SecretFileMode {
     Warn,
 }
 
-/// A listener's certificate chain and key: the listener's own type.
-pub use splitguard_watchdog::listener::TlsFiles;
+/// A listener's certificate chain and private key (PEM paths), as the config
+/// names them. Config's own type, so the schema does not depend on the HTTP
+/// listener; converted where the listener loads them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl From<TlsFiles> for splitguard_watchdog::io::listener::TlsFiles {
+    fn from(files: TlsFiles) -> Self {
+        splitguard_watchdog::io::listener::TlsFiles {
+            cert: files.cert,
+            key: files.key,
+        }
+    }
+}
+
+impl From<&TlsFiles> for splitguard_watchdog::io::listener::TlsFiles {
+    fn from(files: &TlsFiles) -> Self {
+        files.clone().into()
+    }
+}
 
 /// Both halves of a TLS pair, or neither (validation has checked that).
 pub(crate) fn tls_files(cert: &Option<PathBuf>, key: &Option<PathBuf>) -> Option<TlsFiles> {

@@ -300,6 +300,8 @@ pub(crate) fn validate(raw: RawConfig, doc: &Document<'_>) -> Result<Config, Vec
     })
 }
 
+/// Every `[[instance]]`: each one's own rules, then what must be unique across
+/// them (names, VRIDs per interface and family).
 fn check_instances(
     c: &mut Checker<'_, '_>,
     raw: &[RawInstance],
@@ -330,105 +332,18 @@ fn check_instances(
         c.range(&key("vrid"), inst.vrid, 1, 255, "VRID");
         c.range(&key("priority"), inst.priority, 1, 255, "priority");
 
-        let version = match inst.version {
-            2 => Some(Version::V2),
-            3 => Some(Version::V3),
-            other => {
-                c.err(
-                    &key("version"),
-                    format!("VRRP version {other} is not supported; use 2 or 3"),
-                );
-                None
-            }
-        };
+        let version = check_version(c, &key("version"), inst.version);
         check_advert_interval(c, &key("advert_interval"), inst.advert_interval, version);
-
         if let Some(pass) = &inst.auth_pass {
-            let at = key("auth_pass");
-            if version == Some(Version::V3) {
-                c.err(
-                    &at,
-                    "auth_pass is for VRRPv2 only; RFC 5798 (v3) has no authentication",
-                );
-            } else if pass.expose().is_empty() {
-                c.err(
-                    &at,
-                    "auth_pass must not be empty; leave the key out for no authentication",
-                );
-            } else if pass.expose().len() > AUTH_PASS_MAX {
-                c.err(
-                    &at,
-                    format!(
-                        "auth_pass is {} bytes; VRRPv2 carries at most {AUTH_PASS_MAX}",
-                        pass.expose().len()
-                    ),
-                );
-            }
+            check_auth_pass(c, &key("auth_pass"), pass, version);
         }
 
         let ipv6 = check_vips(c, &p, inst, version, vip_owner);
-
         if let Some(label) = &inst.vip_label {
-            let at = key("vip_label");
-            let prefix = format!("{}:", inst.interface);
-            if label.len() > IFNAME_MAX {
-                c.err(
-                    &at,
-                    format!(
-                        "vip_label {label:?} is {} bytes; labels are at most {IFNAME_MAX}",
-                        label.len()
-                    ),
-                );
-            } else if !label.starts_with(&prefix) || label.len() == prefix.len() {
-                c.err(
-                    &at,
-                    format!(
-                        "vip_label {label:?} must start with the interface name and a colon, e.g. \"{prefix}1\" (iproute2 rule)"
-                    ),
-                );
-            }
+            check_vip_label(c, &key("vip_label"), label, &inst.interface);
         }
-
-        let mut peers_seen = HashMap::new();
-        for (j, peer) in inst.unicast_peers.iter().enumerate() {
-            let at = key("unicast_peers").idx(j);
-            c.node_address(&at, *peer, vip_owner);
-            family_matches(c, &at, *peer, ipv6, "unicast peer");
-            if Some(*peer) == inst.unicast_src_ip {
-                c.err(
-                    &at,
-                    format!("{peer} is also unicast_src_ip; a node cannot peer with itself"),
-                );
-            }
-            if let Some(first) = first_seen(&mut peers_seen, *peer, j) {
-                c.err(
-                    &at,
-                    format!("{peer} is already listed as unicast_peers[{first}]"),
-                );
-            }
-        }
-        if let Some(src) = inst.unicast_src_ip {
-            let at = key("unicast_src_ip");
-            c.node_address(&at, src, vip_owner);
-            family_matches(c, &at, src, ipv6, "unicast_src_ip");
-        }
-
-        let mut tracked = HashMap::new();
-        for (j, name) in inst.track_scripts.iter().enumerate() {
-            let at = key("track_scripts").idx(j);
-            if !script_names.contains_key(name.as_str()) {
-                c.err(&at, format!("no [[track_script]] is named {name:?}"));
-            }
-            if let Some(first) = first_seen(&mut tracked, name.as_str(), j) {
-                c.err(
-                    &at,
-                    format!("{name:?} is already listed as track_scripts[{first}]"),
-                );
-            }
-        }
-        for (j, name) in inst.track_interfaces.iter().enumerate() {
-            c.interface(&key("track_interfaces").idx(j), name);
-        }
+        check_unicast(c, &p, inst, ipv6, vip_owner);
+        check_tracking(c, &p, inst, script_names);
         for (name, argv) in [
             ("notify", &inst.notify),
             ("notify_master", &inst.notify_master),
@@ -444,34 +359,7 @@ fn check_instances(
                 "v3_checksum_as_v2 applies only to version = 3",
             );
         }
-
-        if !(0..=MAX_GARP_REPEAT).contains(&inst.garp_repeat) {
-            c.err(
-                &key("garp_repeat"),
-                format!(
-                    "garp_repeat {} is out of range; it must be between 0 and {MAX_GARP_REPEAT}",
-                    inst.garp_repeat
-                ),
-            );
-        }
-        if inst
-            .garp_interval
-            .is_some_and(|d| d > Duration::from_secs(10))
-        {
-            c.err(
-                &key("garp_interval"),
-                "garp_interval must be at most 10s: the burst exists to announce a takeover quickly",
-            );
-        }
-        if inst
-            .garp_refresh
-            .is_some_and(|d| !d.is_zero() && d < Duration::from_secs(1))
-        {
-            c.err(
-                &key("garp_refresh"),
-                "garp_refresh must be 0 (off) or at least 1s",
-            );
-        }
+        check_garp(c, &p, inst);
 
         let vrid = u8::try_from(inst.vrid).unwrap_or(0);
         if vrid != 0
@@ -488,34 +376,189 @@ fn check_instances(
                 );
         }
 
-        out.push(Instance {
-            name: inst.name.clone(),
-            interface: inst.interface.clone(),
-            vrid,
-            priority: u8::try_from(inst.priority).unwrap_or(0),
-            advert_interval: inst.advert_interval,
-            version: version.unwrap_or(Version::V2),
-            preempt: inst.preempt,
-            preempt_delay: inst.preempt_delay.unwrap_or(Duration::ZERO),
-            auth_pass: inst.auth_pass.clone(),
-            vips: inst.vips.clone(),
-            vip_label: inst.vip_label.clone(),
-            unicast_peers: inst.unicast_peers.clone(),
-            unicast_src_ip: inst.unicast_src_ip,
-            track_scripts: inst.track_scripts.clone(),
-            track_interfaces: inst.track_interfaces.clone(),
-            notify: inst.notify.clone(),
-            notify_master: inst.notify_master.clone(),
-            notify_backup: inst.notify_backup.clone(),
-            notify_fault: inst.notify_fault.clone(),
-            notify_stop: inst.notify_stop.clone(),
-            v3_checksum_as_v2: inst.v3_checksum_as_v2,
-            garp_repeat: u32::try_from(inst.garp_repeat).unwrap_or(0),
-            garp_interval: inst.garp_interval.unwrap_or(DEFAULT_GARP_INTERVAL),
-            garp_refresh: inst.garp_refresh.unwrap_or(DEFAULT_GARP_REFRESH),
-        });
+        out.push(instance(inst, vrid, version));
     }
     out
+}
+
+/// The VRRP version: 2 or 3; `None` (after an error) for anything else.
+fn check_version(c: &mut Checker<'_, '_>, at: &KeyPath, version: i64) -> Option<Version> {
+    match version {
+        2 => Some(Version::V2),
+        3 => Some(Version::V3),
+        other => {
+            c.err(
+                at,
+                format!("VRRP version {other} is not supported; use 2 or 3"),
+            );
+            None
+        }
+    }
+}
+
+/// `auth_pass`: VRRPv2 only, not empty, at most what the packet carries.
+fn check_auth_pass(c: &mut Checker<'_, '_>, at: &KeyPath, pass: &Secret, version: Option<Version>) {
+    if version == Some(Version::V3) {
+        c.err(
+            at,
+            "auth_pass is for VRRPv2 only; RFC 5798 (v3) has no authentication",
+        );
+    } else if pass.expose().is_empty() {
+        c.err(
+            at,
+            "auth_pass must not be empty; leave the key out for no authentication",
+        );
+    } else if pass.expose().len() > AUTH_PASS_MAX {
+        c.err(
+            at,
+            format!(
+                "auth_pass is {} bytes; VRRPv2 carries at most {AUTH_PASS_MAX}",
+                pass.expose().len()
+            ),
+        );
+    }
+}
+
+/// `vip_label`: iproute2's `<interface>:<suffix>`, within IFNAMSIZ.
+fn check_vip_label(c: &mut Checker<'_, '_>, at: &KeyPath, label: &str, interface: &str) {
+    let prefix = format!("{interface}:");
+    if label.len() > IFNAME_MAX {
+        c.err(
+            at,
+            format!(
+                "vip_label {label:?} is {} bytes; labels are at most {IFNAME_MAX}",
+                label.len()
+            ),
+        );
+    } else if !label.starts_with(&prefix) || label.len() == prefix.len() {
+        c.err(
+            at,
+            format!(
+                "vip_label {label:?} must start with the interface name and a colon, e.g. \"{prefix}1\" (iproute2 rule)"
+            ),
+        );
+    }
+}
+
+/// `unicast_peers` and `unicast_src_ip`: node addresses of the VIPs' family,
+/// each peer once and never this node itself.
+fn check_unicast(
+    c: &mut Checker<'_, '_>,
+    p: &KeyPath,
+    inst: &RawInstance,
+    ipv6: bool,
+    vip_owner: &HashMap<IpAddr, KeyPath>,
+) {
+    let mut peers_seen = HashMap::new();
+    for (j, peer) in inst.unicast_peers.iter().enumerate() {
+        let at = p.key("unicast_peers").idx(j);
+        c.node_address(&at, *peer, vip_owner);
+        family_matches(c, &at, *peer, ipv6, "unicast peer");
+        if Some(*peer) == inst.unicast_src_ip {
+            c.err(
+                &at,
+                format!("{peer} is also unicast_src_ip; a node cannot peer with itself"),
+            );
+        }
+        if let Some(first) = first_seen(&mut peers_seen, *peer, j) {
+            c.err(
+                &at,
+                format!("{peer} is already listed as unicast_peers[{first}]"),
+            );
+        }
+    }
+    if let Some(src) = inst.unicast_src_ip {
+        let at = p.key("unicast_src_ip");
+        c.node_address(&at, src, vip_owner);
+        family_matches(c, &at, src, ipv6, "unicast_src_ip");
+    }
+}
+
+/// `track_scripts` (each defined, each once) and `track_interfaces`.
+fn check_tracking(
+    c: &mut Checker<'_, '_>,
+    p: &KeyPath,
+    inst: &RawInstance,
+    script_names: &HashMap<&str, usize>,
+) {
+    let mut tracked = HashMap::new();
+    for (j, name) in inst.track_scripts.iter().enumerate() {
+        let at = p.key("track_scripts").idx(j);
+        if !script_names.contains_key(name.as_str()) {
+            c.err(&at, format!("no [[track_script]] is named {name:?}"));
+        }
+        if let Some(first) = first_seen(&mut tracked, name.as_str(), j) {
+            c.err(
+                &at,
+                format!("{name:?} is already listed as track_scripts[{first}]"),
+            );
+        }
+    }
+    for (j, name) in inst.track_interfaces.iter().enumerate() {
+        c.interface(&p.key("track_interfaces").idx(j), name);
+    }
+}
+
+/// The gratuitous ARP / unsolicited NA burst and refresh.
+fn check_garp(c: &mut Checker<'_, '_>, p: &KeyPath, inst: &RawInstance) {
+    if !(0..=MAX_GARP_REPEAT).contains(&inst.garp_repeat) {
+        c.err(
+            &p.key("garp_repeat"),
+            format!(
+                "garp_repeat {} is out of range; it must be between 0 and {MAX_GARP_REPEAT}",
+                inst.garp_repeat
+            ),
+        );
+    }
+    if inst
+        .garp_interval
+        .is_some_and(|d| d > Duration::from_secs(10))
+    {
+        c.err(
+            &p.key("garp_interval"),
+            "garp_interval must be at most 10s: the burst exists to announce a takeover quickly",
+        );
+    }
+    if inst
+        .garp_refresh
+        .is_some_and(|d| !d.is_zero() && d < Duration::from_secs(1))
+    {
+        c.err(
+            &p.key("garp_refresh"),
+            "garp_refresh must be 0 (off) or at least 1s",
+        );
+    }
+}
+
+/// The checked instance, defaults filled in (values out of range have been
+/// reported; they become 0 here and the config is refused anyway).
+fn instance(inst: &RawInstance, vrid: u8, version: Option<Version>) -> Instance {
+    Instance {
+        name: inst.name.clone(),
+        interface: inst.interface.clone(),
+        vrid,
+        priority: u8::try_from(inst.priority).unwrap_or(0),
+        advert_interval: inst.advert_interval,
+        version: version.unwrap_or(Version::V2),
+        preempt: inst.preempt,
+        preempt_delay: inst.preempt_delay.unwrap_or(Duration::ZERO),
+        auth_pass: inst.auth_pass.clone(),
+        vips: inst.vips.clone(),
+        vip_label: inst.vip_label.clone(),
+        unicast_peers: inst.unicast_peers.clone(),
+        unicast_src_ip: inst.unicast_src_ip,
+        track_scripts: inst.track_scripts.clone(),
+        track_interfaces: inst.track_interfaces.clone(),
+        notify: inst.notify.clone(),
+        notify_master: inst.notify_master.clone(),
+        notify_backup: inst.notify_backup.clone(),
+        notify_fault: inst.notify_fault.clone(),
+        notify_stop: inst.notify_stop.clone(),
+        v3_checksum_as_v2: inst.v3_checksum_as_v2,
+        garp_repeat: u32::try_from(inst.garp_repeat).unwrap_or(0),
+        garp_interval: inst.garp_interval.unwrap_or(DEFAULT_GARP_INTERVAL),
+        garp_refresh: inst.garp_refresh.unwrap_or(DEFAULT_GARP_REFRESH),
+    }
 }
 
 fn check_advert_interval(
@@ -659,6 +702,7 @@ fn check_track_scripts(c: &mut Checker<'_, '_>, raw: &[RawTrackScript]) -> Vec<T
     out
 }
 
+/// `[arbiter]`: its addresses, quorum, demotion, reboot policy and probes.
 fn check_arbiter(
     c: &mut Checker<'_, '_>,
     raw: &RawArbiter,
@@ -668,9 +712,54 @@ fn check_arbiter(
     let p = KeyPath::root().key("arbiter");
     let key = |k: &str| p.key(k);
 
+    let peers = check_arbiter_addresses(c, &p, raw, instances, vip_owner);
+    let quorum = check_quorum(c, &key("quorum"), raw);
+
+    let demote_weight = raw.demote_weight.unwrap_or(DEFAULT_DEMOTE_WEIGHT);
+    c.range(
+        &key("demote_weight"),
+        demote_weight,
+        1,
+        254,
+        "demote_weight",
+    );
+
+    let reboot = check_reboot(c, &p, raw);
+    let probe = check_probe(c, &p, raw);
+    if let Some(dev) = &raw.watchdog_device {
+        c.absolute(&key("watchdog_device"), dev);
+    }
+
+    Arbiter {
+        enabled: raw.enabled.unwrap_or(true),
+        references: raw.references.clone(),
+        peers,
+        quorum: u32::try_from(quorum).unwrap_or(1),
+        ownership_probe: raw.ownership_probe.unwrap_or(true),
+        on_isolated: raw.on_isolated,
+        demote_weight: u8::try_from(demote_weight).unwrap_or(0),
+        reboot_after: raw.reboot_after,
+        reboot_command: reboot.command,
+        reboot_limit: reboot.limit,
+        reboot_window: reboot.window,
+        reboot_min_uptime: reboot.min_uptime,
+        probe,
+        watchdog_device: raw.watchdog_device.clone(),
+    }
+}
+
+/// `references` and `peers`: node addresses, each once. Returns the peers,
+/// by default every instance's unicast peers (first occurrence order).
+fn check_arbiter_addresses(
+    c: &mut Checker<'_, '_>,
+    p: &KeyPath,
+    raw: &RawArbiter,
+    instances: &[Instance],
+    vip_owner: &HashMap<IpAddr, KeyPath>,
+) -> Vec<IpAddr> {
     let mut seen = HashMap::new();
     for (j, ip) in raw.references.iter().enumerate() {
-        let at = key("references").idx(j);
+        let at = p.key("references").idx(j);
         c.node_address(&at, *ip, vip_owner);
         if let Some(first) = first_seen(&mut seen, *ip, j) {
             c.err(
@@ -679,11 +768,11 @@ fn check_arbiter(
             );
         }
     }
-    let peers = match &raw.peers {
+    match &raw.peers {
         Some(list) => {
             let mut seen = HashMap::new();
             for (j, ip) in list.iter().enumerate() {
-                let at = key("peers").idx(j);
+                let at = p.key("peers").idx(j);
                 c.node_address(&at, *ip, vip_owner);
                 if let Some(first) = first_seen(&mut seen, *ip, j) {
                     c.err(&at, format!("{ip} is already listed as peers[{first}]"));
@@ -700,17 +789,20 @@ fn check_arbiter(
             }
             all
         }
-    };
+    }
+}
 
+/// `quorum`: at least 1, and reachable with the references given.
+fn check_quorum(c: &mut Checker<'_, '_>, at: &KeyPath, raw: &RawArbiter) -> i64 {
     let quorum = raw.quorum.unwrap_or(DEFAULT_QUORUM);
     if quorum < 1 {
         c.err(
-            &key("quorum"),
+            at,
             format!("quorum {quorum} is out of range; it must be at least 1"),
         );
     } else if !raw.references.is_empty() && quorum > raw.references.len() as i64 {
         c.err(
-            &key("quorum"),
+            at,
             format!(
                 "quorum {quorum} exceeds the {} reference(s) given; this node would always count as isolated",
                 raw.references.len()
@@ -718,20 +810,24 @@ fn check_arbiter(
         );
     } else if raw.references.is_empty() && quorum > 1 {
         c.err(
-            &key("quorum"),
+            at,
             format!("quorum {quorum} needs that many references; without `references` the only reference is the default gateway"),
         );
     }
+    quorum
+}
 
-    let demote_weight = raw.demote_weight.unwrap_or(DEFAULT_DEMOTE_WEIGHT);
-    c.range(
-        &key("demote_weight"),
-        demote_weight,
-        1,
-        254,
-        "demote_weight",
-    );
+/// The reboot policy's checked values (`reboot_after` is taken as it is).
+struct Reboot {
+    command: Argv,
+    limit: u32,
+    window: Duration,
+    min_uptime: Duration,
+}
 
+/// `on_isolated = "reboot"` and the `reboot_*` keys.
+fn check_reboot(c: &mut Checker<'_, '_>, p: &KeyPath, raw: &RawArbiter) -> Reboot {
+    let key = |k: &str| p.key(k);
     if raw.on_isolated == OnIsolated::Reboot && raw.reboot_after.is_none() {
         c.err(
             &key("reboot_after"),
@@ -741,22 +837,31 @@ fn check_arbiter(
     if let Some(d) = raw.reboot_after {
         c.positive(&key("reboot_after"), d);
     }
-    let reboot_command = raw
+    let command = raw
         .reboot_command
         .clone()
         .unwrap_or_else(default_reboot_command);
     if raw.reboot_command.is_some() {
-        c.argv(&key("reboot_command"), &reboot_command);
+        c.argv(&key("reboot_command"), &command);
     }
-    let reboot_limit = c.count(
+    let limit = c.count(
         &key("reboot_limit"),
         raw.reboot_limit.unwrap_or(DEFAULT_REBOOT_LIMIT),
         "reboot_limit",
     );
-    let reboot_window = raw.reboot_window.unwrap_or(DEFAULT_REBOOT_WINDOW);
-    c.positive(&key("reboot_window"), reboot_window);
-    let reboot_min_uptime = raw.reboot_min_uptime.unwrap_or(DEFAULT_REBOOT_MIN_UPTIME);
+    let window = raw.reboot_window.unwrap_or(DEFAULT_REBOOT_WINDOW);
+    c.positive(&key("reboot_window"), window);
+    Reboot {
+        command,
+        limit,
+        window,
+        min_uptime: raw.reboot_min_uptime.unwrap_or(DEFAULT_REBOOT_MIN_UPTIME),
+    }
+}
 
+/// The reference probes: interval, timeout (within the interval), rise, fall.
+fn check_probe(c: &mut Checker<'_, '_>, p: &KeyPath, raw: &RawArbiter) -> Probe {
+    let key = |k: &str| p.key(k);
     let interval = raw.probe_interval.unwrap_or(DEFAULT_PROBE_INTERVAL);
     c.positive(&key("probe_interval"), interval);
     // The default timeout follows a shorter interval down rather than exceed it.
@@ -786,30 +891,11 @@ fn check_arbiter(
         raw.probe_fall.unwrap_or(DEFAULT_PROBE_FALL),
         "probe_fall",
     );
-    if let Some(dev) = &raw.watchdog_device {
-        c.absolute(&key("watchdog_device"), dev);
-    }
-
-    Arbiter {
-        enabled: raw.enabled.unwrap_or(true),
-        references: raw.references.clone(),
-        peers,
-        quorum: u32::try_from(quorum).unwrap_or(1),
-        ownership_probe: raw.ownership_probe.unwrap_or(true),
-        on_isolated: raw.on_isolated,
-        demote_weight: u8::try_from(demote_weight).unwrap_or(0),
-        reboot_after: raw.reboot_after,
-        reboot_command,
-        reboot_limit,
-        reboot_window,
-        reboot_min_uptime,
-        probe: Probe {
-            interval,
-            timeout,
-            rise,
-            fall,
-        },
-        watchdog_device: raw.watchdog_device.clone(),
+    Probe {
+        interval,
+        timeout,
+        rise,
+        fall,
     }
 }
 

@@ -114,7 +114,7 @@ where
 }
 
 /// Passwords, tokens and keys: the watchdog's type, so channels get them masked.
-pub use splitguard_watchdog::secret::Secret;
+pub use splitguard_watchdog::core::secret::Secret;
 
 /// An http(s) URL from the config. Derefs to [`Url`] for use; Debug and Display
 /// mask a password in the userinfo and the query string, where gateways and hooks
@@ -142,7 +142,7 @@ impl Deref for HttpUrl {
 
 impl fmt::Display for HttpUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&splitguard_watchdog::secret::redact_url(&self.0))
+        f.write_str(&splitguard_watchdog::core::secret::redact_url(&self.0))
     }
 }
 

@@ -24,7 +24,7 @@ use splitguard_arbiter::{
 use splitguard_vrrp::gate::format_mac;
 use splitguard_vrrp::instance::{Cause, State};
 use splitguard_watchdog::IncidentKind;
-use splitguard_watchdog::engine::Raise;
+use splitguard_watchdog::core::engine::Raise;
 use std::os::unix::fs::DirBuilderExt;
 use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};

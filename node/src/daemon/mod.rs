@@ -34,10 +34,10 @@ use crate::watch::Watcher;
 use anyhow::Context;
 use splitguard_vrrp::instance::{Action, AdvertOutcome, Cause, ReceivedAdvert, State};
 use splitguard_vrrp::wire::{self, Family};
-use splitguard_watchdog::classify::AdvertSeen;
-use splitguard_watchdog::dispatch::Delivery;
-use splitguard_watchdog::engine::Raise;
-use splitguard_watchdog::incident::IncidentKind;
+use splitguard_watchdog::core::classify::AdvertSeen;
+use splitguard_watchdog::core::engine::Raise;
+use splitguard_watchdog::core::incident::IncidentKind;
+use splitguard_watchdog::io::dispatch::Delivery;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, error, info, warn};
@@ -96,7 +96,7 @@ const DRAIN_BOUND: Duration = Duration::from_secs(10);
 
 /// Runs the daemon until SIGTERM or SIGINT, then steps down cleanly.
 pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
-    splitguard_watchdog::channels::install_crypto_provider();
+    splitguard_watchdog::io::channels::install_crypto_provider();
     let (control, events) = crate::control::open_outputs(&cfg).await?;
     let nl = Netlink::connect().context("open netlink")?;
     let mut net_events = netlink::subscribe().context("subscribe to netlink events")?;
@@ -124,7 +124,7 @@ pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
         let tls = cfg
             .metrics_tls
             .as_ref()
-            .map(splitguard_watchdog::listener::load_tls)
+            .map(|files| splitguard_watchdog::io::listener::load_tls(&files.into()))
             .transpose()
             .context("metrics_tls_cert/metrics_tls_key")?;
         let listener = tokio::net::TcpListener::bind(addr)
@@ -353,8 +353,8 @@ impl Daemon {
     }
 
     /// A delivery report: counted for `/metrics`, written to the event stream.
-    fn on_delivery(&mut self, d: &splitguard_watchdog::dispatch::Delivery) {
-        use splitguard_watchdog::dispatch::Outcome;
+    fn on_delivery(&mut self, d: &splitguard_watchdog::io::dispatch::Delivery) {
+        use splitguard_watchdog::io::dispatch::Outcome;
         let map = match d.outcome {
             Outcome::Delivered { .. } => &mut self.alert_counts.alerts_sent,
             Outcome::Retrying { .. } => &mut self.alert_counts.alerts_retried,

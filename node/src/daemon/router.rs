@@ -13,7 +13,7 @@ use splitguard_vrrp::instance::{Instance, InstanceConfig, TrackerConfig};
 use splitguard_vrrp::wire::{
     self, AdvertRepr, Auth, ChecksumMode, Endpoints, Expect, Family, VirtualAddrs,
 };
-use splitguard_watchdog::classify::ExpectedAdvert;
+use splitguard_watchdog::core::classify::ExpectedAdvert;
 
 /// Tracker name under which an interface's link state reaches the state machine.
 pub fn interface_tracker(name: &str) -> String {

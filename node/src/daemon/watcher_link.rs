@@ -13,10 +13,10 @@ use crate::control::{Command, CommandRequest, ErrorKind, Response};
 use crate::net::arp_socket::ArpSocket;
 use crate::watch::reply::OwnerAction;
 use crate::watch::{VipSite, Watcher};
-use splitguard_watchdog::classify::{AdvertSeen, ExpectedRole, WatchedVip};
-use splitguard_watchdog::dispatch::Delivery;
-use splitguard_watchdog::engine::Raise;
-use splitguard_watchdog::reply::http::ReplyEvent;
+use splitguard_watchdog::core::classify::{AdvertSeen, ExpectedRole, WatchedVip};
+use splitguard_watchdog::core::engine::Raise;
+use splitguard_watchdog::io::dispatch::Delivery;
+use splitguard_watchdog::io::reply::http::ReplyEvent;
 use tokio::sync::mpsc;
 use tracing::info;
 

@@ -689,6 +689,9 @@ fn script_argv(cx: &mut Cx, s: &Statement) -> Option<Vec<String>> {
     Some(split.words)
 }
 
+/// One `vrrp_instance` block: its statements gathered in order, then checked
+/// and completed (VIPs, version, authentication, tracked scripts) into an
+/// instance, with the script references it makes.
 fn vrrp_instance(
     cx: &mut Cx,
     s: &Statement,
@@ -697,26 +700,140 @@ fn vrrp_instance(
     scripts: &mut [ScriptDef],
 ) -> (Option<OutInstance>, Vec<(usize, i64)>) {
     let name = s.args.first().cloned().unwrap_or_default();
-    let key = |k: &str| format!("instance[{index}].{k}");
+    let key = |k: &str| instance_key(index, k);
     cx.origin(format!("instance[{index}]"), s);
 
-    let mut interface: Option<String> = None;
-    let mut vrid = None;
-    let mut priority = 100;
-    let mut advert = Duration::from_secs(1);
-    let mut version: Option<(i64, &Statement)> = None;
-    let mut preempt = true;
-    let mut preempt_delay = None;
-    let mut auth: Option<&Statement> = None;
-    let mut vip_blocks: Vec<&Statement> = Vec::new();
-    let mut src_ip = None;
-    let mut peers: Vec<String> = Vec::new();
-    let mut script_refs: Vec<&Statement> = Vec::new();
-    let mut track_interfaces: Vec<String> = Vec::new();
-    let mut notify: [Option<Vec<String>>; 5] = Default::default();
-    let mut garp_repeat = g.garp_repeat.as_ref().map(|(n, _)| *n);
-    let mut garp_refresh = g.garp_refresh.as_ref().map(|(d, _)| *d);
-    let mut state_master: Option<&Statement> = None;
+    let f = instance_fields(cx, s, index, g);
+
+    let Some(interface) = f.interface else {
+        cx.error(
+            s,
+            format!("{name}: no interface (keepalived needs one too)"),
+        );
+        return (None, Vec::new());
+    };
+    let Some(vrid) = f.vrid else {
+        cx.error(
+            s,
+            format!("{name}: no virtual_router_id (keepalived needs one too)"),
+        );
+        return (None, Vec::new());
+    };
+
+    if let Some(c) = f.state_master {
+        cx.warn(
+            c,
+            format!(
+                "MASTER: not carried: splitguard has no initial state; every node starts as BACKUP and the highest priority wins the election (this one has {})",
+                f.priority
+            ),
+        );
+    }
+
+    let (vips, vip_label) = instance_vips(cx, &f.vip_blocks, &interface, index);
+    let version = instance_version(cx, f.version, g, &vips);
+
+    let auth_pass = authentication(cx, f.auth, version).map(|(pass, at)| {
+        cx.origin(key("auth_pass"), at);
+        pass
+    });
+
+    let mut refs = Vec::new();
+    for r in f.script_refs {
+        track_script_ref(cx, r, scripts, &mut refs);
+    }
+
+    let [
+        notify,
+        notify_master,
+        notify_backup,
+        notify_fault,
+        notify_stop,
+    ] = f.notify;
+    let out = OutInstance {
+        name,
+        interface,
+        vrid,
+        priority: f.priority,
+        advert_interval: format_duration(f.advert),
+        version,
+        preempt: f.preempt,
+        preempt_delay: f.preempt_delay.map(format_duration),
+        auth_pass,
+        vips,
+        vip_label,
+        unicast_src_ip: f.src_ip,
+        unicast_peers: f.peers,
+        track_scripts: Vec::new(),
+        track_interfaces: f.track_interfaces,
+        notify,
+        notify_master,
+        notify_backup,
+        notify_fault,
+        notify_stop,
+        garp_repeat: f.garp_repeat,
+        garp_refresh: f.garp_refresh.map(format_duration),
+    };
+    (Some(out), refs)
+}
+
+/// `instance[{index}].{k}`: where a converted value lands, for its origin.
+fn instance_key(index: usize, k: &str) -> String {
+    format!("instance[{index}].{k}")
+}
+
+/// What one `vrrp_instance` block's statements say, read in one pass; the
+/// blocks that need the whole instance (VIPs, authentication, track_script)
+/// are kept for later.
+struct InstanceFields<'s> {
+    interface: Option<String>,
+    vrid: Option<i64>,
+    priority: i64,
+    advert: Duration,
+    version: Option<(i64, &'s Statement)>,
+    preempt: bool,
+    preempt_delay: Option<Duration>,
+    auth: Option<&'s Statement>,
+    vip_blocks: Vec<&'s Statement>,
+    src_ip: Option<String>,
+    peers: Vec<String>,
+    script_refs: Vec<&'s Statement>,
+    track_interfaces: Vec<String>,
+    /// notify, notify_master, notify_backup, notify_fault, notify_stop.
+    notify: [Option<Vec<String>>; 5],
+    garp_repeat: Option<i64>,
+    garp_refresh: Option<Duration>,
+    state_master: Option<&'s Statement>,
+}
+
+/// Reads an instance block's statements in order (warnings come out in the
+/// order of the file), with keepalived's defaults and the global GARP values.
+fn instance_fields<'s>(
+    cx: &mut Cx,
+    s: &'s Statement,
+    index: usize,
+    g: &Globals,
+) -> InstanceFields<'s> {
+    let key = |k: &str| instance_key(index, k);
+    let mut f = InstanceFields {
+        interface: None,
+        vrid: None,
+        priority: 100,
+        advert: Duration::from_secs(1),
+        version: None,
+        preempt: true,
+        preempt_delay: None,
+        auth: None,
+        vip_blocks: Vec::new(),
+        src_ip: None,
+        peers: Vec::new(),
+        script_refs: Vec::new(),
+        track_interfaces: Vec::new(),
+        notify: Default::default(),
+        garp_repeat: g.garp_repeat.as_ref().map(|(n, _)| *n),
+        garp_refresh: g.garp_refresh.as_ref().map(|(d, _)| *d),
+        state_master: None,
+    };
 
     for c in cx.needs_block(s) {
         let kw = c.keyword.as_str();
@@ -725,7 +842,7 @@ fn vrrp_instance(
         }
         match kw {
             "state" => match cx.value(c) {
-                Some("MASTER") => state_master = Some(c),
+                Some("MASTER") => f.state_master = Some(c),
                 Some("BACKUP") | None => {}
                 Some(other) => cx.warn(
                     c,
@@ -734,94 +851,59 @@ fn vrrp_instance(
             },
             "interface" => {
                 if let Some(v) = cx.value(c) {
-                    interface = Some(v.to_owned());
+                    f.interface = Some(v.to_owned());
                     cx.origin(key("interface"), c);
                 }
             }
             "virtual_router_id" => {
                 if let Some(n) = cx.int(c) {
-                    vrid = Some(n);
+                    f.vrid = Some(n);
                     cx.origin(key("vrid"), c);
                 }
             }
             "priority" => {
                 if let Some(n) = cx.int(c) {
-                    priority = n;
+                    f.priority = n;
                     cx.origin(key("priority"), c);
                 }
             }
             "advert_int" => {
                 if let Some(d) = cx.seconds(c) {
-                    advert = d;
+                    f.advert = d;
                     cx.origin(key("advert_interval"), c);
                 }
             }
             "version" => {
                 if let Some(n) = cx.int(c) {
-                    version = Some((n, c));
+                    f.version = Some((n, c));
                     cx.origin(key("version"), c);
                 }
             }
-            "nopreempt" => preempt = false,
-            "preempt" => preempt = true,
+            "nopreempt" => f.preempt = false,
+            "preempt" => f.preempt = true,
             "preempt_delay" => {
                 if let Some(d) = cx.seconds(c) {
-                    preempt_delay = Some(d);
+                    f.preempt_delay = Some(d);
                     cx.origin(key("preempt_delay"), c);
                 }
             }
-            "authentication" => auth = Some(c),
-            "virtual_ipaddress" => vip_blocks.push(c),
+            "authentication" => f.auth = Some(c),
+            "virtual_ipaddress" => f.vip_blocks.push(c),
             "unicast_src_ip" | "mcast_src_ip" => {
                 // keepalived treats the two as one: the adverts' source address.
                 if let Some(v) = cx.value(c)
                     && let Some(ip) = cx.ip(c, v)
                 {
-                    src_ip = Some(ip.to_string());
+                    f.src_ip = Some(ip.to_string());
                     cx.origin(key("unicast_src_ip"), c);
                 }
             }
-            "unicast_peer" => {
-                for p in cx.needs_block(c) {
-                    let Some(ip) = cx.ip(p, &p.keyword) else {
-                        continue;
-                    };
-                    cx.origin_in(key(&format!("unicast_peers[{}]", peers.len())), p, kw);
-                    peers.push(ip.to_string());
-                    if !p.args.is_empty() {
-                        cx.warn_at(
-                            &p.at,
-                            "unicast_peer",
-                            format!("{}: {}: {}", p.keyword, p.args.join(" "), reason("min_ttl")),
-                        );
-                    }
-                }
-            }
+            "unicast_peer" => unicast_peers(cx, c, index, &mut f.peers),
             "check_unicast_src" => {
                 // splitguard always accepts unicast adverts only from unicast_peers.
             }
-            "track_script" => script_refs.extend(cx.needs_block(c)),
-            "track_interface" => {
-                for t in cx.needs_block(c) {
-                    cx.origin_in(
-                        key(&format!("track_interfaces[{}]", track_interfaces.len())),
-                        t,
-                        kw,
-                    );
-                    track_interfaces.push(t.keyword.clone());
-                    if !t.args.is_empty() && t.args != ["weight", "0"] {
-                        cx.warn_at(
-                            &t.at,
-                            "track_interface",
-                            format!(
-                                "{}: {}: not carried: splitguard puts the instance in FAULT when a tracked interface goes down (keepalived's weight 0)",
-                                t.keyword,
-                                t.args.join(" ")
-                            ),
-                        );
-                    }
-                }
-            }
+            "track_script" => f.script_refs.extend(cx.needs_block(c)),
+            "track_interface" => track_interfaces(cx, c, index, &mut f.track_interfaces),
             "notify" | "notify_master" | "notify_backup" | "notify_fault" | "notify_stop" => {
                 let slot = match kw {
                     "notify" => 0,
@@ -831,58 +913,88 @@ fn vrrp_instance(
                     _ => 4,
                 };
                 if let Some(argv) = script_argv(cx, c) {
-                    notify[slot] = Some(argv);
+                    f.notify[slot] = Some(argv);
                     cx.origin(key(kw), c);
                 }
             }
             "garp_master_repeat" => {
                 if let Some(n) = cx.int(c) {
-                    garp_repeat = Some(n);
+                    f.garp_repeat = Some(n);
                     cx.origin(key("garp_repeat"), c);
                 }
             }
             "garp_master_refresh" => {
                 if let Some(d) = cx.seconds(c) {
-                    garp_refresh = Some(d);
+                    f.garp_refresh = Some(d);
                     cx.origin(key("garp_refresh"), c);
                 }
             }
             _ => cx.not_carried(c),
         }
     }
+    f
+}
 
-    let Some(interface) = interface else {
-        cx.error(
-            s,
-            format!("{name}: no interface (keepalived needs one too)"),
+/// A `unicast_peer` block: one address per line, appended to `peers`.
+fn unicast_peers(cx: &mut Cx, c: &Statement, index: usize, peers: &mut Vec<String>) {
+    for p in cx.needs_block(c) {
+        let Some(ip) = cx.ip(p, &p.keyword) else {
+            continue;
+        };
+        cx.origin_in(
+            instance_key(index, &format!("unicast_peers[{}]", peers.len())),
+            p,
+            &c.keyword,
         );
-        return (None, Vec::new());
-    };
-    let Some(vrid) = vrid else {
-        cx.error(
-            s,
-            format!("{name}: no virtual_router_id (keepalived needs one too)"),
-        );
-        return (None, Vec::new());
-    };
-
-    if let Some(c) = state_master {
-        cx.warn(
-            c,
-            format!(
-                "MASTER: not carried: splitguard has no initial state; every node starts as BACKUP and the highest priority wins the election (this one has {priority})"
-            ),
-        );
+        peers.push(ip.to_string());
+        if !p.args.is_empty() {
+            cx.warn_at(
+                &p.at,
+                "unicast_peer",
+                format!("{}: {}: {}", p.keyword, p.args.join(" "), reason("min_ttl")),
+            );
+        }
     }
+}
 
-    // VIPs, their labels and devices.
+/// A `track_interface` block: one interface per line, appended to `out`.
+fn track_interfaces(cx: &mut Cx, c: &Statement, index: usize, out: &mut Vec<String>) {
+    for t in cx.needs_block(c) {
+        cx.origin_in(
+            instance_key(index, &format!("track_interfaces[{}]", out.len())),
+            t,
+            &c.keyword,
+        );
+        out.push(t.keyword.clone());
+        if !t.args.is_empty() && t.args != ["weight", "0"] {
+            cx.warn_at(
+                &t.at,
+                "track_interface",
+                format!(
+                    "{}: {}: not carried: splitguard puts the instance in FAULT when a tracked interface goes down (keepalived's weight 0)",
+                    t.keyword,
+                    t.args.join(" ")
+                ),
+            );
+        }
+    }
+}
+
+/// The instance's VIPs from its `virtual_ipaddress` blocks, and the one label
+/// they can share.
+fn instance_vips(
+    cx: &mut Cx,
+    vip_blocks: &[&Statement],
+    interface: &str,
+    index: usize,
+) -> (Vec<String>, Option<String>) {
     let mut vips: Vec<String> = Vec::new();
     let mut labels: Vec<(Option<String>, &Statement)> = Vec::new();
-    for block in &vip_blocks {
+    for block in vip_blocks {
         for v in cx.needs_block(block) {
-            if let Some((vip, label)) = vip_line(cx, v, &interface) {
+            if let Some((vip, label)) = vip_line(cx, v, interface) {
                 cx.origin_in(
-                    key(&format!("vips[{}]", vips.len())),
+                    instance_key(index, &format!("vips[{}]", vips.len())),
                     v,
                     "virtual_ipaddress",
                 );
@@ -891,12 +1003,20 @@ fn vrrp_instance(
             }
         }
     }
-    let vip_label = choose_label(cx, &labels, &interface);
+    let vip_label = choose_label(cx, &labels, interface);
     if let Some((_, at)) = labels.iter().find(|(l, _)| l.is_some()) {
-        cx.origin_in(key("vip_label"), at, "virtual_ipaddress");
+        cx.origin_in(instance_key(index, "vip_label"), at, "virtual_ipaddress");
     }
+    (vips, vip_label)
+}
 
-    // Version: the instance's, else the global one, else 2; IPv6 VIPs force 3.
+/// Version: the instance's, else the global one, else 2; IPv6 VIPs force 3.
+fn instance_version(
+    cx: &mut Cx,
+    version: Option<(i64, &Statement)>,
+    g: &Globals,
+    vips: &[String],
+) -> i64 {
     let explicit = version.map(|(n, _)| n).or(g.version);
     let mut version_number = explicit.unwrap_or(2);
     let ipv6 = vips.iter().any(|v| v.contains(':'));
@@ -909,49 +1029,7 @@ fn vrrp_instance(
         }
         version_number = 3;
     }
-
-    let auth_pass = authentication(cx, auth, version_number).map(|(pass, at)| {
-        cx.origin(key("auth_pass"), at);
-        pass
-    });
-
-    let mut refs = Vec::new();
-    for r in script_refs {
-        track_script_ref(cx, r, scripts, &mut refs);
-    }
-
-    let [
-        notify,
-        notify_master,
-        notify_backup,
-        notify_fault,
-        notify_stop,
-    ] = notify;
-    let out = OutInstance {
-        name,
-        interface,
-        vrid,
-        priority,
-        advert_interval: format_duration(advert),
-        version: version_number,
-        preempt,
-        preempt_delay: preempt_delay.map(format_duration),
-        auth_pass,
-        vips,
-        vip_label,
-        unicast_src_ip: src_ip,
-        unicast_peers: peers,
-        track_scripts: Vec::new(),
-        track_interfaces,
-        notify,
-        notify_master,
-        notify_backup,
-        notify_fault,
-        notify_stop,
-        garp_repeat,
-        garp_refresh: garp_refresh.map(format_duration),
-    };
-    (Some(out), refs)
+    version_number
 }
 
 /// Instance keywords that take values, not blocks.

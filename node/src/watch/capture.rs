@@ -9,7 +9,7 @@ use std::os::fd::AsRawFd;
 
 use nix::sys::socket::{LinkAddr, recvfrom};
 use socket2::{Domain, Protocol, SockAddr, SockAddrStorage, SockFilter, Socket, Type};
-use splitguard_watchdog::classify::{AdvertSeen, AuthSeen};
+use splitguard_watchdog::core::classify::{AdvertSeen, AuthSeen};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 

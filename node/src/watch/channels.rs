@@ -3,12 +3,12 @@
 
 use std::sync::Arc;
 
-use splitguard_watchdog::channels::{
+use splitguard_watchdog::core::secret::Secret;
+use splitguard_watchdog::io::channels::{
     AlertmanagerChannel, AlertmanagerSpec, Channel, GatewayMethod, HttpSmsChannel, HttpSmsSpec,
     MailChannel, MailSpec, PagerdutyChannel, PagerdutySpec, SendError, SmtpTls, TwilioChannel,
     TwilioSpec, WebhookChannel, WebhookSpec,
 };
-use splitguard_watchdog::secret::Secret;
 
 use crate::config::{self, Config, HttpMethod, Sms, Tls};
 

@@ -23,10 +23,12 @@ use crate::net::arp::ArpRepr;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use splitguard_vrrp::gate::format_mac;
-use splitguard_watchdog::classify::{AdvertSeen, Classifier, ClassifierConfig, Output, WatchedVip};
-use splitguard_watchdog::dispatch::{Delivery, Dispatcher, Outcome};
-use splitguard_watchdog::engine::{ChannelInfo, Engine, EngineConfig, EngineState, Raise};
-use splitguard_watchdog::spool::Spool;
+use splitguard_watchdog::core::classify::{
+    AdvertSeen, Classifier, ClassifierConfig, Output, WatchedVip,
+};
+use splitguard_watchdog::core::engine::{ChannelInfo, Engine, EngineConfig, EngineState, Raise};
+use splitguard_watchdog::io::dispatch::{Delivery, Dispatcher, Outcome};
+use splitguard_watchdog::io::spool::Spool;
 use tracing::{debug, info, warn};
 
 use crate::config::Config;
@@ -81,7 +83,7 @@ pub struct Watcher {
     /// Ack-by-reply, when `[reply]` is configured.
     replies: Option<reply::ReplyDesk>,
     /// The senders, also for reply confirmations.
-    channels: Vec<Arc<splitguard_watchdog::channels::Channel>>,
+    channels: Vec<Arc<splitguard_watchdog::io::channels::Channel>>,
     /// `owners` requests from the control socket, answered when their probe
     /// round ends.
     owner_waiters: Vec<(
@@ -122,7 +124,7 @@ impl Watcher {
         vips: Vec<WatchedVip>,
         sites: Vec<VipSite>,
         arp: BTreeMap<u32, Arc<ArpSocket>>,
-        reports: tokio::sync::mpsc::UnboundedSender<splitguard_watchdog::dispatch::Delivery>,
+        reports: tokio::sync::mpsc::UnboundedSender<splitguard_watchdog::io::dispatch::Delivery>,
     ) -> anyhow::Result<Watcher> {
         let spool = Arc::new(
             Spool::open(&cfg.state_dir)
@@ -415,17 +417,18 @@ pub fn delivery_event(d: &Delivery) -> Event {
 /// status, so its answer channel goes nowhere.
 pub async fn start_reply_listener(
     cfg: &Config,
-) -> anyhow::Result<Option<tokio::sync::mpsc::Receiver<splitguard_watchdog::reply::http::ReplyEvent>>>
-{
-    use splitguard_watchdog::reply::http::ReplyEvent;
-    use splitguard_watchdog::reply::imap::{
+) -> anyhow::Result<
+    Option<tokio::sync::mpsc::Receiver<splitguard_watchdog::io::reply::http::ReplyEvent>>,
+> {
+    use splitguard_watchdog::io::reply::http::ReplyEvent;
+    use splitguard_watchdog::io::reply::imap::{
         ImapSpec, ImapTls, PollerOptions, spawn_mailbox_poller_with,
     };
     let Some(r) = &cfg.reply else { return Ok(None) };
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     if let Some(addr) = r.listen {
-        let app = splitguard_watchdog::reply::http::router(
-            splitguard_watchdog::reply::http::HttpSpec {
+        let app = splitguard_watchdog::io::reply::http::router(
+            splitguard_watchdog::io::reply::http::HttpSpec {
                 public_url: r.public_url.as_ref().map(|u| u.as_str().to_owned()),
                 twilio_auth_token: r.twilio_auth_token.clone(),
                 generic_secret: r.generic_secret.clone(),
@@ -435,18 +438,18 @@ pub async fn start_reply_listener(
         // Loaded before binding, so a bad certificate or key stops the start.
         let tls = r
             .tls()
-            .map(|files| splitguard_watchdog::listener::load_tls(&files))
+            .map(|files| splitguard_watchdog::io::listener::load_tls(&files.into()))
             .transpose()
             .context("reply.tls_cert/tls_key")?;
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("reply listener on {addr}"))?;
         info!(%addr, tls = tls.is_some(), "reply listener up");
-        tokio::spawn(splitguard_watchdog::listener::serve(
+        tokio::spawn(splitguard_watchdog::io::listener::serve(
             listener,
             app,
             tls,
-            splitguard_watchdog::listener::Limits::default(),
+            splitguard_watchdog::io::listener::Limits::default(),
         ));
     }
     if let Some(m) = &r.imap {
@@ -490,7 +493,7 @@ pub async fn start_reply_listener(
 
 impl Watcher {
     /// Audits a reply the listener refused before a decision (signature, rate).
-    pub fn audit_refused(&mut self, rec: splitguard_watchdog::reply::gate::AuditRecord) {
+    pub fn audit_refused(&mut self, rec: splitguard_watchdog::core::reply::gate::AuditRecord) {
         if let Some(desk) = self.replies.as_mut() {
             desk.audit(rec);
         }

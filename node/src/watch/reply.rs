@@ -11,10 +11,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::Utc;
-use splitguard_watchdog::channels::Channel;
-use splitguard_watchdog::reply::gate::{AuditRecord, Refusal, ReplyGate, ReplyRules};
-use splitguard_watchdog::reply::parse::{self, Command, HELP};
-use splitguard_watchdog::reply::{InboundReply, Via};
+use splitguard_watchdog::core::reply::gate::{AuditRecord, Refusal, ReplyGate, ReplyRules};
+use splitguard_watchdog::core::reply::parse::{self, Command, HELP};
+use splitguard_watchdog::core::reply::{InboundReply, Via};
+use splitguard_watchdog::io::channels::Channel;
 use tracing::{info, warn};
 
 use super::Watcher;
@@ -106,7 +106,7 @@ impl Watcher {
             reply
                 .refers_to
                 .iter()
-                .any(|r| splitguard_watchdog::channels::mail::refers_to_incident(r, &o.id))
+                .any(|r| splitguard_watchdog::core::message_id::refers_to_incident(r, &o.id))
                 .then(|| o.code.clone())
         })
     }

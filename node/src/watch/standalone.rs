@@ -9,8 +9,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::net::arp::ArpRepr;
 use anyhow::{Context, bail};
-use splitguard_watchdog::classify::{AdvertSeen, ExpectedRole, WatchedVip};
-use splitguard_watchdog::dispatch::Delivery;
+use splitguard_watchdog::core::classify::{AdvertSeen, ExpectedRole, WatchedVip};
+use splitguard_watchdog::io::dispatch::Delivery;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
@@ -23,7 +23,7 @@ use crate::net::arp_socket::ArpSocket;
 use crate::net::netlink::{self, NetEvent, Netlink};
 use crate::notify::events::{Event, EventSink, unix_ms};
 use crate::status::Status;
-use splitguard_watchdog::reply::http::ReplyEvent;
+use splitguard_watchdog::io::reply::http::ReplyEvent;
 
 const DRAIN_BOUND: Duration = Duration::from_secs(5);
 /// Bound on DEMOTE/RESUME commands.
@@ -33,7 +33,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     if cfg.watches.is_empty() {
         bail!("no [[watch]] entries: nothing to watch (add vip, interface, role)");
     }
-    splitguard_watchdog::channels::install_crypto_provider();
+    splitguard_watchdog::io::channels::install_crypto_provider();
     let (control, events) = crate::control::open_outputs(&cfg).await?;
     let nl = Netlink::connect().context("open netlink")?;
     let mut net_events = netlink::subscribe().context("subscribe to netlink events")?;

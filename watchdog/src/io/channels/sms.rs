@@ -39,8 +39,8 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use super::{Receipt, SendError, error_text, http_client, join_path, url_secrets};
-use crate::alert::Alert;
-use crate::secret::Secret;
+use crate::core::alert::Alert;
+use crate::core::secret::Secret;
 
 /// How many notifications each SMS channel remembers per-recipient outcomes for.
 pub const REMEMBERED_NOTIFICATIONS: usize = 256;
@@ -155,12 +155,7 @@ pub fn twilio_failure(
 
 impl TwilioChannel {
     pub fn new(spec: TwilioSpec) -> Result<Self, SendError> {
-        if spec.to.is_empty() {
-            return Err(SendError::permanent(format!(
-                "sms {}: no recipients",
-                spec.name
-            )));
-        }
+        require_recipients(&format!("sms {}", spec.name), &spec.to)?;
         let messages_url = twilio_messages_url(&spec.api_url, &spec.account_sid)?;
         Ok(TwilioChannel {
             client: http_client(spec.timeout)?,
@@ -172,16 +167,7 @@ impl TwilioChannel {
 
     /// One message per recipient not yet served; the receipt lists the SIDs.
     pub async fn send(&self, alert: &Alert) -> Result<Receipt, SendError> {
-        let what = format!("sms {} (Twilio)", self.spec.name);
-        let text = alert.sms_text();
-        fan_out(
-            &what,
-            &self.log,
-            &alert.idempotency_key,
-            &self.spec.to,
-            |to| self.send_one(to, &text),
-        )
-        .await
+        send_alert(self, alert).await
     }
 
     /// One text to one number (alerts fan out over this; reply confirmations
@@ -310,9 +296,7 @@ pub fn gateway_body(template: &str, to: &str, text: &str) -> (String, &'static s
 impl HttpSmsChannel {
     pub fn new(spec: HttpSmsSpec) -> Result<Self, SendError> {
         let what = format!("sms {} (HTTP gateway)", spec.name);
-        if spec.to.is_empty() {
-            return Err(SendError::permanent(format!("{what}: no recipients")));
-        }
+        require_recipients(&what, &spec.to)?;
         // A template that cannot make a URL fails now, not at the first page.
         gateway_url(spec.url_template.expose(), "+15550000000", "test")
             .map_err(|e| SendError::permanent(format!("{what}: {e}")))?;
@@ -324,16 +308,7 @@ impl HttpSmsChannel {
     }
 
     pub async fn send(&self, alert: &Alert) -> Result<Receipt, SendError> {
-        let what = format!("sms {} (HTTP gateway)", self.spec.name);
-        let text = alert.sms_text();
-        fan_out(
-            &what,
-            &self.log,
-            &alert.idempotency_key,
-            &self.spec.to,
-            |to| self.send_one(to, &text),
-        )
-        .await
+        send_alert(self, alert).await
     }
 
     /// One text to one number (alerts fan out over this; reply confirmations
@@ -386,6 +361,69 @@ fn key_like_runs(template: &str) -> Vec<String> {
         .filter(|run| run.len() >= 12)
         .map(str::to_owned)
         .collect()
+}
+
+// ------------------------------------------------------ what both share
+
+/// A channel's refusal to be built without recipients: `{what}: no recipients`.
+fn require_recipients(what: &str, to: &[String]) -> Result<(), SendError> {
+    if to.is_empty() {
+        return Err(SendError::permanent(format!("{what}: no recipients")));
+    }
+    Ok(())
+}
+
+/// What [`send_alert`] needs of an SMS channel: its name in errors, its
+/// recipients, its per-recipient memory and one text to one number.
+trait SmsSender {
+    fn what(&self) -> String;
+    fn recipients(&self) -> &[String];
+    fn log(&self) -> &Mutex<DeliveryLog>;
+    async fn send_to(&self, to: &str, text: &str) -> Result<Option<String>, SendError>;
+}
+
+impl SmsSender for TwilioChannel {
+    fn what(&self) -> String {
+        format!("sms {} (Twilio)", self.spec.name)
+    }
+    fn recipients(&self) -> &[String] {
+        &self.spec.to
+    }
+    fn log(&self) -> &Mutex<DeliveryLog> {
+        &self.log
+    }
+    async fn send_to(&self, to: &str, text: &str) -> Result<Option<String>, SendError> {
+        self.send_one(to, text).await
+    }
+}
+
+impl SmsSender for HttpSmsChannel {
+    fn what(&self) -> String {
+        format!("sms {} (HTTP gateway)", self.spec.name)
+    }
+    fn recipients(&self) -> &[String] {
+        &self.spec.to
+    }
+    fn log(&self) -> &Mutex<DeliveryLog> {
+        &self.log
+    }
+    async fn send_to(&self, to: &str, text: &str) -> Result<Option<String>, SendError> {
+        self.send_one(to, text).await
+    }
+}
+
+/// Both channels' `send`: the alert's SMS line to every recipient not yet
+/// served for this notification, in configured order.
+async fn send_alert(channel: &impl SmsSender, alert: &Alert) -> Result<Receipt, SendError> {
+    let text = alert.sms_text();
+    fan_out(
+        &channel.what(),
+        channel.log(),
+        &alert.idempotency_key,
+        channel.recipients(),
+        |to| channel.send_to(to, &text),
+    )
+    .await
 }
 
 // ------------------------------------------------- per-recipient outcomes

@@ -28,7 +28,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::{Receipt, SendError, error_text, http_client, join_path};
-use crate::alert::{Alert, AlertStatus, rfc3339};
+use crate::core::alert::{Alert, AlertStatus, rfc3339};
 
 /// A day: long enough to outlast any repeat interval, short enough that an alert
 /// whose resolution was lost (the node died for good) leaves Alertmanager.
@@ -180,7 +180,7 @@ impl AlertmanagerChannel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::channels::testing::sample;
+    use crate::core::alert::testing::sample;
 
     #[test]
     fn firing_alert_has_labels_annotations_and_a_future_end() {

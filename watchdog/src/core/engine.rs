@@ -31,8 +31,8 @@ use std::net::IpAddr;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::alert::{Alert, AlertStatus};
-use crate::incident::{IncidentKind, Severity};
+use crate::core::alert::{Alert, AlertStatus};
+use crate::core::incident::{IncidentKind, Severity};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChannelInfo {
@@ -131,9 +131,9 @@ pub struct EngineState {
     pub rng: u64,
     pub counter: u64,
     /// Notifications handed out with this state and not yet known to be in the
-    /// outbox: written by [`crate::spool::Spool::commit`] before it spools them
+    /// outbox: written by [`crate::io::spool::Spool::commit`] before it spools them
     /// and cleared after, so a crash in between loses none of them
-    /// ([`crate::spool::Spool::recover`] spools what is missing). Always empty in
+    /// ([`crate::io::spool::Spool::recover`] spools what is missing). Always empty in
     /// a running engine.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unspooled: Vec<UnspooledAlert>,

@@ -40,11 +40,9 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::{Receipt, SendError, install_crypto_provider};
-use crate::alert::{Alert, AlertStatus};
-use crate::secret::Secret;
-
-/// The right-hand side of every Message-ID we mint (RFC 2606: never a real host).
-pub const MESSAGE_ID_DOMAIN: &str = "splitguard.invalid";
+use crate::core::alert::{Alert, AlertStatus};
+use crate::core::message_id::{message_id, thread_root};
+use crate::core::secret::Secret;
 
 pub const HEADER_CODE: &str = "X-Splitguard-Code";
 pub const HEADER_INCIDENT: &str = "X-Splitguard-Incident";
@@ -216,63 +214,6 @@ fn classify(what: &str, e: &lettre::transport::smtp::Error) -> SendError {
     }
 }
 
-/// One Message-ID part: `[A-Za-z0-9_+=-]`, anything else as `_`.
-fn id_part(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '+' | '=') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
-/// The Message-ID of notification number `notification` of incident `incident`
-/// on channel `channel`, angle brackets included.
-pub fn message_id_for(incident: &str, notification: u32, channel: &str) -> String {
-    format!(
-        "<sg.{}.{notification}.{}@{MESSAGE_ID_DOMAIN}>",
-        id_part(incident),
-        id_part(channel)
-    )
-}
-
-/// This notification's Message-ID on `channel`.
-pub fn message_id(alert: &Alert, channel: &str) -> String {
-    message_id_for(&alert.id, alert.notification, channel)
-}
-
-/// The Message-ID the rest of an incident's mails on `channel` point at: its
-/// first page's.
-pub fn thread_root(incident: &str, channel: &str) -> String {
-    message_id_for(incident, 1, channel)
-}
-
-/// Whether `msg_id` (a Message-ID, In-Reply-To or References entry, brackets
-/// optional) is one of ours for `incident`, on any channel and notification.
-/// For the reply handler, which compares a reply's references with the open
-/// incidents.
-pub fn refers_to_incident(msg_id: &str, incident: &str) -> bool {
-    let inner = msg_id.trim().trim_start_matches('<').trim_end_matches('>');
-    let Some(local) = inner
-        .strip_suffix(MESSAGE_ID_DOMAIN)
-        .and_then(|l| l.strip_suffix('@'))
-    else {
-        return false;
-    };
-    let Some(rest) = local.strip_prefix("sg.") else {
-        return false;
-    };
-    // `{id}.{n}.{channel}`: the id part never contains a dot.
-    let mut parts = rest.rsplitn(3, '.');
-    let (Some(_channel), Some(n), Some(id)) = (parts.next(), parts.next(), parts.next()) else {
-        return false;
-    };
-    n.parse::<u32>().is_ok() && id == id_part(incident)
-}
-
 /// `Name: value` as a lettre raw header.
 fn raw(name: &'static str, value: impl Into<String>) -> HeaderValue {
     HeaderValue::new(HeaderName::new_from_ascii_str(name), value.into())
@@ -310,8 +251,8 @@ pub fn build_message(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::AlertStatus;
-    use crate::channels::testing::sample;
+    use crate::core::alert::AlertStatus;
+    use crate::core::alert::testing::sample;
 
     fn render(alert: &Alert) -> String {
         let from: Mailbox = "splitguard <sg@lb02.example>".parse().unwrap();
@@ -393,36 +334,18 @@ mod tests {
     }
 
     #[test]
-    fn message_id_parts_are_reduced_to_safe_characters() {
-        assert_eq!(
-            message_id_for("lb02.example.com-7", 2, "mail ops"),
-            "<sg.lb02_example_com-7.2.mail_ops@splitguard.invalid>"
-        );
-    }
-
-    #[test]
-    fn references_are_matched_back_to_incidents() {
-        let id = message_id_for("lb02-1", 4, "mail0");
-        assert!(refers_to_incident(&id, "lb02-1"));
-        assert!(refers_to_incident(id.trim_matches(['<', '>']), "lb02-1"));
-        assert!(!refers_to_incident(&id, "lb02-11"));
-        assert!(!refers_to_incident(&id, "lb02"));
-        assert!(refers_to_incident(
-            &thread_root("lb02.example-3", "m"),
-            "lb02.example-3"
-        ));
-        assert!(!refers_to_incident(
-            "<sg.lb02-1.x.mail0@splitguard.invalid>",
-            "lb02-1"
-        ));
-        assert!(!refers_to_incident(
-            "<lb02-1.1.mail0@splitguard.invalid>",
-            "lb02-1"
-        ));
-        assert!(!refers_to_incident(
-            "<sg.lb02-1.1.mail0@example.com>",
-            "lb02-1"
-        ));
+    fn our_own_alerts_are_skipped_as_replies() {
+        // What the mail channel sends, looped back into the reply mailbox.
+        use crate::core::reply::mail_parse::{Skip, parse_reply};
+        let at: chrono::DateTime<chrono::Utc> = "2026-11-25T00:20:00Z".parse().unwrap();
+        let alert = sample();
+        let from: Mailbox = "splitguard <sg@lb02.example>".parse().unwrap();
+        let to = vec!["replies@example.com".parse().unwrap()];
+        let m = build_message("mail0", &from, &to, &alert).unwrap();
+        match parse_reply(&m.formatted(), "x", at) {
+            Err(Skip::Automatic(w)) => assert!(w.contains("auto-generated"), "{w}"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@ use subtle::ConstantTimeEq;
 
 use super::parse::{self, Command, ParseError, Parsed};
 use super::{InboundReply, Via};
-use crate::secret::Secret;
+use crate::core::secret::Secret;
 
 /// How many source references are remembered for deduplication.
 const SEEN_MAX: usize = 4096;

@@ -15,7 +15,7 @@
 //! 2. For each: `UID FETCH (UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[]<0.N>)`
 //!    (PEEK: nothing changes on the server before the reply is handed on; at
 //!    most [`PollerOptions::max_message_bytes`] bytes, replies are short), parse
-//!    it ([`super::mail_parse`]), hand it on (or log why not: machine-sent mail,
+//!    it ([`crate::core::reply::mail_parse`]), hand it on (or log why not: machine-sent mail,
 //!    no sender), then `UID STORE +FLAGS.SILENT (\Seen $SplitguardHandled)`.
 //!    Handing on comes before marking: a crash or a lost connection in between
 //!    hands the reply on again after the restart (at least once; its
@@ -62,9 +62,9 @@ use tokio::task::JoinHandle;
 use tokio_rustls::client::TlsStream;
 use tracing::Instrument;
 
-use super::InboundReply;
-use super::mail_parse::parse_reply;
-use crate::secret::Secret;
+use crate::core::reply::InboundReply;
+use crate::core::reply::mail_parse::parse_reply;
+use crate::core::secret::Secret;
 
 /// The keyword a handled mail gets (with `\Seen`).
 pub const HANDLED_KEYWORD: &str = "$SplitguardHandled";
@@ -779,7 +779,7 @@ async fn bounded<T>(
 /// rustls with ring (the project's one provider) and the platform's roots.
 fn tls_connector() -> Result<tokio_rustls::TlsConnector, ImapError> {
     use rustls_platform_verifier::BuilderVerifierExt;
-    crate::channels::install_crypto_provider();
+    crate::io::channels::install_crypto_provider();
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))

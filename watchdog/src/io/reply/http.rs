@@ -33,10 +33,10 @@ use subtle::ConstantTimeEq;
 use tokio::sync::{mpsc, oneshot};
 use tracing::warn;
 
-use super::gate::{AuditRecord, normalize_sender};
-use super::{InboundReply, Via};
-use crate::channels::webhook::{HEADER_SIGNATURE, HEADER_TIMESTAMP, signature};
-use crate::secret::Secret;
+use crate::core::reply::gate::{AuditRecord, normalize_sender};
+use crate::core::reply::{InboundReply, Via};
+use crate::core::secret::Secret;
+use crate::io::channels::webhook::{HEADER_SIGNATURE, HEADER_TIMESTAMP, signature};
 
 /// Bodies beyond this are refused (an SMS webhook is a few hundred bytes).
 pub const BODY_LIMIT: usize = 16 * 1024;
@@ -228,7 +228,10 @@ impl Shared {
             via,
             from: normalize_sender(from),
             reference: reference.to_owned(),
-            text: super::parse::redact_pins(text).chars().take(200).collect(),
+            text: crate::core::reply::parse::redact_pins(text)
+                .chars()
+                .take(200)
+                .collect(),
             accepted: false,
             command: None,
             code: None,

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::incident::{IncidentKind, Severity};
+use crate::core::incident::{IncidentKind, Severity};
 
 /// Where an incident stands in this notification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -217,7 +217,7 @@ mod tests {
 
     /// The shared test alert (channels use it too).
     fn sample() -> Alert {
-        crate::channels::testing::sample()
+        crate::core::alert::testing::sample()
     }
 
     #[test]
@@ -261,5 +261,34 @@ mod tests {
             "[SG-4821] CRITICAL split_brain VIP 10.0.0.3 on lb02"
         );
         assert!(sample().mail_body().contains("4821 DEMOTE"));
+    }
+}
+
+/// A sample alert for the tests of every module that renders or sends one.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::{Alert, AlertStatus};
+    use crate::core::incident::{IncidentKind, Severity};
+
+    /// A first page for a split brain on lb02 (the shape the engine produces).
+    pub fn sample() -> Alert {
+        let t: chrono::DateTime<chrono::Utc> = "2026-11-25T00:15:00.250Z".parse().unwrap();
+        Alert {
+            id: "lb02-1".into(),
+            status: AlertStatus::Firing,
+            kind: IncidentKind::SplitBrain,
+            severity: Severity::Critical,
+            node: "lb02".into(),
+            instance: Some("VI_1".into()),
+            vip: Some("10.0.0.3".parse().unwrap()),
+            owners: vec!["02:00:00:00:00:05".into(), "02:00:00:00:00:06".into()],
+            cause: "VIP 10.0.0.3 is on lb02 and 02:00:00:00:00:05 answers ARP for it too".into(),
+            code: "4821".into(),
+            at: t,
+            started_at: t,
+            notification: 1,
+            idempotency_key: "lb02-1-firing-1-chan".into(),
+            acked_by: None,
+        }
     }
 }

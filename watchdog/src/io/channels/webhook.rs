@@ -9,8 +9,8 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 use super::{Receipt, SendError, http_client};
-use crate::alert::Alert;
-use crate::secret::Secret;
+use crate::core::alert::Alert;
+use crate::core::secret::Secret;
 
 pub const HEADER_IDEMPOTENCY: &str = "Idempotency-Key";
 pub const HEADER_TIMESTAMP: &str = "X-Splitguard-Timestamp";

@@ -1,7 +1,8 @@
-//! Ack-by-reply: replies from the on-call, by SMS (a signed webhook) or by mail
-//! (an IMAP mailbox), in one shape for the parser and the authorization rules.
+//! Ack-by-reply, the pure half: replies from the on-call, by SMS (a signed
+//! webhook) or by mail (an IMAP mailbox), in one shape for the parser and the
+//! authorization rules; the language, the gate and mail parsing. The
+//! transports that receive them are in [`crate::io::reply`].
 
-pub mod imap;
 pub mod mail_parse;
 
 use chrono::{DateTime, Utc};
@@ -38,5 +39,4 @@ pub struct InboundReply {
 }
 
 pub mod gate;
-pub mod http;
 pub mod parse;

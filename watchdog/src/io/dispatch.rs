@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
-use crate::channels::Channel;
-use crate::spool::{OutboxEntry, Spool};
+use crate::io::channels::Channel;
+use crate::io::spool::{OutboxEntry, Spool};
 
 /// First retry delay; doubles per failure up to [`BACKOFF_MAX`].
 const BACKOFF_START: Duration = Duration::from_millis(500);
@@ -55,7 +55,7 @@ impl Dispatcher {
         spool: Arc<Spool>,
         channels: Vec<Arc<Channel>>,
         reports: mpsc::UnboundedSender<Delivery>,
-    ) -> Result<Dispatcher, crate::spool::SpoolError> {
+    ) -> Result<Dispatcher, crate::io::spool::SpoolError> {
         let mut queues = Vec::new();
         for ch in channels {
             let (tx, rx) = mpsc::unbounded_channel();

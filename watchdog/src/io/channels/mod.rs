@@ -11,7 +11,7 @@ pub mod webhook;
 
 use std::time::Duration;
 
-use crate::alert::{Alert, AlertStatus};
+use crate::core::alert::{Alert, AlertStatus};
 
 pub use alertmanager::{AlertmanagerChannel, AlertmanagerSpec};
 pub use mail::{MailChannel, MailSpec, SmtpTls};
@@ -219,7 +219,7 @@ pub fn join_path(base: &url::Url, segments: &[&str]) -> Result<url::Url, SendErr
 fn describe(e: &reqwest::Error) -> String {
     let text = e.to_string();
     match e.url() {
-        Some(url) => text.replace(url.as_str(), &crate::secret::redact_url(url)),
+        Some(url) => text.replace(url.as_str(), &crate::core::secret::redact_url(url)),
         None => text,
     }
 }
@@ -306,33 +306,5 @@ mod tests {
         let msg = SendError::from_reqwest("webhook w", &e).message;
         assert!(msg.contains(&format!("127.0.0.1:{port}/hook?***")), "{msg}");
         assert!(!msg.contains("t0k3n") && !msg.contains("pa55word"), "{msg}");
-    }
-}
-
-#[cfg(test)]
-pub(crate) mod testing {
-    use crate::alert::{Alert, AlertStatus};
-    use crate::incident::{IncidentKind, Severity};
-
-    /// A first page for a split brain on lb02 (the shape the engine produces).
-    pub fn sample() -> Alert {
-        let t: chrono::DateTime<chrono::Utc> = "2026-11-25T00:15:00.250Z".parse().unwrap();
-        Alert {
-            id: "lb02-1".into(),
-            status: AlertStatus::Firing,
-            kind: IncidentKind::SplitBrain,
-            severity: Severity::Critical,
-            node: "lb02".into(),
-            instance: Some("VI_1".into()),
-            vip: Some("10.0.0.3".parse().unwrap()),
-            owners: vec!["02:00:00:00:00:05".into(), "02:00:00:00:00:06".into()],
-            cause: "VIP 10.0.0.3 is on lb02 and 02:00:00:00:00:05 answers ARP for it too".into(),
-            code: "4821".into(),
-            at: t,
-            started_at: t,
-            notification: 1,
-            idempotency_key: "lb02-1-firing-1-chan".into(),
-            acked_by: None,
-        }
     }
 }

@@ -27,8 +27,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-use crate::alert::Alert;
-use crate::engine::{EngineState, UnspooledAlert};
+use crate::core::alert::Alert;
+use crate::core::engine::{EngineState, UnspooledAlert};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpoolError {
@@ -307,8 +307,8 @@ impl Spool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::AlertStatus;
-    use crate::incident::{IncidentKind, Severity};
+    use crate::core::alert::AlertStatus;
+    use crate::core::incident::{IncidentKind, Severity};
 
     fn alert(key: &str) -> Alert {
         let t = "2026-11-25T00:00:00Z".parse().unwrap();

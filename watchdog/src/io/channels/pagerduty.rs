@@ -20,8 +20,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::{Receipt, SendError, error_text, http_client};
-use crate::alert::{Alert, AlertStatus, rfc3339};
-use crate::secret::Secret;
+use crate::core::alert::{Alert, AlertStatus, rfc3339};
+use crate::core::secret::Secret;
 
 pub const DEFAULT_EVENTS_URL: &str = "https://events.pagerduty.com/v2/enqueue";
 /// PagerDuty truncates longer summaries; we cut them ourselves.
@@ -140,7 +140,7 @@ impl PagerdutyChannel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::channels::testing::sample;
+    use crate::core::alert::testing::sample;
 
     #[test]
     fn trigger_carries_the_payload() {

@@ -435,7 +435,7 @@ mod tests {
 
     #[tokio::test]
     async fn https_round_trip_with_the_test_certificate_as_the_only_root() {
-        crate::channels::install_crypto_provider();
+        crate::io::channels::install_crypto_provider();
         let dir = tempfile::tempdir().expect("tempdir");
         let files = self_signed(dir.path());
         let addr = start(Some(load_tls(&files).expect("loads")), Limits::default()).await;

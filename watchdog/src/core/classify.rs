@@ -24,8 +24,8 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use crate::engine::Raise;
-use crate::incident::{IncidentKind, Severity};
+use crate::core::engine::Raise;
+use crate::core::incident::{IncidentKind, Severity};
 
 /// What the node is expected to be for a watched VIP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
