@@ -18,8 +18,8 @@ use splitguard_arbiter::hw_watchdog::HwWatchdog;
 use splitguard_arbiter::probe::{IcmpProber, ProbeResult, spawn_probe_loop};
 use splitguard_arbiter::reboot::{self, RebootDecision, RebootLedger, RebootLimits};
 use splitguard_arbiter::{
-    Incident, InstanceSpec, Isolation, OnIsolated, Policy, PolicyConfig, Role, Verdict,
-    yield_backoff,
+    Heartbeat, Incident, InstanceSpec, Isolation, OnIsolated, OwnershipRound,
+    PROBE_REQUESTS_PER_ROUND, Policy, PolicyConfig, Role, Verdict, yield_backoff,
 };
 use splitguard_vrrp::gate::format_mac;
 use splitguard_vrrp::instance::{Cause, State};
@@ -29,7 +29,6 @@ use std::os::unix::fs::DirBuilderExt;
 use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 
-use super::arbitration::{Heartbeat, OwnershipRound, PROBE_REQUESTS_PER_ROUND};
 use super::router::Router;
 use super::{Announcer, Daemon};
 

@@ -12,7 +12,6 @@
 //! second owner until the next transition.
 
 mod arbiter_link;
-mod arbitration;
 mod router;
 mod watcher_link;
 
