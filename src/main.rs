@@ -175,7 +175,7 @@ fn watch(path: &std::path::Path) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("start the async runtime")?;
-    rt.block_on(splitguard_node::watch::standalone::run(cfg))
+    rt.block_on(splitguard_node::daemon::watch(cfg))
 }
 
 /// Default control socket, as in the config's default.

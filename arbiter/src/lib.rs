@@ -2,16 +2,19 @@
 //!
 //! It owns reachability and ownership evidence and turns it into verdicts the VRRP
 //! core obeys (the core's claim gate, `splitguard_vrrp::gate`), and the limits on
-//! acting on them. The reachability debouncer, the policy and the reboot ledger's decision are pure; the
-//! I/O edges beside them are the ICMP prober (`probe`), the ledger's file store
-//! (`reboot`) and the hardware watchdog feeder (`hw_watchdog`).
+//! acting on them. The reachability debouncer, the per-instance evidence (heartbeat,
+//! ownership rounds: `evidence`), the policy and the reboot ledger's decision are
+//! pure; the I/O edges beside them are the ICMP prober (`probe`), the ledger's file
+//! store (`reboot`) and the hardware watchdog feeder (`hw_watchdog`).
 
+pub mod evidence;
 pub mod hw_watchdog;
 pub mod policy;
 pub mod probe;
 pub mod reachability;
 pub mod reboot;
 
+pub use evidence::{Heartbeat, OwnershipRound, PROBE_REQUESTS_PER_ROUND};
 pub use policy::{
     Incident, InstanceSpec, Isolation, OnIsolated, Policy, PolicyConfig, PolicyError, Role,
     Verdict, yield_backoff,

@@ -1,7 +1,7 @@
 //! splitguard-node: splitguard on one node. The configuration, the daemon
-//! (`daemon`: the event loop of `splitguard run`), the I/O edges (sockets, netlink,
-//! the ARP codec, processes), the watchdog's observers (`watch`, and `splitguard
-//! watch`), the control socket and status, `/metrics`, the monitoring checks and
+//! (`daemon`: the event loop of `splitguard run` and `splitguard watch`), the I/O
+//! edges (sockets, netlink, the ARP codec, processes), the watchdog's observers
+//! (`watch`), the control socket and status, `/metrics`, the monitoring checks and
 //! the keepalived importer. The decisions live in the pure cores it drives: the
 //! VRRP core (`splitguard_vrrp`), the arbiter's policy (`splitguard_arbiter`) and
 //! the watchdog's classifier and alert engine (`splitguard_watchdog`).

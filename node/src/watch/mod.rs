@@ -1,8 +1,9 @@
 //! The watchdog at work: it observes the watched VIPs (netlink address events,
 //! adverts and ARP seen on the segment, ownership probes), classifies what it
 //! sees, and pages through the alert engine, the durable spool and the channels.
-//! [`Watcher`] is the shared core; `splitguard watch` runs it standalone beside
-//! keepalived (`standalone.rs`), and `splitguard run` embeds it.
+//! [`Watcher`] is the shared core; the daemon (`crate::daemon`) drives it, beside
+//! its own VRRP instances in `splitguard run` and beside keepalived in
+//! `splitguard watch`.
 //!
 //! Detection is event-driven: a VIP arriving here is seen at once by netlink,
 //! and an ownership probe goes out at the same moment; another MAC answering for
@@ -12,7 +13,6 @@
 pub mod capture;
 pub mod channels;
 pub mod reply;
-pub mod standalone;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};

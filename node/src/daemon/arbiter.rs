@@ -1,8 +1,8 @@
-//! The daemon's side of the arbiter: it feeds the policy (probe results, heartbeat,
-//! ownership answers, roles) and carries out its verdicts on the state machines
-//! (claim gate, demotion, release), the reboot (ledger-limited, or logged with
-//! `--dry-run`), the hardware watchdog, and the incidents (logged and written to the
-//! event stream until the watchdog's alert engine takes them).
+//! Owns the arbiter at work in `run`: the policy and the evidence it is fed (probe
+//! results, per-instance heartbeats and ownership rounds, roles), the hardware
+//! watchdog and the reboot (ledger-limited, or logged with `--dry-run`). It carries
+//! the verdicts out on the instances (claim gate, demotion, release) and hands its
+//! incidents to the log, the event stream and the watcher's outbox.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
@@ -18,8 +18,8 @@ use splitguard_arbiter::hw_watchdog::HwWatchdog;
 use splitguard_arbiter::probe::{IcmpProber, ProbeResult, spawn_probe_loop};
 use splitguard_arbiter::reboot::{self, RebootDecision, RebootLedger, RebootLimits};
 use splitguard_arbiter::{
-    Incident, InstanceSpec, Isolation, OnIsolated, Policy, PolicyConfig, Role, Verdict,
-    yield_backoff,
+    Heartbeat, Incident, InstanceSpec, Isolation, OnIsolated, OwnershipRound,
+    PROBE_REQUESTS_PER_ROUND, Policy, PolicyConfig, Role, Verdict, yield_backoff,
 };
 use splitguard_vrrp::gate::format_mac;
 use splitguard_vrrp::instance::{Cause, State};
@@ -29,9 +29,9 @@ use std::os::unix::fs::DirBuilderExt;
 use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 
-use super::arbitration::{Heartbeat, OwnershipRound, PROBE_REQUESTS_PER_ROUND};
+use super::instances::{Announcer, Instances};
+use super::outputs::Outputs;
 use super::router::Router;
-use super::{Announcer, Daemon};
 
 /// How long the reboot command may take before it is reported as hung (the
 /// hardware watchdog, when configured, is the backstop).
@@ -44,7 +44,7 @@ const SETTLE_ROUNDS: usize = 8;
 /// The ledger `--dry-run` keeps beside the real one.
 const DRY_RUN_LEDGER_FILE: &str = "reboot-ledger.dry-run.jsonl";
 
-pub(super) struct Arb {
+pub(super) struct Arbiter {
     policy: Policy,
     cfg: config::Arbiter,
     heartbeats: Vec<Heartbeat>,
@@ -68,14 +68,14 @@ fn role_of(state: State) -> Role {
     }
 }
 
-impl Arb {
-    pub(super) fn new(
+impl Arbiter {
+    fn new(
         cfg: &config::Config,
         references: Vec<IpAddr>,
         routers: &[Router],
         now: Instant,
         dry_run: bool,
-    ) -> anyhow::Result<Arb> {
+    ) -> anyhow::Result<Arbiter> {
         let a = &cfg.arbiter;
         let policy = Policy::new(
             PolicyConfig {
@@ -108,7 +108,7 @@ impl Arb {
             )),
             None => None,
         };
-        Ok(Arb {
+        Ok(Arbiter {
             policy,
             cfg: a.clone(),
             heartbeats: routers.iter().map(|_| Heartbeat::new(now)).collect(),
@@ -176,21 +176,21 @@ impl Arb {
     }
 }
 
-impl Daemon {
+impl Arbiter {
     /// Starts the arbiter: resolves the references (the default gateway when none
     /// are configured), builds the policy, starts the ICMP probe loop and the ARP
     /// receivers that collect ownership answers.
-    pub(super) async fn start_arbiter(
-        &mut self,
+    pub(super) async fn start(
         cfg: &config::Config,
-        opts: super::Options,
+        dry_run: bool,
+        inst: &Instances,
         probes: mpsc::Sender<ProbeResult>,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<Arbiter> {
         let now = Instant::now();
         let mut references = cfg.arbiter.references.clone();
         if references.is_empty() {
-            for r in &self.routers {
-                match self.nl.default_gateway(r.ifindex).await {
+            for r in &inst.routers {
+                match inst.nl.default_gateway(r.ifindex).await {
                     Ok(Some(gw)) if !references.contains(&gw) => references.push(gw),
                     Ok(_) => {}
                     Err(e) => {
@@ -214,12 +214,12 @@ impl Daemon {
                 .create(&cfg.state_dir)
                 .with_context(|| format!("state_dir {}", cfg.state_dir.display()))?;
         }
-        let arb = Arb::new(cfg, references, &self.routers, now, opts.dry_run)?;
+        let arb = Arbiter::new(cfg, references, &inst.routers, now, dry_run)?;
         let targets = arb.probe_targets();
         if !targets.is_empty() {
             // Probes leave from the node's own address on the first IPv4 instance's
             // interface, never from a VIP (replies would go to the VIP's holder).
-            let source = self
+            let source = inst
                 .routers
                 .iter()
                 .find(|r| r.primary.is_ipv4())
@@ -234,23 +234,28 @@ impl Daemon {
             spawn_probe_loop(prober, targets, p.interval, p.timeout, probes)
                 .context("start the probe loop")?;
         }
-        self.arb = Some(arb);
-        Ok(())
+        Ok(arb)
     }
 
     /// A probe result for a reference or peer.
-    pub(super) async fn on_probe(&mut self, target: IpAddr, ok: bool, now: Instant) {
-        let Some(arb) = &mut self.arb else { return };
-        if let Err(e) = arb.policy.handle_probe(now, target, ok) {
+    pub(super) async fn on_probe(
+        &mut self,
+        p: ProbeResult,
+        now: Instant,
+        inst: &mut Instances,
+        out: &mut Outputs,
+    ) {
+        let target = p.target;
+        if let Err(e) = self.policy.handle_probe(now, target, p.ok) {
             warn!(%target, error = %e, "probe result not taken");
         }
-        self.settle(now).await;
+        self.settle(now, inst, out).await;
     }
 
     /// An accepted advert for router `i`: the master is alive.
-    pub(super) fn heard_master(&mut self, i: usize, now: Instant) {
-        let Some(arb) = &mut self.arb else { return };
-        let r = &self.routers[i];
+    pub(super) fn heard_master(&mut self, routers: &[Router], i: usize, now: Instant) {
+        let arb = self;
+        let r = &routers[i];
         // A master hears another router only while two advertise: VRRP settles it
         // by priority, so a probation (see the policy) ends too.
         let master = r.fsm.state() == State::Master;
@@ -268,9 +273,9 @@ impl Daemon {
 
     /// An ARP message on `ifindex` whose sender is not this node: evidence for any
     /// running ownership round that probes that address.
-    pub(super) fn on_arp(&mut self, ifindex: u32, arp: ArpRepr) {
-        let Some(arb) = &mut self.arb else { return };
-        for (i, r) in self.routers.iter().enumerate() {
+    pub(super) fn on_arp(&mut self, routers: &[Router], ifindex: u32, arp: &ArpRepr) {
+        let arb = self;
+        for (i, r) in routers.iter().enumerate() {
             if r.ifindex != ifindex || arp.sender_mac == r.mac {
                 continue;
             }
@@ -282,9 +287,14 @@ impl Daemon {
 
     /// Timers: overdue adverts, ownership rounds ending, the reboot deadline, the
     /// hardware watchdog.
-    pub(super) async fn arbiter_timers(&mut self, now: Instant) {
-        let Some(arb) = &mut self.arb else { return };
-        for (i, r) in self.routers.iter().enumerate() {
+    pub(super) async fn on_timers(
+        &mut self,
+        now: Instant,
+        inst: &mut Instances,
+        out: &mut Outputs,
+    ) {
+        let arb = &mut *self;
+        for (i, r) in inst.routers.iter().enumerate() {
             if r.fsm.state() == State::Backup
                 && arb.heartbeats[i].check(now, r.fsm.master_adver_interval())
             {
@@ -325,19 +335,16 @@ impl Daemon {
             }
             *due = now + WATCHDOG_FEED_EVERY;
         }
-        self.settle(now).await;
+        self.settle(now, inst, out).await;
     }
 
     /// Runs policy and state machines to a fixed point: roles in, verdicts out,
     /// the actions they cause, then starts the ownership rounds the policy wants.
-    pub(super) async fn settle(&mut self, now: Instant) {
-        if self.arb.is_none() {
-            return;
-        }
+    pub(super) async fn settle(&mut self, now: Instant, inst: &mut Instances, out: &mut Outputs) {
         for _ in 0..SETTLE_ROUNDS {
             let verdicts = {
-                let Some(arb) = &mut self.arb else { return };
-                for (i, r) in self.routers.iter().enumerate() {
+                let arb = &mut *self;
+                for (i, r) in inst.routers.iter().enumerate() {
                     let role = role_of(r.fsm.state());
                     if role != arb.roles[i] {
                         arb.roles[i] = role;
@@ -365,19 +372,19 @@ impl Daemon {
                 break;
             }
             for v in verdicts {
-                self.apply(v, now).await;
+                self.apply(v, now, inst, out).await;
             }
-            for i in 0..self.routers.len() {
-                self.run_actions(i, now).await;
+            for i in 0..inst.routers.len() {
+                inst.run_actions(i, now, out).await;
             }
         }
-        self.start_rounds(now).await;
+        self.start_rounds(now, inst).await;
     }
 
-    async fn start_rounds(&mut self, now: Instant) {
-        let Some(arb) = &mut self.arb else { return };
+    async fn start_rounds(&mut self, now: Instant, inst: &Instances) {
+        let arb = self;
         let mut requests: Vec<(u32, [u8; 6], Ipv4Addr, Vec<Ipv4Addr>)> = Vec::new();
-        for (i, r) in self.routers.iter().enumerate() {
+        for (i, r) in inst.routers.iter().enumerate() {
             let wants = arb
                 .policy
                 .wants_ownership_probe(now, &r.cfg.name)
@@ -398,7 +405,7 @@ impl Daemon {
             requests.push((r.ifindex, r.mac, src, vips));
         }
         for (ifindex, mac, src, vips) in requests {
-            let Some(Announcer::Arp(sock)) = self
+            let Some(Announcer::Arp(sock)) = inst
                 .ifaces
                 .get(&(ifindex, splitguard_vrrp::wire::Family::Ipv4))
                 .map(|f| &f.announcer)
@@ -415,124 +422,104 @@ impl Daemon {
         }
     }
 
-    /// An operator's DEMOTE (`hold`) or RESUME for router `i`: the claim gate
-    /// closes (through the arbiter when it runs) and a master releases its VIPs.
-    pub(super) fn set_manual_hold(&mut self, i: usize, hold: bool, now: Instant) {
-        let name = self.routers[i].cfg.name.clone();
-        match &mut self.arb {
-            Some(arb) => {
-                if let Err(e) = arb.policy.set_manual_hold(now, &name, hold) {
-                    warn!(instance = %name, error = %e, "hold not taken");
-                }
-            }
-            None => self.routers[i].fsm.set_claim_gate(
-                now,
-                if hold {
-                    splitguard_vrrp::gate::ClaimGate::Closed(
-                        splitguard_vrrp::gate::WithholdReason::ManualHold,
-                    )
-                } else {
-                    splitguard_vrrp::gate::ClaimGate::Open
-                },
-            ),
-        }
-        if hold {
-            self.routers[i].fsm.handle_release(now, Cause::Held);
+    /// An operator's DEMOTE (`hold`) or RESUME for instance `name`: the policy
+    /// closes its claim gate (or opens it again).
+    pub(super) fn set_manual_hold(&mut self, now: Instant, name: &str, hold: bool) {
+        if let Err(e) = self.policy.set_manual_hold(now, name, hold) {
+            warn!(instance = %name, error = %e, "hold not taken");
         }
     }
 
-    fn router_index(&self, name: &str) -> Option<usize> {
-        self.routers.iter().position(|r| r.cfg.name == name)
-    }
-
-    async fn apply(&mut self, v: Verdict, now: Instant) {
+    async fn apply(&mut self, v: Verdict, now: Instant, inst: &mut Instances, out: &mut Outputs) {
         match v {
             Verdict::Gate { instance, gate } => {
-                if let Some(i) = self.router_index(&instance) {
+                if let Some(i) = inst.router_index(&instance) {
                     debug!(instance = %instance, gate = ?gate, "claim gate");
-                    self.routers[i].fsm.set_claim_gate(now, gate);
+                    inst.routers[i].fsm.set_claim_gate(now, gate);
                 }
             }
             Verdict::Demotion { instance, weight } => {
-                if let Some(i) = self.router_index(&instance) {
+                if let Some(i) = inst.router_index(&instance) {
                     info!(instance = %instance, weight, "arbiter demotion");
-                    self.routers[i].fsm.set_demotion(now, weight);
+                    inst.routers[i].fsm.set_demotion(now, weight);
                 }
             }
             Verdict::Release { instance } => {
-                if let Some(i) = self.router_index(&instance) {
+                if let Some(i) = inst.router_index(&instance) {
                     warn!(instance = %instance, "isolated with no peer in reach: releasing the VIPs");
-                    self.routers[i].fsm.handle_release(now, Cause::Released);
+                    inst.routers[i].fsm.handle_release(now, Cause::Released);
                 }
             }
             Verdict::Yield { instance, vip, mac } => {
-                if let Some(i) = self.router_index(&instance) {
+                if let Some(i) = inst.router_index(&instance) {
                     warn!(
                         instance = %instance, %vip, mac = %format_mac(&mac),
                         "claimed from silence but the VIP still answers from another MAC: yielding to it"
                     );
-                    self.routers[i].fsm.handle_release(now, Cause::Yielded);
+                    inst.routers[i].fsm.handle_release(now, Cause::Yielded);
                 }
             }
-            Verdict::RebootDue => self.reboot().await,
-            Verdict::Raised(incident) => self.incident(&incident, true),
-            Verdict::Resolved(incident) => self.incident(&incident, false),
+            Verdict::RebootDue => self.reboot(out).await,
+            Verdict::Raised(incident) => incident_out(&incident, true, inst, out),
+            Verdict::Resolved(incident) => incident_out(&incident, false, inst, out),
         }
     }
+}
 
-    /// Hands an incident on; for now the log and the event stream carry it.
-    fn incident(&mut self, incident: &Incident, raised: bool) {
-        let (instance, detail) = describe(incident);
-        let status = if raised { "firing" } else { "resolved" };
-        if raised {
-            warn!(
-                kind = incident.kind(),
-                instance = instance.unwrap_or("-"),
-                "incident: {detail}"
-            );
-        } else {
-            info!(
-                kind = incident.kind(),
-                instance = instance.unwrap_or("-"),
-                "incident resolved: {detail}"
-            );
-        }
-        let mut ev = Event::new("incident")
-            .field("kind", incident.kind())
-            .field("status", status)
-            .field("cause", detail.clone());
-        let mut vip = None;
-        if let Some(name) = instance
-            && let Some(r) = self.routers.iter().find(|r| r.cfg.name == name)
-        {
-            ev = ev.instance(name, r.cfg.vrid);
-            vip = r.vip_addrs.first().copied();
-        }
-        self.emit(Some(ev));
-        // To the alert engine, under the DESIGN.md kind: a release is the
-        // self-demotion of an isolated master.
-        let kind = match incident {
-            Incident::ClaimWithheld { .. } => IncidentKind::ClaimWithheld,
-            Incident::Isolated { .. } => IncidentKind::Isolated,
-            Incident::Demoted { .. } | Incident::Released { .. } => IncidentKind::Demoted,
-            Incident::RebootDue => IncidentKind::Rebooting,
-        };
-        let key = format!("arbiter:{}:{}", incident.kind(), instance.unwrap_or("node"));
-        let raise = Raise {
-            key,
-            kind,
-            severity: kind.default_severity(),
-            instance: instance.map(str::to_owned),
-            vip,
-            owners: Vec::new(),
-            cause: detail,
-        };
-        self.incidents.push((raise, raised));
+/// Hands an incident on: to the log, the event stream and the watcher's outbox.
+fn incident_out(incident: &Incident, raised: bool, inst: &Instances, out: &mut Outputs) {
+    let (instance, detail) = describe(incident);
+    let status = if raised { "firing" } else { "resolved" };
+    if raised {
+        warn!(
+            kind = incident.kind(),
+            instance = instance.unwrap_or("-"),
+            "incident: {detail}"
+        );
+    } else {
+        info!(
+            kind = incident.kind(),
+            instance = instance.unwrap_or("-"),
+            "incident resolved: {detail}"
+        );
     }
+    let mut ev = Event::new("incident")
+        .field("kind", incident.kind())
+        .field("status", status)
+        .field("cause", detail.clone());
+    let mut vip = None;
+    if let Some(name) = instance
+        && let Some(r) = inst.routers.iter().find(|r| r.cfg.name == name)
+    {
+        ev = ev.instance(name, r.cfg.vrid);
+        vip = r.vip_addrs.first().copied();
+    }
+    out.emit(Some(ev));
+    // To the alert engine, under the DESIGN.md kind: a release is the
+    // self-demotion of an isolated master.
+    let kind = match incident {
+        Incident::ClaimWithheld { .. } => IncidentKind::ClaimWithheld,
+        Incident::Isolated { .. } => IncidentKind::Isolated,
+        Incident::Demoted { .. } | Incident::Released { .. } => IncidentKind::Demoted,
+        Incident::RebootDue => IncidentKind::Rebooting,
+    };
+    let key = format!("arbiter:{}:{}", incident.kind(), instance.unwrap_or("node"));
+    let raise = Raise {
+        key,
+        kind,
+        severity: kind.default_severity(),
+        instance: instance.map(str::to_owned),
+        vip,
+        owners: Vec::new(),
+        cause: detail,
+    };
+    out.incidents.push((raise, raised));
+}
 
+impl Arbiter {
     /// The reboot the policy found due: the ledger decides, `--dry-run` only logs.
-    async fn reboot(&mut self) {
-        let Some(arb) = &self.arb else { return };
+    async fn reboot(&mut self, out: &Outputs) {
+        let arb = &*self;
         if arb.cfg.on_isolated != OnIsolated::Reboot {
             return;
         }
@@ -553,7 +540,7 @@ impl Daemon {
         let decision = reboot::check(&path, SystemTime::now(), reboot::uptime(), &limits);
         if let RebootDecision::Deny(why) = decision {
             warn!(ledger = %path.display(), "isolated, reboot due, but not rebooting: {why}");
-            self.emit(Some(
+            out.emit(Some(
                 Event::new("reboot_denied").field("reason", why.to_string()),
             ));
             return;
@@ -566,7 +553,7 @@ impl Daemon {
         let shown = command.join(" ");
         if dry_run {
             warn!(command = %shown, "dry run: isolated with no peer, would reboot now");
-            self.emit(Some(
+            out.emit(Some(
                 Event::new("reboot")
                     .field("dry_run", true)
                     .field("command", shown),
@@ -574,10 +561,8 @@ impl Daemon {
             return;
         }
         error!(command = %shown, "isolated with no peer in reach: rebooting");
-        if let Some(arb) = &mut self.arb {
-            arb.rebooting = true;
-        }
-        self.emit(Some(
+        self.rebooting = true;
+        out.emit(Some(
             Event::new("reboot")
                 .field("dry_run", false)
                 .field("command", shown.clone()),

@@ -1,7 +1,7 @@
-//! What `run` keeps per instance to feed the arbiter policy: the heartbeat (is the
-//! master's advert overdue?) and the ownership probe rounds (who answers ARP for
-//! our VIPs while it is). Pure: times come in, deadlines and reports go out; the
-//! daemon sends the ARP requests and hands in the answers.
+//! The evidence the arbiter gathers per instance for its policy: the heartbeat (is
+//! the master's advert overdue?) and the ownership probe rounds (who answers ARP for
+//! our VIPs while it is). Pure, no I/O: times come in, deadlines and reports go out;
+//! the daemon sends the ARP requests and hands in the answers.
 //!
 //! Overdue means "from the first missed advert": nothing heard for one and a half
 //! advert intervals. The policy then wants ownership evidence, and rounds run back

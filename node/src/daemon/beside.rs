@@ -1,0 +1,180 @@
+//! Owns what `splitguard watch` adds beside a running keepalived, which holds the
+//! VIPs there: the `[[watch]]` VIPs found on their interfaces (ARP sockets and
+//! VRRP captures on them), their re-read when netlink events were lost, and the
+//! `watch_actions` commands that DEMOTE and RESUME replies run.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::config::{Config, Role, WatchActions};
+use crate::net::arp::ArpRepr;
+use crate::net::arp_socket::ArpSocket;
+use crate::net::netlink::Netlink;
+use crate::watch::reply::{Confirmation, OwnerAction};
+use crate::watch::{VipSite, Watcher};
+use anyhow::{Context, bail};
+use splitguard_watchdog::core::classify::{AdvertSeen, ExpectedRole, WatchedVip};
+use splitguard_watchdog::io::dispatch::Delivery;
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use super::watcher::Watching;
+
+/// Bound on DEMOTE/RESUME commands.
+const ACTION_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub(super) struct Beside {
+    nl: Netlink,
+    sites: Vec<VipSite>,
+    actions: WatchActions,
+}
+
+impl Beside {
+    /// Finds each `[[watch]]` VIP's interface and this node's address there,
+    /// opens the ARP sockets and captures (feeding `arps` and `adverts`) and
+    /// starts the watcher.
+    pub async fn start(
+        cfg: &Config,
+        nl: &Netlink,
+        reports: mpsc::UnboundedSender<Delivery>,
+        adverts: mpsc::Sender<AdvertSeen>,
+        arps: mpsc::Sender<(u32, ArpRepr)>,
+    ) -> anyhow::Result<(Beside, Watching)> {
+        let mut vips = Vec::new();
+        let mut sites = Vec::new();
+        let mut arp_socks: BTreeMap<u32, Arc<ArpSocket>> = BTreeMap::new();
+        let mut ifindexes: BTreeMap<u32, String> = BTreeMap::new();
+        for w in &cfg.watches {
+            let IpAddr::V4(vip) = w.vip else {
+                bail!("watch {}: IPv6 VIPs are not watched yet", w.vip);
+            };
+            let link = nl
+                .link_by_name(&w.interface)
+                .await
+                .with_context(|| format!("watch {}: interface {}", w.vip, w.interface))?;
+            let mac = link
+                .mac
+                .with_context(|| format!("interface {} has no Ethernet address", w.interface))?;
+            let addrs = nl.addresses(link.index).await?;
+            let source = addrs
+                .iter()
+                .filter(|a| !a.secondary && a.addr != w.vip)
+                .find_map(|a| match a.addr {
+                    IpAddr::V4(v) => Some(v),
+                    IpAddr::V6(_) => None,
+                })
+                .with_context(|| {
+                    format!(
+                        "interface {} has no IPv4 address of its own to probe from",
+                        w.interface
+                    )
+                })?;
+            if let std::collections::btree_map::Entry::Vacant(e) = arp_socks.entry(link.index) {
+                e.insert(Arc::new(ArpSocket::open(link.index).with_context(
+                    || format!("open ARP socket on {} (needs CAP_NET_RAW)", w.interface),
+                )?));
+            }
+            ifindexes.insert(link.index, w.interface.clone());
+            vips.push(WatchedVip {
+                vip: w.vip,
+                interface: w.interface.clone(),
+                role: match w.role {
+                    Role::Master => ExpectedRole::Master,
+                    Role::Backup => ExpectedRole::Backup,
+                },
+                instance: None,
+                // Beside keepalived the watch does not know the instance's settings.
+                expected: None,
+            });
+            sites.push(VipSite {
+                vip,
+                ifindex: link.index,
+                mac,
+                source,
+            });
+        }
+        let watched: Vec<Ipv4Addr> = sites.iter().map(|s| s.vip).collect();
+        for (&ifindex, sock) in &arp_socks {
+            crate::watch::spawn_arp_receiver(ifindex, sock.clone(), watched.clone(), arps.clone());
+            if let Some(name) = ifindexes.get(&ifindex) {
+                crate::watch::spawn_capture(ifindex, name, adverts.clone())?;
+            }
+        }
+        let watcher = Watcher::start(cfg, vips, sites.clone(), arp_socks, reports)?;
+        let watching = Watching::new(watcher, ifindexes.keys().copied().collect::<BTreeSet<_>>());
+        let beside = Beside {
+            nl: nl.clone(),
+            sites,
+            actions: cfg.watch_actions.clone(),
+        };
+        Ok((beside, watching))
+    }
+
+    /// What is already here counts as arriving now.
+    pub async fn present_at_start(&self, w: &mut Watching) -> anyhow::Result<()> {
+        let now = Instant::now();
+        for s in &self.sites {
+            let present = self
+                .nl
+                .addresses(s.ifindex)
+                .await?
+                .iter()
+                .any(|a| a.addr == IpAddr::V4(s.vip));
+            if present {
+                w.watcher.on_addr(now, IpAddr::V4(s.vip), true).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Netlink events were lost: re-reads the watched addresses.
+    pub async fn resync(&self, w: &mut Watching) {
+        warn!("netlink events were lost; re-reading the watched addresses");
+        for s in &self.sites {
+            let present = self
+                .nl
+                .addresses(s.ifindex)
+                .await
+                .map(|l| l.iter().any(|a| a.addr == IpAddr::V4(s.vip)))
+                .unwrap_or(false);
+            w.watcher
+                .on_addr(Instant::now(), IpAddr::V4(s.vip), present)
+                .await;
+        }
+    }
+
+    /// A DEMOTE or RESUME reply: runs the configured command (e.g. `systemctl
+    /// stop keepalived`), as the tutorial's nginx check does; a failure is told
+    /// in the confirmation.
+    pub async fn act(&self, action: &OwnerAction, confirm: &mut Option<Confirmation>, node: &str) {
+        let (word, argv) = match action {
+            OwnerAction::Demote { .. } => ("DEMOTE", &self.actions.demote_command),
+            OwnerAction::Resume { .. } => ("RESUME", &self.actions.resume_command),
+        };
+        let result = match argv {
+            Some(argv) => crate::track::command::run(argv, ACTION_TIMEOUT)
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|st| {
+                    if st.success() {
+                        Ok(())
+                    } else {
+                        Err(format!("exited with {st}"))
+                    }
+                }),
+            None => Err(format!(
+                "{word} is not configured on {node} (watch_actions)"
+            )),
+        };
+        if let Err(why) = result {
+            warn!(word, error = %why, "reply command failed");
+            if let Some(c) = confirm.as_mut() {
+                c.text = format!("splitguard: {word} not done: {why}.");
+            }
+        } else {
+            info!(word, "reply command ran");
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! Owns the one event loop both `run` and `watch` turn: every input the node
+//! reacts to arrives here as one [`Input`] (datagrams, netlink events, track
+//! results, probe results, ARP and adverts seen, alert deliveries, replies,
+//! control commands, timers, the service watchdog's tick, signals), is handed to
+//! the node's parts, and after each one the parts settle and the status is
+//! published. Channels a mode does not use are simply absent.
+
+use std::time::Instant;
+
+use crate::control::CommandRequest;
+use crate::net::arp::ArpRepr;
+use crate::net::netlink::NetEvent;
+use crate::track::TrackerUpdate;
+use anyhow::Context;
+use splitguard_arbiter::probe::ProbeResult;
+use splitguard_watchdog::core::classify::AdvertSeen;
+use splitguard_watchdog::io::dispatch::Delivery;
+use splitguard_watchdog::io::reply::http::ReplyEvent;
+use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::sync::{mpsc, oneshot};
+
+use super::Node;
+use super::instances::Datagram;
+
+/// One thing that happened, for the node to react to.
+pub(super) enum Input {
+    /// A datagram on an instance interface's VRRP socket.
+    Datagram(Datagram),
+    /// A link or address change (netlink).
+    Net(NetEvent),
+    /// A track script's new result.
+    Tracker(TrackerUpdate),
+    /// A reference or peer probe's outcome.
+    Probe(ProbeResult),
+    /// ARP about a watched VIP, on an interface index.
+    Arp(u32, ArpRepr),
+    /// A VRRP advert seen by a capture.
+    Advert(AdvertSeen),
+    /// An alert delivery report.
+    Delivery(Delivery),
+    /// A reply to a page.
+    Reply(ReplyEvent),
+    /// A control-socket command.
+    Control(CommandRequest),
+    /// The earliest deadline of a part passed.
+    Timer,
+    /// systemd's watchdog wants a sign of life.
+    ServiceWatchdog,
+    /// SIGTERM or SIGINT, or the embedder's stop: leave the loop.
+    Stop(&'static str),
+}
+
+/// Where inputs come from; `None` where the mode has no such source.
+pub(super) struct Inputs {
+    pub net: mpsc::UnboundedReceiver<NetEvent>,
+    pub datagrams: Option<mpsc::Receiver<Datagram>>,
+    pub trackers: Option<mpsc::Receiver<TrackerUpdate>>,
+    pub probes: Option<mpsc::Receiver<ProbeResult>>,
+    pub arps: mpsc::Receiver<(u32, ArpRepr)>,
+    pub adverts: mpsc::Receiver<AdvertSeen>,
+    pub deliveries: mpsc::UnboundedReceiver<Delivery>,
+    pub replies: Option<mpsc::Receiver<ReplyEvent>>,
+    pub commands: mpsc::Receiver<CommandRequest>,
+    /// A stop asked for by whoever embeds the daemon (tests), besides signals.
+    pub stop: Option<oneshot::Receiver<()>>,
+    service_watchdog: Option<tokio::time::Interval>,
+    sigterm: Signal,
+    sigint: Signal,
+}
+
+/// Receives from `rx` when there is one; never completes otherwise.
+async fn recv<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Inputs {
+    /// The sources every mode has; the rest are filled in by the entry point.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        net: mpsc::UnboundedReceiver<NetEvent>,
+        arps: mpsc::Receiver<(u32, ArpRepr)>,
+        adverts: mpsc::Receiver<AdvertSeen>,
+        deliveries: mpsc::UnboundedReceiver<Delivery>,
+        replies: Option<mpsc::Receiver<ReplyEvent>>,
+        commands: mpsc::Receiver<CommandRequest>,
+    ) -> anyhow::Result<Inputs> {
+        Ok(Inputs {
+            net,
+            datagrams: None,
+            trackers: None,
+            probes: None,
+            arps,
+            adverts,
+            deliveries,
+            replies,
+            commands,
+            stop: None,
+            service_watchdog: None,
+            sigterm: signal(SignalKind::terminate()).context("install SIGTERM handler")?,
+            sigint: signal(SignalKind::interrupt()).context("install SIGINT handler")?,
+        })
+    }
+
+    /// Starts systemd's watchdog ticker (once the node reported ready).
+    pub fn start_service_watchdog(&mut self) {
+        self.service_watchdog = crate::service::watchdog_ticker();
+    }
+
+    /// The next input; `deadline` is when [`Input::Timer`] is due.
+    async fn next(&mut self, deadline: Option<Instant>) -> Input {
+        let sleep = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        let stop_rx = &mut self.stop;
+        let stop = async {
+            match stop_rx {
+                // A dropped sender stops too: nobody is left to ask.
+                Some(rx) => {
+                    let _ = rx.await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            Some(d) = recv(&mut self.datagrams) => Input::Datagram(d),
+            Some(ev) = self.net.recv() => Input::Net(ev),
+            Some(up) = recv(&mut self.trackers) => Input::Tracker(up),
+            () = sleep => Input::Timer,
+            Some(p) = recv(&mut self.probes) => Input::Probe(p),
+            Some((ifindex, a)) = self.arps.recv() => Input::Arp(ifindex, a),
+            Some(adv) = self.adverts.recv() => Input::Advert(adv),
+            Some(d) = self.deliveries.recv() => Input::Delivery(d),
+            Some(ev) = recv(&mut self.replies) => Input::Reply(ev),
+            Some(req) = self.commands.recv() => Input::Control(req),
+            () = crate::service::watchdog_tick(&mut self.service_watchdog) => Input::ServiceWatchdog,
+            _ = self.sigterm.recv() => Input::Stop("SIGTERM"),
+            _ = self.sigint.recv() => Input::Stop("SIGINT"),
+            () = stop => Input::Stop("stop requested"),
+        }
+    }
+}
+
+/// Turns the loop until a stop: each input to the node's parts, then the parts
+/// settle and the status goes out.
+pub(super) async fn drive(node: &mut Node, inputs: &mut Inputs) -> &'static str {
+    loop {
+        let deadline = node.deadline();
+        let input = inputs.next(deadline).await;
+        if let Input::Stop(why) = input {
+            return why;
+        }
+        node.on_input(input, Instant::now()).await;
+        node.step_done(Instant::now()).await;
+    }
+}
