@@ -9,6 +9,7 @@ use std::path::Path;
 
 use super::netns::{Lab, LabError};
 use super::process::LabProcess;
+use super::report::Implementation;
 
 /// The pair's virtual IP (without prefix length; it is a /24).
 pub const VIP: &str = "192.0.2.3";
@@ -55,6 +56,16 @@ pub fn sg_config(
 /// Where [`sg_config`] puts `node`'s control socket.
 pub fn sg_socket(lab: &Lab, node: &str) -> std::path::PathBuf {
     lab.dir().join(format!("{node}.sock"))
+}
+
+/// The `[arbiter]` table of each splitguard flavour (`peer`: the other node).
+pub fn arbiter_table(imp: Implementation, peer: Ipv4Addr) -> String {
+    match imp {
+        Implementation::Splitguard => {
+            format!("\n[arbiter]\nreferences = [\"{GW_ADDR}\"]\npeers = [\"{peer}\"]\n")
+        }
+        _ => "\n[arbiter]\nenabled = false\n".to_string(),
+    }
 }
 
 /// A webhook channel to `url` and the alert timing the lab uses (group wait 1 s;
@@ -175,6 +186,16 @@ pub fn holds_vip(lab: &Lab, host: &str) -> Result<bool, LabError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_arbiter_flavour_names_a_reference() {
+        let on = arbiter_table(Implementation::Splitguard, LB02_ADDR);
+        assert!(on.contains("references = [\"192.0.2.254\"]"));
+        assert!(on.contains("peers = [\"192.0.2.6\"]"));
+        let off = arbiter_table(Implementation::SplitguardNoArb, LB02_ADDR);
+        assert!(off.contains("enabled = false"));
+        assert!(!off.contains("references"));
+    }
 
     #[test]
     fn keepalived_config_has_auth_only_for_v2() {

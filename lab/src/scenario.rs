@@ -13,23 +13,16 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::bench::{arbiter_table, keepalived_node_ready, splitguard_node_ready, watch_ready};
 use super::configs::{
-    self, GW_ADDR, LB01_ADDR, LB02_ADDR, VIP_ADDR, ka_config, pair_lab, sg_config, webhook_tables,
+    self, GW_ADDR, LB01_ADDR, LB02_ADDR, arbiter_table, ka_config, pair_lab, sg_config,
+    webhook_tables,
 };
-use super::gw::{GwError, GwObserver, GwOptions, Hook, count_owners};
+use super::gw::{GwObserver, Hook, count_owners};
 use super::measure;
 use super::netns::{Lab, LabError};
+use super::pair::{self, Daemons, RunError, SAMPLE_EVERY, STEADY_BOUND, pause, start_gw_observer};
 use super::process::LabProcess;
 use super::report::Implementation;
-use splitguard_node::status::state;
-
-/// How often gw asks who holds the VIP.
-pub const SAMPLE_EVERY: Duration = Duration::from_millis(250);
-/// The webhook port on gw.
-pub const HOOK_PORT: u16 = 8080;
-/// Longest wait for a fresh pair to settle.
-const STEADY_BOUND: Duration = Duration::from_secs(30);
 /// After steady, before the fault: the takeover's gratuitous ARP is over and the
 /// backup has heard a few adverts.
 const SETTLE: Duration = Duration::from_secs(2);
@@ -283,21 +276,6 @@ pub fn check_prerequisites(keepalived: bool) -> Result<(), ScenarioError> {
     Ok(())
 }
 
-/// Why one run gave no figures.
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    #[error(transparent)]
-    Lab(#[from] LabError),
-    #[error(transparent)]
-    Gw(#[from] GwError),
-    #[error("the pair did not settle within {within:?}: {detail}")]
-    NotSteady { within: Duration, detail: String },
-    #[error("{0}")]
-    Broken(String),
-    #[error("interrupted")]
-    Interrupted,
-}
-
 /// An alert that reached gw during the window.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlertSeen {
@@ -397,34 +375,6 @@ pub fn run(
     Ok(results)
 }
 
-/// The pair's processes in one run (dropped with the lab: stopped).
-struct Nodes {
-    lb01: LabProcess,
-    lb02: Option<LabProcess>,
-    watch: Option<LabProcess>,
-}
-
-impl Nodes {
-    fn all(&self) -> Vec<&LabProcess> {
-        let mut v = vec![&self.lb01];
-        v.extend(self.lb02.as_ref());
-        v.extend(self.watch.as_ref());
-        v
-    }
-
-    fn logs(&self) -> String {
-        self.all()
-            .iter()
-            .map(|p| format!("----- {} -----\n{}", p.name, p.log_text()))
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-
-    fn log_tails(&self) -> String {
-        self.all().iter().map(|p| p.log_tail(8)).collect()
-    }
-}
-
 fn start_node(
     lab: &Lab,
     opts: &ScenarioOptions,
@@ -446,64 +396,19 @@ fn start_node(
     }
 }
 
-fn pause(d: Duration) -> Result<(), RunError> {
-    measure::pause(d, RunError::Interrupted)
-}
-
 /// Waits until gw sees only lb01 answer for the VIP, lb01's daemon is master and
 /// lb02's (when running) is backup; with the arbiter, both see gw.
 fn wait_steady(
     rt: &tokio::runtime::Runtime,
     lab: &Lab,
     gw: &GwObserver,
-    nodes: &mut Nodes,
+    nodes: &mut Daemons,
     imp: Implementation,
 ) -> Result<(), RunError> {
     let mac1 = lab.mac_of("lb01")?;
-    let deadline = Instant::now() + STEADY_BOUND;
-    loop {
-        if measure::interrupted() {
-            return Err(RunError::Interrupted);
-        }
-        let mut procs = vec![&mut nodes.lb01];
-        procs.extend(nodes.lb02.as_mut());
-        procs.extend(nodes.watch.as_mut());
-        for p in procs {
-            if let Some(status) = p.try_exit() {
-                return Err(RunError::Broken(format!(
-                    "{} exited during start-up ({status})",
-                    p.name
-                )));
-            }
-        }
-        let arbiter = imp == Implementation::Splitguard;
-        let mut ready = match imp {
-            Implementation::Keepalived => keepalived_node_ready(&nodes.lb01, state::MASTER),
-            _ => splitguard_node_ready(rt, lab, "lb01", state::MASTER, arbiter),
-        };
-        if ready.is_ok()
-            && let Some(lb02) = &nodes.lb02
-        {
-            ready = match imp {
-                Implementation::Keepalived => keepalived_node_ready(lb02, state::BACKUP),
-                _ => splitguard_node_ready(rt, lab, "lb02", state::BACKUP, arbiter),
-            };
-        }
-        if ready.is_ok() && nodes.watch.is_some() {
-            ready = watch_ready(rt, lab, "lb02");
-        }
-        let last = match ready.and_then(|()| gw.sees_only(&mac1, SAMPLE_EVERY * 2)) {
-            Ok(()) => return Ok(()),
-            Err(why) => why,
-        };
-        if Instant::now() >= deadline {
-            return Err(RunError::NotSteady {
-                within: STEADY_BOUND,
-                detail: last,
-            });
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    pair::wait_steady(rt, lab, nodes, imp, || {
+        Ok(gw.sees_only(&mac1, SAMPLE_EVERY * 2))
+    })
 }
 
 /// One run in its own lab: the outcome and every daemon's log.
@@ -529,15 +434,9 @@ fn run_in_lab(
 ) -> Result<Outcome, RunError> {
     let lab = pair_lab(scenario.id())?;
     let window = scenario.window();
-    let gw = GwObserver::start(
+    let gw = start_gw_observer(
         &lab,
-        "gw",
-        GwOptions {
-            vip: VIP_ADDR,
-            port: HOOK_PORT,
-            every: SAMPLE_EVERY,
-            limit: STEADY_BOUND + SETTLE + window + Duration::from_secs(30),
-        },
+        STEADY_BOUND + SETTLE + window + Duration::from_secs(30),
     )?;
     let url = gw.webhook_url().to_string();
     let lb01 = start_node(&lab, opts, imp, "lb01", Some(scenario), &url)?;
@@ -552,7 +451,7 @@ fn run_in_lab(
     } else {
         None
     };
-    let mut nodes = Nodes { lb01, lb02, watch };
+    let mut nodes = Daemons { lb01, lb02, watch };
     let result = observe(rt, &lab, &gw, &mut nodes, opts, scenario, imp, progress);
     *logs = nodes.logs();
     result.map_err(|e| match e {
@@ -566,7 +465,7 @@ fn observe(
     rt: &tokio::runtime::Runtime,
     lab: &Lab,
     gw: &GwObserver,
-    nodes: &mut Nodes,
+    nodes: &mut Daemons,
     opts: &ScenarioOptions,
     scenario: Scenario,
     imp: Implementation,
