@@ -82,6 +82,18 @@ impl Case {
         }
     }
 
+    /// The one table row a timed case fills (none for idle, which fills
+    /// [`idle_rows`]).
+    fn timed_row(self) -> Option<Measurement> {
+        match self {
+            Case::Failover(f) => Some(Measurement::Failover(f)),
+            Case::Handover(f) => Some(Measurement::Handover(f)),
+            Case::Detection(f) => Some(Measurement::Detection(f)),
+            Case::CheckVip(f) => Some(Measurement::CheckVip(f)),
+            Case::Idle(_) => None,
+        }
+    }
+
     fn flavour(self) -> Flavour {
         match self {
             Case::Failover(f)
@@ -133,18 +145,20 @@ pub fn cases(quick: bool) -> Vec<Case> {
 pub fn rows(cases: &[Case]) -> Vec<Measurement> {
     cases
         .iter()
-        .flat_map(|c| match *c {
-            Case::Failover(f) => vec![Measurement::Failover(f)],
-            Case::Handover(f) => vec![Measurement::Handover(f)],
-            Case::Detection(f) => vec![Measurement::Detection(f)],
-            Case::CheckVip(f) => vec![Measurement::CheckVip(f)],
-            Case::Idle(f) => vec![
-                Measurement::IdleCpu(f),
-                Measurement::IdleCpuSched(f),
-                Measurement::IdleRss(f),
-            ],
+        .flat_map(|c| match c.timed_row() {
+            Some(m) => vec![m],
+            None => idle_rows(c.flavour()).to_vec(),
         })
         .collect()
+}
+
+/// The rows an idle case fills: CPU twice (utime+stime, schedstat) and RSS.
+fn idle_rows(f: Flavour) -> [Measurement; 3] {
+    [
+        Measurement::IdleCpu(f),
+        Measurement::IdleCpuSched(f),
+        Measurement::IdleRss(f),
+    ]
 }
 
 fn version(f: Flavour) -> u8 {
@@ -256,26 +270,6 @@ fn record(report: &mut Report, case: Case, imp: Implementation, result: Result<O
     // Only the first line: a failure's detail (daemon logs) went to progress.
     let why = |e: &RunError| e.to_string().lines().next().unwrap_or_default().to_string();
     match (case, result) {
-        (Case::Failover(f), r) => report.record(
-            Measurement::Failover(f),
-            imp,
-            r.map(moved_ms).map_err(|e| why(&e)),
-        ),
-        (Case::Handover(f), r) => report.record(
-            Measurement::Handover(f),
-            imp,
-            r.map(moved_ms).map_err(|e| why(&e)),
-        ),
-        (Case::Detection(f), r) => report.record(
-            Measurement::Detection(f),
-            imp,
-            r.map(moved_ms).map_err(|e| why(&e)),
-        ),
-        (Case::CheckVip(f), r) => report.record(
-            Measurement::CheckVip(f),
-            imp,
-            r.map(moved_ms).map_err(|e| why(&e)),
-        ),
         (
             Case::Idle(f),
             Ok(Outcome::Idle {
@@ -297,12 +291,13 @@ fn record(report: &mut Report, case: Case, imp: Implementation, result: Result<O
                 Err(e) => why(&e),
                 Ok(o) => format!("unexpected outcome {o:?}"),
             };
-            for m in [
-                Measurement::IdleCpu(f),
-                Measurement::IdleCpuSched(f),
-                Measurement::IdleRss(f),
-            ] {
+            for m in idle_rows(f) {
                 report.record(m, imp, Err(e.clone()));
+            }
+        }
+        (timed, r) => {
+            if let Some(m) = timed.timed_row() {
+                report.record(m, imp, r.map(moved_ms).map_err(|e| why(&e)));
             }
         }
     }

@@ -104,12 +104,7 @@ pub fn start_watch(
     bin: &Path,
     config: &str,
 ) -> Result<LabProcess, LabError> {
-    let path = lab.write_file(&format!("watch-{host}.toml"), config)?;
-    lab.spawn(
-        host,
-        &format!("splitguard-watch-{host}"),
-        &[path_str(bin)?, "watch", "-c", path_str(&path)?],
-    )
+    spawn_splitguard(lab, host, bin, "watch", &format!("watch-{host}"), config)
 }
 
 /// A keepalived 2.2.7 config equivalent to [`sg_config`]; `interval` is
@@ -142,11 +137,25 @@ pub fn start_splitguard(
     bin: &Path,
     config: &str,
 ) -> Result<LabProcess, LabError> {
-    let path = lab.write_file(&format!("{host}.toml"), config)?;
+    spawn_splitguard(lab, host, bin, "run", host, config)
+}
+
+/// Starts `splitguard <command> -c <name>.toml` (the binary at `bin`) in
+/// `host`, with `config` written to `<name>.toml` in the lab directory; the
+/// log is `splitguard-<name>`.
+pub fn spawn_splitguard(
+    lab: &Lab,
+    host: &str,
+    bin: &Path,
+    command: &str,
+    name: &str,
+    config: &str,
+) -> Result<LabProcess, LabError> {
+    let path = lab.write_file(&format!("{name}.toml"), config)?;
     lab.spawn(
         host,
-        &format!("splitguard-{host}"),
-        &[path_str(bin)?, "run", "-c", path_str(&path)?],
+        &format!("splitguard-{name}"),
+        &[path_str(bin)?, command, "-c", path_str(&path)?],
     )
 }
 

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::configs::{VIP, holds_vip, pair_lab};
+use super::configs::{VIP, holds_vip, pair_lab, spawn_splitguard};
 use super::gw::GwObserver;
 use super::measure;
 use super::netns::{Lab, LabError};
@@ -245,13 +245,13 @@ impl Story<'_> {
         );
         // Each config gets its own file name so a restart never races the old one.
         let tag = scenario.map_or("", Scenario::id);
-        let path = self.lab.write_file(&format!("{node}{tag}.toml"), &cfg)?;
-        let bin = self.opts.splitguard.to_string_lossy().into_owned();
-        let path = path.to_string_lossy().into_owned();
-        self.lab.spawn(
+        spawn_splitguard(
+            self.lab,
             node,
-            &format!("splitguard-{node}{tag}"),
-            &[&bin, "run", "-c", &path],
+            &self.opts.splitguard,
+            "run",
+            &format!("{node}{tag}"),
+            &cfg,
         )
     }
 

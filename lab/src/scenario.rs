@@ -162,26 +162,44 @@ pub fn sg_node_config(
     };
     let extra = format!("{}{}", arbiter_table(imp, peer), webhook_tables(hook_url));
     let cfg = sg_config(lab, node, prio, 2, "1s", &extra);
-    if node != "lb02" {
-        return cfg;
-    }
-    match scenario {
-        Some(Scenario::S3) => cfg.replace("vrid = 51", "vrid = 52"),
-        Some(Scenario::S6) => cfg.replace("auth_pass = \"1111\"", "auth_pass = \"2222\""),
-        _ => cfg,
-    }
+    with_mistake(
+        cfg,
+        node,
+        scenario,
+        ("vrid = 51", "vrid = 52"),
+        ("auth_pass = \"1111\"", "auth_pass = \"2222\""),
+    )
 }
 
 /// keepalived's config for `node` in `scenario`.
 pub fn ka_node_config(node: &str, scenario: Option<Scenario>) -> String {
     let prio = if node == "lb01" { 150 } else { 100 };
     let cfg = ka_config(node, prio, 2, "1");
+    with_mistake(
+        cfg,
+        node,
+        scenario,
+        ("virtual_router_id 51", "virtual_router_id 52"),
+        ("auth_pass 1111", "auth_pass 2222"),
+    )
+}
+
+/// lb02's `cfg` with the mistake of `scenario` (S3: the VRID, S6: the
+/// password), each given as (right, wrong) in the config's syntax; any other
+/// node's or scenario's as it is.
+fn with_mistake(
+    cfg: String,
+    node: &str,
+    scenario: Option<Scenario>,
+    vrid: (&str, &str),
+    auth: (&str, &str),
+) -> String {
     if node != "lb02" {
         return cfg;
     }
     match scenario {
-        Some(Scenario::S3) => cfg.replace("virtual_router_id 51", "virtual_router_id 52"),
-        Some(Scenario::S6) => cfg.replace("auth_pass 1111", "auth_pass 2222"),
+        Some(Scenario::S3) => cfg.replace(vrid.0, vrid.1),
+        Some(Scenario::S6) => cfg.replace(auth.0, auth.1),
         _ => cfg,
     }
 }
