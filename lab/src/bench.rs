@@ -1,29 +1,29 @@
 //! `splitguard lab bench`: splitguard (arbiter on and off) against keepalived 2.2.7,
 //! each run in a fresh pair lab (lb01 150, lb02 100, gw; VIP 192.0.2.3/24), the
 //! implementations alternating run by run so drift hits all alike. It owns the
-//! schedule, starting and steadying a pair, the faults (lb01's link down; SIGTERM
-//! to lb01's daemon) and the idle window; timing and /proc sampling are in
-//! `measure`, statistics and tables in `report`.
+//! schedule, starting a pair, the faults (lb01's link down; SIGTERM to lb01's
+//! daemon) and the idle window; waiting for the steady pair and gw's observer
+//! are in `pair`, timing and /proc sampling in `measure`, statistics and tables
+//! in `report`.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::configs::{
-    self, GW_ADDR, LB01_ADDR, LB02_ADDR, VIP_ADDR, ka_config, pair_lab, sg_config, webhook_tables,
+    self, LB01_ADDR, LB02_ADDR, VIP_ADDR, arbiter_table, ka_config, pair_lab, sg_config,
+    webhook_tables,
 };
-use super::gw::{GwObserver, GwOptions};
-use super::measure::{self, AddressWatch, Align, MeasureError};
+use super::gw::GwObserver;
+use super::measure::{self, AddressWatch, Align};
 use super::netns::{Lab, LabError};
+use super::pair::{self, Daemons, RunError, STEADY_BOUND, start_gw_observer};
 use super::process::LabProcess;
 use super::report::{Flavour, Implementation, Measurement, Report};
-use super::scenario::{HOOK_PORT, Scenario, apply_fault};
-use splitguard_node::status::{Status, state};
+use super::scenario::{Scenario, apply_fault};
 
 /// Longest wait for the VIP to move after a fault.
 pub const FAILOVER_BOUND: Duration = Duration::from_secs(30);
-/// Longest wait for a freshly started pair to settle (lb01 master, lb02 backup).
-const STEADY_BOUND: Duration = Duration::from_secs(30);
 /// After the pair is steady: the takeover's gratuitous ARP bursts are over and
 /// lb02 has heard a few adverts.
 const SETTLE: Duration = Duration::from_secs(1);
@@ -31,8 +31,6 @@ const SETTLE: Duration = Duration::from_secs(1);
 const IDLE_SETTLE: Duration = Duration::from_secs(2);
 /// Longest wait for the alert after the second owner appeared.
 const ALERT_BOUND: Duration = Duration::from_secs(10);
-/// How often readiness is checked.
-const POLL: Duration = Duration::from_millis(100);
 
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
@@ -44,21 +42,6 @@ pub enum BenchError {
     Interrupted,
     #[error("start the async runtime: {0}")]
     Runtime(std::io::Error),
-}
-
-/// Why one run gave no number; it is counted as failed and the bench goes on.
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    #[error(transparent)]
-    Lab(#[from] LabError),
-    #[error(transparent)]
-    Measure(#[from] MeasureError),
-    #[error("the pair did not settle within {within:?}: {detail}")]
-    NotSteady { within: Duration, detail: String },
-    #[error("{0}")]
-    Broken(String),
-    #[error("interrupted")]
-    Interrupted,
 }
 
 /// What `splitguard lab bench` was asked to do.
@@ -96,6 +79,18 @@ impl Case {
             Case::Idle(f) => format!("idle {}", f.label()),
             Case::Detection(f) => format!("detection {}", f.label()),
             Case::CheckVip(f) => format!("check vip {}", f.label()),
+        }
+    }
+
+    /// The one table row a timed case fills (none for idle, which fills
+    /// [`idle_rows`]).
+    fn timed_row(self) -> Option<Measurement> {
+        match self {
+            Case::Failover(f) => Some(Measurement::Failover(f)),
+            Case::Handover(f) => Some(Measurement::Handover(f)),
+            Case::Detection(f) => Some(Measurement::Detection(f)),
+            Case::CheckVip(f) => Some(Measurement::CheckVip(f)),
+            Case::Idle(_) => None,
         }
     }
 
@@ -150,18 +145,20 @@ pub fn cases(quick: bool) -> Vec<Case> {
 pub fn rows(cases: &[Case]) -> Vec<Measurement> {
     cases
         .iter()
-        .flat_map(|c| match *c {
-            Case::Failover(f) => vec![Measurement::Failover(f)],
-            Case::Handover(f) => vec![Measurement::Handover(f)],
-            Case::Detection(f) => vec![Measurement::Detection(f)],
-            Case::CheckVip(f) => vec![Measurement::CheckVip(f)],
-            Case::Idle(f) => vec![
-                Measurement::IdleCpu(f),
-                Measurement::IdleCpuSched(f),
-                Measurement::IdleRss(f),
-            ],
+        .flat_map(|c| match c.timed_row() {
+            Some(m) => vec![m],
+            None => idle_rows(c.flavour()).to_vec(),
         })
         .collect()
+}
+
+/// The rows an idle case fills: CPU twice (utime+stime, schedstat) and RSS.
+fn idle_rows(f: Flavour) -> [Measurement; 3] {
+    [
+        Measurement::IdleCpu(f),
+        Measurement::IdleCpuSched(f),
+        Measurement::IdleRss(f),
+    ]
 }
 
 fn version(f: Flavour) -> u8 {
@@ -183,16 +180,6 @@ fn intervals(f: Flavour) -> (&'static str, &'static str) {
     match f {
         Flavour::V2OneSecond => ("1s", "1"),
         Flavour::V3HundredMs => ("100ms", "0.1"),
-    }
-}
-
-/// The `[arbiter]` table of each splitguard flavour.
-pub(super) fn arbiter_table(imp: Implementation, peer: Ipv4Addr) -> String {
-    match imp {
-        Implementation::Splitguard => {
-            format!("\n[arbiter]\nreferences = [\"{GW_ADDR}\"]\npeers = [\"{peer}\"]\n")
-        }
-        _ => "\n[arbiter]\nenabled = false\n".to_string(),
     }
 }
 
@@ -260,9 +247,7 @@ pub fn run(opts: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Report
                         "CPU {cpu_percent:.3} % (schedstat {}), RSS {rss_mib:.1} MiB",
                         cpu_sched_percent.map_or("n/a".into(), |c| format!("{c:.4} %"))
                     ),
-                    Err(RunError::Interrupted | RunError::Measure(MeasureError::Interrupted)) => {
-                        "interrupted".to_string()
-                    }
+                    Err(e) if e.is_interrupted() => "interrupted".to_string(),
                     Err(e) => format!("FAILED: {e}"),
                 };
                 progress(&format!(
@@ -271,10 +256,7 @@ pub fn run(opts: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Report
                     imp.name(),
                     opts.runs
                 ));
-                if matches!(result, Err(RunError::Interrupted))
-                    || matches!(result, Err(RunError::Measure(MeasureError::Interrupted)))
-                    || measure::interrupted()
-                {
+                if result.as_ref().is_err_and(RunError::is_interrupted) || measure::interrupted() {
                     return Err(BenchError::Interrupted);
                 }
                 record(&mut report, *case, imp, result);
@@ -288,26 +270,6 @@ fn record(report: &mut Report, case: Case, imp: Implementation, result: Result<O
     // Only the first line: a failure's detail (daemon logs) went to progress.
     let why = |e: &RunError| e.to_string().lines().next().unwrap_or_default().to_string();
     match (case, result) {
-        (Case::Failover(f), r) => report.record(
-            Measurement::Failover(f),
-            imp,
-            r.map(moved_ms).map_err(|e| why(&e)),
-        ),
-        (Case::Handover(f), r) => report.record(
-            Measurement::Handover(f),
-            imp,
-            r.map(moved_ms).map_err(|e| why(&e)),
-        ),
-        (Case::Detection(f), r) => report.record(
-            Measurement::Detection(f),
-            imp,
-            r.map(moved_ms).map_err(|e| why(&e)),
-        ),
-        (Case::CheckVip(f), r) => report.record(
-            Measurement::CheckVip(f),
-            imp,
-            r.map(moved_ms).map_err(|e| why(&e)),
-        ),
         (
             Case::Idle(f),
             Ok(Outcome::Idle {
@@ -329,12 +291,13 @@ fn record(report: &mut Report, case: Case, imp: Implementation, result: Result<O
                 Err(e) => why(&e),
                 Ok(o) => format!("unexpected outcome {o:?}"),
             };
-            for m in [
-                Measurement::IdleCpu(f),
-                Measurement::IdleCpuSched(f),
-                Measurement::IdleRss(f),
-            ] {
+            for m in idle_rows(f) {
                 report.record(m, imp, Err(e.clone()));
+            }
+        }
+        (timed, r) => {
+            if let Some(m) = timed.timed_row() {
+                report.record(m, imp, r.map(moved_ms).map_err(|e| why(&e)));
             }
         }
     }
@@ -344,34 +307,6 @@ fn moved_ms(o: Outcome) -> f64 {
     match o {
         Outcome::Ms(ms) => ms,
         Outcome::Idle { .. } => f64::NAN,
-    }
-}
-
-/// lb01's and lb02's daemons.
-struct Pair {
-    lb01: LabProcess,
-    lb02: LabProcess,
-    /// `splitguard watch` on lb02 beside keepalived (detection runs).
-    watch: Option<LabProcess>,
-}
-
-impl Pair {
-    /// The last lines of both logs, for a failure report.
-    fn log_tails(&self) -> String {
-        [Some(&self.lb01), Some(&self.lb02), self.watch.as_ref()]
-            .into_iter()
-            .flatten()
-            .map(|p| p.log_tail(8))
-            .collect()
-    }
-
-    /// SIGKILL both (the lab is about to go; no need to wait for a clean stop).
-    fn kill(&mut self) {
-        self.lb01.kill();
-        self.lb02.kill();
-        if let Some(w) = &mut self.watch {
-            w.kill();
-        }
     }
 }
 
@@ -386,30 +321,21 @@ fn run_once(
     let lab = pair_lab("bench")?;
     // Detection needs gw's webhook receiver (and its clock).
     let gw = match case {
-        Case::Detection(_) => Some(
-            GwObserver::start(
-                &lab,
-                "gw",
-                GwOptions {
-                    vip: VIP_ADDR,
-                    port: HOOK_PORT,
-                    every: Duration::from_millis(250),
-                    limit: STEADY_BOUND + FAILOVER_BOUND + ALERT_BOUND + Duration::from_secs(30),
-                },
-            )
-            .map_err(|e| RunError::Broken(e.to_string()))?,
-        ),
+        Case::Detection(_) => Some(start_gw_observer(
+            &lab,
+            STEADY_BOUND + FAILOVER_BOUND + ALERT_BOUND + Duration::from_secs(30),
+        )?),
         _ => None,
     };
     let hook = gw.as_ref().map(|g| g.webhook_url().to_owned());
-    let mut pair = start_pair(&lab, opts, imp, case.flavour(), hook.as_deref())?;
-    let result = measure_pair(rt, &lab, &mut pair, opts, case, imp, gw.as_ref());
+    let mut daemons = start_pair(&lab, opts, imp, case.flavour(), hook.as_deref())?;
+    let result = measure_pair(rt, &lab, &mut daemons, opts, case, imp, gw.as_ref());
     let result = result.map_err(|e| match e {
-        RunError::Interrupted | RunError::Measure(MeasureError::Interrupted) => e,
-        e => RunError::Broken(format!("{e}{}", pair.log_tails())),
+        e if e.is_interrupted() => e,
+        e => RunError::Broken(format!("{e}{}", daemons.log_tails())),
     });
-    pair.kill();
-    drop(pair);
+    daemons.kill();
+    drop(daemons);
     drop(lab);
     result
 }
@@ -422,7 +348,7 @@ fn start_pair(
     imp: Implementation,
     f: Flavour,
     hook: Option<&str>,
-) -> Result<Pair, RunError> {
+) -> Result<Daemons, RunError> {
     let (sg_interval, ka_interval) = intervals(f);
     let v = version(f);
     let start = |host: &str, prio: u8, peer: Ipv4Addr| -> Result<LabProcess, LabError> {
@@ -451,19 +377,34 @@ fn start_pair(
         }
         _ => None,
     };
-    Ok(Pair { lb01, lb02, watch })
+    Ok(Daemons {
+        lb01,
+        lb02: Some(lb02),
+        watch,
+    })
 }
 
 fn measure_pair(
     rt: &tokio::runtime::Runtime,
     lab: &Lab,
-    pair: &mut Pair,
+    daemons: &mut Daemons,
     opts: &BenchOptions,
     case: Case,
     imp: Implementation,
     gw: Option<&GwObserver>,
 ) -> Result<Outcome, RunError> {
-    wait_steady(rt, lab, pair, imp)?;
+    // Steady: the daemons ready (with the arbiter, lb02 sees its reference)
+    // and only lb01 has the VIP.
+    pair::wait_steady(rt, lab, daemons, imp, || {
+        let addresses = (
+            configs::holds_vip(lab, "lb01")?,
+            configs::holds_vip(lab, "lb02")?,
+        );
+        Ok(match addresses {
+            (true, false) => Ok(()),
+            (a, b) => Err(format!("daemons ready but VIP on lb01: {a}, on lb02: {b}")),
+        })
+    })?;
     let f = case.flavour();
     let watch = |align| AddressWatch {
         host: "lb02",
@@ -478,7 +419,7 @@ fn measure_pair(
     });
     match case {
         Case::Failover(_) => {
-            settle(SETTLE)?;
+            pair::pause(SETTLE)?;
             let d = measure::time_to_address(lab, watch(align), || {
                 lab.run("lb01", &["ip", "link", "set", "eth0", "down"])?;
                 Ok(())
@@ -486,8 +427,8 @@ fn measure_pair(
             Ok(Outcome::Ms(d.as_secs_f64() * 1000.0))
         }
         Case::Handover(_) => {
-            settle(SETTLE)?;
-            let lb01 = &pair.lb01;
+            pair::pause(SETTLE)?;
+            let lb01 = &daemons.lb01;
             let d = measure::time_to_address(lab, watch(align), || {
                 lb01.signal(libc::SIGTERM);
                 Ok(())
@@ -496,7 +437,7 @@ fn measure_pair(
         }
         Case::Detection(_) => {
             let gw = gw.ok_or_else(|| RunError::Broken("no observer on gw".into()))?;
-            settle(SETTLE)?;
+            pair::pause(SETTLE)?;
             let (_, appeared) = measure::address_instants(lab, watch(None), || {
                 apply_fault(lab, Scenario::S2)?;
                 Ok(())
@@ -520,11 +461,11 @@ fn measure_pair(
                             .collect::<Vec<_>>()
                     )));
                 }
-                settle(Duration::from_millis(5))?;
+                pair::pause(Duration::from_millis(5))?;
             }
         }
         Case::CheckVip(_) => {
-            settle(SETTLE)?;
+            pair::pause(SETTLE)?;
             // Splitguard: the daemon's socket; beside keepalived there is none
             // and the check probes ARP itself.
             let socket = match imp {
@@ -556,13 +497,13 @@ fn measure_pair(
             Ok(Outcome::Ms(check()?))
         }
         Case::Idle(_) => {
-            settle(IDLE_SETTLE)?;
-            let pid = pair
+            pair::pause(IDLE_SETTLE)?;
+            let pid = daemons
                 .lb01
                 .pid()
                 .ok_or_else(|| RunError::Broken("lb01's daemon has exited".into()))?;
             let start = measure::sample_tree(pid)?;
-            settle(opts.idle)?;
+            pair::pause(opts.idle)?;
             let end = measure::sample_tree(pid)?;
             // Still the steady pair it was at the start?
             if !configs::holds_vip(lab, "lb01")? || configs::holds_vip(lab, "lb02")? {
@@ -579,130 +520,6 @@ fn measure_pair(
             })
         }
     }
-}
-
-fn settle(d: Duration) -> Result<(), RunError> {
-    measure::pause(d, RunError::Interrupted)
-}
-
-/// Waits until lb01 is master holding the VIP, lb02 is backup (and, with the
-/// arbiter, sees its reference), and only lb01 has the VIP.
-fn wait_steady(
-    rt: &tokio::runtime::Runtime,
-    lab: &Lab,
-    pair: &mut Pair,
-    imp: Implementation,
-) -> Result<(), RunError> {
-    let deadline = Instant::now() + STEADY_BOUND;
-    loop {
-        if measure::interrupted() {
-            return Err(RunError::Interrupted);
-        }
-        let mut procs = vec![&mut pair.lb01, &mut pair.lb02];
-        procs.extend(pair.watch.as_mut());
-        for p in procs {
-            if let Some(status) = p.try_exit() {
-                return Err(RunError::Broken(format!(
-                    "{} exited during start-up ({status})",
-                    p.name
-                )));
-            }
-        }
-        let mut daemons = match imp {
-            Implementation::Keepalived => keepalived_ready(pair),
-            _ => splitguard_ready(rt, lab, imp == Implementation::Splitguard),
-        };
-        if daemons.is_ok() && pair.watch.is_some() {
-            daemons = watch_ready(rt, lab, "lb02");
-        }
-        let addresses = (
-            configs::holds_vip(lab, "lb01")?,
-            configs::holds_vip(lab, "lb02")?,
-        );
-        let last = match (daemons, addresses) {
-            (Ok(()), (true, false)) => return Ok(()),
-            (Ok(()), (a, b)) => format!("daemons ready but VIP on lb01: {a}, on lb02: {b}"),
-            (Err(why), _) => why,
-        };
-        if Instant::now() >= deadline {
-            return Err(RunError::NotSteady {
-                within: STEADY_BOUND,
-                detail: last,
-            });
-        }
-        std::thread::sleep(POLL);
-    }
-}
-
-fn keepalived_ready(pair: &Pair) -> Result<(), String> {
-    keepalived_node_ready(&pair.lb01, state::MASTER)?;
-    keepalived_node_ready(&pair.lb02, state::BACKUP)
-}
-
-/// Whether keepalived `p` has logged entering `want` (MASTER or BACKUP).
-pub(super) fn keepalived_node_ready(p: &LabProcess, want: &str) -> Result<(), String> {
-    let line = format!("Entering {} STATE", want.to_ascii_uppercase());
-    if p.log_text().contains(&line) {
-        Ok(())
-    } else {
-        Err(format!("{} is not {want} yet", p.name))
-    }
-}
-
-fn splitguard_ready(rt: &tokio::runtime::Runtime, lab: &Lab, arbiter: bool) -> Result<(), String> {
-    splitguard_node_ready(rt, lab, "lb01", state::MASTER, arbiter)?;
-    splitguard_node_ready(rt, lab, "lb02", state::BACKUP, arbiter)
-}
-
-/// Asks `node`'s daemon: is its instance in `want` (a master with its VIP, a
-/// backup that has heard lb01), and with `arbiter`, does it see its reference?
-/// Whether `splitguard watch` on `node` answers on its control socket.
-pub(super) fn watch_ready(
-    rt: &tokio::runtime::Runtime,
-    lab: &Lab,
-    node: &str,
-) -> Result<(), String> {
-    rt.block_on(splitguard_node::control::client::status(
-        configs::watch_socket(lab, node),
-        Duration::from_secs(2),
-    ))
-    .map(|_| ())
-    .map_err(|e| format!("the watch on {node}: {e}"))
-}
-
-pub(super) fn splitguard_node_ready(
-    rt: &tokio::runtime::Runtime,
-    lab: &Lab,
-    node: &str,
-    want: &str,
-    arbiter: bool,
-) -> Result<(), String> {
-    let s: Status = rt
-        .block_on(splitguard_node::control::client::status(
-            configs::sg_socket(lab, node),
-            Duration::from_secs(2),
-        ))
-        .map_err(|e| format!("{node}: {e}"))?;
-    let inst = s
-        .instances
-        .first()
-        .ok_or_else(|| format!("{node}: no instance in status"))?;
-    if inst.state != want {
-        return Err(format!("{node} is {}, not {want} yet", inst.state));
-    }
-    if want == state::MASTER && !inst.vips_held {
-        return Err(format!("{node} is master without its VIP yet"));
-    }
-    if want == state::BACKUP && inst.master != Some(IpAddr::V4(LB01_ADDR)) {
-        return Err(format!("{node} has not heard lb01 yet"));
-    }
-    let a = &s.arbiter;
-    if arbiter
-        && (a.isolated || a.references.is_empty() || a.references.iter().any(|r| !r.reachable))
-    {
-        return Err(format!("{node}'s arbiter does not see its reference yet"));
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -743,16 +560,6 @@ mod tests {
                 .contains(&Implementation::SplitguardNoArb)
         );
         assert_eq!(Case::Failover(f).implementations().len(), 3);
-    }
-
-    #[test]
-    fn only_the_arbiter_flavour_names_a_reference() {
-        let on = arbiter_table(Implementation::Splitguard, LB02_ADDR);
-        assert!(on.contains("references = [\"192.0.2.254\"]"));
-        assert!(on.contains("peers = [\"192.0.2.6\"]"));
-        let off = arbiter_table(Implementation::SplitguardNoArb, LB02_ADDR);
-        assert!(off.contains("enabled = false"));
-        assert!(!off.contains("references"));
     }
 
     #[test]

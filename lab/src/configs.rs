@@ -9,6 +9,7 @@ use std::path::Path;
 
 use super::netns::{Lab, LabError};
 use super::process::LabProcess;
+use super::report::Implementation;
 
 /// The pair's virtual IP (without prefix length; it is a /24).
 pub const VIP: &str = "192.0.2.3";
@@ -57,6 +58,16 @@ pub fn sg_socket(lab: &Lab, node: &str) -> std::path::PathBuf {
     lab.dir().join(format!("{node}.sock"))
 }
 
+/// The `[arbiter]` table of each splitguard flavour (`peer`: the other node).
+pub fn arbiter_table(imp: Implementation, peer: Ipv4Addr) -> String {
+    match imp {
+        Implementation::Splitguard => {
+            format!("\n[arbiter]\nreferences = [\"{GW_ADDR}\"]\npeers = [\"{peer}\"]\n")
+        }
+        _ => "\n[arbiter]\nenabled = false\n".to_string(),
+    }
+}
+
 /// A webhook channel to `url` and the alert timing the lab uses (group wait 1 s;
 /// criticals go at once): appended to a splitguard or watch config.
 pub fn webhook_tables(url: &str) -> String {
@@ -93,12 +104,7 @@ pub fn start_watch(
     bin: &Path,
     config: &str,
 ) -> Result<LabProcess, LabError> {
-    let path = lab.write_file(&format!("watch-{host}.toml"), config)?;
-    lab.spawn(
-        host,
-        &format!("splitguard-watch-{host}"),
-        &[path_str(bin)?, "watch", "-c", path_str(&path)?],
-    )
+    spawn_splitguard(lab, host, bin, "watch", &format!("watch-{host}"), config)
 }
 
 /// A keepalived 2.2.7 config equivalent to [`sg_config`]; `interval` is
@@ -131,11 +137,25 @@ pub fn start_splitguard(
     bin: &Path,
     config: &str,
 ) -> Result<LabProcess, LabError> {
-    let path = lab.write_file(&format!("{host}.toml"), config)?;
+    spawn_splitguard(lab, host, bin, "run", host, config)
+}
+
+/// Starts `splitguard <command> -c <name>.toml` (the binary at `bin`) in
+/// `host`, with `config` written to `<name>.toml` in the lab directory; the
+/// log is `splitguard-<name>`.
+pub fn spawn_splitguard(
+    lab: &Lab,
+    host: &str,
+    bin: &Path,
+    command: &str,
+    name: &str,
+    config: &str,
+) -> Result<LabProcess, LabError> {
+    let path = lab.write_file(&format!("{name}.toml"), config)?;
     lab.spawn(
         host,
-        &format!("splitguard-{host}"),
-        &[path_str(bin)?, "run", "-c", path_str(&path)?],
+        &format!("splitguard-{name}"),
+        &[path_str(bin)?, command, "-c", path_str(&path)?],
     )
 }
 
@@ -175,6 +195,16 @@ pub fn holds_vip(lab: &Lab, host: &str) -> Result<bool, LabError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_arbiter_flavour_names_a_reference() {
+        let on = arbiter_table(Implementation::Splitguard, LB02_ADDR);
+        assert!(on.contains("references = [\"192.0.2.254\"]"));
+        assert!(on.contains("peers = [\"192.0.2.6\"]"));
+        let off = arbiter_table(Implementation::SplitguardNoArb, LB02_ADDR);
+        assert!(off.contains("enabled = false"));
+        assert!(!off.contains("references"));
+    }
 
     #[test]
     fn keepalived_config_has_auth_only_for_v2() {

@@ -10,16 +10,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::bench::splitguard_node_ready;
-use super::configs::{VIP, VIP_ADDR, holds_vip, pair_lab};
-use super::gw::{GwObserver, GwOptions};
+use super::configs::{VIP, holds_vip, pair_lab, spawn_splitguard};
+use super::gw::GwObserver;
 use super::measure;
 use super::netns::{Lab, LabError};
+use super::pair::{SAMPLE_EVERY, STEADY_BOUND, splitguard_node_ready, start_gw_observer};
 use super::process::LabProcess;
 use super::report::Implementation;
-use super::scenario::{
-    self, HOOK_PORT, SAMPLE_EVERY, Scenario, ScenarioError, apply_fault, heal_fault, sg_node_config,
-};
+use super::scenario::{self, Scenario, ScenarioError, apply_fault, heal_fault, sg_node_config};
 use splitguard_node::status::state;
 
 /// What `splitguard lab demo` was asked to do.
@@ -58,8 +56,7 @@ pub struct DemoSummary {
     pub alerts: Vec<(String, String, String)>,
 }
 
-/// Bounds on what each step waits for.
-const STEADY_BOUND: Duration = Duration::from_secs(30);
+/// Bounds on what each step waits for (and [`STEADY_BOUND`]).
 const MOVE_BOUND: Duration = Duration::from_secs(20);
 const ALERT_BOUND: Duration = Duration::from_secs(8);
 /// How long the demo waits for alerts spooled during a cut (retry backoff).
@@ -75,16 +72,7 @@ pub fn run(opts: &DemoOptions, out: &mut dyn FnMut(&str)) -> Result<DemoSummary,
         .build()
         .map_err(DemoError::Runtime)?;
     let lab = pair_lab("demo")?;
-    let gw = GwObserver::start(
-        &lab,
-        "gw",
-        GwOptions {
-            vip: VIP_ADDR,
-            port: HOOK_PORT,
-            every: SAMPLE_EVERY,
-            limit: Duration::from_secs(300),
-        },
-    )?;
+    let gw = start_gw_observer(&lab, Duration::from_secs(300))?;
     let names: BTreeMap<String, String> = ["lb01", "lb02"]
         .iter()
         .map(|h| Ok((lab.mac_of(h)?, (*h).to_owned())))
@@ -257,13 +245,13 @@ impl Story<'_> {
         );
         // Each config gets its own file name so a restart never races the old one.
         let tag = scenario.map_or("", Scenario::id);
-        let path = self.lab.write_file(&format!("{node}{tag}.toml"), &cfg)?;
-        let bin = self.opts.splitguard.to_string_lossy().into_owned();
-        let path = path.to_string_lossy().into_owned();
-        self.lab.spawn(
+        spawn_splitguard(
+            self.lab,
             node,
-            &format!("splitguard-{node}{tag}"),
-            &[&bin, "run", "-c", &path],
+            &self.opts.splitguard,
+            "run",
+            &format!("{node}{tag}"),
+            &cfg,
         )
     }
 

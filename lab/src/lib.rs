@@ -10,6 +10,7 @@ pub mod gw;
 pub mod measure;
 pub mod netns;
 pub mod observe;
+pub mod pair;
 pub mod process;
 pub mod report;
 pub mod scenario;

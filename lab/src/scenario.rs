@@ -13,23 +13,16 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::bench::{arbiter_table, keepalived_node_ready, splitguard_node_ready, watch_ready};
 use super::configs::{
-    self, GW_ADDR, LB01_ADDR, LB02_ADDR, VIP_ADDR, ka_config, pair_lab, sg_config, webhook_tables,
+    self, GW_ADDR, LB01_ADDR, LB02_ADDR, arbiter_table, ka_config, pair_lab, sg_config,
+    webhook_tables,
 };
-use super::gw::{GwError, GwObserver, GwOptions, Hook, count_owners};
+use super::gw::{GwObserver, Hook, count_owners};
 use super::measure;
 use super::netns::{Lab, LabError};
+use super::pair::{self, Daemons, RunError, SAMPLE_EVERY, STEADY_BOUND, pause, start_gw_observer};
 use super::process::LabProcess;
 use super::report::Implementation;
-use splitguard_node::status::state;
-
-/// How often gw asks who holds the VIP.
-pub const SAMPLE_EVERY: Duration = Duration::from_millis(250);
-/// The webhook port on gw.
-pub const HOOK_PORT: u16 = 8080;
-/// Longest wait for a fresh pair to settle.
-const STEADY_BOUND: Duration = Duration::from_secs(30);
 /// After steady, before the fault: the takeover's gratuitous ARP is over and the
 /// backup has heard a few adverts.
 const SETTLE: Duration = Duration::from_secs(2);
@@ -169,26 +162,44 @@ pub fn sg_node_config(
     };
     let extra = format!("{}{}", arbiter_table(imp, peer), webhook_tables(hook_url));
     let cfg = sg_config(lab, node, prio, 2, "1s", &extra);
-    if node != "lb02" {
-        return cfg;
-    }
-    match scenario {
-        Some(Scenario::S3) => cfg.replace("vrid = 51", "vrid = 52"),
-        Some(Scenario::S6) => cfg.replace("auth_pass = \"1111\"", "auth_pass = \"2222\""),
-        _ => cfg,
-    }
+    with_mistake(
+        cfg,
+        node,
+        scenario,
+        ("vrid = 51", "vrid = 52"),
+        ("auth_pass = \"1111\"", "auth_pass = \"2222\""),
+    )
 }
 
 /// keepalived's config for `node` in `scenario`.
 pub fn ka_node_config(node: &str, scenario: Option<Scenario>) -> String {
     let prio = if node == "lb01" { 150 } else { 100 };
     let cfg = ka_config(node, prio, 2, "1");
+    with_mistake(
+        cfg,
+        node,
+        scenario,
+        ("virtual_router_id 51", "virtual_router_id 52"),
+        ("auth_pass 1111", "auth_pass 2222"),
+    )
+}
+
+/// lb02's `cfg` with the mistake of `scenario` (S3: the VRID, S6: the
+/// password), each given as (right, wrong) in the config's syntax; any other
+/// node's or scenario's as it is.
+fn with_mistake(
+    cfg: String,
+    node: &str,
+    scenario: Option<Scenario>,
+    vrid: (&str, &str),
+    auth: (&str, &str),
+) -> String {
     if node != "lb02" {
         return cfg;
     }
     match scenario {
-        Some(Scenario::S3) => cfg.replace("virtual_router_id 51", "virtual_router_id 52"),
-        Some(Scenario::S6) => cfg.replace("auth_pass 1111", "auth_pass 2222"),
+        Some(Scenario::S3) => cfg.replace(vrid.0, vrid.1),
+        Some(Scenario::S6) => cfg.replace(auth.0, auth.1),
         _ => cfg,
     }
 }
@@ -281,21 +292,6 @@ pub fn check_prerequisites(keepalived: bool) -> Result<(), ScenarioError> {
             })?;
     }
     Ok(())
-}
-
-/// Why one run gave no figures.
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    #[error(transparent)]
-    Lab(#[from] LabError),
-    #[error(transparent)]
-    Gw(#[from] GwError),
-    #[error("the pair did not settle within {within:?}: {detail}")]
-    NotSteady { within: Duration, detail: String },
-    #[error("{0}")]
-    Broken(String),
-    #[error("interrupted")]
-    Interrupted,
 }
 
 /// An alert that reached gw during the window.
@@ -397,34 +393,6 @@ pub fn run(
     Ok(results)
 }
 
-/// The pair's processes in one run (dropped with the lab: stopped).
-struct Nodes {
-    lb01: LabProcess,
-    lb02: Option<LabProcess>,
-    watch: Option<LabProcess>,
-}
-
-impl Nodes {
-    fn all(&self) -> Vec<&LabProcess> {
-        let mut v = vec![&self.lb01];
-        v.extend(self.lb02.as_ref());
-        v.extend(self.watch.as_ref());
-        v
-    }
-
-    fn logs(&self) -> String {
-        self.all()
-            .iter()
-            .map(|p| format!("----- {} -----\n{}", p.name, p.log_text()))
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-
-    fn log_tails(&self) -> String {
-        self.all().iter().map(|p| p.log_tail(8)).collect()
-    }
-}
-
 fn start_node(
     lab: &Lab,
     opts: &ScenarioOptions,
@@ -446,64 +414,19 @@ fn start_node(
     }
 }
 
-fn pause(d: Duration) -> Result<(), RunError> {
-    measure::pause(d, RunError::Interrupted)
-}
-
 /// Waits until gw sees only lb01 answer for the VIP, lb01's daemon is master and
 /// lb02's (when running) is backup; with the arbiter, both see gw.
 fn wait_steady(
     rt: &tokio::runtime::Runtime,
     lab: &Lab,
     gw: &GwObserver,
-    nodes: &mut Nodes,
+    nodes: &mut Daemons,
     imp: Implementation,
 ) -> Result<(), RunError> {
     let mac1 = lab.mac_of("lb01")?;
-    let deadline = Instant::now() + STEADY_BOUND;
-    loop {
-        if measure::interrupted() {
-            return Err(RunError::Interrupted);
-        }
-        let mut procs = vec![&mut nodes.lb01];
-        procs.extend(nodes.lb02.as_mut());
-        procs.extend(nodes.watch.as_mut());
-        for p in procs {
-            if let Some(status) = p.try_exit() {
-                return Err(RunError::Broken(format!(
-                    "{} exited during start-up ({status})",
-                    p.name
-                )));
-            }
-        }
-        let arbiter = imp == Implementation::Splitguard;
-        let mut ready = match imp {
-            Implementation::Keepalived => keepalived_node_ready(&nodes.lb01, state::MASTER),
-            _ => splitguard_node_ready(rt, lab, "lb01", state::MASTER, arbiter),
-        };
-        if ready.is_ok()
-            && let Some(lb02) = &nodes.lb02
-        {
-            ready = match imp {
-                Implementation::Keepalived => keepalived_node_ready(lb02, state::BACKUP),
-                _ => splitguard_node_ready(rt, lab, "lb02", state::BACKUP, arbiter),
-            };
-        }
-        if ready.is_ok() && nodes.watch.is_some() {
-            ready = watch_ready(rt, lab, "lb02");
-        }
-        let last = match ready.and_then(|()| gw.sees_only(&mac1, SAMPLE_EVERY * 2)) {
-            Ok(()) => return Ok(()),
-            Err(why) => why,
-        };
-        if Instant::now() >= deadline {
-            return Err(RunError::NotSteady {
-                within: STEADY_BOUND,
-                detail: last,
-            });
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    pair::wait_steady(rt, lab, nodes, imp, || {
+        Ok(gw.sees_only(&mac1, SAMPLE_EVERY * 2))
+    })
 }
 
 /// One run in its own lab: the outcome and every daemon's log.
@@ -529,15 +452,9 @@ fn run_in_lab(
 ) -> Result<Outcome, RunError> {
     let lab = pair_lab(scenario.id())?;
     let window = scenario.window();
-    let gw = GwObserver::start(
+    let gw = start_gw_observer(
         &lab,
-        "gw",
-        GwOptions {
-            vip: VIP_ADDR,
-            port: HOOK_PORT,
-            every: SAMPLE_EVERY,
-            limit: STEADY_BOUND + SETTLE + window + Duration::from_secs(30),
-        },
+        STEADY_BOUND + SETTLE + window + Duration::from_secs(30),
     )?;
     let url = gw.webhook_url().to_string();
     let lb01 = start_node(&lab, opts, imp, "lb01", Some(scenario), &url)?;
@@ -552,7 +469,7 @@ fn run_in_lab(
     } else {
         None
     };
-    let mut nodes = Nodes { lb01, lb02, watch };
+    let mut nodes = Daemons { lb01, lb02, watch };
     let result = observe(rt, &lab, &gw, &mut nodes, opts, scenario, imp, progress);
     *logs = nodes.logs();
     result.map_err(|e| match e {
@@ -566,7 +483,7 @@ fn observe(
     rt: &tokio::runtime::Runtime,
     lab: &Lab,
     gw: &GwObserver,
-    nodes: &mut Nodes,
+    nodes: &mut Daemons,
     opts: &ScenarioOptions,
     scenario: Scenario,
     imp: Implementation,

@@ -28,16 +28,15 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::bench::splitguard_node_ready;
-use super::configs::{VIP_ADDR, pair_lab, start_splitguard};
-use super::gw::{GwObserver, GwOptions, OwnerSample};
+use super::configs::{pair_lab, start_splitguard};
+use super::gw::{GwObserver, OwnerSample};
 use super::measure;
 use super::netns::Lab;
+use super::pair::{RunError, SAMPLE_EVERY, STEADY_BOUND, splitguard_node_ready, start_gw_observer};
 use super::process::LabProcess;
 use super::report::Implementation;
 use super::scenario::{
-    HOOK_PORT, RunError, SAMPLE_EVERY, Scenario, ScenarioError, apply_fault, check_prerequisites,
-    heal_fault, sg_node_config,
+    Scenario, ScenarioError, apply_fault, check_prerequisites, heal_fault, sg_node_config,
 };
 use splitguard_node::status::state;
 
@@ -64,8 +63,6 @@ pub const WARMUP: Duration = Duration::from_secs(10);
 pub const MIN_SPAN: Duration = Duration::from_secs(30);
 /// The loss on the bridge, in percent.
 pub const LOSS_PERCENT: u32 = 30;
-/// Longest wait for the fresh pair to settle.
-const STEADY_BOUND: Duration = Duration::from_secs(30);
 /// The longest soak accepted.
 pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
 /// The shortest soak accepted.
@@ -749,17 +746,8 @@ pub fn run(opts: &SoakOptions, progress: &mut dyn FnMut(&str)) -> Result<SoakRep
         .build()
         .map_err(ScenarioError::Runtime)?;
     let lab = pair_lab("soak").map_err(|e| SoakError::Run(e.to_string()))?;
-    let gw = GwObserver::start(
-        &lab,
-        "gw",
-        GwOptions {
-            vip: VIP_ADDR,
-            port: HOOK_PORT,
-            every: SAMPLE_EVERY,
-            limit: STEADY_BOUND + opts.duration + Duration::from_secs(30),
-        },
-    )
-    .map_err(|e| SoakError::Run(e.to_string()))?;
+    let gw = start_gw_observer(&lab, STEADY_BOUND + opts.duration + Duration::from_secs(30))
+        .map_err(|e| SoakError::Run(e.to_string()))?;
     let url = gw.webhook_url().to_string();
     let mut lb01 = Node::start(&lab, opts, "lb01", &url)?;
     let mut lb02 = Node::start(&lab, opts, "lb02", &url)?;
