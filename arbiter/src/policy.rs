@@ -37,7 +37,7 @@
 //!   so of two nodes that claimed blind together the better one claims again
 //!   first and keeps the VIP, and the other withholds.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -260,6 +260,9 @@ pub struct Policy {
     reboot_after: Duration,
     ownership_probe: bool,
     instances: Vec<Inst>,
+    /// Instance name → index in `instances`: inputs name their instance, and a
+    /// node with hundreds of them must not scan for it on every advert.
+    by_name: HashMap<String, usize>,
     last_now: Instant,
     isolated_raised: Option<Incident>,
     alone_since: Option<Instant>,
@@ -283,10 +286,12 @@ impl Policy {
         }
         let peers = Reachability::new(config.peers, config.rise, config.fall)?;
         let mut instances: Vec<Inst> = Vec::with_capacity(config.instances.len());
+        let mut by_name = HashMap::with_capacity(config.instances.len());
         for spec in config.instances {
-            if instances.iter().any(|i| i.name == spec.name) {
+            if by_name.contains_key(&spec.name) {
                 return Err(PolicyError::DuplicateInstance(spec.name));
             }
+            by_name.insert(spec.name.clone(), instances.len());
             instances.push(Inst {
                 evidence: vec![None; spec.vips.len()],
                 silent_rounds: vec![0; spec.vips.len()],
@@ -314,6 +319,7 @@ impl Policy {
             reboot_after: config.reboot_after,
             ownership_probe: config.ownership_probe,
             instances,
+            by_name,
             last_now: now,
             isolated_raised: None,
             alone_since: None,
@@ -371,7 +377,7 @@ impl Policy {
             inst.probation_until = None;
             inst.yields = 0;
         }
-        self.recompute(now);
+        self.recompute_one(now, i);
         Ok(())
     }
 
@@ -423,7 +429,7 @@ impl Policy {
                 }
             }
             // The gate closes first, so the released instance waits behind it.
-            self.recompute(now);
+            self.recompute_one(now, i);
             self.verdicts.extend(yielding);
         } else if inst.overdue && inst.role == Role::Backup {
             // One lost answer must not reopen the gate: the evidence stands until
@@ -445,7 +451,7 @@ impl Policy {
                     }
                 }
             }
-            self.recompute(now);
+            self.recompute_one(now, i);
         }
         Ok(())
     }
@@ -471,7 +477,7 @@ impl Policy {
             inst.evidence.iter_mut().for_each(|e| *e = None);
             inst.silent_rounds.iter_mut().for_each(|n| *n = 0);
         }
-        self.recompute(now);
+        self.recompute_one(now, i);
         Ok(())
     }
 
@@ -509,7 +515,7 @@ impl Policy {
         let now = self.clock(now);
         let i = self.index(instance)?;
         self.instances[i].hold = hold;
-        self.recompute(now);
+        self.recompute_one(now, i);
         Ok(())
     }
 
@@ -595,9 +601,9 @@ impl Policy {
     }
 
     fn index(&self, instance: &str) -> Result<usize, PolicyError> {
-        self.instances
-            .iter()
-            .position(|i| i.name == instance)
+        self.by_name
+            .get(instance)
+            .copied()
             .ok_or_else(|| PolicyError::UnknownInstance(instance.to_owned()))
     }
 
@@ -633,14 +639,43 @@ impl Policy {
     }
 
     /// Derive every verdict from the current inputs and queue what differs from what
-    /// was last published.
+    /// was last published. After a node-wide input (a probe result): every
+    /// instance's verdicts depend on the node's reachability.
     fn recompute(&mut self, now: Instant) {
+        let mut out = Vec::new();
+        let ctx = self.recompute_node(now, &mut out);
+        for i in 0..self.instances.len() {
+            self.recompute_instance(i, &ctx, &mut out);
+        }
+        self.verdicts.extend(out);
+    }
+
+    /// The whole recompute, for tests that check [`Policy::recompute_one`] leaves
+    /// nothing behind.
+    #[cfg(test)]
+    fn recompute_all(&mut self, now: Instant) {
+        self.recompute(now);
+    }
+
+    /// [`Policy::recompute`] after an input about instance `i` alone (heartbeat,
+    /// ownership answer, role, hold): the node-wide inputs did not move, so every
+    /// other instance's verdicts stand as published, and the work is O(1) in the
+    /// number of instances.
+    fn recompute_one(&mut self, now: Instant, i: usize) {
+        let mut out = Vec::new();
+        let ctx = self.recompute_node(now, &mut out);
+        self.recompute_instance(i, &ctx, &mut out);
+        self.verdicts.extend(out);
+    }
+
+    /// The node's verdicts (isolation, the reboot deadline), and what the
+    /// instances' verdicts need to know of the node.
+    fn recompute_node(&mut self, now: Instant, out: &mut Vec<Verdict>) -> NodeView {
         let isolation = self.isolation();
         let peers = self.peer_view();
         let acting = self.on_isolated != OnIsolated::None;
         let isolated = isolation == Isolation::Isolated;
         let alone = isolated && peers == PeerView::Gone;
-        let mut out = Vec::new();
 
         // Node: the isolation incident.
         match (isolated, self.isolated_raised.is_some()) {
@@ -678,95 +713,114 @@ impl Policy {
             out.push(Verdict::Raised(Incident::RebootDue));
         }
 
-        // Per instance.
         let weight = if acting && isolated && peers == PeerView::AnyReachable {
             self.demote_weight
         } else {
             0
         };
-        for i in 0..self.instances.len() {
-            let gate = self.gate_for(&self.instances[i], isolation);
-            let inst = &mut self.instances[i];
-            let name = inst.name.clone();
+        NodeView {
+            isolation,
+            acting,
+            alone,
+            weight,
+        }
+    }
 
-            if gate != inst.gate {
-                inst.gate = gate.clone();
-                out.push(Verdict::Gate {
+    /// Instance `i`'s verdicts: what differs from what was last published.
+    fn recompute_instance(&mut self, i: usize, ctx: &NodeView, out: &mut Vec<Verdict>) {
+        let NodeView {
+            isolation,
+            acting,
+            alone,
+            weight,
+        } = *ctx;
+        let gate = self.gate_for(&self.instances[i], isolation);
+        let inst = &mut self.instances[i];
+        let name = inst.name.clone();
+
+        if gate != inst.gate {
+            inst.gate = gate.clone();
+            out.push(Verdict::Gate {
+                instance: name.clone(),
+                gate: gate.clone(),
+            });
+        }
+
+        if weight != inst.weight {
+            let old = std::mem::replace(&mut inst.weight, weight);
+            out.push(Verdict::Demotion {
+                instance: name.clone(),
+                weight,
+            });
+            if old > 0 {
+                out.push(Verdict::Resolved(Incident::Demoted {
                     instance: name.clone(),
-                    gate: gate.clone(),
-                });
+                    weight: old,
+                }));
             }
-
-            if weight != inst.weight {
-                let old = std::mem::replace(&mut inst.weight, weight);
-                out.push(Verdict::Demotion {
+            if weight > 0 {
+                out.push(Verdict::Raised(Incident::Demoted {
                     instance: name.clone(),
                     weight,
-                });
-                if old > 0 {
-                    out.push(Verdict::Resolved(Incident::Demoted {
-                        instance: name.clone(),
-                        weight: old,
-                    }));
-                }
-                if weight > 0 {
-                    out.push(Verdict::Raised(Incident::Demoted {
-                        instance: name.clone(),
-                        weight,
-                    }));
-                }
-            }
-
-            let release = acting && alone && inst.role == Role::Master;
-            if release && !inst.release_sent {
-                out.push(Verdict::Release {
-                    instance: name.clone(),
-                });
-            }
-            inst.release_sent = release;
-            if release && !inst.released {
-                inst.released = true;
-                out.push(Verdict::Raised(Incident::Released {
-                    instance: name.clone(),
                 }));
-            } else if !alone && inst.released {
-                inst.released = false;
-                out.push(Verdict::Resolved(Incident::Released {
-                    instance: name.clone(),
-                }));
-            }
-
-            // Reported while it actually holds a claim back; a change of evidence
-            // (not just of counts inside it) re-raises.
-            let withheld = match &gate {
-                ClaimGate::Closed(r) if inst.role == Role::Backup && inst.overdue => {
-                    Some(r.clone())
-                }
-                _ => None,
-            };
-            let same = match (&withheld, &inst.withheld) {
-                (Some(a), Some(b)) => same_evidence(a, b),
-                (None, None) => true,
-                _ => false,
-            };
-            if !same {
-                if let Some(old) = inst.withheld.take() {
-                    out.push(Verdict::Resolved(Incident::ClaimWithheld {
-                        instance: name.clone(),
-                        reason: old,
-                    }));
-                }
-                if let Some(reason) = withheld {
-                    inst.withheld = Some(reason.clone());
-                    out.push(Verdict::Raised(Incident::ClaimWithheld {
-                        instance: name,
-                        reason,
-                    }));
-                }
             }
         }
-        self.verdicts.extend(out);
+
+        let release = acting && alone && inst.role == Role::Master;
+        if release && !inst.release_sent {
+            out.push(Verdict::Release {
+                instance: name.clone(),
+            });
+        }
+        inst.release_sent = release;
+        if release && !inst.released {
+            inst.released = true;
+            out.push(Verdict::Raised(Incident::Released {
+                instance: name.clone(),
+            }));
+        } else if !alone && inst.released {
+            inst.released = false;
+            out.push(Verdict::Resolved(Incident::Released {
+                instance: name.clone(),
+            }));
+        }
+
+        // Reported while it actually holds a claim back; a change of evidence
+        // (not just of counts inside it) re-raises.
+        let withheld = match &gate {
+            ClaimGate::Closed(r) if inst.role == Role::Backup && inst.overdue => Some(r.clone()),
+            _ => None,
+        };
+        let same = match (&withheld, &inst.withheld) {
+            (Some(a), Some(b)) => same_evidence(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        if !same {
+            if let Some(old) = inst.withheld.take() {
+                out.push(Verdict::Resolved(Incident::ClaimWithheld {
+                    instance: name.clone(),
+                    reason: old,
+                }));
+            }
+            if let Some(reason) = withheld {
+                inst.withheld = Some(reason.clone());
+                out.push(Verdict::Raised(Incident::ClaimWithheld {
+                    instance: name,
+                    reason,
+                }));
+            }
+        }
     }
+}
+
+/// What every instance's verdicts take from the node-wide inputs.
+#[derive(Debug, Clone, Copy)]
+struct NodeView {
+    isolation: Isolation,
+    acting: bool,
+    alone: bool,
+    weight: u8,
 }
 
 /// Silent rounds in a row that clear the evidence after `yields` yields in a row.

@@ -693,6 +693,84 @@ proptest! {
     }
 }
 
+proptest! {
+    /// An input about one instance recomputes that instance alone (O(1) in the
+    /// number of instances); a full recompute after it must find nothing more to
+    /// say, for any instance.
+    #[test]
+    fn one_instance_inputs_leave_no_other_verdict_behind(
+        n_refs in 0..3usize,
+        n_peers in 0..3usize,
+        mode in 0..3u8,
+        ops in proptest::collection::vec(op(), 0..200),
+    ) {
+        let t0 = Instant::now();
+        let cfg = PolicyConfig {
+            references: TARGETS[..n_refs].iter().map(|s| ip(s)).collect(),
+            peers: TARGETS[3..3 + n_peers].iter().map(|s| ip(s)).collect(),
+            quorum: 1,
+            rise: 1,
+            fall: 2,
+            demote_weight: 50,
+            on_isolated: [OnIsolated::Demote, OnIsolated::Reboot, OnIsolated::None][mode as usize],
+            reboot_after: Duration::from_secs(30),
+            ownership_probe: true,
+            instances: (0..3)
+                .map(|k| InstanceSpec {
+                    name: NAMES[k].into(),
+                    vips: vec![ip(VIPS[k]), ip(VIPS[(k + 1) % 3])],
+                    yield_backoff: k as u32,
+                })
+                .collect(),
+        };
+        let mut p = Policy::new(cfg, t0).expect("valid config");
+        let mut now = t0;
+        for op in ops {
+            let one_instance = matches!(
+                op,
+                Op::Heartbeat(..) | Op::Ownership(..) | Op::Role(..) | Op::Hold(..)
+            );
+            let _ = match op {
+                Op::Probe(t, ok) => p.handle_probe(now, ip(TARGETS[t]), ok),
+                Op::Heartbeat(i, o) => p.handle_heartbeat(now, NAMES[i], o),
+                Op::Ownership(i, v, m) => {
+                    p.handle_ownership(now, NAMES[i], ip(VIPS[v]), m.map(|b| [2, 0, 0, 0, 0, b]))
+                }
+                Op::Role(i, r) => {
+                    p.handle_role(now, NAMES[i], [Role::Master, Role::Backup, Role::Fault][r as usize])
+                }
+                Op::Hold(i, h) => p.set_manual_hold(now, NAMES[i], h),
+                Op::Claimed(i) => p.handle_claim_from_silence(now, NAMES[i]),
+                Op::Advance(ms) => {
+                    now += Duration::from_millis(ms);
+                    Ok(())
+                }
+                Op::Timeout => {
+                    p.handle_timeout(now);
+                    Ok(())
+                }
+            };
+            while p.poll_verdict().is_some() {}
+            if one_instance {
+                p.recompute_all(now);
+                // Node verdicts (the reboot deadline passing) may fall due with
+                // time alone; only instance verdicts may not be left behind.
+                let left: Vec<Verdict> = std::iter::from_fn(|| p.poll_verdict())
+                    .filter(|v| {
+                        !matches!(
+                            v,
+                            Verdict::RebootDue
+                                | Verdict::Raised(Incident::RebootDue | Incident::Isolated { .. })
+                                | Verdict::Resolved(Incident::RebootDue | Incident::Isolated { .. })
+                        )
+                    })
+                    .collect();
+                prop_assert!(left.is_empty(), "after {op:?} a full recompute found {left:?}");
+            }
+        }
+    }
+}
+
 #[test]
 fn claim_withheld_for_isolation_is_raised_once_while_counts_move() {
     let t0 = Instant::now();
