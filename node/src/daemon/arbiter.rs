@@ -4,6 +4,7 @@
 //! the verdicts out on the instances (claim gate, demotion, release) and hands its
 //! incidents to the log, the event stream and the watcher's outbox.
 
+use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
@@ -32,6 +33,7 @@ use tracing::{debug, error, info, warn};
 use super::instances::{Announcer, Instances};
 use super::outputs::Outputs;
 use super::router::Router;
+use super::schedule::Deadlines;
 
 /// How long the reboot command may take before it is reported as hung (the
 /// hardware watchdog, when configured, is the backstop).
@@ -49,6 +51,10 @@ pub(super) struct Arbiter {
     cfg: config::Arbiter,
     heartbeats: Vec<Heartbeat>,
     rounds: Vec<Option<OwnershipRound>>,
+    /// The routers with an ownership round running (ARP answers go to these).
+    probing: BTreeSet<usize>,
+    /// Per router: when its overdue check or its round's end is next due.
+    deadlines: Deadlines,
     /// The role last told to the policy, per router.
     roles: Vec<Role>,
     dry_run: bool,
@@ -113,6 +119,8 @@ impl Arbiter {
             cfg: a.clone(),
             heartbeats: routers.iter().map(|_| Heartbeat::new(now)).collect(),
             rounds: routers.iter().map(|_| None).collect(),
+            probing: BTreeSet::new(),
+            deadlines: Deadlines::new(routers.len()),
             roles: routers.iter().map(|_| Role::Backup).collect(),
             dry_run,
             state_dir: cfg.state_dir.clone(),
@@ -149,21 +157,32 @@ impl Arbiter {
         }
     }
 
-    pub(super) fn deadline(&self, routers: &[Router]) -> Option<Instant> {
-        let mut next = self.policy.poll_timeout();
-        let mut consider = |t: Option<Instant>| {
-            if let Some(t) = t {
-                next = Some(next.map_or(t, |n| n.min(t)));
-            }
-        };
-        for (i, r) in routers.iter().enumerate() {
-            if r.fsm.state() == State::Backup {
-                consider(self.heartbeats[i].deadline(r.fsm.master_adver_interval()));
-            }
-            consider(self.rounds[i].as_ref().map(|x| x.ends));
+    /// The earliest of the policy's timer, any router's overdue check or round
+    /// end (as of the last step's end) and the hardware watchdog's feed.
+    pub(super) fn deadline(&self) -> Option<Instant> {
+        [
+            self.policy.poll_timeout(),
+            self.deadlines.first(),
+            self.watchdog.as_ref().map(|w| w.1),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Ends a step: the touched routers' overdue checks and round ends are
+    /// re-read (call before [`Instances::end_step`] forgets which they were).
+    pub(super) fn end_step(&mut self, inst: &Instances) {
+        let routers = inst.routers();
+        for i in inst.touched() {
+            let r = &routers[i];
+            let overdue_check = (r.fsm.state() == State::Backup)
+                .then(|| self.heartbeats[i].deadline(r.fsm.master_adver_interval()))
+                .flatten();
+            let round_end = self.rounds[i].as_ref().map(|x| x.ends);
+            self.deadlines
+                .set(i, [overdue_check, round_end].into_iter().flatten().min());
         }
-        consider(self.watchdog.as_ref().map(|w| w.1));
-        next
     }
 
     /// Cleanly disarms the hardware watchdog (daemon exit).
@@ -189,7 +208,7 @@ impl Arbiter {
         let now = Instant::now();
         let mut references = cfg.arbiter.references.clone();
         if references.is_empty() {
-            for r in &inst.routers {
+            for r in inst.routers() {
                 match inst.nl.default_gateway(r.ifindex).await {
                     Ok(Some(gw)) if !references.contains(&gw) => references.push(gw),
                     Ok(_) => {}
@@ -214,13 +233,13 @@ impl Arbiter {
                 .create(&cfg.state_dir)
                 .with_context(|| format!("state_dir {}", cfg.state_dir.display()))?;
         }
-        let arb = Arbiter::new(cfg, references, &inst.routers, now, dry_run)?;
+        let arb = Arbiter::new(cfg, references, inst.routers(), now, dry_run)?;
         let targets = arb.probe_targets();
         if !targets.is_empty() {
             // Probes leave from the node's own address on the first IPv4 instance's
             // interface, never from a VIP (replies would go to the VIP's holder).
             let source = inst
-                .routers
+                .routers()
                 .iter()
                 .find(|r| r.primary.is_ipv4())
                 .context("reference and peer probes need an IPv4 instance to send from")?;
@@ -265,6 +284,7 @@ impl Arbiter {
                 debug!(instance = %name, "adverts resumed");
             }
             arb.rounds[i] = None;
+            arb.probing.remove(&i);
             if let Err(e) = arb.policy.handle_heartbeat(now, name, false) {
                 warn!(instance = %name, error = %e, "heartbeat not taken");
             }
@@ -275,7 +295,8 @@ impl Arbiter {
     /// running ownership round that probes that address.
     pub(super) fn on_arp(&mut self, routers: &[Router], ifindex: u32, arp: &ArpRepr) {
         let arb = self;
-        for (i, r) in routers.iter().enumerate() {
+        for &i in &arb.probing {
+            let r = &routers[i];
             if r.ifindex != ifindex || arp.sender_mac == r.mac {
                 continue;
             }
@@ -294,7 +315,10 @@ impl Arbiter {
         out: &mut Outputs,
     ) {
         let arb = &mut *self;
-        for (i, r) in inst.routers.iter().enumerate() {
+        for i in arb.deadlines.due(now) {
+            // Its overdue state or its round moves: re-read its deadline at the end.
+            inst.touch(i);
+            let r = &inst.routers()[i];
             if r.fsm.state() == State::Backup
                 && arb.heartbeats[i].check(now, r.fsm.master_adver_interval())
             {
@@ -306,6 +330,7 @@ impl Arbiter {
             if arb.rounds[i].as_ref().is_some_and(|x| x.ends <= now)
                 && let Some(round) = arb.rounds[i].take()
             {
+                arb.probing.remove(&i);
                 for (vip, mac) in round.report() {
                     if let Some(mac) = mac {
                         debug!(instance = %r.cfg.name, %vip, mac = %format_mac(&mac), "VIP answered by another MAC");
@@ -344,12 +369,15 @@ impl Arbiter {
         for _ in 0..SETTLE_ROUNDS {
             let verdicts = {
                 let arb = &mut *self;
-                for (i, r) in inst.routers.iter().enumerate() {
+                // Only a touched router can have changed its role this step.
+                for i in inst.touched() {
+                    let r = &inst.routers()[i];
                     let role = role_of(r.fsm.state());
                     if role != arb.roles[i] {
                         arb.roles[i] = role;
                         arb.heartbeats[i].restart(now);
                         arb.rounds[i] = None;
+                        arb.probing.remove(&i);
                         let name = &r.cfg.name;
                         let taken = arb.policy.handle_role(now, name, role).and_then(|()| {
                             if r.fsm.claimed_from_silence() {
@@ -374,7 +402,7 @@ impl Arbiter {
             for v in verdicts {
                 self.apply(v, now, inst, out).await;
             }
-            for i in 0..inst.routers.len() {
+            for i in inst.touched() {
                 inst.run_actions(i, now, out).await;
             }
         }
@@ -384,7 +412,8 @@ impl Arbiter {
     async fn start_rounds(&mut self, now: Instant, inst: &Instances) {
         let arb = self;
         let mut requests: Vec<(u32, [u8; 6], Ipv4Addr, Vec<Ipv4Addr>)> = Vec::new();
-        for (i, r) in inst.routers.iter().enumerate() {
+        for i in inst.touched() {
+            let r = &inst.routers()[i];
             let wants = arb
                 .policy
                 .wants_ownership_probe(now, &r.cfg.name)
@@ -397,6 +426,7 @@ impl Arbiter {
                 continue;
             };
             let vips: Vec<Ipv4Addr> = r.ipv4_vips().collect();
+            arb.probing.insert(i);
             arb.rounds[i] = Some(OwnershipRound::start(
                 now,
                 r.fsm.master_adver_interval(),
@@ -435,19 +465,19 @@ impl Arbiter {
             Verdict::Gate { instance, gate } => {
                 if let Some(i) = inst.router_index(&instance) {
                     debug!(instance = %instance, gate = ?gate, "claim gate");
-                    inst.routers[i].fsm.set_claim_gate(now, gate);
+                    inst.router_mut(i).fsm.set_claim_gate(now, gate);
                 }
             }
             Verdict::Demotion { instance, weight } => {
                 if let Some(i) = inst.router_index(&instance) {
                     info!(instance = %instance, weight, "arbiter demotion");
-                    inst.routers[i].fsm.set_demotion(now, weight);
+                    inst.router_mut(i).fsm.set_demotion(now, weight);
                 }
             }
             Verdict::Release { instance } => {
                 if let Some(i) = inst.router_index(&instance) {
                     warn!(instance = %instance, "isolated with no peer in reach: releasing the VIPs");
-                    inst.routers[i].fsm.handle_release(now, Cause::Released);
+                    inst.router_mut(i).fsm.handle_release(now, Cause::Released);
                 }
             }
             Verdict::Yield { instance, vip, mac } => {
@@ -456,7 +486,7 @@ impl Arbiter {
                         instance = %instance, %vip, mac = %format_mac(&mac),
                         "claimed from silence but the VIP still answers from another MAC: yielding to it"
                     );
-                    inst.routers[i].fsm.handle_release(now, Cause::Yielded);
+                    inst.router_mut(i).fsm.handle_release(now, Cause::Yielded);
                 }
             }
             Verdict::RebootDue => self.reboot(out).await,
@@ -489,7 +519,7 @@ fn incident_out(incident: &Incident, raised: bool, inst: &Instances, out: &mut O
         .field("cause", detail.clone());
     let mut vip = None;
     if let Some(name) = instance
-        && let Some(r) = inst.routers.iter().find(|r| r.cfg.name == name)
+        && let Some(r) = inst.router_index(name).map(|i| &inst.routers()[i])
     {
         ev = ev.instance(name, r.cfg.vrid);
         vip = r.vip_addrs.first().copied();

@@ -128,8 +128,8 @@ pub(super) async fn hold(
     now: Instant,
 ) -> Vec<String> {
     let mut names = Vec::new();
-    for i in 0..instances.routers.len() {
-        let name = instances.routers[i].cfg.name.clone();
+    for i in 0..instances.routers().len() {
+        let name = instances.routers()[i].cfg.name.clone();
         if instance.is_some_and(|n| n != name) {
             continue;
         }
@@ -141,7 +141,7 @@ pub(super) async fn hold(
         }
         match arbiter.as_deref_mut() {
             Some(a) => a.set_manual_hold(now, &name, hold),
-            None => instances.routers[i].fsm.set_claim_gate(
+            None => instances.router_mut(i).fsm.set_claim_gate(
                 now,
                 if hold {
                     ClaimGate::Closed(WithholdReason::ManualHold)
@@ -151,14 +151,14 @@ pub(super) async fn hold(
             ),
         }
         if hold {
-            instances.routers[i].fsm.handle_release(now, Cause::Held);
+            instances.router_mut(i).fsm.handle_release(now, Cause::Held);
         }
         names.push(name);
     }
     if let Some(a) = arbiter {
         a.settle(now, instances, out).await;
     }
-    for i in 0..instances.routers.len() {
+    for i in 0..instances.routers().len() {
         instances.run_actions(i, now, out).await;
     }
     names

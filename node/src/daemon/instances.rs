@@ -11,7 +11,7 @@
 //! back), so a VIP present at start is never ours to keep; leaving it would make a
 //! second owner until the next transition.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -35,6 +35,7 @@ use tracing::{debug, error, info, warn};
 
 use super::outputs::Outputs;
 use super::router::{Router, interface_tracker, script_tracker};
+use super::schedule::{Deadlines, Touched};
 
 /// How takeovers are announced on a segment: gratuitous ARP for IPv4 VIPs,
 /// unsolicited neighbour advertisements for IPv6 ones.
@@ -59,7 +60,17 @@ pub(super) struct Datagram {
 pub(super) struct Instances {
     pub nl: Netlink,
     pub ifaces: BTreeMap<(u32, Family), Iface>,
-    pub routers: Vec<Router>,
+    /// Private: every change goes through [`Instances::router_mut`], which marks
+    /// the instance touched, so a step's follow-up work (the arbiter's settle,
+    /// the status, the timers) visits only what the step changed.
+    routers: Vec<Router>,
+    /// Which instances an advert on (interface, family, VRID) is for: found by
+    /// lookup, not by a scan of every instance.
+    by_vrid: HashMap<(u32, Family, u8), Vec<usize>>,
+    /// The instances this step touched.
+    touched: Touched,
+    /// Each instance's next state machine timer or GARP, ordered.
+    deadlines: Deadlines,
     /// Per router (same index): its ordered notify queue, when it has scripts.
     notifiers: Vec<Option<NotifyHandle>>,
     /// The `[[track_script]]`s the instances use.
@@ -79,6 +90,9 @@ impl Instances {
             nl: nl.clone(),
             ifaces: BTreeMap::new(),
             routers: Vec::new(),
+            by_vrid: HashMap::new(),
+            touched: Touched::default(),
+            deadlines: Deadlines::default(),
             notifiers: Vec::new(),
             trackers: None,
         };
@@ -126,10 +140,51 @@ impl Instances {
             this.open_iface(&inst.interface, link.index, primary, &dgrams)
                 .with_context(|| format!("instance {}", inst.name))?;
             let router = Router::new(inst.clone(), &cfg.track_scripts, link.index, mac, primary)?;
+            this.by_vrid
+                .entry((link.index, router.family(), inst.vrid))
+                .or_default()
+                .push(this.routers.len());
             this.routers.push(router);
             this.notifiers.push(notifier(inst));
         }
+        this.touched = Touched::new(this.routers.len());
+        this.deadlines = Deadlines::new(this.routers.len());
         Ok(this)
+    }
+
+    /// Every instance, to read.
+    pub fn routers(&self) -> &[Router] {
+        &self.routers
+    }
+
+    /// Instance `i`, to change: marks it touched for this step.
+    pub fn router_mut(&mut self, i: usize) -> &mut Router {
+        self.touched.touch(i);
+        &mut self.routers[i]
+    }
+
+    /// The instances this step touched so far.
+    pub fn touched(&self) -> Vec<usize> {
+        self.touched.list()
+    }
+
+    /// Marks instance `i` touched without changing it (its arbiter-side timers moved).
+    pub fn touch(&mut self, i: usize) {
+        self.touched.touch(i);
+    }
+
+    /// Ends a step: the touched instances' deadlines are re-read, and the
+    /// touched set starts empty.
+    pub fn end_step(&mut self) {
+        for i in self.touched.list() {
+            let r = &self.routers[i];
+            let due = [r.fsm.poll_timeout(), r.garp.map(|g| g.due)]
+                .into_iter()
+                .flatten()
+                .min();
+            self.deadlines.set(i, due);
+        }
+        self.touched.clear();
     }
 
     /// Starts the `[[track_script]]`s the instances use; results go to `tracks`.
@@ -158,29 +213,19 @@ impl Instances {
     pub async fn start(&mut self, now: Instant, out: &mut Outputs) {
         self.refresh_links(now, out).await;
         for i in 0..self.routers.len() {
-            self.routers[i].fsm.handle_startup(now);
+            self.router_mut(i).fsm.handle_startup(now);
             self.run_actions(i, now, out).await;
         }
     }
 
-    /// The earliest state machine timer or GARP due.
+    /// The earliest state machine timer or GARP due (as of the last step's end).
     pub fn deadline(&self) -> Option<Instant> {
-        self.routers
-            .iter()
-            .flat_map(|r| [r.fsm.poll_timeout(), r.garp.map(|g| g.due)])
-            .flatten()
-            .min()
+        self.deadlines.first()
     }
 
-    pub fn status(&self) -> Vec<InstanceStatus> {
-        self.routers.iter().map(Router::status).collect()
-    }
-
-    pub fn counters(&self) -> BTreeMap<String, crate::metrics::InstanceCounters> {
-        self.routers
-            .iter()
-            .map(|r| (r.cfg.name.clone(), r.counters.clone()))
-            .collect()
+    /// Instance `i`'s status line.
+    pub fn status_of(&self, i: usize) -> InstanceStatus {
+        self.routers[i].status()
     }
 
     /// One line on the instances, for STATUS replies.
@@ -193,6 +238,7 @@ impl Instances {
         inst.join(", ")
     }
 
+    /// Only for rare inputs (a verdict, a command): a scan by name.
     pub fn router_index(&self, name: &str) -> Option<usize> {
         self.routers.iter().position(|r| r.cfg.name == name)
     }
@@ -204,7 +250,7 @@ impl Instances {
             t.shutdown().await;
         }
         for i in 0..self.routers.len() {
-            self.routers[i].fsm.handle_shutdown(now);
+            self.router_mut(i).fsm.handle_shutdown(now);
             self.run_actions(i, now, out).await;
         }
     }
@@ -234,8 +280,8 @@ impl Instances {
     pub async fn on_tracker(&mut self, up: TrackerUpdate, now: Instant, out: &mut Outputs) {
         let tracker = script_tracker(&up.name);
         for i in 0..self.routers.len() {
-            let r = &mut self.routers[i];
-            if r.fsm.tracker_up(&tracker).is_some() {
+            if self.routers[i].fsm.tracker_up(&tracker).is_some() {
+                let r = self.router_mut(i);
                 info!(instance = %r.cfg.name, script = %up.name, up = up.up, detail = %up.detail, "track script changed");
                 let _ = r.fsm.handle_tracker(now, &tracker, up.up);
                 self.run_actions(i, now, out).await;
@@ -355,11 +401,13 @@ impl Instances {
         let Some(&vrid) = vrrp.get(1) else {
             return heard;
         };
-        for i in 0..self.routers.len() {
-            let r = &mut self.routers[i];
-            if r.ifindex != d.ifindex || r.cfg.vrid != vrid || r.family() != family {
-                continue;
-            }
+        let targets = self
+            .by_vrid
+            .get(&(d.ifindex, family, vrid))
+            .cloned()
+            .unwrap_or_default();
+        for i in targets {
+            let r = self.router_mut(i);
             if r.is_unicast() && !r.cfg.unicast_peers.contains(&src) {
                 *r.counters.adverts_rejected.entry("peer").or_default() += 1;
                 let text = format!("advert from {src}, which is not a unicast peer");
@@ -406,8 +454,8 @@ impl Instances {
 
     /// State machine timers and GARP bursts that are due.
     pub async fn on_timers(&mut self, now: Instant, out: &mut Outputs) {
-        for i in 0..self.routers.len() {
-            let r = &mut self.routers[i];
+        for i in self.deadlines.due(now) {
+            let r = self.router_mut(i);
             if r.fsm.poll_timeout().is_some_and(|t| t <= now) {
                 r.fsm.handle_timeout(now);
             }
@@ -451,8 +499,12 @@ impl Instances {
             NetEvent::Link(link) => {
                 let tracker = interface_tracker(&link.name);
                 for i in 0..self.routers.len() {
-                    let r = &mut self.routers[i];
-                    if r.fsm.tracker_up(&tracker).is_some_and(|up| up != link.up) {
+                    if self.routers[i]
+                        .fsm
+                        .tracker_up(&tracker)
+                        .is_some_and(|up| up != link.up)
+                    {
+                        let r = self.router_mut(i);
                         info!(instance = %r.cfg.name, interface = %link.name, up = link.up, "link state changed");
                         let _ = r.fsm.handle_tracker(now, &tracker, link.up);
                         self.run_actions(i, now, out).await;
@@ -501,7 +553,7 @@ impl Instances {
                         false
                     }
                 };
-                let r = &mut self.routers[i];
+                let r = self.router_mut(i);
                 let _ = r.fsm.handle_tracker(now, &interface_tracker(&name), up);
             }
             self.run_actions(i, now, out).await;
@@ -574,6 +626,7 @@ impl Instances {
 
     /// Carries out everything instance `i`'s state machine asked for.
     pub async fn run_actions(&mut self, i: usize, now: Instant, out: &mut Outputs) {
+        self.touched.touch(i);
         while let Some(action) = self.routers[i].fsm.poll_action() {
             match action {
                 Action::SendAdvert { priority } => {

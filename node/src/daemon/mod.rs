@@ -23,6 +23,7 @@ mod event_loop;
 mod instances;
 mod outputs;
 mod router;
+mod schedule;
 mod watcher;
 
 use std::time::{Duration, Instant};
@@ -155,6 +156,7 @@ pub async fn run_until(
     };
     node.settle(now).await;
     node.publish_status();
+    node.end_step();
     info!(node = %cfg.node, instances = cfg.instances.len(), "splitguard running");
     crate::service::ready();
     inputs.start_service_watchdog();
@@ -226,9 +228,7 @@ impl Node {
         let owner = match &self.owner {
             Owner::Instances { instances, arbiter } => [
                 instances.deadline(),
-                arbiter
-                    .as_ref()
-                    .and_then(|a| a.deadline(&instances.routers)),
+                arbiter.as_ref().and_then(Arbiter::deadline),
             ],
             Owner::Keepalived(_) => [None, None],
         };
@@ -248,7 +248,7 @@ impl Node {
                     let heard = instances.on_datagram(d, now, out).await;
                     if let Some(arb) = arbiter {
                         for i in heard {
-                            arb.heard_master(&instances.routers, i, now);
+                            arb.heard_master(instances.routers(), i, now);
                         }
                     }
                 }
@@ -287,7 +287,7 @@ impl Node {
                     arbiter: Some(arb),
                 } = &mut self.owner
                 {
-                    arb.on_arp(&instances.routers, ifindex, &arp);
+                    arb.on_arp(instances.routers(), ifindex, &arp);
                 }
             }
             Input::Advert(a) => self.watching.on_advert(a, now).await,
@@ -319,6 +319,7 @@ impl Node {
         self.settle(now).await;
         self.watching.flush(now, &mut self.out).await;
         self.publish_status();
+        self.end_step();
     }
 
     /// Runs the arbiter's policy and the state machines to a fixed point.
@@ -332,22 +333,45 @@ impl Node {
         }
     }
 
-    /// Publishes the current status to the control socket when it changed.
-    fn publish_status(&self) {
-        let (instances, arbiter, counters) = match &self.owner {
+    /// Publishes what this step changed to the control socket (and `/metrics`):
+    /// the touched instances' lines and counters, not every instance's.
+    fn publish_status(&mut self) {
+        let (count, instances, arbiter) = match &self.owner {
             Owner::Instances { instances, arbiter } => (
-                instances.status(),
+                instances.routers().len(),
+                {
+                    // In index order: at the start every line is new and goes
+                    // in at its place.
+                    let mut touched = instances.touched();
+                    touched.sort_unstable();
+                    touched
+                }
+                .into_iter()
+                .map(|i| {
+                    let r = &instances.routers()[i];
+                    (i, instances.status_of(i), r.counters.clone())
+                })
+                .collect(),
                 arbiter.as_ref().map(Arbiter::status).unwrap_or_default(),
-                instances.counters(),
             ),
             Owner::Keepalived(_) => Default::default(),
         };
         self.out.publish(Report {
+            count,
             instances,
             arbiter,
             incidents: self.watching.watcher.incidents(),
             replies: self.watching.watcher.recent_replies(),
-            counters,
         });
+    }
+
+    /// Ends a step: deadlines of what it touched are re-read.
+    fn end_step(&mut self) {
+        if let Owner::Instances { instances, arbiter } = &mut self.owner {
+            if let Some(arb) = arbiter {
+                arb.end_step(instances);
+            }
+            instances.end_step();
+        }
     }
 }

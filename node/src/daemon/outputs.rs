@@ -5,7 +5,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::metrics::{Counters, Snapshot};
+use crate::metrics::{Counters, InstanceCounters, Snapshot};
 use crate::notify::events::{Event, EventSink, unix_ms};
 use crate::status::{ArbiterStatus, IncidentStatus, InstanceStatus, ReplyStatus, Status};
 use splitguard_watchdog::core::engine::Raise;
@@ -19,18 +19,23 @@ pub(super) struct Outputs {
     status: watch::Sender<Status>,
     /// `/metrics`, when `metrics_listen` is set.
     metrics: Option<watch::Sender<Snapshot>>,
+    /// Alert counters per channel, and the instances' counters as last
+    /// published (updated for the instances a step touched).
     alert_counts: Counters,
     /// Incidents raised (true) or resolved (false), waiting for the watcher.
     pub incidents: Vec<(Raise, bool)>,
 }
 
-/// Everything one status snapshot is made of.
+/// What one step may have changed in the status snapshot: the lines and
+/// counters of the instances it touched (by index, of `count` in all), and the
+/// node-wide parts, which are small.
+#[derive(Default)]
 pub(super) struct Report {
-    pub instances: Vec<InstanceStatus>,
+    pub count: usize,
+    pub instances: Vec<(usize, InstanceStatus, InstanceCounters)>,
     pub arbiter: ArbiterStatus,
     pub incidents: Vec<IncidentStatus>,
     pub replies: Vec<ReplyStatus>,
-    pub counters: std::collections::BTreeMap<String, crate::metrics::InstanceCounters>,
 }
 
 impl Outputs {
@@ -69,36 +74,94 @@ impl Outputs {
         self.emit(Some(crate::watch::delivery_event(d)));
     }
 
-    /// Publishes the status to the control socket (and `/metrics`) when it changed.
-    pub fn publish(&self, r: Report) {
-        let status_changed = self.status.send_if_modified(|s| {
-            if s.instances == r.instances
-                && s.node == self.node
-                && s.arbiter == r.arbiter
-                && s.incidents == r.incidents
-                && s.replies == r.replies
-            {
-                return false;
+    /// Publishes what changed to the control socket (and `/metrics`). The loop
+    /// turns on every packet: the work here is in proportion to what the step
+    /// touched, and the whole status is copied for `/metrics` only when it changed.
+    pub fn publish(&mut self, r: Report) {
+        // The instances whose counters moved (an advert counts: most steps).
+        let mut moved: Vec<(&str, &InstanceCounters)> = Vec::new();
+        for (_, st, c) in &r.instances {
+            match self.alert_counts.instances.get_mut(&st.name) {
+                Some(old) if *old == *c => continue,
+                Some(old) => *old = c.clone(),
+                None => {
+                    self.alert_counts
+                        .instances
+                        .insert(st.name.clone(), c.clone());
+                }
             }
-            s.node = self.node.clone();
-            s.instances = r.instances;
-            s.arbiter = r.arbiter;
-            s.incidents = r.incidents;
-            s.replies = r.replies;
-            s.at_ms = Some(unix_ms(SystemTime::now()));
-            true
+            moved.push((&st.name, c));
+        }
+        let status_changed = self.status.send_if_modified(|s| {
+            let mut changed = false;
+            if s.node != self.node {
+                s.node = self.node.clone();
+                changed = true;
+            }
+            if s.instances.len() != r.count {
+                // Only at the start, when every instance is touched: the
+                // lines below fill in each one.
+                s.instances.truncate(r.count);
+                changed = true;
+            }
+            for (i, st, _) in &r.instances {
+                let len = s.instances.len();
+                match s.instances.get_mut(*i) {
+                    Some(line) if line == st => {}
+                    Some(line) => {
+                        *line = st.clone();
+                        changed = true;
+                    }
+                    None if *i == len => {
+                        s.instances.push(st.clone());
+                        changed = true;
+                    }
+                    None => warn!(instance = %st.name, "status line out of order; not published"),
+                }
+            }
+            if s.arbiter != r.arbiter {
+                s.arbiter = r.arbiter;
+                changed = true;
+            }
+            if s.incidents != r.incidents {
+                s.incidents = r.incidents;
+                changed = true;
+            }
+            if s.replies != r.replies {
+                s.replies = r.replies;
+                changed = true;
+            }
+            if changed {
+                s.at_ms = Some(unix_ms(SystemTime::now()));
+            }
+            changed
         });
         if let Some(m) = &self.metrics {
-            let mut counters = self.alert_counts.clone();
-            counters.instances = r.counters;
-            // The loop turns on every packet: copy the status for /metrics
-            // only when it or a counter moved.
             m.send_if_modified(|snap| {
-                if !status_changed && snap.counters == counters {
+                let alerts_changed = snap.counters.alerts_sent != self.alert_counts.alerts_sent
+                    || snap.counters.alerts_retried != self.alert_counts.alerts_retried
+                    || snap.counters.alerts_failed != self.alert_counts.alerts_failed;
+                if !status_changed && moved.is_empty() && !alerts_changed {
                     return false;
                 }
-                snap.status = self.status.borrow().clone();
-                snap.counters = counters;
+                if status_changed {
+                    snap.status = self.status.borrow().clone();
+                }
+                for (name, c) in &moved {
+                    match snap.counters.instances.get_mut(*name) {
+                        Some(old) => *old = (*c).clone(),
+                        None => {
+                            snap.counters
+                                .instances
+                                .insert((*name).to_string(), (*c).clone());
+                        }
+                    }
+                }
+                if alerts_changed {
+                    snap.counters.alerts_sent = self.alert_counts.alerts_sent.clone();
+                    snap.counters.alerts_retried = self.alert_counts.alerts_retried.clone();
+                    snap.counters.alerts_failed = self.alert_counts.alerts_failed.clone();
+                }
                 true
             });
         }

@@ -55,7 +55,7 @@ impl Watching {
         let mut vips = Vec::new();
         let mut sites = Vec::new();
         let mut arp_socks: BTreeMap<u32, Arc<ArpSocket>> = BTreeMap::new();
-        for r in &inst.routers {
+        for r in inst.routers() {
             let IpAddr::V4(source) = r.primary else {
                 continue;
             };
@@ -92,7 +92,7 @@ impl Watching {
         }
         let watcher = Watcher::start(cfg, vips, sites, arp_socks, reports)?;
         // Address events on any instance's interface, as the instances see them.
-        let ifindexes = inst.routers.iter().map(|r| r.ifindex).collect();
+        let ifindexes = inst.routers().iter().map(|r| r.ifindex).collect();
         Ok(Watching::new(watcher, ifindexes))
     }
 
