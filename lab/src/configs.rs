@@ -122,6 +122,73 @@ pub fn ka_config(node: &str, priority: u8, version: u8, interval: &str) -> Strin
     )
 }
 
+/// The most instances a scale lab can give an IPv4 VIP each: TEST-NET-1 has 256
+/// addresses, less the network and broadcast addresses and the three hosts.
+pub const MAX_SCALE_INSTANCES: usize = 251;
+
+/// The VIP of instance `k` (0-based) in a scale lab: every TEST-NET-1 address
+/// but .0, .255 and the hosts' .5, .6 and .254, in order (.1 to .4, then .7 on).
+pub fn scale_vip(k: usize) -> Option<Ipv4Addr> {
+    (1u8..=253)
+        .filter(|x| ![5, 6].contains(x))
+        .nth(k)
+        .map(|x| Ipv4Addr::new(192, 0, 2, x))
+}
+
+/// A splitguard config for `node` with `n` instances VI_1..VI_n (VRID k, VIP
+/// [`scale_vip`]`(k - 1)`/24) on eth0, all at `priority`, VRRPv3 at `interval`;
+/// state and control socket in the lab directory; `extra` appended as is. None
+/// when `n` is above [`MAX_SCALE_INSTANCES`].
+pub fn sg_scale_config(
+    lab: &Lab,
+    node: &str,
+    priority: u8,
+    n: usize,
+    interval: &str,
+    extra: &str,
+) -> Option<String> {
+    let dir = lab.dir().display();
+    let mut out = format!(
+        "node = \"{node}\"\nstate_dir = \"{dir}/{node}-state\"\ncontrol_socket = \"{dir}/{node}.sock\"\n{extra}\n"
+    );
+    for k in 1..=n {
+        let vip = scale_vip(k - 1)?;
+        out.push_str(&format!(
+            "\n[[instance]]\nname = \"VI_{k}\"\ninterface = \"eth0\"\nvrid = {k}\npriority = {priority}\n\
+             advert_interval = \"{interval}\"\nversion = 3\nvips = [\"{vip}/24\"]\n"
+        ));
+    }
+    Some(out)
+}
+
+/// A keepalived 2.2.7 config equivalent to [`sg_scale_config`]; `interval` is
+/// keepalived's `advert_int` in seconds.
+pub fn ka_scale_config(node: &str, priority: u8, n: usize, interval: &str) -> Option<String> {
+    let mut out = format!("global_defs {{\n  router_id {node}\n  vrrp_version 3\n}}\n");
+    for k in 1..=n {
+        let vip = scale_vip(k - 1)?;
+        out.push_str(&format!(
+            "vrrp_instance VI_{k} {{\n  state BACKUP\n  interface eth0\n  virtual_router_id {k}\n  \
+             priority {priority}\n  advert_int {interval}\n  virtual_ipaddress {{\n    {vip}/24 dev eth0\n  }}\n}}\n"
+        ));
+    }
+    Some(out)
+}
+
+/// How many of the first `n` scale VIPs `host` has on its eth0 (`ip addr`).
+pub fn scale_vips_held(lab: &Lab, host: &str, n: usize) -> Result<usize, LabError> {
+    let out = lab.run(host, &["ip", "-br", "-4", "addr", "show", "dev", "eth0"])?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let held: std::collections::BTreeSet<&str> = text
+        .split_whitespace()
+        .filter_map(|w| w.strip_suffix("/24"))
+        .collect();
+    Ok((0..n)
+        .filter_map(scale_vip)
+        .filter(|v| held.contains(v.to_string().as_str()))
+        .count())
+}
+
 fn path_str(path: &Path) -> Result<&str, LabError> {
     path.to_str().ok_or_else(|| LabError::Spawn {
         command: format!("use path {}", path.display()),
@@ -195,6 +262,28 @@ pub fn holds_vip(lab: &Lab, host: &str) -> Result<bool, LabError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scale_vips_fill_test_net_1_around_the_hosts() {
+        let vips: Vec<Ipv4Addr> = (0..MAX_SCALE_INSTANCES)
+            .map(|k| scale_vip(k).expect("within the pool"))
+            .collect();
+        assert_eq!(vips[0], Ipv4Addr::new(192, 0, 2, 1));
+        assert_eq!(vips[4], Ipv4Addr::new(192, 0, 2, 7));
+        assert_eq!(vips[MAX_SCALE_INSTANCES - 1], Ipv4Addr::new(192, 0, 2, 253));
+        for host in [LB01_ADDR, LB02_ADDR, GW_ADDR] {
+            assert!(!vips.contains(&host));
+        }
+        let unique: std::collections::BTreeSet<_> = vips.iter().collect();
+        assert_eq!(unique.len(), MAX_SCALE_INSTANCES);
+        assert_eq!(scale_vip(MAX_SCALE_INSTANCES), None);
+        let ka = ka_scale_config("lb01", 150, 3, "0.1").expect("3 fit");
+        assert!(ka.contains("virtual_router_id 3") && ka.contains("192.0.2.3/24"));
+        assert_eq!(
+            ka_scale_config("lb01", 150, MAX_SCALE_INSTANCES + 1, "1"),
+            None
+        );
+    }
 
     #[test]
     fn only_the_arbiter_flavour_names_a_reference() {

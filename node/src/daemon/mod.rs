@@ -75,6 +75,8 @@ struct Node {
     out: Outputs,
     owner: Owner,
     watching: Watching,
+    /// The alert engine's revision when the open incidents were last published.
+    incidents_published: Option<u64>,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT, then steps down cleanly.
@@ -153,6 +155,7 @@ pub async fn run_until(
         out,
         owner: Owner::Instances { instances, arbiter },
         watching,
+        incidents_published: None,
     };
     node.settle(now).await;
     node.publish_status();
@@ -210,6 +213,7 @@ pub async fn watch(cfg: Config) -> anyhow::Result<()> {
         out: Outputs::new(cfg.node.clone(), events, status_tx, None),
         owner: Owner::Keepalived(beside),
         watching,
+        incidents_published: None,
     };
     node.publish_status();
 
@@ -356,11 +360,18 @@ impl Node {
             ),
             Owner::Keepalived(_) => Default::default(),
         };
+        // Rebuilt only when the engine changed: hundreds of instances can hold
+        // an incident each (claims withheld at start-up).
+        let revision = self.watching.watcher.incidents_revision();
+        let incidents = (self.incidents_published != Some(revision)).then(|| {
+            self.incidents_published = Some(revision);
+            self.watching.watcher.incidents()
+        });
         self.out.publish(Report {
             count,
             instances,
             arbiter,
-            incidents: self.watching.watcher.incidents(),
+            incidents,
             replies: self.watching.watcher.recent_replies(),
         });
     }

@@ -34,7 +34,8 @@ pub(super) struct Report {
     pub count: usize,
     pub instances: Vec<(usize, InstanceStatus, InstanceCounters)>,
     pub arbiter: ArbiterStatus,
-    pub incidents: Vec<IncidentStatus>,
+    /// None: unchanged since the last report.
+    pub incidents: Option<Vec<IncidentStatus>>,
     pub replies: Vec<ReplyStatus>,
 }
 
@@ -123,8 +124,10 @@ impl Outputs {
                 s.arbiter = r.arbiter;
                 changed = true;
             }
-            if s.incidents != r.incidents {
-                s.incidents = r.incidents;
+            if let Some(incidents) = r.incidents
+                && s.incidents != incidents
+            {
+                s.incidents = incidents;
                 changed = true;
             }
             if s.replies != r.replies {

@@ -26,7 +26,7 @@ use splitguard_vrrp::gate::format_mac;
 use splitguard_watchdog::core::classify::{
     AdvertSeen, Classifier, ClassifierConfig, Output, WatchedVip,
 };
-use splitguard_watchdog::core::engine::{ChannelInfo, Engine, EngineConfig, EngineState, Raise};
+use splitguard_watchdog::core::engine::{ChannelInfo, Engine, EngineConfig, Raise};
 use splitguard_watchdog::io::dispatch::{Delivery, Dispatcher, Outcome};
 use splitguard_watchdog::io::spool::Spool;
 use tracing::{debug, info, warn};
@@ -62,9 +62,11 @@ struct Round {
 pub struct Watcher {
     classifier: Classifier,
     engine: Engine,
-    /// The engine state last written to the spool: a change the engine made on
-    /// its own (a page held by group wait or the rate limit) is saved too.
-    saved: EngineState,
+    /// The engine's revision when its state was last written to the spool: a
+    /// change the engine made on its own (a page held by group wait or the rate
+    /// limit) is saved too. A revision, not a copy of the state, so a step with
+    /// hundreds of incidents open does not clone and compare them all.
+    saved: u64,
     spool: Arc<Spool>,
     dispatcher: Dispatcher,
     channel_names: Vec<String>,
@@ -173,7 +175,7 @@ impl Watcher {
             channels,
             owner_waiters: Vec::new(),
             classifier,
-            saved: engine.state(),
+            saved: engine.revision(),
             engine,
             spool,
             dispatcher,
@@ -294,6 +296,11 @@ impl Watcher {
     }
 
     /// Open incidents as `status` shows them.
+    /// Moves whenever [`Watcher::incidents`] may have changed.
+    pub fn incidents_revision(&self) -> u64 {
+        self.engine.revision()
+    }
+
     pub fn incidents(&self) -> Vec<IncidentStatus> {
         self.engine
             .open()
@@ -351,10 +358,10 @@ impl Watcher {
         while let Some(o) = self.engine.poll_send(wall) {
             outgoing.push(o);
         }
-        let state = self.engine.state();
-        if !changed && outgoing.is_empty() && state == self.saved {
+        if !changed && outgoing.is_empty() && self.engine.revision() == self.saved {
             return;
         }
+        let state = self.engine.state();
         // The state and its notifications reach the disk together (a crash
         // at any point loses none, doubles none), then they may go.
         let outgoing: Vec<_> = outgoing
@@ -364,7 +371,7 @@ impl Watcher {
         for entry in self.spool.commit(&state, outgoing) {
             self.dispatcher.submit(entry);
         }
-        self.saved = state;
+        self.saved = self.engine.revision();
     }
 
     async fn probe(&mut self, now: Instant, vip: IpAddr) {

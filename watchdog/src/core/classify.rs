@@ -158,6 +158,13 @@ pub struct Classifier {
     cfg: ClassifierConfig,
     vips: Vec<VipState>,
     out: std::collections::VecDeque<Output>,
+    /// VIP → index in `vips`: an advert or an ARP answer finds its VIPs by
+    /// lookup, not by a scan of every watched VIP.
+    by_vip: std::collections::HashMap<IpAddr, usize>,
+    /// Each VIP's next deadline (`due[i]`), kept in order in `order`, so the
+    /// next timeout and the due VIPs are at hand with hundreds of VIPs.
+    due: Vec<Option<Instant>>,
+    order: std::collections::BTreeSet<(Instant, usize)>,
 }
 
 pub fn key_for(vip: IpAddr) -> String {
@@ -166,7 +173,7 @@ pub fn key_for(vip: IpAddr) -> String {
 
 impl Classifier {
     pub fn new(cfg: ClassifierConfig) -> Classifier {
-        let vips = cfg
+        let vips: Vec<VipState> = cfg
             .vips
             .iter()
             .map(|spec| VipState {
@@ -184,15 +191,22 @@ impl Classifier {
                 probed: false,
             })
             .collect();
+        let mut by_vip = std::collections::HashMap::new();
+        for (i, v) in vips.iter().enumerate() {
+            by_vip.entry(v.spec.vip).or_insert(i);
+        }
         Classifier {
+            due: vec![None; vips.len()],
             cfg,
             vips,
             out: Default::default(),
+            by_vip,
+            order: Default::default(),
         }
     }
 
     fn index(&self, vip: IpAddr) -> Option<usize> {
-        self.vips.iter().position(|v| v.spec.vip == vip)
+        self.by_vip.get(&vip).copied()
     }
 
     /// The VIP appeared on (`true`) or left (`false`) this node's interface.
@@ -245,9 +259,12 @@ impl Classifier {
     }
 
     pub fn handle_advert(&mut self, now: Instant, advert: AdvertSeen) {
-        for i in 0..self.vips.len() {
-            let vip = self.vips[i].spec.vip;
-            if advert.vips.contains(&vip) {
+        // In the order of the watched VIPs, as the outputs always came.
+        let mut mine: Vec<usize> = advert.vips.iter().filter_map(|a| self.index(*a)).collect();
+        mine.sort_unstable();
+        mine.dedup();
+        for i in mine {
+            {
                 let v = &mut self.vips[i];
                 if advert.priority == 0 {
                     // "I am leaving": it no longer counts as a master.
@@ -272,8 +289,15 @@ impl Classifier {
         }
     }
 
+    /// Only the VIPs with something due: every time-driven change of a VIP
+    /// (a probe, stale owners or adverts, the clear hold) is in its deadline.
     pub fn handle_timeout(&mut self, now: Instant) {
-        for i in 0..self.vips.len() {
+        let due: Vec<usize> = self
+            .order
+            .range(..=(now, usize::MAX))
+            .map(|&(_, i)| i)
+            .collect();
+        for i in due {
             let v = &mut self.vips[i];
             if v.local && v.next_probe.is_some_and(|t| t <= now) {
                 self.out.push_back(Output::Probe { vip: v.spec.vip });
@@ -302,24 +326,40 @@ impl Classifier {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let mut next: Option<Instant> = None;
-        let mut take = |t: Option<Instant>| {
-            if let Some(t) = t {
-                next = Some(next.map_or(t, |n| n.min(t)));
-            }
-        };
-        for v in &self.vips {
-            take(v.next_probe);
-            take(v.clear_since.map(|c| c + self.cfg.clear_hold));
-            take(v.foreign.values().min().map(|t| *t + self.cfg.owner_memory));
-            take(
-                v.adverts
-                    .values()
-                    .map(|h| h.last + self.advert_memory(&h.advert))
-                    .min(),
-            );
+        self.order.first().map(|&(t, _)| t)
+    }
+
+    /// VIP `i`'s next deadline: its probe, the end of its clear hold, and when
+    /// its oldest foreign owner or advert goes stale.
+    fn deadline_of(&self, i: usize) -> Option<Instant> {
+        let v = &self.vips[i];
+        [
+            v.next_probe,
+            v.clear_since.map(|c| c + self.cfg.clear_hold),
+            v.foreign.values().min().map(|t| *t + self.cfg.owner_memory),
+            v.adverts
+                .values()
+                .map(|h| h.last + self.advert_memory(&h.advert))
+                .min(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Re-reads VIP `i`'s deadline after a change to it.
+    fn reschedule(&mut self, i: usize) {
+        let at = self.deadline_of(i);
+        if self.due[i] == at {
+            return;
         }
-        next
+        if let Some(old) = self.due[i].take() {
+            self.order.remove(&(old, i));
+        }
+        if let Some(t) = at {
+            self.order.insert((t, i));
+        }
+        self.due[i] = at;
     }
 
     /// What holds the VIP as this node sees it: its own `local` flag and the
@@ -395,6 +435,7 @@ impl Classifier {
             }
             (None, None) => v.clear_since = None,
         }
+        self.reschedule(i);
     }
 }
 

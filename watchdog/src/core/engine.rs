@@ -182,6 +182,10 @@ pub struct Engine {
     queue: VecDeque<Queued>,
     /// Per channel: send times within the rate-limit window.
     sent: Vec<VecDeque<DateTime<Utc>>>,
+    /// Bumped by every change to what [`Engine::state`] returns, so a caller can
+    /// tell "changed since I saved it" without building and comparing the whole
+    /// state (hundreds of open incidents when hundreds of instances withhold).
+    revision: u64,
 }
 
 /// Most tiers a config can have (`tier` is a u8).
@@ -234,7 +238,17 @@ impl Engine {
             state,
             queue,
             sent,
+            revision: 0,
         }
+    }
+
+    /// Changes with every change to [`Engine::state`] (and to [`Engine::open`]).
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    fn changed(&mut self) {
+        self.revision = self.revision.wrapping_add(1);
     }
 
     /// Everything to save: the incidents and codes, plus the notifications
@@ -272,6 +286,7 @@ impl Engine {
 
     /// Raises (or refreshes) an incident; returns its code.
     pub fn handle_raise(&mut self, now: DateTime<Utc>, r: Raise) -> String {
+        self.changed();
         self.expire_codes(now);
         if let Some(i) = self.state.open.iter().position(|o| o.key == r.key) {
             let inc = &mut self.state.open[i];
@@ -342,6 +357,7 @@ impl Engine {
 
     /// The condition behind `key` cleared.
     pub fn handle_resolve(&mut self, now: DateTime<Utc>, key: &str) {
+        self.changed();
         let Some(i) = self.state.open.iter().position(|o| o.key == key) else {
             return;
         };
@@ -365,6 +381,7 @@ impl Engine {
         code: &str,
         by: &str,
     ) -> Result<OpenIncident, AckError> {
+        self.changed();
         let i = self
             .state
             .open
@@ -402,6 +419,7 @@ impl Engine {
         code: &str,
         until: DateTime<Utc>,
     ) -> Result<OpenIncident, AckError> {
+        self.changed();
         let inc = self
             .state
             .open
@@ -429,6 +447,7 @@ impl Engine {
             {
                 let next = inc.tier.saturating_add(1);
                 let repeat_due = inc.next_repeat.is_some_and(|r| r <= now);
+                self.changed();
                 let inc = &mut self.state.open[i];
                 inc.tier = next;
                 inc.next_escalation =
@@ -448,6 +467,7 @@ impl Engine {
             {
                 let muted = inc.muted_until.is_some_and(|m| m > now);
                 if muted {
+                    self.changed();
                     self.state.open[i].next_repeat = Some(now + self.cfg.repeat_interval);
                 } else {
                     self.page(now, i, true);
@@ -461,10 +481,15 @@ impl Engine {
     /// The next notification due at `now`, honouring the rate limits.
     pub fn poll_send(&mut self, now: DateTime<Utc>) -> Option<Outgoing> {
         let window = self.cfg.rate_limit_window;
+        let mut expired = false;
         for s in &mut self.sent {
             while s.front().is_some_and(|t| *t + window <= now) {
                 s.pop_front();
+                expired = true;
             }
+        }
+        if expired {
+            self.changed();
         }
         let mut k = 0;
         while k < self.queue.len() {
@@ -481,12 +506,14 @@ impl Engine {
             if full {
                 if q.droppable {
                     self.queue.remove(k);
+                    self.changed();
                     continue;
                 }
                 k += 1;
                 continue;
             }
             let q = self.queue.remove(k)?;
+            self.changed();
             if let Some(s) = self.sent.get_mut(c) {
                 s.push_back(now);
             }
@@ -533,6 +560,7 @@ impl Engine {
     // ---- internals ---------------------------------------------------------------
 
     fn page(&mut self, now: DateTime<Utc>, i: usize, repeat: bool) {
+        self.changed();
         let tier = self.state.open[i].tier;
         let inc = &mut self.state.open[i];
         if inc.pages == 0 {
@@ -552,6 +580,7 @@ impl Engine {
 
     /// Pages only the channels of `tier` (escalation).
     fn page_tier(&mut self, now: DateTime<Utc>, i: usize, tier: u8) {
+        self.changed();
         let inc = self.state.open[i].clone();
         for c in self.channels_where(|t| t == tier) {
             let alert = self.alert(&inc, AlertStatus::Firing, now, inc.notifications, c);
@@ -621,7 +650,11 @@ impl Engine {
 
     fn expire_codes(&mut self, now: DateTime<Utc>) {
         let keep = self.cfg.code_reuse_after;
+        let before = self.state.retired_codes.len();
         self.state.retired_codes.retain(|_, at| *at + keep > now);
+        if self.state.retired_codes.len() != before {
+            self.changed();
+        }
     }
 
     /// A four-digit code not open and not retired. xorshift64: codes need to be

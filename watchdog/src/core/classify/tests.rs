@@ -455,3 +455,77 @@ fn a_higher_master_advertising_all_along_gets_the_short_confirmation() {
         "{r:?}"
     );
 }
+
+mod deadlines {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Local(usize, bool),
+        Foreign(usize, u8),
+        Probed(usize, bool),
+        Advert(usize, u8, u8),
+        Advance(u64),
+        Timeout,
+    }
+
+    const VIPS: [&str; 3] = ["192.0.2.3", "192.0.2.4", "192.0.2.7"];
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0..3usize, any::<bool>()).prop_map(|(v, p)| Op::Local(v, p)),
+            (0..3usize, 0..3u8).prop_map(|(v, m)| Op::Foreign(v, m)),
+            (0..3usize, any::<bool>()).prop_map(|(v, a)| Op::Probed(v, a)),
+            (0..3usize, 0..3u8, 0..2u8).prop_map(|(v, vrid, prio)| Op::Advert(v, vrid, prio)),
+            (0..5000u64).prop_map(Op::Advance),
+            Just(Op::Timeout),
+        ]
+    }
+
+    proptest! {
+        /// The next timeout is kept per VIP as things change (not found by a
+        /// scan of every VIP): it must always be the earliest of them all, and
+        /// a timeout must visit every VIP that is due.
+        #[test]
+        fn the_next_timeout_is_the_earliest_of_every_vip(ops in proptest::collection::vec(op(), 0..150)) {
+            let mut cfg = config(ExpectedRole::Backup);
+            cfg.vips = VIPS
+                .iter()
+                .map(|v| WatchedVip {
+                    vip: ip(v),
+                    interface: "eth0".into(),
+                    role: ExpectedRole::Backup,
+                    instance: None,
+                    expected: None,
+                })
+                .collect();
+            let mut c = Classifier::new(cfg);
+            let mut now = Instant::now();
+            for op in ops {
+                match op {
+                    Op::Local(v, p) => c.handle_local(now, ip(VIPS[v]), p),
+                    Op::Foreign(v, m) => c.handle_foreign_owner(now, ip(VIPS[v]), &format!("02:00:00:00:00:0{m}")),
+                    Op::Probed(v, any) => {
+                        let owners: Vec<String> = if any { vec![MAC1.into()] } else { Vec::new() };
+                        c.handle_probe_result(now, ip(VIPS[v]), &owners)
+                    }
+                    Op::Advert(v, vrid, prio) => {
+                        let mut a = advert("192.0.2.5", 51 + vrid, b"1111\0\0\0\0");
+                        a.vips = vec![ip(VIPS[v]), ip(VIPS[(v + 1) % 3])];
+                        a.priority = prio * 100;
+                        c.handle_advert(now, a)
+                    }
+                    Op::Advance(n) => now += ms(n),
+                    Op::Timeout => c.handle_timeout(now),
+                }
+                let _ = outputs(&mut c);
+                let scanned = (0..VIPS.len()).filter_map(|i| c.deadline_of(i)).min();
+                prop_assert_eq!(c.poll_timeout(), scanned, "after {:?}", op);
+                if matches!(op, Op::Timeout) {
+                    prop_assert!(c.poll_timeout().is_none_or(|t| t > now), "a due VIP was not visited");
+                }
+            }
+        }
+    }
+}

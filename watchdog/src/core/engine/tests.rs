@@ -424,3 +424,73 @@ fn acks_and_resolved_notices_go_only_where_a_page_went() {
         ]
     );
 }
+
+mod revision {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Raise(usize, bool),
+        Resolve(usize),
+        Ack(usize),
+        Mute(usize),
+        Advance(i64),
+        Timeout,
+        Send,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            3 => (0..4usize, any::<bool>()).prop_map(|(k, c)| Op::Raise(k, c)),
+            2 => (0..4usize).prop_map(Op::Resolve),
+            1 => (0..4usize).prop_map(Op::Ack),
+            1 => (0..4usize).prop_map(Op::Mute),
+            3 => (0..4000i64).prop_map(Op::Advance),
+            3 => Just(Op::Timeout),
+            3 => Just(Op::Send),
+        ]
+    }
+
+    proptest! {
+        /// The watcher saves when the revision moved instead of building and
+        /// comparing the whole state on every step: so a state change that does
+        /// not move the revision would never reach the disk.
+        #[test]
+        fn every_state_change_moves_the_revision(ops in proptest::collection::vec(op(), 0..120)) {
+            let mut cfg = cfg();
+            cfg.rate_limit = 3;
+            cfg.rate_limit_window = s(600);
+            cfg.code_reuse_after = s(3000);
+            let mut e = Engine::new(cfg);
+            let mut now = t0();
+            let mut codes: Vec<String> = Vec::new();
+            for op in ops {
+                let (before, rev) = (e.state(), e.revision());
+                match op {
+                    Op::Raise(k, critical) => {
+                        let sev = if critical { Severity::Critical } else { Severity::Warning };
+                        codes.push(e.handle_raise(now, raise(&format!("k{k}"), sev)));
+                    }
+                    Op::Resolve(k) => e.handle_resolve(now, &format!("k{k}")),
+                    Op::Ack(k) => {
+                        if let Some(code) = codes.get(k) {
+                            let _ = e.handle_ack(now, code, "oncall");
+                        }
+                    }
+                    Op::Mute(k) => {
+                        if let Some(code) = codes.get(k) {
+                            let _ = e.handle_mute(now, code, now + s(900));
+                        }
+                    }
+                    Op::Advance(secs) => now += s(secs),
+                    Op::Timeout => e.handle_timeout(now),
+                    Op::Send => while e.poll_send(now).is_some() {},
+                }
+                if e.revision() == rev {
+                    prop_assert_eq!(e.state(), before, "state changed by {:?} without a new revision", op);
+                }
+            }
+        }
+    }
+}

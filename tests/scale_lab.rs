@@ -1,0 +1,117 @@
+//! Many instances on one pair (issue: 255 VRIDs on a node): `N` VRRPv3 instances,
+//! one IPv4 VIP each, arbiter on with gw as reference, lb01 at priority 150 and
+//! lb02 at 100, both daemons started together. All instances elect lb01 without
+//! lb02 ever claiming one (no transient second owner), fail over to lb02 when
+//! lb01's cable is pulled, and come back when it returns; no instance starves.
+//! The test binary is a debug build, so adverts are 1 s and the bounds generous;
+//! the bench measures the 100 ms case. Needs root; fails without it.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use splitguard_lab::configs::{self, LB01_ADDR, LB02_ADDR, scale_vips_held, sg_scale_config};
+use splitguard_lab::report::Implementation;
+use splitguard_lab::{LabProcess, wait_for};
+
+/// As many instances as TEST-NET-1 holds VIPs for beside the three hosts.
+const N: usize = configs::MAX_SCALE_INSTANCES;
+const SCALE_BOUND: Duration = Duration::from_secs(60);
+
+fn held(lab: &splitguard_lab::Lab, host: &str) -> usize {
+    scale_vips_held(lab, host, N).expect("ip addr")
+}
+
+/// Waits until lb01 holds `on_lb01` and lb02 `on_lb02` of the VIPs.
+fn expect_split(
+    lab: &splitguard_lab::Lab,
+    on_lb01: usize,
+    on_lb02: usize,
+    procs: &[&LabProcess],
+    what: &str,
+) {
+    let seen = wait_for(SCALE_BOUND, || {
+        let now = (held(lab, "lb01"), held(lab, "lb02"));
+        (now == (on_lb01, on_lb02)).then_some(now)
+    });
+    assert!(
+        seen.is_some(),
+        "{what}: wanted {on_lb01} VIPs on lb01 and {on_lb02} on lb02, have {} and {}\n{}",
+        held(lab, "lb01"),
+        held(lab, "lb02"),
+        logs(procs)
+    );
+}
+
+/// Lines of `p`'s log that record a transition into MASTER.
+fn became_master(p: &LabProcess) -> usize {
+    p.log_text()
+        .lines()
+        .filter(|l| l.contains("state changed") && l.contains("to=\"MASTER\""))
+        .count()
+}
+
+#[test]
+fn a_pair_of_251_instances_elects_fails_over_and_hands_back() {
+    let lab = pair_lab("scale");
+    let config = |node: &str, priority: u8, peer| {
+        sg_scale_config(
+            &lab,
+            node,
+            priority,
+            N,
+            "1s",
+            &configs::arbiter_table(Implementation::Splitguard, peer),
+        )
+        .expect("N fits TEST-NET-1")
+    };
+    let (c1, c2) = (
+        config("lb01", 150, LB02_ADDR),
+        config("lb02", 100, LB01_ADDR),
+    );
+    let lb01 = start_splitguard(&lab, "lb01", &c1);
+    let lb02 = start_splitguard(&lab, "lb02", &c2);
+    let procs = [&lb01, &lb02];
+
+    // Started together: every instance elects lb01, and lb02 never claims one
+    // (a claim there would be a second owner for that VIP until lb01's advert).
+    expect_split(&lab, N, 0, &procs, "both started together");
+    expect_owner_stays_split(&lab, N, 0, &procs, "steady state");
+    assert_eq!(
+        became_master(&lb02),
+        0,
+        "lb02 claimed VIPs at start-up\n{}",
+        logs(&procs)
+    );
+    assert_eq!(became_master(&lb01), N, "{}", logs(&procs));
+
+    // lb01's cable pulled: every VIP moves to lb02.
+    lab.set_bridge_port("lb01", false).expect("port down");
+    expect_split(&lab, 0, N, &procs, "after lb01's link loss");
+
+    // Back: lb01 preempts every instance again.
+    lab.set_bridge_port("lb01", true).expect("port up");
+    expect_split(&lab, N, 0, &procs, "after lb01 returns");
+    assert_eq!(became_master(&lb02), N, "{}", logs(&procs));
+    assert_eq!(became_master(&lb01), 2 * N, "{}", logs(&procs));
+    for p in procs {
+        assert!(!p.log_text().contains("panicked"), "{}", p.log_text());
+    }
+}
+
+/// Holds `on_lb01` / `on_lb02` for a few seconds: no instance starves and
+/// times out into a claim while the loop is busy with the others.
+fn expect_owner_stays_split(
+    lab: &splitguard_lab::Lab,
+    on_lb01: usize,
+    on_lb02: usize,
+    procs: &[&LabProcess],
+    what: &str,
+) {
+    for _ in 0..10 {
+        std::thread::sleep(Duration::from_millis(500));
+        let now = (held(lab, "lb01"), held(lab, "lb02"));
+        assert_eq!(now, (on_lb01, on_lb02), "{what}\n{}", logs(procs));
+    }
+}
