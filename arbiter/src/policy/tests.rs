@@ -594,6 +594,34 @@ const TARGETS: [&str; 6] = [
 const NAMES: [&str; 3] = ["VI_1", "VI_2", "VI_X"];
 const VIPS: [&str; 3] = ["10.0.0.3", "10.0.0.4", "10.0.0.9"];
 
+/// Feeds `op` to `p` (time moves on `now`); errors are fine (unknown names and
+/// targets are in the mix), panics are not.
+fn apply(p: &mut Policy, op: &Op, now: &mut Instant) -> Result<(), PolicyError> {
+    let now_at = *now;
+    match *op {
+        Op::Probe(t, ok) => p.handle_probe(now_at, ip(TARGETS[t]), ok),
+        Op::Heartbeat(i, o) => p.handle_heartbeat(now_at, NAMES[i], o),
+        Op::Ownership(i, v, m) => {
+            p.handle_ownership(now_at, NAMES[i], ip(VIPS[v]), m.map(|b| [2, 0, 0, 0, 0, b]))
+        }
+        Op::Role(i, r) => p.handle_role(
+            now_at,
+            NAMES[i],
+            [Role::Master, Role::Backup, Role::Fault][r as usize],
+        ),
+        Op::Hold(i, h) => p.set_manual_hold(now_at, NAMES[i], h),
+        Op::Claimed(i) => p.handle_claim_from_silence(now_at, NAMES[i]),
+        Op::Advance(ms) => {
+            *now += Duration::from_millis(ms);
+            Ok(())
+        }
+        Op::Timeout => {
+            p.handle_timeout(now_at);
+            Ok(())
+        }
+    }
+}
+
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => (0..TARGETS.len(), any::<bool>()).prop_map(|(t, ok)| Op::Probe(t, ok)),
@@ -643,27 +671,7 @@ proptest! {
         let mut now = t0;
         let mut published = std::collections::HashMap::new();
         for op in ops {
-            // Errors are fine (unknown names and targets are in the mix); panics are not.
-            let _ = match op {
-                Op::Probe(t, ok) => p.handle_probe(now, ip(TARGETS[t]), ok),
-                Op::Heartbeat(i, o) => p.handle_heartbeat(now, NAMES[i], o),
-                Op::Ownership(i, v, m) => {
-                    p.handle_ownership(now, NAMES[i], ip(VIPS[v]), m.map(|b| [2, 0, 0, 0, 0, b]))
-                }
-                Op::Role(i, r) => {
-                    p.handle_role(now, NAMES[i], [Role::Master, Role::Backup, Role::Fault][r as usize])
-                }
-                Op::Hold(i, h) => p.set_manual_hold(now, NAMES[i], h),
-                Op::Claimed(i) => p.handle_claim_from_silence(now, NAMES[i]),
-                Op::Advance(ms) => {
-                    now += Duration::from_millis(ms);
-                    Ok(())
-                }
-                Op::Timeout => {
-                    p.handle_timeout(now);
-                    Ok(())
-                }
-            };
+            let _ = apply(&mut p, &op, &mut now);
             if let Some(deadline) = p.poll_timeout() {
                 prop_assert!(deadline >= t0);
             }
@@ -730,26 +738,7 @@ proptest! {
                 op,
                 Op::Heartbeat(..) | Op::Ownership(..) | Op::Role(..) | Op::Hold(..)
             );
-            let _ = match op {
-                Op::Probe(t, ok) => p.handle_probe(now, ip(TARGETS[t]), ok),
-                Op::Heartbeat(i, o) => p.handle_heartbeat(now, NAMES[i], o),
-                Op::Ownership(i, v, m) => {
-                    p.handle_ownership(now, NAMES[i], ip(VIPS[v]), m.map(|b| [2, 0, 0, 0, 0, b]))
-                }
-                Op::Role(i, r) => {
-                    p.handle_role(now, NAMES[i], [Role::Master, Role::Backup, Role::Fault][r as usize])
-                }
-                Op::Hold(i, h) => p.set_manual_hold(now, NAMES[i], h),
-                Op::Claimed(i) => p.handle_claim_from_silence(now, NAMES[i]),
-                Op::Advance(ms) => {
-                    now += Duration::from_millis(ms);
-                    Ok(())
-                }
-                Op::Timeout => {
-                    p.handle_timeout(now);
-                    Ok(())
-                }
-            };
+            let _ = apply(&mut p, &op, &mut now);
             while p.poll_verdict().is_some() {}
             if one_instance {
                 p.recompute_all(now);
