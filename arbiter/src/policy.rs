@@ -105,6 +105,13 @@ pub const SILENT_ROUNDS_TO_CLEAR: u32 = 6;
 /// rounds at the usual 1 s advert interval, long after a live owner answers.
 pub const PROBATION: Duration = Duration::from_secs(5);
 
+/// How long after a claim from silence the probation's first round waits. The
+/// old master, if it is alive and hears us, releases on our first advert, but
+/// its kernel still answers ARP for the VIP until its daemon has removed it: an
+/// answer in those first milliseconds is the release under way, not an owner
+/// that cannot hear us (seen as a yield and a re-claim after S4's heal).
+pub const PROBATION_GRACE: Duration = Duration::from_millis(200);
+
 /// Yields in a row beyond this stop doubling the rounds that clear the evidence
 /// (6 → 48 rounds, about 24 s at 1 s adverts).
 const MAX_YIELD_BACKOFF: u32 = 3;
@@ -236,6 +243,8 @@ struct Inst {
     overdue: bool,
     /// The current master stint claimed from silence and may yield until then.
     probation_until: Option<Instant>,
+    /// When the probation's probing may start (the claim plus [`PROBATION_GRACE`]).
+    probation_from: Option<Instant>,
     /// Yields in a row (reset by adverts heard or a probation that passed clean).
     yields: u32,
     yield_backoff: u32,
@@ -300,6 +309,7 @@ impl Policy {
                 role: Role::Backup,
                 overdue: false,
                 probation_until: None,
+                probation_from: None,
                 yields: 0,
                 yield_backoff: spec.yield_backoff,
                 hold: false,
@@ -495,6 +505,7 @@ impl Policy {
         let inst = &mut self.instances[i];
         if self.ownership_probe && inst.role == Role::Master {
             inst.probation_until = now.checked_add(PROBATION);
+            inst.probation_from = now.checked_add(PROBATION_GRACE);
         }
         Ok(())
     }
@@ -559,10 +570,24 @@ impl Policy {
         let inst = &self.instances[self.index(instance)?];
         let probing = match inst.role {
             Role::Backup => inst.overdue,
-            Role::Master => inst.probation_until.is_some_and(|until| now < until),
+            Role::Master => {
+                inst.probation_until.is_some_and(|until| now < until)
+                    && inst.probation_from.is_none_or(|from| now >= from)
+            }
             Role::Fault => false,
         };
         Ok(self.ownership_probe && probing)
+    }
+
+    /// When a master on probation may start probing, while that is still ahead
+    /// of `now`: the daemon wakes then to start the first round.
+    pub fn probation_probe_at(&self, now: Instant, instance: &str) -> Option<Instant> {
+        let inst = &self.instances[self.index(instance).ok()?];
+        let from = inst.probation_from?;
+        (inst.role == Role::Master
+            && inst.probation_until.is_some_and(|until| now < until)
+            && now < from)
+            .then_some(from)
     }
 
     pub fn isolation(&self) -> Isolation {

@@ -880,8 +880,21 @@ fn claimed_from_silence(t0: Instant) -> Policy {
 fn a_claim_from_silence_yields_when_the_vip_answers_elsewhere() {
     let t0 = Instant::now();
     let mut p = claimed_from_silence(t0);
-    assert!(p.wants_ownership_probe(secs(t0, 4), "VI_1").unwrap());
-    p.handle_ownership(secs(t0, 4), "VI_1", ip(VIP), None)
+    // Probing waits out the grace in which a live old master releases on our
+    // first advert (its kernel still answers ARP meanwhile); the daemon is told
+    // when to wake for it.
+    let claim = secs(t0, 4);
+    assert!(!p.wants_ownership_probe(claim, "VI_1").unwrap());
+    assert_eq!(
+        p.probation_probe_at(claim, "VI_1"),
+        Some(claim + PROBATION_GRACE)
+    );
+    assert!(
+        p.wants_ownership_probe(claim + PROBATION_GRACE, "VI_1")
+            .unwrap()
+    );
+    assert_eq!(p.probation_probe_at(claim + PROBATION_GRACE, "VI_1"), None);
+    p.handle_ownership(claim + PROBATION_GRACE, "VI_1", ip(VIP), None)
         .unwrap();
     assert_eq!(drain(&mut p), vec![]);
     let at = secs(t0, 5);

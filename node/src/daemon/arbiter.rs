@@ -172,7 +172,7 @@ impl Arbiter {
 
     /// Ends a step: the touched routers' overdue checks and round ends are
     /// re-read (call before [`Instances::end_step`] forgets which they were).
-    pub(super) fn end_step(&mut self, inst: &Instances) {
+    pub(super) fn end_step(&mut self, now: Instant, inst: &Instances) {
         let routers = inst.routers();
         for i in inst.touched() {
             let r = &routers[i];
@@ -180,8 +180,15 @@ impl Arbiter {
                 .then(|| self.heartbeats[i].deadline(r.fsm.master_adver_interval()))
                 .flatten();
             let round_end = self.rounds[i].as_ref().map(|x| x.ends);
-            self.deadlines
-                .set(i, [overdue_check, round_end].into_iter().flatten().min());
+            // A fresh claim's probation starts probing after its grace.
+            let probation = self.policy.probation_probe_at(now, &r.cfg.name);
+            self.deadlines.set(
+                i,
+                [overdue_check, round_end, probation]
+                    .into_iter()
+                    .flatten()
+                    .min(),
+            );
         }
     }
 

@@ -159,7 +159,7 @@ pub async fn run_until(
     };
     node.settle(now).await;
     node.publish_status();
-    node.end_step();
+    node.end_step(now);
     info!(node = %cfg.node, instances = cfg.instances.len(), "splitguard running");
     crate::service::ready();
     inputs.start_service_watchdog();
@@ -323,7 +323,7 @@ impl Node {
         self.settle(now).await;
         self.watching.flush(now, &mut self.out).await;
         self.publish_status();
-        self.end_step();
+        self.end_step(now);
     }
 
     /// Runs the arbiter's policy and the state machines to a fixed point.
@@ -377,10 +377,10 @@ impl Node {
     }
 
     /// Ends a step: deadlines of what it touched are re-read.
-    fn end_step(&mut self) {
+    fn end_step(&mut self, now: Instant) {
         if let Owner::Instances { instances, arbiter } = &mut self.owner {
             if let Some(arb) = arbiter {
-                arb.end_step(instances);
+                arb.end_step(now, instances);
             }
             instances.end_step();
         }
