@@ -554,7 +554,7 @@ fn closed_gate_withholds_once_and_an_advert_clears_it() {
 }
 
 #[test]
-fn gate_opened_later_claims_at_once() {
+fn gate_opened_later_claims_after_the_gate_skew() {
     let (mut net, a, b) = pair();
     net.gate(b, ClaimGate::Closed(WithholdReason::ManualHold));
     net.run_until(net.at(ms(10_500)));
@@ -565,10 +565,12 @@ fn gate_opened_later_claims_at_once() {
     net.run_until(net.at(secs(20)));
     assert_eq!(net.state(b), State::Backup);
     net.gate(b, ClaimGate::Open);
+    // v2: the gate skew is the skew, (256 - 100) / 256 s.
+    net.run_until(net.at(secs(21)));
     assert_eq!(
         net.last_change(b),
         (
-            net.at(secs(20)),
+            net.at(secs(20)) + SKEW_100,
             State::Backup,
             State::Master,
             Cause::GateOpened

@@ -17,7 +17,9 @@
 //!   differs from ours are discarded (RFC 3768 §7.1 and keepalived agree).
 //! - **Down timer expiry.** Gate open → Master. Gate closed → stay Backup, emit
 //!   [`Action::ClaimWithheld`] once and keep the claim pending; the gate opening while
-//!   pending claims at once; any accepted advert cancels the pending claim.
+//!   pending claims after the gate skew ([`gate_skew`]: Skew_Time over at
+//!   least a second, so of two nodes whose gates open together the better claims
+//!   first); any accepted advert cancels the pending claim, also during that wait.
 //! - **Master.** Adver timer → advert. Priority 0 → advert at once. Better advert
 //!   (higher priority, or equal with a higher address) → Backup. Worse → stay and
 //!   advertise at once (keepalived's "forcing new election"; the RFCs just discard).
@@ -55,7 +57,7 @@ pub use config::{
 };
 pub use timers::{
     DOWN_TIMER_ADVERTS, V2_MAX_INTERVAL, V2_MIN_INTERVAL, V3_MAX_INTERVAL, V3_MIN_INTERVAL,
-    interval_bounds, learned_interval, master_down_interval, skew_time, wire_interval,
+    gate_skew, interval_bounds, learned_interval, master_down_interval, skew_time, wire_interval,
 };
 pub use tracking::{OWNER_PRIORITY, TrackerError, TrackerStatus};
 
@@ -364,6 +366,14 @@ impl Instance {
             self.master_adver_interval,
         )
     }
+    /// How long a claim the gate held waits after the gate opens ([`gate_skew`]).
+    pub fn gate_skew(&self) -> Duration {
+        gate_skew(
+            self.version,
+            self.effective_priority,
+            self.master_adver_interval,
+        )
+    }
     /// Master_Down_Interval at the current effective priority.
     pub fn master_down_interval(&self) -> Duration {
         master_down_interval(
@@ -552,7 +562,12 @@ impl Instance {
             && self.claim_pending
             && self.gate.is_open()
         {
-            self.become_master(now, Cause::GateOpened);
+            // Not at once: the peer's gate may be opening in the same instant (see
+            // `gate_skew`). The timer claims unless an advert comes first; the gate
+            // closing again before then withholds (and reports) anew.
+            self.claim_pending = false;
+            self.down_cause = Cause::GateOpened;
+            self.timer = after(now, self.gate_skew());
         }
     }
 

@@ -440,6 +440,14 @@ fn closed_gate_withholds_once_then_claims_when_opened() {
     assert_eq!(drain(&mut i), vec![]);
     let open_at = deadline + secs(12);
     i.set_claim_gate(open_at, ClaimGate::Open);
+    // The claim waits the gate skew: (256 - 120) / 256 of a second.
+    assert_eq!(drain(&mut i), vec![]);
+    assert!(!i.claim_pending());
+    let claim_at = open_at + us(531_250);
+    assert_eq!(i.poll_timeout(), Some(claim_at));
+    i.handle_timeout(claim_at - us(1));
+    assert_eq!(i.state(), State::Backup);
+    i.handle_timeout(claim_at);
     assert_eq!(
         drain(&mut i),
         vec![
@@ -449,7 +457,75 @@ fn closed_gate_withholds_once_then_claims_when_opened() {
             changed(State::Backup, State::Master, 120, Cause::GateOpened),
         ]
     );
-    assert_eq!(i.poll_timeout(), Some(open_at + secs(1)));
+    assert_eq!(i.poll_timeout(), Some(claim_at + secs(1)));
+}
+
+/// Both nodes' gates open in the same instant (a pair started together, both
+/// arbiters confirming gw at once): the better node claims first, by the gate
+/// skew over a second, and its advert stops the other's claim, also at 100 ms
+/// adverts where the RFC skew is 20 ms.
+#[test]
+fn of_two_gates_opening_together_the_better_node_claims_and_the_other_hears_it() {
+    let t0 = Instant::now();
+    let node = |me: &str, priority: u8| {
+        let mut i = Instance::new(InstanceConfig {
+            advert_interval: ms(100),
+            primary_ip: ip(me),
+            trackers: vec![],
+            ..cfg(Version::V3, priority)
+        });
+        i.set_claim_gate(t0, ClaimGate::Closed(WithholdReason::ManualHold));
+        i.handle_startup(t0);
+        let due = i.poll_timeout().expect("down timer");
+        i.handle_timeout(due);
+        assert!(i.claim_pending());
+        drain(&mut i);
+        i
+    };
+    let (mut better, mut worse) = (node(ME, 150), node(PEER_HIGH, 100));
+    let open = t0 + secs(1);
+    better.set_claim_gate(open, ClaimGate::Open);
+    worse.set_claim_gate(open, ClaimGate::Open);
+    let (b, w) = (
+        better.poll_timeout().expect("claim"),
+        worse.poll_timeout().expect("claim"),
+    );
+    assert!(w - b > ms(190), "{:?} apart", w - b);
+    better.handle_timeout(b);
+    assert_eq!(better.state(), State::Master);
+    // Its advert reaches the other well before the other's claim.
+    assert_eq!(
+        worse.handle_advert(b + ms(50), adv(ME, 150, ms(100))),
+        AdvertOutcome::Accepted
+    );
+    worse.handle_timeout(w);
+    assert_eq!(worse.state(), State::Backup);
+    assert!(
+        !drain(&mut worse)
+            .iter()
+            .any(|a| matches!(a, Action::StateChanged { .. } | Action::AddVips))
+    );
+}
+
+#[test]
+fn a_gate_closing_again_during_the_gate_skew_withholds_anew() {
+    let (mut i, t0) = backup(Version::V2);
+    i.set_claim_gate(t0, ClaimGate::Closed(WithholdReason::ManualHold));
+    let deadline = i.poll_timeout().expect("down timer");
+    i.handle_timeout(deadline);
+    drain(&mut i);
+    i.set_claim_gate(deadline + secs(1), ClaimGate::Open);
+    let due = i.poll_timeout().expect("gate skew");
+    i.set_claim_gate(due - ms(1), ClaimGate::Closed(WithholdReason::ManualHold));
+    i.handle_timeout(due);
+    assert_eq!(i.state(), State::Backup);
+    assert_eq!(
+        drain(&mut i),
+        vec![Action::ClaimWithheld {
+            reason: WithholdReason::ManualHold
+        }]
+    );
+    assert!(i.claim_pending());
 }
 
 #[test]
@@ -515,8 +591,9 @@ fn release_gives_up_the_vips_and_waits_behind_the_closed_gate() {
     // A second release as Backup does nothing.
     i.handle_release(deadline, Cause::Released);
     assert_eq!(drain(&mut i), vec![]);
-    // The gate reopening (isolation over) lets it claim back.
+    // The gate reopening (isolation over) lets it claim back, after the gate skew.
     i.set_claim_gate(deadline + secs(1), ClaimGate::Open);
+    i.handle_timeout(i.poll_timeout().expect("gate skew"));
     assert_eq!(i.state(), State::Master);
 }
 
@@ -810,6 +887,7 @@ fn only_claims_from_silence_are_marked_for_the_arbiters_probation() {
     let due = i.poll_timeout().expect("down timer");
     i.handle_timeout(due);
     i.set_claim_gate(due + secs(1), ClaimGate::Open);
+    i.handle_timeout(i.poll_timeout().expect("gate skew"));
     assert_eq!(i.state(), State::Master);
     assert!(i.claimed_from_silence());
     // Preemption of a lower master and a priority-0 handover: not marked.

@@ -71,6 +71,21 @@ pub fn skew_time(version: Version, priority: u8, master_adver_interval: Duration
     }
 }
 
+/// How long a claim the arbiter's gate held back waits once the gate opens:
+/// Skew_Time over at least a second. Two nodes' gates open together when both
+/// arbiters confirm their references at the same moment (a pair started together,
+/// an isolation that heals for both); the better node must claim first and the
+/// other hear its advert. At sub-second v3 intervals the RFC skew separates
+/// priorities 150 and 100 by 20 ms, less than a loaded node's scheduling jitter
+/// (or its time to send a few hundred adverts); over a second it is 195 ms.
+pub fn gate_skew(version: Version, priority: u8, master_adver_interval: Duration) -> Duration {
+    skew_time(
+        version,
+        priority,
+        master_adver_interval.max(Duration::from_secs(1)),
+    )
+}
+
 /// Master_Down_Interval = 3 × Master_Adver_Interval + Skew_Time (saturating).
 pub fn master_down_interval(
     version: Version,
@@ -135,6 +150,31 @@ mod tests {
             skew_time(Version::V3, 255, i),
             Duration::from_nanos(390_625)
         );
+    }
+
+    #[test]
+    fn the_gate_skew_is_the_skew_over_at_least_a_second() {
+        let ms = Duration::from_millis;
+        // Sub-second v3: stretched to a second, so 150 and 100 are 195 ms apart.
+        assert_eq!(
+            gate_skew(Version::V3, 150, ms(100)),
+            ms(414) + Duration::from_micros(62) + Duration::from_nanos(500)
+        );
+        assert_eq!(
+            gate_skew(Version::V3, 100, ms(100)),
+            ms(609) + Duration::from_micros(375)
+        );
+        // A second or more, and v2: the RFC skew itself.
+        assert_eq!(
+            gate_skew(Version::V3, 100, ms(2000)),
+            skew_time(Version::V3, 100, ms(2000))
+        );
+        assert_eq!(
+            gate_skew(Version::V2, 100, ms(1000)),
+            skew_time(Version::V2, 100, ms(1000))
+        );
+        // The owner's is tiny but never negative; order follows priority.
+        assert!(gate_skew(Version::V3, 255, ms(100)) < gate_skew(Version::V3, 254, ms(100)));
     }
 
     #[test]
