@@ -22,7 +22,7 @@ use crate::net::ndisc::NdiscSocket;
 use crate::net::netlink::{self, NetEvent, Netlink};
 use crate::net::vrrp_socket::{Received, VrrpSocket};
 use crate::notify::events::{Event, unix_ms};
-use crate::notify::{Notifier, NotifyHandle, NotifySpec};
+use crate::notify::{Notifier, NotifyHandle, NotifySpec, ScriptLimit};
 use crate::status::InstanceStatus;
 use crate::track::{ScriptSpec, ScriptTrackers, TrackerUpdate};
 use anyhow::Context;
@@ -35,7 +35,7 @@ use tracing::{debug, error, info, warn};
 
 use super::outputs::Outputs;
 use super::router::{Router, interface_tracker, script_tracker};
-use super::schedule::{Deadlines, Touched};
+use super::schedule::{Deadlines, Pacer, Touched};
 
 /// How takeovers are announced on a segment: gratuitous ARP for IPv4 VIPs,
 /// unsolicited neighbour advertisements for IPv6 ones.
@@ -49,7 +49,13 @@ pub(super) struct Iface {
     pub name: String,
     vrrp: Arc<VrrpSocket>,
     pub announcer: Announcer,
+    /// Slots for GARP repeats and refreshes on this interface.
+    garp_pacer: Pacer,
 }
+
+/// At most one instance's GARP repeat (or refresh) per interface this often: 251
+/// instances' repeats spread over a quarter of a second instead of one burst.
+const GARP_PACE: Duration = Duration::from_millis(1);
 
 /// One datagram read from an interface's VRRP socket.
 pub(super) struct Datagram {
@@ -96,6 +102,8 @@ impl Instances {
             notifiers: Vec::new(),
             trackers: None,
         };
+        // One bound on concurrent notify scripts for the whole daemon.
+        let scripts = ScriptLimit::default();
         for inst in &cfg.instances {
             let link = nl
                 .link_by_name(&inst.interface)
@@ -145,7 +153,7 @@ impl Instances {
                 .or_default()
                 .push(this.routers.len());
             this.routers.push(router);
-            this.notifiers.push(notifier(inst));
+            this.notifiers.push(notifier(inst, &scripts));
         }
         this.touched = Touched::new(this.routers.len());
         this.deadlines = Deadlines::new(this.routers.len());
@@ -264,15 +272,16 @@ impl Instances {
         }
     }
 }
-/// The notify queue of `inst`, when it has any notify script.
-fn notifier(inst: &crate::config::Instance) -> Option<NotifyHandle> {
+/// The notify queue of `inst`, when it has any notify script; its scripts
+/// count against the daemon's `limit`.
+fn notifier(inst: &crate::config::Instance, limit: &ScriptLimit) -> Option<NotifyHandle> {
     let mut spec = NotifySpec::new(inst.name.clone());
     spec.notify = inst.notify.clone();
     spec.notify_master = inst.notify_master.clone();
     spec.notify_backup = inst.notify_backup.clone();
     spec.notify_fault = inst.notify_fault.clone();
     spec.notify_stop = inst.notify_stop.clone();
-    (!spec.is_empty()).then(|| Notifier::spawn(spec))
+    (!spec.is_empty()).then(|| Notifier::spawn_limited(spec, limit.clone()))
 }
 
 impl Instances {
@@ -373,6 +382,7 @@ impl Instances {
                 name: name.to_string(),
                 vrrp,
                 announcer,
+                garp_pacer: Pacer::new(GARP_PACE),
             },
         );
         Ok(())
@@ -452,14 +462,52 @@ impl Instances {
         heard
     }
 
-    /// State machine timers and GARP bursts that are due.
+    /// State machine timers and GARP bursts that are due. The adverts of every
+    /// due instance go out first, then the rest of their actions (addresses,
+    /// events, notify), then the GARPs: at a mass takeover hundreds of down
+    /// timers run out together, and the peer must hear each claim (and a
+    /// lower-priority peer stop its own) before the slower work of all of them.
     pub async fn on_timers(&mut self, now: Instant, out: &mut Outputs) {
-        for i in self.deadlines.due(now) {
+        let due = self.deadlines.due(now);
+        let mut rest: Vec<(usize, Action)> = Vec::new();
+        for &i in &due {
             let r = self.router_mut(i);
             if r.fsm.poll_timeout().is_some_and(|t| t <= now) {
                 r.fsm.handle_timeout(now);
             }
-            self.run_actions(i, now, out).await;
+            // An instance's own actions keep their order: only its leading adverts
+            // go ahead.
+            let mut leading = true;
+            while let Some(action) = self.routers[i].fsm.poll_action() {
+                if leading && matches!(action, Action::SendAdvert { .. }) {
+                    self.run_action(i, action, now, out).await;
+                } else {
+                    leading = false;
+                    rest.push((i, action));
+                }
+            }
+        }
+        // The addresses of every instance that just claimed, as one batch of
+        // netlink requests in flight together rather than one round trip each.
+        // Only an AddVips right behind the adverts is taken ahead (a claim's
+        // order), so no instance's own actions change order.
+        let mut adds = Vec::new();
+        let mut prev = None;
+        rest.retain(|&(i, ref action)| {
+            let first = prev != Some(i);
+            prev = Some(i);
+            if first && *action == Action::AddVips {
+                adds.push(i);
+                false
+            } else {
+                true
+            }
+        });
+        futures::future::join_all(adds.iter().map(|&i| self.add_vips(i))).await;
+        for (i, action) in rest {
+            self.run_action(i, action, now, out).await;
+        }
+        for i in due {
             let r = &mut self.routers[i];
             if r.garp.is_some_and(|g| g.due <= now) {
                 if r.fsm.state() == State::Master {
@@ -484,7 +532,10 @@ impl Instances {
                         }
                         None => {}
                     }
-                    r.garp_sent(now);
+                    match self.ifaces.get_mut(&(r.ifindex, r.family())) {
+                        Some(f) => r.garp_sent(now, &mut f.garp_pacer),
+                        None => r.garp = None,
+                    }
                 } else {
                     r.garp = None;
                 }
@@ -628,45 +679,49 @@ impl Instances {
     pub async fn run_actions(&mut self, i: usize, now: Instant, out: &mut Outputs) {
         self.touched.touch(i);
         while let Some(action) = self.routers[i].fsm.poll_action() {
-            match action {
-                Action::SendAdvert { priority } => {
-                    let sent = self.send_advert(i, priority).await;
-                    self.routers[i].counters.adverts_sent += sent;
+            self.run_action(i, action, now, out).await;
+        }
+    }
+
+    async fn run_action(&mut self, i: usize, action: Action, now: Instant, out: &mut Outputs) {
+        match action {
+            Action::SendAdvert { priority } => {
+                let sent = self.send_advert(i, priority).await;
+                self.routers[i].counters.adverts_sent += sent;
+            }
+            Action::AddVips => self.add_vips(i).await,
+            Action::RemoveVips => self.remove_vips(i).await,
+            Action::SendGarp => self.routers[i].start_garp(now),
+            Action::StateChanged {
+                from,
+                to,
+                priority,
+                ref cause,
+            } => {
+                let r = &mut self.routers[i];
+                r.counters.transitions += 1;
+                info!(
+                    instance = %r.cfg.name, vrid = r.cfg.vrid, from = from.as_str(), to = to.as_str(),
+                    priority, cause = %cause, "state changed"
+                );
+                if to != State::Master {
+                    r.garp = None;
                 }
-                Action::AddVips => self.add_vips(i).await,
-                Action::RemoveVips => self.remove_vips(i).await,
-                Action::SendGarp => self.routers[i].start_garp(now),
-                Action::StateChanged {
-                    from,
-                    to,
-                    priority,
-                    ref cause,
-                } => {
-                    let r = &mut self.routers[i];
-                    r.counters.transitions += 1;
-                    info!(
-                        instance = %r.cfg.name, vrid = r.cfg.vrid, from = from.as_str(), to = to.as_str(),
-                        priority, cause = %cause, "state changed"
-                    );
-                    if to != State::Master {
-                        r.garp = None;
-                    }
-                    r.since_ms = Some(unix_ms(SystemTime::now()));
-                    r.cause = Some(cause.to_string());
-                    let (name, vrid) = (r.cfg.name.clone(), r.cfg.vrid);
-                    self.failover_incident(i, from, to, cause, out);
-                    if let (Some(n), Some(word)) = (&self.notifiers[i], action.notify_word())
-                        && let Err(e) = n.transition(word, priority)
-                    {
-                        warn!(instance = %name, error = %e, "notify not queued");
-                    }
-                    out.emit(Event::from_action(&name, vrid, &action));
+                r.since_ms = Some(unix_ms(SystemTime::now()));
+                r.cause = Some(cause.to_string());
+                let (name, vrid) = (r.cfg.name.clone(), r.cfg.vrid);
+                self.failover_incident(i, from, to, cause, out);
+                if let (Some(n), Some(word)) = (&self.notifiers[i], action.notify_word())
+                    && let Err(e) = n.transition(word, priority)
+                {
+                    warn!(instance = %name, error = %e, "notify not queued");
                 }
-                Action::ClaimWithheld { ref reason } => {
-                    let r = &self.routers[i];
-                    warn!(instance = %r.cfg.name, vrid = r.cfg.vrid, reason = %reason, "claim withheld");
-                    out.emit(Event::from_action(&r.cfg.name, r.cfg.vrid, &action));
-                }
+                out.emit(Event::from_action(&name, vrid, &action));
+            }
+            Action::ClaimWithheld { ref reason } => {
+                let r = &self.routers[i];
+                warn!(instance = %r.cfg.name, vrid = r.cfg.vrid, reason = %reason, "claim withheld");
+                out.emit(Event::from_action(&r.cfg.name, r.cfg.vrid, &action));
             }
         }
     }

@@ -5,6 +5,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
+use super::schedule::Pacer;
 use crate::config;
 use crate::status::{self, InstanceStatus};
 use splitguard_vrrp::gate::ClaimGate;
@@ -209,20 +210,20 @@ impl Router {
         }
     }
 
-    /// Accounts for one GARP round sent at `now` and schedules the next: the rest
-    /// of the burst, then the periodic refresh (switches keep stale MACs after a
-    /// heal: acassen/keepalived#166).
-    pub fn garp_sent(&mut self, now: Instant) {
+    /// Accounts for one GARP round sent at `now` and schedules the next in a slot
+    /// of the interface's `pacer`: the rest of the burst, then the periodic
+    /// refresh (switches keep stale MACs after a heal: acassen/keepalived#166).
+    pub fn garp_sent(&mut self, now: Instant, pacer: &mut Pacer) {
         let Some(g) = self.garp else { return };
         let left = g.left.saturating_sub(1);
         self.garp = if left > 0 {
             Some(GarpSchedule {
-                due: now + self.cfg.garp_interval,
+                due: pacer.slot(now + self.cfg.garp_interval),
                 left,
             })
         } else if self.cfg.garp_refresh > Duration::ZERO {
             Some(GarpSchedule {
-                due: now + self.cfg.garp_refresh,
+                due: pacer.slot(now + self.cfg.garp_refresh),
                 left: 1,
             })
         } else {
