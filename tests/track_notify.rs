@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use splitguard_node::notify::events::{Event, EventSink};
-use splitguard_node::notify::{Notifier, NotifyError, NotifySpec};
+use splitguard_node::notify::{Notifier, NotifyError, NotifySpec, ScriptLimit};
 use splitguard_node::track::{self, MIN_INTERVAL, ScriptSpec, ScriptTrackers, TrackerUpdate};
 use splitguard_vrrp::instance::{Cause, State};
 use tokio::sync::mpsc;
@@ -317,6 +317,52 @@ async fn notifies_run_in_order_with_keepalived_arguments() {
          notify_stop\n\
          notify INSTANCE VI_1 STOP 0\n"
     );
+}
+
+/// A mass takeover: many instances' scripts at once share the daemon's limit, so
+/// no more than it run together, and all of them run.
+#[tokio::test]
+async fn queues_sharing_a_limit_run_no_more_scripts_at_once_than_it_allows() {
+    let dir = TempDir::new("notify-limit");
+    let out = dir.join("out");
+    let o = s(&out);
+    let script = dir.script(
+        "slow.sh",
+        "echo start >> \"$1\"\nsleep 0.3\necho end >> \"$1\"\n",
+        &[&o],
+    );
+    let limit = ScriptLimit::new(2);
+    let handles: Vec<_> = (0..6)
+        .map(|k| {
+            let spec = NotifySpec {
+                notify_master: Some(script.clone()),
+                ..NotifySpec::new(format!("VI_{k}"))
+            };
+            Notifier::spawn_limited(spec, limit.clone())
+        })
+        .collect();
+    for h in &handles {
+        h.transition("MASTER", 150).expect("queued");
+    }
+    for h in handles {
+        h.drain(BOUND).await.expect("drained");
+    }
+    let text = fs::read_to_string(&out).expect("output");
+    let (mut running, mut most, mut started) = (0i32, 0i32, 0);
+    for line in text.lines() {
+        match line {
+            "start" => {
+                running += 1;
+                started += 1;
+            }
+            "end" => running -= 1,
+            other => panic!("unexpected line {other:?}"),
+        }
+        most = most.max(running);
+    }
+    assert_eq!(started, 6, "every script ran:\n{text}");
+    assert_eq!(running, 0, "{text}");
+    assert!(most <= 2, "{most} ran at once:\n{text}");
 }
 
 #[tokio::test]

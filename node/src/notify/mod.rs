@@ -16,6 +16,11 @@
 //! goes on. [`NotifyHandle::transition`] never waits: the queue is unbounded because
 //! dropping a notify is exactly the bug above, and its growth is paced by the VRRP
 //! timers (a few state changes a second at worst, a few bytes each).
+//!
+//! The queues of one daemon share a [`ScriptLimit`]: at a mass takeover hundreds of
+//! instances change state in one step, and hundreds of scripts forked at once
+//! (on the loop's thread, which also sends the adverts) would stall it. Past the
+//! limit a script waits for a slot; each queue still runs in order.
 
 pub mod events;
 
@@ -24,7 +29,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use thiserror::Error;
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
@@ -143,17 +148,44 @@ struct Job {
     priority: u8,
 }
 
+/// Scripts one daemon runs at once by default (all instances together).
+pub const MAX_CONCURRENT_SCRIPTS: usize = 16;
+
+/// How many notify scripts may run at once across the queues that share it.
+#[derive(Debug, Clone)]
+pub struct ScriptLimit(Arc<Semaphore>);
+
+impl ScriptLimit {
+    /// At least one at a time, whatever `n` says.
+    pub fn new(n: usize) -> Self {
+        ScriptLimit(Arc::new(Semaphore::new(n.max(1))))
+    }
+}
+
+impl Default for ScriptLimit {
+    fn default() -> Self {
+        ScriptLimit::new(MAX_CONCURRENT_SCRIPTS)
+    }
+}
+
 /// Starts per-instance notify queues.
 #[derive(Debug)]
 pub enum Notifier {}
 
 impl Notifier {
-    /// Starts the instance's queue task; needs a tokio runtime.
+    /// Starts the instance's queue task, with a limit of its own; needs a tokio
+    /// runtime.
     pub fn spawn(spec: NotifySpec) -> NotifyHandle {
+        Notifier::spawn_limited(spec, ScriptLimit::default())
+    }
+
+    /// Starts the instance's queue task, its scripts counted against `limit`
+    /// (shared by the daemon's instances); needs a tokio runtime.
+    pub fn spawn_limited(spec: NotifySpec, limit: ScriptLimit) -> NotifyHandle {
         let (tx, rx) = mpsc::unbounded_channel();
         let pending = Arc::new(AtomicUsize::new(0));
         let instance = spec.instance.clone();
-        let task = tokio::spawn(work(spec, rx, Arc::clone(&pending)));
+        let task = tokio::spawn(work(spec, rx, Arc::clone(&pending), limit));
         NotifyHandle {
             instance,
             tx,
@@ -227,8 +259,17 @@ impl NotifyHandle {
     }
 }
 
-async fn work(spec: NotifySpec, mut rx: mpsc::UnboundedReceiver<Job>, pending: Arc<AtomicUsize>) {
+async fn work(
+    spec: NotifySpec,
+    mut rx: mpsc::UnboundedReceiver<Job>,
+    pending: Arc<AtomicUsize>,
+    limit: ScriptLimit,
+) {
     while let Some(job) = rx.recv().await {
+        // One slot for the job's scripts; the semaphore is never closed, so an
+        // error cannot happen, and if it did the scripts would run unbounded
+        // rather than not at all.
+        let _slot = limit.0.acquire().await.ok();
         let state = job.state.as_str();
         if let Some(argv) = spec.specific(job.state) {
             run_one(&spec, state, job.state.key(), argv).await;
