@@ -299,8 +299,10 @@ fn mail_accepted_while_smtp_is_down_survives_sigkill_and_arrives_once() {
     .unwrap_or_else(|| panic!("nothing spooled\n{}", logs(&[&ka1, &ka2, &w])));
     let down_since = Instant::now();
     assert_eq!(accepted, 1, "one notification on one channel");
+    // The spool file is written before the first attempt, so its failure may
+    // be logged a moment later.
     assert!(
-        w.log_text().contains("will retry"),
+        wait_for(BOUND, || w.log_text().contains("will retry").then_some(())).is_some(),
         "retrying while SMTP is down:\n{}",
         w.log_text()
     );
