@@ -49,8 +49,9 @@ pub enum LabCommand {
         markdown: bool,
     },
     /// Failover, handover and idle footprint: splitguard (arbiter on and off) against
-    /// keepalived, alternating run by run, each run in a fresh lab. Run the release
-    /// build (`cargo run --release -- lab bench`): the pairs run this very binary.
+    /// keepalived, alternating run by run, each run in a fresh lab; with --scale or
+    /// --instances, many instances per pair instead. Run the release build
+    /// (`cargo run --release -- lab bench`): the pairs run this very binary.
     #[command(
         long_about = "Failover, handover and idle footprint: splitguard (arbiter on and off) \
             against keepalived 2.2.7, alternating run by run, each run in a fresh lab \
@@ -62,6 +63,18 @@ pub enum LabCommand {
             lined up just after an advert from lb01. VRRPv2/1 s and VRRPv3/100 ms. \
             idle: the master's CPU over the window (utime+stime, in clock ticks, and the \
             threads' schedstat run time, in ns) and its RSS, v2/1 s.\n\n\
+            scale (--scale, or --instances): instead of the cases above, a pair with N \
+            VRRP instances, one IPv4 VIP each from TEST-NET-1, splitguard (arbiter on) \
+            against keepalived, for each N of --instances (default 1,64,251) in \
+            v3/100 ms and v2/1 s: both nodes started together, the time to steady state \
+            (lb01 holds every VIP, lb02 none) and how many VIPs lb02 added on the way; \
+            each daemon's CPU over a fixed steady window (utime+stime, % of one core; \
+            per advert from schedstat) and RSS; then lb01's eth0 goes down and the mass \
+            failover is timed to the last VIP added on lb02 and to the last VIP gw hears \
+            from lb02's MAC (its who-has answered, or lb02's gratuitous ARP), also as a \
+            multiple of the single instance's Master_Down_Interval. N is at most 251: \
+            TEST-NET-1 less .0, .255 and the lab's three hosts (255 would need addresses \
+            the lab never uses).\n\n\
             Needs root and keepalived on PATH. The pairs run this very binary, so use the \
             release build for numbers worth keeping. Progress goes to stderr, the table \
             to stdout; exit 0 when every run succeeded, 1 when some failed (they are \
@@ -77,9 +90,22 @@ pub enum LabCommand {
         /// The idle window in seconds.
         #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
         idle: u64,
-        /// Only the VRRPv3/100 ms cases (the idle pair too): a short form for CI.
+        /// Only the VRRPv3/100 ms cases (the idle pair too; with --scale, only
+        /// v3/100 ms): a short form for CI.
         #[arg(long)]
         quick: bool,
+        /// Run the scale section instead of the cases above: N instances per pair,
+        /// for each N of --instances (default 1,64,251).
+        #[arg(long)]
+        scale: bool,
+        /// Instance counts for the scale section, comma-separated or repeated
+        /// (implies --scale; default 1,64,251). At most 251: one IPv4 VIP each
+        /// from TEST-NET-1 beside the lab's three hosts, so not 255.
+        #[arg(long, value_name = "N[,N...]", value_delimiter = ',', value_parser = parse_instances)]
+        instances: Vec<usize>,
+        /// The scale section's steady window in seconds (CPU is read over it).
+        #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+        scale_window: u64,
     },
     /// A long run of one pair under 30 % random frame loss with faults on a fixed
     /// rotation: fails on growth of RSS, fds or threads beyond a stated bound, on
@@ -144,6 +170,15 @@ impl LabImpl {
     }
 }
 
+/// One `--instances` count, 1 to 251.
+fn parse_instances(s: &str) -> Result<usize, String> {
+    let n: usize = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of instances"))?;
+    splitguard_lab::bench_scale::check_instances(n)
+}
+
 /// A duration as the config writes one (`90s`, `2m`, `1h`).
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     splitguard_node::config::parse_duration(s).map_err(|e| e.to_string())
@@ -157,7 +192,22 @@ pub fn run(cmd: LabCommand) -> ExitCode {
             markdown,
             idle,
             quick,
-        } => lab_bench(runs, markdown, std::time::Duration::from_secs(idle), quick),
+            scale,
+            instances,
+            scale_window,
+        } => {
+            let section = if scale || !instances.is_empty() {
+                BenchSection::Scale {
+                    instances,
+                    window: std::time::Duration::from_secs(scale_window),
+                }
+            } else {
+                BenchSection::Cases {
+                    idle: std::time::Duration::from_secs(idle),
+                }
+            };
+            lab_bench(runs, markdown, quick, section)
+        }
         LabCommand::Demo { quick } => lab_demo(quick),
         LabCommand::Soak {
             duration,
@@ -278,10 +328,22 @@ fn lab_soak(
     }
 }
 
+/// Which part of `lab bench` runs.
+enum BenchSection {
+    /// Failover, handover, idle, detection, check vip.
+    Cases { idle: std::time::Duration },
+    /// Many instances per pair.
+    Scale {
+        instances: Vec<usize>,
+        window: std::time::Duration,
+    },
+}
+
 /// `splitguard lab bench`: the table on stdout, progress on stderr. Exit 1 when a
 /// run failed (the table lists it), 130 when interrupted; the labs are gone either way.
-fn lab_bench(runs: u32, markdown: bool, idle: std::time::Duration, quick: bool) -> ExitCode {
+fn lab_bench(runs: u32, markdown: bool, quick: bool, section: BenchSection) -> ExitCode {
     use splitguard_lab::bench::{self, BenchError, BenchOptions};
+    use splitguard_lab::bench_scale::{self, ScaleOptions};
     let outcome = (|| -> anyhow::Result<splitguard_lab::report::Report> {
         bench::check_prerequisites()?;
         let splitguard = std::env::current_exe()
@@ -292,20 +354,47 @@ fn lab_bench(runs: u32, markdown: bool, idle: std::time::Duration, quick: bool) 
                  `cargo run --release -- lab bench` (or target/release/splitguard)"
             );
         }
-        eprintln!(
-            "lab bench: {runs} run(s) per case and implementation, idle window {} s{}; daemon {}",
-            idle.as_secs(),
-            if quick { ", v3/100 ms only" } else { "" },
-            splitguard.display()
-        );
         splitguard_lab::measure::install_interrupt_handler();
-        let opts = BenchOptions {
-            runs,
-            idle,
-            quick,
-            splitguard,
-        };
-        Ok(bench::run(&opts, &mut |line| eprintln!("{line}"))?)
+        match section {
+            BenchSection::Cases { idle } => {
+                eprintln!(
+                    "lab bench: {runs} run(s) per case and implementation, idle window {} s{}; daemon {}",
+                    idle.as_secs(),
+                    if quick { ", v3/100 ms only" } else { "" },
+                    splitguard.display()
+                );
+                let opts = BenchOptions {
+                    runs,
+                    idle,
+                    quick,
+                    splitguard,
+                };
+                Ok(bench::run(&opts, &mut |line| eprintln!("{line}"))?)
+            }
+            BenchSection::Scale { instances, window } => {
+                let shown = if instances.is_empty() {
+                    &bench_scale::DEFAULT_INSTANCES[..]
+                } else {
+                    &instances[..]
+                };
+                eprintln!(
+                    "lab bench, scale: N = {:?}, {runs} run(s) per N, flavour and implementation, \
+                     steady window {} s{}; daemon {}",
+                    shown,
+                    window.as_secs(),
+                    if quick { ", v3/100 ms only" } else { "" },
+                    splitguard.display()
+                );
+                let opts = ScaleOptions {
+                    instances,
+                    runs,
+                    window,
+                    quick,
+                    splitguard,
+                };
+                Ok(bench_scale::run(&opts, &mut |line| eprintln!("{line}"))?)
+            }
+        }
     })();
     match outcome {
         Ok(report) => {

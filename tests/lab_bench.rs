@@ -2,7 +2,11 @@
 //! VRRPv3/100 ms cases, one run each of splitguard, splitguard-noarb and
 //! keepalived): the Markdown table has every row, each with a number for every
 //! implementation and both ratios, and no lab namespace of the bench is left.
-//! The numbers themselves are not judged here (timings belong in BENCHMARKS.md).
+//! The scale section small (`--instances 4 --quick --runs 1 --scale-window 3`):
+//! every row, both implementations measured, steady state reached, the mass
+//! failover seen on lb02 and at gw within generous bounds, no lab left.
+//! The numbers themselves are not judged here beyond sanity (timings belong in
+//! BENCHMARKS.md).
 //!
 //! Needs root and keepalived; fails without them.
 
@@ -15,8 +19,9 @@ const BOUND: Duration = Duration::from_secs(180);
 
 /// Runs the bench binary with `args`, stdout and stderr to files (no pipe can
 /// fill up), killed if it outlives `BOUND`. Returns (exit code, stdout, stderr, pid).
-fn run_bench(args: &[&str]) -> (Option<i32>, String, String, u32) {
-    let dir = std::env::temp_dir().join(format!("sg-lab-bench-test-{}", std::process::id()));
+fn run_bench(tag: &str, args: &[&str]) -> (Option<i32>, String, String, u32) {
+    // Tagged: under `cargo test` both tests share this process.
+    let dir = std::env::temp_dir().join(format!("sg-lab-bench-test-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let out_path: PathBuf = dir.join("stdout");
     let err_path: PathBuf = dir.join("stderr");
@@ -59,16 +64,19 @@ fn median_of(cell: &str) -> Option<f64> {
 
 #[test]
 fn quick_bench_prints_every_row_with_numbers_and_leaves_no_lab() {
-    let (code, stdout, stderr, pid) = run_bench(&[
-        "lab",
-        "bench",
-        "--quick",
-        "--runs",
-        "1",
-        "--idle",
-        "3",
-        "--markdown",
-    ]);
+    let (code, stdout, stderr, pid) = run_bench(
+        "cases",
+        &[
+            "lab",
+            "bench",
+            "--quick",
+            "--runs",
+            "1",
+            "--idle",
+            "3",
+            "--markdown",
+        ],
+    );
     assert_eq!(
         code,
         Some(0),
@@ -174,15 +182,137 @@ fn quick_bench_prints_every_row_with_numbers_and_leaves_no_lab() {
         "{stderr}"
     );
 
-    // Every lab of this bench is gone (names carry the creator's pid).
+    assert_no_lab_left("bench", pid);
+}
+
+/// Every lab the bench process `pid` made with `tag` is gone (names carry the
+/// creator's pid).
+fn assert_no_lab_left(tag: &str, pid: u32) {
     let netns = Command::new("ip")
         .args(["netns", "list"])
         .output()
         .expect("ip netns list");
     let left: Vec<String> = String::from_utf8_lossy(&netns.stdout)
         .lines()
-        .filter(|l| l.starts_with(&format!("sg-bench-{pid}-")))
+        .filter(|l| l.starts_with(&format!("sg-{tag}-{pid}-")))
         .map(str::to_string)
         .collect();
     assert!(left.is_empty(), "namespaces left behind: {left:?}");
+}
+
+/// The scale section's rows for N = 4 at v3/100 ms, in order.
+const SCALE_METRICS: [&str; 11] = [
+    "start → steady (lb01 all, lb02 none), ms",
+    "VIPs lb02 added during the start",
+    "CPU lb01 (utime+stime), %",
+    "CPU lb02 (utime+stime), %",
+    "CPU per advert sent, lb01 (schedstat), µs",
+    "CPU per advert heard, lb02 (schedstat), µs",
+    "RSS lb01, MiB",
+    "RSS lb02, MiB",
+    "mass failover: link down → last VIP on lb02, ms",
+    "mass failover: link down → last VIP answering at gw, ms",
+    "mass failover at gw ÷ Master_Down_Interval",
+];
+
+#[test]
+fn scale_section_small_measures_both_implementations_and_leaves_no_lab() {
+    let (code, stdout, stderr, pid) = run_bench(
+        "scale",
+        &[
+            "lab",
+            "bench",
+            "--instances",
+            "4",
+            "--quick",
+            "--runs",
+            "1",
+            "--scale-window",
+            "3",
+            "--markdown",
+        ],
+    );
+    assert_eq!(
+        code,
+        Some(0),
+        "the scale section must succeed (it needs root and keepalived)\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    let rows: Vec<Vec<&str>> = stdout
+        .lines()
+        .filter(|l| l.starts_with('|'))
+        .map(|l| l.trim_matches('|').split('|').map(str::trim).collect())
+        .collect();
+    assert_eq!(
+        rows.first().map(|h| h.as_slice()),
+        Some(
+            &[
+                "measurement",
+                "splitguard",
+                "keepalived",
+                "splitguard / keepalived"
+            ][..]
+        ),
+        "{stdout}"
+    );
+    let body = &rows[2..];
+    let labels: Vec<String> = body.iter().map(|r| r[0].to_string()).collect();
+    let want: Vec<String> = SCALE_METRICS
+        .iter()
+        .map(|m| format!("scale v3/100 ms, N=4: {m}"))
+        .collect();
+    assert_eq!(labels, want, "{stdout}");
+    let value = |metric: &str, column: usize| -> f64 {
+        let row = body
+            .iter()
+            .find(|r| r[0].ends_with(metric))
+            .unwrap_or_else(|| panic!("no row {metric}\n{stdout}"));
+        median_of(row[column]).unwrap_or_else(|| {
+            panic!(
+                "{metric}: column {column} is {:?}\n{stdout}\n{stderr}",
+                row[column]
+            )
+        })
+    };
+    for column in [1, 2] {
+        // Every cell is a finite, non-negative number: both implementations ran.
+        for m in SCALE_METRICS {
+            let v = value(m, column);
+            assert!(v.is_finite() && v >= 0.0, "{m}: {v}\n{stdout}");
+        }
+        // Steady state was reached, from a start that takes some time, and
+        // within the bench's own bound.
+        let steady = value(SCALE_METRICS[0], column);
+        assert!(
+            steady > 0.0 && steady <= 60_000.0,
+            "steady {steady}\n{stdout}"
+        );
+        // A count (a transient second owner is reported, not judged here).
+        assert_eq!(value(SCALE_METRICS[1], column).fract(), 0.0, "{stdout}");
+        // A daemon holds memory.
+        for rss in [SCALE_METRICS[6], SCALE_METRICS[7]] {
+            let v = value(rss, column);
+            assert!(v > 1.0 && v < 1024.0, "{rss}: {v}\n{stdout}");
+        }
+        // The failover took time (three adverts at least) and stayed within the
+        // bench's 30 s bound; gw heard the last VIP after lb02 had them all
+        // but for read-out noise.
+        let on_lb02 = value(SCALE_METRICS[8], column);
+        let at_gw = value(SCALE_METRICS[9], column);
+        for v in [on_lb02, at_gw] {
+            assert!(v > 100.0 && v <= 30_000.0, "failover {v}\n{stdout}");
+        }
+        let over = value(SCALE_METRICS[10], column);
+        assert!(
+            over > 0.25 && over < 100.0,
+            "failover ÷ MDI {over}\n{stdout}"
+        );
+    }
+    assert!(!stdout.contains("failed"), "{stdout}");
+    // One progress line per run: splitguard and keepalived.
+    assert_eq!(
+        stderr.lines().filter(|l| l.starts_with('[')).count(),
+        2,
+        "{stderr}"
+    );
+    assert_no_lab_left("benchscale", pid);
 }

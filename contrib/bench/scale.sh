@@ -6,6 +6,11 @@
 # at most 251); nothing is put in the root namespace; the namespaces and the
 # daemons go on exit, also on failure or Ctrl-C.
 #
+# The bench's own form is `splitguard lab bench --scale` (or --instances N,...):
+# both implementations alternating, runs with medians, v3/100 ms and v2/1 s,
+# start-to-steady and mass-failover times (README, "Benchmark"). This script
+# stays for comparing any splitguard binary, also one built before that section.
+#
 #   contrib/bench/scale.sh IMPL N [WINDOW_S] [INTERVAL]
 #     IMPL      a splitguard binary (target/release/splitguard), or "keepalived"
 #     N         instances, 1..251

@@ -42,6 +42,8 @@ pub enum BenchError {
     Interrupted,
     #[error("start the async runtime: {0}")]
     Runtime(std::io::Error),
+    #[error("--instances: {0}")]
+    Instances(String),
 }
 
 /// What `splitguard lab bench` was asked to do.
@@ -161,14 +163,14 @@ fn idle_rows(f: Flavour) -> [Measurement; 3] {
     ]
 }
 
-fn version(f: Flavour) -> u8 {
+pub(crate) fn version(f: Flavour) -> u8 {
     match f {
         Flavour::V2OneSecond => 2,
         Flavour::V3HundredMs => 3,
     }
 }
 
-fn advert_interval(f: Flavour) -> Duration {
+pub(crate) fn advert_interval(f: Flavour) -> Duration {
     match f {
         Flavour::V2OneSecond => Duration::from_secs(1),
         Flavour::V3HundredMs => Duration::from_millis(100),
@@ -176,7 +178,7 @@ fn advert_interval(f: Flavour) -> Duration {
 }
 
 /// The advert interval in splitguard's syntax and in keepalived's.
-fn intervals(f: Flavour) -> (&'static str, &'static str) {
+pub(crate) fn intervals(f: Flavour) -> (&'static str, &'static str) {
     match f {
         Flavour::V2OneSecond => ("1s", "1"),
         Flavour::V3HundredMs => ("100ms", "0.1"),

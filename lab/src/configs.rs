@@ -147,7 +147,26 @@ pub fn sg_scale_config(
     interval: &str,
     extra: &str,
 ) -> Option<String> {
+    sg_scale_config_version(lab, node, priority, n, 3, interval, extra)
+}
+
+/// [`sg_scale_config`] for VRRP `version` 2 or 3; v2 instances carry the PASS
+/// auth `1111` of [`sg_config`], as keepalived's do in [`ka_scale_config_version`].
+pub fn sg_scale_config_version(
+    lab: &Lab,
+    node: &str,
+    priority: u8,
+    n: usize,
+    version: u8,
+    interval: &str,
+    extra: &str,
+) -> Option<String> {
     let dir = lab.dir().display();
+    let auth = if version == 2 {
+        "auth_pass = \"1111\"\n"
+    } else {
+        ""
+    };
     let mut out = format!(
         "node = \"{node}\"\nstate_dir = \"{dir}/{node}-state\"\ncontrol_socket = \"{dir}/{node}.sock\"\n{extra}\n"
     );
@@ -155,7 +174,7 @@ pub fn sg_scale_config(
         let vip = scale_vip(k - 1)?;
         out.push_str(&format!(
             "\n[[instance]]\nname = \"VI_{k}\"\ninterface = \"eth0\"\nvrid = {k}\npriority = {priority}\n\
-             advert_interval = \"{interval}\"\nversion = 3\nvips = [\"{vip}/24\"]\n"
+             advert_interval = \"{interval}\"\nversion = {version}\n{auth}vips = [\"{vip}/24\"]\n"
         ));
     }
     Some(out)
@@ -164,12 +183,29 @@ pub fn sg_scale_config(
 /// A keepalived 2.2.7 config equivalent to [`sg_scale_config`]; `interval` is
 /// keepalived's `advert_int` in seconds.
 pub fn ka_scale_config(node: &str, priority: u8, n: usize, interval: &str) -> Option<String> {
-    let mut out = format!("global_defs {{\n  router_id {node}\n  vrrp_version 3\n}}\n");
+    ka_scale_config_version(node, priority, n, 3, interval)
+}
+
+/// [`ka_scale_config`] for VRRP `version` 2 or 3 (v2 with PASS auth `1111`, as
+/// [`ka_config`]).
+pub fn ka_scale_config_version(
+    node: &str,
+    priority: u8,
+    n: usize,
+    version: u8,
+    interval: &str,
+) -> Option<String> {
+    let auth = if version == 2 {
+        "  authentication {\n    auth_type PASS\n    auth_pass 1111\n  }\n"
+    } else {
+        ""
+    };
+    let mut out = format!("global_defs {{\n  router_id {node}\n  vrrp_version {version}\n}}\n");
     for k in 1..=n {
         let vip = scale_vip(k - 1)?;
         out.push_str(&format!(
             "vrrp_instance VI_{k} {{\n  state BACKUP\n  interface eth0\n  virtual_router_id {k}\n  \
-             priority {priority}\n  advert_int {interval}\n  virtual_ipaddress {{\n    {vip}/24 dev eth0\n  }}\n}}\n"
+             priority {priority}\n  advert_int {interval}\n{auth}  virtual_ipaddress {{\n    {vip}/24 dev eth0\n  }}\n}}\n"
         ));
     }
     Some(out)
@@ -283,6 +319,10 @@ mod tests {
             ka_scale_config("lb01", 150, MAX_SCALE_INSTANCES + 1, "1"),
             None
         );
+        let v2 = ka_scale_config_version("lb02", 100, 2, 2, "1").expect("2 fit");
+        assert!(v2.contains("vrrp_version 2") && v2.contains("auth_pass 1111"));
+        assert_eq!(v2.matches("authentication").count(), 2);
+        assert!(!ka.contains("auth_pass"));
     }
 
     #[test]

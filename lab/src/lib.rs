@@ -4,6 +4,7 @@
 //! lab deletes its namespaces (and kills what runs in them) when dropped.
 
 pub mod bench;
+pub mod bench_scale;
 pub mod configs;
 pub mod demo;
 pub mod gw;

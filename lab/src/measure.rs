@@ -261,8 +261,9 @@ fn watch_in_host(
 }
 
 /// Waits until an advert from `align.master` with a priority above 0 is heard on
-/// `iface` (a VRRP receive socket of our own, joined to 224.0.0.18).
-async fn wait_for_advert(
+/// `iface` (a VRRP receive socket of our own, joined to 224.0.0.18). Call it on a
+/// thread inside the host whose `iface` it is; `local` is that host's address.
+pub async fn wait_for_advert(
     iface: &str,
     ifindex: u32,
     local: Ipv4Addr,

@@ -1,7 +1,8 @@
 //! The benchmark's results and how they read: samples per measurement and
 //! implementation (values and failed runs), median and min–max, the ratios
 //! splitguard / keepalived and splitguard-noarb / splitguard, and the table as
-//! plain text or Markdown. Pure: no I/O, no clock.
+//! plain text or Markdown; the scale section's rows too (a report shows only the
+//! implementations it ran, and the ratios those allow). Pure: no I/O, no clock.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -71,6 +72,74 @@ pub enum Measurement {
     Detection(Flavour),
     /// `splitguard check vip --format zabbix` on the backup, wall time in ms.
     CheckVip(Flavour),
+    /// The scale section: one figure of a pair with `n` instances.
+    Scale {
+        flavour: Flavour,
+        n: u16,
+        metric: ScaleMetric,
+    },
+}
+
+/// What one row of the scale section measures (see `bench_scale`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ScaleMetric {
+    /// Both started together → lb01 holds all VIPs and lb02 none, ms.
+    StartToSteady,
+    /// VIPs lb02 added during the start (a transient second owner), a count.
+    Lb02StartClaims,
+    /// A node's daemon over the steady window (utime+stime), % of one core.
+    CpuLb01,
+    CpuLb02,
+    /// The same from schedstat run time over the adverts in the window (lb01
+    /// sends N per interval, lb02 hears them), µs of CPU per advert.
+    CpuPerAdvertLb01,
+    CpuPerAdvertLb02,
+    /// Resident memory at the end of the window (keepalived: all its processes), MiB.
+    RssLb01,
+    RssLb02,
+    /// lb01's link down → the last VIP added on lb02 (netlink), ms.
+    FailoverLastAddr,
+    /// lb01's link down → the last VIP heard at gw from lb02's MAC (ARP answer
+    /// or gratuitous ARP), ms.
+    FailoverLastArp,
+    /// That over the single instance's Master_Down_Interval (3 adverts and
+    /// lb02's skew): 1.10 is the "within 10 %".
+    FailoverOverMdi,
+}
+
+impl ScaleMetric {
+    /// In the order the rows appear.
+    pub const ALL: [ScaleMetric; 11] = [
+        ScaleMetric::StartToSteady,
+        ScaleMetric::Lb02StartClaims,
+        ScaleMetric::CpuLb01,
+        ScaleMetric::CpuLb02,
+        ScaleMetric::CpuPerAdvertLb01,
+        ScaleMetric::CpuPerAdvertLb02,
+        ScaleMetric::RssLb01,
+        ScaleMetric::RssLb02,
+        ScaleMetric::FailoverLastAddr,
+        ScaleMetric::FailoverLastArp,
+        ScaleMetric::FailoverOverMdi,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            ScaleMetric::StartToSteady => "start → steady (lb01 all, lb02 none), ms",
+            ScaleMetric::Lb02StartClaims => "VIPs lb02 added during the start",
+            ScaleMetric::CpuLb01 => "CPU lb01 (utime+stime), %",
+            ScaleMetric::CpuLb02 => "CPU lb02 (utime+stime), %",
+            ScaleMetric::CpuPerAdvertLb01 => "CPU per advert sent, lb01 (schedstat), µs",
+            ScaleMetric::CpuPerAdvertLb02 => "CPU per advert heard, lb02 (schedstat), µs",
+            ScaleMetric::RssLb01 => "RSS lb01, MiB",
+            ScaleMetric::RssLb02 => "RSS lb02, MiB",
+            ScaleMetric::FailoverLastAddr => "mass failover: link down → last VIP on lb02, ms",
+            ScaleMetric::FailoverLastArp => {
+                "mass failover: link down → last VIP answering at gw, ms"
+            }
+            ScaleMetric::FailoverOverMdi => "mass failover at gw ÷ Master_Down_Interval",
+        }
+    }
 }
 
 impl Measurement {
@@ -92,6 +161,9 @@ impl Measurement {
             Measurement::CheckVip(f) => {
                 format!("check vip on the backup (zabbix), {}, ms", f.label())
             }
+            Measurement::Scale { flavour, n, metric } => {
+                format!("scale {}, N={n}: {}", flavour.label(), metric.label())
+            }
         }
     }
 
@@ -111,6 +183,23 @@ impl Measurement {
             Measurement::IdleCpu(_) => format!("{v:.3}"),
             Measurement::IdleCpuSched(_) => format!("{v:.4}"),
             Measurement::IdleRss(_) => format!("{v:.1}"),
+            Measurement::Scale { metric, .. } => match metric {
+                ScaleMetric::Lb02StartClaims => format!("{v:.0}"),
+                ScaleMetric::CpuLb01 | ScaleMetric::CpuLb02 => format!("{v:.2}"),
+                ScaleMetric::RssLb01 | ScaleMetric::RssLb02 => format!("{v:.1}"),
+                ScaleMetric::FailoverOverMdi => format!("{v:.2}"),
+                ScaleMetric::CpuPerAdvertLb01
+                | ScaleMetric::CpuPerAdvertLb02
+                | ScaleMetric::StartToSteady
+                | ScaleMetric::FailoverLastAddr
+                | ScaleMetric::FailoverLastArp => {
+                    if v.abs() >= 100.0 {
+                        format!("{v:.0}")
+                    } else {
+                        format!("{v:.1}")
+                    }
+                }
+            },
         }
     }
 }
@@ -168,21 +257,48 @@ pub fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
 }
 
 /// Everything one bench produced, rows in the order they were declared.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Report {
     pub rows: Vec<Measurement>,
     pub cells: BTreeMap<(Measurement, Implementation), Samples>,
     /// Runs per implementation and case that were asked for.
     pub runs: u32,
+    /// The implementations that have a column, in order (the scale section runs
+    /// no splitguard-noarb, so an empty column would only be noise).
+    pub columns: Vec<Implementation>,
 }
 
 impl Report {
+    /// A report with a column for every implementation.
     pub fn new(rows: Vec<Measurement>, runs: u32) -> Report {
+        Report::with_columns(rows, runs, Implementation::ALL.to_vec())
+    }
+
+    /// A report with columns for `columns` only; a ratio column appears when
+    /// both of its implementations have one.
+    pub fn with_columns(rows: Vec<Measurement>, runs: u32, columns: Vec<Implementation>) -> Report {
         Report {
             rows,
             cells: BTreeMap::new(),
             runs,
+            columns,
         }
+    }
+
+    fn has(&self, imp: Implementation) -> bool {
+        self.columns.contains(&imp)
+    }
+
+    /// The ratio columns this report has: (header, numerator, denominator).
+    fn ratio_columns(&self) -> Vec<(&'static str, Implementation, Implementation)> {
+        use Implementation::{Keepalived, Splitguard, SplitguardNoArb};
+        [
+            ("splitguard / keepalived", Splitguard, Keepalived),
+            ("noarb / splitguard", SplitguardNoArb, Splitguard),
+        ]
+        .into_iter()
+        .filter(|(_, a, b)| self.has(*a) && self.has(*b))
+        .collect()
     }
 
     pub fn record(&mut self, m: Measurement, imp: Implementation, value: Result<f64, String>) {
@@ -209,7 +325,7 @@ impl Report {
     pub fn failures(&self) -> Vec<(Measurement, Implementation, &str)> {
         let mut out = Vec::new();
         for m in &self.rows {
-            for imp in Implementation::ALL {
+            for &imp in &self.columns {
                 if let Some(s) = self.samples(*m, imp) {
                     out.extend(s.failures.iter().map(|f| (*m, imp, f.as_str())));
                 }
@@ -220,23 +336,24 @@ impl Report {
 
     /// The table as rows of cells: header first.
     fn grid(&self) -> Vec<Vec<String>> {
+        let ratios = self.ratio_columns();
         let mut grid = vec![{
             let mut h = vec!["measurement".to_string()];
-            h.extend(Implementation::ALL.iter().map(|i| i.name().to_string()));
-            h.push("splitguard / keepalived".into());
-            h.push("noarb / splitguard".into());
+            h.extend(self.columns.iter().map(|i| i.name().to_string()));
+            h.extend(ratios.iter().map(|(name, _, _)| name.to_string()));
             h
         }];
         for m in &self.rows {
             let mut row = vec![m.label()];
-            for imp in Implementation::ALL {
+            for &imp in &self.columns {
                 row.push(self.cell(*m, imp));
             }
-            let sg = self.median_of(*m, Implementation::Splitguard);
-            let noarb = self.median_of(*m, Implementation::SplitguardNoArb);
-            let ka = self.median_of(*m, Implementation::Keepalived);
-            row.push(format_ratio(ratio(sg, ka)));
-            row.push(format_ratio(ratio(noarb, sg)));
+            for (_, a, b) in &ratios {
+                row.push(format_ratio(ratio(
+                    self.median_of(*m, *a),
+                    self.median_of(*m, *b),
+                )));
+            }
             grid.push(row);
         }
         grid
@@ -427,6 +544,39 @@ mod tests {
         let cell_end = end_of(lines[2], "362 (361–363) [1 failed]");
         assert_eq!(cell_end, end_of(lines[3], "0.000"));
         assert!(text.contains("Failed runs (1)"));
+    }
+
+    #[test]
+    fn a_report_without_noarb_has_neither_its_column_nor_its_ratio() {
+        let m = Measurement::Scale {
+            flavour: Flavour::V3HundredMs,
+            n: 251,
+            metric: ScaleMetric::FailoverLastArp,
+        };
+        let mut r = Report::with_columns(
+            vec![m],
+            1,
+            vec![Implementation::Splitguard, Implementation::Keepalived],
+        );
+        r.record(m, Implementation::Splitguard, Ok(380.0));
+        r.record(m, Implementation::Keepalived, Ok(400.0));
+        r.record(
+            m,
+            Implementation::SplitguardNoArb,
+            Err("not a column".into()),
+        );
+        let md = r.render_markdown();
+        let lines: Vec<&str> = md.lines().collect();
+        assert_eq!(
+            lines[0],
+            "| measurement | splitguard | keepalived | splitguard / keepalived |"
+        );
+        assert_eq!(
+            lines[2],
+            "| scale v3/100 ms, N=251: mass failover: link down → last VIP answering at gw, ms | 380 | 400 | 0.95 |"
+        );
+        // A failure in a column the report does not show is not listed either.
+        assert!(!md.contains("not a column"), "{md}");
     }
 
     #[test]
