@@ -8,6 +8,9 @@
 //! to back (two ARP requests per VIP per round) until the master is heard again or
 //! this node changes role, so the evidence is ready well before
 //! Master_Down_Interval (3 intervals plus skew) ends: a claim never waits for a probe.
+//! The daemon paces the requests of one interface (hundreds of VIPs going overdue
+//! together are not one burst), so a round starts from when its last request
+//! leaves; the queue's lag then delays evidence, never the claim.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -72,22 +75,35 @@ impl Heartbeat {
     }
 }
 
-/// One ownership probe round: requests out at the start, answers collected until
+/// One ownership probe round: requests out (paced), answers collected until
 /// `ends`, then one report per VIP (the foreign MAC that answered, or none).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OwnershipRound {
     pub ends: Instant,
     vips: Vec<Ipv4Addr>,
     answers: BTreeMap<Ipv4Addr, [u8; 6]>,
+    /// VIPs whose requests could not all be sent (the interface's probe queue
+    /// was full): silence about them proves nothing this round.
+    unprobed: Vec<Ipv4Addr>,
 }
 
 impl OwnershipRound {
-    /// A round for `vips`, sized from the advert interval.
-    pub fn start(now: Instant, interval: Duration, vips: Vec<Ipv4Addr>) -> Self {
+    /// A round for `vips` whose last request leaves at `sent`, sized from the
+    /// advert interval: answers are awaited from then on.
+    pub fn start(sent: Instant, interval: Duration, vips: Vec<Ipv4Addr>) -> Self {
         OwnershipRound {
-            ends: now + (interval / 2).clamp(ROUND_MIN, ROUND_MAX),
+            ends: sent + (interval / 2).clamp(ROUND_MIN, ROUND_MAX),
             vips,
             answers: BTreeMap::new(),
+            unprobed: Vec::new(),
+        }
+    }
+
+    /// A request for `vip` was not sent: unless someone answers for it anyway,
+    /// the round reports nothing about it.
+    pub fn unprobed(&mut self, vip: Ipv4Addr) {
+        if !self.unprobed.contains(&vip) {
+            self.unprobed.push(vip);
         }
     }
 
@@ -99,11 +115,13 @@ impl OwnershipRound {
         }
     }
 
-    /// The verdict per VIP, in configuration order.
+    /// The verdict per VIP, in configuration order: the foreign MAC that
+    /// answered, or `None` for a VIP probed in full that nobody answered for.
     pub fn report(&self) -> Vec<(Ipv4Addr, Option<[u8; 6]>)> {
         self.vips
             .iter()
             .map(|v| (*v, self.answers.get(v).copied()))
+            .filter(|(v, mac)| mac.is_some() || !self.unprobed.contains(v))
             .collect()
     }
 }
@@ -166,5 +184,19 @@ mod tests {
         r.answer(b, [1; 6]);
         r.answer(b, [2; 6]);
         assert_eq!(r.report(), vec![(a, None), (b, Some([1; 6]))]);
+    }
+
+    #[test]
+    fn a_vip_whose_requests_were_not_all_sent_is_reported_only_if_answered() {
+        let t0 = Instant::now();
+        let a = Ipv4Addr::new(192, 0, 2, 3);
+        let b = Ipv4Addr::new(192, 0, 2, 4);
+        let c = Ipv4Addr::new(192, 0, 2, 5);
+        let mut r = OwnershipRound::start(t0, S, vec![a, b, c]);
+        r.unprobed(a);
+        r.unprobed(b);
+        r.unprobed(b);
+        r.answer(b, [7; 6]);
+        assert_eq!(r.report(), vec![(b, Some([7; 6])), (c, None)]);
     }
 }

@@ -4,7 +4,7 @@
 //! the verdicts out on the instances (claim gate, demotion, release) and hands its
 //! incidents to the log, the event stream and the watcher's outbox.
 
-use std::collections::BTreeSet;
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
@@ -30,7 +30,7 @@ use std::os::unix::fs::DirBuilderExt;
 use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 
-use super::instances::{Announcer, Instances};
+use super::instances::Instances;
 use super::outputs::Outputs;
 use super::router::Router;
 use super::schedule::Deadlines;
@@ -51,8 +51,12 @@ pub(super) struct Arbiter {
     cfg: config::Arbiter,
     heartbeats: Vec<Heartbeat>,
     rounds: Vec<Option<OwnershipRound>>,
-    /// The routers with an ownership round running (ARP answers go to these).
-    probing: BTreeSet<usize>,
+    /// The routers that hold each (interface, IPv4 VIP): an ARP message finds
+    /// the rounds it answers by lookup, not by a scan of every round.
+    vip_routers: HashMap<(u32, Ipv4Addr), Vec<usize>>,
+    /// A probe was refused (the interface's queue is full) since one was last
+    /// taken: logged once per such spell, not once per probe.
+    probes_refused: bool,
     /// Per router: when its overdue check or its round's end is next due.
     deadlines: Deadlines,
     /// The role last told to the policy, per router.
@@ -119,7 +123,8 @@ impl Arbiter {
             cfg: a.clone(),
             heartbeats: routers.iter().map(|_| Heartbeat::new(now)).collect(),
             rounds: routers.iter().map(|_| None).collect(),
-            probing: BTreeSet::new(),
+            vip_routers: vip_routers(routers),
+            probes_refused: false,
             deadlines: Deadlines::new(routers.len()),
             roles: routers.iter().map(|_| Role::Backup).collect(),
             dry_run,
@@ -291,7 +296,6 @@ impl Arbiter {
                 debug!(instance = %name, "adverts resumed");
             }
             arb.rounds[i] = None;
-            arb.probing.remove(&i);
             if let Err(e) = arb.policy.handle_heartbeat(now, name, false) {
                 warn!(instance = %name, error = %e, "heartbeat not taken");
             }
@@ -301,13 +305,14 @@ impl Arbiter {
     /// An ARP message on `ifindex` whose sender is not this node: evidence for any
     /// running ownership round that probes that address.
     pub(super) fn on_arp(&mut self, routers: &[Router], ifindex: u32, arp: &ArpRepr) {
-        let arb = self;
-        for &i in &arb.probing {
-            let r = &routers[i];
-            if r.ifindex != ifindex || arp.sender_mac == r.mac {
+        let Some(holders) = self.vip_routers.get(&(ifindex, arp.sender_ip)) else {
+            return;
+        };
+        for &i in holders {
+            if arp.sender_mac == routers[i].mac {
                 continue;
             }
-            if let Some(round) = &mut arb.rounds[i] {
+            if let Some(round) = &mut self.rounds[i] {
                 round.answer(arp.sender_ip, arp.sender_mac);
             }
         }
@@ -337,7 +342,6 @@ impl Arbiter {
             if arb.rounds[i].as_ref().is_some_and(|x| x.ends <= now)
                 && let Some(round) = arb.rounds[i].take()
             {
-                arb.probing.remove(&i);
                 for (vip, mac) in round.report() {
                     if let Some(mac) = mac {
                         debug!(instance = %r.cfg.name, %vip, mac = %format_mac(&mac), "VIP answered by another MAC");
@@ -384,7 +388,6 @@ impl Arbiter {
                         arb.roles[i] = role;
                         arb.heartbeats[i].restart(now);
                         arb.rounds[i] = None;
-                        arb.probing.remove(&i);
                         let name = &r.cfg.name;
                         let taken = arb.policy.handle_role(now, name, role).and_then(|()| {
                             if r.fsm.claimed_from_silence() {
@@ -413,49 +416,59 @@ impl Arbiter {
                 inst.run_actions(i, now, out).await;
             }
         }
-        self.start_rounds(now, inst).await;
+        self.start_rounds(now, inst);
     }
 
-    async fn start_rounds(&mut self, now: Instant, inst: &Instances) {
-        let arb = self;
-        let mut requests: Vec<(u32, [u8; 6], Ipv4Addr, Vec<Ipv4Addr>)> = Vec::new();
+    /// Starts the rounds the policy wants for the touched routers: their
+    /// requests join the interface's paced probe queue, and each round waits for
+    /// answers from when its last request leaves.
+    fn start_rounds(&mut self, now: Instant, inst: &Instances) {
         for i in inst.touched() {
             let r = &inst.routers()[i];
-            let wants = arb
+            let wants = self
                 .policy
                 .wants_ownership_probe(now, &r.cfg.name)
                 .unwrap_or(false);
-            if !wants || arb.rounds[i].is_some() {
+            if !wants || self.rounds[i].is_some() {
                 continue;
             }
             let IpAddr::V4(src) = r.primary else {
                 // IPv6 ownership would take neighbour solicitations: not probed.
                 continue;
             };
-            let vips: Vec<Ipv4Addr> = r.ipv4_vips().collect();
-            arb.probing.insert(i);
-            arb.rounds[i] = Some(OwnershipRound::start(
-                now,
-                r.fsm.master_adver_interval(),
-                vips.clone(),
-            ));
-            requests.push((r.ifindex, r.mac, src, vips));
-        }
-        for (ifindex, mac, src, vips) in requests {
-            let Some(Announcer::Arp(sock)) = inst
+            let Some(queue) = inst
                 .ifaces
-                .get(&(ifindex, splitguard_vrrp::wire::Family::Ipv4))
-                .map(|f| &f.announcer)
+                .get(&(r.ifindex, splitguard_vrrp::wire::Family::Ipv4))
+                .and_then(|f| f.probes.as_ref())
             else {
                 continue;
             };
+            let vips: Vec<Ipv4Addr> = r.ipv4_vips().collect();
+            let mut last = now;
+            let mut unprobed = Vec::new();
             for _ in 0..PROBE_REQUESTS_PER_ROUND {
-                for vip in &vips {
-                    if let Err(e) = sock.broadcast(&ArpRepr::probe(mac, src, *vip)).await {
-                        warn!(%vip, error = %e, "ownership probe not sent");
+                for &vip in &vips {
+                    match queue.send(now, ArpRepr::probe(r.mac, src, vip)) {
+                        Ok(at) => last = last.max(at),
+                        Err(e) => {
+                            if !self.probes_refused {
+                                warn!(instance = %r.cfg.name, %vip, error = %e, "ownership probes refused: evidence is partial until the queue drains");
+                            }
+                            self.probes_refused = true;
+                            unprobed.push(vip);
+                        }
                     }
                 }
             }
+            if unprobed.is_empty() && self.probes_refused {
+                info!(instance = %r.cfg.name, "ownership probes taken again");
+                self.probes_refused = false;
+            }
+            let mut round = OwnershipRound::start(last, r.fsm.master_adver_interval(), vips);
+            for vip in unprobed {
+                round.unprobed(vip);
+            }
+            self.rounds[i] = Some(round);
         }
     }
 
@@ -501,6 +514,17 @@ impl Arbiter {
             Verdict::Resolved(incident) => incident_out(&incident, false, inst, out),
         }
     }
+}
+
+/// The routers holding each IPv4 VIP, by interface.
+fn vip_routers(routers: &[Router]) -> HashMap<(u32, Ipv4Addr), Vec<usize>> {
+    let mut map: HashMap<(u32, Ipv4Addr), Vec<usize>> = HashMap::new();
+    for (i, r) in routers.iter().enumerate() {
+        for vip in r.ipv4_vips() {
+            map.entry((r.ifindex, vip)).or_default().push(i);
+        }
+    }
+    map
 }
 
 /// Hands an incident on: to the log, the event stream and the watcher's outbox.

@@ -3,7 +3,7 @@
 //! VRRP captures on them), their re-read when netlink events were lost, and the
 //! `watch_actions` commands that DEMOTE and RESUME replies run.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,6 +12,7 @@ use crate::config::{Config, Role, WatchActions};
 use crate::net::arp::ArpRepr;
 use crate::net::arp_socket::ArpSocket;
 use crate::net::netlink::Netlink;
+use crate::net::pace::ProbeQueue;
 use crate::watch::reply::{Confirmation, OwnerAction};
 use crate::watch::{VipSite, Watcher};
 use anyhow::{Context, bail};
@@ -95,14 +96,16 @@ impl Beside {
                 source,
             });
         }
-        let watched: Vec<Ipv4Addr> = sites.iter().map(|s| s.vip).collect();
+        let watched: HashSet<Ipv4Addr> = sites.iter().map(|s| s.vip).collect();
+        let mut probes = BTreeMap::new();
         for (&ifindex, sock) in &arp_socks {
+            probes.insert(ifindex, ProbeQueue::start(sock.clone()));
             crate::watch::spawn_arp_receiver(ifindex, sock.clone(), watched.clone(), arps.clone());
             if let Some(name) = ifindexes.get(&ifindex) {
                 crate::watch::spawn_capture(ifindex, name, adverts.clone())?;
             }
         }
-        let watcher = Watcher::start(cfg, vips, sites.clone(), arp_socks, reports)?;
+        let watcher = Watcher::start(cfg, vips, sites.clone(), probes, reports)?;
         let watching = Watching::new(watcher, ifindexes.keys().copied().collect::<BTreeSet<_>>());
         let beside = Beside {
             nl: nl.clone(),

@@ -35,7 +35,8 @@ use tracing::{debug, error, info, warn};
 
 use super::outputs::Outputs;
 use super::router::{Router, interface_tracker, script_tracker};
-use super::schedule::{Deadlines, Pacer, Touched};
+use super::schedule::{Deadlines, Touched};
+use crate::net::pace::{Pacer, ProbeQueue};
 
 /// How takeovers are announced on a segment: gratuitous ARP for IPv4 VIPs,
 /// unsolicited neighbour advertisements for IPv6 ones.
@@ -51,6 +52,9 @@ pub(super) struct Iface {
     pub announcer: Announcer,
     /// Slots for GARP repeats and refreshes on this interface.
     garp_pacer: Pacer,
+    /// The paced ARP probes of this interface (IPv4 only), shared by the
+    /// arbiter's ownership rounds and the watcher.
+    pub probes: Option<Arc<ProbeQueue>>,
 }
 
 /// At most one instance's GARP repeat (or refresh) per interface this often: 251
@@ -350,6 +354,10 @@ impl Instances {
                 })?),
             ),
         };
+        let probes = match &announcer {
+            Announcer::Arp(sock) => Some(ProbeQueue::start(sock.clone())),
+            Announcer::Nd(_) => None,
+        };
         let vrrp = Arc::new(vrrp);
         let rx = vrrp.clone();
         let tx = dgrams.clone();
@@ -383,6 +391,7 @@ impl Instances {
                 vrrp,
                 announcer,
                 garp_pacer: Pacer::new(GARP_PACE),
+                probes,
             },
         );
         Ok(())

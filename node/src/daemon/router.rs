@@ -5,8 +5,8 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
-use super::schedule::Pacer;
 use crate::config;
+use crate::net::pace::Pacer;
 use crate::status::{self, InstanceStatus};
 use splitguard_vrrp::gate::ClaimGate;
 use splitguard_vrrp::instance::State;

@@ -3,11 +3,10 @@
 //! input touched ([`Touched`]), and each instance's next deadline, kept in order
 //! ([`Deadlines`]). With hundreds of instances and 100 ms adverts the loop turns
 //! thousands of times a second; a scan of every instance per turn made the cost
-//! per advert grow with the number of instances. Also the pacing of GARP repeats
-//! on one interface ([`Pacer`]).
+//! per advert grow with the number of instances.
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// The instances touched since the last [`Touched::clear`], each once, in the
 /// order they were first touched.
@@ -94,36 +93,10 @@ impl Deadlines {
     }
 }
 
-/// Hands out send slots on one interface, at most one per `gap`. A mass takeover
-/// starts hundreds of GARP bursts in one step: their first announcements go out
-/// at once (the takeover is only done when the segment knows), but every repeat
-/// would then fall due in the same instant, interval after interval; slots
-/// reserved when a repeat is scheduled spread them out in takeover order.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Pacer {
-    gap: Duration,
-    next: Option<Instant>,
-}
-
-impl Pacer {
-    pub fn new(gap: Duration) -> Self {
-        Pacer { gap, next: None }
-    }
-
-    /// The first free slot at or after `at`, reserved.
-    pub fn slot(&mut self, at: Instant) -> Instant {
-        let slot = match self.next {
-            Some(next) if next > at => next,
-            _ => at,
-        };
-        self.next = slot.checked_add(self.gap);
-        slot
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn touched_lists_each_instance_once_until_cleared() {
@@ -160,18 +133,5 @@ mod tests {
         assert_eq!(d.due(ms(1000)), vec![0, 1]);
         d.set(7, Some(ms(1))); // out of range: ignored
         assert_eq!(d.first(), Some(ms(300)));
-    }
-
-    #[test]
-    fn the_pacer_spreads_slots_asked_for_the_same_instant() {
-        let t0 = Instant::now();
-        let ms = |n| t0 + Duration::from_millis(n);
-        let mut p = Pacer::new(Duration::from_millis(1));
-        assert_eq!(p.slot(ms(100)), ms(100));
-        assert_eq!(p.slot(ms(100)), ms(101));
-        assert_eq!(p.slot(ms(100)), ms(102));
-        // Free again later: no slot is pushed back for nothing.
-        assert_eq!(p.slot(ms(200)), ms(200));
-        assert_eq!(p.slot(ms(150)), ms(201));
     }
 }

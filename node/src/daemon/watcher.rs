@@ -5,15 +5,15 @@
 //! and the incidents in the outbox; it decides replies, and the owner of the VIPs
 //! (the instances, or keepalived through `watch_actions`) carries them out.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Instant;
 
 use crate::config::Config;
 use crate::net::arp::ArpRepr;
-use crate::net::arp_socket::ArpSocket;
 use crate::net::netlink::NetEvent;
+use crate::net::pace::ProbeQueue;
 use crate::watch::reply::{OwnerAction, ReplyOutcome};
 use crate::watch::{VipSite, Watcher};
 use splitguard_watchdog::core::classify::{AdvertSeen, ExpectedRole, WatchedVip};
@@ -54,7 +54,7 @@ impl Watching {
     ) -> anyhow::Result<Watching> {
         let mut vips = Vec::new();
         let mut sites = Vec::new();
-        let mut arp_socks: BTreeMap<u32, Arc<ArpSocket>> = BTreeMap::new();
+        let mut probes: BTreeMap<u32, Arc<ProbeQueue>> = BTreeMap::new();
         for r in inst.routers() {
             let IpAddr::V4(source) = r.primary else {
                 continue;
@@ -78,11 +78,11 @@ impl Watching {
             }
         }
         for (&(ifindex, _), iface) in &inst.ifaces {
-            let Announcer::Arp(sock) = &iface.announcer else {
+            let (Announcer::Arp(sock), Some(queue)) = (&iface.announcer, &iface.probes) else {
                 continue;
             };
-            arp_socks.insert(ifindex, sock.clone());
-            let watched: Vec<Ipv4Addr> = sites
+            probes.insert(ifindex, queue.clone());
+            let watched: HashSet<Ipv4Addr> = sites
                 .iter()
                 .filter(|s| s.ifindex == ifindex)
                 .map(|s| s.vip)
@@ -90,7 +90,7 @@ impl Watching {
             crate::watch::spawn_arp_receiver(ifindex, sock.clone(), watched, arps.clone());
             crate::watch::spawn_capture(ifindex, &iface.name, adverts.clone())?;
         }
-        let watcher = Watcher::start(cfg, vips, sites, arp_socks, reports)?;
+        let watcher = Watcher::start(cfg, vips, sites, probes, reports)?;
         // Address events on any instance's interface, as the instances see them.
         let ifindexes = inst.routers().iter().map(|r| r.ifindex).collect();
         Ok(Watching::new(watcher, ifindexes))

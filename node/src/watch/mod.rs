@@ -14,7 +14,7 @@ pub mod capture;
 pub mod channels;
 pub mod reply;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,6 +33,7 @@ use tracing::{debug, info, warn};
 
 use crate::config::Config;
 use crate::net::arp_socket::ArpSocket;
+use crate::net::pace::ProbeQueue;
 use crate::notify::events::Event;
 use crate::status::IncidentStatus;
 
@@ -71,7 +72,14 @@ pub struct Watcher {
     dispatcher: Dispatcher,
     channel_names: Vec<String>,
     sites: Vec<VipSite>,
-    arp: BTreeMap<u32, Arc<ArpSocket>>,
+    /// The first site of each VIP, and of each (interface, VIP): an ARP message
+    /// or a probe finds its site by lookup, not by a scan of every VIP.
+    site_of: HashMap<Ipv4Addr, usize>,
+    site_on: HashMap<(u32, Ipv4Addr), usize>,
+    /// The paced probe queue of each interface.
+    probes: BTreeMap<u32, Arc<ProbeQueue>>,
+    /// A probe was refused since one was last taken (logged once per spell).
+    probes_refused: bool,
     rounds: BTreeMap<Ipv4Addr, Round>,
     /// Events for the owner's event stream (address seen, classified, sent).
     events: Vec<Event>,
@@ -125,7 +133,7 @@ impl Watcher {
         cfg: &Config,
         vips: Vec<WatchedVip>,
         sites: Vec<VipSite>,
-        arp: BTreeMap<u32, Arc<ArpSocket>>,
+        probes: BTreeMap<u32, Arc<ProbeQueue>>,
         reports: tokio::sync::mpsc::UnboundedSender<splitguard_watchdog::io::dispatch::Delivery>,
     ) -> anyhow::Result<Watcher> {
         let spool = Arc::new(
@@ -180,8 +188,11 @@ impl Watcher {
             spool,
             dispatcher,
             channel_names,
+            site_of: first_index(sites.iter().map(|s| s.vip)),
+            site_on: first_index(sites.iter().map(|s| (s.ifindex, s.vip))),
             sites,
-            arp,
+            probes,
+            probes_refused: false,
             rounds: BTreeMap::new(),
             events: Vec::new(),
         })
@@ -208,9 +219,9 @@ impl Watcher {
     /// ARP seen on an interface (ours filtered out by the caller or here).
     pub async fn on_arp(&mut self, now: Instant, ifindex: u32, arp: &ArpRepr) {
         let Some(site) = self
-            .sites
-            .iter()
-            .find(|s| s.ifindex == ifindex && s.vip == arp.sender_ip)
+            .site_on
+            .get(&(ifindex, arp.sender_ip))
+            .and_then(|&i| self.sites.get(i))
         else {
             return;
         };
@@ -374,25 +385,48 @@ impl Watcher {
         self.saved = self.engine.revision();
     }
 
+    /// Probes `vip` through its interface's paced queue; its round collects
+    /// answers until [`PROBE_ROUND`] after the request leaves.
     async fn probe(&mut self, now: Instant, vip: IpAddr) {
         let IpAddr::V4(v4) = vip else { return };
-        let Some(site) = self.sites.iter().find(|s| s.vip == v4) else {
+        let Some(site) = self.site(v4) else {
             return;
         };
-        let Some(sock) = self.arp.get(&site.ifindex) else {
+        let Some(queue) = self.probes.get(&site.ifindex) else {
             return;
         };
-        self.rounds.entry(v4).or_insert(Round {
-            ends: now + PROBE_ROUND,
-            owners: BTreeSet::new(),
-        });
-        if let Err(e) = sock
-            .broadcast(&ArpRepr::probe(site.mac, site.source, v4))
-            .await
-        {
-            warn!(vip = %v4, error = %e, "ownership probe not sent");
+        match queue.send(now, ArpRepr::probe(site.mac, site.source, v4)) {
+            Ok(at) => {
+                self.probes_refused = false;
+                let ends = at + PROBE_ROUND;
+                let round = self.rounds.entry(v4).or_insert(Round {
+                    ends,
+                    owners: BTreeSet::new(),
+                });
+                round.ends = round.ends.max(ends);
+            }
+            Err(e) => {
+                // The round (if any) ends on its own; a waiting `owners` request
+                // is answered then, or by the next probe.
+                if !std::mem::replace(&mut self.probes_refused, true) {
+                    warn!(vip = %v4, error = %e, "ownership probes refused until the queue drains");
+                }
+            }
         }
     }
+
+    fn site(&self, vip: Ipv4Addr) -> Option<&VipSite> {
+        self.site_of.get(&vip).and_then(|&i| self.sites.get(i))
+    }
+}
+
+/// The index of each key's first occurrence.
+fn first_index<K: std::hash::Hash + Eq>(keys: impl Iterator<Item = K>) -> HashMap<K, usize> {
+    let mut map = HashMap::new();
+    for (i, k) in keys.enumerate() {
+        map.entry(k).or_insert(i);
+    }
+    map
 }
 
 /// A delivery report as an event-stream line (the bench reads send times here).
@@ -577,7 +611,7 @@ impl Watcher {
             ));
             return;
         };
-        if !self.sites.iter().any(|s| s.vip == v4) {
+        if self.site(v4).is_none() {
             let _ = reply.send(Response::error(
                 ErrorKind::BadRequest,
                 format!("{vip} is not a VIP this daemon watches"),
@@ -591,7 +625,7 @@ impl Watcher {
     fn answer_owners(&mut self, vip: Ipv4Addr, foreign: &[String]) {
         let local = self.classifier.local(IpAddr::V4(vip)) == Some(true);
         let mut owners: BTreeSet<String> = foreign.iter().cloned().collect();
-        if local && let Some(site) = self.sites.iter().find(|s| s.vip == vip) {
+        if local && let Some(site) = self.site(vip) {
             owners.insert(format_mac(&site.mac));
         }
         let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.owner_waiters)
@@ -633,7 +667,7 @@ impl Watcher {
 pub fn spawn_arp_receiver(
     ifindex: u32,
     sock: Arc<ArpSocket>,
-    watched: Vec<Ipv4Addr>,
+    watched: HashSet<Ipv4Addr>,
     tx: tokio::sync::mpsc::Sender<(u32, ArpRepr)>,
 ) {
     tokio::spawn(async move {
