@@ -1,8 +1,12 @@
 //! `config::load` on the files under `tests/fixtures/config/`: the good one loads,
-//! each bad one gives exactly the listed `FILE:LINE:COL: key: message` lines.
+//! each bad one gives exactly the listed `FILE:LINE:COL: key: message` lines. And
+//! `splitguard check-config` on a generated 255-instance file (issue: 255 VRIDs
+//! on a node): valid, it passes in well under a second (bounded generously here,
+//! a debug build); with errors deep in it, they are still located by line:col.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::process::Command;
+use std::time::{Duration, Instant};
 
 use splitguard_node::config::{self, Channel, ConfigError, OnIsolated, Sms};
 
@@ -174,4 +178,107 @@ fn missing_file_is_a_read_error() {
         Err(ConfigError::Read { path: p, .. }) => assert_eq!(p, path),
         other => panic!("{other:?}"),
     }
+}
+
+/// Every VRID a node can have.
+const MAX_INSTANCES: usize = 255;
+/// For `check-config` on 255 instances in this debug build; the release build
+/// takes a few milliseconds (BENCHMARKS.md).
+const CHECK_BOUND: Duration = Duration::from_secs(5);
+
+/// The VIP of instance `k` (1-based): TEST-NET-1 for the first 200, then
+/// TEST-NET-2. Config text only, never on a wire.
+fn scale_vip(k: usize) -> String {
+    if k <= 200 {
+        format!("192.0.2.{k}/24")
+    } else {
+        format!("198.51.100.{}/24", k - 200)
+    }
+}
+
+/// A config with instances VI_1..VI_255 on eth0, VRID k, one VIP each;
+/// `priority(k)` and `vrid(k)` give each instance's values.
+fn scale_config(priority: impl Fn(usize) -> u32, vrid: impl Fn(usize) -> usize) -> String {
+    let mut out = String::from(
+        "node = \"lb01\"\nstate_dir = \"/var/lib/splitguard\"\n\n[arbiter]\nreferences = [\"192.0.2.254\"]\n",
+    );
+    for k in 1..=MAX_INSTANCES {
+        out.push_str(&format!(
+            "\n[[instance]]\nname = \"VI_{k}\"\ninterface = \"eth0\"\nvrid = {}\npriority = {}\n\
+             advert_interval = \"100ms\"\nversion = 3\nvips = [\"{}\"]\n",
+            vrid(k),
+            priority(k),
+            scale_vip(k)
+        ));
+    }
+    out
+}
+
+/// Writes `text` to `name` in this test binary's scratch directory and runs
+/// `splitguard check-config` on it: the path, the exit code, stderr and the time.
+fn check_config(name: &str, text: &str) -> (PathBuf, Option<i32>, String, Duration) {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("config_errors");
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write");
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_splitguard"))
+        .args(["check-config", "-c"])
+        .arg(&path)
+        .output()
+        .expect("the binary runs");
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (path, out.status.code(), stderr, took)
+}
+
+/// 1-based line of the `nth` (0-based) line in `text` that equals `line`.
+fn line_of(text: &str, line: &str, nth: usize) -> usize {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| *l == line)
+        .nth(nth)
+        .map(|(i, _)| i + 1)
+        .unwrap_or_else(|| panic!("no {line:?} #{nth}"))
+}
+
+#[test]
+fn check_config_passes_255_instances_quickly() {
+    let text = scale_config(|_| 150, |k| k);
+    let (path, code, stderr, took) = check_config("scale-255.toml", &text);
+    assert_eq!(code, Some(0), "{}: {stderr}", path.display());
+    assert!(took < CHECK_BOUND, "check-config took {took:?}");
+    let config = config::load(&path).expect("loads");
+    assert_eq!(config.instances.len(), MAX_INSTANCES);
+    assert_eq!(config.instances[254].vrid, 255);
+}
+
+#[test]
+fn errors_deep_in_255_instances_are_located() {
+    // Instance 200 (instance[199]) has priority 300; instance 250
+    // (instance[249]) reuses instance 249's VRID.
+    let text = scale_config(
+        |k| if k == 200 { 300 } else { 150 },
+        |k| if k == 250 { 249 } else { k },
+    );
+    let (path, code, stderr, took) = check_config("scale-255-bad.toml", &text);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(took < CHECK_BOUND, "check-config took {took:?}");
+    let p = path.display();
+    let priority_line = line_of(&text, "priority = 300", 0);
+    let vrid_line = line_of(&text, "vrid = 249", 1);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "{stderr}");
+    assert_eq!(
+        lines[0],
+        format!(
+            "{p}:{priority_line}:12: instance[199].priority: priority 300 is out of range; it must be between 1 and 255"
+        )
+    );
+    assert!(
+        lines[1].starts_with(&format!(
+            "{p}:{vrid_line}:8: instance[249].vrid: VRID 249 on eth0 is already used by instance[248]"
+        )),
+        "{stderr}"
+    );
 }

@@ -3,10 +3,12 @@
 //! config split over includes, one full of what is not carried, and broken ones. The
 //! TOML on stdout must parse with `splitguard_node::config::parse`, pass `check-config`,
 //! and mean what the hand-written contrib examples mean; warnings go to stderr as
-//! `FILE:LINE: keyword: why`.
+//! `FILE:LINE: keyword: why`. A generated 255-instance keepalived.conf (issue:
+//! 255 VRIDs on a node) imports to 255 instances that validate, quickly.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 use splitguard_node::config::{self, Config};
 
@@ -365,4 +367,69 @@ fn a_missing_file_exits_2_and_is_named() {
         "{}",
         text(&out.stderr)
     );
+}
+
+/// A keepalived.conf with every VRID, 1 to 255: VRRPv3 at 100 ms, one VIP each
+/// (TEST-NET-1 above the nodes' .5 and .6 for the first 200, then TEST-NET-2;
+/// config text only), the odd ones unicast to the peer.
+fn keepalived_255() -> String {
+    let mut out = String::from("global_defs {\n  router_id lb01\n  vrrp_version 3\n}\n");
+    for k in 1..=255 {
+        let vip = if k <= 200 {
+            format!("192.0.2.{}", k + 6)
+        } else {
+            format!("198.51.100.{}", k - 200)
+        };
+        let unicast = if k % 2 == 1 {
+            "  unicast_src_ip 192.0.2.5\n  unicast_peer {\n    192.0.2.6\n  }\n"
+        } else {
+            ""
+        };
+        out.push_str(&format!(
+            "vrrp_instance VI_{k} {{\n  state BACKUP\n  interface eth0\n  virtual_router_id {k}\n  \
+             priority 150\n  advert_int 0.1\n{unicast}  virtual_ipaddress {{\n    {vip}/24 dev eth0\n  }}\n}}\n"
+        ));
+    }
+    out
+}
+
+#[test]
+fn a_255_instance_keepalived_conf_imports_and_validates() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("import_keepalived");
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let conf = dir.join("keepalived-255.conf");
+    std::fs::write(&conf, keepalived_255()).expect("write");
+    // It is keepalived syntax (see keepalived_accepts).
+    let test = Command::new("keepalived")
+        .arg("--config-test")
+        .arg("-f")
+        .arg(&conf)
+        .output()
+        .expect("keepalived is installed (contrib/test.sh installs it)");
+    assert_eq!(
+        (test.status.code(), text(&test.stderr).as_str()),
+        (Some(0), ""),
+        "keepalived --config-test"
+    );
+
+    let started = Instant::now();
+    let out = splitguard(&["import-keepalived", conf.to_str().expect("utf-8")]);
+    let took = started.elapsed();
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // A debug build; the release build takes milliseconds (BENCHMARKS.md).
+    assert!(took < Duration::from_secs(5), "the import took {took:?}");
+    let config = config::parse(&stdout, "stdout").unwrap_or_else(|e| panic!("{e}\n{stdout}"));
+    assert_eq!(config.instances.len(), 255);
+    for (k, i) in config.instances.iter().enumerate() {
+        assert_eq!(usize::from(i.vrid), k + 1, "{}", i.name);
+        assert_eq!(i.name, format!("VI_{}", k + 1));
+        assert_eq!(i.advert_interval, Duration::from_millis(100), "{}", i.name);
+        assert_eq!(i.unicast_peers.len(), (k + 1) % 2, "{}", i.name);
+    }
+    assert_eq!(
+        config.instances[254].vips[0].to_string(),
+        "198.51.100.55/24"
+    );
+    check_config_accepts("keepalived-255", &stdout);
 }

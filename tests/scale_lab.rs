@@ -7,21 +7,32 @@
 //! pair adverts every second and the bounds are generous; a 64-instance pair at
 //! 100 ms covers the start-up where both arbiters open their claim gates after
 //! the down timers ran out (the gate skew decides, not the RFC's 20 ms skew).
+//! Once the 251 are elected, `splitguard status --json` on both nodes lists
+//! them all in the right state, `/metrics` has every instance's series, and
+//! `splitguard check` answers sanely; their times are bounded generously here
+//! (debug build) and measured by the bench.
 //! `splitguard lab bench --instances` measures the release build.
 //! Needs root; fails without it.
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::*;
-use splitguard_lab::configs::{self, LB01_ADDR, LB02_ADDR, scale_vips_held, sg_scale_config};
+use splitguard_lab::bench_scale::scrape_metrics;
+use splitguard_lab::configs::{
+    self, LB01_ADDR, LB02_ADDR, scale_metrics_addr, scale_vip, scale_vips_held, sg_scale_config,
+};
 use splitguard_lab::report::Implementation;
 use splitguard_lab::{LabProcess, wait_for};
 
 /// As many instances as TEST-NET-1 holds VIPs for beside the three hosts.
 const N: usize = configs::MAX_SCALE_INSTANCES;
 const SCALE_BOUND: Duration = Duration::from_secs(60);
+/// For one `status --json` or `/metrics` at 251 instances in this debug build
+/// (the goals, 100 ms and 50 ms, are for the release build and measured by
+/// `splitguard lab bench --scale`).
+const ANSWER_BOUND: Duration = Duration::from_secs(5);
 
 fn held(lab: &splitguard_lab::Lab, host: &str) -> usize {
     scale_vips_held(lab, host, N).expect("ip addr")
@@ -62,6 +73,7 @@ fn a_pair_of_251_instances_elects_fails_over_and_hands_back() {
     let (lb01, lb02) = start_pair(&lab, N, "1s");
     let procs = [&lb01, &lb02];
     elects_lb01_alone(&lab, N, &procs);
+    status_metrics_and_checks_list_every_instance(&lab, &procs);
 
     // lb01's cable pulled: every VIP moves to lb02.
     lab.set_bridge_port("lb01", false).expect("port down");
@@ -146,4 +158,92 @@ fn expect_owner_stays_split(
         let now = (held(lab, "lb01"), held(lab, "lb02"));
         assert_eq!(now, (on_lb01, on_lb02), "{what}\n{}", logs(procs));
     }
+}
+
+/// With lb01 master of all N and lb02 backup: `status --json` on each lists
+/// every instance in its state, `/metrics` on each has every instance's series,
+/// and `check` answers for the last instance and VIP and discovers them all.
+fn status_metrics_and_checks_list_every_instance(lab: &splitguard_lab::Lab, procs: &[&LabProcess]) {
+    for (host, state, held) in [("lb01", "MASTER", true), ("lb02", "BACKUP", false)] {
+        let started = Instant::now();
+        let v = status_via(lab, host, &format!("{host}.sock"));
+        let took = started.elapsed();
+        assert!(took < ANSWER_BOUND, "{host}: status --json took {took:?}");
+        let instances = v["instances"].as_array().expect("instances");
+        assert_eq!(instances.len(), N, "{host}: {v}");
+        for (k, i) in instances.iter().enumerate() {
+            let what = format!("{host}: instance {k}: {i}\n{}", logs(procs));
+            assert_eq!(i["name"], format!("VI_{}", k + 1), "{what}");
+            assert_eq!(i["vrid"], k + 1, "{what}");
+            assert_eq!(i["state"], state, "{what}");
+            assert_eq!(i["vips_held"], held, "{what}");
+            let vip = scale_vip(k).expect("k < N");
+            assert_eq!(i["vips"][0], format!("{vip}/24"), "{what}");
+        }
+
+        let addr = scale_metrics_addr(lab, host).expect("lab host");
+        let scrape = scrape_metrics(lab, "gw", addr, 1, ANSWER_BOUND).expect("/metrics");
+        assert!(
+            scrape.times[0] < ANSWER_BOUND,
+            "{host}: /metrics took {:?}",
+            scrape.times[0]
+        );
+        let text = &scrape.body;
+        for k in 1..=N {
+            let line =
+                format!("splitguard_instance_state{{instance=\"VI_{k}\",state=\"{state}\"}} 1\n");
+            assert!(
+                text.contains(&line),
+                "{host}: no {line:?} in /metrics:\n{text}"
+            );
+        }
+        let sent = text
+            .lines()
+            .filter(|l| l.starts_with("splitguard_adverts_sent_total{"))
+            .count();
+        assert_eq!(sent, N, "{host}: /metrics:\n{text}");
+    }
+
+    // What a monitoring agent on lb02 runs: the last instance's state
+    // (Zabbix: 1 BACKUP), the owner count of the last VIP, and discovery.
+    let sock = lab.dir().join("lb02.sock");
+    let sock = sock.to_str().expect("utf-8");
+    let last = format!("VI_{N}");
+    let last_vip = scale_vip(N - 1).expect("in the pool").to_string();
+    let check = |args: &[&str]| -> (String, i32) {
+        let started = Instant::now();
+        let out = lab
+            .command("lb02", env!("CARGO_BIN_EXE_splitguard"))
+            .expect("host")
+            .arg("check")
+            .args(args)
+            .args(["--socket", sock])
+            .output()
+            .expect("check runs");
+        let took = started.elapsed();
+        assert!(took < ANSWER_BOUND, "check {args:?} took {took:?}");
+        (
+            String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+            out.status.code().unwrap_or(-1),
+        )
+    };
+    assert_eq!(
+        check(&["state", "--instance", &last, "--format", "zabbix"]),
+        ("1".to_string(), 0)
+    );
+    let (line, code) = check(&["state", "--instance", &last, "--format", "nagios"]);
+    assert!(line.starts_with("SPLITGUARD OK"), "{line} ({code})");
+    assert_eq!(code, 0, "{line}");
+    assert_eq!(
+        check(&["vip", "--vip", &last_vip, "--format", "zabbix"]),
+        ("1".to_string(), 0)
+    );
+    let (disc, code) = check(&["discovery"]);
+    assert_eq!(code, 0, "{disc}");
+    let disc: serde_json::Value = serde_json::from_str(&disc).expect("LLD JSON");
+    let entries = disc.as_array().expect("an array");
+    assert_eq!(entries.len(), N, "{disc}");
+    assert_eq!(entries[N - 1]["{#INSTANCE}"], last.as_str());
+    assert_eq!(entries[N - 1]["{#VIP}"], last_vip.as_str());
+    assert_eq!(entries[N - 1]["{#VRID}"], N);
 }

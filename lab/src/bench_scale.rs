@@ -9,17 +9,22 @@
 //! failover to the last VIP, on lb02 (netlink) and as gw hears it (ARP, from
 //! lb02's MAC). Address events come from a netlink subscription in each node
 //! made before the daemons start, so no transient owner falls between two polls.
+//! For splitguard, after the window, lb01's `status` over the control socket
+//! and one `GET /metrics` from gw are each timed a few times (the goals:
+//! ≤ 100 ms and ≤ 50 ms at 255 instances); keepalived has neither.
 //!
 //! N is at most [`MAX_SCALE_INSTANCES`] (251): TEST-NET-1 less .0, .255 and the
 //! three hosts. The 255 would need addresses outside TEST-NET-1, which
 //! the lab never uses.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, Ipv4Addr};
-use std::path::PathBuf;
+use std::io::{Read as _, Write as _};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use splitguard_node::control;
 use splitguard_node::net::arp::ArpRepr;
 use splitguard_node::net::arp_socket::ArpSocket;
 use splitguard_node::net::netlink::{self, NetEvent, Netlink};
@@ -27,7 +32,7 @@ use splitguard_node::net::netlink::{self, NetEvent, Netlink};
 use super::bench::{self, BenchError};
 use super::configs::{
     self, LB01_ADDR, LB02_ADDR, MAX_SCALE_INSTANCES, arbiter_table, ka_scale_config_version,
-    pair_lab, scale_vip, scale_vips_held, sg_scale_config_version,
+    pair_lab, scale_metrics_addr, scale_vip, scale_vips_held, sg_scale_config_version, sg_socket,
 };
 use super::measure::{self, Align, TreeSample};
 use super::netns::{Lab, LabError};
@@ -67,6 +72,11 @@ const READY_BOUND: Duration = Duration::from_secs(10);
 /// How long after gw heard the last VIP its address event may still be on the
 /// way from lb02's netlink thread.
 const EVENT_LAG: Duration = Duration::from_secs(2);
+/// How many times lb01's status and `/metrics` are asked per run; the run's
+/// figure is the median, so one scheduling hiccup on 2 cores does not decide it.
+const LATENCY_SAMPLES: usize = 7;
+/// Longest one status request or scrape may take before the run fails.
+const LATENCY_BOUND: Duration = Duration::from_secs(5);
 
 /// What the scale section was asked to do.
 #[derive(Debug, Clone)]
@@ -153,6 +163,11 @@ pub struct ScaleOutcome {
     pub failover_last_addr: Duration,
     /// Fault → the last VIP heard at gw from lb02's MAC.
     pub failover_last_arp: Duration,
+    /// Median round trip of lb01's `status` over the control socket; None for
+    /// keepalived.
+    pub status_rtt: Option<Duration>,
+    /// Median wall time of one `GET /metrics` of lb01 from gw; None for keepalived.
+    pub metrics_scrape: Option<Duration>,
 }
 
 impl ScaleOutcome {
@@ -175,6 +190,12 @@ impl ScaleOutcome {
             ScaleMetric::FailoverOverMdi => {
                 self.failover_last_arp.as_secs_f64() / master_down_interval(f).as_secs_f64()
             }
+            ScaleMetric::StatusLb01 => ms(self
+                .status_rtt
+                .ok_or_else(|| "no status socket timed".to_string())?),
+            ScaleMetric::MetricsLb01 => ms(self
+                .metrics_scrape
+                .ok_or_else(|| "no /metrics timed".to_string())?),
         })
     }
 }
@@ -266,6 +287,10 @@ fn record(
     result: Result<ScaleOutcome, RunError>,
 ) {
     for metric in ScaleMetric::ALL {
+        // keepalived has no such figure: its cell stays empty, not failed.
+        if imp == Implementation::Keepalived && metric.splitguard_only() {
+            continue;
+        }
         let value = match &result {
             Ok(o) => o.value(f, metric),
             // Only the first line: a failure's detail (daemon logs) went to progress.
@@ -307,7 +332,16 @@ fn run_once(
         lb02: Some(lb02?),
         watch: None,
     };
-    let result = measure_pair(&lab, &mut daemons, &logs, opts, f, &vips, lb02_mac, started);
+    let result = measure_pair(
+        &lab,
+        &mut daemons,
+        &logs,
+        opts,
+        (f, imp),
+        &vips,
+        lb02_mac,
+        started,
+    );
     let result = result.map_err(|e| match e {
         e if e.is_interrupted() => e,
         e => RunError::Broken(format!("{e}{}", daemons.log_tails())),
@@ -365,7 +399,7 @@ fn measure_pair(
     daemons: &mut Daemons,
     logs: &[AddrLog; 2],
     opts: &ScaleOptions,
-    f: Flavour,
+    (f, imp): (Flavour, Implementation),
     vips: &[Ipv4Addr],
     lb02_mac: [u8; 6],
     started: Instant,
@@ -454,6 +488,42 @@ fn measure_pair(
     };
     let (w1, w2) = (window(0)?, window(1)?);
 
+    // ---- status and /metrics, after the window so they do not count in its CPU
+    let (status_rtt, metrics_scrape) = match imp {
+        Implementation::Keepalived => (None, None),
+        _ => {
+            let (rtts, status) =
+                status_round_trips(&sg_socket(lab, "lb01"), LATENCY_SAMPLES, LATENCY_BOUND)?;
+            if status.instances.len() != n {
+                return Err(RunError::Broken(format!(
+                    "lb01's status lists {} of {n} instances",
+                    status.instances.len()
+                )));
+            }
+            let scrape = scrape_metrics(
+                lab,
+                "gw",
+                scale_metrics_addr(lab, "lb01")?,
+                LATENCY_SAMPLES,
+                LATENCY_BOUND,
+            )?;
+            let series = scrape
+                .body
+                .lines()
+                .filter(|l| l.starts_with("splitguard_adverts_sent_total{"))
+                .count();
+            if series != n {
+                return Err(RunError::Broken(format!(
+                    "lb01's /metrics has {series} of {n} instances' advert counters"
+                )));
+            }
+            (
+                Some(median_duration(&rtts)),
+                Some(median_duration(&scrape.times)),
+            )
+        }
+    };
+
     // ---- the mass failover
     let align = Align {
         master: LB01_ADDR,
@@ -495,7 +565,110 @@ fn measure_pair(
         rss_mib: [w1.2, w2.2],
         failover_last_addr: last_addr.saturating_duration_since(t0),
         failover_last_arp: last_arp.saturating_duration_since(t0),
+        status_rtt,
+        metrics_scrape,
     })
+}
+
+/// The median of `times` (the upper middle one for an even count); zero when empty.
+pub fn median_duration(times: &[Duration]) -> Duration {
+    let mut v = times.to_vec();
+    v.sort_unstable();
+    v.get(v.len() / 2).copied().unwrap_or_default()
+}
+
+// ------------------------------------------------------- status and /metrics
+
+/// Asks the daemon at `socket` for its status `count` times in a row, as
+/// `splitguard status` does (one connection each); returns each round trip and
+/// the last status. The socket is a path, so this works from outside the host's
+/// namespace.
+pub fn status_round_trips(
+    socket: &Path,
+    count: usize,
+    bound: Duration,
+) -> Result<(Vec<Duration>, splitguard_node::status::Status), RunError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| RunError::Broken(format!("runtime: {e}")))?;
+    rt.block_on(async {
+        let mut times = Vec::with_capacity(count);
+        let mut last = None;
+        for _ in 0..count.max(1) {
+            let t = Instant::now();
+            let status = control::status(socket, bound)
+                .await
+                .map_err(|e| RunError::Broken(format!("status: {e}")))?;
+            times.push(t.elapsed());
+            last = Some(status);
+        }
+        last.map(|s| (times, s))
+            .ok_or_else(|| RunError::Broken("no status asked".into()))
+    })
+}
+
+/// What [`scrape_metrics`] saw: each scrape's wall time and the last body.
+#[derive(Debug, Clone)]
+pub struct Scrapes {
+    pub times: Vec<Duration>,
+    pub body: String,
+}
+
+/// `GET /metrics` of `addr` from inside `host`, `count` times in a row, each on
+/// a new connection (as Prometheus does after an idle interval), timed from
+/// connect to the reply's last byte.
+pub fn scrape_metrics(
+    lab: &Lab,
+    host: &str,
+    addr: SocketAddr,
+    count: usize,
+    bound: Duration,
+) -> Result<Scrapes, RunError> {
+    let got = lab.within(host, move || -> Result<Scrapes, String> {
+        let mut times = Vec::with_capacity(count);
+        let mut body = String::new();
+        for _ in 0..count.max(1) {
+            let t = Instant::now();
+            body = http_get(addr, "/metrics", bound)?;
+            times.push(t.elapsed());
+        }
+        Ok(Scrapes { times, body })
+    })?;
+    got.map_err(|e| RunError::Broken(format!("GET http://{addr}/metrics: {e}")))
+}
+
+/// A plain HTTP/1.1 GET with `Connection: close`; the body of a 200 reply.
+/// `bound` is per socket operation. Small on purpose: the lab crate has no
+/// HTTP client, and the daemon answers with a Content-Length body.
+fn http_get(addr: SocketAddr, path: &str, bound: Duration) -> Result<String, String> {
+    let mut stream = TcpStream::connect_timeout(&addr, bound).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(bound))
+        .and_then(|()| stream.set_write_timeout(Some(bound)))
+        .map_err(|e| e.to_string())?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut reply = Vec::new();
+    stream.read_to_end(&mut reply).map_err(|e| e.to_string())?;
+    let reply = String::from_utf8(reply).map_err(|e| format!("not UTF-8: {e}"))?;
+    let (head, body) = reply
+        .split_once("\r\n\r\n")
+        .ok_or("no end of headers in the reply")?;
+    let status = head.lines().next().unwrap_or_default();
+    if !status.starts_with("HTTP/1.1 200") {
+        return Err(format!("reply {status:?}"));
+    }
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        return Err("a chunked reply (this reader expects Content-Length)".into());
+    }
+    Ok(body.to_string())
 }
 
 fn rss_mib(s: &TreeSample) -> f64 {
@@ -917,6 +1090,14 @@ mod tests {
     }
 
     #[test]
+    fn the_median_duration_is_the_middle_one() {
+        let ms = Duration::from_millis;
+        assert_eq!(median_duration(&[ms(9), ms(1), ms(3)]), ms(3));
+        assert_eq!(median_duration(&[ms(4), ms(1)]), ms(4));
+        assert_eq!(median_duration(&[]), Duration::ZERO);
+    }
+
+    #[test]
     fn cpu_per_advert_divides_by_the_advert_rate() {
         // 5 % of a core on 250 instances at 100 ms (2,500 adverts/s): 20 µs each.
         let us = per_advert_us(5.0, 250, Duration::from_millis(100));
@@ -972,10 +1153,13 @@ mod tests {
             Err(RunError::Broken("not steady\n  --- log ---".into())),
         );
         for metric in ScaleMetric::ALL {
-            let s = r
-                .samples(scale_row(f, 4, metric), Implementation::Keepalived)
-                .expect("cell");
-            assert_eq!(s.failures, vec!["not steady".to_string()]);
+            let s = r.samples(scale_row(f, 4, metric), Implementation::Keepalived);
+            if metric.splitguard_only() {
+                // Not a failure: keepalived has no such figure.
+                assert_eq!(s, None, "{metric:?}");
+            } else {
+                assert_eq!(s.expect("cell").failures, vec!["not steady".to_string()]);
+            }
         }
         let ok = ScaleOutcome {
             start_to_steady: Duration::from_millis(1500),
@@ -985,6 +1169,8 @@ mod tests {
             rss_mib: [13.0, 12.0],
             failover_last_addr: Duration::from_millis(370),
             failover_last_arp: Duration::from_millis(380),
+            status_rtt: Some(Duration::from_micros(2500)),
+            metrics_scrape: None,
         };
         record(&mut r, f, 4, Implementation::Splitguard, Ok(ok));
         let cell = |m| {
@@ -997,6 +1183,14 @@ mod tests {
         );
         let over = cell(ScaleMetric::FailoverOverMdi).expect("cell").values[0];
         assert!((over - 0.380 / 0.3609375).abs() < 1e-9);
+        assert_eq!(
+            cell(ScaleMetric::StatusLb01).map(|s| s.values),
+            Some(vec![2.5])
+        );
+        assert_eq!(
+            cell(ScaleMetric::MetricsLb01).expect("cell").failures.len(),
+            1
+        );
         // No schedstat: that row fails, the others stand.
         assert_eq!(
             cell(ScaleMetric::CpuPerAdvertLb02)

@@ -135,10 +135,20 @@ pub fn scale_vip(k: usize) -> Option<Ipv4Addr> {
         .map(|x| Ipv4Addr::new(192, 0, 2, x))
 }
 
+/// The port of `/metrics` in a scale lab's splitguard configs, on the node's
+/// own address.
+pub const SCALE_METRICS_PORT: u16 = 9745;
+
+/// Where `node`'s `/metrics` listens in a scale lab ([`sg_scale_config`]).
+pub fn scale_metrics_addr(lab: &Lab, node: &str) -> Result<std::net::SocketAddr, LabError> {
+    Ok((lab.host(node)?.addr, SCALE_METRICS_PORT).into())
+}
+
 /// A splitguard config for `node` with `n` instances VI_1..VI_n (VRID k, VIP
 /// [`scale_vip`]`(k - 1)`/24) on eth0, all at `priority`, VRRPv3 at `interval`;
-/// state and control socket in the lab directory; `extra` appended as is. None
-/// when `n` is above [`MAX_SCALE_INSTANCES`].
+/// state and control socket in the lab directory, `/metrics` on
+/// [`scale_metrics_addr`]; `extra` appended as is. None when `n` is above
+/// [`MAX_SCALE_INSTANCES`] or `node` is not a host of `lab`.
 pub fn sg_scale_config(
     lab: &Lab,
     node: &str,
@@ -167,8 +177,10 @@ pub fn sg_scale_config_version(
     } else {
         ""
     };
+    let metrics = scale_metrics_addr(lab, node).ok()?;
     let mut out = format!(
-        "node = \"{node}\"\nstate_dir = \"{dir}/{node}-state\"\ncontrol_socket = \"{dir}/{node}.sock\"\n{extra}\n"
+        "node = \"{node}\"\nstate_dir = \"{dir}/{node}-state\"\ncontrol_socket = \"{dir}/{node}.sock\"\n\
+         metrics_listen = \"{metrics}\"\n{extra}\n"
     );
     for k in 1..=n {
         let vip = scale_vip(k - 1)?;

@@ -105,11 +105,17 @@ pub enum ScaleMetric {
     /// That over the single instance's Master_Down_Interval (3 adverts and
     /// lb02's skew): 1.10 is the "within 10 %".
     FailoverOverMdi,
+    /// `status` over lb01's control socket (what `splitguard status --json`
+    /// asks), the median round trip of a few, ms; splitguard only.
+    StatusLb01,
+    /// One `GET /metrics` of lb01 from gw, connect to last byte, the median of
+    /// a few, ms; splitguard only.
+    MetricsLb01,
 }
 
 impl ScaleMetric {
     /// In the order the rows appear.
-    pub const ALL: [ScaleMetric; 11] = [
+    pub const ALL: [ScaleMetric; 13] = [
         ScaleMetric::StartToSteady,
         ScaleMetric::Lb02StartClaims,
         ScaleMetric::CpuLb01,
@@ -121,7 +127,15 @@ impl ScaleMetric {
         ScaleMetric::FailoverLastAddr,
         ScaleMetric::FailoverLastArp,
         ScaleMetric::FailoverOverMdi,
+        ScaleMetric::StatusLb01,
+        ScaleMetric::MetricsLb01,
     ];
+
+    /// Whether only splitguard has this figure (keepalived has no status
+    /// socket or `/metrics`; its cell stays empty).
+    pub fn splitguard_only(self) -> bool {
+        matches!(self, ScaleMetric::StatusLb01 | ScaleMetric::MetricsLb01)
+    }
 
     pub fn label(self) -> &'static str {
         match self {
@@ -138,6 +152,10 @@ impl ScaleMetric {
                 "mass failover: link down → last VIP answering at gw, ms"
             }
             ScaleMetric::FailoverOverMdi => "mass failover at gw ÷ Master_Down_Interval",
+            ScaleMetric::StatusLb01 => {
+                "status over lb01's control socket (round trip), ms; goal ≤ 100"
+            }
+            ScaleMetric::MetricsLb01 => "/metrics of lb01 scraped from gw, ms; goal ≤ 50",
         }
     }
 }
@@ -192,7 +210,9 @@ impl Measurement {
                 | ScaleMetric::CpuPerAdvertLb02
                 | ScaleMetric::StartToSteady
                 | ScaleMetric::FailoverLastAddr
-                | ScaleMetric::FailoverLastArp => {
+                | ScaleMetric::FailoverLastArp
+                | ScaleMetric::StatusLb01
+                | ScaleMetric::MetricsLb01 => {
                     if v.abs() >= 100.0 {
                         format!("{v:.0}")
                     } else {
