@@ -68,6 +68,8 @@ pub(super) struct Arbiter {
     /// A real reboot was allowed, recorded and started: the hardware watchdog is
     /// no longer fed, so it resets the node if the command hangs.
     rebooting: bool,
+    /// The status block as last published.
+    published: Option<ArbiterStatus>,
 }
 
 fn role_of(state: State) -> Role {
@@ -131,6 +133,7 @@ impl Arbiter {
             state_dir: cfg.state_dir.clone(),
             watchdog,
             rebooting: false,
+            published: None,
         })
     }
 
@@ -160,6 +163,32 @@ impl Arbiter {
             peers: list(self.policy.peers()),
             quorum: Some(self.policy.quorum()),
         }
+    }
+
+    /// The status block when it changed since the last call, else None: the
+    /// loop turns on every advert, and the block moves only with a probe.
+    pub(super) fn status_if_changed(&mut self) -> Option<ArbiterStatus> {
+        fn same(list: &[status::Reachability], r: &splitguard_arbiter::Reachability) -> bool {
+            let mut n = 0;
+            for (ip, s) in r.targets() {
+                match list.get(n) {
+                    Some(l) if l.ip == ip && l.reachable == s.is_reachable() => n += 1,
+                    _ => return false,
+                }
+            }
+            n == list.len()
+        }
+        if let Some(last) = &self.published
+            && last.isolated == (self.policy.isolation() == Isolation::Isolated)
+            && last.quorum == Some(self.policy.quorum())
+            && same(&last.references, self.policy.references())
+            && same(&last.peers, self.policy.peers())
+        {
+            return None;
+        }
+        let st = self.status();
+        self.published = Some(st.clone());
+        Some(st)
     }
 
     /// The earliest of the policy's timer, any router's overdue check or round

@@ -23,7 +23,6 @@ use crate::net::netlink::{self, NetEvent, Netlink};
 use crate::net::vrrp_socket::{Received, VrrpSocket};
 use crate::notify::events::{Event, unix_ms};
 use crate::notify::{Notifier, NotifyHandle, NotifySpec, ScriptLimit};
-use crate::status::InstanceStatus;
 use crate::track::{ScriptSpec, ScriptTrackers, TrackerUpdate};
 use anyhow::Context;
 use splitguard_vrrp::instance::{Action, AdvertOutcome, Cause, ReceivedAdvert, State};
@@ -33,7 +32,7 @@ use splitguard_watchdog::core::incident::IncidentKind;
 use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 
-use super::outputs::Outputs;
+use super::outputs::{InstanceReport, Outputs};
 use super::router::{Router, interface_tracker, script_tracker};
 use super::schedule::{Deadlines, Touched};
 use crate::net::pace::{Pacer, ProbeQueue};
@@ -236,8 +235,16 @@ impl Instances {
     }
 
     /// Instance `i`'s status line.
-    pub fn status_of(&self, i: usize) -> InstanceStatus {
-        self.routers[i].status()
+    /// Router `i`'s status line if it changed since it was last asked for,
+    /// and its counters (a status cache, not a change to the router: nothing
+    /// is touched).
+    pub fn status_report(&mut self, i: usize) -> Option<InstanceReport> {
+        let r = self.routers.get_mut(i)?;
+        Some(InstanceReport {
+            index: i,
+            status: r.status_if_changed(),
+            counters: r.counters.clone(),
+        })
     }
 
     /// One line on the instances, for STATUS replies.

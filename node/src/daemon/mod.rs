@@ -340,24 +340,21 @@ impl Node {
     /// Publishes what this step changed to the control socket (and `/metrics`):
     /// the touched instances' lines and counters, not every instance's.
     fn publish_status(&mut self) {
-        let (count, instances, arbiter) = match &self.owner {
-            Owner::Instances { instances, arbiter } => (
-                instances.routers().len(),
-                {
-                    // In index order: at the start every line is new and goes
-                    // in at its place.
-                    let mut touched = instances.touched();
-                    touched.sort_unstable();
+        let (count, instances, arbiter) = match &mut self.owner {
+            Owner::Instances { instances, arbiter } => {
+                // In index order: at the start every line is new and goes in
+                // at its place.
+                let mut touched = instances.touched();
+                touched.sort_unstable();
+                (
+                    instances.routers().len(),
                     touched
-                }
-                .into_iter()
-                .map(|i| {
-                    let r = &instances.routers()[i];
-                    (i, instances.status_of(i), r.counters.clone())
-                })
-                .collect(),
-                arbiter.as_ref().map(Arbiter::status).unwrap_or_default(),
-            ),
+                        .into_iter()
+                        .filter_map(|i| instances.status_report(i))
+                        .collect(),
+                    arbiter.as_mut().and_then(Arbiter::status_if_changed),
+                )
+            }
             Owner::Keepalived(_) => Default::default(),
         };
         // Rebuilt only when the engine changed: hundreds of instances can hold

@@ -19,9 +19,11 @@ pub(super) struct Outputs {
     status: watch::Sender<Status>,
     /// `/metrics`, when `metrics_listen` is set.
     metrics: Option<watch::Sender<Snapshot>>,
-    /// Alert counters per channel, and the instances' counters as last
-    /// published (updated for the instances a step touched).
+    /// Alert counters per channel as last published.
     alert_counts: Counters,
+    /// Per instance (by index): its name and its counters as last published,
+    /// so a step compares what it touched without a lookup by name.
+    published: Vec<(String, InstanceCounters)>,
     /// Incidents raised (true) or resolved (false), waiting for the watcher.
     pub incidents: Vec<(Raise, bool)>,
 }
@@ -32,11 +34,21 @@ pub(super) struct Outputs {
 #[derive(Default)]
 pub(super) struct Report {
     pub count: usize,
-    pub instances: Vec<(usize, InstanceStatus, InstanceCounters)>,
-    pub arbiter: ArbiterStatus,
+    pub instances: Vec<InstanceReport>,
+    /// None: unchanged since the last report.
+    pub arbiter: Option<ArbiterStatus>,
     /// None: unchanged since the last report.
     pub incidents: Option<Vec<IncidentStatus>>,
     pub replies: Vec<ReplyStatus>,
+}
+
+/// One touched instance in a [`Report`].
+pub(super) struct InstanceReport {
+    pub index: usize,
+    /// Its status line, when it changed since the last report (the first
+    /// report has every line).
+    pub status: Option<InstanceStatus>,
+    pub counters: InstanceCounters,
 }
 
 impl Outputs {
@@ -52,6 +64,7 @@ impl Outputs {
             status,
             metrics,
             alert_counts: Counters::default(),
+            published: Vec::new(),
             incidents: Vec::new(),
         }
     }
@@ -79,19 +92,29 @@ impl Outputs {
     /// turns on every packet: the work here is in proportion to what the step
     /// touched, and the whole status is copied for `/metrics` only when it changed.
     pub fn publish(&mut self, r: Report) {
-        // The instances whose counters moved (an advert counts: most steps).
-        let mut moved: Vec<(&str, &InstanceCounters)> = Vec::new();
-        for (_, st, c) in &r.instances {
-            match self.alert_counts.instances.get_mut(&st.name) {
-                Some(old) if *old == *c => continue,
-                Some(old) => *old = c.clone(),
-                None => {
-                    self.alert_counts
-                        .instances
-                        .insert(st.name.clone(), c.clone());
+        // Names arrive with the first status line of each instance.
+        for ir in &r.instances {
+            if let Some(st) = &ir.status {
+                if self.published.len() <= ir.index {
+                    self.published.resize_with(ir.index + 1, || {
+                        (String::new(), InstanceCounters::default())
+                    });
+                }
+                if self.published[ir.index].0 != st.name {
+                    self.published[ir.index].0 = st.name.clone();
                 }
             }
-            moved.push((&st.name, c));
+        }
+        // The instances whose counters moved (an advert counts: most steps).
+        let mut moved: Vec<usize> = Vec::new();
+        for ir in &r.instances {
+            let Some((_, old)) = self.published.get_mut(ir.index) else {
+                continue;
+            };
+            if *old != ir.counters {
+                *old = ir.counters.clone();
+                moved.push(ir.index);
+            }
         }
         let status_changed = self.status.send_if_modified(|s| {
             let mut changed = false;
@@ -105,23 +128,29 @@ impl Outputs {
                 s.instances.truncate(r.count);
                 changed = true;
             }
-            for (i, st, _) in &r.instances {
+            for (i, st) in r
+                .instances
+                .iter()
+                .filter_map(|ir| Some((ir.index, ir.status.as_ref()?)))
+            {
                 let len = s.instances.len();
-                match s.instances.get_mut(*i) {
+                match s.instances.get_mut(i) {
                     Some(line) if line == st => {}
                     Some(line) => {
                         *line = st.clone();
                         changed = true;
                     }
-                    None if *i == len => {
+                    None if i == len => {
                         s.instances.push(st.clone());
                         changed = true;
                     }
                     None => warn!(instance = %st.name, "status line out of order; not published"),
                 }
             }
-            if s.arbiter != r.arbiter {
-                s.arbiter = r.arbiter;
+            if let Some(arbiter) = r.arbiter
+                && s.arbiter != arbiter
+            {
+                s.arbiter = arbiter;
                 changed = true;
             }
             if let Some(incidents) = r.incidents
@@ -150,13 +179,12 @@ impl Outputs {
                 if status_changed {
                     snap.status = self.status.borrow().clone();
                 }
-                for (name, c) in &moved {
-                    match snap.counters.instances.get_mut(*name) {
-                        Some(old) => *old = (*c).clone(),
+                for &i in &moved {
+                    let (name, c) = &self.published[i];
+                    match snap.counters.instances.get_mut(name.as_str()) {
+                        Some(old) => *old = c.clone(),
                         None => {
-                            snap.counters
-                                .instances
-                                .insert((*name).to_string(), (*c).clone());
+                            snap.counters.instances.insert(name.clone(), c.clone());
                         }
                     }
                 }

@@ -54,6 +54,9 @@ pub struct Router {
     pub cause: Option<String>,
     /// For `/metrics`.
     pub counters: crate::metrics::InstanceCounters,
+    /// The status line as last published, with the gate it shows (its reason
+    /// is only put in words when the gate moves).
+    status_cache: Option<(InstanceStatus, ClaimGate)>,
 }
 
 impl Router {
@@ -132,6 +135,7 @@ impl Router {
             since_ms: None,
             cause: None,
             counters: Default::default(),
+            status_cache: None,
         })
     }
 
@@ -247,15 +251,10 @@ impl Router {
 
     /// This instance as `status` reports it.
     pub fn status(&self) -> InstanceStatus {
-        let state = if self.fsm.is_stopped() {
-            status::state::STOP
-        } else {
-            self.fsm.state().as_str()
-        };
         InstanceStatus {
             name: self.cfg.name.clone(),
             vrid: self.cfg.vrid,
-            state: state.to_string(),
+            state: self.state_word().to_string(),
             priority: self.cfg.priority,
             effective_priority: self.fsm.effective_priority(),
             vips: self
@@ -265,10 +264,7 @@ impl Router {
                 .map(|v| format!("{}/{}", v.addr, v.prefix_len))
                 .collect(),
             vips_held: self.fsm.vips_held(),
-            master: match self.fsm.state() {
-                State::Master => Some(self.primary),
-                _ => self.fsm.master(),
-            },
+            master: self.master_addr(),
             interface: self.cfg.interface.clone(),
             version: self.cfg.version.number(),
             claim_gate: match self.fsm.claim_gate() {
@@ -277,6 +273,42 @@ impl Router {
             },
             since_ms: self.since_ms,
             cause: self.cause.clone(),
+        }
+    }
+
+    /// The status line when something it shows moved since the last call, else
+    /// None. An advert moves the counters, not the line: a backup hearing
+    /// hundreds of masters compares a few fields per advert and formats nothing.
+    pub fn status_if_changed(&mut self) -> Option<InstanceStatus> {
+        if let Some((line, gate)) = &self.status_cache
+            && line.state == self.state_word()
+            && line.effective_priority == self.fsm.effective_priority()
+            && line.vips_held == self.fsm.vips_held()
+            && line.master == self.master_addr()
+            && gate == self.fsm.claim_gate()
+            && line.since_ms == self.since_ms
+            && line.cause == self.cause
+        {
+            return None;
+        }
+        let line = self.status();
+        self.status_cache = Some((line.clone(), self.fsm.claim_gate().clone()));
+        Some(line)
+    }
+
+    fn state_word(&self) -> &'static str {
+        if self.fsm.is_stopped() {
+            status::state::STOP
+        } else {
+            self.fsm.state().as_str()
+        }
+    }
+
+    /// The master as last heard; ours while we are master.
+    fn master_addr(&self) -> Option<IpAddr> {
+        match self.fsm.state() {
+            State::Master => Some(self.primary),
+            _ => self.fsm.master(),
         }
     }
 
@@ -291,5 +323,62 @@ impl Router {
             self.last_reject = Some((text.to_string(), now));
         }
         due
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use splitguard_vrrp::gate::WithholdReason;
+
+    fn router() -> Router {
+        let cfg = crate::config::parse(
+            "node = \"lb01\"\n[[instance]]\nname = \"VI_1\"\ninterface = \"eth0\"\n\
+             vrid = 51\npriority = 150\nadvert_interval = \"1s\"\nvips = [\"192.0.2.3/24\"]\n",
+            "test",
+        )
+        .expect("config");
+        let inst = cfg.instances[0].clone();
+        Router::new(
+            inst,
+            &[],
+            2,
+            [2, 0, 0, 0, 0, 1],
+            IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 5)),
+        )
+        .expect("router")
+    }
+
+    #[test]
+    fn the_status_line_is_handed_out_again_only_when_something_it_shows_moved() {
+        let mut r = router();
+        let first = r.status_if_changed().expect("the first call has the line");
+        assert_eq!(first, r.status());
+        assert_eq!(r.status_if_changed(), None);
+        // Counters are not on the line.
+        r.counters.adverts_received += 1;
+        assert_eq!(r.status_if_changed(), None);
+        let now = Instant::now();
+        r.fsm.set_claim_gate(
+            now,
+            ClaimGate::Closed(WithholdReason::Isolated {
+                reachable: 0,
+                quorum: 1,
+            }),
+        );
+        let gated = r.status_if_changed().expect("the gate moved");
+        assert!(gated.claim_gate.is_some(), "{gated:?}");
+        assert_eq!(gated, r.status());
+        assert_eq!(r.status_if_changed(), None);
+        r.cause = Some("master silent".into());
+        assert_eq!(
+            r.status_if_changed().and_then(|l| l.cause),
+            Some("master silent".to_string())
+        );
+        r.since_ms = Some(1);
+        assert!(r.status_if_changed().is_some());
+        r.fsm.set_demotion(now, 50);
+        let demoted = r.status_if_changed().expect("the priority moved");
+        assert_eq!(demoted, r.status());
     }
 }
