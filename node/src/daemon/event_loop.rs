@@ -104,6 +104,11 @@ impl Inputs {
         })
     }
 
+    /// A datagram already waiting, if any.
+    fn ready_datagram(&mut self) -> Option<Datagram> {
+        self.datagrams.as_mut()?.try_recv().ok()
+    }
+
     /// Starts systemd's watchdog ticker (once the node reported ready).
     pub fn start_service_watchdog(&mut self) {
         self.service_watchdog = crate::service::watchdog_ticker();
@@ -146,6 +151,26 @@ impl Inputs {
     }
 }
 
+/// Datagrams taken ahead of a timer at most: a flood cannot hold the timers
+/// back by more than this many steps.
+const DRAIN_BEFORE_TIMERS: usize = 1024;
+
+/// Adverts that arrived before a timer fell due count before it: on a loaded
+/// node, hundreds of adverts can wait in the reader tasks' queue (or in the
+/// socket, until those tasks run) while a down timer expires, and a backup
+/// that took the timer first would claim from a master it has in fact heard.
+/// One yield lets the readers move what the sockets hold.
+async fn adverts_before_timers(node: &mut Node, inputs: &mut Inputs) {
+    tokio::task::yield_now().await;
+    for _ in 0..DRAIN_BEFORE_TIMERS {
+        let Some(d) = inputs.ready_datagram() else {
+            break;
+        };
+        node.on_input(Input::Datagram(d), Instant::now()).await;
+        node.step_done(Instant::now()).await;
+    }
+}
+
 /// Turns the loop until a stop: each input to the node's parts, then the parts
 /// settle and the status goes out.
 pub(super) async fn drive(node: &mut Node, inputs: &mut Inputs) -> &'static str {
@@ -154,6 +179,9 @@ pub(super) async fn drive(node: &mut Node, inputs: &mut Inputs) -> &'static str 
         let input = inputs.next(deadline).await;
         if let Input::Stop(why) = input {
             return why;
+        }
+        if let Input::Timer = input {
+            adverts_before_timers(node, inputs).await;
         }
         node.on_input(input, Instant::now()).await;
         node.step_done(Instant::now()).await;
