@@ -81,6 +81,8 @@ pub struct Watcher {
     /// A probe was refused since one was last taken (logged once per spell).
     probes_refused: bool,
     rounds: BTreeMap<Ipv4Addr, Round>,
+    /// The rounds by end, so a loop turn finds the next one without a scan.
+    round_ends: BTreeSet<(Instant, Ipv4Addr)>,
     /// Events for the owner's event stream (address seen, classified, sent).
     events: Vec<Event>,
     /// Incidents restored from the spool, checked again once the observers had
@@ -194,6 +196,7 @@ impl Watcher {
             probes,
             probes_refused: false,
             rounds: BTreeMap::new(),
+            round_ends: BTreeSet::new(),
             events: Vec::new(),
         })
     }
@@ -267,7 +270,7 @@ impl Watcher {
         [
             self.classifier.poll_timeout(),
             engine,
-            self.rounds.values().map(|r| r.ends).min(),
+            self.round_ends.first().map(|(at, _)| *at),
             (!self.restored.is_empty()).then_some(self.restore_check_at),
         ]
         .into_iter()
@@ -277,13 +280,13 @@ impl Watcher {
 
     pub async fn on_timers(&mut self, now: Instant) {
         let done: Vec<Ipv4Addr> = self
-            .rounds
-            .iter()
-            .filter(|(_, r)| r.ends <= now)
-            .map(|(v, _)| *v)
+            .round_ends
+            .range(..=(now, Ipv4Addr::BROADCAST))
+            .map(|(_, v)| *v)
             .collect();
         for vip in done {
             if let Some(r) = self.rounds.remove(&vip) {
+                self.round_ends.remove(&(r.ends, vip));
                 let owners: Vec<String> = r.owners.into_iter().collect();
                 self.answer_owners(vip, &owners);
                 self.classifier
@@ -403,7 +406,9 @@ impl Watcher {
                     ends,
                     owners: BTreeSet::new(),
                 });
+                self.round_ends.remove(&(round.ends, v4));
                 round.ends = round.ends.max(ends);
+                self.round_ends.insert((round.ends, v4));
             }
             Err(e) => {
                 // The round (if any) ends on its own; a waiting `owners` request

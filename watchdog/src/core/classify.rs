@@ -271,18 +271,29 @@ impl Classifier {
                     v.adverts.remove(&advert.src);
                 } else {
                     let gap = advert.interval * 3;
-                    let since = match v.adverts.get(&advert.src) {
-                        Some(h) if now.duration_since(h.last) <= gap => h.since,
-                        _ => now,
-                    };
-                    v.adverts.insert(
-                        advert.src,
-                        Heard {
-                            advert: advert.clone(),
-                            since,
-                            last: now,
-                        },
-                    );
+                    match v.adverts.get_mut(&advert.src) {
+                        // The same master saying the same: only the times move
+                        // (no copy of its VIP list per advert).
+                        Some(h) => {
+                            if now.duration_since(h.last) > gap {
+                                h.since = now;
+                            }
+                            h.last = now;
+                            if h.advert != advert {
+                                h.advert = advert.clone();
+                            }
+                        }
+                        None => {
+                            v.adverts.insert(
+                                advert.src,
+                                Heard {
+                                    advert: advert.clone(),
+                                    since: now,
+                                    last: now,
+                                },
+                            );
+                        }
+                    }
                 }
                 self.evaluate(now, i);
             }
