@@ -75,14 +75,8 @@ fn overdue_instances_probe_at_a_bounded_rate_and_the_answer_finds_its_instance()
     )
     .expect("gw takes the VIP");
     // ARP requests whose sender is lb02, as gw receives them.
-    let capture = lab
-        .command("gw", "tshark")
-        .expect("gw")
+    let capture = gw_tshark(&lab, &format!("arp src host {LB02_ADDR}"))
         .args([
-            "-i",
-            "eth0",
-            "-f",
-            &format!("arp src host {LB02_ADDR}"),
             "-a",
             &format!("duration:{}", CAPTURE.as_secs()),
             "-T",

@@ -212,20 +212,8 @@ pub fn stored_mails(maildir: &std::path::Path) -> Vec<String> {
 /// capture filter, e.g. `ip proto 112`), at most 15 s; asserts they are VRRP
 /// with a good checksum and returns tshark's verbose text for further checks.
 pub fn tshark_vrrp(lab: &Lab, filter: &str) -> String {
-    let out = lab
-        .command("gw", "tshark")
-        .expect("gw")
-        .args([
-            "-i",
-            "eth0",
-            "-f",
-            filter,
-            "-c",
-            "2",
-            "-a",
-            "duration:15",
-            "-V",
-        ])
+    let out = gw_tshark(lab, filter)
+        .args(["-c", "2", "-a", "duration:15", "-V"])
         .output()
         .expect("tshark runs");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -240,6 +228,13 @@ pub fn tshark_vrrp(lab: &Lab, filter: &str) -> String {
     );
     assert!(!text.contains("incorrect"), "{text}");
     text
+}
+
+/// tshark on gw's eth0 with capture filter `filter`; the caller adds the rest.
+pub fn gw_tshark(lab: &Lab, filter: &str) -> std::process::Command {
+    let mut cmd = lab.command("gw", "tshark").expect("gw");
+    cmd.args(["-i", "eth0", "-f", filter]);
+    cmd
 }
 
 /// `ip netns list` as text: lab namespace names carry the creating process's

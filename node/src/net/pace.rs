@@ -75,7 +75,7 @@ pub enum ProbeRefused {
 /// [`PROBE_GAP`] at most, in the order queued.
 pub struct ProbeQueue {
     slots: Mutex<Pacer>,
-    tx: mpsc::Sender<(Instant, ArpRepr)>,
+    tx: mpsc::Sender<ArpRepr>,
 }
 
 impl ProbeQueue {
@@ -87,7 +87,7 @@ impl ProbeQueue {
         Arc::new(ProbeQueue::over(tx))
     }
 
-    fn over(tx: mpsc::Sender<(Instant, ArpRepr)>) -> ProbeQueue {
+    fn over(tx: mpsc::Sender<ArpRepr>) -> ProbeQueue {
         ProbeQueue {
             slots: Mutex::new(Pacer::new(PROBE_GAP)),
             tx,
@@ -106,7 +106,7 @@ impl ProbeQueue {
             mpsc::error::TrySendError::Closed(()) => ProbeRefused::Stopped,
         })?;
         let at = slots.slot(now);
-        permit.send((at, repr));
+        permit.send(repr);
         Ok(at)
     }
 }
@@ -116,9 +116,9 @@ impl ProbeQueue {
 /// runtime's timer ticks in milliseconds, so a strict one-per-gap would halve
 /// the rate). A task that ran late loses its credit rather than catching up:
 /// a stalled runtime does not turn into a burst.
-async fn send_paced(sock: Arc<ArpSocket>, mut rx: mpsc::Receiver<(Instant, ArpRepr)>) {
+async fn send_paced(sock: Arc<ArpSocket>, mut rx: mpsc::Receiver<ArpRepr>) {
     let mut rate = Rate::new(PROBE_GAP, PROBE_BURST);
-    while let Some((_slot, repr)) = rx.recv().await {
+    while let Some(repr) = rx.recv().await {
         if let Some(at) = rate.wait_until(Instant::now()) {
             tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
         }
@@ -202,8 +202,7 @@ mod tests {
             assert_eq!(at, t0 + PROBE_GAP * k as u32);
         }
         assert_eq!(q.send(t0, probe(1)), Err(ProbeRefused::Full));
-        let (first, repr) = rx.try_recv().expect("queued");
-        assert_eq!((first, repr), (t0, probe(0)));
+        assert_eq!(rx.try_recv().expect("queued"), probe(0));
         // One left the queue: room for one more, in the next free slot.
         assert_eq!(
             q.send(t0, probe(2)),
