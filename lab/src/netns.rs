@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -151,10 +152,26 @@ impl Lab {
     }
 
     /// A command that runs inside `host`'s namespace (not yet started).
+    ///
+    /// The child joins the namespace before `spawn` returns (`setns` between fork
+    /// and exec), not only once `ip netns exec` gets to it: a lab dropped right
+    /// after a spawn must find the process in the namespace to kill it. `ip netns
+    /// exec` still runs, for its per-namespace /sys and /etc/netns files.
     pub fn command<S: AsRef<OsStr>>(&self, host: &str, program: S) -> Result<Command, LabError> {
-        let netns = &self.host(host)?.netns;
+        let netns = self.host(host)?.netns.clone();
+        let (_, file) = self.netns_file(host)?;
         let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", netns]).arg(program);
+        cmd.args(["netns", "exec", &netns]).arg(program);
+        // SAFETY: the closure only calls setns(2), which is async-signal-safe, on
+        // an fd opened before the fork; the fd is close-on-exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
         Ok(cmd)
     }
 
@@ -340,19 +357,31 @@ impl Drop for Lab {
 
 /// Kills everything running in `ns` (daemons that forked included) and deletes it.
 fn delete_netns(ns: &str) {
-    if let Ok(out) = Command::new("ip")
-        .args(["netns", "pids", ns])
-        .stderr(Stdio::null())
-        .output()
-    {
-        for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-            if let Ok(pid) = pid.parse::<i32>() {
-                let _ = Command::new("kill")
-                    .args(["-KILL", &pid.to_string()])
-                    .stderr(Stdio::null())
-                    .status();
+    // A process forking while it is killed can leave a child the first listing
+    // missed: list again until the namespace is empty (a few passes at most).
+    for _ in 0..5 {
+        let Ok(out) = Command::new("ip")
+            .args(["netns", "pids", ns])
+            .stderr(Stdio::null())
+            .output()
+        else {
+            break;
+        };
+        let pids: Vec<i32> = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect();
+        if pids.is_empty() {
+            break;
+        }
+        for pid in pids {
+            // SAFETY: kill(2) has no memory effects; a pid that already exited
+            // only yields ESRCH.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
             }
         }
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
     let _ = Command::new("ip")
         .args(["netns", "del", ns])
