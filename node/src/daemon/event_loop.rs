@@ -64,6 +64,11 @@ pub(super) struct Inputs {
     /// A stop asked for by whoever embeds the daemon (tests), besides signals.
     pub stop: Option<oneshot::Receiver<()>>,
     service_watchdog: Option<tokio::time::Interval>,
+    /// The one timer, reset only when the deadline moves: a fresh sleep per
+    /// turn re-registers with tokio's timer wheel, which wakes its driver
+    /// (an eventfd write) whenever the new entry is earlier than it planned.
+    timer: std::pin::Pin<Box<tokio::time::Sleep>>,
+    timer_at: Option<Instant>,
     sigterm: Signal,
     sigint: Signal,
 }
@@ -99,6 +104,8 @@ impl Inputs {
             commands,
             stop: None,
             service_watchdog: None,
+            timer: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
+            timer_at: None,
             sigterm: signal(SignalKind::terminate()).context("install SIGTERM handler")?,
             sigint: signal(SignalKind::interrupt()).context("install SIGINT handler")?,
         })
@@ -116,12 +123,13 @@ impl Inputs {
 
     /// The next input; `deadline` is when [`Input::Timer`] is due.
     async fn next(&mut self, deadline: Option<Instant>) -> Input {
-        let sleep = async {
-            match deadline {
-                Some(at) => tokio::time::sleep_until(at.into()).await,
-                None => std::future::pending().await,
+        if deadline != self.timer_at {
+            if let Some(at) = deadline {
+                self.timer.as_mut().reset(at.into());
             }
-        };
+            self.timer_at = deadline;
+        }
+        let armed = self.timer_at.is_some();
         let stop_rx = &mut self.stop;
         let stop = async {
             match stop_rx {
@@ -136,7 +144,11 @@ impl Inputs {
             Some(d) = recv(&mut self.datagrams) => Input::Datagram(d),
             Some(ev) = self.net.recv() => Input::Net(ev),
             Some(up) = recv(&mut self.trackers) => Input::Tracker(up),
-            () = sleep => Input::Timer,
+            () = &mut self.timer, if armed => {
+                // Fired: the next turn arms it again, even for the same instant.
+                self.timer_at = None;
+                Input::Timer
+            }
             Some(p) = recv(&mut self.probes) => Input::Probe(p),
             Some((ifindex, a)) = self.arps.recv() => Input::Arp(ifindex, a),
             Some(adv) = self.adverts.recv() => Input::Advert(adv),

@@ -186,6 +186,15 @@ pub struct Engine {
     /// tell "changed since I saved it" without building and comparing the whole
     /// state (hundreds of open incidents when hundreds of instances withhold).
     revision: u64,
+    /// When the oldest retired code may be used again: until then there is
+    /// nothing to expire, and a step does not walk every retired code (hundreds,
+    /// after hundreds of instances raised and resolved at start-up).
+    codes_expire_at: Option<DateTime<Utc>>,
+}
+
+/// When the first of `state`'s retired codes may be used again.
+fn oldest_code_expiry(state: &EngineState, keep: Duration) -> Option<DateTime<Utc>> {
+    state.retired_codes.values().min().map(|at| *at + keep)
 }
 
 /// Most tiers a config can have (`tier` is a u8).
@@ -233,12 +242,14 @@ impl Engine {
                 times.into()
             })
             .collect();
+        let codes_expire_at = oldest_code_expiry(&state, cfg.code_reuse_after);
         Engine {
             cfg,
             state,
             queue,
             sent,
             revision: 0,
+            codes_expire_at,
         }
     }
 
@@ -363,6 +374,8 @@ impl Engine {
         };
         let inc = self.state.open.remove(i);
         self.state.retired_codes.insert(inc.code.clone(), now);
+        let expires = now + self.cfg.code_reuse_after;
+        self.codes_expire_at = Some(self.codes_expire_at.map_or(expires, |t| t.min(expires)));
         // Drop what is still queued for it: the news is now "resolved".
         self.queue.retain(|q| q.out.alert.id != inc.id);
         if inc.pages > 0 && self.cfg.send_resolved {
@@ -649,9 +662,13 @@ impl Engine {
     }
 
     fn expire_codes(&mut self, now: DateTime<Utc>) {
+        if self.codes_expire_at.is_none_or(|t| now < t) {
+            return;
+        }
         let keep = self.cfg.code_reuse_after;
         let before = self.state.retired_codes.len();
         self.state.retired_codes.retain(|_, at| *at + keep > now);
+        self.codes_expire_at = oldest_code_expiry(&self.state, keep);
         if self.state.retired_codes.len() != before {
             self.changed();
         }

@@ -277,6 +277,29 @@ fn codes_are_unique_among_open_ones_and_not_reused_for_a_day() {
 }
 
 #[test]
+fn retired_codes_expire_one_by_one_also_after_a_restart() {
+    let mut e = Engine::new(cfg());
+    e.handle_raise(t0(), raise("a", Severity::Warning));
+    e.handle_raise(t0(), raise("b", Severity::Warning));
+    e.handle_resolve(t0(), "a");
+    e.handle_resolve(t0() + Duration::hours(2), "b");
+    // A restart picks the oldest expiry up from the saved state.
+    let mut e = Engine::restore(cfg(), e.state());
+    e.handle_timeout(t0() + Duration::hours(23));
+    assert_eq!(e.state().retired_codes.len(), 2, "both still within a day");
+    let rev = e.revision();
+    e.handle_timeout(t0() + Duration::hours(25));
+    assert_eq!(
+        e.state().retired_codes.len(),
+        1,
+        "the first one's day is over"
+    );
+    assert_ne!(e.revision(), rev, "an expiry is a change to save");
+    e.handle_timeout(t0() + Duration::hours(27));
+    assert!(e.state().retired_codes.is_empty());
+}
+
+#[test]
 fn mute_holds_repeats_until_it_ends() {
     let mut e = Engine::new(cfg());
     let code = e.handle_raise(t0(), raise("sb", Severity::Critical));
