@@ -261,11 +261,11 @@ impl Watcher {
     }
 
     pub fn deadline(&self) -> Option<Instant> {
-        let now = Instant::now();
-        let wall = Utc::now();
+        // The engine keeps wall-clock time; the clocks are read only when it
+        // has something due (this runs every turn of the loop).
         let engine = self.engine.poll_timeout().map(|t| {
-            let ahead = (t - wall).to_std().unwrap_or(Duration::ZERO);
-            now + ahead
+            let ahead = (t - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+            Instant::now() + ahead
         });
         [
             self.classifier.poll_timeout(),

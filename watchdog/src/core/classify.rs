@@ -275,12 +275,22 @@ impl Classifier {
                         // The same master saying the same: only the times move
                         // (no copy of its VIP list per advert).
                         Some(h) => {
-                            if now.duration_since(h.last) > gap {
+                            let same_streak = now.duration_since(h.last) <= gap;
+                            if !same_streak {
                                 h.since = now;
                             }
                             h.last = now;
-                            if h.advert != advert {
+                            let same = h.advert == advert;
+                            if !same {
                                 h.advert = advert.clone();
+                            }
+                            // The one master of a VIP that is not here, saying
+                            // the same again: no condition can change (it reads
+                            // `last` only against a second source or a local
+                            // VIP), only the VIP's deadline moves.
+                            if same && same_streak && v.adverts.len() == 1 && !v.local {
+                                self.reschedule(i);
+                                continue;
                             }
                         }
                         None => {

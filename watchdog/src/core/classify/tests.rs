@@ -201,6 +201,31 @@ fn a_plain_failover_on_a_backup_is_a_failover_warning() {
 }
 
 #[test]
+fn a_steady_master_moves_only_the_deadline_and_is_forgotten_on_time() {
+    let t = Instant::now();
+    let mut c = classifier(ExpectedRole::Backup);
+    for k in 0..10 {
+        c.handle_advert(t + ms(1000 * k), advert("192.0.2.5", 51, b"1111\0\0\0\0"));
+        assert_eq!(c.poll_timeout(), Some(t + ms(1000 * k + 3000)));
+    }
+    assert!(outputs(&mut c).is_empty());
+    // Silent after 9 s: forgotten when its memory ends, not before.
+    c.handle_timeout(t + ms(11_999));
+    assert_eq!(c.poll_timeout(), Some(t + ms(12_000)));
+    c.handle_timeout(t + ms(12_000));
+    assert_eq!(c.poll_timeout(), None);
+    // So the VIP arriving now is a failover, not a VIP on a backup.
+    c.handle_local(t + ms(12_100), vip(), true);
+    c.handle_probe_result(t + ms(12_300), vip(), &[]);
+    for k in 1..4 {
+        c.handle_timeout(t + ms(12_300 + 1000 * k));
+    }
+    let r = raised(&outputs(&mut c));
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!(r[0].0, IncidentKind::Failover);
+}
+
+#[test]
 fn the_vip_here_while_the_master_still_advertises_is_vip_on_backup() {
     let t = Instant::now();
     let mut c = classifier(ExpectedRole::Backup);
