@@ -5,8 +5,11 @@
 //! acting on them. The reachability debouncer, the per-instance evidence (heartbeat,
 //! ownership rounds: `evidence`), the policy and the reboot ledger's decision are
 //! pure; the I/O edges beside them are the ICMP prober (`probe`), the ledger's file
-//! store (`reboot`) and the hardware watchdog feeder (`hw_watchdog`).
+//! store (`reboot`) and the hardware watchdog feeder (`hw_watchdog`). Early
+//! takeover (`early`) confirms a silent master dead from a per-peer liveness
+//! stream and a confirmation round, so a backup may claim before the down timer.
 
+pub mod early;
 pub mod evidence;
 pub mod hw_watchdog;
 pub mod policy;
@@ -14,6 +17,7 @@ pub mod probe;
 pub mod reachability;
 pub mod reboot;
 
+pub use early::{Declined, EarlyAction, EarlyConfig, EarlyTakeover};
 pub use evidence::{Heartbeat, OwnershipRound, PROBE_REQUESTS_PER_ROUND};
 pub use policy::{
     Incident, InstanceSpec, Isolation, OnIsolated, Policy, PolicyConfig, PolicyError, Role,

@@ -17,7 +17,8 @@
 //!     startup and after shutdown), `priority` (effective, as notify scripts get it),
 //!     `cause` (`startup`, `master_silent`, `master_released`, `preempted_lower`,
 //!     `gate_opened`, `higher_priority` + `peer` and `peer_priority`, `tracker_down` +
-//!     `tracker`, `trackers_up`, `shutdown`).
+//!     `tracker`, `trackers_up`, `shutdown`, `released`, `yielded`, `held`,
+//!     `early_takeover` + `peer`: the master the arbiter confirmed dead).
 //!   - `claim_withheld`: `reason` (a sentence).
 //!   - `vip_added`, `vip_removed`: `vip`.
 //!   - `events_dropped`: `count`, written by the sink itself when its queue overflowed.
@@ -151,6 +152,9 @@ impl Event {
             Cause::Released => ev.field("cause", "released"),
             Cause::Yielded => ev.field("cause", "yielded"),
             Cause::Held => ev.field("cause", "held"),
+            Cause::EarlyTakeover { master } => ev
+                .field("cause", "early_takeover")
+                .field("peer", master.to_string()),
         }
     }
 

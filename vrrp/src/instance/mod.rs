@@ -122,6 +122,9 @@ pub enum Cause {
     Yielded,
     /// The operator's DEMOTE.
     Held,
+    /// The arbiter confirmed the silent master dead (its liveness lost, nobody
+    /// answering for the VIPs, no advert since) before the down timer ran out.
+    EarlyTakeover { master: IpAddr },
 }
 
 impl fmt::Display for Cause {
@@ -143,6 +146,12 @@ impl fmt::Display for Cause {
                 f.write_str("yielded: the VIP still answers from another MAC after the claim")
             }
             Cause::Held => f.write_str("held by the operator"),
+            Cause::EarlyTakeover { master } => {
+                write!(
+                    f,
+                    "early_takeover: master {master} confirmed dead by the arbiter"
+                )
+            }
         }
     }
 }
@@ -582,6 +591,28 @@ impl Instance {
         self.recompute_priority(now);
     }
 
+    /// The arbiter confirmed `master` dead before the down timer ran out (early
+    /// takeover): claim now, as if Master_Down_Interval had expired. Only a
+    /// Backup whose down timer runs for that very master's silence takes it: a
+    /// master heard releasing or being preempted is already on a short timer, a
+    /// withheld claim waits for the gate, and a claim on a closed gate never
+    /// happens. Returns whether it claimed.
+    pub fn handle_master_dead(&mut self, now: Instant, master: IpAddr) -> bool {
+        if self.phase != Phase::Running
+            || self.state != State::Backup
+            || self.master != Some(master)
+            || self.down_cause != Cause::MasterSilent
+            || self.timer.is_none()
+            || self.claim_pending
+            || !self.gate.is_open()
+        {
+            return false;
+        }
+        let now = self.clock(now);
+        self.become_master(now, Cause::EarlyTakeover { master });
+        true
+    }
+
     /// The arbiter's release (an isolated master with no peer in reach, a claim
     /// that yields, the operator's hold; `cause` says which): the VIPs go
     /// (priority-0 advert first, so a peer that can still hear us takes over at
@@ -738,7 +769,10 @@ impl Instance {
             self.actions.push_back(Action::AddVips);
         }
         self.actions.push_back(Action::SendGarp);
-        self.claimed_from_silence = matches!(cause, Cause::MasterSilent | Cause::GateOpened);
+        self.claimed_from_silence = matches!(
+            cause,
+            Cause::MasterSilent | Cause::GateOpened | Cause::EarlyTakeover { .. }
+        );
         self.transition(State::Master, cause);
         self.timer = after(now, self.advert_interval);
         self.master = Some(self.primary_ip);

@@ -904,3 +904,73 @@ fn only_claims_from_silence_are_marked_for_the_arbiters_probation() {
     assert_eq!(h.state(), State::Master);
     assert!(!h.claimed_from_silence());
 }
+
+#[test]
+fn a_confirmed_dead_master_is_replaced_at_once_and_on_probation() {
+    let (mut i, t0) = backup(Version::V2);
+    i.handle_advert(t0 + secs(1), adv(PEER_HIGH, 200, secs(1)));
+    drain(&mut i);
+    let down = i.poll_timeout().expect("down timer");
+    // Another address's death is not this master's.
+    assert!(!i.handle_master_dead(t0 + ms(1500), ip(PEER_LOW)));
+    assert!(i.handle_master_dead(t0 + ms(1500), ip(PEER_HIGH)));
+    assert!(t0 + ms(1500) < down, "well before the down timer");
+    let acts = drain(&mut i);
+    assert_eq!(
+        acts,
+        vec![
+            Action::SendAdvert { priority: 120 },
+            Action::AddVips,
+            Action::SendGarp,
+            changed(
+                State::Backup,
+                State::Master,
+                120,
+                Cause::EarlyTakeover {
+                    master: ip(PEER_HIGH)
+                }
+            ),
+        ]
+    );
+    assert!(
+        i.claimed_from_silence(),
+        "probation applies to early claims"
+    );
+    // A second confirmation changes nothing.
+    assert!(!i.handle_master_dead(t0 + ms(1600), ip(PEER_HIGH)));
+    assert!(drain(&mut i).is_empty());
+}
+
+#[test]
+fn an_early_claim_is_refused_unless_the_timer_runs_for_that_masters_silence() {
+    // Closed gate: the arbiter's word stands.
+    let (mut g, t0) = backup(Version::V2);
+    g.handle_advert(t0 + secs(1), adv(PEER_HIGH, 200, secs(1)));
+    g.set_claim_gate(t0 + secs(1), ClaimGate::Closed(WithholdReason::ManualHold));
+    assert!(!g.handle_master_dead(t0 + ms(1500), ip(PEER_HIGH)));
+    // A master heard leaving (priority 0) is already on Skew_Time.
+    let (mut r, t0) = backup(Version::V2);
+    r.handle_advert(t0 + secs(1), adv(PEER_HIGH, 200, secs(1)));
+    r.handle_advert(t0 + ms(1100), adv(PEER_HIGH, 0, secs(1)));
+    assert!(!r.handle_master_dead(t0 + ms(1150), ip(PEER_HIGH)));
+    // A lower master we are about to preempt: the timer decides.
+    let (mut p, t0) = backup(Version::V2);
+    p.handle_advert(t0 + secs(1), adv(PEER_HIGH, 50, secs(1)));
+    assert!(!p.handle_master_dead(t0 + ms(1500), ip(PEER_HIGH)));
+    // No master ever heard (a fresh start): nobody to confirm dead.
+    let (mut f, t0) = backup(Version::V2);
+    assert!(!f.handle_master_dead(t0 + ms(500), ip(PEER_HIGH)));
+    // Already master: nothing to do.
+    let (mut m, t) = master(Version::V2);
+    drain(&mut m);
+    assert!(!m.handle_master_dead(t, ip(PEER_HIGH)));
+    for i in [&mut g, &mut r, &mut p, &mut f, &mut m] {
+        assert!(!drain(i).iter().any(|a| matches!(
+            a,
+            Action::StateChanged {
+                cause: Cause::EarlyTakeover { .. },
+                ..
+            }
+        )),);
+    }
+}
