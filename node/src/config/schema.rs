@@ -325,6 +325,15 @@ pub struct Arbiter {
     pub probe: Probe,
     /// e.g. `/dev/watchdog`, to back a reboot that hangs.
     pub watchdog_device: Option<PathBuf>,
+    /// Claim before Master_Down_Interval once the silent master is confirmed
+    /// dead (liveness stream, confirmation round); `false`: RFC timing and no
+    /// liveness stream (the default for now).
+    pub early_takeover: bool,
+    /// The liveness stream's interval at most (a quarter of a faster master's
+    /// advert interval is used instead).
+    pub liveness_interval: Duration,
+    /// Echoes in a row unanswered that lose a peer.
+    pub liveness_misses: u32,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -364,6 +373,12 @@ pub(crate) struct RawArbiter {
     pub probe_fall: Option<i64>,
     #[serde(default)]
     pub watchdog_device: Option<PathBuf>,
+    #[serde(default)]
+    pub early_takeover: Option<bool>,
+    #[serde(default, with = "serde_opt")]
+    pub liveness_interval: Option<Duration>,
+    #[serde(default)]
+    pub liveness_misses: Option<i64>,
 }
 
 pub const DEFAULT_QUORUM: i64 = 1;

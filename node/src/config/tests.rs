@@ -176,6 +176,9 @@ fn defaults_are_applied() {
     assert!(a.references.is_empty() && a.peers.is_empty());
     assert_eq!(a.quorum, 1);
     assert!(a.ownership_probe);
+    assert!(!a.early_takeover, "early takeover is opt-in until measured");
+    assert_eq!(a.liveness_interval, Duration::from_millis(100));
+    assert_eq!(a.liveness_misses, 3);
     assert_eq!(a.on_isolated, OnIsolated::Demote);
     assert_eq!(a.demote_weight, 50);
     assert_eq!(a.reboot_after, None);
@@ -844,6 +847,27 @@ fn probe_timing_rules() {
     )
     .unwrap();
     assert_eq!(c.arbiter.probe.timeout, Duration::from_millis(500));
+}
+
+#[test]
+fn liveness_keys_are_checked_and_early_takeover_can_be_turned_on() {
+    let text = format!(
+        "{MINIMAL}\n[arbiter]\nearly_takeover = false\nliveness_interval = \"5ms\"\nliveness_misses = 1\n"
+    );
+    assert_eq!(
+        errors(&text),
+        vec![
+            "t.toml:13:21: arbiter.liveness_interval: liveness_interval 5ms is outside 10ms to 1s",
+            "t.toml:14:19: arbiter.liveness_misses: liveness_misses 1 is out of range; it must be between 2 and 20",
+        ]
+    );
+    let c = parse(
+        &format!("{MINIMAL}\n[arbiter]\nearly_takeover = true\nliveness_interval = \"200ms\"\n"),
+        "t",
+    )
+    .unwrap();
+    assert!(c.arbiter.early_takeover);
+    assert_eq!(c.arbiter.liveness_interval, Duration::from_millis(200));
 }
 
 #[test]

@@ -726,6 +726,7 @@ fn check_arbiter(
 
     let reboot = check_reboot(c, &p, raw);
     let probe = check_probe(c, &p, raw);
+    let (liveness_interval, liveness_misses) = check_liveness(c, &p, raw);
     if let Some(dev) = &raw.watchdog_device {
         c.absolute(&key("watchdog_device"), dev);
     }
@@ -745,7 +746,30 @@ fn check_arbiter(
         reboot_min_uptime: reboot.min_uptime,
         probe,
         watchdog_device: raw.watchdog_device.clone(),
+        // Off until the bench and the scenarios have measured it (issue 17).
+        early_takeover: raw.early_takeover.unwrap_or(false),
+        liveness_interval,
+        liveness_misses,
     }
+}
+
+/// Early takeover's liveness stream: its interval (10 ms to 1 s) and the misses
+/// that lose a peer (2 to 20: one miss is any lost packet).
+fn check_liveness(c: &mut Checker<'_, '_>, p: &KeyPath, raw: &RawArbiter) -> (Duration, u32) {
+    use splitguard_arbiter::early::{DEFAULT_INTERVAL, DEFAULT_MISSES, MIN_INTERVAL};
+    let interval = raw.liveness_interval.unwrap_or(DEFAULT_INTERVAL);
+    if !(MIN_INTERVAL..=Duration::from_secs(1)).contains(&interval) {
+        c.err(
+            &p.key("liveness_interval"),
+            format!(
+                "liveness_interval {} is outside 10ms to 1s",
+                DurationDisplay(interval)
+            ),
+        );
+    }
+    let misses = raw.liveness_misses.unwrap_or(i64::from(DEFAULT_MISSES));
+    c.range(&p.key("liveness_misses"), misses, 2, 20, "liveness_misses");
+    (interval, u32::try_from(misses).unwrap_or(DEFAULT_MISSES))
 }
 
 /// `references` and `peers`: node addresses, each once. Returns the peers,

@@ -30,6 +30,7 @@ use std::os::unix::fs::DirBuilderExt;
 use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 
+use super::early::{Early, EchoResult};
 use super::instances::Instances;
 use super::outputs::Outputs;
 use super::router::Router;
@@ -70,6 +71,8 @@ pub(super) struct Arbiter {
     rebooting: bool,
     /// The status block as last published.
     published: Option<ArbiterStatus>,
+    /// Early takeover, when on.
+    early: Option<Early>,
 }
 
 fn role_of(state: State) -> Role {
@@ -134,6 +137,7 @@ impl Arbiter {
             watchdog,
             rebooting: false,
             published: None,
+            early: None,
         })
     }
 
@@ -198,6 +202,7 @@ impl Arbiter {
             self.policy.poll_timeout(),
             self.deadlines.first(),
             self.watchdog.as_ref().map(|w| w.1),
+            self.early.as_ref().and_then(Early::deadline),
         ]
         .into_iter()
         .flatten()
@@ -245,6 +250,7 @@ impl Arbiter {
         dry_run: bool,
         inst: &Instances,
         probes: mpsc::Sender<ProbeResult>,
+        echoes: mpsc::Sender<EchoResult>,
     ) -> anyhow::Result<Arbiter> {
         let now = Instant::now();
         let mut references = cfg.arbiter.references.clone();
@@ -274,7 +280,8 @@ impl Arbiter {
                 .create(&cfg.state_dir)
                 .with_context(|| format!("state_dir {}", cfg.state_dir.display()))?;
         }
-        let arb = Arbiter::new(cfg, references, inst.routers(), now, dry_run)?;
+        let mut arb = Arbiter::new(cfg, references, inst.routers(), now, dry_run)?;
+        arb.early = Early::start(&cfg.arbiter, inst, echoes).context("early takeover")?;
         let targets = arb.probe_targets();
         if !targets.is_empty() {
             // Probes leave from the node's own address on the first IPv4 instance's
@@ -312,10 +319,29 @@ impl Arbiter {
         self.settle(now, inst, out).await;
     }
 
+    /// An early-takeover echo's outcome.
+    pub(super) async fn on_echo(
+        &mut self,
+        e: EchoResult,
+        now: Instant,
+        inst: &mut Instances,
+        out: &mut Outputs,
+    ) {
+        if let Some(early) = &mut self.early {
+            early.on_echo(now, e);
+        }
+        self.settle(now, inst, out).await;
+    }
+
     /// An accepted advert for router `i`: the master is alive.
     pub(super) fn heard_master(&mut self, routers: &[Router], i: usize, now: Instant) {
         let arb = self;
         let r = &routers[i];
+        if let Some(early) = &mut arb.early
+            && let Some(src) = r.fsm.last_peer_master()
+        {
+            early.heard(now, src);
+        }
         // A master hears another router only while two advertise: VRRP settles it
         // by priority, so a probation (see the policy) ends too.
         let master = r.fsm.state() == State::Master;
@@ -334,6 +360,9 @@ impl Arbiter {
     /// An ARP message on `ifindex` whose sender is not this node: evidence for any
     /// running ownership round that probes that address.
     pub(super) fn on_arp(&mut self, routers: &[Router], ifindex: u32, arp: &ArpRepr) {
+        if let Some(early) = &mut self.early {
+            early.on_arp(routers, ifindex, arp);
+        }
         let Some(holders) = self.vip_routers.get(&(ifindex, arp.sender_ip)) else {
             return;
         };
@@ -387,6 +416,9 @@ impl Arbiter {
         if arb.policy.poll_timeout().is_some_and(|t| t <= now) {
             arb.policy.handle_timeout(now);
         }
+        if let Some(early) = &mut arb.early {
+            early.on_timers(now);
+        }
         let feed = !arb.rebooting;
         if let Some((w, due)) = &mut arb.watchdog
             && *due <= now
@@ -406,6 +438,12 @@ impl Arbiter {
     /// Runs policy and state machines to a fixed point: roles in, verdicts out,
     /// the actions they cause, then starts the ownership rounds the policy wants.
     pub(super) async fn settle(&mut self, now: Instant, inst: &mut Instances, out: &mut Outputs) {
+        let connected = self.policy.isolation() == Isolation::Connected;
+        if let Some(early) = &mut self.early {
+            // Claims first: the loop below gives them their probation.
+            early.observe(now, inst, connected);
+            early.act(now, inst, out).await;
+        }
         for _ in 0..SETTLE_ROUNDS {
             let verdicts = {
                 let arb = &mut *self;
@@ -446,6 +484,11 @@ impl Arbiter {
             }
         }
         self.start_rounds(now, inst);
+        let connected = self.policy.isolation() == Isolation::Connected;
+        if let Some(early) = &mut self.early {
+            early.observe(now, inst, connected);
+            early.act(now, inst, out).await;
+        }
     }
 
     /// Starts the rounds the policy wants for the touched routers: their

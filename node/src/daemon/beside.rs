@@ -100,7 +100,14 @@ impl Beside {
         let mut probes = BTreeMap::new();
         for (&ifindex, sock) in &arp_socks {
             probes.insert(ifindex, ProbeQueue::start(sock.clone()));
-            crate::watch::spawn_arp_receiver(ifindex, sock.clone(), watched.clone(), arps.clone());
+            // keepalived does the claiming: no requests of ours to answer.
+            crate::watch::spawn_arp_receiver(
+                ifindex,
+                sock.clone(),
+                watched.clone(),
+                HashSet::new(),
+                arps.clone(),
+            );
             if let Some(name) = ifindexes.get(&ifindex) {
                 crate::watch::spawn_capture(ifindex, name, adverts.clone())?;
             }

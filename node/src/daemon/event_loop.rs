@@ -20,6 +20,7 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::{mpsc, oneshot};
 
 use super::Node;
+use super::early::EchoResult;
 use super::instances::Datagram;
 
 /// One thing that happened, for the node to react to.
@@ -32,6 +33,8 @@ pub(super) enum Input {
     Tracker(TrackerUpdate),
     /// A reference or peer probe's outcome.
     Probe(ProbeResult),
+    /// An early-takeover liveness echo's outcome.
+    Echo(EchoResult),
     /// ARP about a watched VIP, on an interface index.
     Arp(u32, ArpRepr),
     /// A VRRP advert seen by a capture.
@@ -56,6 +59,7 @@ pub(super) struct Inputs {
     pub datagrams: Option<mpsc::Receiver<Datagram>>,
     pub trackers: Option<mpsc::Receiver<TrackerUpdate>>,
     pub probes: Option<mpsc::Receiver<ProbeResult>>,
+    pub echoes: Option<mpsc::Receiver<EchoResult>>,
     pub arps: mpsc::Receiver<(u32, ArpRepr)>,
     pub adverts: mpsc::Receiver<AdvertSeen>,
     pub deliveries: mpsc::UnboundedReceiver<Delivery>,
@@ -97,6 +101,7 @@ impl Inputs {
             datagrams: None,
             trackers: None,
             probes: None,
+            echoes: None,
             arps,
             adverts,
             deliveries,
@@ -150,6 +155,7 @@ impl Inputs {
                 Input::Timer
             }
             Some(p) = recv(&mut self.probes) => Input::Probe(p),
+            Some(e) = recv(&mut self.echoes) => Input::Echo(e),
             Some((ifindex, a)) = self.arps.recv() => Input::Arp(ifindex, a),
             Some(adv) = self.adverts.recv() => Input::Advert(adv),
             Some(d) = self.deliveries.recv() => Input::Delivery(d),

@@ -19,6 +19,7 @@
 mod arbiter;
 mod beside;
 mod control;
+mod early;
 mod event_loop;
 mod instances;
 mod outputs;
@@ -125,15 +126,17 @@ pub async fn run_until(
     let watching = Watching::start_on_instances(&cfg, &instances, reports_tx, adv_tx, arp_tx)
         .context("watchdog")?;
     let (probe_tx, probe_rx) = mpsc::channel(64);
+    let (echo_tx, echo_rx) = mpsc::channel(64);
     let arbiter = if cfg.arbiter.enabled {
         Some(
-            Arbiter::start(&cfg, opts.dry_run, &instances, probe_tx)
+            Arbiter::start(&cfg, opts.dry_run, &instances, probe_tx, echo_tx)
                 .await
                 .context("arbiter")?,
         )
     } else {
         warn!("[arbiter] enabled = false: claims follow VRRP alone, as keepalived's do");
         drop(probe_tx);
+        drop(echo_tx);
         None
     };
 
@@ -147,6 +150,7 @@ pub async fn run_until(
     inputs.datagrams = Some(dgram_rx);
     inputs.trackers = Some(track_rx);
     inputs.probes = Some(probe_rx);
+    inputs.echoes = Some(echo_rx);
     inputs.stop = stop;
 
     let now = Instant::now();
@@ -282,6 +286,15 @@ impl Node {
                 } = &mut self.owner
                 {
                     arb.on_probe(p, now, instances, out).await;
+                }
+            }
+            Input::Echo(e) => {
+                if let Owner::Instances {
+                    instances,
+                    arbiter: Some(arb),
+                } = &mut self.owner
+                {
+                    arb.on_echo(e, now, instances, out).await;
                 }
             }
             Input::Arp(ifindex, arp) => {

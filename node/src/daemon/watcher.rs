@@ -87,7 +87,16 @@ impl Watching {
                 .filter(|s| s.ifindex == ifindex)
                 .map(|s| s.vip)
                 .collect();
-            crate::watch::spawn_arp_receiver(ifindex, sock.clone(), watched, arps.clone());
+            let ours: HashSet<Ipv4Addr> = inst
+                .routers()
+                .iter()
+                .filter(|r| r.ifindex == ifindex)
+                .filter_map(|r| match r.primary {
+                    IpAddr::V4(a) => Some(a),
+                    IpAddr::V6(_) => None,
+                })
+                .collect();
+            crate::watch::spawn_arp_receiver(ifindex, sock.clone(), watched, ours, arps.clone());
             crate::watch::spawn_capture(ifindex, &iface.name, adverts.clone())?;
         }
         let watcher = Watcher::start(cfg, vips, sites, probes, reports)?;

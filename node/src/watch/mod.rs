@@ -667,18 +667,24 @@ impl Watcher {
 }
 
 /// Forwards ARP about `watched` addresses seen on `ifindex` (a busy segment
-/// carries much more); ends when the receiver is gone. A persistent receive
-/// error is retried every 500 ms, never in a tight loop.
+/// carries much more), and replies addressed to one of `ours` (answers to this
+/// node's own requests, such as early takeover's confirmation of a peer's
+/// address); ends when the receiver is gone. A persistent receive error is
+/// retried every 500 ms, never in a tight loop.
 pub fn spawn_arp_receiver(
     ifindex: u32,
     sock: Arc<ArpSocket>,
     watched: HashSet<Ipv4Addr>,
+    ours: HashSet<Ipv4Addr>,
     tx: tokio::sync::mpsc::Sender<(u32, ArpRepr)>,
 ) {
     tokio::spawn(async move {
         loop {
             match sock.recv().await {
-                Ok(arp) if !watched.contains(&arp.sender_ip) => {}
+                Ok(arp)
+                    if !watched.contains(&arp.sender_ip)
+                        && (arp.operation != crate::net::arp::Operation::Reply
+                            || !ours.contains(&arp.target_ip)) => {}
                 Ok(arp) => {
                     if tx.send((ifindex, arp)).await.is_err() {
                         break;

@@ -1,0 +1,294 @@
+//! Owns early takeover at work in `run`: the liveness stream's echoes (one ICMP
+//! prober of its own, a short task per echo), the confirmation rounds (ARP
+//! through the interface's paced probe queue, answers matched by lookup) and
+//! the early claims, for the decisions `splitguard_arbiter::early` makes.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use splitguard_arbiter::early::{CONFIRM_REQUESTS, EarlyAction, EarlyConfig, EarlyTakeover};
+use splitguard_arbiter::probe::IcmpProber;
+use splitguard_vrrp::instance::State;
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use crate::config;
+use crate::net::arp::ArpRepr;
+use crate::notify::events::Event;
+
+use super::instances::Instances;
+use super::outputs::Outputs;
+use super::router::Router;
+
+/// How long a confirmation round waits for answers after its last request
+/// leaves, at least (a LAN answers ARP in well under a millisecond; a loaded
+/// peer's kernel still answers within a few).
+const CONFIRM_WAIT_MIN: Duration = Duration::from_millis(20);
+
+/// One echo's outcome, for the loop.
+#[derive(Debug, Clone)]
+pub struct EchoResult {
+    pub peer: IpAddr,
+    pub sent: Instant,
+    pub ok: bool,
+}
+
+struct Round {
+    ends: Instant,
+    ifindex: u32,
+    asked: Vec<Ipv4Addr>,
+    answered: Option<IpAddr>,
+}
+
+pub(super) struct Early {
+    core: EarlyTakeover,
+    prober: Arc<IcmpProber>,
+    echoes: mpsc::Sender<EchoResult>,
+    rounds: Vec<Option<Round>>,
+    /// (interface, address) → the routers whose round asks for it.
+    asked: HashMap<(u32, Ipv4Addr), Vec<usize>>,
+    ends: BTreeSet<(Instant, usize)>,
+    /// What each router was last reported to follow.
+    follows: Vec<Option<(IpAddr, Duration)>>,
+    /// A confirmation request was refused (queue full) this spell: logged once.
+    refused: bool,
+}
+
+impl Early {
+    /// Opens the liveness prober (from the first IPv4 instance's own address on
+    /// its interface, as the reference probes), when early takeover is on.
+    pub(super) fn start(
+        cfg: &config::Arbiter,
+        inst: &Instances,
+        echoes: mpsc::Sender<EchoResult>,
+    ) -> anyhow::Result<Option<Early>> {
+        if !cfg.early_takeover {
+            return Ok(None);
+        }
+        let Some(source) = inst.routers().iter().find(|r| r.primary.is_ipv4()) else {
+            info!("early takeover needs an IPv4 instance to probe from: off");
+            return Ok(None);
+        };
+        let prober = IcmpProber::new(source.primary, &source.cfg.interface)
+            .with_context(|| format!("liveness echoes from {}", source.primary))?;
+        info!(
+            source = %source.primary, interface = %source.cfg.interface,
+            interval = ?cfg.liveness_interval, misses = cfg.liveness_misses,
+            "early takeover on: liveness stream to each master"
+        );
+        let n = inst.routers().len();
+        Ok(Some(Early {
+            core: EarlyTakeover::new(
+                EarlyConfig {
+                    interval: cfg.liveness_interval,
+                    misses: cfg.liveness_misses,
+                },
+                n,
+            ),
+            prober: Arc::new(prober),
+            echoes,
+            rounds: (0..n).map(|_| None).collect(),
+            asked: HashMap::new(),
+            ends: BTreeSet::new(),
+            follows: vec![None; n],
+            refused: false,
+        }))
+    }
+
+    /// An advert from `src` was accepted: that peer is alive.
+    pub(super) fn heard(&mut self, now: Instant, src: IpAddr) {
+        self.core.handle_advert(now, src);
+    }
+
+    pub(super) fn on_echo(&mut self, now: Instant, e: EchoResult) {
+        self.core.handle_echo(now, e.peer, e.sent, e.ok);
+    }
+
+    /// ARP from another node: an answer to any round that asked for its address.
+    pub(super) fn on_arp(&mut self, routers: &[Router], ifindex: u32, arp: &ArpRepr) {
+        let Some(asking) = self.asked.get(&(ifindex, arp.sender_ip)) else {
+            return;
+        };
+        for &i in asking {
+            if arp.sender_mac == routers[i].mac {
+                continue;
+            }
+            if let Some(r) = self.rounds[i].as_mut() {
+                r.answered.get_or_insert(IpAddr::V4(arp.sender_ip));
+            }
+        }
+    }
+
+    pub(super) fn deadline(&self) -> Option<Instant> {
+        [self.core.poll_timeout(), self.ends.first().map(|e| e.0)]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Echoes due, and rounds that ended.
+    pub(super) fn on_timers(&mut self, now: Instant) {
+        self.core.handle_timeout(now);
+        let ended: Vec<(Instant, usize)> = self.ends.range(..=(now, usize::MAX)).copied().collect();
+        for (at, i) in ended {
+            self.ends.remove(&(at, i));
+            if let Some(r) = self.rounds[i].take() {
+                self.forget(i, &r);
+                self.core.handle_confirmation(now, i, r.answered);
+            }
+        }
+    }
+
+    /// Tells the core what the touched routers follow now and whether the node
+    /// is connected.
+    pub(super) fn observe(&mut self, now: Instant, inst: &Instances, connected: bool) {
+        self.core.handle_connected(connected);
+        for i in inst.touched() {
+            let r = &inst.routers()[i];
+            let follow = match (r.fsm.state(), r.fsm.master()) {
+                (State::Backup, Some(m)) if m != r.primary => {
+                    Some((m, r.fsm.master_adver_interval()))
+                }
+                _ => None,
+            };
+            if self.follows[i] != follow {
+                self.follows[i] = follow;
+                self.core.handle_follow(now, i, follow);
+                if follow.is_none()
+                    && let Some(round) = self.rounds[i].take()
+                {
+                    self.forget(i, &round);
+                    self.ends.remove(&(round.ends, i));
+                }
+            }
+        }
+    }
+
+    /// Carries out what the core decided: echoes, rounds, claims. The claimed
+    /// routers' actions run at once (advert, VIPs, GARP).
+    pub(super) async fn act(&mut self, now: Instant, inst: &mut Instances, out: &mut Outputs) {
+        while let Some(a) = self.core.poll_action() {
+            match a {
+                EarlyAction::Echo {
+                    peer,
+                    sent,
+                    timeout,
+                } => {
+                    let prober = Arc::clone(&self.prober);
+                    let tx = self.echoes.clone();
+                    tokio::spawn(async move {
+                        let r = prober.probe(peer, timeout).await;
+                        let _ = tx
+                            .send(EchoResult {
+                                peer,
+                                sent,
+                                ok: r.ok,
+                            })
+                            .await;
+                    });
+                }
+                EarlyAction::PeerLost { peer } => {
+                    warn!(%peer, "liveness lost: confirming its instances dead");
+                    out.emit(Some(
+                        Event::new("peer_liveness")
+                            .field("peer", peer.to_string())
+                            .field("lost", true),
+                    ));
+                }
+                EarlyAction::PeerAlive { peer } => {
+                    info!(%peer, "liveness back");
+                    out.emit(Some(
+                        Event::new("peer_liveness")
+                            .field("peer", peer.to_string())
+                            .field("lost", false),
+                    ));
+                }
+                EarlyAction::Confirm { instance, peer } => self.confirm(now, inst, instance, peer),
+                EarlyAction::Claim { instance, peer } => {
+                    let claimed = inst.router_mut(instance).fsm.handle_master_dead(now, peer);
+                    let name = &inst.routers()[instance].cfg.name;
+                    if claimed {
+                        warn!(instance = %name, %peer, "early takeover: master confirmed dead");
+                        inst.run_actions(instance, now, out).await;
+                    } else {
+                        debug!(instance = %name, %peer, "early takeover not taken by the state machine");
+                    }
+                }
+                EarlyAction::Decline {
+                    instance,
+                    peer,
+                    why,
+                } => {
+                    let name = &inst.routers()[instance].cfg.name;
+                    info!(instance = %name, %peer, "no early takeover: {why}; the down timer decides");
+                }
+            }
+        }
+    }
+
+    /// Starts router `i`'s confirmation round: [`CONFIRM_REQUESTS`] requests for
+    /// the peer's address and for each VIP, through the paced queue; it ends a
+    /// wait after its last request leaves.
+    fn confirm(&mut self, now: Instant, inst: &Instances, i: usize, peer: IpAddr) {
+        let r = &inst.routers()[i];
+        let (IpAddr::V4(src), IpAddr::V4(peer4)) = (r.primary, peer) else {
+            // IPv6 confirmation would take neighbour solicitations.
+            self.core.handle_confirmation(now, i, Some(peer));
+            return;
+        };
+        let Some(queue) = inst
+            .ifaces
+            .get(&(r.ifindex, splitguard_vrrp::wire::Family::Ipv4))
+            .and_then(|f| f.probes.as_ref())
+        else {
+            self.core.handle_confirmation(now, i, Some(peer));
+            return;
+        };
+        let mut asked = vec![peer4];
+        asked.extend(r.ipv4_vips());
+        let mut last = now;
+        for _ in 0..CONFIRM_REQUESTS {
+            for &target in &asked {
+                match queue.send(now, ArpRepr::probe(r.mac, src, target)) {
+                    Ok(at) => last = last.max(at),
+                    Err(e) => {
+                        // Unasked is unconfirmed: no early claim on partial evidence.
+                        if !self.refused {
+                            warn!(instance = %r.cfg.name, error = %e, "confirmation requests refused: no early takeover");
+                            self.refused = true;
+                        }
+                        self.core.handle_confirmation(now, i, Some(peer));
+                        return;
+                    }
+                }
+            }
+        }
+        self.refused = false;
+        let wait = (r.fsm.master_adver_interval() / 20).max(CONFIRM_WAIT_MIN);
+        let ends = last + wait;
+        for &a in &asked {
+            self.asked.entry((r.ifindex, a)).or_default().push(i);
+        }
+        self.ends.insert((ends, i));
+        self.rounds[i] = Some(Round {
+            ends,
+            ifindex: r.ifindex,
+            asked,
+            answered: None,
+        });
+    }
+
+    fn forget(&mut self, i: usize, r: &Round) {
+        for a in &r.asked {
+            if let Some(v) = self.asked.get_mut(&(r.ifindex, *a)) {
+                v.retain(|&x| x != i);
+                if v.is_empty() {
+                    self.asked.remove(&(r.ifindex, *a));
+                }
+            }
+        }
+    }
+}
