@@ -122,7 +122,9 @@ pub fn rows(instances: &[usize], flavours: &[Flavour]) -> Vec<Measurement> {
     let mut out = Vec::new();
     for &flavour in flavours {
         for metric in ScaleMetric::ALL {
-            for &n in instances {
+            // The smallest N has nothing below it to be marginal over.
+            let skip = usize::from(metric.marginal());
+            for &n in instances.iter().skip(skip) {
                 out.push(scale_row(flavour, n, metric));
             }
         }
@@ -183,6 +185,9 @@ impl ScaleOutcome {
                 self.cpu_per_advert_us[i]
                     .ok_or_else(|| "no schedstat run times on this kernel".to_string())?
             }
+            ScaleMetric::MarginalPerAdvertLb01 | ScaleMetric::MarginalPerAdvertLb02 => {
+                return Err("a marginal figure needs two runs (see record_marginal)".into());
+            }
             ScaleMetric::RssLb01 => self.rss_mib[0],
             ScaleMetric::RssLb02 => self.rss_mib[1],
             ScaleMetric::FailoverLastAddr => ms(self.failover_last_addr),
@@ -207,6 +212,14 @@ pub fn per_advert_us(percent: f64, n: usize, interval: Duration) -> f64 {
     percent / 100.0 * 1e6 / adverts_per_sec
 }
 
+/// µs of CPU per advert that the larger run added: `(n_a, per_a)` and
+/// `(n_b, per_b)` are two runs' instance counts and average µs per advert, at
+/// the same advert interval; None unless `n_b > n_a`.
+pub fn marginal_per_advert_us(a: (usize, f64), b: (usize, f64)) -> Option<f64> {
+    let ((n_a, per_a), (n_b, per_b)) = (a, b);
+    (n_b > n_a).then(|| (per_b * n_b as f64 - per_a * n_a as f64) / (n_b - n_a) as f64)
+}
+
 /// Runs the scale section: `runs` rounds; in each, every flavour and N, and
 /// for each the implementations in turn. `progress` gets one line per run.
 pub fn run(opts: &ScaleOptions, progress: &mut dyn FnMut(&str)) -> Result<Report, BenchError> {
@@ -229,6 +242,10 @@ pub fn run(opts: &ScaleOptions, progress: &mut dyn FnMut(&str)) -> Result<Report
     let total = opts.runs as usize * flavours.len() * instances.len() * IMPLEMENTATIONS.len();
     let mut done = 0;
     for round in 1..=opts.runs {
+        // This round's previous run per flavour and implementation: the
+        // marginal rows compare with it.
+        let mut previous: BTreeMap<(Flavour, Implementation), (usize, Option<ScaleOutcome>)> =
+            BTreeMap::new();
         for &f in &flavours {
             for &n in &instances {
                 for imp in IMPLEMENTATIONS {
@@ -255,6 +272,16 @@ pub fn run(opts: &ScaleOptions, progress: &mut dyn FnMut(&str)) -> Result<Report
                     {
                         return Err(BenchError::Interrupted);
                     }
+                    if let Some((below, before)) = previous.get(&(f, imp)) {
+                        record_marginal(
+                            &mut report,
+                            f,
+                            imp,
+                            (*below, before.as_ref()),
+                            (n, &result),
+                        );
+                    }
+                    previous.insert((f, imp), (n, result.as_ref().ok().copied()));
                     record(&mut report, f, n, imp, result);
                 }
             }
@@ -288,13 +315,41 @@ fn record(
 ) {
     for metric in ScaleMetric::ALL {
         // keepalived has no such figure: its cell stays empty, not failed.
-        if imp == Implementation::Keepalived && metric.splitguard_only() {
+        if (imp == Implementation::Keepalived && metric.splitguard_only()) || metric.marginal() {
             continue;
         }
         let value = match &result {
             Ok(o) => o.value(f, metric),
             // Only the first line: a failure's detail (daemon logs) went to progress.
             Err(e) => Err(e.to_string().lines().next().unwrap_or_default().to_string()),
+        };
+        report.record(scale_row(f, n, metric), imp, value);
+    }
+}
+
+/// The marginal rows of run `n` (`result`) over the same round's run at
+/// `below` instances (`before`, None when that one failed).
+fn record_marginal(
+    report: &mut Report,
+    f: Flavour,
+    imp: Implementation,
+    (below, before): (usize, Option<&ScaleOutcome>),
+    (n, result): (usize, &Result<ScaleOutcome, RunError>),
+) {
+    let metrics = [
+        ScaleMetric::MarginalPerAdvertLb01,
+        ScaleMetric::MarginalPerAdvertLb02,
+    ];
+    for (node, metric) in metrics.into_iter().enumerate() {
+        let value = match (before, result) {
+            // Only the first line, as in `record`.
+            (_, Err(e)) => Err(e.to_string().lines().next().unwrap_or_default().to_string()),
+            (None, Ok(_)) => Err(format!("this round's run at N={below} failed")),
+            (Some(a), Ok(b)) => match (a.cpu_per_advert_us[node], b.cpu_per_advert_us[node]) {
+                (Some(pa), Some(pb)) => marginal_per_advert_us((below, pa), (n, pb))
+                    .ok_or_else(|| format!("N={n} is not above N={below}")),
+                _ => Err("no schedstat run times on this kernel".to_string()),
+            },
         };
         report.record(scale_row(f, n, metric), imp, value);
     }
@@ -1061,7 +1116,13 @@ mod tests {
     #[test]
     fn rows_group_each_metric_over_n_per_flavour() {
         let r = rows(&[1, 64], &flavours(false));
-        assert_eq!(r.len(), 2 * ScaleMetric::ALL.len() * 2);
+        // Every metric for both N, but the marginal ones only for 64.
+        assert_eq!(r.len(), 2 * (ScaleMetric::ALL.len() * 2 - 2));
+        assert!(!r.contains(&scale_row(
+            Flavour::V3HundredMs,
+            1,
+            ScaleMetric::MarginalPerAdvertLb02
+        )));
         assert_eq!(
             r[0],
             scale_row(Flavour::V3HundredMs, 1, ScaleMetric::StartToSteady)
@@ -1102,6 +1163,54 @@ mod tests {
         // 5 % of a core on 250 instances at 100 ms (2,500 adverts/s): 20 µs each.
         let us = per_advert_us(5.0, 250, Duration::from_millis(100));
         assert!((us - 20.0).abs() < 1e-9, "{us}");
+    }
+
+    #[test]
+    fn marginal_cost_takes_out_what_the_smaller_run_already_spent() {
+        // 1 instance at 150 µs per advert (mostly fixed cost), 64 at 9 µs:
+        // the 63 added instances cost (576 - 150) / 63 µs per advert each.
+        let m = marginal_per_advert_us((1, 150.0), (64, 9.0)).expect("n grows");
+        assert!((m - (576.0 - 150.0) / 63.0).abs() < 1e-9, "{m}");
+        assert_eq!(marginal_per_advert_us((64, 9.0), (64, 9.0)), None);
+        assert_eq!(marginal_per_advert_us((64, 9.0), (1, 150.0)), None);
+    }
+
+    #[test]
+    fn marginal_rows_compare_with_the_rounds_previous_run() {
+        let f = Flavour::V3HundredMs;
+        let imp = Implementation::Splitguard;
+        let mut r = Report::with_columns(rows(&[1, 64], &[f]), 1, IMPLEMENTATIONS.to_vec());
+        let run = |per: [Option<f64>; 2]| ScaleOutcome {
+            start_to_steady: Duration::from_millis(1500),
+            lb02_start_claims: 0,
+            cpu_percent: [1.0, 0.5],
+            cpu_per_advert_us: per,
+            rss_mib: [13.0, 12.0],
+            failover_last_addr: Duration::from_millis(370),
+            failover_last_arp: Duration::from_millis(380),
+            status_rtt: None,
+            metrics_scrape: None,
+        };
+        let small = run([Some(300.0), Some(150.0)]);
+        let big = Ok(run([Some(20.0), Some(9.0)]));
+        record_marginal(&mut r, f, imp, (1, Some(&small)), (64, &big));
+        let cell = |r: &Report, m| r.samples(scale_row(f, 64, m), imp).cloned().expect("cell");
+        let lb01 = cell(&r, ScaleMetric::MarginalPerAdvertLb01).values[0];
+        assert!((lb01 - (1280.0 - 300.0) / 63.0).abs() < 1e-9, "{lb01}");
+        assert_eq!(cell(&r, ScaleMetric::MarginalPerAdvertLb02).values.len(), 1);
+        // The smaller run failed: the marginal row says so.
+        record_marginal(&mut r, f, imp, (1, None), (64, &big));
+        assert_eq!(
+            cell(&r, ScaleMetric::MarginalPerAdvertLb01).failures,
+            vec!["this round's run at N=1 failed".to_string()]
+        );
+        // This run failed: its reason, first line only.
+        let failed = Err(RunError::Broken("not steady\n  --- log ---".into()));
+        record_marginal(&mut r, f, imp, (1, Some(&small)), (64, &failed));
+        assert_eq!(
+            cell(&r, ScaleMetric::MarginalPerAdvertLb02).failures.last(),
+            Some(&"not steady".to_string())
+        );
     }
 
     fn ev(at: Instant, vip: u8, added: bool) -> AddrEvent {
@@ -1154,8 +1263,9 @@ mod tests {
         );
         for metric in ScaleMetric::ALL {
             let s = r.samples(scale_row(f, 4, metric), Implementation::Keepalived);
-            if metric.splitguard_only() {
-                // Not a failure: keepalived has no such figure.
+            if metric.splitguard_only() || metric.marginal() {
+                // Not a failure: keepalived has no such figure, and a marginal
+                // one is recorded beside (record_marginal).
                 assert_eq!(s, None, "{metric:?}");
             } else {
                 assert_eq!(s.expect("cell").failures, vec!["not steady".to_string()]);

@@ -94,6 +94,12 @@ pub enum ScaleMetric {
     /// sends N per interval, lb02 hears them), µs of CPU per advert.
     CpuPerAdvertLb01,
     CpuPerAdvertLb02,
+    /// The marginal cost: what the instances added since the next smaller N
+    /// cost per advert they added, from the same round's two runs. The average
+    /// above carries the fixed cost (reference pings, timers) that one
+    /// instance does not amortise; this one is what "flat in N" means.
+    MarginalPerAdvertLb01,
+    MarginalPerAdvertLb02,
     /// Resident memory at the end of the window (keepalived: all its processes), MiB.
     RssLb01,
     RssLb02,
@@ -115,13 +121,15 @@ pub enum ScaleMetric {
 
 impl ScaleMetric {
     /// In the order the rows appear.
-    pub const ALL: [ScaleMetric; 13] = [
+    pub const ALL: [ScaleMetric; 15] = [
         ScaleMetric::StartToSteady,
         ScaleMetric::Lb02StartClaims,
         ScaleMetric::CpuLb01,
         ScaleMetric::CpuLb02,
         ScaleMetric::CpuPerAdvertLb01,
         ScaleMetric::CpuPerAdvertLb02,
+        ScaleMetric::MarginalPerAdvertLb01,
+        ScaleMetric::MarginalPerAdvertLb02,
         ScaleMetric::RssLb01,
         ScaleMetric::RssLb02,
         ScaleMetric::FailoverLastAddr,
@@ -137,6 +145,15 @@ impl ScaleMetric {
         matches!(self, ScaleMetric::StatusLb01 | ScaleMetric::MetricsLb01)
     }
 
+    /// Whether the figure compares a run with the next smaller N's (so the
+    /// smallest N has no such row).
+    pub fn marginal(self) -> bool {
+        matches!(
+            self,
+            ScaleMetric::MarginalPerAdvertLb01 | ScaleMetric::MarginalPerAdvertLb02
+        )
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             ScaleMetric::StartToSteady => "start → steady (lb01 all, lb02 none), ms",
@@ -145,6 +162,12 @@ impl ScaleMetric {
             ScaleMetric::CpuLb02 => "CPU lb02 (utime+stime), %",
             ScaleMetric::CpuPerAdvertLb01 => "CPU per advert sent, lb01 (schedstat), µs",
             ScaleMetric::CpuPerAdvertLb02 => "CPU per advert heard, lb02 (schedstat), µs",
+            ScaleMetric::MarginalPerAdvertLb01 => {
+                "CPU per advert sent, lb01, marginal over the next smaller N (schedstat), µs"
+            }
+            ScaleMetric::MarginalPerAdvertLb02 => {
+                "CPU per advert heard, lb02, marginal over the next smaller N (schedstat), µs"
+            }
             ScaleMetric::RssLb01 => "RSS lb01, MiB",
             ScaleMetric::RssLb02 => "RSS lb02, MiB",
             ScaleMetric::FailoverLastAddr => "mass failover: link down → last VIP on lb02, ms",
@@ -208,6 +231,8 @@ impl Measurement {
                 ScaleMetric::FailoverOverMdi => format!("{v:.2}"),
                 ScaleMetric::CpuPerAdvertLb01
                 | ScaleMetric::CpuPerAdvertLb02
+                | ScaleMetric::MarginalPerAdvertLb01
+                | ScaleMetric::MarginalPerAdvertLb02
                 | ScaleMetric::StartToSteady
                 | ScaleMetric::FailoverLastAddr
                 | ScaleMetric::FailoverLastArp
