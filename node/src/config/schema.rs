@@ -326,8 +326,8 @@ pub struct Arbiter {
     /// e.g. `/dev/watchdog`, to back a reboot that hangs.
     pub watchdog_device: Option<PathBuf>,
     /// Claim before Master_Down_Interval once the silent master is confirmed
-    /// dead (liveness stream, confirmation round); `false`: RFC timing and no
-    /// liveness stream (the default for now).
+    /// dead (liveness stream, confirmation round); on by default, `false`:
+    /// RFC timing and no liveness stream.
     pub early_takeover: bool,
     /// The liveness stream's interval at most (a quarter of a faster master's
     /// advert interval is used instead).

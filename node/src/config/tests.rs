@@ -176,7 +176,7 @@ fn defaults_are_applied() {
     assert!(a.references.is_empty() && a.peers.is_empty());
     assert_eq!(a.quorum, 1);
     assert!(a.ownership_probe);
-    assert!(!a.early_takeover, "early takeover is opt-in until measured");
+    assert!(a.early_takeover, "early takeover is on with the arbiter");
     assert_eq!(a.liveness_interval, Duration::from_millis(100));
     assert_eq!(a.liveness_misses, 3);
     assert_eq!(a.on_isolated, OnIsolated::Demote);
@@ -850,7 +850,7 @@ fn probe_timing_rules() {
 }
 
 #[test]
-fn liveness_keys_are_checked_and_early_takeover_can_be_turned_on() {
+fn liveness_keys_are_checked_and_early_takeover_can_be_turned_off() {
     let text = format!(
         "{MINIMAL}\n[arbiter]\nearly_takeover = false\nliveness_interval = \"5ms\"\nliveness_misses = 1\n"
     );
@@ -862,11 +862,11 @@ fn liveness_keys_are_checked_and_early_takeover_can_be_turned_on() {
         ]
     );
     let c = parse(
-        &format!("{MINIMAL}\n[arbiter]\nearly_takeover = true\nliveness_interval = \"200ms\"\n"),
+        &format!("{MINIMAL}\n[arbiter]\nearly_takeover = false\nliveness_interval = \"200ms\"\n"),
         "t",
     )
     .unwrap();
-    assert!(c.arbiter.early_takeover);
+    assert!(!c.arbiter.early_takeover);
     assert_eq!(c.arbiter.liveness_interval, Duration::from_millis(200));
 }
 

@@ -746,8 +746,7 @@ fn check_arbiter(
         reboot_min_uptime: reboot.min_uptime,
         probe,
         watchdog_device: raw.watchdog_device.clone(),
-        // Off until the bench and the scenarios have measured it (issue 17).
-        early_takeover: raw.early_takeover.unwrap_or(false),
+        early_takeover: raw.early_takeover.unwrap_or(true),
         liveness_interval,
         liveness_misses,
     }
