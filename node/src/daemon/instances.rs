@@ -759,16 +759,25 @@ impl Instances {
         let key = format!("failover:{}", r.cfg.name);
         let vip = r.vip_addrs.first().copied();
         let silent = r.fsm.last_peer_master();
+        // A takeover from a silent master pages as a failover, whether the
+        // timer ran out or the arbiter confirmed it dead first.
+        let how = match cause {
+            Cause::MasterSilent => Some("went silent"),
+            Cause::EarlyTakeover { .. } => {
+                Some("was confirmed dead by the arbiter (early takeover)")
+            }
+            _ => None,
+        };
         let (raised, detail) = if to == State::Master
             && from == State::Backup
-            && *cause == Cause::MasterSilent
+            && let Some(how) = how
             && let Some(silent) = silent
         {
             let vips: Vec<String> = r.vip_addrs.iter().map(ToString::to_string).collect();
             (
                 true,
                 format!(
-                    "{} took over VRID {} ({}): its master {silent} went silent",
+                    "{} took over VRID {} ({}): its master {silent} {how}",
                     out.node,
                     r.cfg.vrid,
                     vips.join(", ")
