@@ -152,3 +152,62 @@ fn thirty_percent_loss_to_the_backup_for_a_minute_makes_no_early_claim() {
     std::thread::sleep(Duration::from_secs(60));
     assert!(!claimed_early(&lb02), "{}", logs(&[&lb01, &lb02]));
 }
+
+/// keepalived as the master that dies, VRRPv3 over unicast: early takeover is
+/// a local decision on lb02 and needs nothing from its master but that it
+/// answers ICMP and ARP like any host, so it works opposite keepalived too.
+#[test]
+fn a_keepalived_master_over_v3_unicast_is_taken_over_early_and_paged_as_failover() {
+    let lab = pair_lab("etka");
+    let ka = format!(
+        "global_defs {{\n  router_id lb01\n  vrrp_version 3\n}}\n\
+         vrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  virtual_router_id 51\n  \
+         priority 150\n  advert_int 1\n  unicast_src_ip {LB01}\n  unicast_peer {{\n    {LB02}\n  }}\n  \
+         virtual_ipaddress {{\n    192.0.2.3/24 dev eth0 label eth0:1\n  }}\n}}\n"
+    );
+    let lb01 = start_keepalived(&lab, "lb01", &ka);
+    expect_owner(&lab, Some("lb01"), &[&lb01], "keepalived lb01 alone");
+    let (recorder, events) = start_recorder(&lab, 8080);
+    let sg = sg_config(
+        &lab,
+        "lb02",
+        100,
+        3,
+        "1s",
+        &format!(
+            "unicast_peers = [\"{LB01}\"]\n\n[arbiter]\nreferences = [\"{GW}\"]\n\
+             peers = [\"{LB01}\"]\nprobe_interval = \"1s\"\nprobe_timeout = \"500ms\"\n\n\
+             [[channel]]\ntype = \"webhook\"\nname = \"gw\"\nurl = \"http://{GW}:8080/hook\"\n\n\
+             [alerts]\ngroup_wait = \"1s\"\n"
+        ),
+    );
+    let lb02 = start_splitguard(&lab, "lb02", &sg);
+    let sock = lab.dir().join("lb02.sock");
+    wait_for(BOUND, || sock.exists().then_some(())).expect("lb02's control socket");
+    wait_for(BOUND, || {
+        status_via(&lab, "lb02", "lb02.sock")["instances"][0]["state"]
+            .as_str()
+            .is_some_and(|s| s == "BACKUP")
+            .then_some(())
+    })
+    .expect("lb02 is backup behind keepalived");
+    std::thread::sleep(Duration::from_secs(2));
+    let procs = [&lb01, &lb02, &recorder];
+    lab.run("lb01", &["ip", "link", "set", "eth0", "down"])
+        .expect("link down");
+    lb02_takes_over(&lab, Instant::now(), &procs);
+    assert!(
+        lb02_cause(&lab).starts_with("early_takeover"),
+        "{}",
+        logs(&procs)
+    );
+    // The takeover pages as a failover, naming the arbiter's confirmation.
+    let paged = wait_for(BOUND, || {
+        read_jsonl(&events)
+            .into_iter()
+            .find(|e| e["json"]["kind"] == "failover" && e["json"]["status"] == "firing")
+    })
+    .unwrap_or_else(|| panic!("no failover page at gw\n{}", logs(&procs)));
+    let cause = paged["json"]["cause"].as_str().unwrap_or_default();
+    assert!(cause.contains("confirmed dead"), "{paged}");
+}
