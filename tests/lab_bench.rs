@@ -94,9 +94,11 @@ fn quick_bench_prints_every_row_with_numbers_and_leaves_no_lab() {
             &[
                 "measurement",
                 "splitguard",
+                "splitguard-noearly",
                 "splitguard-noarb",
                 "keepalived",
                 "splitguard / keepalived",
+                "splitguard / noearly",
                 "noarb / splitguard"
             ][..]
         ),
@@ -108,28 +110,34 @@ fn quick_bench_prints_every_row_with_numbers_and_leaves_no_lab() {
         labels,
         [
             "failover (link loss), v3/100 ms, ms",
+            "failover (link loss) at a random phase of the advert cycle, v3/100 ms, ms",
             "handover (priority 0), v3/100 ms, ms",
             "idle CPU of the master (utime+stime), v3/100 ms, %",
             "idle CPU of the master (schedstat), v3/100 ms, %",
             "idle RSS of the master, v3/100 ms, MiB",
+            "idle CPU of the backup (schedstat), v3/100 ms, %",
+            "idle packets/s sent by both nodes, v3/100 ms",
             "detection: second owner → alert at gw (S2), v3/100 ms, ms",
             "check vip on the backup (zabbix), v3/100 ms, ms",
         ],
         "{stdout}"
     );
     for row in body {
-        assert_eq!(row.len(), 6, "{row:?}");
-        // Which of splitguard, noarb, keepalived ran this row: detection needs
-        // a second owner (the arbiter withholds it); check vip goes through the
-        // daemon (splitguard) or probes beside keepalived.
-        let ran: [bool; 3] = if row[0].starts_with("detection") {
-            [false, true, true]
+        assert_eq!(row.len(), 8, "{row:?}");
+        // Which of splitguard, noearly, noarb, keepalived ran this row:
+        // detection needs a second owner (the arbiter withholds it); check vip
+        // goes through the daemon (splitguard) or probes beside keepalived;
+        // handover does not involve the early-takeover detector.
+        let ran: [bool; 4] = if row[0].starts_with("detection") {
+            [false, false, true, true]
         } else if row[0].starts_with("check vip") {
-            [true, false, true]
+            [true, false, false, true]
+        } else if row[0].starts_with("handover") {
+            [true, false, true, true]
         } else {
-            [true, true, true]
+            [true; 4]
         };
-        for (i, cell) in row[1..4].iter().enumerate() {
+        for (i, cell) in row[1..5].iter().enumerate() {
             let v = median_of(cell);
             if ran[i] {
                 assert!(
@@ -148,10 +156,10 @@ fn quick_bench_prints_every_row_with_numbers_and_leaves_no_lab() {
                 );
             }
         }
-        // Timings and memory are never zero; idle CPU may round to zero ticks,
-        // which leaves a ratio undefined ("—").
+        // Timings, memory and packet rates are never zero; idle CPU may round
+        // to zero ticks, which leaves a ratio undefined ("—").
         if !row[0].starts_with("idle CPU") {
-            for cell in row[1..4]
+            for cell in row[1..5]
                 .iter()
                 .zip(ran)
                 .filter(|(_, r)| *r)
@@ -164,8 +172,8 @@ fn quick_bench_prints_every_row_with_numbers_and_leaves_no_lab() {
                 );
             }
         }
-        if ran == [true, true, true] && !row[0].starts_with("idle CPU") {
-            for cell in &row[4..6] {
+        if ran == [true; 4] && !row[0].starts_with("idle CPU") {
+            for cell in &row[5..8] {
                 assert!(
                     median_of(cell).is_some_and(|v| v > 0.0),
                     "{}: ratio {cell:?}\n{stdout}",
@@ -175,10 +183,11 @@ fn quick_bench_prints_every_row_with_numbers_and_leaves_no_lab() {
         }
     }
     assert!(!stdout.contains("failed"), "{stdout}");
-    // One progress line per run: 3 cases × 3 implementations, 2 × 2.
+    // One progress line per run: failover and idle × 4 implementations, the
+    // random-phase failover twice × 4, handover × 3, detection and check × 2.
     assert_eq!(
         stderr.lines().filter(|l| l.starts_with('[')).count(),
-        13,
+        4 + 8 + 3 + 4 + 2 + 2,
         "{stderr}"
     );
 

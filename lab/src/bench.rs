@@ -14,12 +14,12 @@ use super::configs::{
     self, LB01_ADDR, LB02_ADDR, VIP_ADDR, arbiter_table, ka_config, pair_lab, sg_config,
     webhook_tables,
 };
-use super::gw::GwObserver;
+use super::gw::{GwObserver, GwOptions, OwnerSample, count_owners};
 use super::measure::{self, AddressWatch, Align};
 use super::netns::{Lab, LabError};
 use super::pair::{self, Daemons, RunError, STEADY_BOUND, start_gw_observer};
 use super::process::LabProcess;
-use super::report::{Flavour, Implementation, Measurement, Report};
+use super::report::{FREEZE_SECS, Flavour, Implementation, KILL_WINDOW_SECS, Measurement, Report};
 use super::scenario::{Scenario, apply_fault};
 
 /// Longest wait for the VIP to move after a fault.
@@ -31,6 +31,12 @@ const SETTLE: Duration = Duration::from_secs(1);
 const IDLE_SETTLE: Duration = Duration::from_secs(2);
 /// Longest wait for the alert after the second owner appeared.
 const ALERT_BOUND: Duration = Duration::from_secs(10);
+/// Random-phase failovers per implementation and round: `--runs 5` gives 10.
+pub const RANDOM_REPEATS: u32 = 2;
+/// How often gw asks who holds the VIP while timing two owners (kill, freeze).
+const OWNER_SAMPLE: Duration = Duration::from_millis(20);
+/// After a frozen master resumes, how long gw keeps watching.
+const AFTER_FREEZE: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
@@ -63,6 +69,13 @@ pub struct BenchOptions {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Case {
     Failover(Flavour),
+    /// Link loss at a random phase of the advert cycle, [`RANDOM_REPEATS`]
+    /// times a round (the issue asks for ≥ 10 runs, median and maximum).
+    FailoverRandom(Flavour),
+    /// SIGKILL to lb01's daemon (every process of it): gw watches the owners.
+    Kill(Flavour),
+    /// lb01 frozen like a paused VM past the failover time, then resumed.
+    Freeze(Flavour),
     Handover(Flavour),
     Idle(Flavour),
     /// S2 on lb02 and the alert's way to gw (a second owner must appear, so
@@ -77,6 +90,9 @@ impl Case {
     pub fn label(self) -> String {
         match self {
             Case::Failover(f) => format!("failover {}", f.label()),
+            Case::FailoverRandom(f) => format!("failover@rand {}", f.label()),
+            Case::Kill(f) => format!("kill {}", f.label()),
+            Case::Freeze(f) => format!("freeze {}", f.label()),
             Case::Handover(f) => format!("handover {}", f.label()),
             Case::Idle(f) => format!("idle {}", f.label()),
             Case::Detection(f) => format!("detection {}", f.label()),
@@ -89,6 +105,9 @@ impl Case {
     fn timed_row(self) -> Option<Measurement> {
         match self {
             Case::Failover(f) => Some(Measurement::Failover(f)),
+            Case::FailoverRandom(f) => Some(Measurement::FailoverRandom(f)),
+            Case::Kill(f) => Some(Measurement::KillDual(f)),
+            Case::Freeze(f) => Some(Measurement::FreezeDual(f)),
             Case::Handover(f) => Some(Measurement::Handover(f)),
             Case::Detection(f) => Some(Measurement::Detection(f)),
             Case::CheckVip(f) => Some(Measurement::CheckVip(f)),
@@ -99,6 +118,9 @@ impl Case {
     fn flavour(self) -> Flavour {
         match self {
             Case::Failover(f)
+            | Case::FailoverRandom(f)
+            | Case::Kill(f)
+            | Case::Freeze(f)
             | Case::Handover(f)
             | Case::Idle(f)
             | Case::Detection(f)
@@ -109,11 +131,24 @@ impl Case {
     /// Who runs this case. Detection: splitguard with the arbiter off (its
     /// embedded watcher) and keepalived with `splitguard watch` beside it.
     /// check vip: splitguard's daemon answers it; beside keepalived it probes.
+    /// Early takeover's before and after (splitguard-noearly) where it can
+    /// differ: failover and the idle pair's cost; the kill and the freeze
+    /// compare splitguard as it ships with keepalived.
     pub fn implementations(self) -> &'static [Implementation] {
+        use Implementation::{Keepalived, Splitguard, SplitguardNoArb};
         match self {
-            Case::Detection(_) => &[Implementation::SplitguardNoArb, Implementation::Keepalived],
-            Case::CheckVip(_) => &[Implementation::Splitguard, Implementation::Keepalived],
-            _ => &Implementation::ALL,
+            Case::Detection(_) => &[SplitguardNoArb, Keepalived],
+            Case::CheckVip(_) | Case::Kill(_) | Case::Freeze(_) => &[Splitguard, Keepalived],
+            Case::Handover(_) => &[Splitguard, SplitguardNoArb, Keepalived],
+            Case::Failover(_) | Case::FailoverRandom(_) | Case::Idle(_) => &Implementation::ALL,
+        }
+    }
+
+    /// Runs per implementation and round.
+    pub fn repeats(self) -> u32 {
+        match self {
+            Case::FailoverRandom(_) => RANDOM_REPEATS,
+            _ => 1,
         }
     }
 }
@@ -124,6 +159,7 @@ pub fn cases(quick: bool) -> Vec<Case> {
         let f = Flavour::V3HundredMs;
         vec![
             Case::Failover(f),
+            Case::FailoverRandom(f),
             Case::Handover(f),
             Case::Idle(f),
             Case::Detection(f),
@@ -133,9 +169,13 @@ pub fn cases(quick: bool) -> Vec<Case> {
         let (v2, v3) = (Flavour::V2OneSecond, Flavour::V3HundredMs);
         vec![
             Case::Failover(v2),
+            Case::FailoverRandom(v2),
             Case::Handover(v2),
             Case::Failover(v3),
+            Case::FailoverRandom(v3),
             Case::Handover(v3),
+            Case::Kill(v2),
+            Case::Freeze(v2),
             Case::Idle(v2),
             Case::Detection(v2),
             Case::CheckVip(v2),
@@ -154,12 +194,15 @@ pub fn rows(cases: &[Case]) -> Vec<Measurement> {
         .collect()
 }
 
-/// The rows an idle case fills: CPU twice (utime+stime, schedstat) and RSS.
-fn idle_rows(f: Flavour) -> [Measurement; 3] {
+/// The rows an idle case fills: the master's CPU twice (utime+stime,
+/// schedstat) and RSS, the backup's CPU, and the packet rate.
+fn idle_rows(f: Flavour) -> [Measurement; 5] {
     [
         Measurement::IdleCpu(f),
         Measurement::IdleCpuSched(f),
         Measurement::IdleRss(f),
+        Measurement::IdleCpuBackup(f),
+        Measurement::IdlePps(f),
     ]
 }
 
@@ -192,11 +235,14 @@ pub enum Outcome {
     /// check's wall time.
     Ms(f64),
     /// The master over the idle window: CPU from utime+stime, CPU from schedstat
-    /// (None where the kernel has none), RSS at the end.
+    /// (None where the kernel has none), RSS at the end; the backup's CPU
+    /// (schedstat) and the packets both nodes sent a second.
     Idle {
         cpu_percent: f64,
         cpu_sched_percent: Option<f64>,
         rss_mib: f64,
+        backup_sched_percent: Option<f64>,
+        pps: f64,
     },
 }
 
@@ -226,12 +272,14 @@ pub fn run(opts: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Report
     let total = opts.runs as usize
         * cases
             .iter()
-            .map(|c| c.implementations().len())
+            .map(|c| c.implementations().len() * c.repeats() as usize)
             .sum::<usize>();
     let mut done = 0;
     for round in 1..=opts.runs {
         for case in &cases {
-            for &imp in case.implementations() {
+            for (imp, _) in (0..case.repeats())
+                .flat_map(|r| case.implementations().iter().map(move |&imp| (imp, r)))
+            {
                 if measure::interrupted() {
                     return Err(BenchError::Interrupted);
                 }
@@ -245,9 +293,13 @@ pub fn run(opts: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Report
                         cpu_percent,
                         cpu_sched_percent,
                         rss_mib,
+                        backup_sched_percent,
+                        pps,
                     }) => format!(
-                        "CPU {cpu_percent:.3} % (schedstat {}), RSS {rss_mib:.1} MiB",
-                        cpu_sched_percent.map_or("n/a".into(), |c| format!("{c:.4} %"))
+                        "CPU {cpu_percent:.3} % (schedstat {}), RSS {rss_mib:.1} MiB, \
+                         backup {}, {pps:.1} packets/s",
+                        cpu_sched_percent.map_or("n/a".into(), |c| format!("{c:.4} %")),
+                        backup_sched_percent.map_or("n/a".into(), |c| format!("{c:.4} %"))
                     ),
                     Err(e) if e.is_interrupted() => "interrupted".to_string(),
                     Err(e) => format!("FAILED: {e}"),
@@ -278,15 +330,21 @@ fn record(report: &mut Report, case: Case, imp: Implementation, result: Result<O
                 cpu_percent,
                 cpu_sched_percent,
                 rss_mib,
+                backup_sched_percent,
+                pps,
             }),
         ) => {
+            let sched =
+                |p: Option<f64>| p.ok_or_else(|| "no schedstat run times on this kernel".into());
             report.record(Measurement::IdleCpu(f), imp, Ok(cpu_percent));
-            report.record(
-                Measurement::IdleCpuSched(f),
-                imp,
-                cpu_sched_percent.ok_or_else(|| "no schedstat run times on this kernel".into()),
-            );
+            report.record(Measurement::IdleCpuSched(f), imp, sched(cpu_sched_percent));
             report.record(Measurement::IdleRss(f), imp, Ok(rss_mib));
+            report.record(
+                Measurement::IdleCpuBackup(f),
+                imp,
+                sched(backup_sched_percent),
+            );
+            report.record(Measurement::IdlePps(f), imp, Ok(pps));
         }
         (Case::Idle(f), other) => {
             let e = match other {
@@ -321,15 +379,27 @@ fn run_once(
     imp: Implementation,
 ) -> Result<Outcome, RunError> {
     let lab = pair_lab("bench")?;
-    // Detection needs gw's webhook receiver (and its clock).
+    // Detection needs gw's webhook receiver (and its clock); the kill and the
+    // freeze its owner samples, finer than the scenarios' 250 ms.
+    let limit = STEADY_BOUND + FAILOVER_BOUND + ALERT_BOUND + Duration::from_secs(30);
     let gw = match case {
-        Case::Detection(_) => Some(start_gw_observer(
+        Case::Detection(_) => Some(start_gw_observer(&lab, limit)?),
+        Case::Kill(_) | Case::Freeze(_) => Some(GwObserver::start(
             &lab,
-            STEADY_BOUND + FAILOVER_BOUND + ALERT_BOUND + Duration::from_secs(30),
+            "gw",
+            GwOptions {
+                vip: VIP_ADDR,
+                port: pair::HOOK_PORT,
+                every: OWNER_SAMPLE,
+                limit,
+            },
         )?),
         _ => None,
     };
-    let hook = gw.as_ref().map(|g| g.webhook_url().to_owned());
+    let hook = match case {
+        Case::Detection(_) => gw.as_ref().map(|g| g.webhook_url().to_owned()),
+        _ => None,
+    };
     let mut daemons = start_pair(&lab, opts, imp, case.flavour(), hook.as_deref())?;
     let result = measure_pair(rt, &lab, &mut daemons, opts, case, imp, gw.as_ref());
     let result = result.map_err(|e| match e {
@@ -428,6 +498,80 @@ fn measure_pair(
             })?;
             Ok(Outcome::Ms(d.as_secs_f64() * 1000.0))
         }
+        Case::FailoverRandom(_) => {
+            pair::pause(SETTLE)?;
+            // Aligned to an advert, then a random part of one interval later:
+            // a fault at a random phase of the cycle.
+            let phase = advert_interval(f).mul_f64(measure::random_fraction());
+            let fault_at = std::cell::Cell::new(None);
+            let (_, moved) = measure::address_instants(lab, watch(align), || {
+                std::thread::sleep(phase);
+                fault_at.set(Some(Instant::now()));
+                lab.run("lb01", &["ip", "link", "set", "eth0", "down"])?;
+                Ok(())
+            })?;
+            let at = fault_at
+                .get()
+                .ok_or_else(|| RunError::Broken("the fault did not happen".into()))?;
+            Ok(Outcome::Ms(
+                moved.saturating_duration_since(at).as_secs_f64() * 1000.0,
+            ))
+        }
+        Case::Kill(_) => {
+            let gw = gw.ok_or_else(|| RunError::Broken("no observer on gw".into()))?;
+            pair::pause(SETTLE)?;
+            let pids = lb01_processes(daemons)?;
+            let t0 = Instant::now();
+            // Stopped first, so keepalived's parent cannot restart a child
+            // that dies before it.
+            measure::signal_all(&pids, libc::SIGSTOP);
+            measure::signal_all(&pids, libc::SIGKILL);
+            let window = Duration::from_secs(KILL_WINDOW_SECS);
+            pair::pause(window)?;
+            Ok(Outcome::Ms(dual_ms(&gw.samples(), t0, t0 + window)?))
+        }
+        Case::Freeze(_) => {
+            let gw = gw.ok_or_else(|| RunError::Broken("no observer on gw".into()))?;
+            pair::pause(SETTLE)?;
+            let pids = lb01_processes(daemons)?;
+            let secs = match imp {
+                Implementation::Keepalived => FREEZE_SECS[1],
+                _ => FREEZE_SECS[0],
+            };
+            let port = lab.host("lb01")?.bridge_port.clone();
+            let t0 = Instant::now();
+            measure::signal_all(&pids, libc::SIGSTOP);
+            let cut = lab.nft(
+                None,
+                &format!(
+                    "table bridge freeze {{\n chain cut {{\n  type filter hook forward priority 0;\n  \
+                     iifname \"{port}\" drop\n  oifname \"{port}\" drop\n }}\n}}\n"
+                ),
+            );
+            // Whatever happened, lb01 resumes: processes and port.
+            let frozen = cut
+                .map_err(RunError::from)
+                .and_then(|()| pair::pause(Duration::from_secs(secs)));
+            let healed = lab.nft(None, "delete table bridge freeze\n");
+            measure::signal_all(&pids, libc::SIGCONT);
+            let resumed = Instant::now();
+            frozen?;
+            healed?;
+            pair::pause(AFTER_FREEZE)?;
+            let samples = gw.samples();
+            // lb02 must have taken over while lb01 was frozen, or the freeze
+            // measured nothing.
+            let lb02 = lab.mac_of("lb02")?;
+            if !samples
+                .iter()
+                .any(|s| s.at >= t0 && s.at < resumed && s.macs.contains(&lb02))
+            {
+                return Err(RunError::Broken(format!(
+                    "lb02 never answered for the VIP during the {secs} s freeze"
+                )));
+            }
+            Ok(Outcome::Ms(dual_ms(&samples, t0, resumed + AFTER_FREEZE)?))
+        }
         Case::Handover(_) => {
             pair::pause(SETTLE)?;
             let lb01 = &daemons.lb01;
@@ -504,9 +648,26 @@ fn measure_pair(
                 .lb01
                 .pid()
                 .ok_or_else(|| RunError::Broken("lb01's daemon has exited".into()))?;
+            let backup = daemons
+                .lb02
+                .as_ref()
+                .and_then(LabProcess::pid)
+                .ok_or_else(|| RunError::Broken("lb02's daemon has exited".into()))?;
+            let sent = || -> Result<u64, RunError> {
+                Ok(tx_packets(lab, "lb01")? + tx_packets(lab, "lb02")?)
+            };
+            let (sent0, backup0) = (sent()?, measure::sample_tree(backup)?);
             let start = measure::sample_tree(pid)?;
             pair::pause(opts.idle)?;
             let end = measure::sample_tree(pid)?;
+            let (sent1, backup1) = (sent()?, measure::sample_tree(backup)?);
+            let wall = backup1
+                .at
+                .saturating_duration_since(backup0.at)
+                .as_secs_f64();
+            if wall <= 0.0 {
+                return Err(RunError::Broken("no wall time between samples".into()));
+            }
             // Still the steady pair it was at the start?
             if !configs::holds_vip(lab, "lb01")? || configs::holds_vip(lab, "lb02")? {
                 return Err(RunError::Broken(
@@ -519,9 +680,49 @@ fn measure_pair(
                 cpu_percent,
                 cpu_sched_percent: measure::cpu_percent_precise(&start, &end),
                 rss_mib: end.rss_kib as f64 / 1024.0,
+                backup_sched_percent: measure::cpu_percent_precise(&backup0, &backup1),
+                pps: sent1.saturating_sub(sent0) as f64 / wall,
             })
         }
     }
+}
+
+/// lb01's daemon and every process under it (keepalived: parent and children).
+fn lb01_processes(daemons: &Daemons) -> Result<Vec<u32>, RunError> {
+    let pid = daemons
+        .lb01
+        .pid()
+        .ok_or_else(|| RunError::Broken("lb01's daemon has exited".into()))?;
+    Ok(measure::tree_pids(pid)?)
+}
+
+/// How long gw saw two owners between `from` and `to`: the share of its
+/// samples there that two MACs answered, times the span, ms.
+fn dual_ms(samples: &[OwnerSample], from: Instant, to: Instant) -> Result<f64, RunError> {
+    let (dual, _, total) = count_owners(samples, from, to);
+    if total == 0 {
+        return Err(RunError::Broken("gw took no owner samples".into()));
+    }
+    let span = to.saturating_duration_since(from).as_secs_f64() * 1000.0;
+    Ok(dual as f64 / total as f64 * span)
+}
+
+/// Packets `host` has sent on its lab interface (`ip -s -j link`).
+fn tx_packets(lab: &Lab, host: &str) -> Result<u64, RunError> {
+    let iface = lab.host(host)?.iface.clone();
+    let out = lab.run(host, &["ip", "-s", "-j", "link", "show", "dev", &iface])?;
+    parse_tx_packets(&String::from_utf8_lossy(&out.stdout))
+        .ok_or_else(|| RunError::Broken(format!("no tx packet count for {iface} in {host}")))
+}
+
+/// The first link's `stats64.tx.packets` from `ip -s -j link` output.
+fn parse_tx_packets(json: &str) -> Option<u64> {
+    let v: serde_json::Value = serde_json::from_str(json).ok()?;
+    v.get(0)?
+        .get("stats64")?
+        .get("tx")?
+        .get("packets")?
+        .as_u64()
 }
 
 #[cfg(test)]
@@ -534,11 +735,13 @@ mod tests {
         assert!(quick.iter().all(|c| c.flavour() == Flavour::V3HundredMs));
         assert_eq!(
             rows(&quick).len(),
-            7,
-            "failover, handover, idle CPU twice and RSS, detection, check vip"
+            10,
+            "failover twice, handover, idle (CPU twice, RSS, backup CPU, packets), \
+             detection, check vip"
         );
         let full = cases(false);
-        assert_eq!(rows(&full).len(), 9);
+        assert_eq!(rows(&full).len(), 15);
+        assert!(rows(&full).contains(&Measurement::FreezeDual(Flavour::V2OneSecond)));
         assert!(rows(&full).contains(&Measurement::IdleCpu(Flavour::V2OneSecond)));
         assert!(rows(&full).contains(&Measurement::Detection(Flavour::V2OneSecond)));
     }
@@ -561,7 +764,50 @@ mod tests {
                 .implementations()
                 .contains(&Implementation::SplitguardNoArb)
         );
-        assert_eq!(Case::Failover(f).implementations().len(), 3);
+        assert_eq!(Case::Failover(f).implementations().len(), 4);
+        assert!(
+            Case::Failover(f)
+                .implementations()
+                .contains(&Implementation::SplitguardNoEarly)
+        );
+        assert_eq!(Case::FailoverRandom(f).repeats(), RANDOM_REPEATS);
+    }
+
+    #[test]
+    fn tx_packets_come_from_ip_link_json() {
+        let json = r#"[{"ifindex":2,"ifname":"eth0","stats64":{"rx":{"packets":7},"tx":{"bytes":900,"packets":42}}}]"#;
+        assert_eq!(parse_tx_packets(json), Some(42));
+        assert_eq!(parse_tx_packets("[]"), None);
+        assert_eq!(parse_tx_packets("not json"), None);
+    }
+
+    #[test]
+    fn two_owners_are_timed_as_a_share_of_the_samples() {
+        let t = Instant::now();
+        let ms = Duration::from_millis;
+        let sample = |at: u64, macs: &[&str]| OwnerSample {
+            at: t + ms(at),
+            macs: macs.iter().map(|m| m.to_string()).collect(),
+        };
+        // Four samples over 1 s, one of them with two MACs: 250 ms.
+        let samples = [
+            sample(0, &["a"]),
+            sample(250, &["a", "b"]),
+            sample(500, &["b"]),
+            sample(750, &[]),
+            sample(1500, &["a", "b"]),
+        ];
+        let d = dual_ms(&samples, t, t + ms(1000)).expect("samples");
+        assert!((d - 250.0).abs() < 1e-9, "{d}");
+        assert!(dual_ms(&samples, t + ms(2000), t + ms(3000)).is_err());
+    }
+
+    #[test]
+    fn random_phases_stay_inside_one_interval() {
+        for _ in 0..1000 {
+            let x = measure::random_fraction();
+            assert!((0.0..1.0).contains(&x), "{x}");
+        }
     }
 
     #[test]
@@ -574,11 +820,7 @@ mod tests {
             Implementation::Keepalived,
             Err(RunError::Broken("gone\n  --- log ---".into())),
         );
-        for m in [
-            Measurement::IdleCpu(f),
-            Measurement::IdleCpuSched(f),
-            Measurement::IdleRss(f),
-        ] {
+        for m in idle_rows(f) {
             let s = r.samples(m, Implementation::Keepalived).expect("cell");
             assert_eq!(s.failures, vec!["gone".to_string()]);
         }

@@ -64,6 +64,10 @@ pub fn arbiter_table(imp: Implementation, peer: Ipv4Addr) -> String {
         Implementation::Splitguard => {
             format!("\n[arbiter]\nreferences = [\"{GW_ADDR}\"]\npeers = [\"{peer}\"]\n")
         }
+        Implementation::SplitguardNoEarly => format!(
+            "\n[arbiter]\nreferences = [\"{GW_ADDR}\"]\npeers = [\"{peer}\"]\n\
+             early_takeover = false\n"
+        ),
         _ => "\n[arbiter]\nenabled = false\n".to_string(),
     }
 }

@@ -410,6 +410,49 @@ pub struct TreeSample {
     pub rss_kib: u64,
 }
 
+/// `root` and every process under it now.
+pub fn tree_pids(root: u32) -> Result<Vec<u32>, MeasureError> {
+    let pairs: Vec<(u32, u32)> = all_stats()?.iter().map(|s| (s.pid, s.ppid)).collect();
+    if !pairs.iter().any(|(pid, _)| *pid == root) {
+        read_proc(&format!("/proc/{root}/stat"))?;
+    }
+    Ok(descendants(root, &pairs))
+}
+
+/// Sends `signal` to each of `pids` (ones that are gone already are skipped).
+pub fn signal_all(pids: &[u32], signal: i32) {
+    for &pid in pids {
+        let Ok(pid) = i32::try_from(pid) else {
+            continue;
+        };
+        // SAFETY: kill(2) has no memory effects; the pids are the lab's own daemons.
+        unsafe {
+            libc::kill(pid, signal);
+        }
+    }
+}
+
+/// A number in [0, 1) from the kernel's random source (the clock's
+/// nanoseconds if that cannot be read), for placing a fault at a random phase.
+pub fn random_fraction() -> f64 {
+    let mut bytes = [0u8; 8];
+    let read = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes));
+    let bits = match read {
+        Ok(()) => u64::from_le_bytes(bytes),
+        Err(_) => {
+            u64::from(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.subsec_nanos())
+                    .unwrap_or(0),
+            ) << 32
+        }
+    };
+    // The top 53 bits: every value exact in an f64, never 1.0.
+    (bits >> 11) as f64 / (1u64 << 53) as f64
+}
+
 /// Samples `root` and its descendants (keepalived's parent and VRRP child;
 /// splitguard alone).
 pub fn sample_tree(root: u32) -> Result<TreeSample, MeasureError> {

@@ -179,7 +179,7 @@ fn node_ready(
 ) -> Result<(), String> {
     match imp {
         Implementation::Keepalived => keepalived_node_ready(p, want),
-        _ => splitguard_node_ready(rt, lab, node, want, imp == Implementation::Splitguard),
+        _ => splitguard_node_ready(rt, lab, node, want, imp.has_arbiter()),
     }
 }
 
