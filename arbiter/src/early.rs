@@ -73,6 +73,9 @@ pub enum Declined {
     AdvertHeard,
     /// This node's references are below quorum (or not yet proven).
     Isolated,
+    /// The peer is not on this node's link (a routed unicast peer): it never
+    /// answers this node's ARP, so its silence proves nothing.
+    OffLink,
 }
 
 impl std::fmt::Display for Declined {
@@ -82,6 +85,9 @@ impl std::fmt::Display for Declined {
             Declined::AdvertHeard => f.write_str("an advert from it was heard since"),
             Declined::Isolated => {
                 f.write_str("this node is not connected (references below quorum)")
+            }
+            Declined::OffLink => {
+                f.write_str("it is not on this link, so ARP cannot confirm it dead")
             }
         }
     }
@@ -341,6 +347,17 @@ impl EarlyTakeover {
             None
         };
         self.done(i, peer, why);
+    }
+
+    /// Instance `i`'s round cannot be run because its peer is off-link: every
+    /// round for that peer declines (none of them could confirm it either).
+    pub fn handle_off_link(&mut self, i: usize) {
+        let Some(f) = self.follows.get(i).copied().flatten() else {
+            return;
+        };
+        if f.episode == Episode::Confirming {
+            self.decline_confirming(f.peer, Declined::OffLink);
+        }
     }
 
     /// Whether this node's references are at quorum. Losing it declines every

@@ -177,6 +177,28 @@ fn any_answer_declines_and_the_peers_own_answer_declines_all() {
 }
 
 #[test]
+fn an_off_link_peer_declines_every_round_and_claims_nothing() {
+    let (mut e, t) = following(2, ms(1000));
+    run(&mut e, t, t + ms(450), false);
+    drain(&mut e);
+    e.handle_off_link(0);
+    assert_eq!(
+        drain(&mut e),
+        (0..2)
+            .map(|instance| EarlyAction::Decline {
+                instance,
+                peer: ip(LB01),
+                why: Declined::OffLink
+            })
+            .collect::<Vec<_>>()
+    );
+    // Silent ends after it claim nothing; neither does a repeat.
+    e.handle_confirmation(t + ms(480), 1, None);
+    e.handle_off_link(1);
+    assert!(drain(&mut e).is_empty());
+}
+
+#[test]
 fn an_advert_ends_a_miss_streak_and_declines_a_round() {
     let (mut e, t) = following(1, ms(1000));
     // Two misses, an advert, two misses: never three in a row.

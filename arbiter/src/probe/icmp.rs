@@ -26,6 +26,7 @@
 //!   SO_BINDTODEVICE for their scope.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
@@ -218,24 +219,27 @@ impl IcmpProber {
 /// Probes every target once per `interval`, concurrently, and sends each result as
 /// soon as it is known. A round lasts at most `timeout`; when it lasts longer than
 /// `interval` the next round starts late rather than in a burst
-/// (`MissedTickBehavior::Delay`). The loop ends when `results` is dropped.
+/// (`MissedTickBehavior::Delay`). The loop ends when `results` is dropped. The
+/// prober may be shared (`Arc`): one raw socket per node, whose every ICMP
+/// arrival wakes it, serves other echoes too (early takeover's liveness).
 ///
 /// Fails at once, before spawning anything, on a zero interval or timeout, a target
 /// of the other address family than the prober's source, or outside a runtime.
 pub fn spawn_probe_loop(
-    prober: IcmpProber,
+    prober: impl Into<Arc<IcmpProber>>,
     targets: Vec<IpAddr>,
     interval: Duration,
     timeout: Duration,
     results: mpsc::Sender<ProbeResult>,
 ) -> Result<JoinHandle<()>, ProbeError> {
+    let prober = prober.into();
     check_loop(prober.local, &targets, interval, timeout)?;
     let runtime = tokio::runtime::Handle::try_current().map_err(|_| ProbeError::NoRuntime)?;
     Ok(runtime.spawn(probe_loop(prober, targets, interval, timeout, results)))
 }
 
 async fn probe_loop(
-    prober: IcmpProber,
+    prober: Arc<IcmpProber>,
     targets: Vec<IpAddr>,
     interval: Duration,
     timeout: Duration,

@@ -17,17 +17,8 @@ use crate::net::arp::{ArpRepr, Operation};
 use splitguard_vrrp::gate::format_mac;
 
 use crate::net::arp_socket::ArpSocket;
-use crate::net::netlink::{AddrInfo, Netlink};
+use crate::net::netlink::{AddrInfo, Netlink, in_prefix};
 use report::VipReport;
-
-fn in_prefix(addr: Ipv4Addr, net: Ipv4Addr, prefix: u8) -> bool {
-    let mask = if prefix == 0 {
-        0
-    } else {
-        u32::MAX << (32 - u32::from(prefix.min(32)))
-    };
-    u32::from(addr) & mask == u32::from(net) & mask
-}
 
 /// The interface to ask on: the one named, else the one holding the VIP, else
 /// the one with an address in the VIP's subnet.

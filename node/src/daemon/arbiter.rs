@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::config;
@@ -14,7 +15,7 @@ use crate::net::arp::ArpRepr;
 use crate::notify::events::Event;
 use crate::status::{self, ArbiterStatus};
 use crate::track;
-use anyhow::Context;
+use anyhow::{Context, bail};
 use splitguard_arbiter::hw_watchdog::HwWatchdog;
 use splitguard_arbiter::probe::{IcmpProber, ProbeResult, spawn_probe_loop};
 use splitguard_arbiter::reboot::{self, RebootDecision, RebootLedger, RebootLimits};
@@ -281,25 +282,37 @@ impl Arbiter {
                 .with_context(|| format!("state_dir {}", cfg.state_dir.display()))?;
         }
         let mut arb = Arbiter::new(cfg, references, inst.routers(), now, dry_run)?;
-        arb.early = Early::start(&cfg.arbiter, inst, echoes).context("early takeover")?;
         let targets = arb.probe_targets();
-        if !targets.is_empty() {
-            // Probes leave from the node's own address on the first IPv4 instance's
-            // interface, never from a VIP (replies would go to the VIP's holder).
-            let source = inst
-                .routers()
-                .iter()
-                .find(|r| r.primary.is_ipv4())
-                .context("reference and peer probes need an IPv4 instance to send from")?;
-            let prober = IcmpProber::new(source.primary, &source.cfg.interface)
-                .with_context(|| format!("ICMP probes from {}", source.primary))?;
-            info!(
-                source = %source.primary, interface = %source.cfg.interface,
-                socket = ?prober.socket_kind(), targets = ?targets, "arbiter probing"
-            );
-            let p = &cfg.arbiter.probe;
-            spawn_probe_loop(prober, targets, p.interval, p.timeout, probes)
-                .context("start the probe loop")?;
+        // Probes leave from the node's own address on the first IPv4 instance's
+        // interface, never from a VIP (replies would go to the VIP's holder).
+        // One prober serves the reference and peer probes and the liveness
+        // echoes: a raw ICMP socket is woken by every ICMP packet the node
+        // receives, so a second one would double that work.
+        let source = inst.routers().iter().find(|r| r.primary.is_ipv4());
+        let prober = match source {
+            Some(source) if !targets.is_empty() || cfg.arbiter.early_takeover => {
+                let prober = IcmpProber::new(source.primary, &source.cfg.interface)
+                    .with_context(|| format!("ICMP probes from {}", source.primary))?;
+                info!(
+                    source = %source.primary, interface = %source.cfg.interface,
+                    socket = ?prober.socket_kind(), targets = ?targets, "arbiter probing"
+                );
+                Some(Arc::new(prober))
+            }
+            Some(_) => None,
+            None if targets.is_empty() => None,
+            None => bail!("reference and peer probes need an IPv4 instance to send from"),
+        };
+        if let Some(prober) = &prober {
+            arb.early = Early::start(&cfg.arbiter, inst, echoes, Arc::clone(prober))
+                .context("early takeover")?;
+            if !targets.is_empty() {
+                let p = &cfg.arbiter.probe;
+                spawn_probe_loop(Arc::clone(prober), targets, p.interval, p.timeout, probes)
+                    .context("start the probe loop")?;
+            }
+        } else if cfg.arbiter.early_takeover {
+            info!("early takeover needs an IPv4 instance to probe from: off");
         }
         Ok(arb)
     }

@@ -3,12 +3,11 @@
 //! through the interface's paced probe queue, answers matched by lookup) and
 //! the early claims, for the decisions `splitguard_arbiter::early` makes.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use splitguard_arbiter::early::{CONFIRM_REQUESTS, EarlyAction, EarlyConfig, EarlyTakeover};
 use splitguard_arbiter::probe::IcmpProber;
 use splitguard_vrrp::instance::State;
@@ -17,6 +16,7 @@ use tracing::{debug, info, warn};
 
 use crate::config;
 use crate::net::arp::ArpRepr;
+use crate::net::netlink::in_prefix;
 use crate::notify::events::Event;
 
 use super::instances::Instances;
@@ -48,34 +48,33 @@ pub(super) struct Early {
     prober: Arc<IcmpProber>,
     echoes: mpsc::Sender<EchoResult>,
     rounds: Vec<Option<Round>>,
-    /// (interface, address) → the routers whose round asks for it.
-    asked: HashMap<(u32, Ipv4Addr), Vec<usize>>,
+    /// (interface, address) → the routers whose round asks for it (a set: a
+    /// lost peer's address is asked by every router that follows it, and each
+    /// round's end removes one).
+    asked: HashMap<(u32, Ipv4Addr), HashSet<usize>>,
     ends: BTreeSet<(Instant, usize)>,
     /// What each router was last reported to follow.
     follows: Vec<Option<(IpAddr, Duration)>>,
     /// A confirmation request was refused (queue full) this spell: logged once.
     refused: bool,
+    /// Peers found off-link, logged once each.
+    off_link: HashSet<IpAddr>,
 }
 
 impl Early {
-    /// Opens the liveness prober (from the first IPv4 instance's own address on
-    /// its interface, as the reference probes), when early takeover is on.
+    /// Early takeover when it is on, its echoes sent through `prober` (the
+    /// arbiter's, from the first IPv4 instance's own address).
     pub(super) fn start(
         cfg: &config::Arbiter,
         inst: &Instances,
         echoes: mpsc::Sender<EchoResult>,
+        prober: Arc<IcmpProber>,
     ) -> anyhow::Result<Option<Early>> {
         if !cfg.early_takeover {
             return Ok(None);
         }
-        let Some(source) = inst.routers().iter().find(|r| r.primary.is_ipv4()) else {
-            info!("early takeover needs an IPv4 instance to probe from: off");
-            return Ok(None);
-        };
-        let prober = IcmpProber::new(source.primary, &source.cfg.interface)
-            .with_context(|| format!("liveness echoes from {}", source.primary))?;
         info!(
-            source = %source.primary, interface = %source.cfg.interface,
+            source = %prober.local(),
             interval = ?cfg.liveness_interval, misses = cfg.liveness_misses,
             "early takeover on: liveness stream to each master"
         );
@@ -88,13 +87,14 @@ impl Early {
                 },
                 n,
             ),
-            prober: Arc::new(prober),
+            prober,
             echoes,
             rounds: (0..n).map(|_| None).collect(),
             asked: HashMap::new(),
             ends: BTreeSet::new(),
             follows: vec![None; n],
             refused: false,
+            off_link: HashSet::new(),
         }))
     }
 
@@ -239,11 +239,28 @@ impl Early {
             self.core.handle_confirmation(now, i, Some(peer));
             return;
         };
-        let Some(queue) = inst
+        let Some(iface) = inst
             .ifaces
             .get(&(r.ifindex, splitguard_vrrp::wire::Family::Ipv4))
-            .and_then(|f| f.probes.as_ref())
         else {
+            self.core.handle_confirmation(now, i, Some(peer));
+            return;
+        };
+        if !iface
+            .subnets
+            .iter()
+            .any(|&(net, len)| in_prefix(peer4, net, len))
+        {
+            // A routed (unicast) peer never answers our ARP, dead or alive: its
+            // silence proves nothing, so the down timer decides.
+            if self.off_link.insert(peer) {
+                info!(instance = %r.cfg.name, %peer, interface = %iface.name,
+                    "no early takeover for a peer off this interface's subnets: ARP cannot confirm it dead");
+            }
+            self.core.handle_off_link(i);
+            return;
+        }
+        let Some(queue) = iface.probes.as_ref() else {
             self.core.handle_confirmation(now, i, Some(peer));
             return;
         };
@@ -270,7 +287,7 @@ impl Early {
         let wait = (r.fsm.master_adver_interval() / 20).max(CONFIRM_WAIT_MIN);
         let ends = last + wait;
         for &a in &asked {
-            self.asked.entry((r.ifindex, a)).or_default().push(i);
+            self.asked.entry((r.ifindex, a)).or_default().insert(i);
         }
         self.ends.insert((ends, i));
         self.rounds[i] = Some(Round {
@@ -284,7 +301,7 @@ impl Early {
     fn forget(&mut self, i: usize, r: &Round) {
         for a in &r.asked {
             if let Some(v) = self.asked.get_mut(&(r.ifindex, *a)) {
-                v.retain(|&x| x != i);
+                v.remove(&i);
                 if v.is_empty() {
                     self.asked.remove(&(r.ifindex, *a));
                 }

@@ -12,14 +12,14 @@
 //! second owner until the next transition.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::Config;
 use crate::net::arp_socket::ArpSocket;
 use crate::net::ndisc::NdiscSocket;
-use crate::net::netlink::{self, NetEvent, Netlink};
+use crate::net::netlink::{self, AddrInfo, NetEvent, Netlink};
 use crate::net::vrrp_socket::{Received, VrrpSocket};
 use crate::notify::events::{Event, unix_ms};
 use crate::notify::{Notifier, NotifyHandle, NotifySpec, ScriptLimit};
@@ -54,6 +54,9 @@ pub(super) struct Iface {
     /// The paced ARP probes of this interface (IPv4 only), shared by the
     /// arbiter's ownership rounds and the watcher.
     pub probes: Option<Arc<ProbeQueue>>,
+    /// The IPv4 networks of the interface's addresses when it was opened: a
+    /// peer outside them is routed, and ARP cannot say whether it lives.
+    pub subnets: Vec<(Ipv4Addr, u8)>,
 }
 
 /// At most one instance's GARP repeat (or refresh) per interface this often: 251
@@ -148,7 +151,7 @@ impl Instances {
                     })?,
             };
             this.reconcile_stale_vips(inst, link.index, &addrs).await;
-            this.open_iface(&inst.interface, link.index, primary, &dgrams)
+            this.open_iface(&inst.interface, link.index, primary, &addrs, &dgrams)
                 .with_context(|| format!("instance {}", inst.name))?;
             let router = Router::new(inst.clone(), &cfg.track_scripts, link.index, mac, primary)?;
             this.by_vrid
@@ -336,6 +339,7 @@ impl Instances {
         name: &str,
         index: u32,
         source: IpAddr,
+        addrs: &[AddrInfo],
         dgrams: &mpsc::Sender<Datagram>,
     ) -> anyhow::Result<()> {
         let family = match source {
@@ -399,6 +403,13 @@ impl Instances {
                 announcer,
                 garp_pacer: Pacer::new(GARP_PACE),
                 probes,
+                subnets: addrs
+                    .iter()
+                    .filter_map(|a| match a.addr {
+                        IpAddr::V4(v) if !v.is_loopback() => Some((v, a.prefix_len)),
+                        _ => None,
+                    })
+                    .collect(),
             },
         );
         Ok(())

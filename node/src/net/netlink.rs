@@ -52,6 +52,16 @@ pub struct AddrInfo {
     pub secondary: bool,
 }
 
+/// Whether `addr` is in the network `net`/`prefix` (a prefix over 32 counts as 32).
+pub fn in_prefix(addr: Ipv4Addr, net: Ipv4Addr, prefix: u8) -> bool {
+    let mask = if prefix == 0 {
+        0
+    } else {
+        u32::MAX << (32 - u32::from(prefix.min(32)))
+    };
+    u32::from(addr) & mask == u32::from(net) & mask
+}
+
 /// A change the kernel announced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NetEvent {
