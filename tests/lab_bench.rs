@@ -210,13 +210,14 @@ fn assert_no_lab_left(tag: &str, pid: u32) {
 }
 
 /// The scale section's rows for N = 4 at v3/100 ms, in order.
-const SCALE_METRICS: [&str; 13] = [
+const SCALE_METRICS: [&str; 14] = [
     "start → steady (lb01 all, lb02 none), ms",
     "VIPs lb02 added during the start",
     "CPU lb01 (utime+stime), %",
     "CPU lb02 (utime+stime), %",
     "CPU per advert sent, lb01 (schedstat), µs",
     "CPU per advert heard, lb02 (schedstat), µs",
+    "packets/s lb02 sent (a backup: no adverts)",
     "RSS lb01, MiB",
     "RSS lb02, MiB",
     "mass failover: link down → last VIP on lb02, ms",
@@ -226,7 +227,7 @@ const SCALE_METRICS: [&str; 13] = [
     "/metrics of lb01 scraped from gw, ms; goal ≤ 50",
 ];
 /// How many of them keepalived has too (the last two are splitguard's only).
-const SHARED_METRICS: usize = 11;
+const SHARED_METRICS: usize = 12;
 
 #[test]
 fn scale_section_small_measures_both_implementations_and_leaves_no_lab() {
@@ -307,24 +308,28 @@ fn scale_section_small_measures_both_implementations_and_leaves_no_lab() {
         // A count (a transient second owner is reported, not judged here).
         assert_eq!(value(SCALE_METRICS[1], column).fract(), 0.0, "{stdout}");
         // A daemon holds memory.
-        for rss in [SCALE_METRICS[6], SCALE_METRICS[7]] {
+        for rss in [SCALE_METRICS[7], SCALE_METRICS[8]] {
             let v = value(rss, column);
             assert!(v > 1.0 && v < 1024.0, "{rss}: {v}\n{stdout}");
         }
-        // The failover took time (three adverts at least) and stayed within the
-        // bench's 30 s bound; gw heard the last VIP after lb02 had them all
-        // but for read-out noise.
-        let on_lb02 = value(SCALE_METRICS[8], column);
-        let at_gw = value(SCALE_METRICS[9], column);
+        // The failover took time (splitguard's early takeover: three missed
+        // echoes at 25 ms and a confirmation round; keepalived: three adverts)
+        // and stayed within the bench's 30 s bound.
+        let on_lb02 = value(SCALE_METRICS[9], column);
+        let at_gw = value(SCALE_METRICS[10], column);
         for v in [on_lb02, at_gw] {
-            assert!(v > 100.0 && v <= 30_000.0, "failover {v}\n{stdout}");
+            assert!(v > 50.0 && v <= 30_000.0, "failover {v}\n{stdout}");
         }
-        let over = value(SCALE_METRICS[10], column);
+        let over = value(SCALE_METRICS[11], column);
         assert!(
-            over > 0.25 && over < 100.0,
+            over > 0.1 && over < 100.0,
             "failover ÷ MDI {over}\n{stdout}"
         );
     }
+    // splitguard's backup sent its liveness stream (40 echoes a second at
+    // 100 ms adverts); keepalived's backup sends next to nothing.
+    let pps = value(SCALE_METRICS[6], 1);
+    assert!(pps > 5.0 && pps < 1_000.0, "lb02 pps {pps}\n{stdout}");
     // splitguard's status and /metrics answered (bounded loosely: a shared
     // 2-core machine; the goals are for 255 instances); keepalived has no cell.
     for m in &SCALE_METRICS[SHARED_METRICS..] {

@@ -708,7 +708,7 @@ fn dual_ms(samples: &[OwnerSample], from: Instant, to: Instant) -> Result<f64, R
 }
 
 /// Packets `host` has sent on its lab interface (`ip -s -j link`).
-fn tx_packets(lab: &Lab, host: &str) -> Result<u64, RunError> {
+pub(crate) fn tx_packets(lab: &Lab, host: &str) -> Result<u64, RunError> {
     let iface = lab.host(host)?.iface.clone();
     let out = lab.run(host, &["ip", "-s", "-j", "link", "show", "dev", &iface])?;
     parse_tx_packets(&String::from_utf8_lossy(&out.stdout))

@@ -161,6 +161,8 @@ pub struct ScaleOutcome {
     pub cpu_per_advert_us: [Option<f64>; 2],
     /// lb01, lb02: MiB at the end of the window.
     pub rss_mib: [f64; 2],
+    /// Packets a second lb02 sent over the window.
+    pub pps_lb02: f64,
     /// Fault → the last VIP's address event on lb02.
     pub failover_last_addr: Duration,
     /// Fault → the last VIP heard at gw from lb02's MAC.
@@ -188,6 +190,7 @@ impl ScaleOutcome {
             ScaleMetric::MarginalPerAdvertLb01 | ScaleMetric::MarginalPerAdvertLb02 => {
                 return Err("a marginal figure needs two runs (see record_marginal)".into());
             }
+            ScaleMetric::PpsLb02 => self.pps_lb02,
             ScaleMetric::RssLb01 => self.rss_mib[0],
             ScaleMetric::RssLb02 => self.rss_mib[1],
             ScaleMetric::FailoverLastAddr => ms(self.failover_last_addr),
@@ -514,8 +517,11 @@ fn measure_pair(
         return Err(RunError::Broken("a daemon has exited".into()));
     };
     let start = [measure::sample_tree(pid1)?, measure::sample_tree(pid2)?];
+    let (tx_from, tx_start) = (Instant::now(), bench::tx_packets(lab, "lb02")?);
     pair::pause(opts.window)?;
     let end = [measure::sample_tree(pid1)?, measure::sample_tree(pid2)?];
+    let tx_end = bench::tx_packets(lab, "lb02")?;
+    let pps_lb02 = tx_end.saturating_sub(tx_start) as f64 / tx_from.elapsed().as_secs_f64();
     let held = (
         scale_vips_held(lab, "lb01", n)?,
         scale_vips_held(lab, "lb02", n)?,
@@ -618,6 +624,7 @@ fn measure_pair(
         cpu_percent: [w1.0, w2.0],
         cpu_per_advert_us: [w1.1, w2.1],
         rss_mib: [w1.2, w2.2],
+        pps_lb02,
         failover_last_addr: last_addr.saturating_duration_since(t0),
         failover_last_arp: last_arp.saturating_duration_since(t0),
         status_rtt,
@@ -1186,6 +1193,7 @@ mod tests {
             cpu_percent: [1.0, 0.5],
             cpu_per_advert_us: per,
             rss_mib: [13.0, 12.0],
+            pps_lb02: 10.0,
             failover_last_addr: Duration::from_millis(370),
             failover_last_arp: Duration::from_millis(380),
             status_rtt: None,
@@ -1277,6 +1285,7 @@ mod tests {
             cpu_percent: [1.0, 0.5],
             cpu_per_advert_us: [Some(20.0), None],
             rss_mib: [13.0, 12.0],
+            pps_lb02: 10.0,
             failover_last_addr: Duration::from_millis(370),
             failover_last_arp: Duration::from_millis(380),
             status_rtt: Some(Duration::from_micros(2500)),

@@ -129,6 +129,10 @@ pub enum ScaleMetric {
     /// instance does not amortise; this one is what "flat in N" means.
     MarginalPerAdvertLb01,
     MarginalPerAdvertLb02,
+    /// Packets a second lb02 sent over the window (`ip -s link`). A backup
+    /// sends no adverts: this is splitguard's liveness echoes (one stream per
+    /// peer, so flat in N) and probes.
+    PpsLb02,
     /// Resident memory at the end of the window (keepalived: all its processes), MiB.
     RssLb01,
     RssLb02,
@@ -150,7 +154,7 @@ pub enum ScaleMetric {
 
 impl ScaleMetric {
     /// In the order the rows appear.
-    pub const ALL: [ScaleMetric; 15] = [
+    pub const ALL: [ScaleMetric; 16] = [
         ScaleMetric::StartToSteady,
         ScaleMetric::Lb02StartClaims,
         ScaleMetric::CpuLb01,
@@ -159,6 +163,7 @@ impl ScaleMetric {
         ScaleMetric::CpuPerAdvertLb02,
         ScaleMetric::MarginalPerAdvertLb01,
         ScaleMetric::MarginalPerAdvertLb02,
+        ScaleMetric::PpsLb02,
         ScaleMetric::RssLb01,
         ScaleMetric::RssLb02,
         ScaleMetric::FailoverLastAddr,
@@ -197,6 +202,7 @@ impl ScaleMetric {
             ScaleMetric::MarginalPerAdvertLb02 => {
                 "CPU per advert heard, lb02, marginal over the next smaller N (schedstat), µs"
             }
+            ScaleMetric::PpsLb02 => "packets/s lb02 sent (a backup: no adverts)",
             ScaleMetric::RssLb01 => "RSS lb01, MiB",
             ScaleMetric::RssLb02 => "RSS lb02, MiB",
             ScaleMetric::FailoverLastAddr => "mass failover: link down → last VIP on lb02, ms",
@@ -282,7 +288,9 @@ impl Measurement {
             Measurement::Scale { metric, .. } => match metric {
                 ScaleMetric::Lb02StartClaims => format!("{v:.0}"),
                 ScaleMetric::CpuLb01 | ScaleMetric::CpuLb02 => format!("{v:.2}"),
-                ScaleMetric::RssLb01 | ScaleMetric::RssLb02 => format!("{v:.1}"),
+                ScaleMetric::RssLb01 | ScaleMetric::RssLb02 | ScaleMetric::PpsLb02 => {
+                    format!("{v:.1}")
+                }
                 ScaleMetric::FailoverOverMdi => format!("{v:.2}"),
                 ScaleMetric::CpuPerAdvertLb01
                 | ScaleMetric::CpuPerAdvertLb02
