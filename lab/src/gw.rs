@@ -307,6 +307,25 @@ pub fn count_owners(samples: &[OwnerSample], from: Instant, to: Instant) -> (usi
     (dual, zero, window.len())
 }
 
+/// How often the owners gw saw changed in `[from, to)`: a sample answered by
+/// a different set of MACs than the last answered one (one owner to two, two to
+/// the other one, one to another). Unanswered samples change nothing: a gap is
+/// zero-owner time, and the owner after it may be the one before.
+pub fn count_owner_changes(samples: &[OwnerSample], from: Instant, to: Instant) -> usize {
+    let mut last: Option<&BTreeSet<String>> = None;
+    let mut changes = 0;
+    for s in samples.iter().filter(|s| s.at >= from && s.at < to) {
+        if s.macs.is_empty() {
+            continue;
+        }
+        if last.is_some_and(|l| *l != s.macs) {
+            changes += 1;
+        }
+        last = Some(&s.macs);
+    }
+    changes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -335,6 +354,25 @@ mod tests {
             count_owners(&samples, t + ms(2000), t + ms(3000)),
             (0, 0, 0)
         );
+    }
+
+    #[test]
+    fn owner_changes_count_new_sets_and_skip_gaps() {
+        let t = Instant::now();
+        let ms = Duration::from_millis;
+        let samples = vec![
+            s(t, &["a"]),
+            s(t + ms(250), &[]),
+            s(t + ms(500), &["a"]),
+            s(t + ms(750), &["a", "b"]),
+            s(t + ms(1000), &["b"]),
+            s(t + ms(1250), &[]),
+            s(t + ms(1500), &["a"]),
+        ];
+        // a → a (gap between: no change) → a+b → b → a.
+        assert_eq!(count_owner_changes(&samples, t, t + ms(2000)), 3);
+        assert_eq!(count_owner_changes(&samples, t, t + ms(700)), 0);
+        assert_eq!(count_owner_changes(&samples, t + ms(2000), t + ms(3000)), 0);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use super::configs::{
     self, GW_ADDR, LB01_ADDR, LB02_ADDR, arbiter_table, ka_config, pair_lab, sg_config,
     webhook_tables,
 };
-use super::gw::{GwObserver, Hook, count_owners};
+use super::gw::{GwObserver, Hook, count_owner_changes, count_owners};
 use super::measure;
 use super::netns::{Lab, LabError};
 use super::pair::{self, Daemons, RunError, SAMPLE_EVERY, STEADY_BOUND, pause, start_gw_observer};
@@ -321,6 +321,9 @@ impl AlertSeen {
 pub struct Outcome {
     pub dual_s: f64,
     pub zero_s: f64,
+    /// How often the set of MACs answering gw changed (see
+    /// [`count_owner_changes`]).
+    pub owner_changes: usize,
     pub samples: usize,
     /// The first arrival of each (kind, status, node), in arrival order.
     pub alerts: Vec<AlertSeen>,
@@ -374,9 +377,10 @@ pub fn run(
             }
             let line = match &outcome {
                 Ok(o) => format!(
-                    "  dual-owner {:.2} s, zero-owner {:.2} s; alerts: {}",
+                    "  dual-owner {:.2} s, zero-owner {:.2} s, {} owner change(s); alerts: {}",
                     o.dual_s,
                     o.zero_s,
+                    o.owner_changes,
                     alerts_text(&o.alerts)
                 ),
                 Err(e) => format!("  FAILED: {e}"),
@@ -520,7 +524,8 @@ fn observe(
     if let Some(e) = gw.error() {
         return Err(RunError::Broken(format!("gw's observer stopped: {e}")));
     }
-    let (dual, zero, total) = count_owners(&gw.samples(), t0, end);
+    let samples = gw.samples();
+    let (dual, zero, total) = count_owners(&samples, t0, end);
     let expected = (scenario.window().as_secs_f64() / SAMPLE_EVERY.as_secs_f64()) as usize;
     if total + 4 < expected {
         return Err(RunError::Broken(format!(
@@ -531,6 +536,7 @@ fn observe(
     Ok(Outcome {
         dual_s: dual as f64 * quarter,
         zero_s: zero as f64 * quarter,
+        owner_changes: count_owner_changes(&samples, t0, end),
         samples: total,
         alerts: first_alerts(&gw.hooks(), t0, end),
     })
@@ -589,24 +595,32 @@ pub fn render(results: &[RunResult], markdown: bool) -> String {
         "implementation",
         "dual-owner s",
         "zero-owner s",
+        "owner changes",
         "pages at gw (kind@node, time after the fault)",
     ];
-    let rows: Vec<[String; 5]> = results
+    let rows: Vec<[String; 6]> = results
         .iter()
         .map(|r| {
-            let (dual, zero, alerts) = match &r.outcome {
+            let (dual, zero, changes, alerts) = match &r.outcome {
                 Ok(o) => (
                     format!("{:.2}", o.dual_s),
                     format!("{:.2}", o.zero_s),
+                    o.owner_changes.to_string(),
                     alerts_text(&o.alerts),
                 ),
-                Err(e) => ("—".into(), "—".into(), format!("FAILED: {}", first_line(e))),
+                Err(e) => (
+                    "—".into(),
+                    "—".into(),
+                    "—".into(),
+                    format!("FAILED: {}", first_line(e)),
+                ),
             };
             [
                 format!("{} {}", r.scenario.id(), r.scenario.title()),
                 impl_label(r.imp).to_owned(),
                 dual,
                 zero,
+                changes,
                 alerts,
             ]
         })
@@ -614,12 +628,12 @@ pub fn render(results: &[RunResult], markdown: bool) -> String {
     let mut out = String::new();
     if markdown {
         let _ = writeln!(out, "| {} |", header.join(" | "));
-        let _ = writeln!(out, "|---|---|--:|--:|---|");
+        let _ = writeln!(out, "|---|---|--:|--:|--:|---|");
         for r in &rows {
             let _ = writeln!(out, "| {} |", r.join(" | "));
         }
     } else {
-        let widths: Vec<usize> = (0..4)
+        let widths: Vec<usize> = (0..5)
             .map(|i| {
                 rows.iter()
                     .map(|r| r[i].chars().count())
@@ -628,18 +642,20 @@ pub fn render(results: &[RunResult], markdown: bool) -> String {
                     .unwrap_or(0)
             })
             .collect();
-        let line = |cells: [&str; 5]| {
+        let line = |cells: [&str; 6]| {
             format!(
-                "{:<w0$}  {:<w1$}  {:>w2$}  {:>w3$}  {}",
+                "{:<w0$}  {:<w1$}  {:>w2$}  {:>w3$}  {:>w4$}  {}",
                 cells[0],
                 cells[1],
                 cells[2],
                 cells[3],
                 cells[4],
+                cells[5],
                 w0 = widths[0],
                 w1 = widths[1],
                 w2 = widths[2],
-                w3 = widths[3]
+                w3 = widths[3],
+                w4 = widths[4]
             )
         };
         let _ = writeln!(out, "{}", line(header));
@@ -647,7 +663,7 @@ pub fn render(results: &[RunResult], markdown: bool) -> String {
             let _ = writeln!(
                 out,
                 "{}",
-                line([&r[0], &r[1], &r[2], &r[3], &r[4]]).trim_end()
+                line([&r[0], &r[1], &r[2], &r[3], &r[4], &r[5]]).trim_end()
             );
         }
     }
@@ -655,7 +671,9 @@ pub fn render(results: &[RunResult], markdown: bool) -> String {
         out,
         "\nWindow: 20 s after the fault (S7: 60 s); S1, S2, S4 and S5 heal at +12 s. \
          gw ({GW_ADDR}) asks who has the VIP every 250 ms; a request answered by two MACs \
-         counts 0.25 dual-owner seconds, one answered by none 0.25 zero-owner seconds. \
+         counts 0.25 dual-owner seconds, one answered by none 0.25 zero-owner seconds; \
+         an owner change is a request answered by another set of MACs than the last \
+         answered one (a claim shorter than 250 ms can fall between two). \
          Pages: the first firing alert of each kind from each node, with its arrival at gw \
          after the fault; resolved notices are counted. keepalived has no alerts of its \
          own; its alerts come from `splitguard watch` on lb02."
@@ -736,6 +754,7 @@ mod tests {
                 outcome: Ok(Outcome {
                     dual_s: 0.0,
                     zero_s: 0.0,
+                    owner_changes: 0,
                     samples: 80,
                     alerts: vec![AlertSeen {
                         kind: "claim_withheld".into(),
@@ -756,11 +775,11 @@ mod tests {
         ];
         let md = render(&results, true);
         assert!(
-            md.contains("| S2 VRRP firewalled on the backup | splitguard | 0.00 | 0.00 | claim_withheld@lb02 +3.9s |"),
+            md.contains("| S2 VRRP firewalled on the backup | splitguard | 0.00 | 0.00 | 0 | claim_withheld@lb02 +3.9s |"),
             "{md}"
         );
         assert!(
-            md.contains("| keepalived (+ watch) | — | — | FAILED: the pair did not settle |"),
+            md.contains("| keepalived (+ watch) | — | — | — | FAILED: the pair did not settle |"),
             "{md}"
         );
         let text = render(&results, false);
