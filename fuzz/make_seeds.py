@@ -296,9 +296,25 @@ def webhook_seeds():
     put("webhook_form", "generic-huge-ts", b"sha256=00\n-9223372036854775808\n{}")
 
 
+def ndp_seeds():
+    target = bytes.fromhex("20010db8000000000000000000000003")
+    mac = bytes.fromhex("020000000005")
+    ns = bytes([135, 0, 0, 0, 0, 0, 0, 0]) + target
+    na = bytes([136, 0, 0, 0, 0x60, 0, 0, 0]) + target
+    put("ndp", "ns-slla", ns + bytes([1, 1]) + mac)
+    put("ndp", "ns-dad", ns)
+    put("ndp", "na-tlla", na + bytes([2, 1]) + mac)
+    put("ndp", "na-nonce-then-tlla", na + bytes([14, 1, 1, 2, 3, 4, 5, 6, 2, 1]) + mac)
+    put("ndp", "na-zero-length-option", na + bytes([2, 0]) + mac)
+    put("ndp", "na-option-overrun", na + bytes([2, 3]) + mac)
+    put("ndp", "na-multicast-target", bytes([136, 0, 0, 0, 0, 0, 0, 0]) + bytes.fromhex("ff020000000000000000000000000001"))
+    put("ndp", "echo-request", bytes([128, 0, 0, 0, 0, 1, 0, 1]) + b"splitguard-probe")
+    put("ndp", "short", ns[:10])
+
+
 def main():
     for target in ["vrrp_packet", "config", "import_keepalived", "reply_text", "reply_mail",
-                   "webhook_form"]:
+                   "webhook_form", "ndp"]:
         d = CORPUS / target
         if d.exists():
             for old in d.glob("seed-*"):
@@ -309,6 +325,7 @@ def main():
     reply_text_seeds()
     reply_mail_seeds()
     webhook_seeds()
+    ndp_seeds()
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ const TARGETS: &[(&str, Entry)] = &[
     ("reply_text", splitguard_watchdog::fuzzing::reply_text),
     ("reply_mail", splitguard_watchdog::fuzzing::reply_mail),
     ("webhook_form", splitguard_watchdog::fuzzing::webhook_form),
+    ("ndp", splitguard_node::fuzzing::ndp),
 ];
 
 fn corpus(target: &str) -> Vec<PathBuf> {
@@ -103,4 +104,9 @@ fn reply_mail() {
 #[test]
 fn webhook_form() {
     run("webhook_form");
+}
+
+#[test]
+fn ndp() {
+    run("ndp");
 }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config;
 use crate::import::{self, IncludeError, Loader, Options, Source};
+use crate::net::ndp::NdpRepr;
 
 /// `config`: config text (UTF-8 only, as [`config::load`] reads it). An accepted
 /// config has passed every check; a refused one must say why, with positions that
@@ -80,5 +81,23 @@ pub fn import_keepalived(data: &[u8]) {
             !e.to_string().trim().is_empty(),
             "an import failed silently"
         ),
+    }
+}
+
+/// `ndp`: an ICMPv6 body as a raw socket reads it. A message that parses emits
+/// bytes that parse back to the same message, with the link-layer option (when
+/// present) as the only option; a refused one says why.
+pub fn ndp(data: &[u8]) {
+    match NdpRepr::parse(data) {
+        Ok(m) => {
+            let bytes = m.emit();
+            assert!(
+                bytes.len() == 24 || bytes.len() == 32,
+                "emitted {} bytes",
+                bytes.len()
+            );
+            assert_eq!(NdpRepr::parse(&bytes), Ok(m), "round trip");
+        }
+        Err(e) => assert!(!e.to_string().is_empty(), "refused silently"),
     }
 }

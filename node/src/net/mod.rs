@@ -1,5 +1,6 @@
 //! The network layer: raw VRRP sockets, the ARP codec (`arp`, pure) and ARP over
-//! AF_PACKET, IPv6 neighbour advertisements, rtnetlink for links, addresses and
+//! AF_PACKET, the neighbour discovery codec (`ndp`, pure) and
+//! IPv6 neighbour advertisements, rtnetlink for links, addresses and
 //! their events, and the pacing of GARP repeats and ARP probes (`pace`).
 //! Everything here moves bytes and reports kernel state; decisions live in
 //! `splitguard_vrrp::instance` and the arbiter.
@@ -7,6 +8,7 @@
 pub mod arp;
 pub mod arp_socket;
 pub mod ndisc;
+pub mod ndp;
 pub mod netlink;
 pub mod pace;
 pub mod vrrp_socket;
