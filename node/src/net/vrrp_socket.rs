@@ -227,7 +227,7 @@ impl VrrpSocket {
 
 /// One `recvmsg` on an IPv6 raw socket: the payload length and its IP facts. A
 /// datagram without a hop limit reads as hop limit 0, which the TTL check rejects.
-fn recv_v6(sock: &UdpSocket, buf: &mut [u8]) -> io::Result<(usize, IpInfo)> {
+pub(super) fn recv_v6(sock: &UdpSocket, buf: &mut [u8]) -> io::Result<(usize, IpInfo)> {
     let mut cmsg = nix::cmsg_space!(libc::in6_pktinfo, libc::c_int);
     let mut iov = [IoSliceMut::new(buf)];
     let msg = recvmsg::<SockaddrIn6>(
