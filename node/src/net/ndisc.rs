@@ -43,18 +43,10 @@ pub struct NdiscSocket {
 impl NdiscSocket {
     /// Opens the socket on `interface` (needs CAP_NET_RAW).
     pub fn open(interface: &str, ifindex: u32) -> io::Result<Self> {
-        let s = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::ICMPV6))?;
-        s.bind_device(Some(interface.as_bytes()))?;
-        // RFC 4861 §7.1.2: receivers drop neighbour discovery with a hop limit
-        // other than 255.
-        s.set_multicast_hops_v6(255)?;
-        s.set_multicast_if_v6(ifindex)?;
-        s.set_multicast_loop_v6(false)?;
-        // Send only: nothing we read, so keep the receive queue tiny.
-        s.set_recv_buffer_size(1)?;
-        s.set_nonblocking(true)?;
-        let sock = UdpSocket::from_std(std::net::UdpSocket::from(s))?;
-        Ok(NdiscSocket { ifindex, sock })
+        NdiscSocket::over(interface, ifindex, |s| {
+            // Send only: nothing we read, so keep the receive queue tiny.
+            s.set_recv_buffer_size(1)
+        })
     }
 
     /// Opens a socket that also solicits and reads neighbour discovery on
@@ -62,15 +54,29 @@ impl NdiscSocket {
     /// are queued to it (the kernel filters every other ICMPv6 type), with their
     /// hop limit.
     pub fn open_probe(interface: &str, ifindex: u32) -> io::Result<Self> {
+        NdiscSocket::over(interface, ifindex, |s| {
+            pass_only(s, &[ICMPV6_NEIGHBOUR_SOLICIT, ICMPV6_NEIGHBOUR_ADVERT])?;
+            s.set_recv_hoplimit_v6(true)?;
+            s.set_unicast_hops_v6(255)
+        })
+    }
+
+    /// The raw ICMPv6 socket both kinds share, with `extra` set before it is
+    /// handed to tokio.
+    fn over(
+        interface: &str,
+        ifindex: u32,
+        extra: impl FnOnce(&Socket) -> io::Result<()>,
+    ) -> io::Result<Self> {
         let s = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::ICMPV6))?;
         s.bind_device(Some(interface.as_bytes()))?;
-        pass_only(&s, &[ICMPV6_NEIGHBOUR_SOLICIT, ICMPV6_NEIGHBOUR_ADVERT])?;
-        s.set_recv_hoplimit_v6(true)?;
+        // RFC 4861 §7.1.2: receivers drop neighbour discovery with a hop limit
+        // other than 255.
         s.set_multicast_hops_v6(255)?;
-        s.set_unicast_hops_v6(255)?;
         s.set_multicast_if_v6(ifindex)?;
-        // Our own solicitations must not come back as someone's.
+        // Our own messages must not come back as someone's.
         s.set_multicast_loop_v6(false)?;
+        extra(&s)?;
         s.set_nonblocking(true)?;
         let sock = UdpSocket::from_std(std::net::UdpSocket::from(s))?;
         Ok(NdiscSocket { ifindex, sock })

@@ -150,14 +150,15 @@ impl NdpRepr {
                 target_ll,
             } => {
                 m[0] = ICMPV6_NEIGHBOUR_ADVERT;
-                m[4] = [
+                for (set, bit) in [
                     (router, FLAG_ROUTER),
                     (solicited, FLAG_SOLICITED),
                     (override_, FLAG_OVERRIDE),
-                ]
-                .iter()
-                .filter(|(set, _)| *set)
-                .fold(0, |flags, (_, bit)| flags | bit);
+                ] {
+                    if set {
+                        m[4] |= bit;
+                    }
+                }
                 m[8..24].copy_from_slice(&target.octets());
                 (target_ll, OPT_TARGET_LL_ADDR)
             }
