@@ -1,11 +1,11 @@
 //! The evidence the arbiter gathers per instance for its policy: the heartbeat (is
 //! the master's advert overdue?) and the ownership probe rounds (who answers ARP for
-//! our VIPs while it is). Pure, no I/O: times come in, deadlines and reports go out;
-//! the daemon sends the ARP requests and hands in the answers.
+//! our VIPs while it is: ARP for IPv4 ones, neighbour solicitation for IPv6 ones). Pure, no I/O: times come in, deadlines and reports go out;
+//! the daemon sends the requests and hands in the answers.
 //!
 //! Overdue means "from the first missed advert": nothing heard for one and a half
 //! advert intervals. The policy then wants ownership evidence, and rounds run back
-//! to back (two ARP requests per VIP per round) until the master is heard again or
+//! to back (two requests per VIP per round) until the master is heard again or
 //! this node changes role, so the evidence is ready well before
 //! Master_Down_Interval (3 intervals plus skew) ends: a claim never waits for a probe.
 //! The daemon paces the requests of one interface (hundreds of VIPs going overdue
@@ -13,7 +13,7 @@
 //! leaves; the queue's lag then delays evidence, never the claim.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 /// Shortest and longest ownership round: at least one ARP round trip on a busy
@@ -80,17 +80,17 @@ impl Heartbeat {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OwnershipRound {
     pub ends: Instant,
-    vips: Vec<Ipv4Addr>,
-    answers: BTreeMap<Ipv4Addr, [u8; 6]>,
+    vips: Vec<IpAddr>,
+    answers: BTreeMap<IpAddr, [u8; 6]>,
     /// VIPs whose requests could not all be sent (the interface's probe queue
     /// was full): silence about them proves nothing this round.
-    unprobed: Vec<Ipv4Addr>,
+    unprobed: Vec<IpAddr>,
 }
 
 impl OwnershipRound {
     /// A round for `vips` whose last request leaves at `sent`, sized from the
     /// advert interval: answers are awaited from then on.
-    pub fn start(sent: Instant, interval: Duration, vips: Vec<Ipv4Addr>) -> Self {
+    pub fn start(sent: Instant, interval: Duration, vips: Vec<IpAddr>) -> Self {
         OwnershipRound {
             ends: sent + (interval / 2).clamp(ROUND_MIN, ROUND_MAX),
             vips,
@@ -101,15 +101,15 @@ impl OwnershipRound {
 
     /// A request for `vip` was not sent: unless someone answers for it anyway,
     /// the round reports nothing about it.
-    pub fn unprobed(&mut self, vip: Ipv4Addr) {
+    pub fn unprobed(&mut self, vip: IpAddr) {
         if !self.unprobed.contains(&vip) {
             self.unprobed.push(vip);
         }
     }
 
-    /// ARP with sender `ip` from `mac` (already known not to be ours). The first
-    /// answer per VIP stands; anything about other addresses is ignored.
-    pub fn answer(&mut self, ip: Ipv4Addr, mac: [u8; 6]) {
+    /// `mac` (already known not to be ours) speaks for `ip`: an ARP sender, or a
+    /// neighbour advertisement's target. The first answer per VIP stands; anything about other addresses is ignored.
+    pub fn answer(&mut self, ip: IpAddr, mac: [u8; 6]) {
         if self.vips.contains(&ip) {
             self.answers.entry(ip).or_insert(mac);
         }
@@ -117,7 +117,7 @@ impl OwnershipRound {
 
     /// The verdict per VIP, in configuration order: the foreign MAC that
     /// answered, or `None` for a VIP probed in full that nobody answered for.
-    pub fn report(&self) -> Vec<(Ipv4Addr, Option<[u8; 6]>)> {
+    pub fn report(&self) -> Vec<(IpAddr, Option<[u8; 6]>)> {
         self.vips
             .iter()
             .map(|v| (*v, self.answers.get(v).copied()))
@@ -129,6 +129,7 @@ impl OwnershipRound {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     const S: Duration = Duration::from_secs(1);
 
@@ -165,8 +166,8 @@ mod tests {
     #[test]
     fn rounds_are_sized_from_the_interval_and_report_every_vip() {
         let t0 = Instant::now();
-        let a = Ipv4Addr::new(192, 0, 2, 3);
-        let b = Ipv4Addr::new(192, 0, 2, 4);
+        let a = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 3));
+        let b = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 4));
         assert_eq!(
             OwnershipRound::start(t0, S, vec![a]).ends,
             t0 + Duration::from_millis(500)
@@ -180,7 +181,8 @@ mod tests {
             t0 + ROUND_MAX
         );
         let mut r = OwnershipRound::start(t0, S, vec![a, b]);
-        r.answer(Ipv4Addr::new(192, 0, 2, 99), [9; 6]);
+        r.answer(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 99)), [9; 6]);
+        r.answer("2001:db8::3".parse().unwrap(), [9; 6]);
         r.answer(b, [1; 6]);
         r.answer(b, [2; 6]);
         assert_eq!(r.report(), vec![(a, None), (b, Some([1; 6]))]);
@@ -189,9 +191,9 @@ mod tests {
     #[test]
     fn a_vip_whose_requests_were_not_all_sent_is_reported_only_if_answered() {
         let t0 = Instant::now();
-        let a = Ipv4Addr::new(192, 0, 2, 3);
-        let b = Ipv4Addr::new(192, 0, 2, 4);
-        let c = Ipv4Addr::new(192, 0, 2, 5);
+        let a = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 3));
+        let b = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 4));
+        let c = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 5));
         let mut r = OwnershipRound::start(t0, S, vec![a, b, c]);
         r.unprobed(a);
         r.unprobed(b);

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Output, Stdio};
@@ -14,6 +14,39 @@ use std::sync::atomic::{AtomicU32, Ordering};
 const NS_PREFIX: &str = "sg-";
 /// The only prefix lab addresses may come from (RFC 5737 TEST-NET-1).
 const TEST_NET_1: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 0);
+/// The lab's IPv6 prefix, inside the documentation prefix (RFC 3849): host
+/// 192.0.2.N is also 2001:db8::N (N in hex, as written) in an IPv6 lab.
+pub const LAB_V6_PREFIX: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0);
+
+/// A lab host's IPv6 address: 2001:db8::N for 192.0.2.N.
+pub fn lab_v6(addr: Ipv4Addr) -> Ipv6Addr {
+    let mut o = LAB_V6_PREFIX.octets();
+    o[15] = addr.octets()[3];
+    Ipv6Addr::from(o)
+}
+
+/// A lab host's fixed MAC in an IPv6 lab, 02:00:00:00:00:NN for 192.0.2.N
+/// (locally administered): its link-local address is then known in advance
+/// and the same after the link goes down and up.
+pub fn lab_mac(addr: Ipv4Addr) -> [u8; 6] {
+    [2, 0, 0, 0, 0, addr.octets()[3]]
+}
+
+/// The EUI-64 link-local address the kernel forms from [`lab_mac`]:
+/// fe80::ff:fe00:NN.
+pub fn lab_link_local(addr: Ipv4Addr) -> Ipv6Addr {
+    let m = lab_mac(addr);
+    Ipv6Addr::new(
+        0xfe80,
+        0,
+        0,
+        0,
+        u16::from_be_bytes([m[0] ^ 0x02, m[1]]),
+        u16::from_be_bytes([m[2], 0xff]),
+        u16::from_be_bytes([0xfe, m[3]]),
+        u16::from_be_bytes([m[4], m[5]]),
+    )
+}
 
 static LAB_COUNTER: AtomicU32 = AtomicU32::new(0);
 
@@ -48,6 +81,8 @@ pub struct Host {
     pub name: String,
     pub netns: String,
     pub addr: Ipv4Addr,
+    /// Its IPv6 address in an IPv6 lab ([`lab_v6`]).
+    pub addr6: Option<Ipv6Addr>,
     /// The interface inside the host's namespace.
     pub iface: String,
     /// The bridge port (in the bridge namespace) this host's cable ends in.
@@ -57,12 +92,23 @@ pub struct Host {
 pub struct LabBuilder {
     tag: String,
     hosts: Vec<(String, Ipv4Addr)>,
+    ipv6: bool,
 }
 
 impl LabBuilder {
     /// Adds a host named `name` (also its namespace suffix) at `addr`/24.
     pub fn host(mut self, name: &str, addr: Ipv4Addr) -> Self {
         self.hosts.push((name.to_string(), addr));
+        self
+    }
+
+    /// Gives every host an IPv6 address too: a fixed MAC ([`lab_mac`]) and so a
+    /// known link-local, 2001:db8::N/64 beside 192.0.2.N/24, no duplicate
+    /// address detection (addresses are usable at once, as IPv4 ones are), no
+    /// router advertisements, and addresses kept while the link is down (so a
+    /// link flap takes away only what it takes away for IPv4).
+    pub fn ipv6(mut self) -> Self {
+        self.ipv6 = true;
         self
     }
 
@@ -102,9 +148,9 @@ impl LabBuilder {
             hosts: BTreeMap::new(),
             dir,
         };
-        lab.create_bridge()?;
+        lab.create_bridge(self.ipv6)?;
         for (name, addr) in self.hosts {
-            lab.add_host(&name, addr)?;
+            lab.add_host(&name, addr, self.ipv6)?;
         }
         Ok(lab)
     }
@@ -130,6 +176,7 @@ impl Lab {
         LabBuilder {
             tag,
             hosts: Vec::new(),
+            ipv6: false,
         }
     }
 
@@ -276,7 +323,7 @@ impl Lab {
         Ok(())
     }
 
-    fn create_bridge(&mut self) -> Result<(), LabError> {
+    fn create_bridge(&mut self, ipv6: bool) -> Result<(), LabError> {
         let br = self.bridge_netns.clone();
         ip(&["netns", "add", &br])?;
         ip(&["-n", &br, "link", "set", "lo", "up"])?;
@@ -293,11 +340,27 @@ impl Lab {
             "forward_delay",
             "0",
         ])?;
+        if ipv6 {
+            // Flood multicast to every port: no MLD querier runs in the lab, and
+            // solicitations to solicited-node groups and adverts to ff02::12 must
+            // not depend on snooping state.
+            ip(&[
+                "-n",
+                &br,
+                "link",
+                "set",
+                "br0",
+                "type",
+                "bridge",
+                "mcast_snooping",
+                "0",
+            ])?;
+        }
         ip(&["-n", &br, "link", "set", "br0", "up"])?;
         Ok(())
     }
 
-    fn add_host(&mut self, name: &str, addr: Ipv4Addr) -> Result<(), LabError> {
+    fn add_host(&mut self, name: &str, addr: Ipv4Addr, ipv6: bool) -> Result<(), LabError> {
         let netns = format!("{}-{name}", self.id);
         let port = format!("p-{name}");
         let br = self.bridge_netns.clone();
@@ -308,6 +371,7 @@ impl Lab {
                 name: name.to_string(),
                 netns: netns.clone(),
                 addr,
+                addr6: ipv6.then(|| lab_v6(addr)),
                 iface: "eth0".to_string(),
                 bridge_port: port.clone(),
             },
@@ -321,6 +385,25 @@ impl Lab {
         ip(&["-n", &br, "link", "set", &port, "up"])?;
         let cidr = format!("{addr}/24");
         ip(&["-n", &netns, "addr", "add", &cidr, "dev", "eth0"])?;
+        if ipv6 {
+            let m = lab_mac(addr);
+            let mac = format!(
+                "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+                m[0], m[1], m[2], m[3], m[4], m[5]
+            );
+            ip(&["-n", &netns, "link", "set", "eth0", "address", &mac])?;
+            for key in [
+                "net.ipv6.conf.eth0.accept_dad=0",
+                "net.ipv6.conf.eth0.keep_addr_on_down=1",
+                "net.ipv6.conf.eth0.accept_ra=0",
+            ] {
+                ip(&["netns", "exec", &netns, "sysctl", "-qw", key])?;
+            }
+            let cidr6 = format!("{}/64", lab_v6(addr));
+            ip(&[
+                "-n", &netns, "-6", "addr", "add", &cidr6, "dev", "eth0", "nodad",
+            ])?;
+        }
         ip(&["-n", &netns, "link", "set", "eth0", "up"])?;
         Ok(())
     }
@@ -443,6 +526,17 @@ fn ip(args: &[&str]) -> Result<Output, LabError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv6_lab_addresses_follow_the_ipv4_host_number() {
+        let gw = Ipv4Addr::new(192, 0, 2, 254);
+        assert_eq!(lab_v6(gw), "2001:db8::fe".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(lab_mac(gw), [2, 0, 0, 0, 0, 0xfe]);
+        assert_eq!(
+            lab_link_local(Ipv4Addr::new(192, 0, 2, 5)),
+            "fe80::ff:fe00:5".parse::<Ipv6Addr>().unwrap()
+        );
+    }
 
     #[test]
     fn creator_pid_is_read_from_names() {

@@ -34,6 +34,18 @@ pub fn parse_arping_macs(output: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// The distinct target link-layer addresses in `ndisc6 -m` output.
+pub fn parse_ndisc6_macs(output: &str) -> BTreeSet<String> {
+    output
+        .lines()
+        .filter_map(|l| {
+            let mac = l.trim().strip_prefix("Target link-layer address:")?.trim();
+            (mac.len() == 17 && mac.bytes().filter(|b| *b == b':').count() == 5)
+                .then(|| mac.to_ascii_lowercase())
+        })
+        .collect()
+}
+
 /// Who answered each ARP request of a watching arping: one set of MACs per request
 /// sent, so a scenario can count dual-owner and zero-owner samples over a window.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -117,20 +129,35 @@ impl Lab {
         )
     }
 
-    /// The distinct MACs that answer ARP for `vip`, asked from `host` with arping
-    /// (two requests, at most 2 s). Empty: nobody holds it.
+    /// The distinct MACs that answer for `vip`, asked from `host`: ARP with
+    /// arping (two requests, at most 2 s) for an IPv4 VIP, neighbour
+    /// solicitation with ndisc6 (two, every answer kept, at most 2 s) for an
+    /// IPv6 one. Empty: nobody holds it.
     pub fn vip_owners(&self, host: &str, vip: &str) -> Result<BTreeSet<String>, LabError> {
         let iface = self.host(host)?.iface.clone();
+        let (tool, args): (&str, Vec<&str>) = if vip.contains(':') {
+            (
+                "ndisc6",
+                vec!["-m", "-n", "-r", "2", "-w", "1000", vip, &iface],
+            )
+        } else {
+            ("arping", vec!["-c", "2", "-w", "2", "-i", &iface, vip])
+        };
         let out = self
-            .command(host, "arping")?
-            .args(["-c", "2", "-w", "2", "-i", &iface, vip])
+            .command(host, tool)?
+            .args(args)
             .output()
             .map_err(|source| LabError::Spawn {
-                command: format!("arping {vip}"),
+                command: format!("{tool} {vip}"),
                 source,
             })?;
-        // Exit 1 means "no reply", which is an answer, not an error.
-        Ok(parse_arping_macs(&String::from_utf8_lossy(&out.stdout)))
+        // A non-zero exit means "no reply", which is an answer, not an error.
+        let text = String::from_utf8_lossy(&out.stdout);
+        Ok(if vip.contains(':') {
+            parse_ndisc6_macs(&text)
+        } else {
+            parse_arping_macs(&text)
+        })
     }
 
     /// The MAC of `host`'s lab interface.
@@ -147,6 +174,19 @@ impl Lab {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ndisc6_output_is_parsed_into_distinct_macs() {
+        let out = "Soliciting 2001:db8::3 (2001:db8::3) on eth0...\n\
+                   Target link-layer address: 02:00:00:00:00:05\n from 2001:db8::3\n\
+                   Target link-layer address: 02:00:00:00:00:0A\n from 2001:db8::3\n\
+                   Target link-layer address: 02:00:00:00:00:05\n from 2001:db8::3\n";
+        assert_eq!(
+            parse_ndisc6_macs(out).into_iter().collect::<Vec<_>>(),
+            vec!["02:00:00:00:00:05", "02:00:00:00:00:0a"]
+        );
+        assert!(parse_ndisc6_macs("Soliciting 2001:db8::3\nTimed out.\nNo response.\n").is_empty());
+    }
 
     #[test]
     fn arping_output_is_parsed_into_distinct_macs() {

@@ -27,9 +27,9 @@ use super::report::Implementation;
 /// backup has heard a few adverts.
 const SETTLE: Duration = Duration::from_secs(2);
 
-/// S2's firewall: VRRP (IP protocol 112) dropped on a host's input, in table
+/// S2's firewall: VRRP (IP protocol or IPv6 next header 112) dropped on a host's input, in table
 /// `inet s2`.
-pub const VRRP_DROP: &str = "table inet s2 {\n chain input {\n  type filter hook input priority 0;\n  ip protocol 112 drop\n }\n}\n";
+pub const VRRP_DROP: &str = "table inet s2 {\n chain input {\n  type filter hook input priority 0;\n  meta l4proto 112 drop\n }\n}\n";
 
 /// One fault of the catalogue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

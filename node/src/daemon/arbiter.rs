@@ -5,13 +5,14 @@
 //! incidents to the log, the event stream and the watcher's outbox.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::config;
-use crate::net::arp::ArpRepr;
+use crate::net::neighbour::NeighbourSeen;
+use crate::net::pace::Probe;
 use crate::notify::events::Event;
 use crate::status::{self, ArbiterStatus};
 use crate::track;
@@ -53,9 +54,10 @@ pub(super) struct Arbiter {
     cfg: config::Arbiter,
     heartbeats: Vec<Heartbeat>,
     rounds: Vec<Option<OwnershipRound>>,
-    /// The routers that hold each (interface, IPv4 VIP): an ARP message finds
-    /// the rounds it answers by lookup, not by a scan of every round.
-    vip_routers: HashMap<(u32, Ipv4Addr), Vec<usize>>,
+    /// The routers that hold each (interface, VIP): an ARP or neighbour
+    /// discovery message finds the rounds it answers by lookup, not by a scan of
+    /// every round.
+    vip_routers: HashMap<(u32, IpAddr), Vec<usize>>,
     /// A probe was refused (the interface's queue is full) since one was last
     /// taken: logged once per such spell, not once per probe.
     probes_refused: bool,
@@ -370,21 +372,21 @@ impl Arbiter {
         }
     }
 
-    /// An ARP message on `ifindex` whose sender is not this node: evidence for any
-    /// running ownership round that probes that address.
-    pub(super) fn on_arp(&mut self, routers: &[Router], ifindex: u32, arp: &ArpRepr) {
+    /// Another node speaking for an address (ARP or neighbour discovery):
+    /// evidence for any running ownership round that probes that address.
+    pub(super) fn on_neighbour(&mut self, routers: &[Router], n: &NeighbourSeen) {
         if let Some(early) = &mut self.early {
-            early.on_arp(routers, ifindex, arp);
+            early.on_neighbour(routers, n);
         }
-        let Some(holders) = self.vip_routers.get(&(ifindex, arp.sender_ip)) else {
+        let Some(holders) = self.vip_routers.get(&(n.ifindex, n.ip)) else {
             return;
         };
         for &i in holders {
-            if arp.sender_mac == routers[i].mac {
+            if n.mac == routers[i].mac {
                 continue;
             }
             if let Some(round) = &mut self.rounds[i] {
-                round.answer(arp.sender_ip, arp.sender_mac);
+                round.answer(n.ip, n.mac);
             }
         }
     }
@@ -417,10 +419,7 @@ impl Arbiter {
                     if let Some(mac) = mac {
                         debug!(instance = %r.cfg.name, %vip, mac = %format_mac(&mac), "VIP answered by another MAC");
                     }
-                    if let Err(e) =
-                        arb.policy
-                            .handle_ownership(now, &r.cfg.name, IpAddr::V4(vip), mac)
-                    {
+                    if let Err(e) = arb.policy.handle_ownership(now, &r.cfg.name, vip, mac) {
                         warn!(instance = %r.cfg.name, error = %e, "ownership answer not taken");
                     }
                 }
@@ -517,23 +516,24 @@ impl Arbiter {
             if !wants || self.rounds[i].is_some() {
                 continue;
             }
-            let IpAddr::V4(src) = r.primary else {
-                // IPv6 ownership would take neighbour solicitations: not probed.
-                continue;
-            };
+            // ARP for an IPv4 instance, neighbour solicitation for an IPv6 one
+            // (from its link-local), through the interface's queue of that family.
             let Some(queue) = inst
                 .ifaces
-                .get(&(r.ifindex, splitguard_vrrp::wire::Family::Ipv4))
+                .get(&(r.ifindex, r.family()))
                 .and_then(|f| f.probes.as_ref())
             else {
                 continue;
             };
-            let vips: Vec<Ipv4Addr> = r.ipv4_vips().collect();
+            let vips: Vec<IpAddr> = r.vip_addrs.clone();
             let mut last = now;
             let mut unprobed = Vec::new();
             for _ in 0..PROBE_REQUESTS_PER_ROUND {
                 for &vip in &vips {
-                    match queue.send(now, ArpRepr::probe(r.mac, src, vip)) {
+                    let Some(probe) = Probe::who_has(r.mac, r.primary, vip) else {
+                        continue;
+                    };
+                    match queue.send(now, probe) {
                         Ok(at) => last = last.max(at),
                         Err(e) => {
                             if !self.probes_refused {
@@ -601,11 +601,11 @@ impl Arbiter {
     }
 }
 
-/// The routers holding each IPv4 VIP, by interface.
-fn vip_routers(routers: &[Router]) -> HashMap<(u32, Ipv4Addr), Vec<usize>> {
-    let mut map: HashMap<(u32, Ipv4Addr), Vec<usize>> = HashMap::new();
+/// The routers holding each VIP, by interface.
+fn vip_routers(routers: &[Router]) -> HashMap<(u32, IpAddr), Vec<usize>> {
+    let mut map: HashMap<(u32, IpAddr), Vec<usize>> = HashMap::new();
     for (i, r) in routers.iter().enumerate() {
-        for vip in r.ipv4_vips() {
+        for &vip in &r.vip_addrs {
             map.entry((r.ifindex, vip)).or_default().push(i);
         }
     }

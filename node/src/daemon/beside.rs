@@ -1,21 +1,23 @@
 //! Owns what `splitguard watch` adds beside a running keepalived, which holds the
-//! VIPs there: the `[[watch]]` VIPs found on their interfaces (ARP sockets and
-//! VRRP captures on them), their re-read when netlink events were lost, and the
+//! VIPs there: the `[[watch]]` VIPs found on their interfaces (ARP or neighbour
+//! discovery sockets and VRRP captures on them), their re-read when netlink events were lost, and the
 //! `watch_actions` commands that DEMOTE and RESUME replies run.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::{Config, Role, WatchActions};
-use crate::net::arp::ArpRepr;
 use crate::net::arp_socket::ArpSocket;
-use crate::net::netlink::Netlink;
-use crate::net::pace::ProbeQueue;
+use crate::net::ndisc::NdiscSocket;
+use crate::net::neighbour::NeighbourSeen;
+use crate::net::netlink::{AddrInfo, Netlink};
+use crate::net::pace::{ProbeQueue, ProbeSocket};
 use crate::watch::reply::{Confirmation, OwnerAction};
 use crate::watch::{VipSite, Watcher};
-use anyhow::{Context, bail};
+use anyhow::Context;
+use splitguard_vrrp::wire::Family;
 use splitguard_watchdog::core::classify::{AdvertSeen, ExpectedRole, WatchedVip};
 use splitguard_watchdog::io::dispatch::Delivery;
 use tokio::sync::mpsc;
@@ -34,23 +36,20 @@ pub(super) struct Beside {
 
 impl Beside {
     /// Finds each `[[watch]]` VIP's interface and this node's address there,
-    /// opens the ARP sockets and captures (feeding `arps` and `adverts`) and
-    /// starts the watcher.
+    /// opens the neighbour sockets (ARP, or neighbour discovery for IPv6 VIPs)
+    /// and captures (feeding `neighbours` and `adverts`) and starts the watcher.
     pub async fn start(
         cfg: &Config,
         nl: &Netlink,
         reports: mpsc::UnboundedSender<Delivery>,
         adverts: mpsc::Sender<AdvertSeen>,
-        arps: mpsc::Sender<(u32, ArpRepr)>,
+        neighbours: mpsc::Sender<NeighbourSeen>,
     ) -> anyhow::Result<(Beside, Watching)> {
         let mut vips = Vec::new();
         let mut sites = Vec::new();
-        let mut arp_socks: BTreeMap<u32, Arc<ArpSocket>> = BTreeMap::new();
+        let mut socks: BTreeMap<(u32, Family), ProbeSocket> = BTreeMap::new();
         let mut ifindexes: BTreeMap<u32, String> = BTreeMap::new();
         for w in &cfg.watches {
-            let IpAddr::V4(vip) = w.vip else {
-                bail!("watch {}: IPv6 VIPs are not watched yet", w.vip);
-            };
             let link = nl
                 .link_by_name(&w.interface)
                 .await
@@ -59,23 +58,33 @@ impl Beside {
                 .mac
                 .with_context(|| format!("interface {} has no Ethernet address", w.interface))?;
             let addrs = nl.addresses(link.index).await?;
-            let source = addrs
-                .iter()
-                .filter(|a| !a.secondary && a.addr != w.vip)
-                .find_map(|a| match a.addr {
-                    IpAddr::V4(v) => Some(v),
-                    IpAddr::V6(_) => None,
-                })
-                .with_context(|| {
-                    format!(
-                        "interface {} has no IPv4 address of its own to probe from",
-                        w.interface
-                    )
-                })?;
-            if let std::collections::btree_map::Entry::Vacant(e) = arp_socks.entry(link.index) {
-                e.insert(Arc::new(ArpSocket::open(link.index).with_context(
-                    || format!("open ARP socket on {} (needs CAP_NET_RAW)", w.interface),
-                )?));
+            let family = Family::of(w.vip);
+            let source = probe_source(&addrs, w.vip).with_context(|| {
+                format!(
+                    "interface {} has no usable {} address of its own to probe {} from",
+                    w.interface,
+                    match family {
+                        Family::Ipv4 => "IPv4",
+                        Family::Ipv6 => "IPv6",
+                    },
+                    w.vip
+                )
+            })?;
+            if let std::collections::btree_map::Entry::Vacant(e) = socks.entry((link.index, family))
+            {
+                let sock = match family {
+                    Family::Ipv4 => {
+                        ProbeSocket::Arp(Arc::new(ArpSocket::open(link.index).with_context(
+                            || format!("open ARP socket on {} (needs CAP_NET_RAW)", w.interface),
+                        )?))
+                    }
+                    Family::Ipv6 => ProbeSocket::Nd(Arc::new(
+                        NdiscSocket::open_probe(&w.interface, link.index).with_context(|| {
+                            format!("open ICMPv6 socket on {} (needs CAP_NET_RAW)", w.interface)
+                        })?,
+                    )),
+                };
+                e.insert(sock);
             }
             ifindexes.insert(link.index, w.interface.clone());
             vips.push(WatchedVip {
@@ -90,27 +99,27 @@ impl Beside {
                 expected: None,
             });
             sites.push(VipSite {
-                vip,
+                vip: w.vip,
                 ifindex: link.index,
                 mac,
                 source,
             });
         }
-        let watched: HashSet<Ipv4Addr> = sites.iter().map(|s| s.vip).collect();
+        let watched: HashSet<IpAddr> = sites.iter().map(|s| s.vip).collect();
         let mut probes = BTreeMap::new();
-        for (&ifindex, sock) in &arp_socks {
-            probes.insert(ifindex, ProbeQueue::start(sock.clone()));
+        for (&(ifindex, family), sock) in &socks {
+            probes.insert((ifindex, family), ProbeQueue::start(sock.clone()));
             // keepalived does the claiming: no requests of ours to answer.
-            crate::watch::spawn_arp_receiver(
+            crate::watch::spawn_neighbour_receiver(
                 ifindex,
                 sock.clone(),
                 watched.clone(),
                 HashSet::new(),
-                arps.clone(),
+                neighbours.clone(),
             );
-            if let Some(name) = ifindexes.get(&ifindex) {
-                crate::watch::spawn_capture(ifindex, name, adverts.clone())?;
-            }
+        }
+        for (&ifindex, name) in &ifindexes {
+            crate::watch::spawn_capture(ifindex, name, adverts.clone())?;
         }
         let watcher = Watcher::start(cfg, vips, sites.clone(), probes, reports)?;
         let watching = Watching::new(watcher, ifindexes.keys().copied().collect::<BTreeSet<_>>());
@@ -131,9 +140,9 @@ impl Beside {
                 .addresses(s.ifindex)
                 .await?
                 .iter()
-                .any(|a| a.addr == IpAddr::V4(s.vip));
+                .any(|a| a.addr == s.vip && a.usable);
             if present {
-                w.watcher.on_addr(now, IpAddr::V4(s.vip), true).await;
+                w.watcher.on_addr(now, s.vip, true).await;
             }
         }
         Ok(())
@@ -147,11 +156,9 @@ impl Beside {
                 .nl
                 .addresses(s.ifindex)
                 .await
-                .map(|l| l.iter().any(|a| a.addr == IpAddr::V4(s.vip)))
+                .map(|l| l.iter().any(|a| a.addr == s.vip && a.usable))
                 .unwrap_or(false);
-            w.watcher
-                .on_addr(Instant::now(), IpAddr::V4(s.vip), present)
-                .await;
+            w.watcher.on_addr(Instant::now(), s.vip, present).await;
         }
     }
 
@@ -186,5 +193,80 @@ impl Beside {
         } else {
             info!(word, "reply command ran");
         }
+    }
+}
+
+/// This node's own address to probe `vip` from: a usable primary address of the
+/// VIP's family on the interface, never the VIP itself. For IPv6 the link-local
+/// comes first: it is always on-link, as the VIP's other holder is, and it is
+/// what VRRP itself speaks from.
+fn probe_source(addrs: &[AddrInfo], vip: IpAddr) -> Option<IpAddr> {
+    let mut candidates = addrs
+        .iter()
+        .filter(|a| a.usable && !a.secondary && a.addr != vip)
+        .filter(|a| Family::of(a.addr) == Family::of(vip))
+        .map(|a| a.addr);
+    match vip {
+        IpAddr::V4(_) => candidates.next(),
+        IpAddr::V6(_) => {
+            let all: Vec<IpAddr> = candidates.collect();
+            all.iter()
+                .find(|a| matches!(a, IpAddr::V6(v) if v.is_unicast_link_local()))
+                .or_else(|| all.first())
+                .copied()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(a: &str, secondary: bool, usable: bool) -> AddrInfo {
+        AddrInfo {
+            index: 2,
+            addr: a.parse().unwrap(),
+            prefix_len: 64,
+            label: None,
+            secondary,
+            usable,
+        }
+    }
+
+    #[test]
+    fn probes_leave_from_a_usable_own_address_of_the_vips_family() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let addrs = [
+            addr("192.0.2.3", false, true),
+            addr("192.0.2.6", false, true),
+            addr("2001:db8::3", false, true),
+            addr("2001:db8::6", false, true),
+            addr("fe80::ff:fe00:6", false, true),
+        ];
+        assert_eq!(probe_source(&addrs, ip("192.0.2.3")), Some(ip("192.0.2.6")));
+        assert_eq!(
+            probe_source(&addrs, ip("2001:db8::3")),
+            Some(ip("fe80::ff:fe00:6")),
+            "link-local first"
+        );
+        let global_only = [
+            addr("2001:db8::6", false, true),
+            addr("fe80::1", false, false),
+        ];
+        assert_eq!(
+            probe_source(&global_only, ip("2001:db8::3")),
+            Some(ip("2001:db8::6")),
+            "a tentative link-local is skipped"
+        );
+        let none = [
+            addr("2001:db8::3", false, true),
+            addr("192.0.2.6", false, true),
+        ];
+        assert_eq!(probe_source(&none, ip("2001:db8::3")), None);
+        assert_eq!(
+            probe_source(&[addr("192.0.2.6", true, true)], ip("192.0.2.3")),
+            None,
+            "secondaries are not the node's own"
+        );
     }
 }

@@ -4,7 +4,7 @@
 //! the early claims, for the decisions `splitguard_arbiter::early` makes.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,8 +15,9 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::config;
-use crate::net::arp::ArpRepr;
+use crate::net::neighbour::NeighbourSeen;
 use crate::net::netlink::in_prefix;
+use crate::net::pace::Probe;
 use crate::notify::events::Event;
 
 use super::instances::Instances;
@@ -39,7 +40,7 @@ pub struct EchoResult {
 struct Round {
     ends: Instant,
     ifindex: u32,
-    asked: Vec<Ipv4Addr>,
+    asked: Vec<IpAddr>,
     answered: Option<IpAddr>,
 }
 
@@ -51,7 +52,7 @@ pub(super) struct Early {
     /// (interface, address) → the routers whose round asks for it (a set: a
     /// lost peer's address is asked by every router that follows it, and each
     /// round's end removes one).
-    asked: HashMap<(u32, Ipv4Addr), HashSet<usize>>,
+    asked: HashMap<(u32, IpAddr), HashSet<usize>>,
     ends: BTreeSet<(Instant, usize)>,
     /// What each router was last reported to follow.
     follows: Vec<Option<(IpAddr, Duration)>>,
@@ -107,17 +108,18 @@ impl Early {
         self.core.handle_echo(now, e.peer, e.sent, e.ok);
     }
 
-    /// ARP from another node: an answer to any round that asked for its address.
-    pub(super) fn on_arp(&mut self, routers: &[Router], ifindex: u32, arp: &ArpRepr) {
-        let Some(asking) = self.asked.get(&(ifindex, arp.sender_ip)) else {
+    /// Another node speaking for an address (ARP or neighbour discovery): an
+    /// answer to any round that asked for it.
+    pub(super) fn on_neighbour(&mut self, routers: &[Router], n: &NeighbourSeen) {
+        let Some(asking) = self.asked.get(&(n.ifindex, n.ip)) else {
             return;
         };
         for &i in asking {
-            if arp.sender_mac == routers[i].mac {
+            if n.mac == routers[i].mac {
                 continue;
             }
             if let Some(r) = self.rounds[i].as_mut() {
-                r.answered.get_or_insert(IpAddr::V4(arp.sender_ip));
+                r.answered.get_or_insert(n.ip);
             }
         }
     }
@@ -234,28 +236,22 @@ impl Early {
     /// wait after its last request leaves.
     fn confirm(&mut self, now: Instant, inst: &Instances, i: usize, peer: IpAddr) {
         let r = &inst.routers()[i];
-        let (IpAddr::V4(src), IpAddr::V4(peer4)) = (r.primary, peer) else {
-            // IPv6 confirmation would take neighbour solicitations.
+        let Some(iface) = inst.ifaces.get(&(r.ifindex, r.family())) else {
             self.core.handle_confirmation(now, i, Some(peer));
             return;
         };
-        let Some(iface) = inst
-            .ifaces
-            .get(&(r.ifindex, splitguard_vrrp::wire::Family::Ipv4))
-        else {
-            self.core.handle_confirmation(now, i, Some(peer));
-            return;
-        };
-        if !iface
-            .subnets
-            .iter()
-            .any(|&(net, len)| in_prefix(peer4, net, len))
-        {
-            // A routed (unicast) peer never answers our ARP, dead or alive: its
-            // silence proves nothing, so the down timer decides.
+        let on_link = matches!(peer, IpAddr::V6(p) if p.is_unicast_link_local())
+            || iface
+                .subnets
+                .iter()
+                .any(|&(net, len)| in_prefix(peer, net, len));
+        if !on_link {
+            // A routed (unicast) peer never answers our ARP or neighbour
+            // solicitation, dead or alive: its silence proves nothing, so the
+            // down timer decides.
             if self.off_link.insert(peer) {
                 info!(instance = %r.cfg.name, %peer, interface = %iface.name,
-                    "no early takeover for a peer off this interface's subnets: ARP cannot confirm it dead");
+                    "no early takeover for a peer off this interface's subnets: ARP or neighbour discovery cannot confirm it dead");
             }
             self.core.handle_off_link(i);
             return;
@@ -264,12 +260,17 @@ impl Early {
             self.core.handle_confirmation(now, i, Some(peer));
             return;
         };
-        let mut asked = vec![peer4];
-        asked.extend(r.ipv4_vips());
+        let mut asked = vec![peer];
+        asked.extend(r.vip_addrs.iter().copied());
         let mut last = now;
         for _ in 0..CONFIRM_REQUESTS {
             for &target in &asked {
-                match queue.send(now, ArpRepr::probe(r.mac, src, target)) {
+                let Some(probe) = Probe::who_has(r.mac, r.primary, target) else {
+                    // A peer of the other family cannot be confirmed here.
+                    self.core.handle_confirmation(now, i, Some(peer));
+                    return;
+                };
+                match queue.send(now, probe) {
                     Ok(at) => last = last.max(at),
                     Err(e) => {
                         // Unasked is unconfirmed: no early claim on partial evidence.

@@ -8,7 +8,7 @@
 use std::time::Instant;
 
 use crate::control::CommandRequest;
-use crate::net::arp::ArpRepr;
+use crate::net::neighbour::NeighbourSeen;
 use crate::net::netlink::NetEvent;
 use crate::track::TrackerUpdate;
 use anyhow::Context;
@@ -35,8 +35,8 @@ pub(super) enum Input {
     Probe(ProbeResult),
     /// An early-takeover liveness echo's outcome.
     Echo(EchoResult),
-    /// ARP about a watched VIP, on an interface index.
-    Arp(u32, ArpRepr),
+    /// ARP or neighbour discovery about a watched address, or an answer to us.
+    Neighbour(NeighbourSeen),
     /// A VRRP advert seen by a capture.
     Advert(AdvertSeen),
     /// An alert delivery report.
@@ -60,7 +60,7 @@ pub(super) struct Inputs {
     pub trackers: Option<mpsc::Receiver<TrackerUpdate>>,
     pub probes: Option<mpsc::Receiver<ProbeResult>>,
     pub echoes: Option<mpsc::Receiver<EchoResult>>,
-    pub arps: mpsc::Receiver<(u32, ArpRepr)>,
+    pub neighbours: mpsc::Receiver<NeighbourSeen>,
     pub adverts: mpsc::Receiver<AdvertSeen>,
     pub deliveries: mpsc::UnboundedReceiver<Delivery>,
     pub replies: Option<mpsc::Receiver<ReplyEvent>>,
@@ -90,7 +90,7 @@ impl Inputs {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         net: mpsc::UnboundedReceiver<NetEvent>,
-        arps: mpsc::Receiver<(u32, ArpRepr)>,
+        neighbours: mpsc::Receiver<NeighbourSeen>,
         adverts: mpsc::Receiver<AdvertSeen>,
         deliveries: mpsc::UnboundedReceiver<Delivery>,
         replies: Option<mpsc::Receiver<ReplyEvent>>,
@@ -102,7 +102,7 @@ impl Inputs {
             trackers: None,
             probes: None,
             echoes: None,
-            arps,
+            neighbours,
             adverts,
             deliveries,
             replies,
@@ -156,7 +156,7 @@ impl Inputs {
             }
             Some(p) = recv(&mut self.probes) => Input::Probe(p),
             Some(e) = recv(&mut self.echoes) => Input::Echo(e),
-            Some((ifindex, a)) = self.arps.recv() => Input::Arp(ifindex, a),
+            Some(n) = self.neighbours.recv() => Input::Neighbour(n),
             Some(adv) = self.adverts.recv() => Input::Advert(adv),
             Some(d) = self.deliveries.recv() => Input::Delivery(d),
             Some(ev) = recv(&mut self.replies) => Input::Reply(ev),

@@ -12,7 +12,7 @@
 //! second owner until the next transition.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -35,13 +35,23 @@ use tracing::{debug, error, info, warn};
 use super::outputs::{InstanceReport, Outputs};
 use super::router::{Router, interface_tracker, script_tracker};
 use super::schedule::{Deadlines, Touched};
-use crate::net::pace::{Pacer, ProbeQueue};
+use crate::net::pace::{Pacer, ProbeQueue, ProbeSocket};
 
 /// How takeovers are announced on a segment: gratuitous ARP for IPv4 VIPs,
 /// unsolicited neighbour advertisements for IPv6 ones.
 pub(super) enum Announcer {
     Arp(Arc<ArpSocket>),
-    Nd(NdiscSocket),
+    Nd(Arc<NdiscSocket>),
+}
+
+impl Announcer {
+    /// The same socket, as the probe queue and the neighbour receiver take it.
+    pub fn probe_socket(&self) -> ProbeSocket {
+        match self {
+            Announcer::Arp(s) => ProbeSocket::Arp(s.clone()),
+            Announcer::Nd(s) => ProbeSocket::Nd(s.clone()),
+        }
+    }
 }
 
 /// The sockets of one interface and address family that carries instances.
@@ -51,12 +61,14 @@ pub(super) struct Iface {
     pub announcer: Announcer,
     /// Slots for GARP repeats and refreshes on this interface.
     garp_pacer: Pacer,
-    /// The paced ARP probes of this interface (IPv4 only), shared by the
-    /// arbiter's ownership rounds and the watcher.
+    /// The paced probes of this interface and family (ARP requests or
+    /// neighbour solicitations), shared by the arbiter's ownership rounds, early
+    /// takeover and the watcher.
     pub probes: Option<Arc<ProbeQueue>>,
-    /// The IPv4 networks of the interface's addresses when it was opened: a
-    /// peer outside them is routed, and ARP cannot say whether it lives.
-    pub subnets: Vec<(Ipv4Addr, u8)>,
+    /// The networks of the interface's addresses of this family when it was
+    /// opened: a peer outside them (and, for IPv6, not link-local) is routed,
+    /// and neither ARP nor neighbour discovery can say whether it lives.
+    pub subnets: Vec<(IpAddr, u8)>,
 }
 
 /// At most one instance's GARP repeat (or refresh) per interface this often: 251
@@ -360,15 +372,14 @@ impl Instances {
             ),
             IpAddr::V6(src) => (
                 VrrpSocket::open_v6(name, index, src)?,
-                Announcer::Nd(NdiscSocket::open(name, index).with_context(|| {
-                    format!("open ICMPv6 socket on {name} (needs CAP_NET_RAW)")
-                })?),
+                Announcer::Nd(Arc::new(
+                    NdiscSocket::open_probe(name, index).with_context(|| {
+                        format!("open ICMPv6 socket on {name} (needs CAP_NET_RAW)")
+                    })?,
+                )),
             ),
         };
-        let probes = match &announcer {
-            Announcer::Arp(sock) => Some(ProbeQueue::start(sock.clone())),
-            Announcer::Nd(_) => None,
-        };
+        let probes = Some(ProbeQueue::start(announcer.probe_socket()));
         let vrrp = Arc::new(vrrp);
         let rx = vrrp.clone();
         let tx = dgrams.clone();
@@ -405,10 +416,8 @@ impl Instances {
                 probes,
                 subnets: addrs
                     .iter()
-                    .filter_map(|a| match a.addr {
-                        IpAddr::V4(v) if !v.is_loopback() => Some((v, a.prefix_len)),
-                        _ => None,
-                    })
+                    .filter(|a| !a.addr.is_loopback() && Family::of(a.addr) == family)
+                    .map(|a| (a.addr, a.prefix_len))
                     .collect(),
             },
         );

@@ -122,8 +122,8 @@ pub async fn run_until(
 
     let (reports_tx, reports_rx) = mpsc::unbounded_channel();
     let (adv_tx, adv_rx) = mpsc::channel(256);
-    let (arp_tx, arp_rx) = mpsc::channel(256);
-    let watching = Watching::start_on_instances(&cfg, &instances, reports_tx, adv_tx, arp_tx)
+    let (nb_tx, nb_rx) = mpsc::channel(256);
+    let watching = Watching::start_on_instances(&cfg, &instances, reports_tx, adv_tx, nb_tx)
         .context("watchdog")?;
     let (probe_tx, probe_rx) = mpsc::channel(64);
     let (echo_tx, echo_rx) = mpsc::channel(64);
@@ -146,7 +146,7 @@ pub async fn run_until(
 
     let reply_rx = crate::watch::start_reply_listener(&cfg).await?;
     let (control, cmd_rx) = Control::start(server, status_rx);
-    let mut inputs = Inputs::new(net_events, arp_rx, adv_rx, reports_rx, reply_rx, cmd_rx)?;
+    let mut inputs = Inputs::new(net_events, nb_rx, adv_rx, reports_rx, reply_rx, cmd_rx)?;
     inputs.datagrams = Some(dgram_rx);
     inputs.trackers = Some(track_rx);
     inputs.probes = Some(probe_rx);
@@ -199,15 +199,15 @@ pub async fn watch(cfg: Config) -> anyhow::Result<()> {
     let nl = Netlink::connect().context("open netlink")?;
     let net_events = netlink::subscribe().context("subscribe to netlink events")?;
 
-    let (arp_tx, arp_rx) = mpsc::channel(256);
+    let (nb_tx, nb_rx) = mpsc::channel(256);
     let (adv_tx, adv_rx) = mpsc::channel(256);
     let (reports_tx, reports_rx) = mpsc::unbounded_channel();
-    let (beside, mut watching) = Beside::start(&cfg, &nl, reports_tx, adv_tx, arp_tx).await?;
+    let (beside, mut watching) = Beside::start(&cfg, &nl, reports_tx, adv_tx, nb_tx).await?;
 
     let reply_rx = crate::watch::start_reply_listener(&cfg).await?;
     let (status_tx, status_rx) = watch::channel(Status::default());
     let (control, cmd_rx) = Control::start(server, status_rx);
-    let mut inputs = Inputs::new(net_events, arp_rx, adv_rx, reports_rx, reply_rx, cmd_rx)?;
+    let mut inputs = Inputs::new(net_events, nb_rx, adv_rx, reports_rx, reply_rx, cmd_rx)?;
 
     beside.present_at_start(&mut watching).await?;
     info!(node = %cfg.node, vips = cfg.watches.len(), channels = cfg.channels.len(), "splitguard watching");
@@ -297,14 +297,14 @@ impl Node {
                     arb.on_echo(e, now, instances, out).await;
                 }
             }
-            Input::Arp(ifindex, arp) => {
-                self.watching.on_arp(ifindex, &arp, now).await;
+            Input::Neighbour(n) => {
+                self.watching.on_neighbour(&n, now).await;
                 if let Owner::Instances {
                     instances,
                     arbiter: Some(arb),
                 } = &mut self.owner
                 {
-                    arb.on_arp(instances.routers(), ifindex, &arp);
+                    arb.on_neighbour(instances.routers(), &n);
                 }
             }
             Input::Advert(a) => self.watching.on_advert(a, now).await,

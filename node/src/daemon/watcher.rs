@@ -1,27 +1,29 @@
 //! Owns the watcher at work, in `run` and in `watch` alike: split-brain detection
-//! on the watched VIPs (the instances' IPv4 VIPs in `run`, the `[[watch]]` VIPs
+//! on the watched VIPs (the instances' VIPs in `run`, the `[[watch]]` VIPs
 //! beside keepalived), the alert engine, and the replies to its pages. It is fed
-//! the address events of the watched interfaces, the ARP and adverts seen there,
+//! the address events of the watched interfaces, the ARP, neighbour discovery
+//! and adverts seen there,
 //! and the incidents in the outbox; it decides replies, and the owner of the VIPs
 //! (the instances, or keepalived through `watch_actions`) carries them out.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use crate::config::Config;
-use crate::net::arp::ArpRepr;
+use crate::net::neighbour::NeighbourSeen;
 use crate::net::netlink::NetEvent;
 use crate::net::pace::ProbeQueue;
 use crate::watch::reply::{OwnerAction, ReplyOutcome};
 use crate::watch::{VipSite, Watcher};
+use splitguard_vrrp::wire::Family;
 use splitguard_watchdog::core::classify::{AdvertSeen, ExpectedRole, WatchedVip};
 use splitguard_watchdog::io::dispatch::Delivery;
 use splitguard_watchdog::io::reply::http::ReplyEvent;
 use tokio::sync::{mpsc, oneshot};
 
-use super::instances::{Announcer, Instances};
+use super::instances::Instances;
 use super::outputs::Outputs;
 use super::{Node, Owner};
 
@@ -42,26 +44,23 @@ impl Watching {
         Watching { watcher, ifindexes }
     }
 
-    /// In `run`: starts the watcher over the instances' IPv4 VIPs and the
-    /// receivers that feed it (and the arbiter): ARP about our VIPs and a VRRP
-    /// capture per IPv4 interface.
+    /// In `run`: starts the watcher over the instances' VIPs and the receivers
+    /// that feed it (and the arbiter): ARP or neighbour discovery about our VIPs
+    /// per interface and family, and one VRRP capture per interface.
     pub fn start_on_instances(
         cfg: &Config,
         inst: &Instances,
         reports: mpsc::UnboundedSender<Delivery>,
         adverts: mpsc::Sender<AdvertSeen>,
-        arps: mpsc::Sender<(u32, ArpRepr)>,
+        neighbours: mpsc::Sender<NeighbourSeen>,
     ) -> anyhow::Result<Watching> {
         let mut vips = Vec::new();
         let mut sites = Vec::new();
-        let mut probes: BTreeMap<u32, Arc<ProbeQueue>> = BTreeMap::new();
+        let mut probes: BTreeMap<(u32, Family), Arc<ProbeQueue>> = BTreeMap::new();
         for r in inst.routers() {
-            let IpAddr::V4(source) = r.primary else {
-                continue;
-            };
-            for vip in r.ipv4_vips() {
+            for &vip in &r.vip_addrs {
                 vips.push(WatchedVip {
-                    vip: IpAddr::V4(vip),
+                    vip,
                     interface: r.cfg.interface.clone(),
                     // The core knows this node's role; the classifier judges
                     // ownership only.
@@ -69,35 +68,45 @@ impl Watching {
                     instance: Some(r.cfg.name.clone()),
                     expected: Some(r.expected_advert()),
                 });
+                // The instance's primary is of its VIPs' family: the IPv4
+                // address, or the IPv6 link-local.
                 sites.push(VipSite {
                     vip,
                     ifindex: r.ifindex,
                     mac: r.mac,
-                    source,
+                    source: r.primary,
                 });
             }
         }
-        for (&(ifindex, _), iface) in &inst.ifaces {
-            let (Announcer::Arp(sock), Some(queue)) = (&iface.announcer, &iface.probes) else {
+        let mut captured = BTreeSet::new();
+        for (&(ifindex, family), iface) in &inst.ifaces {
+            let Some(queue) = &iface.probes else {
                 continue;
             };
-            probes.insert(ifindex, queue.clone());
-            let watched: HashSet<Ipv4Addr> = sites
+            probes.insert((ifindex, family), queue.clone());
+            let watched: HashSet<IpAddr> = sites
                 .iter()
-                .filter(|s| s.ifindex == ifindex)
+                .filter(|s| s.ifindex == ifindex && Family::of(s.vip) == family)
                 .map(|s| s.vip)
                 .collect();
-            let ours: HashSet<Ipv4Addr> = inst
+            let ours: HashSet<IpAddr> = inst
                 .routers()
                 .iter()
-                .filter(|r| r.ifindex == ifindex)
-                .filter_map(|r| match r.primary {
-                    IpAddr::V4(a) => Some(a),
-                    IpAddr::V6(_) => None,
-                })
+                .filter(|r| r.ifindex == ifindex && Family::of(r.primary) == family)
+                .map(|r| r.primary)
                 .collect();
-            crate::watch::spawn_arp_receiver(ifindex, sock.clone(), watched, ours, arps.clone());
-            crate::watch::spawn_capture(ifindex, &iface.name, adverts.clone())?;
+            crate::watch::spawn_neighbour_receiver(
+                ifindex,
+                iface.announcer.probe_socket(),
+                watched,
+                ours,
+                neighbours.clone(),
+            );
+            // A dual-stack interface carries two families, and one capture
+            // sees both.
+            if captured.insert(ifindex) {
+                crate::watch::spawn_capture(ifindex, &iface.name, adverts.clone())?;
+            }
         }
         let watcher = Watcher::start(cfg, vips, sites, probes, reports)?;
         // Address events on any instance's interface, as the instances see them.
@@ -108,8 +117,10 @@ impl Watching {
     /// Addresses arriving on or leaving a watched interface.
     pub async fn on_net_event(&mut self, ev: &NetEvent, now: Instant) {
         match ev {
+            // A tentative address is not held yet, and a dadfailed one is
+            // someone else's: only a usable one is present.
             NetEvent::AddrAdded(a) if self.ifindexes.contains(&a.index) => {
-                self.watcher.on_addr(now, a.addr, true).await;
+                self.watcher.on_addr(now, a.addr, a.usable).await;
             }
             NetEvent::AddrRemoved(a) if self.ifindexes.contains(&a.index) => {
                 self.watcher.on_addr(now, a.addr, false).await;
@@ -118,8 +129,8 @@ impl Watching {
         }
     }
 
-    pub async fn on_arp(&mut self, ifindex: u32, arp: &ArpRepr, now: Instant) {
-        self.watcher.on_arp(now, ifindex, arp).await;
+    pub async fn on_neighbour(&mut self, n: &NeighbourSeen, now: Instant) {
+        self.watcher.on_neighbour(now, n).await;
     }
 
     pub async fn on_advert(&mut self, a: AdvertSeen, now: Instant) {

@@ -11,7 +11,7 @@ use std::io::{self, IoSlice};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::os::fd::AsRawFd;
 
-use nix::sys::socket::{ControlMessage, MsgFlags, SockaddrIn6, sendmsg};
+use nix::sys::socket::{ControlMessage, MsgFlags, SockaddrIn6, sendmsg, setsockopt, sockopt};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
@@ -29,6 +29,9 @@ pub struct NdpReceived {
     /// The IPv6 source: the answering node's address (`::` for duplicate
     /// address detection).
     pub src: Ipv6Addr,
+    /// Where it was sent: this node's address for a solicited answer, a
+    /// multicast group otherwise.
+    pub dst: Ipv6Addr,
     pub repr: NdpRepr,
 }
 
@@ -57,6 +60,8 @@ impl NdiscSocket {
         NdiscSocket::over(interface, ifindex, |s| {
             pass_only(s, &[ICMPV6_NEIGHBOUR_SOLICIT, ICMPV6_NEIGHBOUR_ADVERT])?;
             s.set_recv_hoplimit_v6(true)?;
+            // The destination tells an answer to us from one to a group.
+            setsockopt(s, sockopt::Ipv6RecvPacketInfo, &true)?;
             s.set_unicast_hops_v6(255)
         })
     }
@@ -136,11 +141,12 @@ impl NdiscSocket {
             if ip.ttl != 255 {
                 continue;
             }
-            let IpAddr::V6(src) = ip.endpoints.src() else {
+            let (IpAddr::V6(src), IpAddr::V6(dst)) = (ip.endpoints.src(), ip.endpoints.dst())
+            else {
                 continue;
             };
             if let Ok(repr) = NdpRepr::parse(buf.get(..n).unwrap_or_default()) {
-                return Ok(NdpReceived { src, repr });
+                return Ok(NdpReceived { src, dst, repr });
             }
         }
     }

@@ -50,16 +50,27 @@ pub struct AddrInfo {
     pub prefix_len: u8,
     pub label: Option<String>,
     pub secondary: bool,
+    /// Neither tentative (IPv6 duplicate address detection still running: it
+    /// must not be a source yet, RFC 4862 §5.4) nor dadfailed (another node
+    /// answered for it: it is not ours to use). IPv4 addresses always are.
+    pub usable: bool,
 }
 
-/// Whether `addr` is in the network `net`/`prefix` (a prefix over 32 counts as 32).
-pub fn in_prefix(addr: Ipv4Addr, net: Ipv4Addr, prefix: u8) -> bool {
-    let mask = if prefix == 0 {
-        0
-    } else {
-        u32::MAX << (32 - u32::from(prefix.min(32)))
-    };
-    u32::from(addr) & mask == u32::from(net) & mask
+/// Whether `addr` is in the network `net`/`prefix` (a prefix longer than the
+/// address counts as the whole address); never across families.
+pub fn in_prefix(addr: IpAddr, net: IpAddr, prefix: u8) -> bool {
+    fn masked(a: u128, b: u128, bits: u32, prefix: u8) -> bool {
+        let p = u32::from(prefix).min(bits);
+        let mask = if p == 0 { 0 } else { u128::MAX << (128 - p) };
+        (a << (128 - bits)) & mask == (b << (128 - bits)) & mask
+    }
+    match (addr, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            masked(u32::from(a).into(), u32::from(n).into(), 32, prefix)
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => masked(a.into(), n.into(), 128, prefix),
+        _ => false,
+    }
 }
 
 /// A change the kernel announced.
@@ -127,6 +138,10 @@ fn addr_info(msg: &AddressMessage) -> Option<AddrInfo> {
         prefix_len: msg.header.prefix_len,
         label,
         secondary: msg.header.flags.contains(AddressHeaderFlags::Secondary),
+        usable: !msg
+            .header
+            .flags
+            .intersects(AddressHeaderFlags::Tentative | AddressHeaderFlags::Dadfailed),
     })
 }
 
@@ -368,4 +383,61 @@ pub fn subscribe() -> Result<mpsc::UnboundedReceiver<NetEvent>, NetlinkError> {
         }
     });
     Ok(rx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(addr: IpAddr, flags: AddressHeaderFlags) -> AddressMessage {
+        let mut m = AddressMessage::default();
+        m.header.family = match addr {
+            IpAddr::V4(_) => AddressFamily::Inet,
+            IpAddr::V6(_) => AddressFamily::Inet6,
+        };
+        m.header.index = 7;
+        m.header.prefix_len = 64;
+        m.header.flags = flags;
+        m.attributes.push(AddressAttribute::Address(addr));
+        m
+    }
+
+    #[test]
+    fn tentative_and_dadfailed_addresses_are_not_usable() {
+        let a: IpAddr = "2001:db8::3".parse().unwrap();
+        let info = addr_info(&message(a, AddressHeaderFlags::Permanent)).expect("address");
+        assert_eq!((info.index, info.addr, info.prefix_len), (7, a, 64));
+        assert!(info.usable);
+        for f in [AddressHeaderFlags::Tentative, AddressHeaderFlags::Dadfailed] {
+            let info = addr_info(&message(a, f | AddressHeaderFlags::Permanent)).expect("address");
+            assert!(!info.usable, "{f:?}");
+        }
+        let v4 = addr_info(&message(
+            "192.0.2.3".parse().unwrap(),
+            AddressHeaderFlags::Secondary,
+        ))
+        .expect("address");
+        assert!(v4.usable && v4.secondary);
+    }
+
+    #[test]
+    fn prefixes_match_within_one_family() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(in_prefix(ip("192.0.2.3"), ip("192.0.2.255"), 24));
+        assert!(!in_prefix(ip("192.0.2.3"), ip("192.0.3.1"), 24));
+        assert!(in_prefix(ip("192.0.2.3"), ip("10.0.0.1"), 0));
+        assert!(
+            in_prefix(ip("192.0.2.3"), ip("192.0.2.3"), 40),
+            "over 32 counts as 32"
+        );
+        assert!(!in_prefix(ip("192.0.2.3"), ip("192.0.2.4"), 32));
+        assert!(in_prefix(ip("2001:db8::3"), ip("2001:db8::ffff"), 64));
+        assert!(!in_prefix(ip("2001:db8:1::3"), ip("2001:db8::6"), 64));
+        assert!(in_prefix(ip("2001:db8::3"), ip("::"), 0));
+        assert!(!in_prefix(ip("2001:db8::3"), ip("2001:db8::4"), 128));
+        assert!(
+            !in_prefix(ip("192.0.2.3"), ip("::"), 0),
+            "never across families"
+        );
+    }
 }

@@ -1,7 +1,8 @@
 //! Owns the pacing of what this node sends on one interface beyond its adverts:
-//! send slots ([`Pacer`], pure) for GARP repeats and ARP probes, and the probe
-//! queue ([`ProbeQueue`]) through which the arbiter's ownership rounds and the
-//! watcher's probes leave. With hundreds of VIPs, every instance going overdue
+//! send slots ([`Pacer`], pure) for GARP repeats and probes, and the probe
+//! queue ([`ProbeQueue`], one per interface and family: ARP requests, or
+//! neighbour solicitations) through which the arbiter's ownership rounds, early
+//! takeover's confirmations and the watcher's probes leave. With hundreds of VIPs, every instance going overdue
 //! at once (the master's cable pulled) would otherwise put a burst of two
 //! requests per VIP on the segment in one instant, round after round; the queue
 //! holds them to one per [`PROBE_GAP`] and says when each leaves, so a round
@@ -13,8 +14,11 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tracing::warn;
 
+use std::net::{IpAddr, Ipv6Addr};
+
 use super::arp::ArpRepr;
 use super::arp_socket::ArpSocket;
+use super::ndisc::NdiscSocket;
 
 /// Hands out send slots on one interface, at most one per `gap`. A mass takeover
 /// starts hundreds of GARP bursts in one step: their first announcements go out
@@ -51,7 +55,47 @@ impl Pacer {
     }
 }
 
-/// One ARP probe per interface this often at most: 1,000 a second, so 251 VIPs'
+/// "Who has this address?", in the family's own protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probe {
+    Arp(ArpRepr),
+    /// A neighbour solicitation for `target` from `src` (never `::`), carrying `mac`.
+    Solicit {
+        src: Ipv6Addr,
+        mac: [u8; 6],
+        target: Ipv6Addr,
+    },
+}
+
+impl Probe {
+    /// The request for `target` from this node's `src` and `mac`; None when the
+    /// two addresses are not of one family.
+    pub fn who_has(mac: [u8; 6], src: IpAddr, target: IpAddr) -> Option<Probe> {
+        match (src, target) {
+            (IpAddr::V4(src), IpAddr::V4(target)) => {
+                Some(Probe::Arp(ArpRepr::probe(mac, src, target)))
+            }
+            (IpAddr::V6(src), IpAddr::V6(target)) => Some(Probe::Solicit { src, mac, target }),
+            _ => None,
+        }
+    }
+
+    pub fn target(&self) -> IpAddr {
+        match *self {
+            Probe::Arp(r) => IpAddr::V4(r.target_ip),
+            Probe::Solicit { target, .. } => IpAddr::V6(target),
+        }
+    }
+}
+
+/// The socket an interface's probes leave through.
+#[derive(Clone)]
+pub enum ProbeSocket {
+    Arp(Arc<ArpSocket>),
+    Nd(Arc<NdiscSocket>),
+}
+
+/// One probe per interface this often at most: 1,000 a second, so 251 VIPs'
 /// two-request rounds take half a second of the segment, not one instant.
 pub const PROBE_GAP: Duration = Duration::from_millis(1);
 /// Probes waiting on one interface at most: every round of every VIP twice over
@@ -71,31 +115,31 @@ pub enum ProbeRefused {
     Stopped,
 }
 
-/// The ARP probes of one interface, sent by a task of their own one per
+/// The probes of one interface and family, sent by a task of their own one per
 /// [`PROBE_GAP`] at most, in the order queued.
 pub struct ProbeQueue {
     slots: Mutex<Pacer>,
-    tx: mpsc::Sender<ArpRepr>,
+    tx: mpsc::Sender<Probe>,
 }
 
 impl ProbeQueue {
     /// Starts the sender task for `sock` (inside a tokio runtime); it ends when
     /// the queue is dropped.
-    pub fn start(sock: Arc<ArpSocket>) -> Arc<ProbeQueue> {
+    pub fn start(sock: ProbeSocket) -> Arc<ProbeQueue> {
         let (tx, rx) = mpsc::channel(PROBE_QUEUE);
         tokio::spawn(send_paced(sock, rx));
         Arc::new(ProbeQueue::over(tx))
     }
 
-    fn over(tx: mpsc::Sender<ArpRepr>) -> ProbeQueue {
+    fn over(tx: mpsc::Sender<Probe>) -> ProbeQueue {
         ProbeQueue {
             slots: Mutex::new(Pacer::new(PROBE_GAP)),
             tx,
         }
     }
 
-    /// Queues `repr` for the first free slot and returns when it leaves.
-    pub fn send(&self, now: Instant, repr: ArpRepr) -> Result<Instant, ProbeRefused> {
+    /// Queues `probe` for the first free slot and returns when it leaves.
+    pub fn send(&self, now: Instant, probe: Probe) -> Result<Instant, ProbeRefused> {
         // Only the event loop's thread queues; the lock is never contended.
         let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
         if slots.free_at(now) > now + PROBE_HORIZON {
@@ -106,7 +150,7 @@ impl ProbeQueue {
             mpsc::error::TrySendError::Closed(()) => ProbeRefused::Stopped,
         })?;
         let at = slots.slot(now);
-        permit.send(repr);
+        permit.send(probe);
         Ok(at)
     }
 }
@@ -116,14 +160,24 @@ impl ProbeQueue {
 /// runtime's timer ticks in milliseconds, so a strict one-per-gap would halve
 /// the rate). A task that ran late loses its credit rather than catching up:
 /// a stalled runtime does not turn into a burst.
-async fn send_paced(sock: Arc<ArpSocket>, mut rx: mpsc::Receiver<ArpRepr>) {
+async fn send_paced(sock: ProbeSocket, mut rx: mpsc::Receiver<Probe>) {
     let mut rate = Rate::new(PROBE_GAP, PROBE_BURST);
-    while let Some(repr) = rx.recv().await {
+    while let Some(probe) = rx.recv().await {
         if let Some(at) = rate.wait_until(Instant::now()) {
             tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
         }
-        if let Err(e) = sock.broadcast(&repr).await {
-            warn!(vip = %repr.target_ip, error = %e, "ownership probe not sent");
+        let sent = match (&sock, probe) {
+            (ProbeSocket::Arp(s), Probe::Arp(repr)) => s.broadcast(&repr).await,
+            (ProbeSocket::Nd(s), Probe::Solicit { src, mac, target }) => {
+                s.solicit(src, mac, target).await
+            }
+            _ => Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "probe of the other address family than the interface's queue",
+            )),
+        };
+        if let Err(e) = sent {
+            warn!(vip = %probe.target(), error = %e, "ownership probe not sent");
         }
         rate.sent(Instant::now());
     }
@@ -184,12 +238,34 @@ mod tests {
         assert_eq!(p.slot(ms(150)), ms(201));
     }
 
-    fn probe(k: u8) -> ArpRepr {
-        ArpRepr::probe(
+    fn probe(k: u8) -> Probe {
+        Probe::Arp(ArpRepr::probe(
             [2, 0, 0, 0, 0, 1],
             std::net::Ipv4Addr::new(192, 0, 2, 1),
             std::net::Ipv4Addr::new(192, 0, 2, k),
-        )
+        ))
+    }
+
+    #[test]
+    fn a_probe_is_asked_in_the_family_of_its_target() {
+        let mac = [2, 0, 0, 0, 0, 1];
+        let v4 = |k| IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, k));
+        let v6 = |k| IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, k));
+        assert_eq!(Probe::who_has(mac, v4(1), v4(3)), Some(probe(3)));
+        assert_eq!(
+            Probe::who_has(mac, v6(1), v6(3)),
+            Some(Probe::Solicit {
+                src: Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1),
+                mac,
+                target: Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 3),
+            })
+        );
+        assert_eq!(Probe::who_has(mac, v4(1), v6(3)), None);
+        assert_eq!(Probe::who_has(mac, v6(1), v4(3)), None);
+        assert_eq!(
+            Probe::who_has(mac, v6(1), v6(3)).map(|p| p.target()),
+            Some(v6(3))
+        );
     }
 
     #[test]

@@ -15,14 +15,14 @@ pub mod channels;
 pub mod reply;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::net::arp::ArpRepr;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use splitguard_vrrp::gate::format_mac;
+use splitguard_vrrp::wire::Family;
 use splitguard_watchdog::core::classify::{
     AdvertSeen, Classifier, ClassifierConfig, Output, WatchedVip,
 };
@@ -32,8 +32,8 @@ use splitguard_watchdog::io::spool::Spool;
 use tracing::{debug, info, warn};
 
 use crate::config::Config;
-use crate::net::arp_socket::ArpSocket;
-use crate::net::pace::ProbeQueue;
+use crate::net::neighbour::NeighbourSeen;
+use crate::net::pace::{Probe, ProbeQueue, ProbeSocket};
 use crate::notify::events::Event;
 use crate::status::IncidentStatus;
 
@@ -47,11 +47,12 @@ pub const RESTORE_GRACE: Duration = Duration::from_secs(20);
 /// Where a watched VIP lives and how to probe for it from this node.
 #[derive(Debug, Clone)]
 pub struct VipSite {
-    pub vip: Ipv4Addr,
+    pub vip: IpAddr,
     pub ifindex: u32,
     pub mac: [u8; 6],
-    /// This node's own address on that interface (probes are sent from it).
-    pub source: Ipv4Addr,
+    /// This node's own address on that interface, of the VIP's family (probes
+    /// are sent from it).
+    pub source: IpAddr,
 }
 
 #[derive(Debug)]
@@ -72,17 +73,17 @@ pub struct Watcher {
     dispatcher: Dispatcher,
     channel_names: Vec<String>,
     sites: Vec<VipSite>,
-    /// The first site of each VIP, and of each (interface, VIP): an ARP message
-    /// or a probe finds its site by lookup, not by a scan of every VIP.
-    site_of: HashMap<Ipv4Addr, usize>,
-    site_on: HashMap<(u32, Ipv4Addr), usize>,
-    /// The paced probe queue of each interface.
-    probes: BTreeMap<u32, Arc<ProbeQueue>>,
+    /// The first site of each VIP, and of each (interface, VIP): a neighbour
+    /// message or a probe finds its site by lookup, not by a scan of every VIP.
+    site_of: HashMap<IpAddr, usize>,
+    site_on: HashMap<(u32, IpAddr), usize>,
+    /// The paced probe queue of each interface and family.
+    probes: BTreeMap<(u32, Family), Arc<ProbeQueue>>,
     /// A probe was refused since one was last taken (logged once per spell).
     probes_refused: bool,
-    rounds: BTreeMap<Ipv4Addr, Round>,
+    rounds: BTreeMap<IpAddr, Round>,
     /// The rounds by end, so a loop turn finds the next one without a scan.
-    round_ends: BTreeSet<(Instant, Ipv4Addr)>,
+    round_ends: BTreeSet<(Instant, IpAddr)>,
     /// Events for the owner's event stream (address seen, classified, sent).
     events: Vec<Event>,
     /// Incidents restored from the spool, checked again once the observers had
@@ -99,7 +100,7 @@ pub struct Watcher {
     /// `owners` requests from the control socket, answered when their probe
     /// round ends.
     owner_waiters: Vec<(
-        Ipv4Addr,
+        IpAddr,
         tokio::sync::oneshot::Sender<crate::control::Response>,
     )>,
 }
@@ -135,7 +136,7 @@ impl Watcher {
         cfg: &Config,
         vips: Vec<WatchedVip>,
         sites: Vec<VipSite>,
-        probes: BTreeMap<u32, Arc<ProbeQueue>>,
+        probes: BTreeMap<(u32, Family), Arc<ProbeQueue>>,
         reports: tokio::sync::mpsc::UnboundedSender<splitguard_watchdog::io::dispatch::Delivery>,
     ) -> anyhow::Result<Watcher> {
         let spool = Arc::new(
@@ -219,25 +220,25 @@ impl Watcher {
         self.settle(now).await;
     }
 
-    /// ARP seen on an interface (ours filtered out by the caller or here).
-    pub async fn on_arp(&mut self, now: Instant, ifindex: u32, arp: &ArpRepr) {
+    /// ARP or neighbour discovery seen on an interface (ours filtered out
+    /// here): another MAC speaking for a watched VIP.
+    pub async fn on_neighbour(&mut self, now: Instant, n: &NeighbourSeen) {
         let Some(site) = self
             .site_on
-            .get(&(ifindex, arp.sender_ip))
+            .get(&(n.ifindex, n.ip))
             .and_then(|&i| self.sites.get(i))
         else {
             return;
         };
-        if arp.sender_mac == site.mac {
+        if n.mac == site.mac {
             return;
         }
-        let mac = format_mac(&arp.sender_mac);
+        let mac = format_mac(&n.mac);
         if let Some(r) = self.rounds.get_mut(&site.vip) {
             r.owners.insert(mac.clone());
         }
         debug!(vip = %site.vip, %mac, "another MAC speaks for the VIP");
-        self.classifier
-            .handle_foreign_owner(now, IpAddr::V4(site.vip), &mac);
+        self.classifier.handle_foreign_owner(now, site.vip, &mac);
         self.settle(now).await;
     }
 
@@ -279,9 +280,9 @@ impl Watcher {
     }
 
     pub async fn on_timers(&mut self, now: Instant) {
-        let done: Vec<Ipv4Addr> = self
+        let done: Vec<IpAddr> = self
             .round_ends
-            .range(..=(now, Ipv4Addr::BROADCAST))
+            .range(..=(now, IpAddr::from([255u8; 16])))
             .map(|(_, v)| *v)
             .collect();
         for vip in done {
@@ -289,8 +290,7 @@ impl Watcher {
                 self.round_ends.remove(&(r.ends, vip));
                 let owners: Vec<String> = r.owners.into_iter().collect();
                 self.answer_owners(vip, &owners);
-                self.classifier
-                    .handle_probe_result(now, IpAddr::V4(vip), &owners);
+                self.classifier.handle_probe_result(now, vip, &owners);
             }
         }
         self.classifier.handle_timeout(now);
@@ -391,36 +391,38 @@ impl Watcher {
     /// Probes `vip` through its interface's paced queue; its round collects
     /// answers until [`PROBE_ROUND`] after the request leaves.
     async fn probe(&mut self, now: Instant, vip: IpAddr) {
-        let IpAddr::V4(v4) = vip else { return };
-        let Some(site) = self.site(v4) else {
+        let Some(site) = self.site(vip) else {
             return;
         };
-        let Some(queue) = self.probes.get(&site.ifindex) else {
+        let Some(queue) = self.probes.get(&(site.ifindex, Family::of(vip))) else {
             return;
         };
-        match queue.send(now, ArpRepr::probe(site.mac, site.source, v4)) {
+        let Some(probe) = Probe::who_has(site.mac, site.source, vip) else {
+            return;
+        };
+        match queue.send(now, probe) {
             Ok(at) => {
                 self.probes_refused = false;
                 let ends = at + PROBE_ROUND;
-                let round = self.rounds.entry(v4).or_insert(Round {
+                let round = self.rounds.entry(vip).or_insert(Round {
                     ends,
                     owners: BTreeSet::new(),
                 });
-                self.round_ends.remove(&(round.ends, v4));
+                self.round_ends.remove(&(round.ends, vip));
                 round.ends = round.ends.max(ends);
-                self.round_ends.insert((round.ends, v4));
+                self.round_ends.insert((round.ends, vip));
             }
             Err(e) => {
                 // The round (if any) ends on its own; a waiting `owners` request
                 // is answered then, or by the next probe.
                 if !std::mem::replace(&mut self.probes_refused, true) {
-                    warn!(vip = %v4, error = %e, "ownership probes refused until the queue drains");
+                    warn!(%vip, error = %e, "ownership probes refused until the queue drains");
                 }
             }
         }
     }
 
-    fn site(&self, vip: Ipv4Addr) -> Option<&VipSite> {
+    fn site(&self, vip: IpAddr) -> Option<&VipSite> {
         self.site_of.get(&vip).and_then(|&i| self.sites.get(i))
     }
 }
@@ -567,7 +569,7 @@ impl Watcher {
         let here: Vec<String> = self
             .sites
             .iter()
-            .filter(|s| self.classifier.local(IpAddr::V4(s.vip)) == Some(true))
+            .filter(|s| self.classifier.local(s.vip) == Some(true))
             .map(|s| s.vip.to_string())
             .collect();
         let open: Vec<String> = self
@@ -609,26 +611,19 @@ impl Watcher {
         reply: tokio::sync::oneshot::Sender<crate::control::Response>,
     ) {
         use crate::control::{ErrorKind, Response};
-        let IpAddr::V4(v4) = vip else {
-            let _ = reply.send(Response::error(
-                ErrorKind::BadRequest,
-                format!("{vip}: only IPv4 VIPs are probed"),
-            ));
-            return;
-        };
-        if self.site(v4).is_none() {
+        if self.site(vip).is_none() {
             let _ = reply.send(Response::error(
                 ErrorKind::BadRequest,
                 format!("{vip} is not a VIP this daemon watches"),
             ));
             return;
         }
-        self.owner_waiters.push((v4, reply));
+        self.owner_waiters.push((vip, reply));
         self.probe(now, vip).await;
     }
 
-    fn answer_owners(&mut self, vip: Ipv4Addr, foreign: &[String]) {
-        let local = self.classifier.local(IpAddr::V4(vip)) == Some(true);
+    fn answer_owners(&mut self, vip: IpAddr, foreign: &[String]) {
+        let local = self.classifier.local(vip) == Some(true);
         let mut owners: BTreeSet<String> = foreign.iter().cloned().collect();
         if local && let Some(site) = self.site(vip) {
             owners.insert(format_mac(&site.mac));
@@ -640,7 +635,7 @@ impl Watcher {
         for (_, reply) in mine {
             let _ = reply.send(crate::control::Response::owners(
                 crate::control::protocol::VipOwners {
-                    vip: IpAddr::V4(vip),
+                    vip,
                     owners: owners.iter().cloned().collect(),
                     local,
                 },
@@ -666,32 +661,40 @@ impl Watcher {
     }
 }
 
-/// Forwards ARP about `watched` addresses seen on `ifindex` (a busy segment
-/// carries much more), and replies addressed to one of `ours` (answers to this
-/// node's own requests, such as early takeover's confirmation of a peer's
-/// address); ends when the receiver is gone. A persistent receive error is
-/// retried every 500 ms, never in a tight loop.
-pub fn spawn_arp_receiver(
+/// Forwards what is seen on `ifindex` (ARP or neighbour discovery, by the
+/// socket's kind) about `watched` addresses (a busy segment carries much more),
+/// and answers addressed to one of `ours` (answers to this node's own requests,
+/// such as early takeover's confirmation of a peer's address); ends when the
+/// receiver is gone. A persistent receive error is retried every 500 ms, never
+/// in a tight loop.
+pub fn spawn_neighbour_receiver(
     ifindex: u32,
-    sock: Arc<ArpSocket>,
-    watched: HashSet<Ipv4Addr>,
-    ours: HashSet<Ipv4Addr>,
-    tx: tokio::sync::mpsc::Sender<(u32, ArpRepr)>,
+    sock: ProbeSocket,
+    watched: HashSet<IpAddr>,
+    ours: HashSet<IpAddr>,
+    tx: tokio::sync::mpsc::Sender<NeighbourSeen>,
 ) {
+    let wanted = move |n: &NeighbourSeen| {
+        watched.contains(&n.ip) || n.answer_to.is_some_and(|a| ours.contains(&a))
+    };
     tokio::spawn(async move {
         loop {
-            match sock.recv().await {
-                Ok(arp)
-                    if !watched.contains(&arp.sender_ip)
-                        && (arp.operation != crate::net::arp::Operation::Reply
-                            || !ours.contains(&arp.target_ip)) => {}
-                Ok(arp) => {
-                    if tx.send((ifindex, arp)).await.is_err() {
+            let seen = match &sock {
+                ProbeSocket::Arp(s) => s
+                    .recv()
+                    .await
+                    .map(|a| Some(NeighbourSeen::from_arp(ifindex, &a))),
+                ProbeSocket::Nd(s) => s.recv().await.map(|m| NeighbourSeen::from_ndp(ifindex, &m)),
+            };
+            match seen {
+                Ok(Some(n)) if wanted(&n) => {
+                    if tx.send(n).await.is_err() {
                         break;
                     }
                 }
+                Ok(_) => {}
                 Err(e) => {
-                    warn!(ifindex, error = %e, "ARP receive failed");
+                    warn!(ifindex, error = %e, "neighbour receive failed");
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
             }

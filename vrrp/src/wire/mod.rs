@@ -49,6 +49,14 @@ pub enum Family {
 }
 
 impl Family {
+    /// The family of an address.
+    pub fn of(ip: IpAddr) -> Family {
+        match ip {
+            IpAddr::V4(_) => Family::Ipv4,
+            IpAddr::V6(_) => Family::Ipv6,
+        }
+    }
+
     /// Bytes per address in the advert's address list.
     pub fn addr_len(self) -> usize {
         match self {
