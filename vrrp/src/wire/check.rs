@@ -43,7 +43,7 @@ pub struct Expect<'a> {
 /// a password).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Reject {
-    /// The IPv4 header could not be read.
+    /// The IP header could not be read.
     #[error("bad IP header: {0}")]
     Ip(#[from] IpError),
     /// TTL / hop limit is not 255: the advert crossed a router or was forged.

@@ -1,7 +1,8 @@
 //! The VRRP wire codec: VRRPv2 (RFC 3768) over IPv4 and VRRPv3 (RFC 5798) over IPv4
 //! and IPv6, in the smoltcp style (a zero-copy [`Packet`] view plus an owned
-//! [`AdvertRepr`]), the checksums keepalived 2.2.7 uses, the IPv4 header facts the
-//! receive checks need, and the RFC §7.1 receive validation ([`check`]). No I/O.
+//! [`AdvertRepr`]), the checksums keepalived 2.2.7 uses, the IPv4 and IPv6 header
+//! facts the receive checks need, and the RFC §7.1 receive validation ([`check`]).
+//! No I/O.
 //!
 //! Nothing here panics on input bytes: constructors check lengths, accessors read
 //! through bounds-checked helpers, and every failure is a typed error.
@@ -18,7 +19,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 pub use check::{Expect, Reject, inspect, validate, validate_ipv4_datagram};
 pub use checksum::internet_checksum;
-pub use ip::{IpError, IpInfo, parse_ipv4};
+pub use ip::{IpError, IpInfo, parse_ipv4, parse_ipv6};
 pub use packet::Packet;
 pub use repr::{AdvertRepr, Auth, AuthType, VirtualAddrs, build_advert, pass_key};
 

@@ -132,6 +132,17 @@ fn round_trip(
     Ok(())
 }
 
+/// `vrrp` behind a fixed IPv6 header (next header 112), as a packet socket
+/// delivers it.
+fn ipv6_datagram(src: Ipv6Addr, dst: Ipv6Addr, hop_limit: u8, vrrp: &[u8]) -> Vec<u8> {
+    let len = u16::try_from(vrrp.len()).unwrap_or(u16::MAX).to_be_bytes();
+    let mut d = vec![0x6c, 0, 0, 0, len[0], len[1], PROTOCOL, hop_limit];
+    d.extend_from_slice(&src.octets());
+    d.extend_from_slice(&dst.octets());
+    d.extend_from_slice(vrrp);
+    d
+}
+
 proptest! {
     #[test]
     fn v2_round_trip(repr in v2_repr(), ep in v4_endpoints(), mode in mode()) {
@@ -170,6 +181,7 @@ proptest! {
         let _ = inspect(&ip, &bytes, mode);
         let _ = validate_ipv4_datagram(&bytes, &expect);
         let _ = parse_ipv4(&bytes);
+        let _ = parse_ipv6(&bytes);
         let p = Packet::new_unchecked(&bytes[..], ep.family());
         let _ = (p.version(), p.msg_type(), p.vrid(), p.priority(), p.addr_count(), p.auth_type());
         let _ = (p.interval_raw(), p.checksum(), p.auth_data(), p.addresses().count());
@@ -222,5 +234,52 @@ proptest! {
         }
         let got = inspect(&IpInfo { endpoints: ep, ttl: TTL }, &bytes, ChecksumMode::PseudoHeader);
         prop_assert!(got.is_err(), "bit {} flipped, still accepted: {:?}", bit, got);
+    }
+
+    /// An IPv6 advert as the capture reads it: the header's facts come back, the
+    /// padding is cut, and the advert parses with the pseudo-header.
+    #[test]
+    fn ipv6_datagram_round_trip(
+        repr in v3_repr(v6_list(12)),
+        src in any::<[u8; 16]>(),
+        dst in any::<[u8; 16]>(),
+        hop_limit in any::<u8>(),
+        padding in proptest::collection::vec(any::<u8>(), 0..8),
+    ) {
+        let (src, dst) = (Ipv6Addr::from(src), Ipv6Addr::from(dst));
+        let ep = Endpoints::V6 { src, dst };
+        let vrrp = build_advert(&repr, &ep, ChecksumMode::PseudoHeader).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let mut d = ipv6_datagram(src, dst, hop_limit, &vrrp);
+        d.extend_from_slice(&padding);
+        let (ip, payload) = parse_ipv6(&d).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!(ip, IpInfo::ipv6(src, dst, hop_limit));
+        prop_assert_eq!(payload, &vrrp[..]);
+        prop_assert_eq!(inspect(&ip, payload, ChecksumMode::PseudoHeader), Ok(repr));
+    }
+
+    #[test]
+    fn never_panics_on_mutated_ipv6_datagrams(
+        repr in v3_repr(v6_list(4)),
+        src in any::<[u8; 16]>(),
+        mutations in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..6),
+        cut in any::<usize>(),
+        extra in proptest::collection::vec(any::<u8>(), 0..8),
+    ) {
+        let src = Ipv6Addr::from(src);
+        let ep = Endpoints::V6 { src, dst: MULTICAST_V6 };
+        let vrrp = build_advert(&repr, &ep, ChecksumMode::PseudoHeader).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let mut d = ipv6_datagram(src, MULTICAST_V6, TTL, &vrrp);
+        for (at, x) in mutations {
+            let len = d.len();
+            if let Some(b) = d.get_mut(at % len) {
+                *b ^= x;
+            }
+        }
+        d.truncate(cut % (d.len() + 1) + usize::from(cut % 3 == 0) * d.len());
+        d.extend_from_slice(&extra);
+        if let Ok((ip, payload)) = parse_ipv6(&d) {
+            prop_assert!(payload.len() <= d.len().saturating_sub(40));
+            let _ = inspect(&ip, payload, ChecksumMode::PseudoHeader).map_err(|e| e.to_string());
+        }
     }
 }
