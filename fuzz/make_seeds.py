@@ -82,6 +82,20 @@ def advert(version, vrid, prio, count_addrs, interval, auth_type=0, auth=b"", sr
     return msg[:6] + struct.pack("!H", c) + msg[8:]
 
 
+def ipv6_header(src, dst, payload_len, next_header=112, hop_limit=255):
+    """A fixed IPv6 header as keepalived sends it (traffic class 0xc0)."""
+    return struct.pack("!IHBB16s16s", (6 << 28) | (0xC0 << 20), payload_len, next_header,
+                       hop_limit, ipaddress.IPv6Address(src).packed,
+                       ipaddress.IPv6Address(dst).packed)
+
+
+def first_frame(pcap_path):
+    """The first frame of a little-endian pcap file (Ethernet and all)."""
+    data = pcap_path.read_bytes()
+    incl_len, = struct.unpack_from("<I", data, 24 + 8)
+    return data[24 + 16:24 + 16 + incl_len]
+
+
 def vrrp_seeds():
     fixtures = ROOT / "tests/fixtures/keepalived"
     for bin_path in sorted(fixtures.glob("*.bin")):
@@ -312,9 +326,30 @@ def ndp_seeds():
     put("ndp", "short", ns[:10])
 
 
+def ipv6_advert_seeds():
+    # Frames as the capture reads them: from the IPv6 header on (Ethernet's 14 bytes off).
+    fixtures = ROOT / "tests/fixtures/keepalived"
+    put("ipv6_advert", "keepalived-v3_ipv6", first_frame(fixtures / "v3_ipv6.pcap")[14:])
+    put("ipv6_advert", "keepalived-v2_pass-ipv4", first_frame(fixtures / "v2_pass.pcap")[14:])
+    src, group = "fe80::1", "ff02::12"
+    addrs = [f"2001:db8::{i}" for i in range(1, 5)]
+    v3 = advert(3, 200, 254, addrs, 4095, src=src, dst=group)
+    put("ipv6_advert", "v3-4addrs", ipv6_header(src, group, len(v3)) + v3)
+    put("ipv6_advert", "v3-padded", ipv6_header(src, group, len(v3)) + v3 + b"\0" * 6)
+    uni = advert(3, 7, 100, ["fe80::7"], 100, src=src, dst="fe80::2")
+    put("ipv6_advert", "v3-unicast-hop64", ipv6_header(src, "fe80::2", len(uni), hop_limit=64) + uni)
+    no_pseudo = v3[:6] + struct.pack("!H", csum(v3[:6] + b"\0\0" + v3[8:])) + v3[8:]
+    put("ipv6_advert", "v3-no-pseudo-header", ipv6_header(src, group, len(no_pseudo)) + no_pseudo)
+    v2 = advert(2, 1, 100, ["192.0.2.3"], 1)
+    put("ipv6_advert", "v2-over-ipv6", ipv6_header(src, group, len(v2)) + v2)
+    put("ipv6_advert", "hop-by-hop-first", ipv6_header(src, group, len(v3), next_header=0) + v3)
+    put("ipv6_advert", "payload-overrun", ipv6_header(src, group, len(v3) + 8) + v3)
+    put("ipv6_advert", "short-header", ipv6_header(src, group, len(v3))[:30])
+
+
 def main():
     for target in ["vrrp_packet", "config", "import_keepalived", "reply_text", "reply_mail",
-                   "webhook_form", "ndp"]:
+                   "webhook_form", "ndp", "ipv6_advert"]:
         d = CORPUS / target
         if d.exists():
             for old in d.glob("seed-*"):
@@ -326,6 +361,7 @@ def main():
     reply_mail_seeds()
     webhook_seeds()
     ndp_seeds()
+    ipv6_advert_seeds()
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ const TARGETS: &[(&str, Entry)] = &[
     ("reply_mail", splitguard_watchdog::fuzzing::reply_mail),
     ("webhook_form", splitguard_watchdog::fuzzing::webhook_form),
     ("ndp", splitguard_node::fuzzing::ndp),
+    ("ipv6_advert", splitguard_node::fuzzing::ipv6_advert),
 ];
 
 fn corpus(target: &str) -> Vec<PathBuf> {
@@ -109,4 +110,9 @@ fn webhook_form() {
 #[test]
 fn ndp() {
     run("ndp");
+}
+
+#[test]
+fn ipv6_advert() {
+    run("ipv6_advert");
 }

@@ -5,9 +5,12 @@
 
 use std::path::{Path, PathBuf};
 
+use splitguard_vrrp::wire::{self, ChecksumMode};
+
 use crate::config;
 use crate::import::{self, IncludeError, Loader, Options, Source};
 use crate::net::ndp::NdpRepr;
+use crate::watch::capture::advert_seen;
 
 /// `config`: config text (UTF-8 only, as [`config::load`] reads it). An accepted
 /// config has passed every check; a refused one must say why, with positions that
@@ -100,4 +103,55 @@ pub fn ndp(data: &[u8]) {
         }
         Err(e) => assert!(!e.to_string().is_empty(), "refused silently"),
     }
+}
+
+/// `ipv6_advert`: an IPv6 packet from its header on, as the watchdog's capture
+/// reads it. The capture agrees with the codec (the IPv6 header, then the advert
+/// with the pseudo-header in its checksum): what it takes is a v3 advert from the
+/// header's source, and the advert re-emitted behind the same header reads the
+/// same; what the codec refuses, it refuses, and the codec says why.
+pub fn ipv6_advert(data: &[u8]) {
+    let seen = advert_seen(data, false);
+    let parsed = wire::parse_ipv6(data)
+        .map_err(|e| e.to_string())
+        .and_then(|(ip, vrrp)| {
+            wire::inspect(&ip, vrrp, ChecksumMode::PseudoHeader)
+                .map(|repr| (ip, repr))
+                .map_err(|e| e.to_string())
+        });
+    let (ip, repr) = match parsed {
+        Ok(parsed) => parsed,
+        Err(why) => {
+            assert!(!why.is_empty(), "refused silently");
+            // IPv4 goes the capture's other way; not this target's business.
+            if data.first().is_some_and(|b| b >> 4 == 6) {
+                assert_eq!(seen, None, "the capture took what the codec refused");
+            }
+            return;
+        }
+    };
+    let Some(seen) = seen else {
+        panic!("the capture refused an advert the codec reads: {repr:?}");
+    };
+    assert_eq!(seen.version, 3, "only v3 travels over IPv6");
+    assert_eq!(seen.src, ip.endpoints.src());
+    assert_eq!((seen.vrid, seen.priority), (repr.vrid, repr.priority));
+    assert_eq!(seen.vips, repr.addrs.iter().collect::<Vec<_>>());
+
+    let vrrp = match wire::build_advert(&repr, &ip.endpoints, ChecksumMode::PseudoHeader) {
+        Ok(vrrp) => vrrp,
+        Err(e) => panic!("a parsed advert does not re-emit: {e}"),
+    };
+    let Some(header) = data.get(..40) else {
+        panic!("parsed without a 40-byte header");
+    };
+    let mut again = header.to_vec();
+    let len = u16::try_from(vrrp.len()).unwrap_or(u16::MAX).to_be_bytes();
+    again[4..6].copy_from_slice(&len);
+    again.extend_from_slice(&vrrp);
+    assert_eq!(
+        advert_seen(&again, false),
+        Some(seen),
+        "the re-emitted advert reads differently"
+    );
 }

@@ -1,8 +1,9 @@
-//! Passive capture of VRRP adverts on a segment: an AF_PACKET socket on the
-//! interface with a classic BPF filter for IP protocol 112, so the kernel hands
-//! us adverts only (the interface also carries the service's traffic). It sees
-//! frames before the host firewall does, and our own outgoing adverts too, which
-//! is how a firewalled or misconfigured node is told apart from a dead peer.
+//! Passive capture of VRRP adverts on a segment, over IPv4 and IPv6: an
+//! AF_PACKET socket on the interface with a classic BPF filter for IPv4 protocol
+//! 112 and IPv6 next header 112, so the kernel hands us adverts only (the
+//! interface also carries the service's traffic). It sees frames before the host
+//! firewall does, and our own outgoing adverts too, which is how a firewalled or
+//! misconfigured node is told apart from a dead peer.
 
 use std::io;
 use std::os::fd::AsRawFd;
@@ -16,29 +17,40 @@ use tokio::net::UdpSocket;
 use splitguard_vrrp::wire::{self, Auth, ChecksumMode};
 
 const ETH_P_IP: u16 = 0x0800;
+const ETH_P_IPV6: u16 = 0x86dd;
 const ETH_P_ALL: u16 = 0x0003;
 /// `sll_pkttype` of a frame this host sent.
 const PACKET_OUTGOING: u8 = 4;
 
-/// "IPv4 and IP protocol == 112". The socket is bound to ETH_P_ALL, because
-/// only such sockets see outgoing frames (our own adverts), so the filter checks
-/// the frame's protocol first (the kernel's ancillary `SKF_AD_PROTOCOL` load),
-/// then byte 9 of the IPv4 header (a SOCK_DGRAM packet socket's filter sees the
-/// packet from the network header), and accepts the whole packet or nothing.
-fn vrrp_filter() -> [SockFilter; 6] {
-    const LD_H_ABS: u16 = 0x28;
-    const LD_B_ABS: u16 = 0x30;
-    const JEQ_K: u16 = 0x15;
-    const RET_K: u16 = 0x06;
-    const SKF_AD_PROTOCOL: u32 = 0xffff_f000;
-    [
-        SockFilter::new(LD_H_ABS, 0, 0, SKF_AD_PROTOCOL),
-        SockFilter::new(JEQ_K, 0, 3, u32::from(ETH_P_IP)),
-        SockFilter::new(LD_B_ABS, 0, 0, 9),
-        SockFilter::new(JEQ_K, 0, 1, 112),
-        SockFilter::new(RET_K, 0, 0, 0x0004_0000),
-        SockFilter::new(RET_K, 0, 0, 0),
-    ]
+// Classic BPF opcodes and the kernel's ancillary load of the frame's protocol.
+const LD_H_ABS: u16 = 0x28;
+const LD_B_ABS: u16 = 0x30;
+const JEQ_K: u16 = 0x15;
+const RET_K: u16 = 0x06;
+const SKF_AD_PROTOCOL: u32 = 0xffff_f000;
+
+/// "IPv4 and protocol == 112, or IPv6 and next header == 112", as (code, jt,
+/// jf, k). The socket is bound to ETH_P_ALL, because only such sockets see
+/// outgoing frames (our own adverts), so the filter checks the frame's protocol
+/// first (`SKF_AD_PROTOCOL`), then byte 9 of the IPv4 header or byte 6 of the
+/// IPv6 header (a SOCK_DGRAM packet socket's filter sees the packet from the
+/// network header), and accepts the whole packet or nothing. IPv6 adverts carry
+/// no extension headers, so the fixed header's next header is the one to test.
+const VRRP_FILTER: [(u16, u8, u8, u32); 9] = [
+    (LD_H_ABS, 0, 0, SKF_AD_PROTOCOL),
+    (JEQ_K, 0, 2, ETH_P_IP as u32),
+    (LD_B_ABS, 0, 0, 9),
+    (JEQ_K, 3, 4, 112),
+    // Not IPv4: the accumulator still holds the protocol.
+    (JEQ_K, 0, 3, ETH_P_IPV6 as u32),
+    (LD_B_ABS, 0, 0, 6),
+    (JEQ_K, 0, 1, 112),
+    (RET_K, 0, 0, 0x0004_0000),
+    (RET_K, 0, 0, 0),
+];
+
+fn vrrp_filter() -> [SockFilter; 9] {
+    VRRP_FILTER.map(|(code, jt, jf, k)| SockFilter::new(code, jt, jf, k))
 }
 
 fn link_addr(ifindex: u32) -> SockAddr {
@@ -61,13 +73,27 @@ pub struct VrrpCapture {
     sock: UdpSocket,
 }
 
-/// The advert as the classifier wants it, from an IPv4 datagram; None for
-/// anything that is not a well-formed advert.
+/// The advert as the classifier wants it, from an IPv4 or IPv6 packet (from its
+/// network header on); None for anything that is not a well-formed advert.
 pub fn advert_seen(datagram: &[u8], from_self: bool) -> Option<AdvertSeen> {
-    let (ip, vrrp) = wire::parse_ipv4(datagram).ok()?;
-    let repr = wire::inspect(&ip, vrrp, ChecksumMode::PseudoHeader)
-        .or_else(|_| wire::inspect(&ip, vrrp, ChecksumMode::NoPseudoHeader))
-        .ok()?;
+    let (ip, repr) = match datagram.first()? >> 4 {
+        4 => {
+            let (ip, vrrp) = wire::parse_ipv4(datagram).ok()?;
+            // v3 over IPv4 is checksummed both ways in the field (RFC 5798 and
+            // RFC 9568 senders); the watchdog describes adverts of either.
+            let repr = wire::inspect(&ip, vrrp, ChecksumMode::PseudoHeader)
+                .or_else(|_| wire::inspect(&ip, vrrp, ChecksumMode::NoPseudoHeader))
+                .ok()?;
+            (ip, repr)
+        }
+        // Over IPv6 the pseudo-header is always in the checksum: no other way.
+        6 => {
+            let (ip, vrrp) = wire::parse_ipv6(datagram).ok()?;
+            let repr = wire::inspect(&ip, vrrp, ChecksumMode::PseudoHeader).ok()?;
+            (ip, repr)
+        }
+        _ => return None,
+    };
     Some(AdvertSeen {
         src: ip.endpoints.src(),
         vrid: repr.vrid,
@@ -146,5 +172,131 @@ mod tests {
         let mut bad = ip.to_vec();
         bad[30] ^= 0xff;
         assert!(advert_seen(&bad, false).is_none(), "checksum checked");
+    }
+
+    /// keepalived 2.2.7's v3 advert over IPv6 (tests/fixtures/keepalived): pcap
+    /// header (24) + record header (16) + Ethernet (14), then 40 bytes of IPv6
+    /// header and 40 of VRRP (two addresses).
+    fn v3_ipv6_fixture() -> (Vec<u8>, std::net::IpAddr) {
+        let pcap = include_bytes!("../../../tests/fixtures/keepalived/v3_ipv6.pcap");
+        // The source is the capture's random link-local: re-capturing changes it.
+        let meta = include_str!("../../../tests/fixtures/keepalived/v3_ipv6.meta");
+        let src = meta
+            .lines()
+            .find_map(|l| l.strip_prefix("src="))
+            .expect("src= in the meta")
+            .parse()
+            .expect("an address");
+        (pcap[54..134].to_vec(), src)
+    }
+
+    #[test]
+    fn a_captured_keepalived_ipv6_advert_reads_into_the_classifier_view() {
+        let (ip, src) = v3_ipv6_fixture();
+        let a = advert_seen(&ip, true).expect("parses");
+        let vip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        assert_eq!(
+            a,
+            AdvertSeen {
+                src,
+                vrid: 55,
+                priority: 100,
+                version: 3,
+                interval: std::time::Duration::from_secs(1),
+                vips: vec![vip("fe80::55:3"), vip("fe80::55:4")],
+                auth: AuthSeen::None,
+                from_self: true,
+            }
+        );
+        let mut padded = ip.clone();
+        padded.extend_from_slice(&[0; 6]);
+        assert_eq!(advert_seen(&padded, true), Some(a), "padding is cut");
+        assert!(advert_seen(&ip[..60], false).is_none(), "truncated");
+    }
+
+    #[test]
+    fn an_ipv6_advert_with_a_bad_checksum_is_refused() {
+        let (ip, _) = v3_ipv6_fixture();
+        // VRRP's checksum field (bytes 6..8 of the message after the header).
+        let mut bad = ip.clone();
+        bad[46] ^= 0xff;
+        assert!(advert_seen(&bad, false).is_none(), "checksum checked");
+        // The pseudo-header's source: the checksum covers it.
+        let mut bad = ip.clone();
+        bad[23] ^= 0x01;
+        assert!(advert_seen(&bad, false).is_none(), "pseudo-header checked");
+    }
+
+    #[test]
+    fn an_ipv6_advert_checksummed_without_the_pseudo_header_is_refused() {
+        let (mut ip, _) = v3_ipv6_fixture();
+        ip[46..48].fill(0);
+        let c = wire::internet_checksum(&ip[40..]).to_be_bytes();
+        ip[46..48].copy_from_slice(&c);
+        assert!(
+            advert_seen(&ip, false).is_none(),
+            "no RFC 9568 fallback over IPv6"
+        );
+    }
+
+    #[test]
+    fn other_ip_versions_are_not_adverts() {
+        let (mut ip, _) = v3_ipv6_fixture();
+        ip[0] = 0x5c;
+        assert!(advert_seen(&ip, false).is_none());
+        assert!(advert_seen(&[], false).is_none());
+    }
+
+    /// Runs [`VRRP_FILTER`] as the kernel would, for the opcodes it uses: the
+    /// value it returns (0 drops the packet).
+    fn run_filter(protocol: u16, packet: &[u8]) -> u32 {
+        let (mut a, mut pc) = (0u32, 0usize);
+        loop {
+            let (code, jt, jf, k) = VRRP_FILTER[pc];
+            pc += 1;
+            match code {
+                LD_H_ABS if k == SKF_AD_PROTOCOL => a = u32::from(protocol),
+                // An out-of-bounds load ends the program with 0, as in the kernel.
+                LD_B_ABS => match packet.get(k as usize) {
+                    Some(&b) => a = u32::from(b),
+                    None => return 0,
+                },
+                JEQ_K => pc += usize::from(if a == k { jt } else { jf }),
+                RET_K => return k,
+                _ => panic!("opcode {code:#x} not modelled"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_filter_takes_vrrp_over_ipv4_and_ipv6_only() {
+        let v4 = include_bytes!("../../../tests/fixtures/keepalived/v2_pass.pcap");
+        let v4 = &v4[54..94];
+        let (v6, _) = v3_ipv6_fixture();
+        assert_ne!(run_filter(ETH_P_IP, v4), 0);
+        assert_ne!(run_filter(ETH_P_IPV6, &v6), 0);
+
+        let with = |p: &[u8], at: usize, b: u8| {
+            let mut p = p.to_vec();
+            p[at] = b;
+            p
+        };
+        // Other protocols / next headers (TCP, ICMPv6).
+        assert_eq!(run_filter(ETH_P_IP, &with(v4, 9, 6)), 0);
+        assert_eq!(run_filter(ETH_P_IPV6, &with(&v6, 6, 58)), 0);
+        // Each family's byte is tested at its own offset only.
+        assert_eq!(run_filter(ETH_P_IPV6, &with(&with(&v6, 6, 17), 9, 112)), 0);
+        assert_eq!(run_filter(ETH_P_IP, &with(&with(v4, 9, 17), 6, 112)), 0);
+        // Not IP at all (ARP), whatever its bytes say.
+        assert_eq!(run_filter(0x0806, &with(&with(v4, 9, 112), 6, 112)), 0);
+        assert_eq!(run_filter(ETH_P_IPV6, &v6[..6]), 0);
+    }
+
+    /// The kernel's own check of the program (jumps in range, ends in a return);
+    /// a plain UDP socket takes the same check without privileges.
+    #[test]
+    fn the_kernel_accepts_the_filter() {
+        let s = Socket::new(Domain::IPV4, Type::DGRAM, None).expect("udp socket");
+        s.attach_filter(&vrrp_filter()).expect("filter accepted");
     }
 }
