@@ -1,16 +1,19 @@
 //! The arbiter's probes on a real (namespaced) wire: ICMP echoes from lb01 to gw with
 //! both socket kinds surge-ping can open, nft drops on gw, concurrent echoes to one
-//! host, failed sends, and the default-gateway lookup the references default to.
+//! host, failed sends, and the default-gateway lookup the references default to;
+//! and the same over IPv6 (ICMPv6 echo from a global or a link-local source, the
+//! IPv6 default gateway, link-local or global).
 //! Needs root; fails without it. Every loop is bounded in count and time.
 
 mod common;
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
 use splitguard_arbiter::probe::{IcmpProber, ProbeResult, SocketKind, spawn_probe_loop};
 use splitguard_lab::Lab;
 use splitguard_node::net::netlink::Netlink;
+use splitguard_vrrp::wire::Family;
 use tokio::sync::mpsc;
 
 const LB01: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 5));
@@ -231,8 +234,12 @@ fn default_gateway_is_read_from_the_main_table() {
                 let eth0 = nl.link_by_name("eth0").await.expect("eth0");
                 let lo = nl.link_by_name("lo").await.expect("lo");
                 (
-                    nl.default_gateway(eth0.index).await.expect("route dump"),
-                    nl.default_gateway(lo.index).await.expect("route dump"),
+                    nl.default_gateway(eth0.index, Family::Ipv4)
+                        .await
+                        .expect("route dump"),
+                    nl.default_gateway(lo.index, Family::Ipv4)
+                        .await
+                        .expect("route dump"),
                 )
             })
         })
@@ -254,4 +261,129 @@ fn default_gateway_is_read_from_the_main_table() {
         (Some(GW), None),
         "eth0's default gateway, and none through lo"
     );
+}
+
+const LB01_6: IpAddr = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 5));
+const GW_6: IpAddr = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0xfe));
+const LB01_LL: IpAddr = IpAddr::V6(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0xff, 0xfe00, 5));
+const GW_LL: IpAddr = IpAddr::V6(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0xff, 0xfe00, 0xfe));
+const DROP_ECHO6: &str = "table inet sgtest6 {\n\
+    chain in { type filter hook input priority 0; icmpv6 type echo-request drop; }\n}\n";
+
+#[test]
+fn icmpv6_echoes_from_a_global_and_a_link_local_source_then_a_drop_fails() {
+    let lab = splitguard_lab::configs::pair_lab6("prb6").expect("lab builds (run as root)");
+    for kind in [SocketKind::Raw, SocketKind::Datagram] {
+        if kind == SocketKind::Datagram {
+            allow_ping_sockets(&lab, "lb01");
+        }
+        lab.within("lb01", || {
+            rt().block_on(async {
+                let index = Netlink::connect()
+                    .expect("netlink")
+                    .link_by_name("eth0")
+                    .await
+                    .expect("eth0")
+                    .index;
+                let global = IcmpProber::new_scoped(LB01_6, "eth0", index).expect("prober");
+                assert_eq!(global.socket_kind(), kind);
+                let r = global.probe(GW_6, TIMEOUT).await;
+                assert!(r.ok && r.rtt.is_some(), "global to global: {r:?}");
+                // A link-local source binds only with its scope (surge-ping
+                // binds before SO_BINDTODEVICE).
+                let err = IcmpProber::new(LB01_LL, "eth0").expect_err("no scope");
+                assert!(err.to_string().contains("scope"), "{err}");
+                let ll = IcmpProber::new_scoped(LB01_LL, "eth0", index).expect("prober");
+                let r = ll.probe(GW_LL, TIMEOUT).await;
+                assert!(r.ok, "link-local to link-local: {r:?}");
+                let r = ll.probe(GW_6, TIMEOUT).await;
+                assert!(r.ok, "link-local to global on the link: {r:?}");
+                let r = global.probe(LB01, TIMEOUT).await;
+                assert!(
+                    !r.ok,
+                    "an IPv4 target from an IPv6 source is a failed result"
+                );
+            })
+        })
+        .expect("inside lb01");
+    }
+    lab.nft(Some("gw"), DROP_ECHO6).expect("nft on gw");
+    lab.within("lb01", || {
+        rt().block_on(async {
+            let prober = IcmpProber::new(LB01_6, "eth0").expect("prober");
+            let started = Instant::now();
+            let r = prober.probe(GW_6, TIMEOUT).await;
+            assert!(!r.ok && r.rtt.is_none(), "{r:?}");
+            assert!(
+                started.elapsed() <= TIMEOUT + SLACK,
+                "{:?}",
+                started.elapsed()
+            );
+        })
+    })
+    .expect("inside lb01");
+}
+
+#[test]
+fn the_ipv6_default_gateway_is_read_link_local_or_global() {
+    let lab = splitguard_lab::configs::pair_lab6("prbroute6");
+    let lab = lab.expect("lab builds (run as root)");
+    let lookup = |lab: &Lab| {
+        lab.within("lb01", || {
+            rt().block_on(async {
+                let nl = Netlink::connect().expect("netlink");
+                let eth0 = nl.link_by_name("eth0").await.expect("eth0");
+                (
+                    nl.default_gateway(eth0.index, Family::Ipv6)
+                        .await
+                        .expect("route dump"),
+                    nl.default_gateway(eth0.index, Family::Ipv4)
+                        .await
+                        .expect("route dump"),
+                )
+            })
+        })
+        .expect("inside lb01")
+    };
+    assert_eq!(lookup(&lab), (None, None), "no default route yet");
+    lab.run(
+        "lb01",
+        &[
+            "ip",
+            "-6",
+            "route",
+            "add",
+            "default",
+            "via",
+            "fe80::ff:fe00:fe",
+            "dev",
+            "eth0",
+            "metric",
+            "100",
+        ],
+    )
+    .expect("route add");
+    assert_eq!(lookup(&lab), (Some(GW_LL), None), "a router's link-local");
+    lab.run(
+        "lb01",
+        &[
+            "ip",
+            "-6",
+            "route",
+            "add",
+            "default",
+            "via",
+            "2001:db8::fe",
+            "metric",
+            "50",
+        ],
+    )
+    .expect("route add");
+    assert_eq!(lookup(&lab), (Some(GW_6), None), "the lower metric wins");
+    lab.run(
+        "lb01",
+        &["ip", "route", "add", "default", "via", "192.0.2.254"],
+    )
+    .expect("route add");
+    assert_eq!(lookup(&lab), (Some(GW_6), Some(GW)), "one per family");
 }

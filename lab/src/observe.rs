@@ -131,14 +131,14 @@ impl Lab {
 
     /// The distinct MACs that answer for `vip`, asked from `host`: ARP with
     /// arping (two requests, at most 2 s) for an IPv4 VIP, neighbour
-    /// solicitation with ndisc6 (two, every answer kept, at most 2 s) for an
+    /// solicitation with ndisc6 (two, 400 ms apart, every answer kept) for an
     /// IPv6 one. Empty: nobody holds it.
     pub fn vip_owners(&self, host: &str, vip: &str) -> Result<BTreeSet<String>, LabError> {
         let iface = self.host(host)?.iface.clone();
         let (tool, args): (&str, Vec<&str>) = if vip.contains(':') {
             (
                 "ndisc6",
-                vec!["-m", "-n", "-r", "2", "-w", "1000", vip, &iface],
+                vec!["-m", "-n", "-r", "2", "-w", "400", vip, &iface],
             )
         } else {
             ("arping", vec!["-c", "2", "-w", "2", "-i", &iface, vip])

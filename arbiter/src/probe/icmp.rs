@@ -21,11 +21,13 @@
 //! - **Failures are results.** A timeout, a failed send (network unreachable) or an
 //!   ICMP error from a router (destination unreachable) all report `ok: false`. The
 //!   loop is paced by its interval, so a send that fails at once cannot spin.
-//! - IPv6 works the same way with an IPv6 source (ICMPv6 echo), but the labs are
-//!   IPv4-only, so it is untested on the wire; link-local targets rely on
-//!   SO_BINDTODEVICE for their scope.
+//! - **IPv6** works the same way with an IPv6 source (ICMPv6 echo). A link-local
+//!   source is bound with its interface as the scope ([`IcmpProber::new_scoped`]):
+//!   surge-ping binds before it sets SO_BINDTODEVICE, and the kernel refuses a
+//!   link-local bind without a scope. Link-local targets are sent with that scope
+//!   too. `net.ipv4.ping_group_range` governs ICMPv6 ping sockets as well.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, SocketAddr, SocketAddrV6};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
@@ -60,6 +62,8 @@ pub enum ProbeError {
     },
     #[error("ICMP probe source {0} must be a unicast address of this node")]
     BadSource(IpAddr),
+    #[error("ICMP probe source {0} is link-local: it needs its interface's index as the scope")]
+    NoScope(IpAddr),
     #[error("interface name {0:?} is not valid (1 to 15 bytes)")]
     BadInterface(String),
     #[error("ICMP probes must be started inside a tokio runtime")]
@@ -98,6 +102,8 @@ pub struct IcmpProber {
     client: Client,
     local: IpAddr,
     interface: String,
+    /// The interface index, for link-local addresses (0 otherwise).
+    scope: u32,
     kind: SocketKind,
     ident: PingIdentifier,
     seq: AtomicU16,
@@ -119,7 +125,17 @@ impl IcmpProber {
     /// `interface`. Must be called inside a tokio runtime: surge-ping spawns its
     /// receiving task there.
     pub fn new(local: IpAddr, interface: &str) -> Result<Self, ProbeError> {
+        IcmpProber::new_scoped(local, interface, 0)
+    }
+
+    /// As [`IcmpProber::new`], with `scope` the index of `interface`: needed for
+    /// an IPv6 link-local `local`, and the scope of link-local targets.
+    pub fn new_scoped(local: IpAddr, interface: &str, scope: u32) -> Result<Self, ProbeError> {
         check_source(local)?;
+        let link_local = matches!(local, IpAddr::V6(v6) if v6.is_unicast_link_local());
+        if link_local && scope == 0 {
+            return Err(ProbeError::NoScope(local));
+        }
         if interface.is_empty() || interface.len() > IFNAME_MAX {
             return Err(ProbeError::BadInterface(interface.to_owned()));
         }
@@ -130,7 +146,10 @@ impl IcmpProber {
         };
         let config = Config::builder()
             .kind(family)
-            .bind(SocketAddr::new(local, 0))
+            .bind(match local {
+                IpAddr::V6(v6) if link_local => SocketAddr::V6(SocketAddrV6::new(v6, 0, 0, scope)),
+                _ => SocketAddr::new(local, 0),
+            })
             .interface(interface)
             .build();
         let client = Client::new(&config).map_err(|error| ProbeError::Open {
@@ -152,6 +171,7 @@ impl IcmpProber {
             client,
             local,
             interface: interface.to_owned(),
+            scope,
             kind,
             ident,
             seq: AtomicU16::new(0),
@@ -184,6 +204,9 @@ impl IcmpProber {
         } else {
             let mut pinger = self.client.pinger(target, self.ident).await;
             pinger.timeout(timeout);
+            if matches!(target, IpAddr::V6(t) if t.is_unicast_link_local()) {
+                pinger.scope_id(self.scope);
+            }
             // The outer bound also covers a send that blocks, which surge-ping's own
             // timeout (started after the send) does not.
             match tokio::time::timeout(timeout, pinger.ping(seq, PAYLOAD)).await {
@@ -388,6 +411,11 @@ mod tests {
         assert!(matches!(
             IcmpProber::new(v4(US), "a-very-long-name0"),
             Err(ProbeError::BadInterface(_))
+        ));
+        let ll: IpAddr = "fe80::ff:fe00:5".parse().expect("literal");
+        assert!(matches!(
+            IcmpProber::new(ll, "eth0"),
+            Err(ProbeError::NoScope(_))
         ));
     }
 }

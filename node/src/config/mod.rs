@@ -11,6 +11,7 @@
 mod duration;
 pub mod exposure;
 mod locate;
+pub mod probe_plan;
 mod read;
 mod schema;
 mod validate;

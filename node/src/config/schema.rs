@@ -334,6 +334,10 @@ pub struct Arbiter {
     pub liveness_interval: Duration,
     /// Echoes in a row unanswered that lose a peer.
     pub liveness_misses: u32,
+    /// Where the echoes to each reference and peer leave from
+    /// (`probe_plan::route`), in probe order without repeats; the default
+    /// gateways are added at run time.
+    pub routes: Vec<super::probe_plan::ProbeRoute>,
 }
 
 #[derive(Debug, Default, Deserialize)]

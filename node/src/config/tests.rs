@@ -1256,3 +1256,23 @@ fn reboot_ledger_limits_and_arbiter_switch() {
         ]
     );
 }
+
+#[test]
+fn arbiter_targets_need_an_instance_of_their_family() {
+    let text = format!("{MINIMAL}\n[arbiter]\nreferences = [\"2001:db8::fe\"]\n");
+    assert_eq!(
+        only(&text),
+        "t.toml:12:15: arbiter.references[0]: 2001:db8::fe is IPv6 but every instance is IPv4: echoes leave from an instance's own IPv6 address"
+    );
+    let off = format!("{MINIMAL}\n[arbiter]\nenabled = false\nreferences = [\"2001:db8::fe\"]\n");
+    assert!(errors(&off).is_empty(), "no probes when the arbiter is off");
+    let v6 = minimal_replacing(
+        "vips = [\"10.0.0.3/24\"]",
+        "vips = [\"2001:db8::3/64\"]\nversion = 3",
+    );
+    let text = format!("{v6}\n[arbiter]\npeers = [\"10.0.0.9\", \"fe80::9\"]\n");
+    assert_eq!(
+        only(&text),
+        "t.toml:13:10: arbiter.peers[0]: 10.0.0.9 is IPv4 but every instance is IPv6: echoes leave from an instance's own IPv4 address"
+    );
+}

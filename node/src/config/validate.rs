@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use super::duration::DurationDisplay;
 use super::locate::{Document, KeyPath};
+use super::probe_plan::{self, ProbeRoute};
 use super::read::{Found, RawChannel, RawConfig};
 use super::schema::{
     Arbiter, Channel, Config, DEFAULT_DEMOTE_WEIGHT, DEFAULT_GARP_INTERVAL, DEFAULT_GARP_REFRESH,
@@ -713,6 +714,12 @@ fn check_arbiter(
     let key = |k: &str| p.key(k);
 
     let peers = check_arbiter_addresses(c, &p, raw, instances, vip_owner);
+    let enabled = raw.enabled.unwrap_or(true);
+    let routes = if enabled {
+        check_probe_routes(c, &p, raw, instances, &peers)
+    } else {
+        Vec::new()
+    };
     let quorum = check_quorum(c, &key("quorum"), raw);
 
     let demote_weight = raw.demote_weight.unwrap_or(DEFAULT_DEMOTE_WEIGHT);
@@ -732,7 +739,8 @@ fn check_arbiter(
     }
 
     Arbiter {
-        enabled: raw.enabled.unwrap_or(true),
+        enabled,
+        routes,
         references: raw.references.clone(),
         peers,
         quorum: u32::try_from(quorum).unwrap_or(1),
@@ -813,6 +821,53 @@ fn check_arbiter_addresses(
             all
         }
     }
+}
+
+/// Every reference and peer has an instance to send its echoes from
+/// (`probe_plan::route`): the same rule `run` follows, so a config this accepts
+/// also starts. Default peers are their own instance's unicast peers, sent
+/// from that instance's interface.
+fn check_probe_routes(
+    c: &mut Checker<'_, '_>,
+    p: &KeyPath,
+    raw: &RawArbiter,
+    instances: &[Instance],
+    peers: &[IpAddr],
+) -> Vec<ProbeRoute> {
+    let mut routes: Vec<ProbeRoute> = Vec::new();
+    let mut take = |c: &mut Checker<'_, '_>, at: KeyPath, ip: IpAddr, home: Option<&str>| {
+        if routes.iter().any(|r| r.target == ip) {
+            return;
+        }
+        match probe_plan::route(ip, instances, home) {
+            Ok(r) => routes.push(r),
+            Err(why) => c.err(&at, why),
+        }
+    };
+    for (j, &ip) in raw.references.iter().enumerate() {
+        take(c, p.key("references").idx(j), ip, None);
+    }
+    if raw.peers.is_some() {
+        for (j, &ip) in peers.iter().enumerate() {
+            take(c, p.key("peers").idx(j), ip, None);
+        }
+    } else {
+        for (i, inst) in instances.iter().enumerate() {
+            let ipv6 = inst.vips.first().is_some_and(Vip::is_ipv6);
+            for (j, &ip) in inst.unicast_peers.iter().enumerate() {
+                if ip.is_ipv6() != ipv6 {
+                    continue; // refused with the instance already
+                }
+                let at = KeyPath::root()
+                    .key("instance")
+                    .idx(i)
+                    .key("unicast_peers")
+                    .idx(j);
+                take(c, at, ip, Some(&inst.interface));
+            }
+        }
+    }
+    routes
 }
 
 /// `quorum`: at least 1, and reachable with the references given.

@@ -4,13 +4,14 @@
 //! the verdicts out on the instances (claim gate, demotion, release) and hands its
 //! incidents to the log, the event stream and the watcher's outbox.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::config;
+use crate::config::probe_plan::{self, SourceKind};
 use crate::net::neighbour::NeighbourSeen;
 use crate::net::pace::Probe;
 use crate::notify::events::Event;
@@ -18,7 +19,7 @@ use crate::status::{self, ArbiterStatus};
 use crate::track;
 use anyhow::{Context, bail};
 use splitguard_arbiter::hw_watchdog::HwWatchdog;
-use splitguard_arbiter::probe::{IcmpProber, ProbeResult, spawn_probe_loop};
+use splitguard_arbiter::probe::ProbeResult;
 use splitguard_arbiter::reboot::{self, RebootDecision, RebootLedger, RebootLimits};
 use splitguard_arbiter::{
     Heartbeat, Incident, InstanceSpec, Isolation, OnIsolated, OwnershipRound,
@@ -35,6 +36,7 @@ use tracing::{debug, error, info, warn};
 use super::early::{Early, EchoResult};
 use super::instances::Instances;
 use super::outputs::Outputs;
+use super::probers::Probers;
 use super::router::Router;
 use super::schedule::Deadlines;
 
@@ -144,17 +146,6 @@ impl Arbiter {
         })
     }
 
-    /// Probe targets: references, then peers, without repeats.
-    pub(super) fn probe_targets(&self) -> Vec<IpAddr> {
-        let mut all: Vec<IpAddr> = self.policy.references().targets().map(|t| t.0).collect();
-        for (ip, _) in self.policy.peers().targets() {
-            if !all.contains(&ip) {
-                all.push(ip);
-            }
-        }
-        all
-    }
-
     pub(super) fn status(&self) -> ArbiterStatus {
         let list = |r: &splitguard_arbiter::Reachability| {
             r.targets()
@@ -257,10 +248,23 @@ impl Arbiter {
     ) -> anyhow::Result<Arbiter> {
         let now = Instant::now();
         let mut references = cfg.arbiter.references.clone();
+        // Where each echo leaves from: checked with the config, plus the
+        // default gateways found here.
+        let mut routes = cfg.arbiter.routes.clone();
         if references.is_empty() {
             for r in inst.routers() {
-                match inst.nl.default_gateway(r.ifindex).await {
-                    Ok(Some(gw)) if !references.contains(&gw) => references.push(gw),
+                match inst.nl.default_gateway(r.ifindex, r.family()).await {
+                    Ok(Some(gw)) if !references.contains(&gw) => {
+                        references.push(gw);
+                        if !routes.iter().any(|x| x.target == gw) {
+                            // An instance's own gateway is of its family: it
+                            // always has a route, from the instance's interface.
+                            match probe_plan::route(gw, &cfg.instances, Some(&r.cfg.interface)) {
+                                Ok(route) => routes.push(route),
+                                Err(why) => bail!("default gateway {gw}: {why}"),
+                            }
+                        }
+                    }
                     Ok(_) => {}
                     Err(e) => {
                         warn!(interface = %r.cfg.interface, error = %e, "default gateway lookup failed")
@@ -284,38 +288,25 @@ impl Arbiter {
                 .with_context(|| format!("state_dir {}", cfg.state_dir.display()))?;
         }
         let mut arb = Arbiter::new(cfg, references, inst.routers(), now, dry_run)?;
-        let targets = arb.probe_targets();
-        // Probes leave from the node's own address on the first IPv4 instance's
-        // interface, never from a VIP (replies would go to the VIP's holder).
-        // One prober serves the reference and peer probes and the liveness
-        // echoes: a raw ICMP socket is woken by every ICMP packet the node
-        // receives, so a second one would double that work.
-        let source = inst.routers().iter().find(|r| r.primary.is_ipv4());
-        let prober = match source {
-            Some(source) if !targets.is_empty() || cfg.arbiter.early_takeover => {
-                let prober = IcmpProber::new(source.primary, &source.cfg.interface)
-                    .with_context(|| format!("ICMP probes from {}", source.primary))?;
-                info!(
-                    source = %source.primary, interface = %source.cfg.interface,
-                    socket = ?prober.socket_kind(), targets = ?targets, "arbiter probing"
-                );
-                Some(Arc::new(prober))
+        // One prober per interface and source kind the routes and the liveness
+        // echoes need: an IPv4 master is echoed from the instance's IPv4
+        // address, an IPv6 master (which speaks from its link-local) from ours.
+        let mut needs: BTreeSet<(String, SourceKind)> = routes
+            .iter()
+            .map(|r| (r.interface.clone(), r.source))
+            .collect();
+        if cfg.arbiter.early_takeover {
+            for r in inst.routers() {
+                needs.insert((r.cfg.interface.clone(), SourceKind::for_target(r.primary)));
             }
-            Some(_) => None,
-            None if targets.is_empty() => None,
-            None => bail!("reference and peer probes need an IPv4 instance to send from"),
-        };
-        if let Some(prober) = &prober {
-            arb.early = Early::start(&cfg.arbiter, inst, echoes, Arc::clone(prober))
-                .context("early takeover")?;
-            if !targets.is_empty() {
-                let p = &cfg.arbiter.probe;
-                spawn_probe_loop(Arc::clone(prober), targets, p.interval, p.timeout, probes)
-                    .context("start the probe loop")?;
-            }
-        } else if cfg.arbiter.early_takeover {
-            info!("early takeover needs an IPv4 instance to probe from: off");
         }
+        let probers = Arc::new(Probers::open(&needs, inst).await?);
+        if !probers.is_empty() {
+            arb.early = Early::start(&cfg.arbiter, inst, echoes, Arc::clone(&probers))
+                .context("early takeover")?;
+        }
+        let p = &cfg.arbiter.probe;
+        probers.spawn_loops(&routes, p.interval, p.timeout, &probes)?;
         Ok(arb)
     }
 

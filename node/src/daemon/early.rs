@@ -8,8 +8,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::probers::Probers;
 use splitguard_arbiter::early::{CONFIRM_REQUESTS, EarlyAction, EarlyConfig, EarlyTakeover};
-use splitguard_arbiter::probe::IcmpProber;
 use splitguard_vrrp::instance::State;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
@@ -46,7 +46,9 @@ struct Round {
 
 pub(super) struct Early {
     core: EarlyTakeover,
-    prober: Arc<IcmpProber>,
+    probers: Arc<Probers>,
+    /// The interface each followed peer is reached through.
+    peer_iface: HashMap<IpAddr, String>,
     echoes: mpsc::Sender<EchoResult>,
     rounds: Vec<Option<Round>>,
     /// (interface, address) → the routers whose round asks for it (a set: a
@@ -63,19 +65,19 @@ pub(super) struct Early {
 }
 
 impl Early {
-    /// Early takeover when it is on, its echoes sent through `prober` (the
-    /// arbiter's, from the first IPv4 instance's own address).
+    /// Early takeover when it is on, its echoes sent through the arbiter's
+    /// probers (from this node's own address of the peer's kind, on the
+    /// interface of the instance that follows it).
     pub(super) fn start(
         cfg: &config::Arbiter,
         inst: &Instances,
         echoes: mpsc::Sender<EchoResult>,
-        prober: Arc<IcmpProber>,
+        probers: Arc<Probers>,
     ) -> anyhow::Result<Option<Early>> {
         if !cfg.early_takeover {
             return Ok(None);
         }
         info!(
-            source = %prober.local(),
             interval = ?cfg.liveness_interval, misses = cfg.liveness_misses,
             "early takeover on: liveness stream to each master"
         );
@@ -88,7 +90,8 @@ impl Early {
                 },
                 n,
             ),
-            prober,
+            probers,
+            peer_iface: HashMap::new(),
             echoes,
             rounds: (0..n).map(|_| None).collect(),
             asked: HashMap::new(),
@@ -156,6 +159,11 @@ impl Early {
                 }
                 _ => None,
             };
+            if let Some((m, _)) = follow {
+                self.peer_iface
+                    .entry(m)
+                    .or_insert_with(|| r.cfg.interface.clone());
+            }
             if self.follows[i] != follow {
                 self.follows[i] = follow;
                 self.core.handle_follow(now, i, follow);
@@ -179,17 +187,21 @@ impl Early {
                     sent,
                     timeout,
                 } => {
-                    let prober = Arc::clone(&self.prober);
+                    let prober = self
+                        .peer_iface
+                        .get(&peer)
+                        .and_then(|i| self.probers.get(i, peer))
+                        .cloned();
                     let tx = self.echoes.clone();
                     tokio::spawn(async move {
-                        let r = prober.probe(peer, timeout).await;
-                        let _ = tx
-                            .send(EchoResult {
-                                peer,
-                                sent,
-                                ok: r.ok,
-                            })
-                            .await;
+                        // Without a prober for the peer's kind (none was
+                        // needed when the probers opened) the echo is lost:
+                        // the confirmation round still decides.
+                        let ok = match prober {
+                            Some(p) => p.probe(peer, timeout).await.ok,
+                            None => false,
+                        };
+                        let _ = tx.send(EchoResult { peer, sent, ok }).await;
                     });
                 }
                 EarlyAction::PeerLost { peer } => {

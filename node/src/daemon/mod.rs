@@ -23,6 +23,7 @@ mod early;
 mod event_loop;
 mod instances;
 mod outputs;
+mod probers;
 mod router;
 mod schedule;
 mod watcher;

@@ -15,7 +15,9 @@ use rtnetlink::packet_route::route::{
 };
 use rtnetlink::sys::AsyncSocket;
 use rtnetlink::{Handle, MulticastGroup, RouteMessageBuilder};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use splitguard_vrrp::wire::Family;
 use tokio::sync::mpsc;
 
 #[derive(Debug, thiserror::Error)]
@@ -281,70 +283,98 @@ impl Netlink {
         }
     }
 
-    /// The gateway of the IPv4 default route (main table, prefix length 0) that
-    /// leaves through interface `ifindex`: the arbiter's reference when none is
-    /// configured. None when there is no such route or it has no gateway. With
-    /// several, the one with the lowest metric wins, as in the kernel's choice.
-    pub async fn default_gateway(&self, ifindex: u32) -> Result<Option<IpAddr>, NetlinkError> {
+    /// The gateway of the default route of `family` (main table, prefix length
+    /// 0) that leaves through interface `ifindex`: the arbiter's reference when
+    /// none is configured. None when there is no such route or it has no
+    /// gateway. With several, the one with the lowest metric wins, as in the
+    /// kernel's choice. An IPv6 gateway is often link-local (a router's
+    /// advertisement sets it so).
+    pub async fn default_gateway(
+        &self,
+        ifindex: u32,
+        family: Family,
+    ) -> Result<Option<IpAddr>, NetlinkError> {
         // A dump: without NETLINK_GET_STRICT_CHK the kernel ignores the header's
-        // filters, so every IPv4 route comes back and is filtered here.
+        // filters, so every route of the family comes back and is filtered here.
+        let (request, what) = match family {
+            Family::Ipv4 => (
+                RouteMessageBuilder::<Ipv4Addr>::new().build(),
+                "list IPv4 routes",
+            ),
+            Family::Ipv6 => (
+                RouteMessageBuilder::<Ipv6Addr>::new().build(),
+                "list IPv6 routes",
+            ),
+        };
         let routes: Vec<RouteMessage> = self
             .handle
             .route()
-            .get(RouteMessageBuilder::<Ipv4Addr>::new().build())
+            .get(request)
             .execute()
             .try_collect()
             .await
             .map_err(|source| NetlinkError::Request {
-                what: "list IPv4 routes".to_string(),
+                what: what.to_string(),
                 source,
             })?;
         Ok(routes
             .iter()
-            .filter_map(|r| Self::default_via(r, ifindex))
+            .filter_map(|r| default_via(r, ifindex, family))
             .min_by_key(|(metric, _)| *metric)
-            .map(|(_, gw)| IpAddr::V4(gw)))
+            .map(|(_, gw)| gw))
     }
+}
 
-    /// `(metric, gateway)` when `route` is a main-table IPv4 unicast default route with
-    /// a next hop through `ifindex` (directly or as one of its multipath next hops).
-    fn default_via(route: &RouteMessage, ifindex: u32) -> Option<(u32, Ipv4Addr)> {
-        let h = &route.header;
-        if h.address_family != AddressFamily::Inet
-            || h.destination_prefix_length != 0
-            || h.kind != RouteType::Unicast
-        {
-            return None;
-        }
-        // The 8-bit header field only holds table ids below 256; the attribute is exact.
-        let mut table = u32::from(h.table);
-        let (mut oif, mut gateway, mut metric, mut hops) = (None, None, 0, None);
-        for attr in &route.attributes {
-            match attr {
-                RouteAttribute::Table(t) => table = *t,
-                RouteAttribute::Oif(i) => oif = Some(*i),
-                RouteAttribute::Gateway(RouteAddress::Inet(g)) => gateway = Some(*g),
-                RouteAttribute::Priority(p) => metric = *p,
-                RouteAttribute::MultiPath(nh) => hops = Some(nh),
-                _ => {}
-            }
-        }
-        if table != u32::from(RouteHeader::RT_TABLE_MAIN) {
-            return None;
-        }
-        if oif == Some(ifindex) {
-            return gateway.map(|g| (metric, g));
-        }
-        hops.into_iter()
-            .flatten()
-            .filter(|nh| nh.interface_index == ifindex)
-            .find_map(|nh| {
-                nh.attributes.iter().find_map(|a| match a {
-                    RouteAttribute::Gateway(RouteAddress::Inet(g)) => Some((metric, *g)),
-                    _ => None,
-                })
-            })
+/// `(metric, gateway)` when `route` is a main-table unicast default route of
+/// `family` with a next hop through `ifindex` (directly or as one of its
+/// multipath next hops).
+fn default_via(route: &RouteMessage, ifindex: u32, family: Family) -> Option<(u32, IpAddr)> {
+    let h = &route.header;
+    let want = match family {
+        Family::Ipv4 => AddressFamily::Inet,
+        Family::Ipv6 => AddressFamily::Inet6,
+    };
+    if h.address_family != want || h.destination_prefix_length != 0 || h.kind != RouteType::Unicast
+    {
+        return None;
     }
+    let gateway_of = |a: &RouteAttribute| match a {
+        RouteAttribute::Gateway(RouteAddress::Inet(g)) if family == Family::Ipv4 => {
+            Some(IpAddr::V4(*g))
+        }
+        RouteAttribute::Gateway(RouteAddress::Inet6(g)) if family == Family::Ipv6 => {
+            Some(IpAddr::V6(*g))
+        }
+        _ => None,
+    };
+    // The 8-bit header field only holds table ids below 256; the attribute is exact.
+    let mut table = u32::from(h.table);
+    let (mut oif, mut gateway, mut metric, mut hops) = (None, None, 0, None);
+    for attr in &route.attributes {
+        match attr {
+            RouteAttribute::Table(t) => table = *t,
+            RouteAttribute::Oif(i) => oif = Some(*i),
+            RouteAttribute::Gateway(_) => gateway = gateway_of(attr),
+            RouteAttribute::Priority(p) => metric = *p,
+            RouteAttribute::MultiPath(nh) => hops = Some(nh),
+            _ => {}
+        }
+    }
+    if table != u32::from(RouteHeader::RT_TABLE_MAIN) {
+        return None;
+    }
+    if oif == Some(ifindex) {
+        return gateway.map(|g| (metric, g));
+    }
+    hops.into_iter()
+        .flatten()
+        .filter(|nh| nh.interface_index == ifindex)
+        .find_map(|nh| {
+            nh.attributes
+                .iter()
+                .find_map(gateway_of)
+                .map(|g| (metric, g))
+        })
 }
 
 /// Subscribes to IPv4/IPv6 address and link events. Events arrive on the returned
@@ -388,6 +418,7 @@ pub fn subscribe() -> Result<mpsc::UnboundedReceiver<NetEvent>, NetlinkError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rtnetlink::packet_route::route::RouteNextHop;
 
     fn message(addr: IpAddr, flags: AddressHeaderFlags) -> AddressMessage {
         let mut m = AddressMessage::default();
@@ -418,6 +449,69 @@ mod tests {
         ))
         .expect("address");
         assert!(v4.usable && v4.secondary);
+    }
+
+    fn default_route(family: AddressFamily, attrs: Vec<RouteAttribute>) -> RouteMessage {
+        let mut m = RouteMessage::default();
+        m.header.address_family = family;
+        m.header.destination_prefix_length = 0;
+        m.header.kind = RouteType::Unicast;
+        m.header.table = RouteHeader::RT_TABLE_MAIN;
+        m.attributes = attrs;
+        m
+    }
+
+    #[test]
+    fn the_default_gateway_is_read_per_family_direct_or_multipath() {
+        let ll: Ipv6Addr = "fe80::ff:fe00:fe".parse().unwrap();
+        let v6 = default_route(
+            AddressFamily::Inet6,
+            vec![
+                RouteAttribute::Oif(2),
+                RouteAttribute::Gateway(RouteAddress::Inet6(ll)),
+                RouteAttribute::Priority(1024),
+            ],
+        );
+        assert_eq!(
+            default_via(&v6, 2, Family::Ipv6),
+            Some((1024, IpAddr::V6(ll)))
+        );
+        assert_eq!(default_via(&v6, 3, Family::Ipv6), None, "another interface");
+        assert_eq!(default_via(&v6, 2, Family::Ipv4), None, "another family");
+        let gw4 = Ipv4Addr::new(192, 0, 2, 254);
+        let v4 = default_route(
+            AddressFamily::Inet,
+            vec![
+                RouteAttribute::Oif(2),
+                RouteAttribute::Gateway(RouteAddress::Inet(gw4)),
+            ],
+        );
+        assert_eq!(
+            default_via(&v4, 2, Family::Ipv4),
+            Some((0, IpAddr::V4(gw4)))
+        );
+        assert_eq!(default_via(&v4, 2, Family::Ipv6), None);
+        let global: Ipv6Addr = "2001:db8::fe".parse().unwrap();
+        let hop = |index, g| {
+            let mut nh = RouteNextHop::default();
+            nh.interface_index = index;
+            nh.attributes = vec![RouteAttribute::Gateway(RouteAddress::Inet6(g))];
+            nh
+        };
+        let multipath = default_route(
+            AddressFamily::Inet6,
+            vec![
+                RouteAttribute::Priority(5),
+                RouteAttribute::MultiPath(vec![hop(3, ll), hop(2, global)]),
+            ],
+        );
+        assert_eq!(
+            default_via(&multipath, 2, Family::Ipv6),
+            Some((5, IpAddr::V6(global)))
+        );
+        let mut other_table = v6.clone();
+        other_table.attributes.push(RouteAttribute::Table(100));
+        assert_eq!(default_via(&other_table, 2, Family::Ipv6), None);
     }
 
     #[test]

@@ -1,0 +1,178 @@
+//! Owns where each arbiter probe leaves from: for every reference and peer, the
+//! interface and the kind of source address its echoes use, or why there is
+//! none. Pure (the instances in, a route or a reason out): validation calls it
+//! for the configured targets, so `check-config` refuses what `run` would, and
+//! `run` calls it again for the default gateways it finds.
+//!
+//! The rules, by target:
+//! - IPv4: from the node's own address on the first IPv4 instance's interface;
+//! - IPv6 link-local: from the link-local address of the one interface that
+//!   carries IPv6 instances (a TOML address has no `%zone`, so two such
+//!   interfaces make it ambiguous), or of the instance it belongs to (a default
+//!   peer or gateway);
+//! - IPv6 global: from a usable global address (not a VIP) on the first IPv6
+//!   instance's interface, found at run time;
+//! - a target that comes from an instance (a default peer or gateway) leaves
+//!   from that instance's interface.
+//!
+//! Never from a VIP: replies to a VIP go to whichever node holds it.
+
+use std::net::IpAddr;
+
+use super::schema::Instance;
+
+/// Which of the node's addresses an echo leaves from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SourceKind {
+    /// The instance's own IPv4 address.
+    Ipv4,
+    /// The interface's IPv6 link-local address.
+    LinkLocal,
+    /// A global (or unique local) IPv6 address of the interface.
+    Global,
+}
+
+impl SourceKind {
+    /// The source a target needs: an IPv6 link-local target is reached from the
+    /// link-local address (its scope), any other IPv6 one from a global address.
+    pub fn for_target(target: IpAddr) -> SourceKind {
+        match target {
+            IpAddr::V4(_) => SourceKind::Ipv4,
+            IpAddr::V6(v6) if v6.is_unicast_link_local() => SourceKind::LinkLocal,
+            IpAddr::V6(_) => SourceKind::Global,
+        }
+    }
+}
+
+/// Where the echoes to one target leave from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ProbeRoute {
+    pub target: IpAddr,
+    pub interface: String,
+    pub source: SourceKind,
+}
+
+fn is_ipv6(inst: &Instance) -> bool {
+    inst.vips.first().is_some_and(|v| v.is_ipv6())
+}
+
+/// The route of the echoes to `target`, from `instances`; `home` is the
+/// interface of the instance the target comes from, when it comes from one (a
+/// default peer, a default gateway): they leave from there. The error says why
+/// no instance can send them.
+pub fn route(
+    target: IpAddr,
+    instances: &[Instance],
+    home: Option<&str>,
+) -> Result<ProbeRoute, String> {
+    let source = SourceKind::for_target(target);
+    let of_family: Vec<&str> = instances
+        .iter()
+        .filter(|i| is_ipv6(i) == target.is_ipv6())
+        .map(|i| i.interface.as_str())
+        .collect();
+    let (family, other) = if target.is_ipv6() {
+        ("IPv6", "IPv4")
+    } else {
+        ("IPv4", "IPv6")
+    };
+    let Some(&first) = of_family.first() else {
+        return Err(format!(
+            "{target} is {family} but every instance is {other}: echoes leave from an instance's own {family} address"
+        ));
+    };
+    let interface = match (source, home) {
+        (_, Some(home)) => home,
+        (SourceKind::LinkLocal, None) => {
+            let mut distinct: Vec<&str> = Vec::new();
+            for i in &of_family {
+                if !distinct.contains(i) {
+                    distinct.push(i);
+                }
+            }
+            if let [a, b, ..] = distinct.as_slice() {
+                return Err(format!(
+                    "link-local {target} is ambiguous: IPv6 instances are on {a} and {b}, and an address here has no zone; give a global address"
+                ));
+            }
+            first
+        }
+        _ => first,
+    };
+    Ok(ProbeRoute {
+        target,
+        interface: interface.to_owned(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn instances(specs: &[(&str, &str)]) -> Vec<Instance> {
+        let mut toml = String::from("node = \"n\"\n");
+        for (k, (iface, vip)) in specs.iter().enumerate() {
+            let (version, len) = if vip.contains(':') { (3, 64) } else { (2, 24) };
+            toml.push_str(&format!(
+                "[[instance]]\nname = \"i{k}\"\ninterface = \"{iface}\"\nvrid = {}\npriority = 100\n\
+                 advert_interval = \"1s\"\nversion = {version}\nvips = [\"{vip}/{len}\"]\n",
+                k + 1
+            ));
+        }
+        crate::config::parse(&toml, "t.toml")
+            .unwrap_or_else(|e| panic!("{e}"))
+            .instances
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_target_leaves_from_an_instance_of_its_family() {
+        let dual = instances(&[("eth0", "192.0.2.3"), ("eth1", "2001:db8::3")]);
+        assert_eq!(
+            route(ip("192.0.2.254"), &dual, None),
+            Ok(ProbeRoute {
+                target: ip("192.0.2.254"),
+                interface: "eth0".into(),
+                source: SourceKind::Ipv4
+            })
+        );
+        assert_eq!(
+            route(ip("2001:db8::fe"), &dual, None).map(|r| (r.interface, r.source)),
+            Ok(("eth1".into(), SourceKind::Global))
+        );
+        assert_eq!(
+            route(ip("fe80::1"), &dual, None).map(|r| (r.interface, r.source)),
+            Ok(("eth1".into(), SourceKind::LinkLocal))
+        );
+        let v4 = instances(&[("eth0", "192.0.2.3")]);
+        assert_eq!(
+            route(ip("2001:db8::fe"), &v4, None),
+            Err("2001:db8::fe is IPv6 but every instance is IPv4: echoes leave from an instance's own IPv6 address".into())
+        );
+        let v6 = instances(&[("eth0", "2001:db8::3")]);
+        assert!(
+            route(ip("192.0.2.254"), &v6, None)
+                .unwrap_err()
+                .starts_with("192.0.2.254 is IPv4 but every instance is IPv6")
+        );
+    }
+
+    #[test]
+    fn a_link_local_target_needs_one_ipv6_interface_or_its_own_instance() {
+        let two = instances(&[("eth0", "2001:db8::3"), ("eth1", "2001:db8:1::3")]);
+        assert_eq!(
+            route(ip("fe80::1"), &two, None),
+            Err("link-local fe80::1 is ambiguous: IPv6 instances are on eth0 and eth1, and an address here has no zone; give a global address".into())
+        );
+        assert_eq!(
+            route(ip("fe80::1"), &two, Some("eth1")).map(|r| r.interface),
+            Ok("eth1".into())
+        );
+        let same = instances(&[("eth0", "2001:db8::3"), ("eth0", "2001:db8::4")]);
+        assert!(route(ip("fe80::1"), &same, None).is_ok(), "one interface");
+    }
+}
