@@ -47,6 +47,11 @@ pub enum LabCommand {
         /// Print the table as Markdown.
         #[arg(long)]
         markdown: bool,
+        /// Run VRRPv3 over IPv6 instead: VIP 2001:db8::3/64, adverts from the
+        /// hosts' link-locals, gw asking by neighbour solicitation; S6 is then
+        /// an advert interval mismatch (VRRPv3 has no password).
+        #[arg(long)]
+        ipv6: bool,
     },
     /// Failover, handover and idle footprint: splitguard (arbiter on and off) against
     /// keepalived, alternating run by run, each run in a fresh lab; with --scale or
@@ -218,7 +223,8 @@ pub fn run(cmd: LabCommand) -> ExitCode {
             name,
             impls,
             markdown,
-        } => lab_scenario(name.0, &impls, markdown),
+            ipv6,
+        } => lab_scenario(name.0, &impls, markdown, ipv6),
     }
 }
 
@@ -256,7 +262,9 @@ fn lab_scenario(
     scenarios: Vec<splitguard_lab::scenario::Scenario>,
     impls: &[LabImpl],
     markdown: bool,
+    ipv6: bool,
 ) -> ExitCode {
+    use splitguard_lab::configs::Family;
     use splitguard_lab::report::Implementation;
     use splitguard_lab::scenario::{self, ScenarioError, ScenarioOptions};
     splitguard_lab::measure::install_interrupt_handler();
@@ -269,6 +277,7 @@ fn lab_scenario(
         let opts = ScenarioOptions {
             scenarios,
             impls,
+            family: if ipv6 { Family::Ipv6 } else { Family::Ipv4 },
             splitguard: lab_binary()?,
         };
         Ok(scenario::run(&opts, &mut |line| eprintln!("{line}"))?)

@@ -2,16 +2,22 @@
 //! the library the command uses, each in its own lab (the tests run in
 //! parallel). splitguard must show no dual-owner second in S2, S3, S4 and S6;
 //! in S2 keepalived runs too and must show two owners, so the measurement can
-//! tell the two apart. Needs root, nft and keepalived; fails without them.
+//! tell the two apart. S2 and S6 run over IPv6 too (`--ipv6`). Needs root, nft and keepalived; fails without them.
 
+use splitguard_lab::configs::Family;
 use splitguard_lab::report::Implementation;
 use splitguard_lab::scenario::{self, Outcome, Scenario, ScenarioOptions};
 
 /// Each implementation's outcome and daemon logs.
 fn run(s: Scenario, impls: &[Implementation]) -> Vec<(Outcome, String)> {
+    run_in(s, impls, Family::Ipv4)
+}
+
+fn run_in(s: Scenario, impls: &[Implementation], family: Family) -> Vec<(Outcome, String)> {
     let opts = ScenarioOptions {
         scenarios: vec![s],
         impls: impls.to_vec(),
+        family,
         splitguard: env!("CARGO_BIN_EXE_splitguard").into(),
     };
     let mut log = Vec::new();
@@ -43,9 +49,19 @@ fn has_alert(o: &Outcome, kind: &str, node: &str) -> bool {
 
 #[test]
 fn s2_splitguard_withholds_its_claim_where_keepalived_makes_two_owners() {
-    let r = run(
+    s2_in(Family::Ipv4);
+}
+
+#[test]
+fn v6_s2_splitguard_withholds_its_claim_where_keepalived_makes_two_owners() {
+    s2_in(Family::Ipv6);
+}
+
+fn s2_in(family: Family) {
+    let r = run_in(
         Scenario::S2,
         &[Implementation::Splitguard, Implementation::Keepalived],
+        family,
     );
     let ((sg, sg_logs), (ka, ka_logs)) = (&r[0], &r[1]);
     assert_eq!(sg.dual_s, 0.0, "{sg:?}\n{sg_logs}");
@@ -89,4 +105,16 @@ fn s6_auth_mismatch_makes_no_second_owner_and_is_named() {
     let (sg, logs) = &run(Scenario::S6, &[Implementation::Splitguard])[0];
     assert_eq!(sg.dual_s, 0.0, "{sg:?}\n{logs}");
     assert!(has_alert(sg, "auth_mismatch", "lb02"), "{sg:?}\n{logs}");
+}
+
+/// Over IPv6, S6 is an advert interval mismatch (VRRPv3 has no password):
+/// nothing splits, and lb02 names the mismatch.
+#[test]
+fn v6_s6_interval_mismatch_makes_no_second_owner_and_is_named() {
+    let (sg, logs) = &run_in(Scenario::S6, &[Implementation::Splitguard], Family::Ipv6)[0];
+    assert_eq!(sg.dual_s, 0.0, "{sg:?}\n{logs}");
+    assert!(
+        has_alert(sg, "advert_interval_mismatch", "lb02"),
+        "{sg:?}\n{logs}"
+    );
 }

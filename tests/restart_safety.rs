@@ -295,7 +295,7 @@ fn observer(lab: &Lab) -> GwObserver {
         lab,
         "gw",
         GwOptions {
-            vip: splitguard_lab::configs::VIP_ADDR,
+            vip: splitguard_lab::configs::VIP_ADDR.into(),
             port: PORT,
             every: Duration::from_millis(500),
             limit: Duration::from_secs(600),

@@ -1,13 +1,18 @@
 //! `splitguard watch` standalone beside keepalived 2.2.7 on both nodes, paging a
 //! webhook receiver on gw: the split-brain scenarios are named by their cause and
 //! reach gw within 1 s of the second owner appearing; a normal failover is a
-//! `failover`, not split brain; resolved follows.
+//! `failover`, not split brain; resolved follows. The same over IPv6 (VRRPv3,
+//! VIP 2001:db8::3): the second owner found by neighbour solicitation, the
+//! VRID mistake named from the passive capture of IPv6 adverts; and an IPv6
+//! `run` node whose advert interval differs from the keepalived master's pages
+//! the mismatch.
 //!
 //! Needs root, keepalived and python3; fails without them.
 
 mod common;
 
 use common::*;
+use splitguard_lab::configs::Family;
 use splitguard_lab::{Lab, LabProcess, configs, wait_for};
 use std::time::Duration;
 
@@ -56,8 +61,14 @@ fn start_receiver(lab: &Lab) -> LabProcess {
     p
 }
 
-fn start_watch(lab: &Lab) -> LabProcess {
-    let cfg = configs::watch_config(lab, "lb02", "backup", "http://192.0.2.254:8080/hook");
+fn start_watch(lab: &Lab, family: Family) -> LabProcess {
+    let cfg = configs::watch_config_in(
+        lab,
+        "lb02",
+        "backup",
+        "http://192.0.2.254:8080/hook",
+        family,
+    );
     common::start_watch(lab, "lb02", &cfg)
 }
 
@@ -76,12 +87,29 @@ fn vip_arrived_ms(lab: &Lab) -> Option<u64> {
 /// expects a firing alert of `kind` naming lb01's MAC within 1 s of the VIP
 /// arriving on lb02.
 fn scenario(tag: &str, lb02_ka: impl Fn(String) -> String, fault: impl Fn(&Lab), kind: &str) {
-    let lab = pair_lab(tag);
+    scenario_in(tag, lb02_ka, fault, kind, Family::Ipv4)
+}
+
+fn scenario_in(
+    tag: &str,
+    lb02_ka: impl Fn(String) -> String,
+    fault: impl Fn(&Lab),
+    kind: &str,
+    family: Family,
+) {
+    let lab = configs::pair_lab_in(tag, family).expect("lab builds (run as root)");
     let _rx = start_receiver(&lab);
-    let ka1 = start_keepalived(&lab, "lb01", &ka_config("lb01", 150, 2, "1"));
-    expect_owner(&lab, Some("lb01"), &[&ka1], "keepalived lb01 master");
-    let w = start_watch(&lab);
-    let ka2 = start_keepalived(&lab, "lb02", &lb02_ka(ka_config("lb02", 100, 2, "1")));
+    let ka = |node, prio| configs::ka_config_in(node, prio, 2, "1", family);
+    let ka1 = start_keepalived(&lab, "lb01", &ka("lb01", 150));
+    expect_owner_in(
+        &lab,
+        Some("lb01"),
+        &[&ka1],
+        "keepalived lb01 master",
+        family,
+    );
+    let w = start_watch(&lab, family);
+    let ka2 = start_keepalived(&lab, "lb02", &lb02_ka(ka("lb02", 100)));
     std::thread::sleep(Duration::from_secs(2));
     fault(&lab);
     let procs = [&ka1, &ka2, &w];
@@ -101,7 +129,7 @@ fn scenario(tag: &str, lb02_ka: impl Fn(String) -> String, fault: impl Fn(&Lab),
     let mac1 = lab.mac_of("lb01").expect("mac");
     assert_eq!(body["severity"], "critical", "{body}");
     assert_eq!(body["node"], "lb02");
-    assert_eq!(body["vip"], VIP);
+    assert_eq!(body["vip"], configs::vip_in(family));
     assert!(
         body["cause"].as_str().unwrap_or_default().contains(&mac1),
         "the cause names lb01's MAC: {body}"
@@ -167,12 +195,28 @@ fn s6_auth_mismatch_pages_auth_mismatch() {
 
 #[test]
 fn a_normal_failover_is_a_failover_and_resolves() {
-    let lab = pair_lab("wfail");
+    failover_resolves("wfail", Family::Ipv4);
+}
+
+#[test]
+fn v6_a_normal_failover_is_a_failover_and_resolves() {
+    failover_resolves("wfail6", Family::Ipv6);
+}
+
+fn failover_resolves(tag: &str, family: Family) {
+    let lab = configs::pair_lab_in(tag, family).expect("lab builds (run as root)");
     let _rx = start_receiver(&lab);
-    let mut ka1 = start_keepalived(&lab, "lb01", &ka_config("lb01", 150, 2, "1"));
-    let ka2 = start_keepalived(&lab, "lb02", &ka_config("lb02", 100, 2, "1"));
-    expect_owner(&lab, Some("lb01"), &[&ka1, &ka2], "keepalived lb01 master");
-    let w = start_watch(&lab);
+    let ka = |node, prio| configs::ka_config_in(node, prio, 2, "1", family);
+    let mut ka1 = start_keepalived(&lab, "lb01", &ka("lb01", 150));
+    let ka2 = start_keepalived(&lab, "lb02", &ka("lb02", 100));
+    expect_owner_in(
+        &lab,
+        Some("lb01"),
+        &[&ka1, &ka2],
+        "keepalived lb01 master",
+        family,
+    );
+    let w = start_watch(&lab, family);
     std::thread::sleep(Duration::from_secs(2));
     ka1.stop(Duration::from_secs(10));
     let procs = [&ka1, &ka2, &w];
@@ -194,7 +238,7 @@ fn a_normal_failover_is_a_failover_and_resolves() {
         received(&lab)
     );
     // lb01 comes back and preempts: the VIP leaves lb02, the failover resolves.
-    let ka1 = start_keepalived(&lab, "lb01", &ka_config("lb01", 150, 2, "1"));
+    let ka1 = start_keepalived(&lab, "lb01", &ka("lb01", 150));
     let resolved = wait_for(BOUND, || {
         received(&lab)
             .into_iter()
@@ -212,5 +256,91 @@ fn a_normal_failover_is_a_failover_and_resolves() {
     assert!(
         kinds.iter().all(|k| k.starts_with("\"failover\"")),
         "{kinds:?}"
+    );
+}
+
+#[test]
+fn v6_s2_vrrp_firewalled_on_lb02_pages_split_brain() {
+    scenario_in(
+        "ws2v6",
+        |c| c,
+        |lab| {
+            lab.nft(Some("lb02"), VRRP_DROP).expect("nft");
+        },
+        "split_brain",
+        Family::Ipv6,
+    );
+}
+
+#[test]
+fn v6_s3_vrid_mismatch_pages_vrid_mismatch() {
+    scenario_in(
+        "ws3v6",
+        |c| c.replace("virtual_router_id 51", "virtual_router_id 52"),
+        |_| {},
+        "vrid_mismatch",
+        Family::Ipv6,
+    );
+}
+
+/// VRRPv3 has no password; what two IPv6 nodes can disagree on instead is the
+/// advert interval. A v3 backup follows the master's interval and keeps
+/// silent, so beside keepalived nothing on the wire shows it; `run` knows its
+/// own instance's interval and pages the mismatch from the captured adverts of
+/// the keepalived master, as a warning (nothing splits).
+#[test]
+fn v6_advert_interval_mismatch_is_paged_by_the_node_that_knows_its_own() {
+    let lab = configs::pair_lab6("wint6").expect("lab builds (run as root)");
+    let _rx = start_receiver(&lab);
+    let ka1 = start_keepalived(
+        &lab,
+        "lb01",
+        &configs::ka_config_in("lb01", 150, 3, "1", Family::Ipv6),
+    );
+    expect_owner_in(
+        &lab,
+        Some("lb01"),
+        &[&ka1],
+        "keepalived lb01 master",
+        Family::Ipv6,
+    );
+    let extra = format!(
+        "\n[arbiter]\nenabled = false\n{}",
+        configs::webhook_tables("http://192.0.2.254:8080/hook")
+    );
+    let lb02 = common::start_splitguard(
+        &lab,
+        "lb02",
+        &configs::sg_config_in(&lab, "lb02", 100, 3, "2s", &extra, Family::Ipv6),
+    );
+    let procs = [&ka1, &lb02];
+    let alert = wait_for(BOUND, || {
+        received(&lab).into_iter().find(|r| {
+            r["body"]["kind"] == "advert_interval_mismatch" && r["body"]["status"] == "firing"
+        })
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "no advert_interval_mismatch at gw; got {:?}\n{}",
+            received(&lab),
+            logs(&procs)
+        )
+    });
+    let body = &alert["body"];
+    assert_eq!(body["vip"], configs::VIP6, "{alert}");
+    assert_eq!(body["severity"], "warning", "{alert}");
+    let cause = body["cause"].as_str().unwrap_or_default();
+    assert!(
+        cause.contains("fe80::ff:fe00:5")
+            && cause.contains("VRRPv3 backup takes the master's interval"),
+        "{cause}"
+    );
+    expect_owner_in(&lab, Some("lb01"), &procs, "nothing moved", Family::Ipv6);
+    assert!(
+        received(&lab)
+            .iter()
+            .all(|r| r["body"]["kind"] == "advert_interval_mismatch"),
+        "{:?}",
+        received(&lab)
     );
 }

@@ -388,7 +388,7 @@ fn run_once(
             &lab,
             "gw",
             GwOptions {
-                vip: VIP_ADDR,
+                vip: VIP_ADDR.into(),
                 port: pair::HOOK_PORT,
                 every: OWNER_SAMPLE,
                 limit,

@@ -2,9 +2,14 @@
 //! tests and `splitguard lab bench`: lb01 (.5), lb02 (.6) and gw (.254) on one
 //! bridge, one instance VI_1 (VRID 51) on `eth0` with VIP 192.0.2.3/24, as a
 //! splitguard TOML config and as the equivalent keepalived 2.2.7 config, and how
-//! each daemon is started inside a lab host.
+//! each daemon is started inside a lab host. The `_in` variants take the
+//! address family: in IPv6 the pair runs VRRPv3 over IPv6 with the VIP
+//! 2001:db8::3/64 (adverts from the hosts' link-locals), in a lab built with
+//! [`pair_lab6`].
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+pub use splitguard_vrrp::wire::Family;
 use std::path::Path;
 
 use super::netns::{Lab, LabError};
@@ -17,6 +22,42 @@ pub const VIP_ADDR: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 3);
 pub const LB01_ADDR: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 5);
 pub const LB02_ADDR: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 6);
 pub const GW_ADDR: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 254);
+/// The pair's IPv6 VIP (a /64) in an IPv6 lab.
+pub const VIP6: &str = "2001:db8::3";
+pub const VIP6_ADDR: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 3);
+
+/// The pair's VIP in `family`.
+pub fn vip_in(family: Family) -> &'static str {
+    match family {
+        Family::Ipv4 => VIP,
+        Family::Ipv6 => VIP6,
+    }
+}
+
+/// A lab host's address in `family` (2001:db8::N for 192.0.2.N).
+pub fn addr_in(host: Ipv4Addr, family: Family) -> IpAddr {
+    match family {
+        Family::Ipv4 => IpAddr::V4(host),
+        Family::Ipv6 => IpAddr::V6(crate::netns::lab_v6(host)),
+    }
+}
+
+/// What VRRP calls a host's address in `family`: the IPv4 address, or the
+/// link-local that IPv6 adverts come from.
+pub fn vrrp_addr_in(host: Ipv4Addr, family: Family) -> IpAddr {
+    match family {
+        Family::Ipv4 => IpAddr::V4(host),
+        Family::Ipv6 => IpAddr::V6(crate::netns::lab_link_local(host)),
+    }
+}
+
+/// The pair lab for `family`.
+pub fn pair_lab_in(tag: &str, family: Family) -> Result<Lab, LabError> {
+    match family {
+        Family::Ipv4 => pair_lab(tag),
+        Family::Ipv6 => pair_lab6(tag),
+    }
+}
 
 /// A lab with hosts lb01, lb02 and gw; `tag` names it (see [`Lab::builder`]).
 pub fn pair_lab(tag: &str) -> Result<Lab, LabError> {
@@ -50,7 +91,28 @@ pub fn sg_config(
     interval: &str,
     extra: &str,
 ) -> String {
+    sg_config_in(lab, node, priority, version, interval, extra, Family::Ipv4)
+}
+
+/// [`sg_config`] in `family`: for IPv6, VRRPv3 (whatever `version` says), the
+/// VIP 2001:db8::3/64 and no label (IPv6 addresses have none).
+pub fn sg_config_in(
+    lab: &Lab,
+    node: &str,
+    priority: u8,
+    version: u8,
+    interval: &str,
+    extra: &str,
+    family: Family,
+) -> String {
     let dir = lab.dir().display();
+    if family == Family::Ipv6 {
+        return format!(
+            "node = \"{node}\"\nstate_dir = \"{dir}/{node}-state\"\ncontrol_socket = \"{dir}/{node}.sock\"\n\n\
+             [[instance]]\nname = \"VI_1\"\ninterface = \"eth0\"\nvrid = 51\npriority = {priority}\n\
+             advert_interval = \"{interval}\"\nversion = 3\nvips = [\"{VIP6}/64\"]\n{extra}"
+        );
+    }
     let auth = if version == 2 {
         "auth_pass = \"1111\"\n"
     } else {
@@ -71,12 +133,20 @@ pub fn sg_socket(lab: &Lab, node: &str) -> std::path::PathBuf {
 
 /// The `[arbiter]` table of each splitguard flavour (`peer`: the other node).
 pub fn arbiter_table(imp: Implementation, peer: Ipv4Addr) -> String {
+    arbiter_table_in(imp, peer, Family::Ipv4)
+}
+
+/// [`arbiter_table`] in `family`: gw and the peer by their addresses of that
+/// family.
+pub fn arbiter_table_in(imp: Implementation, peer: Ipv4Addr, family: Family) -> String {
+    let gw = addr_in(GW_ADDR, family);
+    let peer = addr_in(peer, family);
     match imp {
         Implementation::Splitguard => {
-            format!("\n[arbiter]\nreferences = [\"{GW_ADDR}\"]\npeers = [\"{peer}\"]\n")
+            format!("\n[arbiter]\nreferences = [\"{gw}\"]\npeers = [\"{peer}\"]\n")
         }
         Implementation::SplitguardNoEarly => format!(
-            "\n[arbiter]\nreferences = [\"{GW_ADDR}\"]\npeers = [\"{peer}\"]\n\
+            "\n[arbiter]\nreferences = [\"{gw}\"]\npeers = [\"{peer}\"]\n\
              early_takeover = false\n"
         ),
         _ => "\n[arbiter]\nenabled = false\n".to_string(),
@@ -101,11 +171,23 @@ pub fn watch_socket(lab: &Lab, node: &str) -> std::path::PathBuf {
 /// eth0 in `role` ("backup" or "master"), paging `hook_url`; state, control
 /// socket (`watch-<node>.sock`) and events file in the lab directory.
 pub fn watch_config(lab: &Lab, node: &str, role: &str, hook_url: &str) -> String {
+    watch_config_in(lab, node, role, hook_url, Family::Ipv4)
+}
+
+/// [`watch_config`] for the pair's VIP in `family`.
+pub fn watch_config_in(
+    lab: &Lab,
+    node: &str,
+    role: &str,
+    hook_url: &str,
+    family: Family,
+) -> String {
     let dir = lab.dir().display();
+    let vip = vip_in(family);
     format!(
         "node = \"{node}\"\nstate_dir = \"{dir}/watch-{node}-state\"\n\
          control_socket = \"{}\"\nevents_file = \"{dir}/watch-{node}-events.jsonl\"\n\n\
-         [[watch]]\nvip = \"{VIP}\"\ninterface = \"eth0\"\nrole = \"{role}\"\n{}",
+         [[watch]]\nvip = \"{vip}\"\ninterface = \"eth0\"\nrole = \"{role}\"\n{}",
         watch_socket(lab, node).display(),
         webhook_tables(hook_url)
     )
@@ -125,6 +207,26 @@ pub fn start_watch(
 /// A keepalived 2.2.7 config equivalent to [`sg_config`]; `interval` is
 /// keepalived's `advert_int` in seconds (`"1"`, `"0.1"`; fractions need v3).
 pub fn ka_config(node: &str, priority: u8, version: u8, interval: &str) -> String {
+    ka_config_in(node, priority, version, interval, Family::Ipv4)
+}
+
+/// [`ka_config`] in `family`: for IPv6, VRRPv3 and the VIP 2001:db8::3/64,
+/// which makes keepalived's instance an IPv6 one (adverts from the link-local
+/// to ff02::12); no label, which keepalived ignores on IPv6.
+pub fn ka_config_in(
+    node: &str,
+    priority: u8,
+    version: u8,
+    interval: &str,
+    family: Family,
+) -> String {
+    if family == Family::Ipv6 {
+        return format!(
+            "global_defs {{\n  router_id {node}\n  vrrp_version 3\n}}\n\
+             vrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  virtual_router_id 51\n  \
+             priority {priority}\n  advert_int {interval}\n  virtual_ipaddress {{\n    {VIP6}/64 dev eth0\n  }}\n}}\n"
+        );
+    }
     let auth = if version == 2 {
         "  authentication {\n    auth_type PASS\n    auth_pass 1111\n  }\n"
     } else {
@@ -318,8 +420,17 @@ pub fn start_keepalived(lab: &Lab, host: &str, config: &str) -> Result<LabProces
 
 /// Whether `host` has the VIP configured on its eth0 (asked with `ip addr`).
 pub fn holds_vip(lab: &Lab, host: &str) -> Result<bool, LabError> {
-    let out = lab.run(host, &["ip", "-br", "-4", "addr", "show", "dev", "eth0"])?;
-    Ok(String::from_utf8_lossy(&out.stdout).contains(&format!("{VIP}/")))
+    holds_vip_in(lab, host, Family::Ipv4)
+}
+
+/// [`holds_vip`] for the pair's VIP in `family`.
+pub fn holds_vip_in(lab: &Lab, host: &str, family: Family) -> Result<bool, LabError> {
+    let flag = match family {
+        Family::Ipv4 => "-4",
+        Family::Ipv6 => "-6",
+    };
+    let out = lab.run(host, &["ip", "-br", flag, "addr", "show", "dev", "eth0"])?;
+    Ok(String::from_utf8_lossy(&out.stdout).contains(&format!("{}/", vip_in(family))))
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! The gateway's view of a lab, for `lab demo` and `lab scenario`: one thread in
-//! gw's namespace that asks who holds the VIP by ARP every `every` (each answer
+//! gw's namespace that asks who holds the VIP every `every`, by ARP for an IPv4
+//! VIP and by neighbour solicitation for an IPv6 one (each answer
 //! counted for the request it follows, so a sample is the set of MACs that
 //! answered) and receives the webhook alerts the daemons send to gw. Everything
 //! is stamped with this process's monotonic clock, so "fault → alert" and
@@ -7,18 +8,22 @@
 //! after `limit`, or when dropped.
 
 use std::collections::BTreeSet;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use splitguard_node::net::arp::{ArpRepr, Operation};
+use splitguard_node::net::arp::ArpRepr;
+use splitguard_node::net::neighbour::NeighbourSeen;
+use splitguard_node::net::pace::ProbeSocket;
 use splitguard_vrrp::gate::format_mac;
 
 use super::netns::{Lab, LabError};
 use splitguard_node::net::arp_socket::ArpSocket;
+use splitguard_node::net::ndisc::NdiscSocket;
 use splitguard_node::net::netlink::Netlink;
 
-/// One ARP request from gw and the MACs that answered it.
+/// One request from gw (ARP or neighbour solicitation) and the MACs that
+/// answered it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OwnerSample {
     pub at: Instant,
@@ -80,11 +85,12 @@ pub struct GwObserver {
 /// What to observe.
 #[derive(Debug, Clone, Copy)]
 pub struct GwOptions {
-    /// The VIP whose owners are sampled.
-    pub vip: Ipv4Addr,
+    /// The VIP whose owners are sampled (IPv6: gw must have an IPv6 address,
+    /// see [`crate::LabBuilder::ipv6`]).
+    pub vip: IpAddr,
     /// The webhook port on gw's address.
     pub port: u16,
-    /// One ARP request per `every`.
+    /// One request per `every`.
     pub every: Duration,
     /// The observer stops by itself after this long.
     pub limit: Duration,
@@ -97,16 +103,23 @@ fn lock(seen: &Mutex<Seen>) -> MutexGuard<'_, Seen> {
 
 impl GwObserver {
     /// Starts sampling and receiving in `host` (normally gw); returns once the
-    /// ARP socket is open and the webhook port listens.
+    /// ARP or neighbour discovery socket is open and the webhook port listens.
     pub fn start(lab: &Lab, host: &str, opts: GwOptions) -> Result<GwObserver, GwError> {
         let addr = lab.host(host)?.addr;
+        // Requests leave from the host's own address of the VIP's family.
+        let source = match opts.vip {
+            IpAddr::V4(_) => IpAddr::V4(addr),
+            IpAddr::V6(_) => IpAddr::V6(lab.host(host)?.addr6.ok_or_else(|| {
+                GwError::Start(format!("{host} has no IPv6 address (not an IPv6 lab)"))
+            })?),
+        };
         let iface = lab.host(host)?.iface.clone();
         let seen = Arc::new(Mutex::new(Seen::default()));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let inner = Arc::clone(&seen);
         let thread = lab.spawn_within(host, move || {
-            let result = observe(&iface, addr, opts, &inner, ready_tx, stop_rx);
+            let result = observe(&iface, addr, source, opts, &inner, ready_tx, stop_rx);
             if let Err(e) = result {
                 lock(&inner).error = Some(e);
             }
@@ -192,6 +205,7 @@ impl Drop for GwObserver {
 fn observe(
     iface: &str,
     addr: Ipv4Addr,
+    source: IpAddr,
     opts: GwOptions,
     seen: &Arc<Mutex<Seen>>,
     ready: std::sync::mpsc::Sender<Result<(), String>>,
@@ -211,13 +225,21 @@ fn observe(
             let mac = link
                 .mac
                 .ok_or_else(|| format!("{iface} has no Ethernet address"))?;
-            let arp = ArpSocket::open(link.index).map_err(|e| format!("ARP socket: {e}"))?;
+            let sock = match opts.vip {
+                IpAddr::V4(_) => ProbeSocket::Arp(std::sync::Arc::new(
+                    ArpSocket::open(link.index).map_err(|e| format!("ARP socket: {e}"))?,
+                )),
+                IpAddr::V6(_) => ProbeSocket::Nd(std::sync::Arc::new(
+                    NdiscSocket::open_probe(iface, link.index)
+                        .map_err(|e| format!("ICMPv6 socket: {e}"))?,
+                )),
+            };
             let listener = tokio::net::TcpListener::bind(SocketAddr::from((addr, opts.port)))
                 .await
                 .map_err(|e| format!("listen on {addr}:{}: {e}", opts.port))?;
-            Ok::<_, String>((mac, arp, listener))
+            Ok::<_, String>((mac, sock, listener))
         };
-        let (mac, arp, listener) = match setup.await {
+        let (mac, sock, listener) = match setup.await {
             Ok(v) => v,
             Err(e) => {
                 let _ = ready.send(Err(e.clone()));
@@ -246,7 +268,7 @@ fn observe(
                 })
                 .await
         });
-        let sampled = sample(&arp, mac, addr, opts, deadline, seen, stop).await;
+        let sampled = sample(&sock, mac, source, opts, deadline, seen, stop).await;
         let _ = server_stop_tx.send(());
         // Graceful shutdown waits for open connections; bound it.
         let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
@@ -255,23 +277,31 @@ fn observe(
 }
 
 /// Sends one who-has per `every` and files each answer under the request it
-/// follows, until `deadline` or `stop`.
+/// follows, until `deadline` or `stop`. An answer is addressed to gw (an ARP
+/// reply, a solicited advertisement): a takeover's unsolicited announcement
+/// is not a sample's answer.
 async fn sample(
-    arp: &ArpSocket,
+    sock: &ProbeSocket,
     mac: [u8; 6],
-    addr: Ipv4Addr,
+    source: IpAddr,
     opts: GwOptions,
     deadline: tokio::time::Instant,
     seen: &Mutex<Seen>,
     mut stop: tokio::sync::oneshot::Receiver<()>,
 ) -> Result<(), String> {
-    let request = ArpRepr::probe(mac, addr, opts.vip);
     let mut next = tokio::time::Instant::now();
     while next < deadline {
         let at = Instant::now();
-        arp.broadcast(&request)
-            .await
-            .map_err(|e| format!("ARP request: {e}"))?;
+        let sent = match (sock, source, opts.vip) {
+            (ProbeSocket::Arp(s), IpAddr::V4(src), IpAddr::V4(vip)) => {
+                s.broadcast(&ArpRepr::probe(mac, src, vip)).await
+            }
+            (ProbeSocket::Nd(s), IpAddr::V6(src), IpAddr::V6(vip)) => {
+                s.solicit(src, mac, vip).await
+            }
+            _ => return Err("the request's socket and addresses differ in family".into()),
+        };
+        sent.map_err(|e| format!("who-has request: {e}"))?;
         next += opts.every;
         let mut macs = BTreeSet::new();
         loop {
@@ -282,18 +312,26 @@ async fn sample(
                     return Ok(());
                 }
                 _ = tokio::time::sleep_until(next) => break,
-                got = arp.recv() => match got {
-                    Ok(a) if a.operation == Operation::Reply && a.sender_ip == opts.vip => {
-                        macs.insert(format_mac(&a.sender_mac));
+                got = recv_answer(sock) => match got {
+                    Ok(Some(n)) if n.ip == opts.vip && n.answer_to == Some(source) => {
+                        macs.insert(format_mac(&n.mac));
                     }
                     Ok(_) => {}
-                    Err(e) => return Err(format!("ARP receive: {e}")),
+                    Err(e) => return Err(format!("who-has receive: {e}")),
                 },
             }
         }
         lock(seen).samples.push(OwnerSample { at, macs });
     }
     Ok(())
+}
+
+/// The next ARP or neighbour discovery message, as who speaks for what.
+async fn recv_answer(sock: &ProbeSocket) -> std::io::Result<Option<NeighbourSeen>> {
+    match sock {
+        ProbeSocket::Arp(s) => s.recv().await.map(|a| Some(NeighbourSeen::from_arp(0, &a))),
+        ProbeSocket::Nd(s) => s.recv().await.map(|m| NeighbourSeen::from_ndp(0, &m)),
+    }
 }
 
 /// Owner samples in `[from, to)` as counts: (dual, zero, total).

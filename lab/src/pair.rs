@@ -7,7 +7,7 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use super::configs::{self, LB01_ADDR, VIP_ADDR};
+use super::configs::{self, Family, LB01_ADDR, VIP_ADDR, VIP6_ADDR};
 use super::gw::{GwError, GwObserver, GwOptions};
 use super::measure::{self, MeasureError};
 use super::netns::{Lab, LabError};
@@ -27,11 +27,24 @@ const POLL: Duration = Duration::from_millis(100);
 /// Starts gw's observer: ARP who-has for the VIP every [`SAMPLE_EVERY`] and a
 /// webhook receiver on [`HOOK_PORT`], for at most `limit`.
 pub fn start_gw_observer(lab: &Lab, limit: Duration) -> Result<GwObserver, GwError> {
+    start_gw_observer_in(lab, limit, Family::Ipv4)
+}
+
+/// [`start_gw_observer`] for the pair's VIP in `family` (IPv6: neighbour
+/// solicitations from gw's 2001:db8::fe).
+pub fn start_gw_observer_in(
+    lab: &Lab,
+    limit: Duration,
+    family: Family,
+) -> Result<GwObserver, GwError> {
     GwObserver::start(
         lab,
         "gw",
         GwOptions {
-            vip: VIP_ADDR,
+            vip: match family {
+                Family::Ipv4 => IpAddr::V4(VIP_ADDR),
+                Family::Ipv6 => IpAddr::V6(VIP6_ADDR),
+            },
             port: HOOK_PORT,
             every: SAMPLE_EVERY,
             limit,
@@ -228,7 +241,9 @@ pub fn splitguard_node_ready(
     if want == state::MASTER && !inst.vips_held {
         return Err(format!("{node} is master without its VIP yet"));
     }
-    if want == state::BACKUP && inst.master != Some(IpAddr::V4(LB01_ADDR)) {
+    // lb01 as VRRP names it: its IPv4 address, or its IPv6 link-local.
+    let lb01 = [Family::Ipv4, Family::Ipv6].map(|f| Some(configs::vrrp_addr_in(LB01_ADDR, f)));
+    if want == state::BACKUP && !lb01.contains(&inst.master) {
         return Err(format!("{node} has not heard lb01 yet"));
     }
     let a = &s.arbiter;

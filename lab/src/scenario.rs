@@ -6,7 +6,10 @@
 //! since the fault). splitguard runs with its arbiter and its own alerts;
 //! keepalived runs with `splitguard watch` beside it on lb02 for the alerts,
 //! as an operator would put it. The faults and configs live here so `lab demo`
-//! plays the same ones.
+//! plays the same ones. With `--ipv6` the pair runs VRRPv3 over IPv6 (VIP
+//! 2001:db8::3, adverts from link-locals) and gw asks by neighbour
+//! solicitation; S6 is then an advert interval mismatch, VRRPv3 having no
+//! password.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -14,13 +17,15 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::configs::{
-    self, GW_ADDR, LB01_ADDR, LB02_ADDR, arbiter_table, ka_config, pair_lab, sg_config,
-    webhook_tables,
+    self, Family, GW_ADDR, LB01_ADDR, LB02_ADDR, addr_in, arbiter_table_in, ka_config_in,
+    pair_lab_in, sg_config_in, webhook_tables,
 };
 use super::gw::{GwObserver, Hook, count_owner_changes, count_owners};
 use super::measure;
 use super::netns::{Lab, LabError};
-use super::pair::{self, Daemons, RunError, SAMPLE_EVERY, STEADY_BOUND, pause, start_gw_observer};
+use super::pair::{
+    self, Daemons, RunError, SAMPLE_EVERY, STEADY_BOUND, pause, start_gw_observer_in,
+};
 use super::process::LabProcess;
 use super::report::Implementation;
 /// After steady, before the fault: the takeover's gratuitous ARP is over and the
@@ -44,7 +49,8 @@ pub enum Scenario {
     S4,
     /// The gateway stops answering pings (both nodes lose their reference).
     S5,
-    /// The backup starts with another VRRPv2 password.
+    /// The backup starts with another VRRPv2 password (IPv6: another advert
+    /// interval).
     S6,
     /// 30 % of the frames to the backup are lost on the segment.
     S7,
@@ -116,6 +122,25 @@ impl Scenario {
         }
     }
 
+    /// [`Scenario::title`] in `family`: VRRPv3 has no password, so S6 over
+    /// IPv6 is the other setting two nodes must agree on.
+    pub fn title_in(self, family: Family) -> &'static str {
+        match (self, family) {
+            (Scenario::S6, Family::Ipv6) => "advert interval mismatch",
+            _ => self.title(),
+        }
+    }
+
+    /// [`Scenario::fault_text`] in `family`.
+    pub fn fault_text_in(self, family: Family) -> &'static str {
+        match (self, family) {
+            (Scenario::S2, Family::Ipv6) => "lb02 drops VRRP (IPv6 next header 112) on input",
+            (Scenario::S5, Family::Ipv6) => "gw stops answering ICMPv6 echo",
+            (Scenario::S6, Family::Ipv6) => "lb02 starts with advert_interval 2s instead of 1s",
+            _ => self.fault_text(),
+        }
+    }
+
     /// S3 and S6 are mistakes in lb02's config: lb02 starts with them at the
     /// fault, after lb01 holds the VIP.
     pub fn lb02_at_fault(self) -> bool {
@@ -155,57 +180,86 @@ pub fn sg_node_config(
     scenario: Option<Scenario>,
     hook_url: &str,
 ) -> String {
+    sg_node_config_in(lab, node, imp, scenario, hook_url, Family::Ipv4)
+}
+
+/// [`sg_node_config`] in `family`.
+pub fn sg_node_config_in(
+    lab: &Lab,
+    node: &str,
+    imp: Implementation,
+    scenario: Option<Scenario>,
+    hook_url: &str,
+    family: Family,
+) -> String {
     let (prio, peer) = if node == "lb01" {
         (150, LB02_ADDR)
     } else {
         (100, LB01_ADDR)
     };
-    let extra = format!("{}{}", arbiter_table(imp, peer), webhook_tables(hook_url));
-    let cfg = sg_config(lab, node, prio, 2, "1s", &extra);
-    with_mistake(
-        cfg,
-        node,
-        scenario,
-        ("vrid = 51", "vrid = 52"),
-        ("auth_pass = \"1111\"", "auth_pass = \"2222\""),
-    )
+    let extra = format!(
+        "{}{}",
+        arbiter_table_in(imp, peer, family),
+        webhook_tables(hook_url)
+    );
+    let cfg = sg_config_in(lab, node, prio, 2, "1s", &extra, family);
+    let s6 = match family {
+        Family::Ipv4 => ("auth_pass = \"1111\"", "auth_pass = \"2222\""),
+        Family::Ipv6 => ("advert_interval = \"1s\"", "advert_interval = \"2s\""),
+    };
+    with_mistake(cfg, node, scenario, ("vrid = 51", "vrid = 52"), s6)
 }
 
 /// keepalived's config for `node` in `scenario`.
 pub fn ka_node_config(node: &str, scenario: Option<Scenario>) -> String {
+    ka_node_config_in(node, scenario, Family::Ipv4)
+}
+
+/// [`ka_node_config`] in `family`.
+pub fn ka_node_config_in(node: &str, scenario: Option<Scenario>, family: Family) -> String {
     let prio = if node == "lb01" { 150 } else { 100 };
-    let cfg = ka_config(node, prio, 2, "1");
+    let cfg = ka_config_in(node, prio, 2, "1", family);
+    let s6 = match family {
+        Family::Ipv4 => ("auth_pass 1111", "auth_pass 2222"),
+        Family::Ipv6 => ("advert_int 1", "advert_int 2"),
+    };
     with_mistake(
         cfg,
         node,
         scenario,
         ("virtual_router_id 51", "virtual_router_id 52"),
-        ("auth_pass 1111", "auth_pass 2222"),
+        s6,
     )
 }
 
 /// lb02's `cfg` with the mistake of `scenario` (S3: the VRID, S6: the
-/// password), each given as (right, wrong) in the config's syntax; any other
-/// node's or scenario's as it is.
+/// password, or over IPv6 the advert interval), each given as (right, wrong) in
+/// the config's syntax; any other node's or scenario's as it is.
 fn with_mistake(
     cfg: String,
     node: &str,
     scenario: Option<Scenario>,
     vrid: (&str, &str),
-    auth: (&str, &str),
+    s6: (&str, &str),
 ) -> String {
     if node != "lb02" {
         return cfg;
     }
     match scenario {
         Some(Scenario::S3) => cfg.replace(vrid.0, vrid.1),
-        Some(Scenario::S6) => cfg.replace(auth.0, auth.1),
+        Some(Scenario::S6) => cfg.replace(s6.0, s6.1),
         _ => cfg,
     }
 }
 
 /// Puts the network part of `scenario` in place (S3 and S6 are configs).
 pub fn apply_fault(lab: &Lab, scenario: Scenario) -> Result<(), LabError> {
+    apply_fault_in(lab, scenario, Family::Ipv4)
+}
+
+/// [`apply_fault`] in `family`: S5 drops ICMPv6 echo requests on gw (never
+/// neighbour discovery); S2's rule matches VRRP in both families.
+pub fn apply_fault_in(lab: &Lab, scenario: Scenario, family: Family) -> Result<(), LabError> {
     match scenario {
         Scenario::S1 => {
             lab.run("lb01", &["ip", "link", "set", "eth0", "down"])?;
@@ -223,7 +277,10 @@ pub fn apply_fault(lab: &Lab, scenario: Scenario) -> Result<(), LabError> {
         }
         Scenario::S5 => lab.nft(
             Some("gw"),
-            "table inet s5 {\n chain input {\n  type filter hook input priority 0;\n  icmp type echo-request drop\n }\n}\n",
+            match family {
+                Family::Ipv4 => "table inet s5 {\n chain input {\n  type filter hook input priority 0;\n  icmp type echo-request drop\n }\n}\n",
+                Family::Ipv6 => "table inet s5 {\n chain input {\n  type filter hook input priority 0;\n  icmpv6 type echo-request drop\n }\n}\n",
+            },
         )?,
         Scenario::S7 => {
             let port = lab.host("lb02")?.bridge_port.clone();
@@ -333,6 +390,7 @@ pub struct Outcome {
 #[derive(Debug)]
 pub struct RunResult {
     pub scenario: Scenario,
+    pub family: Family,
     pub imp: Implementation,
     pub outcome: Result<Outcome, String>,
     /// Every daemon's whole log, for a reader who wants the why.
@@ -344,6 +402,8 @@ pub struct RunResult {
 pub struct ScenarioOptions {
     pub scenarios: Vec<Scenario>,
     pub impls: Vec<Implementation>,
+    /// The address family VRRP, the arbiter and gw's observer run in.
+    pub family: Family,
     /// The splitguard binary the nodes run (normally this very binary).
     pub splitguard: PathBuf,
 }
@@ -366,9 +426,10 @@ pub fn run(
                 return Err(ScenarioError::Interrupted);
             }
             progress(&format!(
-                "{} {} — {}:",
+                "{} {}{} — {}:",
                 scenario.id(),
-                scenario.title(),
+                scenario.title_in(opts.family),
+                family_suffix(opts.family),
                 imp.name()
             ));
             let (outcome, logs) = run_one(&rt, opts, scenario, imp, progress);
@@ -388,6 +449,7 @@ pub fn run(
             progress(&line);
             results.push(RunResult {
                 scenario,
+                family: opts.family,
                 imp,
                 outcome: outcome.map_err(|e| e.to_string()),
                 logs,
@@ -407,13 +469,13 @@ fn start_node(
 ) -> Result<LabProcess, LabError> {
     match imp {
         Implementation::Keepalived => {
-            configs::start_keepalived(lab, node, &ka_node_config(node, scenario))
+            configs::start_keepalived(lab, node, &ka_node_config_in(node, scenario, opts.family))
         }
         _ => configs::start_splitguard(
             lab,
             node,
             &opts.splitguard,
-            &sg_node_config(lab, node, imp, scenario, hook_url),
+            &sg_node_config_in(lab, node, imp, scenario, hook_url, opts.family),
         ),
     }
 }
@@ -454,11 +516,12 @@ fn run_in_lab(
     progress: &mut dyn FnMut(&str),
     logs: &mut String,
 ) -> Result<Outcome, RunError> {
-    let lab = pair_lab(scenario.id())?;
+    let lab = pair_lab_in(scenario.id(), opts.family)?;
     let window = scenario.window();
-    let gw = start_gw_observer(
+    let gw = start_gw_observer_in(
         &lab,
         STEADY_BOUND + SETTLE + window + Duration::from_secs(30),
+        opts.family,
     )?;
     let url = gw.webhook_url().to_string();
     let lb01 = start_node(&lab, opts, imp, "lb01", Some(scenario), &url)?;
@@ -468,7 +531,7 @@ fn run_in_lab(
         Some(start_node(&lab, opts, imp, "lb02", Some(scenario), &url)?)
     };
     let watch = if imp == Implementation::Keepalived {
-        let cfg = configs::watch_config(&lab, "lb02", "backup", &url);
+        let cfg = configs::watch_config_in(&lab, "lb02", "backup", &url, opts.family);
         Some(configs::start_watch(&lab, "lb02", &opts.splitguard, &cfg)?)
     } else {
         None
@@ -507,9 +570,12 @@ fn observe(
             gw.webhook_url(),
         )?);
     } else {
-        apply_fault(lab, scenario)?;
+        apply_fault_in(lab, scenario, opts.family)?;
     }
-    progress(&format!("  +0.0 s fault: {}", scenario.fault_text()));
+    progress(&format!(
+        "  +0.0 s fault: {}",
+        scenario.fault_text_in(opts.family)
+    ));
     let end = t0 + scenario.window();
     if let Some(after) = scenario.heal_after() {
         pause(after)?;
@@ -616,7 +682,12 @@ pub fn render(results: &[RunResult], markdown: bool) -> String {
                 ),
             };
             [
-                format!("{} {}", r.scenario.id(), r.scenario.title()),
+                format!(
+                    "{} {}{}",
+                    r.scenario.id(),
+                    r.scenario.title_in(r.family),
+                    family_suffix(r.family)
+                ),
                 impl_label(r.imp).to_owned(),
                 dual,
                 zero,
@@ -667,18 +738,38 @@ pub fn render(results: &[RunResult], markdown: bool) -> String {
             );
         }
     }
+    let ipv6 = results.iter().any(|r| r.family == Family::Ipv6);
     let _ = writeln!(
         out,
         "\nWindow: 20 s after the fault (S7: 60 s); S1, S2, S4 and S5 heal at +12 s. \
-         gw ({GW_ADDR}) asks who has the VIP every 250 ms; a request answered by two MACs \
+         gw ({GW_ADDR}{}) asks who has the VIP every 250 ms{}; a request answered by two MACs \
          counts 0.25 dual-owner seconds, one answered by none 0.25 zero-owner seconds; \
          an owner change is a request answered by another set of MACs than the last \
          answered one (a claim shorter than 250 ms can fall between two). \
          Pages: the first firing alert of each kind from each node, with its arrival at gw \
          after the fault; resolved notices are counted. keepalived has no alerts of its \
-         own; its alerts come from `splitguard watch` on lb02."
+         own; its alerts come from `splitguard watch` on lb02.",
+        if ipv6 {
+            format!(", {}", addr_in(GW_ADDR, Family::Ipv6))
+        } else {
+            String::new()
+        },
+        if ipv6 {
+            " (IPv6 rows: by neighbour solicitation for 2001:db8::3, VRRPv3 over IPv6; \
+             S6 there is an advert interval mismatch, VRRPv3 having no password)"
+        } else {
+            ""
+        }
     );
     out
+}
+
+/// " (IPv6)" after an IPv6 row's title.
+fn family_suffix(family: Family) -> &'static str {
+    match family {
+        Family::Ipv4 => "",
+        Family::Ipv6 => " (IPv6)",
+    }
 }
 
 fn first_line(s: &str) -> &str {
@@ -750,6 +841,7 @@ mod tests {
         let results = vec![
             RunResult {
                 scenario: Scenario::S2,
+                family: Family::Ipv4,
                 imp: Implementation::Splitguard,
                 outcome: Ok(Outcome {
                     dual_s: 0.0,
@@ -768,8 +860,16 @@ mod tests {
             },
             RunResult {
                 scenario: Scenario::S2,
+                family: Family::Ipv4,
                 imp: Implementation::Keepalived,
                 outcome: Err("the pair did not settle\nmore".into()),
+                logs: String::new(),
+            },
+            RunResult {
+                scenario: Scenario::S6,
+                family: Family::Ipv6,
+                imp: Implementation::Splitguard,
+                outcome: Err("skipped".into()),
                 logs: String::new(),
             },
         ];
@@ -781,6 +881,15 @@ mod tests {
         assert!(
             md.contains("| keepalived (+ watch) | — | — | — | FAILED: the pair did not settle |"),
             "{md}"
+        );
+        assert!(
+            md.contains("| S6 advert interval mismatch (IPv6) | splitguard |"),
+            "{md}"
+        );
+        assert!(md.contains("gw (192.0.2.254, 2001:db8::fe)"), "{md}");
+        assert!(
+            !render(&results[..1], true).contains("2001:db8"),
+            "IPv4 only"
         );
         let text = render(&results, false);
         assert!(

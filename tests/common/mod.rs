@@ -52,23 +52,37 @@ pub fn logs(procs: &[&LabProcess]) -> String {
 /// Waits until gw sees exactly `expected` answer ARP for the VIP (and the hosts'
 /// own address lists agree); panics with the daemons' logs otherwise.
 pub fn expect_owner(lab: &Lab, owner: Option<&str>, procs: &[&LabProcess], what: &str) {
+    expect_owner_in(lab, owner, procs, what, configs::Family::Ipv4)
+}
+
+/// [`expect_owner`] for the pair's VIP in `family` (IPv6: gw asks by
+/// neighbour solicitation, with ndisc6).
+pub fn expect_owner_in(
+    lab: &Lab,
+    owner: Option<&str>,
+    procs: &[&LabProcess],
+    what: &str,
+    family: configs::Family,
+) {
+    let vip = configs::vip_in(family);
+    let holds = |h: &str| configs::holds_vip_in(lab, h, family).expect("ip addr");
     let expected: BTreeSet<String> = owner
         .map(|h| lab.mac_of(h).expect("mac"))
         .into_iter()
         .collect();
     let seen = wait_for(BOUND, || {
-        let owners = lab.vip_owners("gw", VIP).ok()?;
+        let owners = lab.vip_owners("gw", vip).ok()?;
         let hosts_agree = ["lb01", "lb02"]
             .iter()
-            .all(|h| holds(lab, h) == (Some(*h) == owner));
+            .all(|h| holds(h) == (Some(*h) == owner));
         (owners == expected && hosts_agree).then_some(owners)
     });
     if seen.is_none() {
-        let now = lab.vip_owners("gw", VIP).unwrap_or_default();
+        let now = lab.vip_owners("gw", vip).unwrap_or_default();
         panic!(
             "{what}: expected owner {owner:?} ({expected:?}), gw sees {now:?}; lb01 holds: {}, lb02 holds: {}\n{}",
-            holds(lab, "lb01"),
-            holds(lab, "lb02"),
+            holds("lb01"),
+            holds("lb02"),
             logs(procs)
         );
     }

@@ -485,13 +485,29 @@ fn list(ips: &[IpAddr]) -> String {
         .join(", ")
 }
 
+/// What an advert interval mismatch does, by version: VRRPv2 nodes drop each
+/// other's adverts (so both can be master); a VRRPv3 backup takes the
+/// master's interval (RFC 5798 §6.4.2), so nothing splits, but failover timing
+/// depends on which node is master.
+fn interval_effect(version: u8) -> &'static str {
+    if version == 2 {
+        "VRRPv2 nodes drop adverts with another interval"
+    } else {
+        "a VRRPv3 backup takes the master's interval, so failover timing depends on which node is master"
+    }
+}
+
 /// The first mismatch among the fresh adverts for one VIP, or between one of
-/// them and what this node's instance sends: (kind, words).
+/// them and what this node's instance sends: (kind, words). With `as_cause`
+/// (two owners or two masters to explain), only mismatches that can make two
+/// masters count: a VRRPv3 interval mismatch cannot.
 fn mismatch(
     vip: IpAddr,
     adverts: &[&AdvertSeen],
     own: Option<(&ExpectedAdvert, &str)>,
+    as_cause: bool,
 ) -> Option<(IncidentKind, String)> {
+    let splits = |version: u8| version == 2 || !as_cause;
     if let Some((e, instance)) = own {
         let foreign = adverts.iter().filter(|a| !a.from_self);
         for a in foreign.clone() {
@@ -515,12 +531,16 @@ fn mismatch(
                     ),
                 ));
             }
-            if a.interval != e.interval {
+            if a.interval != e.interval && splits(a.version) {
                 return Some((
                     IncidentKind::AdvertIntervalMismatch,
                     format!(
-                        "VRID {} adverts from {} every {:?}, but instance {instance} here sends every {:?}: VRRPv2 nodes drop adverts with another interval",
-                        a.vrid, a.src, a.interval, e.interval
+                        "VRID {} adverts from {} every {:?}, but instance {instance} here sends every {:?}: {}",
+                        a.vrid,
+                        a.src,
+                        a.interval,
+                        e.interval,
+                        interval_effect(a.version)
                     ),
                 ));
             }
@@ -550,12 +570,17 @@ fn mismatch(
                     ),
                 ));
             }
-            if a.interval != b.interval {
+            if a.interval != b.interval && splits(a.version.min(b.version)) {
                 return Some((
                     IncidentKind::AdvertIntervalMismatch,
                     format!(
-                        "VRID {} adverts from {} every {:?} and from {} every {:?}: VRRPv2 nodes drop adverts with another interval",
-                        a.vrid, a.src, a.interval, b.src, b.interval
+                        "VRID {} adverts from {} every {:?} and from {} every {:?}: {}",
+                        a.vrid,
+                        a.src,
+                        a.interval,
+                        b.src,
+                        b.interval,
+                        interval_effect(a.version)
                     ),
                 ));
             }
@@ -573,7 +598,9 @@ fn condition(node: &str, v: &VipState) -> Option<Condition> {
         .expected
         .as_ref()
         .map(|e| (e, v.spec.instance.as_deref().unwrap_or("-")));
-    let found = mismatch(vip, &live, own);
+    // What explains two owners or two masters, and what is only worth a warning.
+    let found = mismatch(vip, &live, own, true);
+    let noted = mismatch(vip, &live, own, false);
 
     if v.local && !foreign.is_empty() && !v.dual_confirmed {
         // Two owners, not yet confirmed: no new verdict either way.
@@ -634,7 +661,7 @@ fn condition(node: &str, v: &VipState) -> Option<Condition> {
             ),
         });
     }
-    if let Some((kind, why)) = found {
+    if let Some((kind, why)) = noted {
         return Some(Condition {
             kind,
             severity: Severity::Warning,

@@ -554,3 +554,57 @@ mod deadlines {
         }
     }
 }
+
+/// VRRPv3 over IPv6: a backup takes the master's interval, so two intervals
+/// split nothing. Alone they are a warning worded for v3; with two owners the
+/// page is the split brain, not the interval.
+#[test]
+fn a_vrrpv3_interval_mismatch_warns_and_never_explains_two_owners() {
+    let v3 = |src: &str, interval: u64| AdvertSeen {
+        version: 3,
+        interval: ms(interval),
+        auth: AuthSeen::None,
+        ..advert(src, 51, b"\0\0\0\0\0\0\0\0")
+    };
+    let t = Instant::now();
+    let mut c = classifier(ExpectedRole::Backup);
+    c.handle_advert(t, v3("192.0.2.5", 1000));
+    c.handle_advert(t, v3("192.0.2.6", 2000));
+    let r = raised(&outputs(&mut c));
+    assert_eq!(
+        (r[0].0, r[0].1),
+        (IncidentKind::AdvertIntervalMismatch, Severity::Warning),
+        "{r:?}"
+    );
+    assert!(
+        r[0].2.contains("VRRPv3 backup takes the master's interval"),
+        "{}",
+        r[0].2
+    );
+    c.handle_local(t, vip(), true);
+    c.handle_foreign_owner(t + ms(10), vip(), MAC1);
+    confirm(&mut c, t + ms(10), MAC1);
+    let r = raised(&outputs(&mut c));
+    let last = r.last().expect("raised");
+    assert_eq!(
+        (last.0, last.1),
+        (IncidentKind::SplitBrain, Severity::Critical),
+        "{r:?}"
+    );
+    // VRRPv2 nodes drop adverts with another interval: there it is the cause.
+    let mut c = classifier(ExpectedRole::Backup);
+    let mut slow = advert("192.0.2.6", 51, b"1111\0\0\0\0");
+    slow.interval = ms(2000);
+    c.handle_advert(t, advert("192.0.2.5", 51, b"1111\0\0\0\0"));
+    c.handle_advert(t, slow);
+    c.handle_local(t, vip(), true);
+    c.handle_foreign_owner(t + ms(10), vip(), MAC1);
+    confirm(&mut c, t + ms(10), MAC1);
+    let r = raised(&outputs(&mut c));
+    let last = r.last().expect("raised");
+    assert_eq!(
+        (last.0, last.1),
+        (IncidentKind::AdvertIntervalMismatch, Severity::Critical),
+        "{r:?}"
+    );
+}
