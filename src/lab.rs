@@ -111,6 +111,11 @@ pub enum LabCommand {
         /// The scale section's steady window in seconds (CPU is read over it).
         #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
         scale_window: u64,
+        /// VRRPv3 over IPv6 instead (VIP 2001:db8::3/64): failover at a fixed
+        /// and a random phase and handover at 1 s and 100 ms adverts, and the
+        /// idle pair (with --quick, the 100 ms cases only).
+        #[arg(long, conflicts_with_all = ["scale", "instances"])]
+        ipv6: bool,
     },
     /// A long run of one pair under 30 % random frame loss with faults on a fixed
     /// rotation: fails on growth of RSS, fds or threads beyond a stated bound, on
@@ -200,6 +205,7 @@ pub fn run(cmd: LabCommand) -> ExitCode {
             scale,
             instances,
             scale_window,
+            ipv6,
         } => {
             let section = if scale || !instances.is_empty() {
                 BenchSection::Scale {
@@ -209,6 +215,7 @@ pub fn run(cmd: LabCommand) -> ExitCode {
             } else {
                 BenchSection::Cases {
                     idle: std::time::Duration::from_secs(idle),
+                    ipv6,
                 }
             };
             lab_bench(runs, markdown, quick, section)
@@ -340,7 +347,10 @@ fn lab_soak(
 /// Which part of `lab bench` runs.
 enum BenchSection {
     /// Failover, handover, idle, detection, check vip.
-    Cases { idle: std::time::Duration },
+    Cases {
+        idle: std::time::Duration,
+        ipv6: bool,
+    },
     /// Many instances per pair.
     Scale {
         instances: Vec<usize>,
@@ -365,7 +375,7 @@ fn lab_bench(runs: u32, markdown: bool, quick: bool, section: BenchSection) -> E
         }
         splitguard_lab::measure::install_interrupt_handler();
         match section {
-            BenchSection::Cases { idle } => {
+            BenchSection::Cases { idle, ipv6 } => {
                 eprintln!(
                     "lab bench: {runs} run(s) per case and implementation, idle window {} s{}; daemon {}",
                     idle.as_secs(),
@@ -376,6 +386,7 @@ fn lab_bench(runs: u32, markdown: bool, quick: bool, section: BenchSection) -> E
                     runs,
                     idle,
                     quick,
+                    ipv6,
                     splitguard,
                 };
                 Ok(bench::run(&opts, &mut |line| eprintln!("{line}"))?)

@@ -10,10 +10,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::configs::{
-    self, LB01_ADDR, LB02_ADDR, VIP_ADDR, arbiter_table, ka_config, pair_lab, sg_config,
-    webhook_tables,
-};
+use super::configs::{self, Family, LB01_ADDR, LB02_ADDR, VIP_ADDR, webhook_tables};
 use super::gw::{GwObserver, GwOptions, OwnerSample, count_owners};
 use super::measure::{self, AddressWatch, Align};
 use super::netns::{Lab, LabError};
@@ -61,6 +58,8 @@ pub struct BenchOptions {
     pub idle: Duration,
     /// Only the v3/100 ms cases (the idle pair too), for CI.
     pub quick: bool,
+    /// The IPv6 cases ([`cases`]) instead.
+    pub ipv6: bool,
     /// The splitguard binary the pairs run (normally this very binary).
     pub splitguard: PathBuf,
 }
@@ -153,8 +152,30 @@ impl Case {
     }
 }
 
-/// The cases of one round, in order; `quick` keeps the v3/100 ms ones.
-pub fn cases(quick: bool) -> Vec<Case> {
+/// The cases of one round, in order; `quick` keeps the v3/100 ms ones;
+/// `ipv6` runs the failovers, the handover and the idle pair over IPv6 (VRRPv3
+/// at 1 s and at 100 ms) instead.
+pub fn cases(quick: bool, ipv6: bool) -> Vec<Case> {
+    if ipv6 {
+        let (slow, fast) = (Flavour::V3OneSecondIpv6, Flavour::V3HundredMsIpv6);
+        let mut v = vec![
+            Case::Failover(fast),
+            Case::FailoverRandom(fast),
+            Case::Handover(fast),
+            Case::Idle(fast),
+        ];
+        if !quick {
+            v.splice(
+                0..0,
+                [
+                    Case::Failover(slow),
+                    Case::FailoverRandom(slow),
+                    Case::Handover(slow),
+                ],
+            );
+        }
+        return v;
+    }
     if quick {
         let f = Flavour::V3HundredMs;
         vec![
@@ -209,22 +230,22 @@ fn idle_rows(f: Flavour) -> [Measurement; 5] {
 pub(crate) fn version(f: Flavour) -> u8 {
     match f {
         Flavour::V2OneSecond => 2,
-        Flavour::V3HundredMs => 3,
+        Flavour::V3HundredMs | Flavour::V3OneSecondIpv6 | Flavour::V3HundredMsIpv6 => 3,
     }
 }
 
 pub(crate) fn advert_interval(f: Flavour) -> Duration {
     match f {
-        Flavour::V2OneSecond => Duration::from_secs(1),
-        Flavour::V3HundredMs => Duration::from_millis(100),
+        Flavour::V2OneSecond | Flavour::V3OneSecondIpv6 => Duration::from_secs(1),
+        Flavour::V3HundredMs | Flavour::V3HundredMsIpv6 => Duration::from_millis(100),
     }
 }
 
 /// The advert interval in splitguard's syntax and in keepalived's.
 pub(crate) fn intervals(f: Flavour) -> (&'static str, &'static str) {
     match f {
-        Flavour::V2OneSecond => ("1s", "1"),
-        Flavour::V3HundredMs => ("100ms", "0.1"),
+        Flavour::V2OneSecond | Flavour::V3OneSecondIpv6 => ("1s", "1"),
+        Flavour::V3HundredMs | Flavour::V3HundredMsIpv6 => ("100ms", "0.1"),
     }
 }
 
@@ -267,7 +288,7 @@ pub fn run(opts: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Report
         .enable_all()
         .build()
         .map_err(BenchError::Runtime)?;
-    let cases = cases(opts.quick);
+    let cases = cases(opts.quick, opts.ipv6);
     let mut report = Report::new(rows(&cases), opts.runs);
     let total = opts.runs as usize
         * cases
@@ -378,7 +399,7 @@ fn run_once(
     case: Case,
     imp: Implementation,
 ) -> Result<Outcome, RunError> {
-    let lab = pair_lab("bench")?;
+    let lab = configs::pair_lab_in("bench", case.flavour().family())?;
     // Detection needs gw's webhook receiver (and its clock); the kill and the
     // freeze its owner samples, finer than the scenarios' 250 ms.
     let limit = STEADY_BOUND + FAILOVER_BOUND + ALERT_BOUND + Duration::from_secs(30);
@@ -423,18 +444,21 @@ fn start_pair(
 ) -> Result<Daemons, RunError> {
     let (sg_interval, ka_interval) = intervals(f);
     let v = version(f);
+    let family = f.family();
     let start = |host: &str, prio: u8, peer: Ipv4Addr| -> Result<LabProcess, LabError> {
         match imp {
-            Implementation::Keepalived => {
-                configs::start_keepalived(lab, host, &ka_config(host, prio, v, ka_interval))
-            }
+            Implementation::Keepalived => configs::start_keepalived(
+                lab,
+                host,
+                &configs::ka_config_in(host, prio, v, ka_interval, family),
+            ),
             _ => {
                 let extra = format!(
                     "{}{}",
-                    arbiter_table(imp, peer),
+                    configs::arbiter_table_in(imp, peer, family),
                     hook.map(webhook_tables).unwrap_or_default()
                 );
-                let cfg = sg_config(lab, host, prio, v, sg_interval, &extra);
+                let cfg = configs::sg_config_in(lab, host, prio, v, sg_interval, &extra, family);
                 configs::start_splitguard(lab, host, &opts.splitguard, &cfg)
             }
         }
@@ -444,7 +468,7 @@ fn start_pair(
     let lb02 = start("lb02", 100, LB01_ADDR)?;
     let watch = match (imp, hook) {
         (Implementation::Keepalived, Some(url)) => {
-            let cfg = configs::watch_config(lab, "lb02", "backup", url);
+            let cfg = configs::watch_config_in(lab, "lb02", "backup", url, family);
             Some(configs::start_watch(lab, "lb02", &opts.splitguard, &cfg)?)
         }
         _ => None,
@@ -467,10 +491,11 @@ fn measure_pair(
 ) -> Result<Outcome, RunError> {
     // Steady: the daemons ready (with the arbiter, lb02 sees its reference)
     // and only lb01 has the VIP.
+    let family = case.flavour().family();
     pair::wait_steady(rt, lab, daemons, imp, || {
         let addresses = (
-            configs::holds_vip(lab, "lb01")?,
-            configs::holds_vip(lab, "lb02")?,
+            configs::holds_vip_in(lab, "lb01", family)?,
+            configs::holds_vip_in(lab, "lb02", family)?,
         );
         Ok(match addresses {
             (true, false) => Ok(()),
@@ -481,12 +506,15 @@ fn measure_pair(
     let watch = |align| AddressWatch {
         host: "lb02",
         iface: "eth0",
-        addr: IpAddr::V4(VIP_ADDR),
+        addr: match family {
+            Family::Ipv4 => IpAddr::V4(VIP_ADDR),
+            Family::Ipv6 => IpAddr::V6(configs::VIP6_ADDR),
+        },
         align,
         bound: FAILOVER_BOUND,
     };
     let align = Some(Align {
-        master: LB01_ADDR,
+        master: configs::vrrp_addr_in(LB01_ADDR, family),
         within: advert_interval(f) * 3 + Duration::from_secs(2),
     });
     match case {
@@ -669,7 +697,9 @@ fn measure_pair(
                 return Err(RunError::Broken("no wall time between samples".into()));
             }
             // Still the steady pair it was at the start?
-            if !configs::holds_vip(lab, "lb01")? || configs::holds_vip(lab, "lb02")? {
+            if !configs::holds_vip_in(lab, "lb01", family)?
+                || configs::holds_vip_in(lab, "lb02", family)?
+            {
                 return Err(RunError::Broken(
                     "the VIP moved during the idle window".into(),
                 ));
@@ -731,7 +761,7 @@ mod tests {
 
     #[test]
     fn quick_runs_only_the_v3_cases_and_rows_follow_cases() {
-        let quick = cases(true);
+        let quick = cases(true, false);
         assert!(quick.iter().all(|c| c.flavour() == Flavour::V3HundredMs));
         assert_eq!(
             rows(&quick).len(),
@@ -739,11 +769,32 @@ mod tests {
             "failover twice, handover, idle (CPU twice, RSS, backup CPU, packets), \
              detection, check vip"
         );
-        let full = cases(false);
+        let full = cases(false, false);
         assert_eq!(rows(&full).len(), 15);
         assert!(rows(&full).contains(&Measurement::FreezeDual(Flavour::V2OneSecond)));
         assert!(rows(&full).contains(&Measurement::IdleCpu(Flavour::V2OneSecond)));
         assert!(rows(&full).contains(&Measurement::Detection(Flavour::V2OneSecond)));
+    }
+
+    #[test]
+    fn the_ipv6_cases_run_vrrpv3_over_ipv6_only() {
+        let full = cases(false, true);
+        assert!(
+            full.iter()
+                .all(|c| c.flavour().family() == configs::Family::Ipv6 && version(c.flavour()) == 3)
+        );
+        assert_eq!(
+            rows(&full).len(),
+            11,
+            "failover twice and handover at 1 s and 100 ms, the idle pair's five"
+        );
+        let quick = cases(true, true);
+        assert!(
+            quick
+                .iter()
+                .all(|c| c.flavour() == Flavour::V3HundredMsIpv6)
+        );
+        assert_eq!(rows(&quick).len(), 8);
     }
 
     #[test]

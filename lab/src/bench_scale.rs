@@ -587,7 +587,7 @@ fn measure_pair(
 
     // ---- the mass failover
     let align = Align {
-        master: LB01_ADDR,
+        master: LB01_ADDR.into(),
         within: interval * 3 + Duration::from_secs(2),
     };
     let (t0, heard) = mass_failover(lab, vips, lb02_mac, align, FAILOVER_BOUND)?;
@@ -1037,7 +1037,7 @@ fn probe_in_gw(
             // Open before the fault, so lb02's first gratuitous ARP is queued
             // here even if it came before the loop below runs.
             let arp = ArpSocket::open(link.index).map_err(|e| format!("ARP socket: {e}"))?;
-            measure::wait_for_advert(iface, link.index, addr, align)
+            measure::wait_for_advert(iface, link.index, addr.into(), align)
                 .await
                 .map_err(|e| e.to_string())?;
             Ok::<_, String>((mac, arp))

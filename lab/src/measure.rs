@@ -7,7 +7,7 @@
 //! lets every wait here end early on Ctrl-C, so a lab is always dropped.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -29,7 +29,7 @@ pub enum MeasureError {
     #[error("{addr} is already on the watched host before the fault")]
     AlreadyPresent { addr: IpAddr },
     #[error("no advert from {master} within {within:?} to line the fault up with")]
-    NoAdvert { master: Ipv4Addr, within: Duration },
+    NoAdvert { master: IpAddr, within: Duration },
     #[error("the address watcher was not ready within {0:?}")]
     NotReady(Duration),
     #[error("{addr} did not appear within {within:?}")]
@@ -112,7 +112,8 @@ pub fn sleep_unless_interrupted(d: Duration) -> bool {
 /// then measures the whole Master_Down_Interval instead of a random part of it.
 #[derive(Debug, Clone, Copy)]
 pub struct Align {
-    pub master: Ipv4Addr,
+    /// The master's address as VRRP names it: IPv4, or its IPv6 link-local.
+    pub master: IpAddr,
     /// How long to wait for that advert.
     pub within: Duration,
 }
@@ -154,7 +155,13 @@ pub fn address_instants(
     watch: AddressWatch<'_>,
     act: impl FnOnce() -> Result<(), MeasureError>,
 ) -> Result<(Instant, Instant), MeasureError> {
-    let local = lab.host(watch.host)?.addr;
+    // The host's own address in the master's family: IPv6 adverts are heard
+    // on a socket that sends from the link-local.
+    let host = lab.host(watch.host)?.addr;
+    let local = match watch.align.map(|a| a.master) {
+        Some(IpAddr::V6(_)) => IpAddr::V6(crate::netns::lab_link_local(host)),
+        _ => IpAddr::V4(host),
+    };
     std::thread::scope(|s| {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
         let (cancel_tx, cancel_rx) = tokio::sync::oneshot::channel::<String>();
@@ -204,7 +211,7 @@ fn join(watcher: Watcher<'_>) -> Result<Instant, MeasureError> {
 /// The watcher's body, on a thread inside the watched host's namespace.
 fn watch_in_host(
     watch: AddressWatch<'_>,
-    local: Ipv4Addr,
+    local: IpAddr,
     ready: std::sync::mpsc::Sender<()>,
     mut cancel: tokio::sync::oneshot::Receiver<String>,
 ) -> Result<Instant, MeasureError> {
@@ -261,15 +268,19 @@ fn watch_in_host(
 }
 
 /// Waits until an advert from `align.master` with a priority above 0 is heard on
-/// `iface` (a VRRP receive socket of our own, joined to 224.0.0.18). Call it on a
-/// thread inside the host whose `iface` it is; `local` is that host's address.
+/// `iface` (a VRRP receive socket of our own, joined to 224.0.0.18 or
+/// ff02::12). Call it on a thread inside the host whose `iface` it is; `local`
+/// is that host's address of the master's family (IPv6: its link-local).
 pub async fn wait_for_advert(
     iface: &str,
     ifindex: u32,
-    local: Ipv4Addr,
+    local: IpAddr,
     align: Align,
 ) -> Result<(), MeasureError> {
-    let socket = VrrpSocket::open_v4(iface, ifindex, local, true)?;
+    let socket = match local {
+        IpAddr::V4(v4) => VrrpSocket::open_v4(iface, ifindex, v4, true)?,
+        IpAddr::V6(v6) => VrrpSocket::open_v6(iface, ifindex, v6)?,
+    };
     let deadline = tokio::time::Instant::now() + align.within;
     loop {
         let received = tokio::select! {
@@ -293,8 +304,8 @@ pub async fn wait_for_advert(
 }
 
 /// An advert from `master` that is not a priority-0 "I am leaving" one.
-fn is_live_advert_from(endpoints: &Endpoints, vrrp: &[u8], master: Ipv4Addr) -> bool {
-    let from_master = matches!(endpoints, Endpoints::V4 { src, .. } if *src == master);
+fn is_live_advert_from(endpoints: &Endpoints, vrrp: &[u8], master: IpAddr) -> bool {
+    let from_master = endpoints.src() == master;
     // Byte 2 of a v2 or v3 advert is the priority.
     from_master && vrrp.get(2).is_some_and(|p| *p > 0)
 }
@@ -629,23 +640,33 @@ mod tests {
 
     #[test]
     fn only_live_adverts_from_the_master_line_up_a_fault() {
+        use std::net::{Ipv4Addr, Ipv6Addr};
         let master = Ipv4Addr::new(192, 0, 2, 5);
         let from = |src| Endpoints::V4 {
             src,
             dst: Ipv4Addr::new(224, 0, 0, 18),
         };
         let advert = [0x21, 51, 150, 1];
-        assert!(is_live_advert_from(&from(master), &advert, master));
-        assert!(!is_live_advert_from(
-            &from(master),
-            &[0x21, 51, 0, 1],
-            master
-        ));
+        let m = IpAddr::V4(master);
+        assert!(is_live_advert_from(&from(master), &advert, m));
+        assert!(!is_live_advert_from(&from(master), &[0x21, 51, 0, 1], m));
         assert!(!is_live_advert_from(
             &from(Ipv4Addr::new(192, 0, 2, 6)),
             &advert,
-            master
+            m
         ));
-        assert!(!is_live_advert_from(&from(master), &[0x21], master));
+        assert!(!is_live_advert_from(&from(master), &[0x21], m));
+        // IPv6: the master is its link-local.
+        let ll: Ipv6Addr = "fe80::ff:fe00:5".parse().unwrap();
+        let v6 = Endpoints::V6 {
+            src: ll,
+            dst: "ff02::12".parse().unwrap(),
+        };
+        assert!(is_live_advert_from(
+            &v6,
+            &[0x31, 51, 150, 10],
+            IpAddr::V6(ll)
+        ));
+        assert!(!is_live_advert_from(&v6, &advert, m));
     }
 }

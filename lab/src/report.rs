@@ -55,6 +55,10 @@ pub enum Flavour {
     V2OneSecond,
     /// VRRPv3, advert interval 100 ms.
     V3HundredMs,
+    /// VRRPv3 over IPv6 (VIP 2001:db8::3), advert interval 1 s.
+    V3OneSecondIpv6,
+    /// VRRPv3 over IPv6, advert interval 100 ms.
+    V3HundredMsIpv6,
 }
 
 impl Flavour {
@@ -62,6 +66,16 @@ impl Flavour {
         match self {
             Flavour::V2OneSecond => "v2/1 s",
             Flavour::V3HundredMs => "v3/100 ms",
+            Flavour::V3OneSecondIpv6 => "v3/1 s IPv6",
+            Flavour::V3HundredMsIpv6 => "v3/100 ms IPv6",
+        }
+    }
+
+    /// The address family VRRP runs in.
+    pub fn family(self) -> crate::configs::Family {
+        match self {
+            Flavour::V2OneSecond | Flavour::V3HundredMs => crate::configs::Family::Ipv4,
+            Flavour::V3OneSecondIpv6 | Flavour::V3HundredMsIpv6 => crate::configs::Family::Ipv6,
         }
     }
 }
