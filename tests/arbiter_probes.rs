@@ -224,27 +224,31 @@ fn opening_errors_name_the_address_and_interface() {
     .expect("inside lb01");
 }
 
+/// lb01's default gateway through each (interface, family) of `asked`.
+fn gateways(lab: &Lab, asked: [(&str, Family); 2]) -> (Option<IpAddr>, Option<IpAddr>) {
+    let [a, b] = lab
+        .within("lb01", || {
+            rt().block_on(async {
+                let nl = Netlink::connect().expect("netlink");
+                let mut out = [None, None];
+                for (slot, (name, family)) in out.iter_mut().zip(asked) {
+                    let link = nl.link_by_name(name).await.expect("link");
+                    *slot = nl
+                        .default_gateway(link.index, family)
+                        .await
+                        .expect("route dump");
+                }
+                out
+            })
+        })
+        .expect("inside lb01");
+    (a, b)
+}
+
 #[test]
 fn default_gateway_is_read_from_the_main_table() {
     let lab = common::pair_lab("prbroute");
-    let lookup = |lab: &Lab| {
-        lab.within("lb01", || {
-            rt().block_on(async {
-                let nl = Netlink::connect().expect("netlink");
-                let eth0 = nl.link_by_name("eth0").await.expect("eth0");
-                let lo = nl.link_by_name("lo").await.expect("lo");
-                (
-                    nl.default_gateway(eth0.index, Family::Ipv4)
-                        .await
-                        .expect("route dump"),
-                    nl.default_gateway(lo.index, Family::Ipv4)
-                        .await
-                        .expect("route dump"),
-                )
-            })
-        })
-        .expect("inside lb01")
-    };
+    let lookup = |lab: &Lab| gateways(lab, [("eth0", Family::Ipv4), ("lo", Family::Ipv4)]);
     assert_eq!(lookup(&lab), (None, None), "no default route yet");
 
     let route_add = |spec: &str| {
@@ -326,25 +330,8 @@ fn icmpv6_echoes_from_a_global_and_a_link_local_source_then_a_drop_fails() {
 
 #[test]
 fn the_ipv6_default_gateway_is_read_link_local_or_global() {
-    let lab = splitguard_lab::configs::pair_lab6("prbroute6");
-    let lab = lab.expect("lab builds (run as root)");
-    let lookup = |lab: &Lab| {
-        lab.within("lb01", || {
-            rt().block_on(async {
-                let nl = Netlink::connect().expect("netlink");
-                let eth0 = nl.link_by_name("eth0").await.expect("eth0");
-                (
-                    nl.default_gateway(eth0.index, Family::Ipv6)
-                        .await
-                        .expect("route dump"),
-                    nl.default_gateway(eth0.index, Family::Ipv4)
-                        .await
-                        .expect("route dump"),
-                )
-            })
-        })
-        .expect("inside lb01")
-    };
+    let lab = splitguard_lab::configs::pair_lab6("prbroute6").expect("lab builds (run as root)");
+    let lookup = |lab: &Lab| gateways(lab, [("eth0", Family::Ipv6), ("eth0", Family::Ipv4)]);
     assert_eq!(lookup(&lab), (None, None), "no default route yet");
     lab.run(
         "lb01",

@@ -21,7 +21,8 @@
 mod common;
 
 use common::*;
-use splitguard_lab::configs::pair_lab6;
+use splitguard_lab::configs::{Family, pair_lab6};
+use splitguard_lab::scenario::{Scenario, apply_fault_in, heal_fault};
 use splitguard_lab::{Lab, LabProcess, wait_for};
 use std::time::{Duration, Instant};
 
@@ -310,16 +311,8 @@ fn v6_s4_isolated_master_releases_and_gw_never_sees_two_owners() {
     );
     let procs = [&lb01, &lb02];
     expect_owner6(&lab, "lb01", "lb02", &procs, "steady state");
-    let port = lab.host("lb01").expect("lb01").bridge_port.clone();
     let (samples, dual, took) = gw_samples_during(&lab, Duration::from_secs(12), || {
-        lab.nft(
-            None,
-            &format!(
-                "table bridge s4 {{\n chain cut {{\n  type filter hook forward priority 0;\n  \
-                 iifname \"{port}\" drop\n  oifname \"{port}\" drop\n }}\n}}\n"
-            ),
-        )
-        .expect("nft");
+        apply_fault_in(&lab, Scenario::S4, Family::Ipv6).expect("nft");
         let cut = Instant::now();
         let released = wait_for(Duration::from_secs(10), || {
             (!holds6(&lab, "lb01")).then(Instant::now)
@@ -350,7 +343,7 @@ fn v6_s4_isolated_master_releases_and_gw_never_sees_two_owners() {
     // The heal: lb01 takes the VIP back once its reference is proven again,
     // and gw never sees two owners meanwhile.
     let (samples, dual, ()) = gw_samples_during(&lab, Duration::from_secs(10), || {
-        lab.nft(None, "delete table bridge s4\n").expect("heal");
+        heal_fault(&lab, Scenario::S4).expect("heal");
     });
     assert_eq!(
         dual,

@@ -61,22 +61,20 @@ pub fn pair_lab_in(tag: &str, family: Family) -> Result<Lab, LabError> {
 
 /// A lab with hosts lb01, lb02 and gw; `tag` names it (see [`Lab::builder`]).
 pub fn pair_lab(tag: &str) -> Result<Lab, LabError> {
-    Lab::builder(tag)
-        .host("lb01", LB01_ADDR)
-        .host("lb02", LB02_ADDR)
-        .host("gw", GW_ADDR)
-        .build()
+    pair(tag).build()
 }
 
 /// The same pair lab with IPv6 too ([`crate::LabBuilder::ipv6`]): lb01, lb02
 /// and gw at 2001:db8::5, ::6 and ::fe, link-locals fe80::ff:fe00:5, :6, :fe.
 pub fn pair_lab6(tag: &str) -> Result<Lab, LabError> {
+    pair(tag).ipv6().build()
+}
+
+fn pair(tag: &str) -> crate::LabBuilder {
     Lab::builder(tag)
         .host("lb01", LB01_ADDR)
         .host("lb02", LB02_ADDR)
         .host("gw", GW_ADDR)
-        .ipv6()
-        .build()
 }
 
 /// A splitguard config for `node`: one instance VI_1 on eth0 with VIP .3/24,

@@ -328,33 +328,18 @@ impl Lab {
         ip(&["netns", "add", &br])?;
         ip(&["-n", &br, "link", "set", "lo", "up"])?;
         ip(&["-n", &br, "link", "add", "br0", "type", "bridge"])?;
+        let set = |option: &str, value: &str| {
+            ip(&[
+                "-n", &br, "link", "set", "br0", "type", "bridge", option, value,
+            ])
+        };
         // No STP delay: ports forward at once, so tests don't wait 30 s for learning.
-        ip(&[
-            "-n",
-            &br,
-            "link",
-            "set",
-            "br0",
-            "type",
-            "bridge",
-            "forward_delay",
-            "0",
-        ])?;
+        set("forward_delay", "0")?;
         if ipv6 {
             // Flood multicast to every port: no MLD querier runs in the lab, and
             // solicitations to solicited-node groups and adverts to ff02::12 must
             // not depend on snooping state.
-            ip(&[
-                "-n",
-                &br,
-                "link",
-                "set",
-                "br0",
-                "type",
-                "bridge",
-                "mcast_snooping",
-                "0",
-            ])?;
+            set("mcast_snooping", "0")?;
         }
         ip(&["-n", &br, "link", "set", "br0", "up"])?;
         Ok(())
