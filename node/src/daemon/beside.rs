@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use crate::config::{Config, Role, WatchActions};
 use crate::net::arp_socket::ArpSocket;
 use crate::net::ndisc::NdiscSocket;
-use crate::net::neighbour::NeighbourSeen;
-use crate::net::netlink::{AddrInfo, Netlink};
+use crate::net::neighbour::{NeighbourSeen, probe_source};
+use crate::net::netlink::Netlink;
 use crate::net::pace::{ProbeQueue, ProbeSocket};
 use crate::watch::reply::{Confirmation, OwnerAction};
 use crate::watch::{VipSite, Watcher};
@@ -193,80 +193,5 @@ impl Beside {
         } else {
             info!(word, "reply command ran");
         }
-    }
-}
-
-/// This node's own address to probe `vip` from: a usable primary address of the
-/// VIP's family on the interface, never the VIP itself. For IPv6 the link-local
-/// comes first: it is always on-link, as the VIP's other holder is, and it is
-/// what VRRP itself speaks from.
-fn probe_source(addrs: &[AddrInfo], vip: IpAddr) -> Option<IpAddr> {
-    let mut candidates = addrs
-        .iter()
-        .filter(|a| a.usable && !a.secondary && a.addr != vip)
-        .filter(|a| Family::of(a.addr) == Family::of(vip))
-        .map(|a| a.addr);
-    match vip {
-        IpAddr::V4(_) => candidates.next(),
-        IpAddr::V6(_) => {
-            let all: Vec<IpAddr> = candidates.collect();
-            all.iter()
-                .find(|a| matches!(a, IpAddr::V6(v) if v.is_unicast_link_local()))
-                .or_else(|| all.first())
-                .copied()
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn addr(a: &str, secondary: bool, usable: bool) -> AddrInfo {
-        AddrInfo {
-            index: 2,
-            addr: a.parse().unwrap(),
-            prefix_len: 64,
-            label: None,
-            secondary,
-            usable,
-        }
-    }
-
-    #[test]
-    fn probes_leave_from_a_usable_own_address_of_the_vips_family() {
-        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-        let addrs = [
-            addr("192.0.2.3", false, true),
-            addr("192.0.2.6", false, true),
-            addr("2001:db8::3", false, true),
-            addr("2001:db8::6", false, true),
-            addr("fe80::ff:fe00:6", false, true),
-        ];
-        assert_eq!(probe_source(&addrs, ip("192.0.2.3")), Some(ip("192.0.2.6")));
-        assert_eq!(
-            probe_source(&addrs, ip("2001:db8::3")),
-            Some(ip("fe80::ff:fe00:6")),
-            "link-local first"
-        );
-        let global_only = [
-            addr("2001:db8::6", false, true),
-            addr("fe80::1", false, false),
-        ];
-        assert_eq!(
-            probe_source(&global_only, ip("2001:db8::3")),
-            Some(ip("2001:db8::6")),
-            "a tentative link-local is skipped"
-        );
-        let none = [
-            addr("2001:db8::3", false, true),
-            addr("192.0.2.6", false, true),
-        ];
-        assert_eq!(probe_source(&none, ip("2001:db8::3")), None);
-        assert_eq!(
-            probe_source(&[addr("192.0.2.6", true, true)], ip("192.0.2.3")),
-            None,
-            "secondaries are not the node's own"
-        );
     }
 }

@@ -5,12 +5,17 @@
 //! an address to a MAC count: an ARP sender, an advertisement's target with its
 //! link-layer address, a solicitation's unicast source with its link-layer
 //! address. A duplicate address detection probe (source `::`) binds nothing.
+//! [`probe_source`] picks which of this node's addresses a probe asks from, for
+//! the watcher and `splitguard check` alike.
 
 use std::net::IpAddr;
+
+use splitguard_vrrp::wire::Family;
 
 use super::arp::{ArpRepr, Operation};
 use super::ndisc::NdpReceived;
 use super::ndp::NdpRepr;
+use super::netlink::AddrInfo;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NeighbourSeen {
@@ -62,6 +67,28 @@ impl NeighbourSeen {
                 answer_to: None,
             }),
             _ => None,
+        }
+    }
+}
+
+/// This node's own address to probe `vip` from (`addrs`: the interface's): a usable primary address of the
+/// VIP's family on the interface, never the VIP itself. For IPv6 the link-local
+/// comes first: it is always on-link, as the VIP's other holder is, and it is
+/// what VRRP itself speaks from.
+pub fn probe_source(addrs: &[AddrInfo], vip: IpAddr) -> Option<IpAddr> {
+    let mut candidates = addrs
+        .iter()
+        .filter(|a| a.usable && !a.secondary && a.addr != vip)
+        .filter(|a| Family::of(a.addr) == Family::of(vip))
+        .map(|a| a.addr);
+    match vip {
+        IpAddr::V4(_) => candidates.next(),
+        IpAddr::V6(_) => {
+            let all: Vec<IpAddr> = candidates.collect();
+            all.iter()
+                .find(|a| matches!(a, IpAddr::V6(v) if v.is_unicast_link_local()))
+                .or_else(|| all.first())
+                .copied()
         }
     }
 }
@@ -158,5 +185,53 @@ mod tests {
             ..ns
         };
         assert_eq!(NeighbourSeen::from_ndp(7, &dad), None);
+    }
+
+    fn addr(a: &str, secondary: bool, usable: bool) -> AddrInfo {
+        AddrInfo {
+            index: 2,
+            addr: a.parse().unwrap(),
+            prefix_len: 64,
+            label: None,
+            secondary,
+            usable,
+        }
+    }
+
+    #[test]
+    fn probes_leave_from_a_usable_own_address_of_the_vips_family() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let addrs = [
+            addr("192.0.2.3", false, true),
+            addr("192.0.2.6", false, true),
+            addr("2001:db8::3", false, true),
+            addr("2001:db8::6", false, true),
+            addr("fe80::ff:fe00:6", false, true),
+        ];
+        assert_eq!(probe_source(&addrs, ip("192.0.2.3")), Some(ip("192.0.2.6")));
+        assert_eq!(
+            probe_source(&addrs, ip("2001:db8::3")),
+            Some(ip("fe80::ff:fe00:6")),
+            "link-local first"
+        );
+        let global_only = [
+            addr("2001:db8::6", false, true),
+            addr("fe80::1", false, false),
+        ];
+        assert_eq!(
+            probe_source(&global_only, ip("2001:db8::3")),
+            Some(ip("2001:db8::6")),
+            "a tentative link-local is skipped"
+        );
+        let none = [
+            addr("2001:db8::3", false, true),
+            addr("192.0.2.6", false, true),
+        ];
+        assert_eq!(probe_source(&none, ip("2001:db8::3")), None);
+        assert_eq!(
+            probe_source(&[addr("192.0.2.6", true, true)], ip("192.0.2.3")),
+            None,
+            "secondaries are not the node's own"
+        );
     }
 }
