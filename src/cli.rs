@@ -104,18 +104,20 @@ fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
 #[derive(Debug, Subcommand)]
 pub enum CheckCommand {
     /// Who holds the VIP: asked of the running daemon over its control socket
-    /// when there is one, else this node's addresses and an ARP who-has (needs
-    /// CAP_NET_RAW); Zabbix gets the number of distinct owners (1 healthy,
-    /// 0 down, 2 or more split brain).
+    /// when there is one, else this node's addresses and an ARP who-has (IPv4)
+    /// or a neighbour solicitation (IPv6), which need CAP_NET_RAW; Zabbix gets
+    /// the number of distinct owners (1 healthy, 0 down, 2 or more split brain).
     Vip {
+        /// The VIP, IPv4 or IPv6 (without prefix length).
         #[arg(long, value_name = "IP")]
-        vip: std::net::Ipv4Addr,
-        /// The interface to ask on (default: the one on the VIP's subnet).
+        vip: std::net::IpAddr,
+        /// The interface to ask on (default: the one holding the VIP, else the
+        /// one on its subnet; a link-local IPv6 VIP needs it named).
         #[arg(long, value_name = "IF")]
         interface: Option<String>,
         #[arg(long, value_enum, default_value = "nagios")]
         format: CheckFormat,
-        /// How long to wait for ARP answers.
+        /// How long to wait for ARP or neighbour advertisement answers.
         #[arg(long, default_value = "200ms", value_parser = parse_timeout)]
         timeout: std::time::Duration,
         /// Take the daemon's socket path from this config file.

@@ -260,14 +260,13 @@ fn check(what: CheckCommand) -> ExitCode {
             config,
             socket,
         } => {
-            // The daemon first (it probes for us, no privilege needed), then ARP.
+            // The daemon first (it probes for us, no privilege needed), then
+            // ARP or neighbour discovery ourselves.
             let from_daemon = socket_path(config.as_deref(), socket)
                 .ok()
                 .filter(|p| p.exists())
                 .and_then(|path| {
-                    let req = splitguard_node::control::Request::Owners {
-                        vip: std::net::IpAddr::V4(vip),
-                    };
+                    let req = splitguard_node::control::Request::Owners { vip };
                     rt.block_on(splitguard_node::control::client::request(
                         &path,
                         &req,

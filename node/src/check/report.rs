@@ -22,7 +22,8 @@ pub struct VipReport {
     pub owners: BTreeSet<String>,
     /// The VIP is on one of this node's interfaces.
     pub local: bool,
-    /// Round trip of the first ARP answer, when one came.
+    /// Round trip of the first ARP or neighbour advertisement answer, when
+    /// one came.
     pub rtt_ms: Option<f64>,
     /// Why no answer could be given (then `owners` means nothing).
     pub unknown: Option<String>,
