@@ -333,44 +333,15 @@ fn the_ipv6_default_gateway_is_read_link_local_or_global() {
     let lab = splitguard_lab::configs::pair_lab6("prbroute6").expect("lab builds (run as root)");
     let lookup = |lab: &Lab| gateways(lab, [("eth0", Family::Ipv6), ("eth0", Family::Ipv4)]);
     assert_eq!(lookup(&lab), (None, None), "no default route yet");
-    lab.run(
-        "lb01",
-        &[
-            "ip",
-            "-6",
-            "route",
-            "add",
-            "default",
-            "via",
-            "fe80::ff:fe00:fe",
-            "dev",
-            "eth0",
-            "metric",
-            "100",
-        ],
-    )
-    .expect("route add");
+    let route_add = |spec: &str| {
+        let mut argv = vec!["ip"];
+        argv.extend(spec.split_whitespace());
+        lab.run("lb01", &argv).expect(spec);
+    };
+    route_add("-6 route add default via fe80::ff:fe00:fe dev eth0 metric 100");
     assert_eq!(lookup(&lab), (Some(GW_LL), None), "a router's link-local");
-    lab.run(
-        "lb01",
-        &[
-            "ip",
-            "-6",
-            "route",
-            "add",
-            "default",
-            "via",
-            "2001:db8::fe",
-            "metric",
-            "50",
-        ],
-    )
-    .expect("route add");
+    route_add("-6 route add default via 2001:db8::fe metric 50");
     assert_eq!(lookup(&lab), (Some(GW_6), None), "the lower metric wins");
-    lab.run(
-        "lb01",
-        &["ip", "route", "add", "default", "via", "192.0.2.254"],
-    )
-    .expect("route add");
+    route_add("route add default via 192.0.2.254");
     assert_eq!(lookup(&lab), (Some(GW_6), Some(GW)), "one per family");
 }

@@ -72,10 +72,12 @@ impl Flavour {
     }
 
     /// The address family VRRP runs in.
-    pub fn family(self) -> crate::configs::Family {
+    pub fn family(self) -> splitguard_vrrp::wire::Family {
         match self {
-            Flavour::V2OneSecond | Flavour::V3HundredMs => crate::configs::Family::Ipv4,
-            Flavour::V3OneSecondIpv6 | Flavour::V3HundredMsIpv6 => crate::configs::Family::Ipv6,
+            Flavour::V2OneSecond | Flavour::V3HundredMs => splitguard_vrrp::wire::Family::Ipv4,
+            Flavour::V3OneSecondIpv6 | Flavour::V3HundredMsIpv6 => {
+                splitguard_vrrp::wire::Family::Ipv6
+            }
         }
     }
 }

@@ -19,38 +19,9 @@
 
 use std::net::IpAddr;
 
+// The route types live with the config tree that holds them.
 use super::schema::Instance;
-
-/// Which of the node's addresses an echo leaves from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum SourceKind {
-    /// The instance's own IPv4 address.
-    Ipv4,
-    /// The interface's IPv6 link-local address.
-    LinkLocal,
-    /// A global (or unique local) IPv6 address of the interface.
-    Global,
-}
-
-impl SourceKind {
-    /// The source a target needs: an IPv6 link-local target is reached from the
-    /// link-local address (its scope), any other IPv6 one from a global address.
-    pub fn for_target(target: IpAddr) -> SourceKind {
-        match target {
-            IpAddr::V4(_) => SourceKind::Ipv4,
-            IpAddr::V6(v6) if v6.is_unicast_link_local() => SourceKind::LinkLocal,
-            IpAddr::V6(_) => SourceKind::Global,
-        }
-    }
-}
-
-/// Where the echoes to one target leave from.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ProbeRoute {
-    pub target: IpAddr,
-    pub interface: String,
-    pub source: SourceKind,
-}
+pub use super::schema::{ProbeRoute, SourceKind};
 
 fn is_ipv6(inst: &Instance) -> bool {
     inst.vips.first().is_some_and(|v| v.is_ipv6())

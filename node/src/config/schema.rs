@@ -337,7 +337,7 @@ pub struct Arbiter {
     /// Where the echoes to each reference and peer leave from
     /// (`probe_plan::route`), in probe order without repeats; the default
     /// gateways are added at run time.
-    pub routes: Vec<super::probe_plan::ProbeRoute>,
+    pub routes: Vec<ProbeRoute>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -897,4 +897,35 @@ fn default_rate_limit() -> u32 {
 
 fn default_rate_limit_window() -> Duration {
     Duration::from_secs(3600)
+}
+
+/// Which of the node's addresses an echo leaves from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SourceKind {
+    /// The instance's own IPv4 address.
+    Ipv4,
+    /// The interface's IPv6 link-local address.
+    LinkLocal,
+    /// A global (or unique local) IPv6 address of the interface.
+    Global,
+}
+
+impl SourceKind {
+    /// The source a target needs: an IPv6 link-local target is reached from the
+    /// link-local address (its scope), any other IPv6 one from a global address.
+    pub fn for_target(target: IpAddr) -> SourceKind {
+        match target {
+            IpAddr::V4(_) => SourceKind::Ipv4,
+            IpAddr::V6(v6) if v6.is_unicast_link_local() => SourceKind::LinkLocal,
+            IpAddr::V6(_) => SourceKind::Global,
+        }
+    }
+}
+
+/// Where the echoes to one target leave from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ProbeRoute {
+    pub target: IpAddr,
+    pub interface: String,
+    pub source: SourceKind,
 }
