@@ -12,9 +12,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use splitguard_node::net::arp::ArpRepr;
-use splitguard_node::net::neighbour::NeighbourSeen;
-use splitguard_node::net::pace::ProbeSocket;
+use splitguard_node::net::pace::{Probe, ProbeSocket};
 use splitguard_vrrp::gate::format_mac;
 
 use super::netns::{Lab, LabError};
@@ -292,16 +290,11 @@ async fn sample(
     let mut next = tokio::time::Instant::now();
     while next < deadline {
         let at = Instant::now();
-        let sent = match (sock, source, opts.vip) {
-            (ProbeSocket::Arp(s), IpAddr::V4(src), IpAddr::V4(vip)) => {
-                s.broadcast(&ArpRepr::probe(mac, src, vip)).await
-            }
-            (ProbeSocket::Nd(s), IpAddr::V6(src), IpAddr::V6(vip)) => {
-                s.solicit(src, mac, vip).await
-            }
-            _ => return Err("the request's socket and addresses differ in family".into()),
-        };
-        sent.map_err(|e| format!("who-has request: {e}"))?;
+        let request = Probe::who_has(mac, source, opts.vip)
+            .ok_or("the request's source and the VIP differ in family")?;
+        sock.send(&request)
+            .await
+            .map_err(|e| format!("who-has request: {e}"))?;
         next += opts.every;
         let mut macs = BTreeSet::new();
         loop {
@@ -312,7 +305,7 @@ async fn sample(
                     return Ok(());
                 }
                 _ = tokio::time::sleep_until(next) => break,
-                got = recv_answer(sock) => match got {
+                got = sock.recv(0) => match got {
                     Ok(Some(n)) if n.ip == opts.vip && n.answer_to == Some(source) => {
                         macs.insert(format_mac(&n.mac));
                     }
@@ -324,14 +317,6 @@ async fn sample(
         lock(seen).samples.push(OwnerSample { at, macs });
     }
     Ok(())
-}
-
-/// The next ARP or neighbour discovery message, as who speaks for what.
-async fn recv_answer(sock: &ProbeSocket) -> std::io::Result<Option<NeighbourSeen>> {
-    match sock {
-        ProbeSocket::Arp(s) => s.recv().await.map(|a| Some(NeighbourSeen::from_arp(0, &a))),
-        ProbeSocket::Nd(s) => s.recv().await.map(|m| NeighbourSeen::from_ndp(0, &m)),
-    }
 }
 
 /// Owner samples in `[from, to)` as counts: (dual, zero, total).

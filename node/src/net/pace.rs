@@ -19,6 +19,7 @@ use std::net::{IpAddr, Ipv6Addr};
 use super::arp::ArpRepr;
 use super::arp_socket::ArpSocket;
 use super::ndisc::NdiscSocket;
+use super::neighbour::NeighbourSeen;
 
 /// Hands out send slots on one interface, at most one per `gap`. A mass takeover
 /// starts hundreds of GARP bursts in one step: their first announcements go out
@@ -95,6 +96,34 @@ pub enum ProbeSocket {
     Nd(Arc<NdiscSocket>),
 }
 
+impl ProbeSocket {
+    /// Sends `probe`; one of the other family than the socket's is refused.
+    pub async fn send(&self, probe: &Probe) -> std::io::Result<()> {
+        match (self, *probe) {
+            (ProbeSocket::Arp(s), Probe::Arp(repr)) => s.broadcast(&repr).await,
+            (ProbeSocket::Nd(s), Probe::Solicit { src, mac, target }) => {
+                s.solicit(src, mac, target).await
+            }
+            _ => Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "probe of the other address family than the interface's queue",
+            )),
+        }
+    }
+
+    /// The next message read on interface `ifindex`, as who speaks for what;
+    /// None for one that binds no address to a MAC.
+    pub async fn recv(&self, ifindex: u32) -> std::io::Result<Option<NeighbourSeen>> {
+        match self {
+            ProbeSocket::Arp(s) => s
+                .recv()
+                .await
+                .map(|a| Some(NeighbourSeen::from_arp(ifindex, &a))),
+            ProbeSocket::Nd(s) => s.recv().await.map(|m| NeighbourSeen::from_ndp(ifindex, &m)),
+        }
+    }
+}
+
 /// One probe per interface this often at most: 1,000 a second, so 251 VIPs'
 /// two-request rounds take half a second of the segment, not one instant.
 pub const PROBE_GAP: Duration = Duration::from_millis(1);
@@ -166,17 +195,7 @@ async fn send_paced(sock: ProbeSocket, mut rx: mpsc::Receiver<Probe>) {
         if let Some(at) = rate.wait_until(Instant::now()) {
             tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
         }
-        let sent = match (&sock, probe) {
-            (ProbeSocket::Arp(s), Probe::Arp(repr)) => s.broadcast(&repr).await,
-            (ProbeSocket::Nd(s), Probe::Solicit { src, mac, target }) => {
-                s.solicit(src, mac, target).await
-            }
-            _ => Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "probe of the other address family than the interface's queue",
-            )),
-        };
-        if let Err(e) = sent {
+        if let Err(e) = sock.send(&probe).await {
             warn!(vip = %probe.target(), error = %e, "ownership probe not sent");
         }
         rate.sent(Instant::now());

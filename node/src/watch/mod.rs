@@ -679,13 +679,7 @@ pub fn spawn_neighbour_receiver(
     };
     tokio::spawn(async move {
         loop {
-            let seen = match &sock {
-                ProbeSocket::Arp(s) => s
-                    .recv()
-                    .await
-                    .map(|a| Some(NeighbourSeen::from_arp(ifindex, &a))),
-                ProbeSocket::Nd(s) => s.recv().await.map(|m| NeighbourSeen::from_ndp(ifindex, &m)),
-            };
+            let seen = sock.recv(ifindex).await;
             match seen {
                 Ok(Some(n)) if wanted(&n) => {
                     if tx.send(n).await.is_err() {
