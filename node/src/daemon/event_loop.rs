@@ -2,8 +2,8 @@
 //! reacts to arrives here as one [`Input`] (datagrams, netlink events, track
 //! results, probe results, ARP and adverts seen, alert deliveries, replies,
 //! control commands, timers, the service watchdog's tick, signals), is handed to
-//! the node's parts, and after each one the parts settle and the status is
-//! published. Channels a mode does not use are simply absent.
+//! the node's parts, and after each one (or each batch of packets that came
+//! together) the parts settle and the status is published. Channels a mode does not use are simply absent.
 
 use std::time::Instant;
 
@@ -121,6 +121,15 @@ impl Inputs {
         self.datagrams.as_mut()?.try_recv().ok()
     }
 
+    /// A packet already waiting, if any: a datagram for the instances, or an
+    /// advert a capture saw.
+    fn ready_packet(&mut self) -> Option<Input> {
+        if let Some(d) = self.ready_datagram() {
+            return Some(Input::Datagram(d));
+        }
+        self.adverts.try_recv().ok().map(Input::Advert)
+    }
+
     /// Starts systemd's watchdog ticker (once the node reported ready).
     pub fn start_service_watchdog(&mut self) {
         self.service_watchdog = crate::service::watchdog_ticker();
@@ -173,6 +182,12 @@ impl Inputs {
 /// back by more than this many steps.
 const DRAIN_BEFORE_TIMERS: usize = 1024;
 
+/// Packets handled in one step at most. A master of hundreds of instances
+/// sends their adverts in one burst; the burst's packets go through one
+/// settle, one flush of the watcher and one status update together, where a
+/// step per packet paid those (and the select over every source) each time.
+const BATCH: usize = 256;
+
 /// Adverts that arrived before a timer fell due count before it: on a loaded
 /// node, hundreds of adverts can wait in the reader tasks' queue (or in the
 /// socket, until those tasks run) while a down timer expires, and a backup
@@ -180,12 +195,21 @@ const DRAIN_BEFORE_TIMERS: usize = 1024;
 /// One yield lets the readers move what the sockets hold.
 async fn adverts_before_timers(node: &mut Node, inputs: &mut Inputs) {
     tokio::task::yield_now().await;
-    for _ in 0..DRAIN_BEFORE_TIMERS {
-        let Some(d) = inputs.ready_datagram() else {
+    let mut left = DRAIN_BEFORE_TIMERS;
+    while left > 0 {
+        let mut batch = 0;
+        while batch < BATCH.min(left) {
+            let Some(d) = inputs.ready_datagram() else {
+                break;
+            };
+            node.on_input(Input::Datagram(d), Instant::now()).await;
+            batch += 1;
+        }
+        if batch == 0 {
             break;
-        };
-        node.on_input(Input::Datagram(d), Instant::now()).await;
+        }
         node.step_done(Instant::now()).await;
+        left -= batch;
     }
 }
 
@@ -201,7 +225,17 @@ pub(super) async fn drive(node: &mut Node, inputs: &mut Inputs) -> &'static str 
         if let Input::Timer = input {
             adverts_before_timers(node, inputs).await;
         }
+        let packet = matches!(input, Input::Datagram(_) | Input::Advert(_));
         node.on_input(input, Instant::now()).await;
+        if packet {
+            // The packets that came with it share its step.
+            for _ in 1..BATCH {
+                let Some(more) = inputs.ready_packet() else {
+                    break;
+                };
+                node.on_input(more, Instant::now()).await;
+            }
+        }
         node.step_done(Instant::now()).await;
     }
 }
