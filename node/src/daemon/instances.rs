@@ -33,6 +33,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 
 use super::outputs::{InstanceReport, Outputs};
+use super::reject_log::{RejectLine, RejectLog, Source};
 use super::router::{Router, interface_tracker, script_tracker};
 use super::schedule::{Deadlines, Touched};
 use crate::net::pace::{Pacer, ProbeQueue, ProbeSocket};
@@ -99,6 +100,8 @@ pub(super) struct Instances {
     notifiers: Vec<Option<NotifyHandle>>,
     /// The `[[track_script]]`s the instances use.
     trackers: Option<ScriptTrackers>,
+    /// What of the rejected adverts reaches the log (bounded under a flood).
+    rejects: RejectLog,
 }
 
 impl Instances {
@@ -119,6 +122,7 @@ impl Instances {
             deadlines: Deadlines::default(),
             notifiers: Vec::new(),
             trackers: None,
+            rejects: RejectLog::new(),
         };
         // One bound on concurrent notify scripts for the whole daemon.
         let scripts = ScriptLimit::default();
@@ -246,7 +250,63 @@ impl Instances {
 
     /// The earliest state machine timer or GARP due (as of the last step's end).
     pub fn deadline(&self) -> Option<Instant> {
-        self.deadlines.first()
+        self.deadlines
+            .first()
+            .into_iter()
+            .chain(self.rejects.poll_timeout())
+            .min()
+    }
+
+    /// The interface's name, for log lines about it.
+    fn iface_name(&self, ifindex: u32) -> &str {
+        self.ifaces
+            .range((ifindex, Family::Ipv4)..)
+            .next()
+            .filter(|((i, _), _)| *i == ifindex)
+            .map_or("?", |(_, f)| f.name.as_str())
+    }
+
+    /// Writes a summary of rejected adverts.
+    fn log_rejects(&self, line: RejectLine) {
+        match line {
+            // Written where they happen, with the instance.
+            RejectLine::First { .. } => {}
+            RejectLine::Summary {
+                source,
+                counts,
+                period,
+            } => {
+                let total: u64 = counts.iter().map(|c| c.1).sum();
+                warn!(
+                    interface = self.iface_name(source.ifindex),
+                    src = %source.src,
+                    total,
+                    reasons = %reason_counts(&counts),
+                    "rejected {total} adverts from {} in the last {}s",
+                    source.src,
+                    period.as_secs()
+                );
+            }
+            RejectLine::Rest {
+                sources,
+                untracked,
+                counts,
+                unwritten,
+                period,
+            } => {
+                let total: u64 = counts.iter().map(|c| c.1).sum();
+                warn!(
+                    total,
+                    sources,
+                    untracked,
+                    unwritten,
+                    reasons = %reason_counts(&counts),
+                    "rejected {total} adverts from other sources in the last {}s \
+                     ({unwritten} first-of-a-kind lines held back by the rate limit)",
+                    period.as_secs()
+                );
+            }
+        }
     }
 
     /// Instance `i`'s status line.
@@ -456,9 +516,22 @@ impl Instances {
             let r = self.router_mut(i);
             if r.is_unicast() && !r.cfg.unicast_peers.contains(&src) {
                 *r.counters.adverts_rejected.entry("peer").or_default() += 1;
-                let text = format!("advert from {src}, which is not a unicast peer");
-                if r.should_log_reject(&text, now) {
-                    warn!(instance = %r.cfg.name, vrid, %src, "rejected {text}");
+                let name = r.cfg.name.clone();
+                let source = Source {
+                    ifindex: d.ifindex,
+                    src,
+                };
+                if let Some(RejectLine::First { .. }) =
+                    self.rejects.handle_reject(now, source, "peer", String::new)
+                {
+                    warn!(
+                        instance = %name,
+                        vrid,
+                        interface = self.iface_name(d.ifindex),
+                        %src,
+                        reason = "peer",
+                        "rejected advert from {src}, which is not a unicast peer"
+                    );
                 }
                 continue;
             }
@@ -477,7 +550,6 @@ impl Instances {
                     if let AdvertOutcome::Discarded(why) = outcome {
                         debug!(instance = %r.cfg.name, vrid, %src, reason = ?why, "advert discarded");
                     }
-                    r.last_reject = None;
                     if alive {
                         heard.push(i);
                     }
@@ -487,9 +559,23 @@ impl Instances {
                         .adverts_rejected
                         .entry(reject.reason())
                         .or_default() += 1;
-                    let text = reject.to_string();
-                    if r.should_log_reject(&text, now) {
-                        warn!(instance = %r.cfg.name, vrid, %src, reason = %text, "rejected advert");
+                    let name = r.cfg.name.clone();
+                    let source = Source {
+                        ifindex: d.ifindex,
+                        src,
+                    };
+                    if let Some(RejectLine::First { detail, .. }) =
+                        self.rejects
+                            .handle_reject(now, source, reject.reason(), || reject.to_string())
+                    {
+                        warn!(
+                            instance = %name,
+                            vrid,
+                            interface = self.iface_name(d.ifindex),
+                            %src,
+                            reason = reject.reason(),
+                            "rejected advert: {detail}"
+                        );
                     }
                 }
             }
@@ -498,19 +584,16 @@ impl Instances {
         heard
     }
 
-    /// State machine timers and GARP bursts that are due. The adverts of every
-    /// due instance go out first, then the rest of their actions (addresses,
-    /// events, notify), then the GARPs: at a mass takeover hundreds of down
-    /// timers run out together, and the peer must hear each claim (and a
-    /// lower-priority peer stop its own) before the slower work of all of them.
-    pub async fn on_timers(&mut self, now: Instant, out: &mut Outputs) {
-        let due = self.deadlines.due(now);
+    /// Runs the actions the state machines of `routers` queued, as a batch:
+    /// every leading advert first, then the addresses of every instance that
+    /// claimed as one batch of netlink requests in flight together (rather than
+    /// one round trip each), then the rest in each instance's order. At a mass
+    /// takeover hundreds of claims land together, and the peer must hear each
+    /// (and a lower-priority peer stop its own) before the slower work of all.
+    pub async fn run_claimed(&mut self, routers: &[usize], now: Instant, out: &mut Outputs) {
         let mut rest: Vec<(usize, Action)> = Vec::new();
-        for &i in &due {
-            let r = self.router_mut(i);
-            if r.fsm.poll_timeout().is_some_and(|t| t <= now) {
-                r.fsm.handle_timeout(now);
-            }
+        for &i in routers {
+            self.touched.touch(i);
             // An instance's own actions keep their order: only its leading adverts
             // go ahead.
             let mut leading = true;
@@ -543,6 +626,23 @@ impl Instances {
         for (i, action) in rest {
             self.run_action(i, action, now, out).await;
         }
+    }
+
+    /// State machine timers and GARP bursts that are due, and the rejection
+    /// log's summary. The due instances' actions run as one batch
+    /// ([`Instances::run_claimed`]), then the GARPs.
+    pub async fn on_timers(&mut self, now: Instant, out: &mut Outputs) {
+        for line in self.rejects.handle_timeout(now) {
+            self.log_rejects(line);
+        }
+        let due = self.deadlines.due(now);
+        for &i in &due {
+            let r = self.router_mut(i);
+            if r.fsm.poll_timeout().is_some_and(|t| t <= now) {
+                r.fsm.handle_timeout(now);
+            }
+        }
+        self.run_claimed(&due, now, out).await;
         for i in due {
             let r = &mut self.routers[i];
             if r.garp.is_some_and(|g| g.due <= now) {
@@ -819,4 +919,13 @@ impl Instances {
         };
         out.incidents.push((raise, raised));
     }
+}
+
+/// "checksum=1200 ttl=3", most first.
+fn reason_counts(counts: &[(&'static str, u64)]) -> String {
+    counts
+        .iter()
+        .map(|(r, c)| format!("{r}={c}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }

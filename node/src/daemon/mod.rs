@@ -24,6 +24,7 @@ mod event_loop;
 mod instances;
 mod outputs;
 mod probers;
+mod reject_log;
 mod router;
 mod schedule;
 mod watcher;

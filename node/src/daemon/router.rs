@@ -46,9 +46,6 @@ pub struct Router {
     addrs: VirtualAddrs,
     checksum_mode: ChecksumMode,
     pub garp: Option<GarpSchedule>,
-    /// Last rejection reason logged, so a misconfigured peer is reported when its
-    /// fault changes (and periodically), not once per advert.
-    pub last_reject: Option<(String, Instant)>,
     /// Wall-clock time (unix ms) and cause of the last state change, for status.
     pub since_ms: Option<u64>,
     pub cause: Option<String>,
@@ -131,7 +128,6 @@ impl Router {
             addrs,
             checksum_mode,
             garp: None,
-            last_reject: None,
             since_ms: None,
             cause: None,
             counters: Default::default(),
@@ -310,19 +306,6 @@ impl Router {
             State::Master => Some(self.primary),
             _ => self.fsm.master(),
         }
-    }
-
-    /// True when a rejection with this text should be logged now.
-    pub fn should_log_reject(&mut self, text: &str, now: Instant) -> bool {
-        const EVERY: Duration = Duration::from_secs(60);
-        let due = match &self.last_reject {
-            Some((last, at)) => last != text || now.duration_since(*at) >= EVERY,
-            None => true,
-        };
-        if due {
-            self.last_reject = Some((text.to_string(), now));
-        }
-        due
     }
 }
 
