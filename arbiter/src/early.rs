@@ -17,8 +17,10 @@
 //!   loss began, and this node is not isolated: then [`EarlyAction::Claim`].
 //! - **Declined** for the rest of the loss episode: an answer to the round (the
 //!   peer's kernel, or another MAC for a VIP), any advert from the peer, or the
-//!   node's references falling below quorum. The down timer then decides, as
-//!   without early takeover. A new episode needs an echo answered first.
+//!   node's references falling below quorum; for one instance alone, a round
+//!   the daemon could not run (its requests refused, or unable to end before
+//!   the instance's own down timer). The down timer then decides, as without
+//!   early takeover. A new episode needs an echo answered first.
 //!
 //! Why these numbers (DESIGN.md, "Early takeover"): under 30 % random loss to
 //! the backup, each echo, ARP answer or advert is lost independently with
@@ -76,6 +78,12 @@ pub enum Declined {
     /// The peer is not on this node's link (a routed unicast peer): it never
     /// answers this node's ARP, so its silence proves nothing.
     OffLink,
+    /// The round could not end before the instance's own down timer (a mass
+    /// failover queues hundreds of rounds behind one paced sender): asking
+    /// would only load the segment and the node while the timer claims.
+    TooLate,
+    /// The probe queue refused the round's requests: unasked is unconfirmed.
+    Unasked,
 }
 
 impl std::fmt::Display for Declined {
@@ -89,6 +97,10 @@ impl std::fmt::Display for Declined {
             Declined::OffLink => {
                 f.write_str("it is not on this link, so ARP cannot confirm it dead")
             }
+            Declined::TooLate => {
+                f.write_str("its confirmation could not end before the down timer")
+            }
+            Declined::Unasked => f.write_str("the probe queue refused its confirmation"),
         }
     }
 }
@@ -357,6 +369,17 @@ impl EarlyTakeover {
         };
         if f.episode == Episode::Confirming {
             self.decline_confirming(f.peer, Declined::OffLink);
+        }
+    }
+
+    /// Instance `i`'s round was not run ([`Declined::TooLate`],
+    /// [`Declined::Unasked`]): it alone declines; the other rounds stand.
+    pub fn handle_unconfirmed(&mut self, i: usize, why: Declined) {
+        let Some(f) = self.follows.get(i).copied().flatten() else {
+            return;
+        };
+        if f.episode == Episode::Confirming {
+            self.done(i, f.peer, Some(why));
         }
     }
 

@@ -199,6 +199,35 @@ fn an_off_link_peer_declines_every_round_and_claims_nothing() {
 }
 
 #[test]
+fn an_unconfirmed_round_declines_alone_and_the_others_still_claim() {
+    // A mass failover: the queue could not fit instance 0's round before its
+    // down timer; instance 1's ran and heard nothing.
+    let (mut e, t) = following(2, ms(1000));
+    run(&mut e, t, t + ms(450), false);
+    drain(&mut e);
+    e.handle_unconfirmed(0, Declined::TooLate);
+    e.handle_confirmation(t + ms(480), 1, None);
+    assert_eq!(
+        drain(&mut e),
+        vec![
+            EarlyAction::Decline {
+                instance: 0,
+                peer: ip(LB01),
+                why: Declined::TooLate
+            },
+            EarlyAction::Claim {
+                instance: 1,
+                peer: ip(LB01)
+            }
+        ]
+    );
+    // Once declined, a silent end of its own claims nothing.
+    e.handle_confirmation(t + ms(490), 0, None);
+    e.handle_unconfirmed(1, Declined::Unasked);
+    assert!(drain(&mut e).is_empty());
+}
+
+#[test]
 fn an_advert_ends_a_miss_streak_and_declines_a_round() {
     let (mut e, t) = following(1, ms(1000));
     // Two misses, an advert, two misses: never three in a row.

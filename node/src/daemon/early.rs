@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::probers::Probers;
-use splitguard_arbiter::early::{CONFIRM_REQUESTS, EarlyAction, EarlyConfig, EarlyTakeover};
+use splitguard_arbiter::early::{
+    CONFIRM_REQUESTS, Declined, EarlyAction, EarlyConfig, EarlyTakeover,
+};
 use splitguard_vrrp::instance::State;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
@@ -17,7 +19,7 @@ use tracing::{debug, info, warn};
 use crate::config;
 use crate::net::neighbour::NeighbourSeen;
 use crate::net::netlink::in_prefix;
-use crate::net::pace::Probe;
+use crate::net::pace::{PROBE_GAP, Probe};
 use crate::notify::events::Event;
 
 use super::instances::Instances;
@@ -178,8 +180,13 @@ impl Early {
     }
 
     /// Carries out what the core decided: echoes, rounds, claims. The claimed
-    /// routers' actions run at once (advert, VIPs, GARP).
+    /// routers' actions run at once (adverts, then their VIPs as one batch,
+    /// then GARP).
     pub(super) async fn act(&mut self, now: Instant, inst: &mut Instances, out: &mut Outputs) {
+        // Peers whose own address a round of this batch already asks: the
+        // rounds of one loss start together, and one ask serves them all.
+        let mut peer_asked = HashSet::new();
+        let mut claimed = Vec::new();
         while let Some(a) = self.core.poll_action() {
             match a {
                 EarlyAction::Echo {
@@ -220,13 +227,15 @@ impl Early {
                             .field("lost", false),
                     ));
                 }
-                EarlyAction::Confirm { instance, peer } => self.confirm(now, inst, instance, peer),
+                EarlyAction::Confirm { instance, peer } => {
+                    self.confirm(now, inst, instance, peer, &mut peer_asked);
+                }
                 EarlyAction::Claim { instance, peer } => {
-                    let claimed = inst.router_mut(instance).fsm.handle_master_dead(now, peer);
+                    let taken = inst.router_mut(instance).fsm.handle_master_dead(now, peer);
                     let name = &inst.routers()[instance].cfg.name;
-                    if claimed {
+                    if taken {
                         warn!(instance = %name, %peer, "early takeover: master confirmed dead");
-                        inst.run_actions(instance, now, out).await;
+                        claimed.push(instance);
                     } else {
                         debug!(instance = %name, %peer, "early takeover not taken by the state machine");
                     }
@@ -237,16 +246,33 @@ impl Early {
                     why,
                 } => {
                     let name = &inst.routers()[instance].cfg.name;
-                    info!(instance = %name, %peer, "no early takeover: {why}; the down timer decides");
+                    if why == Declined::TooLate {
+                        debug!(instance = %name, %peer, "no early takeover: {why}; the down timer decides");
+                    } else {
+                        info!(instance = %name, %peer, "no early takeover: {why}; the down timer decides");
+                    }
                 }
             }
+        }
+        if !claimed.is_empty() {
+            inst.run_claimed(&claimed, now, out).await;
         }
     }
 
     /// Starts router `i`'s confirmation round: [`CONFIRM_REQUESTS`] requests for
-    /// the peer's address and for each VIP, through the paced queue; it ends a
-    /// wait after its last request leaves.
-    fn confirm(&mut self, now: Instant, inst: &Instances, i: usize, peer: IpAddr) {
+    /// the peer's address (unless another round of the batch asks already:
+    /// `peer_asked`) and for each VIP, through the paced queue; it ends a wait
+    /// after its last request leaves. A round that could not end before the
+    /// router's own down timer is not started: at a mass failover with fast
+    /// adverts the queue cannot fit them all, and the timer claims anyway.
+    fn confirm(
+        &mut self,
+        now: Instant,
+        inst: &Instances,
+        i: usize,
+        peer: IpAddr,
+        peer_asked: &mut HashSet<IpAddr>,
+    ) {
         let r = &inst.routers()[i];
         let Some(iface) = inst.ifaces.get(&(r.ifindex, r.family())) else {
             self.core.handle_confirmation(now, i, Some(peer));
@@ -272,11 +298,24 @@ impl Early {
             self.core.handle_confirmation(now, i, Some(peer));
             return;
         };
-        let mut asked = vec![peer];
-        asked.extend(r.vip_addrs.iter().copied());
+        let ask_peer = !peer_asked.contains(&peer);
+        let targets: Vec<IpAddr> = ask_peer
+            .then_some(peer)
+            .into_iter()
+            .chain(r.vip_addrs.iter().copied())
+            .collect();
+        let wait = (r.fsm.master_adver_interval() / 20).max(CONFIRM_WAIT_MIN);
+        let requests = u32::try_from(targets.len())
+            .unwrap_or(u32::MAX)
+            .saturating_mul(CONFIRM_REQUESTS);
+        let would_end = queue.free_at(now) + PROBE_GAP.saturating_mul(requests) + wait;
+        if r.fsm.poll_timeout().is_some_and(|down| would_end >= down) {
+            self.core.handle_unconfirmed(i, Declined::TooLate);
+            return;
+        }
         let mut last = now;
         for _ in 0..CONFIRM_REQUESTS {
-            for &target in &asked {
+            for &target in &targets {
                 let Some(probe) = Probe::who_has(r.mac, r.primary, target) else {
                     // A peer of the other family cannot be confirmed here.
                     self.core.handle_confirmation(now, i, Some(peer));
@@ -290,14 +329,21 @@ impl Early {
                             warn!(instance = %r.cfg.name, error = %e, "confirmation requests refused: no early takeover");
                             self.refused = true;
                         }
-                        self.core.handle_confirmation(now, i, Some(peer));
+                        self.core.handle_unconfirmed(i, Declined::Unasked);
                         return;
                     }
                 }
             }
         }
         self.refused = false;
-        let wait = (r.fsm.master_adver_interval() / 20).max(CONFIRM_WAIT_MIN);
+        if ask_peer {
+            peer_asked.insert(peer);
+        }
+        // Every round listens for the peer's answer, asked by it or not.
+        let mut asked = targets;
+        if !ask_peer {
+            asked.push(peer);
+        }
         let ends = last + wait;
         for &a in &asked {
             self.asked.entry((r.ifindex, a)).or_default().insert(i);

@@ -167,6 +167,12 @@ impl ProbeQueue {
         }
     }
 
+    /// When a probe queued at `now` would leave (nothing is reserved).
+    pub fn free_at(&self, now: Instant) -> Instant {
+        let slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        slots.free_at(now).max(now)
+    }
+
     /// Queues `probe` for the first free slot and returns when it leaves.
     pub fn send(&self, now: Instant, probe: Probe) -> Result<Instant, ProbeRefused> {
         // Only the event loop's thread queues; the lock is never contended.
