@@ -567,11 +567,23 @@ impl Report {
             "\n{bullet}Cells: median (min–max) of {} run(s) per implementation; ratios are of medians.",
             self.runs
         );
-        let failures = self.failures();
+        // A failed run empties every row of its case: each failure once, at its
+        // first row, with how many rows it emptied.
+        let mut failures: Vec<(Measurement, Implementation, &str, usize)> = Vec::new();
+        for (m, imp, why) in self.failures() {
+            match failures.iter_mut().find(|f| f.1 == imp && f.2 == why) {
+                Some(f) => f.3 += 1,
+                None => failures.push((m, imp, why, 1)),
+            }
+        }
         if !failures.is_empty() {
             let _ = writeln!(out, "{bullet}Failed runs ({}):", failures.len());
-            for (m, imp, why) in failures {
-                let _ = writeln!(out, "  {bullet}{} / {}: {why}", m.label(), imp.name());
+            for (m, imp, why, rows) in failures {
+                let more = match rows {
+                    1 => String::new(),
+                    n => format!(" (and {} more rows)", n - 1),
+                };
+                let _ = writeln!(out, "  {bullet}{} / {}{more}: {why}", m.label(), imp.name());
             }
         }
     }
