@@ -14,7 +14,7 @@ use splitguard_watchdog::core::classify::{AdvertSeen, AuthSeen};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
-use splitguard_vrrp::wire::{self, Auth, ChecksumMode};
+use splitguard_vrrp::wire::{self, Auth};
 
 const ETH_P_IP: u16 = 0x0800;
 const ETH_P_IPV6: u16 = 0x86dd;
@@ -74,26 +74,17 @@ pub struct VrrpCapture {
 }
 
 /// The advert as the classifier wants it, from an IPv4 or IPv6 packet (from its
-/// network header on); None for anything that is not a well-formed advert.
+/// network header on); None for anything that fails the link rule
+/// ([`wire::link_check`], the core's own first checks): a malformed frame, or
+/// one with TTL / hop limit below 255 that crossed a router or was forged. The
+/// core discards those, so they name no VRRP speaker here.
 pub fn advert_seen(datagram: &[u8], from_self: bool) -> Option<AdvertSeen> {
-    let (ip, repr) = match datagram.first()? >> 4 {
-        4 => {
-            let (ip, vrrp) = wire::parse_ipv4(datagram).ok()?;
-            // v3 over IPv4 is checksummed both ways in the field (RFC 5798 and
-            // RFC 9568 senders); the watchdog describes adverts of either.
-            let repr = wire::inspect(&ip, vrrp, ChecksumMode::PseudoHeader)
-                .or_else(|_| wire::inspect(&ip, vrrp, ChecksumMode::NoPseudoHeader))
-                .ok()?;
-            (ip, repr)
-        }
-        // Over IPv6 the pseudo-header is always in the checksum: no other way.
-        6 => {
-            let (ip, vrrp) = wire::parse_ipv6(datagram).ok()?;
-            let repr = wire::inspect(&ip, vrrp, ChecksumMode::PseudoHeader).ok()?;
-            (ip, repr)
-        }
+    let (ip, vrrp) = match datagram.first()? >> 4 {
+        4 => wire::parse_ipv4(datagram).ok()?,
+        6 => wire::parse_ipv6(datagram).ok()?,
         _ => return None,
     };
+    let repr = wire::link_check(&ip, vrrp).ok()?;
     Some(AdvertSeen {
         src: ip.endpoints.src(),
         vrid: repr.vrid,
@@ -172,6 +163,35 @@ mod tests {
         let mut bad = ip.to_vec();
         bad[30] ^= 0xff;
         assert!(advert_seen(&bad, false).is_none(), "checksum checked");
+    }
+
+    /// The IPv4 header's checksum, set again after a test changed the header.
+    fn reseal_ipv4(ip: &mut [u8]) {
+        ip[10..12].fill(0);
+        let sum = wire::internet_checksum(&ip[..20]);
+        ip[10..12].copy_from_slice(&sum.to_be_bytes());
+    }
+
+    /// The false `split_brain` of issue 19: an advert the core discards (TTL
+    /// below 255: it crossed a router, or was forged) names no speaker here.
+    #[test]
+    fn an_advert_that_crossed_a_router_or_was_forged_is_not_seen() {
+        let pcap = include_bytes!("../../../tests/fixtures/keepalived/v2_pass.pcap");
+        let mut ip = pcap[54..94].to_vec();
+        assert_eq!(ip[8], 255);
+        ip[8] = 64;
+        reseal_ipv4(&mut ip);
+        assert!(advert_seen(&ip, false).is_none());
+        // Sent to a unicast address (routed unicast VRRP) it may have crossed
+        // routers: the core's unicast instances take it, so it is seen.
+        ip[16..20].copy_from_slice(&[192, 0, 2, 6]);
+        reseal_ipv4(&mut ip);
+        assert!(advert_seen(&ip, false).is_some());
+        // The same over IPv6: hop limit 64 to ff02::12.
+        let (mut v6, _) = v3_ipv6_fixture();
+        assert_eq!(v6[7], 255);
+        v6[7] = 64;
+        assert!(advert_seen(&v6, false).is_none());
     }
 
     /// keepalived 2.2.7's v3 advert over IPv6 (tests/fixtures/keepalived): pcap

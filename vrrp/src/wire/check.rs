@@ -13,7 +13,7 @@ use subtle::ConstantTimeEq;
 use super::ip::{IpError, IpInfo, parse_ipv4};
 use super::packet::Packet;
 use super::repr::{AdvertRepr, Auth, AuthType};
-use super::{AUTH_LEN, ChecksumMode, Error, Family, TTL, TYPE_ADVERTISEMENT};
+use super::{AUTH_LEN, ChecksumMode, Endpoints, Error, Family, TTL, TYPE_ADVERTISEMENT};
 use crate::Version;
 
 /// What one instance accepts.
@@ -260,6 +260,45 @@ fn parse_checked(
     }
 }
 
+/// The link rule, shared by the core ([`validate`] runs the same checks
+/// first) and the watchdog's passive capture: what must hold before a frame
+/// counts as a VRRP router speaking on this link at all. TTL / hop limit 255
+/// (a router decrements it, so less means it crossed one or was forged;
+/// adverts sent to a unicast address are exempt, as routed unicast VRRP is),
+/// then version 2 or 3, the advertisement type, the length and the checksum
+/// (v3 over IPv4 either way: RFC 5798 and RFC 9568 senders differ).
+pub fn link_check(ip: &IpInfo, vrrp: &[u8]) -> Result<AdvertRepr, Reject> {
+    let multicast = match ip.endpoints {
+        Endpoints::V4 { dst, .. } => dst.is_multicast(),
+        Endpoints::V6 { dst, .. } => dst.is_multicast(),
+    };
+    let family = ip.endpoints.family();
+    if multicast && ip.ttl != TTL {
+        return Err(Reject::Ttl {
+            got: ip.ttl,
+            family,
+        });
+    }
+    let first = *vrrp.first().ok_or(Reject::Truncated { len: 0 })?;
+    let version = first >> 4;
+    if version != Version::V2.number() && version != Version::V3.number() {
+        return Err(Reject::Version {
+            got: version,
+            expected: Version::V3.number(),
+        });
+    }
+    if first & 0x0f != TYPE_ADVERTISEMENT {
+        return Err(Reject::Type { got: first & 0x0f });
+    }
+    let packet = Packet::new_checked(vrrp, family)?;
+    match parse_checked(&packet, ip, ChecksumMode::PseudoHeader) {
+        Err(Reject::ChecksumMode { .. }) => {
+            parse_checked(&packet, ip, ChecksumMode::NoPseudoHeader)
+        }
+        other => other,
+    }
+}
+
 /// Validates one received advert (`vrrp`: the VRRP message, cut at the IP length)
 /// against `expect`, in RFC 3768/5798 §7.1 order: TTL, version, type, length,
 /// checksum, VRID, auth type, password, address list, then (v2) interval. Returns the
@@ -421,6 +460,54 @@ mod tests {
 
     fn emit(repr: &AdvertRepr) -> Vec<u8> {
         build_advert(repr, &ip4().endpoints, ChecksumMode::PseudoHeader).expect("emit")
+    }
+
+    #[test]
+    fn the_link_rule_takes_what_a_router_on_the_link_sends_and_nothing_else() {
+        let v2 = emit(&v2_repr());
+        let v3 = emit(&v3_repr());
+        assert_eq!(link_check(&ip4(), &v2).map(|r| r.vrid), Ok(51));
+        assert_eq!(link_check(&ip4(), &v3).map(|r| r.vrid), Ok(52));
+        // v3 over IPv4 checksummed without the pseudo-header (RFC 9568 senders).
+        let no_pseudo =
+            build_advert(&v3_repr(), &ip4().endpoints, ChecksumMode::NoPseudoHeader).expect("emit");
+        assert_eq!(link_check(&ip4(), &no_pseudo).map(|r| r.vrid), Ok(52));
+        // TTL below 255 to the group: crossed a router, or forged.
+        let routed = IpInfo { ttl: 64, ..ip4() };
+        assert!(matches!(
+            link_check(&routed, &v2),
+            Err(Reject::Ttl { got: 64, .. })
+        ));
+        // To a unicast address it may have crossed routers (unicast VRRP).
+        let unicast = IpInfo {
+            endpoints: Endpoints::V4 {
+                src: SRC,
+                dst: Ipv4Addr::new(192, 0, 2, 6),
+            },
+            ttl: 64,
+        };
+        assert_eq!(link_check(&unicast, &v2).map(|r| r.vrid), Ok(51));
+        // Version, type, length and checksum, each with its reason.
+        let mut bad = v2.clone();
+        bad[0] = 0x11;
+        assert!(matches!(
+            link_check(&ip4(), &bad),
+            Err(Reject::Version { got: 1, .. })
+        ));
+        let mut bad = v2.clone();
+        bad[0] = 0x22;
+        assert!(matches!(
+            link_check(&ip4(), &bad),
+            Err(Reject::Type { got: 2 })
+        ));
+        assert!(link_check(&ip4(), &v2[..10]).is_err());
+        assert!(link_check(&ip4(), &[]).is_err());
+        let mut bad = v2.clone();
+        bad[7] ^= 0xff;
+        assert!(matches!(
+            link_check(&ip4(), &bad),
+            Err(Reject::Checksum { .. })
+        ));
     }
 
     /// Re-fills the checksum after a mutation so only the intended check fails.

@@ -17,7 +17,7 @@ mod repr;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-pub use check::{Expect, Reject, inspect, validate, validate_ipv4_datagram};
+pub use check::{Expect, Reject, inspect, link_check, validate, validate_ipv4_datagram};
 pub use checksum::internet_checksum;
 pub use ip::{IpError, IpInfo, parse_ipv4, parse_ipv6};
 pub use packet::Packet;
