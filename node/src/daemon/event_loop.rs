@@ -121,13 +121,22 @@ impl Inputs {
         self.datagrams.as_mut()?.try_recv().ok()
     }
 
-    /// A packet already waiting, if any: a datagram for the instances, or an
-    /// advert a capture saw.
+    /// A link or address event already waiting, if any.
+    fn ready_net(&mut self) -> Option<Input> {
+        self.net.try_recv().ok().map(Input::Net)
+    }
+
+    /// A packet already waiting, if any: a datagram for the instances, an
+    /// advert a capture saw, or an ARP / neighbour discovery frame (the
+    /// answers to a mass takeover's probes come in bursts too).
     fn ready_packet(&mut self) -> Option<Input> {
         if let Some(d) = self.ready_datagram() {
             return Some(Input::Datagram(d));
         }
-        self.adverts.try_recv().ok().map(Input::Advert)
+        if let Ok(a) = self.adverts.try_recv() {
+            return Some(Input::Advert(a));
+        }
+        self.neighbours.try_recv().ok().map(Input::Neighbour)
     }
 
     /// Starts systemd's watchdog ticker (once the node reported ready).
@@ -225,12 +234,24 @@ pub(super) async fn drive(node: &mut Node, inputs: &mut Inputs) -> &'static str 
         if let Input::Timer = input {
             adverts_before_timers(node, inputs).await;
         }
-        let packet = matches!(input, Input::Datagram(_) | Input::Advert(_));
+        let packet = matches!(
+            input,
+            Input::Datagram(_) | Input::Advert(_) | Input::Neighbour(_)
+        );
+        let net = matches!(input, Input::Net(_));
         node.on_input(input, Instant::now()).await;
-        if packet {
-            // The packets that came with it share its step.
+        if packet || net {
+            // The packets (or the address events: a mass takeover adds
+            // hundreds of VIPs at once) that came with it share its step, so
+            // its settle, the watcher's durable save and the status update
+            // are paid once for the burst, not once per packet or address.
             for _ in 1..BATCH {
-                let Some(more) = inputs.ready_packet() else {
+                let more = if packet {
+                    inputs.ready_packet()
+                } else {
+                    inputs.ready_net()
+                };
+                let Some(more) = more else {
                     break;
                 };
                 node.on_input(more, Instant::now()).await;

@@ -185,6 +185,7 @@ pub async fn run_until(
     if let Owner::Instances { instances, .. } = &mut node.owner {
         instances.drain(DRAIN_BOUND).await;
     }
+    node.watching.watcher.save_pending().await;
     node.out.close(DRAIN_BOUND).await;
     Ok(())
 }
@@ -228,6 +229,7 @@ pub async fn watch(cfg: Config) -> anyhow::Result<()> {
     info!("watch stopping; undelivered alerts stay in the spool");
     crate::service::stopping();
     control.close().await;
+    node.watching.watcher.save_pending().await;
     node.out.close(WATCH_DRAIN_BOUND).await;
     Ok(())
 }

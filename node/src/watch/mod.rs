@@ -61,6 +61,12 @@ struct Round {
     owners: BTreeSet<String>,
 }
 
+/// A change of the alert engine's state that sends no page is written within
+/// this, not at once. A crash in between loses only what the observations
+/// raise again after the restart; a change that sends a page, or an ack, is
+/// written before the page goes or the ack is answered, as always.
+pub const SAVE_WITHIN: Duration = Duration::from_millis(200);
+
 pub struct Watcher {
     classifier: Classifier,
     engine: Engine,
@@ -69,6 +75,9 @@ pub struct Watcher {
     /// limit) is saved too. A revision, not a copy of the state, so a step with
     /// hundreds of incidents open does not clone and compare them all.
     saved: u64,
+    /// When a change that sends nothing (an incident opened or cleared with no
+    /// page due yet) is written at the latest: see [`SAVE_WITHIN`].
+    save_due: Option<Instant>,
     spool: Arc<Spool>,
     dispatcher: Dispatcher,
     channel_names: Vec<String>,
@@ -187,6 +196,7 @@ impl Watcher {
             owner_waiters: Vec::new(),
             classifier,
             saved: engine.revision(),
+            save_due: None,
             engine,
             spool,
             dispatcher,
@@ -273,6 +283,7 @@ impl Watcher {
             engine,
             self.round_ends.first().map(|(at, _)| *at),
             (!self.restored.is_empty()).then_some(self.restore_check_at),
+            self.save_due,
         ]
         .into_iter()
         .flatten()
@@ -340,8 +351,11 @@ impl Watcher {
 
     /// [`Watcher::settle`] after the engine's state was changed outside it (an
     /// ack): the state is saved even when nothing is sent.
-    pub(crate) async fn settle_changed(&mut self, now: Instant, mut changed: bool) {
+    pub(crate) async fn settle_changed(&mut self, now: Instant, changed: bool) {
         let wall: DateTime<Utc> = Utc::now();
+        // `changed`: a change from outside (an ack) is written at once;
+        // incidents raised or cleared here may wait (below).
+        let mut dirty = false;
         while let Some(out) = self.classifier.poll_output() {
             match out {
                 Output::Raise(r) => {
@@ -355,14 +369,14 @@ impl Watcher {
                             .field("code", code)
                             .field("cause", cause),
                     );
-                    changed = true;
+                    dirty = true;
                 }
                 Output::Resolve { key } => {
                     info!(%key, "incident cleared");
                     self.engine.handle_resolve(wall, &key);
                     self.events
                         .push(Event::new("incident_cleared").field("key", key));
-                    changed = true;
+                    dirty = true;
                 }
                 Output::Probe { vip } => self.probe(now, vip).await,
             }
@@ -372,8 +386,17 @@ impl Watcher {
         while let Some(o) = self.engine.poll_send(wall) {
             outgoing.push(o);
         }
-        if !changed && outgoing.is_empty() && self.engine.revision() == self.saved {
-            return;
+        if !changed && outgoing.is_empty() {
+            if !dirty && self.engine.revision() == self.saved {
+                return;
+            }
+            // Nothing to send: the write (a durable one, an fsync) can wait a
+            // little, so a mass failover's hundreds of incidents cost a few
+            // writes rather than one per step while the down timers wait.
+            let due = *self.save_due.get_or_insert(now + SAVE_WITHIN);
+            if now < due {
+                return;
+            }
         }
         let state = self.engine.state();
         // The state and its notifications reach the disk together (a crash
@@ -386,6 +409,15 @@ impl Watcher {
             self.dispatcher.submit(entry);
         }
         self.saved = self.engine.revision();
+        self.save_due = None;
+    }
+
+    /// Writes a change still waiting for its save (at a stop).
+    pub(crate) async fn save_pending(&mut self) {
+        if self.save_due.is_some() {
+            self.save_due = Some(Instant::now());
+            self.settle_changed(Instant::now(), false).await;
+        }
     }
 
     /// Probes `vip` through its interface's paced queue; its round collects
