@@ -12,6 +12,7 @@ use common::*;
 use splitguard_lab::configs::{GW_ADDR, LB01_ADDR, LB02_ADDR, VIP_ADDR};
 use splitguard_lab::flood::{FloodSpec, flood};
 use splitguard_lab::{Lab, OwnerSamples};
+use splitguard_vrrp::Version;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
@@ -42,9 +43,11 @@ fn a_flood_of_garbage_keeps_the_owner_and_the_log_bounded() {
         "flood",
         &FloodSpec {
             src: FLOOD_ADDR,
+            version: Version::V2,
             vrid: 51,
             vip: VIP_ADDR,
             password: "1111".into(),
+            adver_int: 1,
             rate: 10_000,
             duration: Duration::from_secs(10),
         },

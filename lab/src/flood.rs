@@ -11,8 +11,8 @@ use sha2::{Digest, Sha256};
 use socket2::{Domain, Protocol, Socket, Type};
 use splitguard_vrrp::Version;
 use splitguard_vrrp::wire::{
-    AdvertRepr, Auth, ChecksumMode, Endpoints, Family, Packet, VirtualAddrs, build_advert,
-    internet_checksum, pass_key,
+    self, AdvertRepr, Auth, ChecksumMode, Endpoints, Family, Packet, VirtualAddrs, build_advert,
+    pass_key,
 };
 
 use super::netns::{Lab, LabError};
@@ -32,7 +32,7 @@ pub const MAX_RATE: u64 = 50_000;
 #[derive(Debug, thiserror::Error)]
 pub enum FloodError {
     #[error("flood frames: {0}")]
-    Frames(String),
+    Frames(#[from] wire::Error),
     #[error("flood socket: {0}")]
     Socket(#[from] std::io::Error),
     #[error(transparent)]
@@ -50,9 +50,9 @@ pub enum Garbage {
     WrongVersion,
     /// Type 2 (checksum valid).
     WrongType,
-    /// PASS with another password.
+    /// PASS with another password (v2 only: v3 has no authentication).
     WrongPassword,
-    /// Auth type 9.
+    /// Auth type 9 (v2 only).
     UnknownAuthType,
     /// The address count says one more than the list holds.
     CountMismatch,
@@ -74,58 +74,109 @@ impl Garbage {
         Garbage::RandomBytes,
         Garbage::Ttl64,
     ];
+
+    /// The reason a daemon of `version` counts this frame under in
+    /// `splitguard_adverts_rejected_total{reason}`, when the frame names its
+    /// VRID at all (random bytes do not, and go to no instance).
+    pub fn reason(self) -> Option<&'static str> {
+        Some(match self {
+            Garbage::Truncated => "truncated",
+            Garbage::BadChecksum => "checksum",
+            Garbage::WrongVersion => "version",
+            Garbage::WrongType => "type",
+            Garbage::WrongPassword => "password",
+            Garbage::UnknownAuthType => "auth_type",
+            Garbage::CountMismatch => "length",
+            Garbage::RandomBytes => return None,
+            Garbage::Ttl64 => "ttl",
+        })
+    }
+
+    /// Whether a flood at `version` sends this kind.
+    pub fn applies_to(self, version: Version) -> bool {
+        match self {
+            Garbage::WrongPassword | Garbage::UnknownAuthType => version == Version::V2,
+            _ => true,
+        }
+    }
 }
 
 /// The flood: at `rate` frames a second for `duration`, from `src` (the
 /// flooding host's own address) at VRRP's group, every kind of [`Garbage`]
-/// in turn, naming `vrid` and `vip` (a v2 advert with PASS `password`, as
-/// the lab's standard pair runs).
+/// in turn that applies to `version`, naming `vrid` and `vip`: at v2 with
+/// PASS `password` (ignored at v3) and `adver_int` in the version's units
+/// (v2 seconds, v3 centiseconds), so that only the planted fault differs from
+/// what the pair sends.
 #[derive(Debug, Clone)]
 pub struct FloodSpec {
     pub src: Ipv4Addr,
+    pub version: Version,
     pub vrid: u8,
     pub vip: Ipv4Addr,
     pub password: String,
+    pub adver_int: u16,
     pub rate: u64,
     pub duration: Duration,
 }
 
 /// What was sent.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FloodReport {
     pub sent: u64,
     /// Sends the kernel refused (a full queue under load): counted, not retried.
     pub refused: u64,
     pub elapsed: Duration,
+    /// Frames sent, by kind.
+    pub by_kind: Vec<(Garbage, u64)>,
 }
 
-/// One frame of each kind: the VRRP message and the TTL it goes with.
-pub fn frames(spec: &FloodSpec) -> Result<Vec<(Garbage, Vec<u8>, u32)>, String> {
+impl FloodReport {
+    /// Frames sent that a daemon counts under `reason`.
+    pub fn sent_for(&self, reason: &str) -> u64 {
+        self.by_kind
+            .iter()
+            .filter(|(g, _)| g.reason() == Some(reason))
+            .map(|(_, n)| n)
+            .sum()
+    }
+}
+
+/// One frame of each kind that applies to the spec's version: the VRRP
+/// message and the TTL it goes with.
+pub fn frames(spec: &FloodSpec) -> Result<Vec<(Garbage, Vec<u8>, u32)>, wire::Error> {
     let endpoints = Endpoints::V4 {
         src: spec.src,
         dst: GROUP,
     };
-    let key = pass_key(spec.password.as_bytes()).map_err(|e| e.to_string())?;
+    let auth = match spec.version {
+        Version::V2 => Auth::Pass(pass_key(spec.password.as_bytes())?),
+        Version::V3 => Auth::None,
+    };
     let repr = AdvertRepr {
-        version: Version::V2,
+        version: spec.version,
         vrid: spec.vrid,
         priority: 200,
-        adver_int: 1,
-        auth: Auth::Pass(key),
+        adver_int: spec.adver_int,
+        auth,
         addrs: VirtualAddrs::V4(vec![spec.vip]),
     };
-    let good =
-        build_advert(&repr, &endpoints, ChecksumMode::PseudoHeader).map_err(|e| e.to_string())?;
-    // A v2 checksum covers the message alone.
+    let good = build_advert(&repr, &endpoints, ChecksumMode::PseudoHeader)?;
+    // A planted fault keeps the checksum right, so it is the one refused.
     let reseal = |mut b: Vec<u8>| {
         let mut p = Packet::new_unchecked(&mut b[..], Family::Ipv4);
-        p.set_checksum(0);
-        let sum = internet_checksum(p.as_bytes());
-        p.set_checksum(sum);
+        p.fill_checksum(&endpoints, ChecksumMode::PseudoHeader);
         b
     };
+    let first_byte = |version: u8, msg_type: u8| (version << 4) | msg_type;
+    let ours = match spec.version {
+        Version::V2 => 2,
+        Version::V3 => 3,
+    };
     let mut out = Vec::new();
-    for g in Garbage::ALL {
+    for g in Garbage::ALL
+        .into_iter()
+        .filter(|g| g.applies_to(spec.version))
+    {
         let (bytes, ttl) = match g {
             Garbage::Truncated => (good[..6].to_vec(), 255),
             Garbage::BadChecksum => {
@@ -135,22 +186,21 @@ pub fn frames(spec: &FloodSpec) -> Result<Vec<(Garbage, Vec<u8>, u32)>, String> 
             }
             Garbage::WrongVersion => {
                 let mut b = good.clone();
-                b[0] = 0x41;
+                b[0] = first_byte(4, 1);
                 (reseal(b), 255)
             }
             Garbage::WrongType => {
                 let mut b = good.clone();
-                b[0] = 0x22;
+                b[0] = first_byte(ours, 2);
                 (reseal(b), 255)
             }
             Garbage::WrongPassword => {
-                let other = pass_key(b"guess").map_err(|e| e.to_string())?;
+                let other = pass_key(b"guess")?;
                 let r = AdvertRepr {
                     auth: Auth::Pass(other),
                     ..repr.clone()
                 };
-                let b = build_advert(&r, &endpoints, ChecksumMode::PseudoHeader)
-                    .map_err(|e| e.to_string())?;
+                let b = build_advert(&r, &endpoints, ChecksumMode::PseudoHeader)?;
                 (b, 255)
             }
             Garbage::UnknownAuthType => {
@@ -175,7 +225,7 @@ pub fn frames(spec: &FloodSpec) -> Result<Vec<(Garbage, Vec<u8>, u32)>, String> 
 /// Bounded: at most `rate × duration` frames and never past the duration
 /// (both capped by [`MAX_RATE`] and [`MAX_DURATION`]).
 pub fn flood(lab: &Lab, host: &str, spec: &FloodSpec) -> Result<FloodReport, FloodError> {
-    let frames = frames(spec).map_err(FloodError::Frames)?;
+    let frames = frames(spec)?;
     let rate = spec.rate.clamp(1, MAX_RATE);
     let duration = spec.duration.min(MAX_DURATION);
     let src = spec.src;
@@ -195,16 +245,27 @@ pub fn flood(lab: &Lab, host: &str, spec: &FloodSpec) -> Result<FloodReport, Flo
         let step = Duration::from_secs_f64(BATCH as f64 / rate as f64);
         let start = Instant::now();
         let deadline = start + duration;
-        let mut report = FloodReport::default();
+        let mut report = FloodReport {
+            by_kind: frames.iter().map(|(g, _, _)| (*g, 0)).collect(),
+            ..FloodReport::default()
+        };
         let mut k = 0usize;
         let mut next = start;
         while report.sent + report.refused < total && Instant::now() < deadline {
             for _ in 0..BATCH.min(total - report.sent - report.refused) {
-                let (_, bytes, ttl) = &frames[k % frames.len()];
+                let at = k % frames.len();
                 k = k.wrapping_add(1);
+                let Some(((_, bytes, ttl), (_, n))) =
+                    frames.get(at).zip(report.by_kind.get_mut(at))
+                else {
+                    break;
+                };
                 let sock = if *ttl == 64 { &at64 } else { &at255 };
                 match sock.send_to(bytes, &to) {
-                    Ok(_) => report.sent += 1,
+                    Ok(_) => {
+                        report.sent += 1;
+                        *n += 1;
+                    }
                     Err(_) => report.refused += 1,
                 }
             }
@@ -222,47 +283,89 @@ pub fn flood(lab: &Lab, host: &str, spec: &FloodSpec) -> Result<FloodReport, Flo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use splitguard_vrrp::wire::{IpInfo, Reject, link_check};
+    use splitguard_vrrp::wire::{Expect, IpInfo, Reject, link_check, validate};
+    use std::net::IpAddr;
 
-    fn spec() -> FloodSpec {
+    fn spec(version: Version) -> FloodSpec {
         FloodSpec {
             src: Ipv4Addr::new(192, 0, 2, 66),
+            version,
             vrid: 51,
             vip: Ipv4Addr::new(192, 0, 2, 3),
             password: "1111".into(),
+            adver_int: match version {
+                Version::V2 => 1,
+                Version::V3 => 10,
+            },
             rate: 10_000,
             duration: Duration::from_secs(10),
         }
     }
 
     /// Every frame fails what it was made to fail, and only that: the flood
-    /// exercises each reason, not one reason nine times.
+    /// exercises each reason, not one reason nine times; and the counter a
+    /// daemon bumps for it is the one [`Garbage::reason`] names.
     #[test]
     fn each_frame_fails_its_own_check() {
-        let frames = frames(&spec()).expect("frames");
-        assert_eq!(frames.len(), Garbage::ALL.len());
-        for (g, bytes, ttl) in frames {
-            let ip = IpInfo {
-                endpoints: Endpoints::V4 {
-                    src: spec().src,
-                    dst: GROUP,
+        for version in [Version::V2, Version::V3] {
+            let spec = spec(version);
+            let frames = frames(&spec).expect("frames");
+            let kinds = Garbage::ALL.iter().filter(|g| g.applies_to(version));
+            assert_eq!(frames.len(), kinds.count());
+            let vips = [IpAddr::V4(spec.vip)];
+            let expect = Expect {
+                version,
+                vrid: spec.vrid,
+                auth: match version {
+                    Version::V2 => Some(pass_key(b"1111").expect("key")),
+                    Version::V3 => None,
                 },
-                ttl: ttl as u8,
+                interval: match version {
+                    Version::V2 => Duration::from_secs(1),
+                    Version::V3 => Duration::from_millis(100),
+                },
+                vips: &vips,
+                checksum_mode: ChecksumMode::PseudoHeader,
+                check_ttl: true,
             };
-            let got = link_check(&ip, &bytes);
-            match g {
-                Garbage::Ttl64 => assert!(matches!(got, Err(Reject::Ttl { got: 64, .. }))),
-                Garbage::WrongVersion => {
-                    assert!(matches!(got, Err(Reject::Version { got: 4, .. })))
+            for (g, bytes, ttl) in frames {
+                let ip = IpInfo {
+                    endpoints: Endpoints::V4 {
+                        src: spec.src,
+                        dst: GROUP,
+                    },
+                    ttl: ttl as u8,
+                };
+                let linked = link_check(&ip, &bytes);
+                match g {
+                    Garbage::Ttl64 => {
+                        assert!(matches!(linked, Err(Reject::Ttl { got: 64, .. })))
+                    }
+                    Garbage::WrongVersion => {
+                        assert!(matches!(linked, Err(Reject::Version { got: 4, .. })))
+                    }
+                    Garbage::WrongType => {
+                        assert!(matches!(linked, Err(Reject::Type { got: 2 })))
+                    }
+                    Garbage::BadChecksum => {
+                        assert!(matches!(linked, Err(Reject::Checksum { .. })))
+                    }
+                    // These pass the link rule; the instance's own checks refuse them.
+                    Garbage::WrongPassword | Garbage::UnknownAuthType => {
+                        assert!(linked.is_ok(), "{g:?}: {linked:?}");
+                    }
+                    Garbage::Truncated | Garbage::RandomBytes | Garbage::CountMismatch => {
+                        assert!(linked.is_err(), "{g:?}: {linked:?}")
+                    }
                 }
-                Garbage::WrongType => assert!(matches!(got, Err(Reject::Type { got: 2 }))),
-                Garbage::BadChecksum => assert!(matches!(got, Err(Reject::Checksum { .. }))),
-                Garbage::Truncated | Garbage::RandomBytes => assert!(got.is_err(), "{g:?}"),
-                // These pass the link rule; the instance's own checks refuse them.
-                Garbage::WrongPassword | Garbage::UnknownAuthType => {
-                    assert!(got.is_ok(), "{g:?}: {got:?}");
+                match g.reason() {
+                    Some(reason) => {
+                        let got = validate(&ip, &bytes, &expect).map_err(|r| r.reason());
+                        assert_eq!(got.err(), Some(reason), "{version:?} {g:?}");
+                    }
+                    // Goes to no instance: the daemon routes on the VRID byte.
+                    None => assert_ne!(bytes.get(1), Some(&spec.vrid), "{g:?}"),
                 }
-                Garbage::CountMismatch => assert!(got.is_err(), "{g:?}: {got:?}"),
             }
         }
     }
