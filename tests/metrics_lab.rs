@@ -5,22 +5,8 @@
 mod common;
 
 use common::*;
-use splitguard_lab::{Lab, wait_for};
+use splitguard_lab::wait_for;
 use std::time::Duration;
-
-fn py(lab: &Lab, code: &str) -> String {
-    let out = lab.run("gw", &[SYS_PYTHON, "-c", code]).expect("python");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn get(lab: &Lab, url: &str) -> String {
-    py(
-        lab,
-        &format!(
-            "import urllib.request\ntry:\n    print(urllib.request.urlopen('{url}', timeout=5).read().decode())\nexcept Exception as e:\n    print('ERR', e)"
-        ),
-    )
-}
 
 #[test]
 fn prometheus_scrapes_metrics_and_promtool_accepts_them() {
@@ -37,7 +23,7 @@ fn prometheus_scrapes_metrics_and_promtool_accepts_them() {
     let lb01 = start_splitguard(&lab, "lb01", &cfg);
     expect_owner(&lab, Some("lb01"), &[&lb01], "lb01 master");
 
-    let text = get(&lab, "http://192.0.2.5:9745/metrics");
+    let text = http_get(&lab, "http://192.0.2.5:9745/metrics");
     assert!(
         text.contains("splitguard_instance_state{instance=\"VI_1\",state=\"MASTER\"} 1"),
         "{text}"
@@ -81,16 +67,16 @@ fn prometheus_scrapes_metrics_and_promtool_accepts_them() {
         )
         .expect("prometheus starts");
     let up = wait_for(Duration::from_secs(60), || {
-        let t = get(&lab, "http://192.0.2.254:9090/api/v1/targets");
+        let t = http_get(&lab, "http://192.0.2.254:9090/api/v1/targets");
         t.contains("\"health\":\"up\"").then_some(t)
     });
     assert!(
         up.is_some(),
         "target never up: {}",
-        get(&lab, "http://192.0.2.254:9090/api/v1/targets")
+        http_get(&lab, "http://192.0.2.254:9090/api/v1/targets")
     );
     let q = wait_for(Duration::from_secs(30), || {
-        let r = get(
+        let r = http_get(
             &lab,
             "http://192.0.2.254:9090/api/v1/query?query=splitguard_instance_state%7Bstate%3D%22MASTER%22%7D",
         );

@@ -251,6 +251,15 @@ pub fn gw_tshark(lab: &Lab, filter: &str) -> std::process::Command {
     cmd
 }
 
+/// An HTTP GET from gw with the system's Python: the body, or `ERR` and why.
+pub fn http_get(lab: &Lab, url: &str) -> String {
+    let code = format!(
+        "import urllib.request\ntry:\n    print(urllib.request.urlopen('{url}', timeout=5).read().decode())\nexcept Exception as e:\n    print('ERR', e)"
+    );
+    let out = lab.run("gw", &[SYS_PYTHON, "-c", &code]).expect("python");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// `ip netns list` as text: lab namespace names carry the creating process's
 /// pid, so a test can check its command left none behind.
 pub fn namespaces() -> String {

@@ -18,7 +18,7 @@ use crate::watch::reply::{Confirmation, OwnerAction};
 use crate::watch::{VipSite, Watcher};
 use anyhow::Context;
 use splitguard_vrrp::wire::Family;
-use splitguard_watchdog::core::classify::{AdvertSeen, ExpectedRole, WatchedVip};
+use splitguard_watchdog::core::classify::{Captured, ExpectedRole, WatchedVip};
 use splitguard_watchdog::io::dispatch::Delivery;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
@@ -42,7 +42,7 @@ impl Beside {
         cfg: &Config,
         nl: &Netlink,
         reports: mpsc::UnboundedSender<Delivery>,
-        adverts: mpsc::Sender<AdvertSeen>,
+        adverts: mpsc::Sender<Captured>,
         neighbours: mpsc::Sender<NeighbourSeen>,
     ) -> anyhow::Result<(Beside, Watching)> {
         let mut vips = Vec::new();

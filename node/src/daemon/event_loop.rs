@@ -13,7 +13,7 @@ use crate::net::netlink::NetEvent;
 use crate::track::TrackerUpdate;
 use anyhow::Context;
 use splitguard_arbiter::probe::ProbeResult;
-use splitguard_watchdog::core::classify::AdvertSeen;
+use splitguard_watchdog::core::classify::Captured;
 use splitguard_watchdog::io::dispatch::Delivery;
 use splitguard_watchdog::io::reply::http::ReplyEvent;
 use tokio::signal::unix::{Signal, SignalKind, signal};
@@ -38,7 +38,7 @@ pub(super) enum Input {
     /// ARP or neighbour discovery about a watched address, or an answer to us.
     Neighbour(NeighbourSeen),
     /// A VRRP advert seen by a capture.
-    Advert(AdvertSeen),
+    Advert(Captured),
     /// An alert delivery report.
     Delivery(Delivery),
     /// A reply to a page.
@@ -61,7 +61,7 @@ pub(super) struct Inputs {
     pub probes: Option<mpsc::Receiver<ProbeResult>>,
     pub echoes: Option<mpsc::Receiver<EchoResult>>,
     pub neighbours: mpsc::Receiver<NeighbourSeen>,
-    pub adverts: mpsc::Receiver<AdvertSeen>,
+    pub adverts: mpsc::Receiver<Captured>,
     pub deliveries: mpsc::UnboundedReceiver<Delivery>,
     pub replies: Option<mpsc::Receiver<ReplyEvent>>,
     pub commands: mpsc::Receiver<CommandRequest>,
@@ -91,7 +91,7 @@ impl Inputs {
     pub fn new(
         net: mpsc::UnboundedReceiver<NetEvent>,
         neighbours: mpsc::Receiver<NeighbourSeen>,
-        adverts: mpsc::Receiver<AdvertSeen>,
+        adverts: mpsc::Receiver<Captured>,
         deliveries: mpsc::UnboundedReceiver<Delivery>,
         replies: Option<mpsc::Receiver<ReplyEvent>>,
         commands: mpsc::Receiver<CommandRequest>,

@@ -18,7 +18,7 @@ use crate::net::pace::ProbeQueue;
 use crate::watch::reply::{OwnerAction, ReplyOutcome};
 use crate::watch::{VipSite, Watcher};
 use splitguard_vrrp::wire::Family;
-use splitguard_watchdog::core::classify::{AdvertSeen, ExpectedRole, WatchedVip};
+use splitguard_watchdog::core::classify::{Captured, ExpectedRole, WatchedVip};
 use splitguard_watchdog::io::dispatch::Delivery;
 use splitguard_watchdog::io::reply::http::ReplyEvent;
 use tokio::sync::{mpsc, oneshot};
@@ -51,7 +51,7 @@ impl Watching {
         cfg: &Config,
         inst: &Instances,
         reports: mpsc::UnboundedSender<Delivery>,
-        adverts: mpsc::Sender<AdvertSeen>,
+        adverts: mpsc::Sender<Captured>,
         neighbours: mpsc::Sender<NeighbourSeen>,
     ) -> anyhow::Result<Watching> {
         let mut vips = Vec::new();
@@ -133,7 +133,7 @@ impl Watching {
         self.watcher.on_neighbour(now, n).await;
     }
 
-    pub async fn on_advert(&mut self, a: AdvertSeen, now: Instant) {
+    pub async fn on_advert(&mut self, a: Captured, now: Instant) {
         self.watcher.on_advert(now, a).await;
     }
 

@@ -6,15 +6,16 @@
 //! misconfigured node is told apart from a dead peer.
 
 use std::io;
+use std::net::IpAddr;
 use std::os::fd::AsRawFd;
 
 use nix::sys::socket::{LinkAddr, recvfrom};
 use socket2::{Domain, Protocol, SockAddr, SockAddrStorage, SockFilter, Socket, Type};
-use splitguard_watchdog::core::classify::{AdvertSeen, AuthSeen};
+use splitguard_watchdog::core::classify::{AdvertSeen, AuthSeen, Captured, InvalidAdvert};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
-use splitguard_vrrp::wire::{self, Auth};
+use splitguard_vrrp::wire::{self, Auth, Family, Packet};
 
 const ETH_P_IP: u16 = 0x0800;
 const ETH_P_IPV6: u16 = 0x86dd;
@@ -79,22 +80,52 @@ pub struct VrrpCapture {
 /// one with TTL / hop limit below 255 that crossed a router or was forged. The
 /// core discards those, so they name no VRRP speaker here.
 pub fn advert_seen(datagram: &[u8], from_self: bool) -> Option<AdvertSeen> {
+    match read_frame(datagram, from_self)? {
+        Captured::Advert(a) => Some(a),
+        Captured::Invalid(_) => None,
+    }
+}
+
+/// What one captured frame is: an advert that passes the link rule, or an
+/// invalid one with what it names as far as its bytes go (its VRID byte and
+/// addresses) and why it fails; None without a readable IP header (no source
+/// to name).
+pub fn read_frame(datagram: &[u8], from_self: bool) -> Option<Captured> {
     let (ip, vrrp) = match datagram.first()? >> 4 {
         4 => wire::parse_ipv4(datagram).ok()?,
         6 => wire::parse_ipv6(datagram).ok()?,
         _ => return None,
     };
-    let repr = wire::link_check(&ip, vrrp).ok()?;
-    Some(AdvertSeen {
-        src: ip.endpoints.src(),
-        vrid: repr.vrid,
-        priority: repr.priority,
-        version: repr.version.number(),
-        interval: repr.interval(),
-        vips: repr.addrs.iter().collect(),
-        auth: auth_seen(repr.auth),
-        from_self,
+    let src = ip.endpoints.src();
+    Some(match wire::link_check(&ip, vrrp) {
+        Ok(repr) => Captured::Advert(AdvertSeen {
+            src,
+            vrid: repr.vrid,
+            priority: repr.priority,
+            version: repr.version.number(),
+            interval: repr.interval(),
+            vips: repr.addrs.iter().collect(),
+            auth: auth_seen(repr.auth),
+            from_self,
+        }),
+        Err(reject) => Captured::Invalid(InvalidAdvert {
+            src,
+            vrid: vrrp.get(1).copied(),
+            vips: readable_addresses(vrrp, ip.endpoints.family()),
+            reason: reject.reason(),
+            detail: reject.to_string(),
+            from_self,
+        }),
     })
+}
+
+/// The addresses an invalid frame holds, as far as its bytes go and never
+/// more than a valid one could carry.
+fn readable_addresses(vrrp: &[u8], family: Family) -> Vec<IpAddr> {
+    Packet::new_unchecked(vrrp, family)
+        .addresses()
+        .take(usize::from(u8::MAX))
+        .collect()
 }
 
 /// An advert's authentication as the classifier compares it.
@@ -116,6 +147,8 @@ impl VrrpCapture {
             Some(Protocol::from(i32::from(ETH_P_ALL.to_be()))),
         )?;
         s.attach_filter(&vrrp_filter())?;
+        // A flood must not push the adverts that matter out of the queue.
+        crate::net::vrrp_socket::grow_receive_buffer(&s)?;
         s.bind(&link_addr(ifindex))?;
         s.set_nonblocking(true)?;
         Ok(VrrpCapture {
@@ -123,8 +156,9 @@ impl VrrpCapture {
         })
     }
 
-    /// The next well-formed advert (malformed ones are skipped).
-    pub async fn recv(&self) -> io::Result<AdvertSeen> {
+    /// The next VRRP frame with a readable IP header: an advert, or an
+    /// invalid frame (frames without a readable IP header are skipped).
+    pub async fn recv(&self) -> io::Result<Captured> {
         let mut buf = [0u8; 2048];
         loop {
             let (n, from) = self
@@ -134,7 +168,7 @@ impl VrrpCapture {
                 })
                 .await?;
             let outgoing = from.is_some_and(|a| a.pkttype() == PACKET_OUTGOING);
-            if let Some(a) = advert_seen(buf.get(..n).unwrap_or_default(), outgoing) {
+            if let Some(a) = read_frame(buf.get(..n).unwrap_or_default(), outgoing) {
                 return Ok(a);
             }
         }
@@ -192,6 +226,37 @@ mod tests {
         assert_eq!(v6[7], 255);
         v6[7] = 64;
         assert!(advert_seen(&v6, false).is_none());
+    }
+
+    /// What the watcher counts toward `invalid_adverts`: the frame's source,
+    /// its VRID and addresses as far as they go, and the reason.
+    #[test]
+    fn an_invalid_frame_is_read_as_far_as_it_goes() {
+        let pcap = include_bytes!("../../../tests/fixtures/keepalived/v2_pass.pcap");
+        let mut ip = pcap[54..94].to_vec();
+        ip[8] = 64;
+        reseal_ipv4(&mut ip);
+        let Some(Captured::Invalid(i)) = read_frame(&ip, false) else {
+            panic!("not read as invalid: {:?}", read_frame(&ip, false));
+        };
+        assert_eq!(i.src, "192.0.2.5".parse::<IpAddr>().unwrap());
+        assert_eq!((i.vrid, i.reason), (Some(51), "ttl"));
+        assert!(!i.vips.is_empty());
+        assert_eq!(i.detail, "TTL 64 is not 255");
+        // Cut inside the header: the VRID byte is still there, no address is.
+        ip[8] = 255;
+        let mut cut = ip[..26].to_vec();
+        cut[2..4].copy_from_slice(&26u16.to_be_bytes());
+        reseal_ipv4(&mut cut);
+        let Some(Captured::Invalid(i)) = read_frame(&cut, false) else {
+            panic!("not read as invalid: {:?}", read_frame(&cut, false));
+        };
+        assert_eq!((i.vrid, i.reason, i.vips.len()), (Some(51), "truncated", 0));
+        assert_eq!(
+            read_frame(&ip[..10], false),
+            None,
+            "no IP header, no source"
+        );
     }
 
     /// keepalived 2.2.7's v3 advert over IPv6 (tests/fixtures/keepalived): pcap

@@ -24,7 +24,7 @@ use chrono::{DateTime, Utc};
 use splitguard_vrrp::gate::format_mac;
 use splitguard_vrrp::wire::Family;
 use splitguard_watchdog::core::classify::{
-    AdvertSeen, Classifier, ClassifierConfig, Output, WatchedVip,
+    Captured, Classifier, ClassifierConfig, Output, WatchedVip,
 };
 use splitguard_watchdog::core::engine::{ChannelInfo, Engine, EngineConfig, Raise};
 use splitguard_watchdog::io::dispatch::{Delivery, Dispatcher, Outcome};
@@ -252,8 +252,8 @@ impl Watcher {
         self.settle(now).await;
     }
 
-    pub async fn on_advert(&mut self, now: Instant, advert: AdvertSeen) {
-        self.classifier.handle_advert(now, advert);
+    pub async fn on_advert(&mut self, now: Instant, captured: Captured) {
+        self.classifier.handle_captured(now, captured);
         self.settle(now).await;
     }
 
@@ -732,7 +732,7 @@ pub fn spawn_neighbour_receiver(
 pub fn spawn_capture(
     ifindex: u32,
     interface: &str,
-    tx: tokio::sync::mpsc::Sender<AdvertSeen>,
+    tx: tokio::sync::mpsc::Sender<Captured>,
 ) -> anyhow::Result<()> {
     let cap = capture::VrrpCapture::open(ifindex)
         .with_context(|| format!("capture VRRP on {interface} (needs CAP_NET_RAW)"))?;

@@ -19,6 +19,11 @@
 //! overlaps for milliseconds, and must not page.
 //! An incident resolves once its condition has stayed clear for `clear_hold`, so
 //! one lost probe answer does not close and reopen it.
+//!
+//! Apart from these, under its own key: a stream of **invalid adverts** (frames
+//! that fail the link rule) naming the VIP or its VRID is `invalid_adverts`,
+//! warning, naming the sources and reasons ([`invalid`]); such frames never
+//! count as a master above.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -26,6 +31,10 @@ use std::time::{Duration, Instant};
 
 use crate::core::engine::Raise;
 use crate::core::incident::{IncidentKind, Severity};
+
+mod invalid;
+use invalid::InvalidSources;
+pub use invalid::{InvalidAdvert, MAX_SOURCES as MAX_INVALID_SOURCES, STREAM as INVALID_STREAM};
 
 /// What the node is expected to be for a watched VIP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +87,15 @@ pub struct AdvertSeen {
     pub auth: AuthSeen,
     /// Sent by this node (an outgoing frame).
     pub from_self: bool,
+}
+
+/// What the capture read from one VRRP frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Captured {
+    /// It passed the link rule: a VRRP router speaking on this link.
+    Advert(AdvertSeen),
+    /// It did not (and names no speaker).
+    Invalid(InvalidAdvert),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,6 +169,11 @@ struct VipState {
     /// A probe round finished since the VIP arrived: only then does "nobody else
     /// answers" mean anything.
     probed: bool,
+    /// Invalid frames naming this VIP or its VRID, per source, and the
+    /// `invalid_adverts` incident they raise (under [`invalid_key_for`]).
+    invalid: InvalidSources,
+    invalid_raised: Option<Condition>,
+    invalid_clear_since: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -165,10 +188,21 @@ pub struct Classifier {
     /// next timeout and the due VIPs are at hand with hundreds of VIPs.
     due: Vec<Option<Instant>>,
     order: std::collections::BTreeSet<(Instant, usize)>,
+    /// VRID → the VIPs whose own instance uses it (known inside `run`), and
+    /// the VIPs with no expectation, whose VRID is only what adverts say:
+    /// an invalid frame naming a VRID finds its VIPs by these.
+    by_vrid: std::collections::HashMap<u8, Vec<usize>>,
+    unexpected: Vec<usize>,
 }
 
 pub fn key_for(vip: IpAddr) -> String {
     format!("vip:{vip}")
+}
+
+/// The key of a VIP's `invalid_adverts` incident: apart from [`key_for`], so
+/// a flood neither hides nor replaces what is wrong with the VIP itself.
+pub fn invalid_key_for(vip: IpAddr) -> String {
+    format!("invalid:{vip}")
 }
 
 impl Classifier {
@@ -189,11 +223,20 @@ impl Classifier {
                 dual_confirmed: false,
                 local_since: None,
                 probed: false,
+                invalid: InvalidSources::default(),
+                invalid_raised: None,
+                invalid_clear_since: None,
             })
             .collect();
         let mut by_vip = std::collections::HashMap::new();
+        let mut by_vrid: std::collections::HashMap<u8, Vec<usize>> = Default::default();
+        let mut unexpected = Vec::new();
         for (i, v) in vips.iter().enumerate() {
             by_vip.entry(v.spec.vip).or_insert(i);
+            match &v.spec.expected {
+                Some(e) => by_vrid.entry(e.vrid).or_default().push(i),
+                None => unexpected.push(i),
+            }
         }
         Classifier {
             due: vec![None; vips.len()],
@@ -202,6 +245,42 @@ impl Classifier {
             out: Default::default(),
             by_vip,
             order: Default::default(),
+            by_vrid,
+            unexpected,
+        }
+    }
+
+    /// What the capture read: an advert, or an invalid frame.
+    pub fn handle_captured(&mut self, now: Instant, c: Captured) {
+        match c {
+            Captured::Advert(a) => self.handle_advert(now, a),
+            Captured::Invalid(a) => self.handle_invalid_advert(now, &a),
+        }
+    }
+
+    /// A frame that failed the link rule. It counts for the VIPs it names and
+    /// for those whose VRID it names (this node's instance's VRID, or the one
+    /// the VIP's live adverts carry); never as a master.
+    pub fn handle_invalid_advert(&mut self, now: Instant, a: &InvalidAdvert) {
+        if a.from_self {
+            return;
+        }
+        let mut mine: Vec<usize> = a.vips.iter().filter_map(|v| self.index(*v)).collect();
+        if let Some(vrid) = a.vrid {
+            mine.extend(self.by_vrid.get(&vrid).into_iter().flatten());
+            mine.extend(
+                self.unexpected
+                    .iter()
+                    .copied()
+                    .filter(|&i| self.vips[i].adverts.values().any(|h| h.advert.vrid == vrid)),
+            );
+        }
+        mine.sort_unstable();
+        mine.dedup();
+        for i in mine {
+            let memory = self.cfg.advert_memory;
+            self.vips[i].invalid.note(now, a, memory);
+            self.evaluate(now, i);
         }
     }
 
@@ -337,9 +416,10 @@ impl Classifier {
 
     /// Whether an incident is currently raised under `key`.
     pub fn is_raised(&self, key: &str) -> bool {
-        self.vips
-            .iter()
-            .any(|v| v.raised.is_some() && key_for(v.spec.vip) == key)
+        self.vips.iter().any(|v| {
+            (v.raised.is_some() && key_for(v.spec.vip) == key)
+                || (v.invalid_raised.is_some() && invalid_key_for(v.spec.vip) == key)
+        })
     }
 
     pub fn poll_output(&mut self) -> Option<Output> {
@@ -362,6 +442,8 @@ impl Classifier {
                 .values()
                 .map(|h| h.last + self.advert_memory(&h.advert))
                 .min(),
+            v.invalid.deadline(self.cfg.advert_memory),
+            v.invalid_clear_since.map(|c| c + self.cfg.clear_hold),
         ]
         .into_iter()
         .flatten()
@@ -426,37 +508,80 @@ impl Classifier {
             _ => {}
         }
         let condition = condition(&self.cfg.node, v);
-        match (condition, &v.raised) {
+        let slot = Slot {
+            key: key_for(v.spec.vip),
+            spec: &v.spec,
+            raised: &mut v.raised,
+            clear_since: &mut v.clear_since,
+        };
+        if slot.settle(condition, now, self.cfg.clear_hold, &mut self.out) {
+            v.next_probe = v.local.then(|| now + self.cfg.probe_every).or(v.next_probe);
+        }
+        v.invalid.forget_stale(now, self.cfg.advert_memory);
+        let invalid = v.invalid.cause(v.spec.vip).map(|cause| Condition {
+            kind: IncidentKind::InvalidAdverts,
+            severity: Severity::Warning,
+            owners: Vec::new(),
+            cause,
+        });
+        let slot = Slot {
+            key: invalid_key_for(v.spec.vip),
+            spec: &v.spec,
+            raised: &mut v.invalid_raised,
+            clear_since: &mut v.invalid_clear_since,
+        };
+        slot.settle(invalid, now, self.cfg.clear_hold, &mut self.out);
+        self.reschedule(i);
+    }
+}
+
+/// One incident of a VIP: what is raised under `key` and since when its
+/// condition has been clear.
+struct Slot<'a> {
+    key: String,
+    spec: &'a WatchedVip,
+    raised: &'a mut Option<Condition>,
+    clear_since: &'a mut Option<Instant>,
+}
+
+impl Slot<'_> {
+    /// Raises a new or changed condition at once; resolves one that has
+    /// stayed clear for `clear_hold`. Returns whether it raised above info.
+    fn settle(
+        self,
+        condition: Option<Condition>,
+        now: Instant,
+        clear_hold: Duration,
+        out: &mut std::collections::VecDeque<Output>,
+    ) -> bool {
+        match (condition, &*self.raised) {
             (Some(c), raised) if raised.as_ref() != Some(&c) => {
-                v.clear_since = None;
-                if c.severity > Severity::Info {
-                    v.next_probe = v.local.then(|| now + self.cfg.probe_every).or(v.next_probe);
-                }
-                self.out.push_back(Output::Raise(Raise {
-                    key: key_for(v.spec.vip),
+                *self.clear_since = None;
+                let loud = c.severity > Severity::Info;
+                out.push_back(Output::Raise(Raise {
+                    key: self.key,
                     kind: c.kind,
                     severity: c.severity,
-                    instance: v.spec.instance.clone(),
-                    vip: Some(v.spec.vip),
+                    instance: self.spec.instance.clone(),
+                    vip: Some(self.spec.vip),
                     owners: c.owners.clone(),
                     cause: c.cause.clone(),
                 }));
-                v.raised = Some(c);
+                *self.raised = Some(c);
+                return loud;
             }
-            (Some(_), _) => v.clear_since = None,
+            (Some(_), _) => *self.clear_since = None,
             (None, Some(_)) => {
-                let since = *v.clear_since.get_or_insert(now);
-                if now.duration_since(since) >= self.cfg.clear_hold {
-                    v.raised = None;
-                    v.clear_since = None;
-                    self.out.push_back(Output::Resolve {
-                        key: key_for(v.spec.vip),
-                    });
+                let since = *self.clear_since.get_or_insert(now);
+                if now.duration_since(since) >= clear_hold {
+                    *self.raised = None;
+                    *self.clear_since = None;
+                    out.push_back(Output::Resolve { key: self.key });
                 }
             }
-            (None, None) => v.clear_since = None,
+            (None, None) => *self.clear_since = None,
         }
-        self.reschedule(i);
+        false
     }
 }
 

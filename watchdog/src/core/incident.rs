@@ -45,10 +45,12 @@ pub enum IncidentKind {
     Demoted,
     Rebooting,
     Resolved,
+    /// A stream of frames that fail the link rule, naming our VIP or VRID.
+    InvalidAdverts,
 }
 
 impl IncidentKind {
-    pub const ALL: [IncidentKind; 11] = [
+    pub const ALL: [IncidentKind; 12] = [
         IncidentKind::Failover,
         IncidentKind::SplitBrain,
         IncidentKind::VridMismatch,
@@ -60,6 +62,7 @@ impl IncidentKind {
         IncidentKind::Demoted,
         IncidentKind::Rebooting,
         IncidentKind::Resolved,
+        IncidentKind::InvalidAdverts,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -75,6 +78,7 @@ impl IncidentKind {
             IncidentKind::Demoted => "demoted",
             IncidentKind::Rebooting => "rebooting",
             IncidentKind::Resolved => "resolved",
+            IncidentKind::InvalidAdverts => "invalid_adverts",
         }
     }
 
@@ -90,6 +94,7 @@ impl IncidentKind {
             | IncidentKind::VipOnBackup
             | IncidentKind::ClaimWithheld
             | IncidentKind::Demoted
+            | IncidentKind::InvalidAdverts
             | IncidentKind::Failover => Severity::Warning,
             IncidentKind::Resolved => Severity::Info,
         }

@@ -608,3 +608,130 @@ fn a_vrrpv3_interval_mismatch_warns_and_never_explains_two_owners() {
         "{r:?}"
     );
 }
+
+fn invalid(src: &str, vrid: Option<u8>, vips: Vec<IpAddr>, reason: &'static str) -> InvalidAdvert {
+    InvalidAdvert {
+        src: ip(src),
+        vrid,
+        vips,
+        reason,
+        detail: format!("{reason} is wrong"),
+        from_self: false,
+    }
+}
+
+fn raises(out: &[Output]) -> Vec<Raise> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Raise(r) => Some(r.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Issue 19: a stream of frames that fail the link rule is its own warning
+/// under its own key, naming the source and the reasons; two frames are not a
+/// stream; it resolves once the source has been quiet for the advert memory
+/// and the clear hold.
+#[test]
+fn a_stream_of_invalid_adverts_is_its_own_warning_and_resolves() {
+    let t = Instant::now();
+    let mut c = classifier(ExpectedRole::Backup);
+    c.handle_advert(t, advert("192.0.2.5", 51, b"1111\0\0\0\0"));
+    outputs(&mut c);
+    let frame = |reason| invalid("192.0.2.66", Some(51), vec![vip()], reason);
+    c.handle_captured(t, Captured::Invalid(frame("ttl")));
+    c.handle_captured(t + ms(1), Captured::Invalid(frame("checksum")));
+    assert!(
+        raises(&outputs(&mut c)).is_empty(),
+        "two frames page nothing"
+    );
+    c.handle_captured(t + ms(2), Captured::Invalid(frame("ttl")));
+    let r = raises(&outputs(&mut c));
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!(r[0].key, invalid_key_for(vip()));
+    assert_eq!(
+        (r[0].kind, r[0].severity),
+        (IncidentKind::InvalidAdverts, Severity::Warning)
+    );
+    assert!(
+        r[0].cause.contains("192.0.2.66 (checksum, ttl)"),
+        "{}",
+        r[0].cause
+    );
+    assert!(r[0].cause.contains("first: ttl is wrong"), "{}", r[0].cause);
+    assert!(c.is_raised(&invalid_key_for(vip())));
+    // The same stream again: nothing new to say.
+    for k in 3..100 {
+        c.handle_captured(t + ms(k), Captured::Invalid(frame("ttl")));
+    }
+    assert!(raises(&outputs(&mut c)).is_empty());
+    // Quiet: stale after the advert memory, resolved after the clear hold;
+    // the master's adverts kept coming all along.
+    let mut now = t + ms(99);
+    while now < t + ms(7000) {
+        now += ms(1000);
+        c.handle_advert(now, advert("192.0.2.5", 51, b"1111\0\0\0\0"));
+        c.handle_timeout(now);
+    }
+    let out = outputs(&mut c);
+    assert!(
+        out.contains(&Output::Resolve {
+            key: invalid_key_for(vip())
+        }),
+        "{out:?}"
+    );
+    assert!(raises(&out).is_empty(), "{out:?}");
+    assert!(!c.is_raised(&invalid_key_for(vip())));
+}
+
+/// Frames naming only our instance's VRID count (a truncated frame carries no
+/// address); frames naming other VRIDs and VIPs, and our own, do not.
+#[test]
+fn invalid_adverts_count_by_our_vrid_and_not_from_ourselves() {
+    let t = Instant::now();
+    let mut c = classifier_expecting(51, b"1111\0\0\0\0", ms(1000));
+    for k in 0..10 {
+        c.handle_invalid_advert(
+            t + ms(k),
+            &invalid("192.0.2.77", Some(52), vec![ip("192.0.2.99")], "ttl"),
+        );
+        let mut own = invalid("192.0.2.6", Some(51), vec![vip()], "checksum");
+        own.from_self = true;
+        c.handle_invalid_advert(t + ms(k), &own);
+    }
+    assert!(raises(&outputs(&mut c)).is_empty());
+    for k in 0..3 {
+        c.handle_invalid_advert(
+            t + ms(20 + k),
+            &invalid("192.0.2.66", Some(51), vec![], "truncated"),
+        );
+    }
+    let r = raises(&outputs(&mut c));
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!(r[0].kind, IncidentKind::InvalidAdverts);
+    assert!(
+        r[0].cause.contains("VRID 51") && r[0].cause.contains("truncated"),
+        "{}",
+        r[0].cause
+    );
+}
+
+/// Beside keepalived the VIP's VRID is what its adverts say: invalid frames
+/// naming that VRID count; and however many there are, a valid master and a
+/// flood of invalid frames are never two masters.
+#[test]
+fn beside_keepalived_the_vrid_comes_from_the_adverts_and_a_flood_is_never_split_brain() {
+    let t = Instant::now();
+    let mut c = classifier(ExpectedRole::Backup);
+    for k in 0..5000u64 {
+        let now = t + ms(k);
+        if k % 1000 == 0 {
+            c.handle_advert(now, advert("192.0.2.5", 51, b"1111\0\0\0\0"));
+        }
+        c.handle_invalid_advert(now, &invalid("192.0.2.66", Some(51), vec![], "ttl"));
+        c.handle_timeout(now);
+    }
+    let kinds: Vec<IncidentKind> = raises(&outputs(&mut c)).iter().map(|r| r.kind).collect();
+    assert_eq!(kinds, vec![IncidentKind::InvalidAdverts]);
+}
