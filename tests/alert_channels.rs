@@ -133,6 +133,7 @@ fn alert(started: DateTime<Utc>, status: AlertStatus, notification: u32) -> Aler
         notification,
         idempotency_key: format!("lb02-7-{}-{notification}", status.as_str()),
         acked_by: (status == AlertStatus::Acknowledged).then(|| "+15550002222".into()),
+        missed: false,
     }
 }
 

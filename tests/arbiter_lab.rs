@@ -15,6 +15,9 @@
 //! - VRRP blocked both ways before either node starts (the deploy-day firewall):
 //!   one node ends up holding the VIP and the other withholds, naming its MAC.
 //! - Reboot with `--dry-run`: one logged reboot, the ledger refuses a second.
+//! - lb01's own link down for 8 s: paged as `link_down` (a local fault), never
+//!   `isolated`; the page could not leave lb01 while its link was down, so gw
+//!   gets one resolved notice marked `missed`, and no page for it.
 //!
 //! Needs root; fails without it.
 
@@ -468,5 +471,79 @@ fn reboot_runs_the_command_and_starves_the_hardware_watchdog() {
         std::fs::read(&wd).expect("read").last(),
         Some(&b'V'),
         "magic close on a clean stop"
+    );
+}
+
+#[test]
+fn own_link_down_is_a_local_fault_paged_once_after_the_link_returns() {
+    let lab = pair_lab("linkdn");
+    let (recorder, events) = start_recorder(&lab, 8080);
+    let hook = format!(
+        "\n[[channel]]\ntype = \"webhook\"\nname = \"gw\"\nurl = \"http://{GW}:8080/hook\"\n\n\
+         [alerts]\ngroup_wait = \"1s\"\n"
+    );
+    let lb01 = start_splitguard(
+        &lab,
+        "lb01",
+        &sg_config(
+            &lab,
+            "lb01",
+            150,
+            2,
+            "1s",
+            &format!("{}{hook}", arbiter(&[LB02], "")),
+        ),
+    );
+    let lb02 = start_splitguard(&lab, "lb02", &lb02_config(&lab));
+    let procs = [&lb01, &lb02, &recorder];
+    expect_owner(&lab, Some("lb01"), &procs, "lb01 master");
+    // Past the start-up's own pages, if any.
+    std::thread::sleep(Duration::from_secs(3));
+    let from_lb01 = |kinds: &[&str]| -> Vec<serde_json::Value> {
+        read_jsonl(&events)
+            .into_iter()
+            .map(|e| e["json"].clone())
+            .filter(|b| b["node"] == "lb01" && kinds.iter().any(|k| b["kind"] == *k))
+            .collect()
+    };
+    assert!(from_lb01(&["link_down", "isolated"]).is_empty());
+
+    lab.run("lb01", &["ip", "link", "set", "eth0", "down"])
+        .expect("link down");
+    // Past group_wait and fall × probe_interval: the page is made, and fails.
+    std::thread::sleep(Duration::from_secs(8));
+    lab.run("lb01", &["ip", "link", "set", "eth0", "up"])
+        .expect("link up");
+    // The retry backoff is at most 60 s.
+    let notices = wait_for(Duration::from_secs(75), || {
+        let n = from_lb01(&["link_down", "isolated"]);
+        (!n.is_empty()).then_some(n)
+    })
+    .unwrap_or_else(|| panic!("nothing from lb01 at gw\n{}", logs(&procs)));
+    // Anything more would follow at once.
+    std::thread::sleep(Duration::from_secs(3));
+    let notices = from_lb01(&["link_down", "isolated"])
+        .into_iter()
+        .chain(notices)
+        .collect::<Vec<_>>();
+    let distinct: std::collections::BTreeSet<String> = notices
+        .iter()
+        .map(|n| n["idempotency_key"].to_string())
+        .collect();
+    assert_eq!(distinct.len(), 1, "{notices:#?}\n{}", logs(&procs));
+    let n = &notices[0];
+    assert_eq!(n["kind"], "link_down", "{n}");
+    assert_eq!(n["severity"], "warning", "{n}");
+    assert_eq!(n["status"], "resolved", "{n}");
+    assert_eq!(n["missed"], true, "{n}");
+    assert!(
+        n["cause"].as_str().is_some_and(|c| c.contains("eth0")),
+        "{n}"
+    );
+    assert!(
+        !lb01.log_text().contains("kind=\"isolated\"")
+            && !lb01.log_text().contains("kind=isolated"),
+        "{}",
+        logs(&procs)
     );
 }

@@ -40,6 +40,14 @@ fn the_quick_demo_tells_the_story_and_cleans_up() {
     // pages split brain.
     assert!(!stdout.contains("failover from lb01"), "{stdout}");
     assert!(!stdout.contains("split_brain"), "{stdout}");
+    // lb01's own link going down is a local fault, not isolation; what it
+    // could not send while its link was down arrives as one notice, never
+    // as a page for something already over followed by its end.
+    assert!(!stdout.contains("isolated from lb01"), "{stdout}");
+    assert!(
+        !stdout.contains("firing warning link_down from lb01"),
+        "{stdout}"
+    );
     // Lab namespaces carry the creating process's pid.
     let left = namespaces();
     assert!(

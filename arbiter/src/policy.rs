@@ -27,6 +27,13 @@
 //!   and role-blind: after the release the node is Backup anyway.
 //! - `on_isolated = None`: report only, never demote, release or reboot. The gate still
 //!   closes: a cut-off backup claiming is the split brain itself.
+//! - **Own link down.** Every interface the node's instances run on is down
+//!   ([`Policy::handle_link`]): a local fault, reported as `link_down` (a
+//!   warning: the instances are FAULT and the peer takes over), never as
+//!   `isolated`, however the references fare. Once a link is back, isolation
+//!   is not reported until every reference has had `fall` probes to prove
+//!   itself (the episode began with the link, not with the network), so
+//!   the link's return resolves the incident at once.
 //! - **Claim probation.** A master stint that began with a claim from silence (the
 //!   down timer, or the gate reopening on it) keeps probing ownership for
 //!   [`PROBATION`]. Under loss every answer before the claim can be lost; the first
@@ -177,6 +184,10 @@ pub enum Incident {
         instance: String,
     },
     RebootDue,
+    /// Every interface the instances run on is down.
+    LinkDown {
+        interfaces: Vec<String>,
+    },
 }
 
 impl Incident {
@@ -188,6 +199,7 @@ impl Incident {
             Incident::Demoted { .. } => "demoted",
             Incident::Released { .. } => "released",
             Incident::RebootDue => "rebooting",
+            Incident::LinkDown { .. } => "link_down",
         }
     }
 }
@@ -273,7 +285,15 @@ pub struct Policy {
     /// node with hundreds of them must not scan for it on every advert.
     by_name: HashMap<String, usize>,
     last_now: Instant,
+    /// The node-wide incident raised: `Isolated` or `LinkDown`.
     isolated_raised: Option<Incident>,
+    fall: u32,
+    /// The interfaces, while every one the instances run on is down.
+    link_down: Option<Vec<String>>,
+    /// Since the link came back in an isolation episode that began with it:
+    /// failed reference probes so far (isolation is not reported until every
+    /// reference could have failed `fall` times on its own).
+    link_recovery: Option<u32>,
     alone_since: Option<Instant>,
     reboot_fired: bool,
     verdicts: VecDeque<Verdict>,
@@ -332,6 +352,9 @@ impl Policy {
             by_name,
             last_now: now,
             isolated_raised: None,
+            fall: config.fall,
+            link_down: None,
+            link_recovery: None,
             alone_since: None,
             reboot_fired: false,
             verdicts: VecDeque::new(),
@@ -359,12 +382,32 @@ impl Policy {
         let now = self.clock(now);
         if in_refs {
             self.references.handle_probe(now, target, success)?;
+            if !success && let Some(n) = self.link_recovery.as_mut() {
+                *n = n.saturating_add(1);
+            }
         }
         if in_peers {
             self.peers.handle_probe(now, target, success)?;
         }
         self.recompute(now);
         Ok(())
+    }
+
+    /// The node's own links: `Some(interfaces)` while every interface the
+    /// instances run on is down, `None` once one is up.
+    pub fn handle_link(&mut self, now: Instant, down: Option<Vec<String>>) {
+        let now = self.clock(now);
+        if self.link_down == down {
+            return;
+        }
+        self.link_recovery = match (&self.link_down, &down) {
+            // Back up: the references get their probes before isolation counts.
+            (Some(_), None) => Some(0),
+            (_, Some(_)) => None,
+            (None, None) => self.link_recovery,
+        };
+        self.link_down = down;
+        self.recompute(now);
     }
 
     /// Whether the master's adverts are overdue (from the first missed one). Adverts
@@ -702,22 +745,36 @@ impl Policy {
         let isolated = isolation == Isolation::Isolated;
         let alone = isolated && peers == PeerView::Gone;
 
-        // Node: the isolation incident.
-        match (isolated, self.isolated_raised.is_some()) {
-            (true, false) => {
-                let inc = Incident::Isolated {
-                    reachable: self.references.reachable(),
-                    quorum: self.quorum,
-                };
+        // Node: the isolation incident, or the local fault that explains it.
+        if !isolated && self.link_down.is_none() {
+            self.link_recovery = None;
+        }
+        let recovering = self.link_recovery.is_some_and(|failed| {
+            (failed as usize) < (self.fall as usize).saturating_mul(self.references.len())
+        });
+        let want = match &self.link_down {
+            Some(interfaces) => Some(Incident::LinkDown {
+                interfaces: interfaces.clone(),
+            }),
+            None if isolated && !recovering => Some(Incident::Isolated {
+                reachable: self.references.reachable(),
+                quorum: self.quorum,
+            }),
+            None => None,
+        };
+        let same = match (&want, &self.isolated_raised) {
+            (Some(w), Some(r)) => w.kind() == r.kind(),
+            (None, None) => true,
+            _ => false,
+        };
+        if !same {
+            if let Some(inc) = self.isolated_raised.take() {
+                out.push(Verdict::Resolved(inc));
+            }
+            if let Some(inc) = want {
                 self.isolated_raised = Some(inc.clone());
                 out.push(Verdict::Raised(inc));
             }
-            (false, true) => {
-                if let Some(inc) = self.isolated_raised.take() {
-                    out.push(Verdict::Resolved(inc));
-                }
-            }
-            _ => {}
         }
 
         // Node: the isolated-and-alone episode and its reboot deadline.

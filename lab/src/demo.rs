@@ -277,8 +277,15 @@ impl Story<'_> {
         let hooks = self.gw.hooks();
         for h in hooks.iter().skip(self.shown_hooks) {
             let cause = h.body["cause"].as_str().unwrap_or("");
+            // One notice for an incident that opened and closed while its
+            // node could send nothing.
+            let missed = if h.body["missed"] == serde_json::Value::Bool(true) {
+                " (opened and closed while it could not send)"
+            } else {
+                ""
+            };
             let line = format!(
-                "alert at gw: {} {} {} from {}{}",
+                "alert at gw: {} {} {} from {}{missed}{}",
                 h.status(),
                 h.severity(),
                 h.kind(),

@@ -567,6 +567,80 @@ fn incident_kinds_match_the_design() {
         .kind(),
         "isolated"
     );
+    assert_eq!(
+        Incident::LinkDown { interfaces: vec![] }.kind(),
+        "link_down"
+    );
+}
+
+fn node_incidents(v: &[Verdict]) -> Vec<String> {
+    v.iter()
+        .filter_map(|v| match v {
+            Verdict::Raised(i @ (Incident::Isolated { .. } | Incident::LinkDown { .. })) => {
+                Some(format!("+{}", i.kind()))
+            }
+            Verdict::Resolved(i @ (Incident::Isolated { .. } | Incident::LinkDown { .. })) => {
+                Some(format!("-{}", i.kind()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Issue 19: the node's own link down is `link_down` at once, never
+/// `isolated` while the references fail behind it; the link's return resolves
+/// it at once, and isolation counts again only after every reference had
+/// `fall` probes of its own.
+#[test]
+fn own_link_down_is_a_local_fault_not_isolation() {
+    let t0 = Instant::now();
+    let mut p = healthy(config(), t0);
+    p.handle_link(secs(t0, 1), Some(vec!["eth0".into()]));
+    assert_eq!(node_incidents(&drain(&mut p)), vec!["+link_down"]);
+    probes(&mut p, secs(t0, 2), GW, false, 5);
+    assert_eq!(p.isolation(), Isolation::Isolated);
+    let v = drain(&mut p);
+    assert_eq!(node_incidents(&v), Vec::<String>::new(), "{v:?}");
+    // The gate still closes and the master still acts: only the words differ.
+    assert_eq!(p.gate("VI_1").unwrap(), &isolated_reason(0, 1));
+    p.handle_link(secs(t0, 10), Some(vec!["eth0".into()]));
+    assert!(drain(&mut p).is_empty(), "the same news twice");
+
+    // Back: resolved at once; one failed probe more is the link's tail.
+    p.handle_link(secs(t0, 20), None);
+    assert_eq!(node_incidents(&drain(&mut p)), vec!["-link_down"]);
+    probes(&mut p, secs(t0, 21), GW, false, 1);
+    assert_eq!(node_incidents(&drain(&mut p)), Vec::<String>::new());
+    // fall (2) failures after the link came back: the network itself.
+    probes(&mut p, secs(t0, 22), GW, false, 1);
+    assert_eq!(node_incidents(&drain(&mut p)), vec!["+isolated"]);
+    probes(&mut p, secs(t0, 30), GW, true, 2);
+    assert_eq!(node_incidents(&drain(&mut p)), vec!["-isolated"]);
+}
+
+/// A link that comes back to reachable references pages nothing more; and
+/// a link lost while already isolated turns the incident into `link_down`.
+#[test]
+fn link_back_to_a_working_network_and_link_lost_while_isolated() {
+    let t0 = Instant::now();
+    let mut p = healthy(config(), t0);
+    p.handle_link(secs(t0, 1), Some(vec!["eth0".into()]));
+    probes(&mut p, secs(t0, 2), GW, false, 3);
+    p.handle_link(secs(t0, 9), None);
+    probes(&mut p, secs(t0, 10), GW, true, 2);
+    assert_eq!(
+        node_incidents(&drain(&mut p)),
+        vec!["+link_down", "-link_down"]
+    );
+    assert_eq!(p.isolation(), Isolation::Connected);
+
+    probes(&mut p, secs(t0, 20), GW, false, 2);
+    assert_eq!(node_incidents(&drain(&mut p)), vec!["+isolated"]);
+    p.handle_link(secs(t0, 25), Some(vec!["eth0".into()]));
+    assert_eq!(
+        node_incidents(&drain(&mut p)),
+        vec!["-isolated", "+link_down"]
+    );
 }
 
 // ---- proptest ------------------------------------------------------------------
@@ -579,6 +653,7 @@ enum Op {
     Role(usize, u8),
     Hold(usize, bool),
     Claimed(usize),
+    Link(bool),
     Advance(u64),
     Timeout,
 }
@@ -611,6 +686,10 @@ fn apply(p: &mut Policy, op: &Op, now: &mut Instant) -> Result<(), PolicyError> 
         ),
         Op::Hold(i, h) => p.set_manual_hold(now_at, NAMES[i], h),
         Op::Claimed(i) => p.handle_claim_from_silence(now_at, NAMES[i]),
+        Op::Link(up) => {
+            p.handle_link(now_at, (!up).then(|| vec!["eth0".to_string()]));
+            Ok(())
+        }
         Op::Advance(ms) => {
             *now += Duration::from_millis(ms);
             Ok(())
@@ -631,6 +710,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..3usize, 0..3u8).prop_map(|(i, r)| Op::Role(i, r)),
         1 => (0..3usize, any::<bool>()).prop_map(|(i, h)| Op::Hold(i, h)),
         1 => (0..3usize).prop_map(Op::Claimed),
+        1 => any::<bool>().prop_map(Op::Link),
         2 => (0..120_000u64).prop_map(Op::Advance),
         1 => Just(Op::Timeout),
     ]
@@ -749,8 +829,16 @@ proptest! {
                         !matches!(
                             v,
                             Verdict::RebootDue
-                                | Verdict::Raised(Incident::RebootDue | Incident::Isolated { .. })
-                                | Verdict::Resolved(Incident::RebootDue | Incident::Isolated { .. })
+                                | Verdict::Raised(
+                                    Incident::RebootDue
+                                        | Incident::Isolated { .. }
+                                        | Incident::LinkDown { .. }
+                                )
+                                | Verdict::Resolved(
+                                    Incident::RebootDue
+                                        | Incident::Isolated { .. }
+                                        | Incident::LinkDown { .. }
+                                )
                         )
                     })
                     .collect();

@@ -325,6 +325,18 @@ impl Arbiter {
         self.settle(now, inst, out).await;
     }
 
+    /// The node's own links changed: `Some(interfaces)` while all are down.
+    pub(super) async fn on_links(
+        &mut self,
+        down: Option<Vec<String>>,
+        now: Instant,
+        inst: &mut Instances,
+        out: &mut Outputs,
+    ) {
+        self.policy.handle_link(now, down);
+        self.settle(now, inst, out).await;
+    }
+
     /// An early-takeover echo's outcome.
     pub(super) async fn on_echo(
         &mut self,
@@ -639,6 +651,7 @@ fn incident_out(incident: &Incident, raised: bool, inst: &Instances, out: &mut O
         Incident::Isolated { .. } => IncidentKind::Isolated,
         Incident::Demoted { .. } | Incident::Released { .. } => IncidentKind::Demoted,
         Incident::RebootDue => IncidentKind::Rebooting,
+        Incident::LinkDown { .. } => IncidentKind::LinkDown,
     };
     let key = format!("arbiter:{}:{}", incident.kind(), instance.unwrap_or("node"));
     let raise = Raise {
@@ -734,5 +747,12 @@ fn describe(incident: &Incident) -> (Option<&str>, String) {
             "isolated with no peer in reach: VIPs released".to_string(),
         ),
         Incident::RebootDue => (None, "isolated past reboot_after: rebooting".to_string()),
+        Incident::LinkDown { interfaces } => (
+            None,
+            format!(
+                "own link down on {}: a local fault, not an isolated network; its instances are FAULT and the peer takes over",
+                interfaces.join(", ")
+            ),
+        ),
     }
 }

@@ -679,6 +679,19 @@ impl Instances {
         }
     }
 
+    /// The interfaces the instances run on, while every one is down (a local
+    /// fault, which the arbiter reports as such); None while one is up.
+    pub fn own_links_down(&self) -> Option<Vec<String>> {
+        let mut names = std::collections::BTreeSet::new();
+        for r in &self.routers {
+            if r.fsm.tracker_up(&interface_tracker(&r.cfg.interface)) != Some(false) {
+                return None;
+            }
+            names.insert(r.cfg.interface.clone());
+        }
+        (!names.is_empty()).then(|| names.into_iter().collect())
+    }
+
     /// Link changes (interface trackers), a VIP removed by someone else while
     /// master (added back), lost events (everything re-read).
     pub async fn on_net_event(&mut self, ev: NetEvent, now: Instant, out: &mut Outputs) {

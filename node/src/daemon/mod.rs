@@ -157,6 +157,12 @@ pub async fn run_until(
 
     let now = Instant::now();
     instances.start(now, &mut out).await;
+    let mut arbiter = arbiter;
+    if let Some(arb) = arbiter.as_mut() {
+        // Started with every link down: no event will say so.
+        arb.on_links(instances.own_links_down(), now, &mut instances, &mut out)
+            .await;
+    }
     let mut node = Node {
         out,
         owner: Owner::Instances { instances, arbiter },
@@ -268,8 +274,13 @@ impl Node {
             Input::Net(ev) => {
                 self.watching.on_net_event(&ev, now).await;
                 match &mut self.owner {
-                    Owner::Instances { instances, .. } => {
+                    Owner::Instances { instances, arbiter } => {
+                        let links = matches!(ev, NetEvent::Link(_) | NetEvent::Overrun);
                         instances.on_net_event(ev, now, out).await;
+                        if links && let Some(arb) = arbiter {
+                            arb.on_links(instances.own_links_down(), now, instances, out)
+                                .await;
+                        }
                     }
                     Owner::Keepalived(beside) => {
                         if let NetEvent::Overrun = ev {

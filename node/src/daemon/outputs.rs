@@ -83,6 +83,11 @@ impl Outputs {
             Outcome::Delivered { .. } => &mut self.alert_counts.alerts_sent,
             Outcome::Retrying { .. } => &mut self.alert_counts.alerts_retried,
             Outcome::Failed { .. } => &mut self.alert_counts.alerts_failed,
+            // Neither sent nor failed: the notice that replaced it is counted.
+            Outcome::Superseded { .. } => {
+                self.emit(Some(crate::watch::delivery_event(d)));
+                return;
+            }
         };
         *map.entry(d.channel.clone()).or_default() += 1;
         self.emit(Some(crate::watch::delivery_event(d)));

@@ -486,6 +486,7 @@ pub fn delivery_event(d: &Delivery) -> Event {
             .field("attempt", *attempt)
             .field("error", error.clone()),
         Outcome::Failed { error } => ev.field("outcome", "failed").field("error", error.clone()),
+        Outcome::Superseded { by } => ev.field("outcome", "superseded").field("by", by.clone()),
     }
 }
 

@@ -59,6 +59,11 @@ pub struct Alert {
     pub idempotency_key: String,
     /// Who acked, for an acknowledged notice.
     pub acked_by: Option<String>,
+    /// A resolved notice for an incident that opened and closed while this
+    /// channel could not be reached: its page never arrived, and this one
+    /// notice tells the whole story instead of a stale page and its end.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub missed: bool,
 }
 
 /// The webhook body: DESIGN.md's fields first, then the extensions.
@@ -80,6 +85,8 @@ struct WebhookBody<'a> {
     idempotency_key: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     acked_by: Option<&'a str>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    missed: bool,
 }
 
 pub fn rfc3339(t: DateTime<Utc>) -> String {
@@ -105,6 +112,7 @@ impl Alert {
             notification: self.notification,
             idempotency_key: &self.idempotency_key,
             acked_by: self.acked_by.as_deref(),
+            missed: self.missed,
         };
         serde_json::to_value(body).unwrap_or(serde_json::Value::Null)
     }
@@ -136,6 +144,14 @@ impl Alert {
                 self.node,
                 self.acked_by.as_deref().unwrap_or("someone")
             ),
+            AlertStatus::Resolved if self.missed => format!(
+                "splitguard RESOLVED {} {} on {}, open {}-{} UTC while no alert could be sent.",
+                self.kind,
+                self.subject_thing(),
+                self.node,
+                self.started_at.format("%H:%M:%S"),
+                self.at.format("%H:%M:%S")
+            ),
             AlertStatus::Resolved => format!(
                 "splitguard RESOLVED {} {} on {}.",
                 self.kind,
@@ -163,8 +179,13 @@ impl Alert {
             AlertStatus::Acknowledged => "ACKED".to_owned(),
             AlertStatus::Resolved => "RESOLVED".to_owned(),
         };
+        let missed = if self.missed {
+            " (opened and closed while no alert could be sent)"
+        } else {
+            ""
+        };
         format!(
-            "[SG-{}] {what} {} {} on {}",
+            "[SG-{}] {what} {} {} on {}{missed}",
             self.code,
             self.kind,
             self.subject_thing(),
@@ -192,6 +213,14 @@ impl Alert {
         let _ = writeln!(b, "at:        {}", rfc3339(self.at));
         if let Some(by) = &self.acked_by {
             let _ = writeln!(b, "acked by:  {by}");
+        }
+        if self.missed {
+            let _ = writeln!(
+                b,
+                "\nThis incident opened and resolved while no alert could be sent from\n\
+                 {}: its page never arrived, so this notice stands for both.",
+                self.node
+            );
         }
         if self.status == AlertStatus::Firing {
             let _ = writeln!(
@@ -289,6 +318,7 @@ pub(crate) mod testing {
             notification: 1,
             idempotency_key: "lb02-1-firing-1-chan".into(),
             acked_by: None,
+            missed: false,
         }
     }
 }

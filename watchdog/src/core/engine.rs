@@ -658,6 +658,7 @@ impl Engine {
                 channel_name
             ),
             acked_by: inc.acked_by.clone(),
+            missed: false,
         }
     }
 

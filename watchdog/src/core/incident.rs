@@ -47,10 +47,12 @@ pub enum IncidentKind {
     Resolved,
     /// A stream of frames that fail the link rule, naming our VIP or VRID.
     InvalidAdverts,
+    /// Every interface this node's instances run on is down: a local fault.
+    LinkDown,
 }
 
 impl IncidentKind {
-    pub const ALL: [IncidentKind; 12] = [
+    pub const ALL: [IncidentKind; 13] = [
         IncidentKind::Failover,
         IncidentKind::SplitBrain,
         IncidentKind::VridMismatch,
@@ -63,6 +65,7 @@ impl IncidentKind {
         IncidentKind::Rebooting,
         IncidentKind::Resolved,
         IncidentKind::InvalidAdverts,
+        IncidentKind::LinkDown,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -79,6 +82,7 @@ impl IncidentKind {
             IncidentKind::Rebooting => "rebooting",
             IncidentKind::Resolved => "resolved",
             IncidentKind::InvalidAdverts => "invalid_adverts",
+            IncidentKind::LinkDown => "link_down",
         }
     }
 
@@ -95,6 +99,7 @@ impl IncidentKind {
             | IncidentKind::ClaimWithheld
             | IncidentKind::Demoted
             | IncidentKind::InvalidAdverts
+            | IncidentKind::LinkDown
             | IncidentKind::Failover => Severity::Warning,
             IncidentKind::Resolved => Severity::Info,
         }

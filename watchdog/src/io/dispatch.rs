@@ -1,8 +1,12 @@
 //! Moves spooled notifications to their channels: one worker task per channel,
 //! strictly in order (a resolved notice never overtakes its page), retrying with
 //! backoff while the channel may recover, parking for good what it refuses. A
-//! channel that is down delays only itself.
+//! channel that is down delays only itself. A page still undelivered when its
+//! incident's resolved notice queues behind it is moot: the two become one
+//! notice ([`collapse_missed`]), so a channel that comes back does not get a
+//! page for something that already ended, followed by its end.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,6 +14,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
+use crate::core::alert::AlertStatus;
 use crate::io::channels::Channel;
 use crate::io::spool::{OutboxEntry, Spool};
 
@@ -31,15 +36,62 @@ pub struct Delivery {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    Delivered { reference: Option<String> },
-    Retrying { attempt: u32, error: String },
-    Failed { error: String },
+    Delivered {
+        reference: Option<String>,
+    },
+    Retrying {
+        attempt: u32,
+        error: String,
+    },
+    Failed {
+        error: String,
+    },
+    /// Not sent: its incident resolved while it waited, and the notice named
+    /// by `by` (an idempotency key) went instead.
+    Superseded {
+        by: String,
+    },
 }
 
 /// Hands spooled entries to the workers.
 #[derive(Debug, Clone)]
 pub struct Dispatcher {
     queues: Vec<(String, mpsc::UnboundedSender<OutboxEntry>)>,
+}
+
+/// The rule for a page the channel has not taken yet (`head`, failed at least
+/// once), given what queued behind it: when the incident's resolved notice
+/// is among them, the page, and any repeat or ack of that incident between,
+/// are dropped. The resolved notice goes in the page's place, marked
+/// [`Alert::missed`](crate::core::alert::Alert::missed) when `head` was the
+/// incident's first page (nothing about it ever reached this channel).
+/// Returns the notice to send now and the entries it supersedes (`head`
+/// first), or None when nothing changes.
+pub fn collapse_missed(
+    head: &OutboxEntry,
+    backlog: &mut VecDeque<OutboxEntry>,
+) -> Option<(OutboxEntry, Vec<OutboxEntry>)> {
+    if head.attempts == 0 || head.alert.status != AlertStatus::Firing {
+        return None;
+    }
+    let id = &head.alert.id;
+    let at = backlog
+        .iter()
+        .position(|e| e.alert.id == *id && e.alert.status == AlertStatus::Resolved)?;
+    let mut resolved = backlog.remove(at)?;
+    let mut superseded = vec![head.clone()];
+    let mut k = 0;
+    while k < at.min(backlog.len()) {
+        if backlog[k].alert.id == *id {
+            superseded.extend(backlog.remove(k));
+        } else {
+            k += 1;
+        }
+    }
+    resolved.alert.missed = head.alert.notification == 1;
+    // The channel is still failing: the next try keeps the backoff.
+    resolved.attempts = head.attempts;
+    Some((resolved, superseded))
 }
 
 pub fn backoff(attempts: u32) -> Duration {
@@ -86,7 +138,16 @@ async fn worker(
     mut rx: mpsc::UnboundedReceiver<OutboxEntry>,
     reports: mpsc::UnboundedSender<Delivery>,
 ) {
-    while let Some(mut e) = rx.recv().await {
+    // What queued behind an entry the channel keeps refusing.
+    let mut backlog: VecDeque<OutboxEntry> = VecDeque::new();
+    loop {
+        let mut e = match backlog.pop_front() {
+            Some(e) => e,
+            None => match rx.recv().await {
+                Some(e) => e,
+                None => break,
+            },
+        };
         loop {
             let result = ch.send(&e.alert).await;
             let report = |outcome| Delivery {
@@ -121,6 +182,12 @@ async fn worker(
                         error: err.message.clone(),
                     }));
                     tokio::time::sleep(wait).await;
+                    while let Ok(next) = rx.try_recv() {
+                        backlog.push_back(next);
+                    }
+                    if let Some((merged, superseded)) = collapse_missed(&e, &mut backlog) {
+                        e = supersede(&spool, merged, superseded, &reports);
+                    }
                 }
                 Err(err) => {
                     error!(channel = %e.channel, code = %e.alert.code, error = %err, "alert refused by the channel; kept in spool/failed");
@@ -137,6 +204,44 @@ async fn worker(
     }
 }
 
+/// Spools `merged` (before the entries it replaces go, so a crash in between
+/// loses nothing), drops the superseded entries and reports them.
+fn supersede(
+    spool: &Spool,
+    merged: OutboxEntry,
+    superseded: Vec<OutboxEntry>,
+    reports: &mpsc::UnboundedSender<Delivery>,
+) -> OutboxEntry {
+    if let Err(err) = spool.retried(&merged) {
+        warn!(channel = %merged.channel, error = %err, "merged notice not recorded; it may be sent as it was after a restart");
+    }
+    info!(
+        channel = %merged.channel,
+        code = %merged.alert.code,
+        kind = %merged.alert.kind,
+        superseded = superseded.len(),
+        missed = merged.alert.missed,
+        "incident resolved before its page could be delivered: one resolved notice instead"
+    );
+    for old in &superseded {
+        if let Err(err) = spool.done(old) {
+            error!(channel = %old.channel, error = %err, "superseded entry not removed; it may be sent after a restart");
+        }
+        let _ = reports.send(Delivery {
+            channel: old.channel.clone(),
+            idempotency_key: old.alert.idempotency_key.clone(),
+            code: old.alert.code.clone(),
+            kind: old.alert.kind.as_str().to_owned(),
+            status: old.alert.status.as_str().to_owned(),
+            at: Utc::now(),
+            outcome: Outcome::Superseded {
+                by: merged.alert.idempotency_key.clone(),
+            },
+        });
+    }
+    merged
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,5 +252,75 @@ mod tests {
         assert_eq!(backoff(1), Duration::from_secs(1));
         assert_eq!(backoff(3), Duration::from_secs(4));
         assert_eq!(backoff(30), BACKOFF_MAX);
+    }
+
+    fn entry(seq: u64, id: &str, status: AlertStatus, notification: u32) -> OutboxEntry {
+        let mut alert = crate::core::alert::testing::sample();
+        alert.id = id.into();
+        alert.status = status;
+        alert.notification = notification;
+        alert.idempotency_key = format!("{id}.{}.{notification}", status.as_str());
+        OutboxEntry {
+            seq,
+            channel: "sms".into(),
+            alert,
+            attempts: 0,
+        }
+    }
+
+    /// A first page the channel could not take, its incident resolved behind
+    /// it: one resolved notice marked missed; another incident's entries stay
+    /// where they were.
+    #[test]
+    fn an_undelivered_first_page_and_its_resolution_become_one_missed_notice() {
+        let mut head = entry(1, "a", AlertStatus::Firing, 1);
+        let mut backlog: VecDeque<OutboxEntry> = [
+            entry(2, "b", AlertStatus::Firing, 1),
+            entry(3, "a", AlertStatus::Firing, 2),
+            entry(4, "a", AlertStatus::Resolved, 3),
+            entry(5, "b", AlertStatus::Resolved, 2),
+        ]
+        .into();
+        assert_eq!(collapse_missed(&head, &mut backlog), None, "not tried yet");
+        head.attempts = 3;
+        let (merged, superseded) = collapse_missed(&head, &mut backlog).expect("collapses");
+        assert_eq!(
+            (merged.seq, merged.alert.status),
+            (4, AlertStatus::Resolved)
+        );
+        assert!(merged.alert.missed);
+        assert_eq!(merged.attempts, 3, "the backoff goes on");
+        let gone: Vec<u64> = superseded.iter().map(|e| e.seq).collect();
+        assert_eq!(gone, vec![1, 3]);
+        let left: Vec<u64> = backlog.iter().map(|e| e.seq).collect();
+        assert_eq!(left, vec![2, 5]);
+        let sms = merged.alert.sms_text();
+        assert!(sms.contains("while no alert could be sent"), "{sms}");
+        assert_eq!(
+            merged.alert.webhook_body()["missed"],
+            serde_json::Value::Bool(true)
+        );
+    }
+
+    /// A repeat the channel could not take (the first page arrived): the
+    /// repeat is dropped, the resolved notice goes as it is; an incident still
+    /// open keeps its page; an ack or a resolved notice at the head is sent.
+    #[test]
+    fn a_stale_repeat_is_dropped_and_nothing_else_collapses() {
+        let mut head = entry(1, "a", AlertStatus::Firing, 2);
+        head.attempts = 1;
+        let mut backlog: VecDeque<OutboxEntry> = [entry(2, "a", AlertStatus::Resolved, 3)].into();
+        let (merged, superseded) = collapse_missed(&head, &mut backlog).expect("collapses");
+        assert!(!merged.alert.missed);
+        assert_eq!(superseded.len(), 1);
+        assert!(backlog.is_empty());
+
+        let mut backlog: VecDeque<OutboxEntry> = [entry(2, "b", AlertStatus::Resolved, 2)].into();
+        assert_eq!(collapse_missed(&head, &mut backlog), None);
+        let mut resolved = entry(1, "a", AlertStatus::Resolved, 3);
+        resolved.attempts = 2;
+        let mut backlog: VecDeque<OutboxEntry> = [entry(2, "a", AlertStatus::Resolved, 4)].into();
+        assert_eq!(collapse_missed(&resolved, &mut backlog), None);
+        assert_eq!(backlog.len(), 1);
     }
 }

@@ -328,6 +328,7 @@ mod tests {
             notification: 1,
             idempotency_key: key.into(),
             acked_by: None,
+            missed: false,
         }
     }
 

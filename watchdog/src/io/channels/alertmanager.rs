@@ -109,6 +109,12 @@ pub fn postable_alert(
     if !alert.owners.is_empty() {
         annotations.insert("owners", alert.owners.join(", "));
     }
+    if alert.missed {
+        annotations.insert(
+            "missed",
+            "opened and resolved while no alert could be sent".to_string(),
+        );
+    }
     let ends_at = match alert.status {
         AlertStatus::Resolved => alert.at,
         AlertStatus::Firing | AlertStatus::Acknowledged => {
