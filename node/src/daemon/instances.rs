@@ -515,24 +515,9 @@ impl Instances {
         for i in targets {
             let r = self.router_mut(i);
             if r.is_unicast() && !r.cfg.unicast_peers.contains(&src) {
-                *r.counters.adverts_rejected.entry("peer").or_default() += 1;
-                let name = r.cfg.name.clone();
-                let source = Source {
-                    ifindex: d.ifindex,
-                    src,
-                };
-                if let Some(RejectLine::First { .. }) =
-                    self.rejects.handle_reject(now, source, "peer", String::new)
-                {
-                    warn!(
-                        instance = %name,
-                        vrid,
-                        interface = self.iface_name(d.ifindex),
-                        %src,
-                        reason = "peer",
-                        "rejected advert from {src}, which is not a unicast peer"
-                    );
-                }
+                self.rejected(i, now, (d.ifindex, src, vrid), "peer", || {
+                    format!("from {src}, which is not a unicast peer")
+                });
                 continue;
             }
             match wire::validate(&ip, vrrp, &r.expect()) {
@@ -555,33 +540,43 @@ impl Instances {
                     }
                 }
                 Err(reject) => {
-                    *r.counters
-                        .adverts_rejected
-                        .entry(reject.reason())
-                        .or_default() += 1;
-                    let name = r.cfg.name.clone();
-                    let source = Source {
-                        ifindex: d.ifindex,
-                        src,
-                    };
-                    if let Some(RejectLine::First { detail, .. }) =
-                        self.rejects
-                            .handle_reject(now, source, reject.reason(), || reject.to_string())
-                    {
-                        warn!(
-                            instance = %name,
-                            vrid,
-                            interface = self.iface_name(d.ifindex),
-                            %src,
-                            reason = reject.reason(),
-                            "rejected advert: {detail}"
-                        );
-                    }
+                    self.rejected(i, now, (d.ifindex, src, vrid), reject.reason(), || {
+                        reject.to_string()
+                    });
                 }
             }
             self.run_actions(i, now, out).await;
         }
         heard
+    }
+
+    /// Instance `i` refused an advert from `(ifindex, src, vrid)` for
+    /// `reason`: counted exactly, logged as the bounded rejection log allows
+    /// (`detail` is built only for a line that is written).
+    fn rejected(
+        &mut self,
+        i: usize,
+        now: Instant,
+        (ifindex, src, vrid): (u32, IpAddr, u8),
+        reason: &'static str,
+        detail: impl FnOnce() -> String,
+    ) {
+        let r = self.router_mut(i);
+        *r.counters.adverts_rejected.entry(reason).or_default() += 1;
+        let name = r.cfg.name.clone();
+        let source = Source { ifindex, src };
+        if let Some(RejectLine::First { detail, .. }) =
+            self.rejects.handle_reject(now, source, reason, detail)
+        {
+            warn!(
+                instance = %name,
+                vrid,
+                interface = self.iface_name(ifindex),
+                %src,
+                reason,
+                "rejected advert: {detail}"
+            );
+        }
     }
 
     /// Runs the actions the state machines of `routers` queued, as a batch:
