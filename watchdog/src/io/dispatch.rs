@@ -53,6 +53,21 @@ pub enum Outcome {
     },
 }
 
+impl Delivery {
+    /// What happened to entry `e` now.
+    fn of(e: &OutboxEntry, outcome: Outcome) -> Delivery {
+        Delivery {
+            channel: e.channel.clone(),
+            idempotency_key: e.alert.idempotency_key.clone(),
+            code: e.alert.code.clone(),
+            kind: e.alert.kind.as_str().to_owned(),
+            status: e.alert.status.as_str().to_owned(),
+            at: Utc::now(),
+            outcome,
+        }
+    }
+}
+
 /// Hands spooled entries to the workers.
 #[derive(Debug, Clone)]
 pub struct Dispatcher {
@@ -150,24 +165,18 @@ async fn worker(
         };
         loop {
             let result = ch.send(&e.alert).await;
-            let report = |outcome| Delivery {
-                channel: e.channel.clone(),
-                idempotency_key: e.alert.idempotency_key.clone(),
-                code: e.alert.code.clone(),
-                kind: e.alert.kind.as_str().to_owned(),
-                status: e.alert.status.as_str().to_owned(),
-                at: Utc::now(),
-                outcome,
-            };
             match result {
                 Ok(receipt) => {
                     info!(channel = %e.channel, code = %e.alert.code, kind = %e.alert.kind, status = e.alert.status.as_str(), "alert delivered");
                     if let Err(err) = spool.done(&e) {
                         error!(channel = %e.channel, error = %err, "delivered, but the spool entry was not removed; it may be sent again after a restart");
                     }
-                    let _ = reports.send(report(Outcome::Delivered {
-                        reference: receipt.reference,
-                    }));
+                    let _ = reports.send(Delivery::of(
+                        &e,
+                        Outcome::Delivered {
+                            reference: receipt.reference,
+                        },
+                    ));
                     break;
                 }
                 Err(err) if err.retryable => {
@@ -177,10 +186,13 @@ async fn worker(
                     if let Err(se) = spool.retried(&e) {
                         warn!(error = %se, "attempt count not recorded");
                     }
-                    let _ = reports.send(report(Outcome::Retrying {
-                        attempt: e.attempts,
-                        error: err.message.clone(),
-                    }));
+                    let _ = reports.send(Delivery::of(
+                        &e,
+                        Outcome::Retrying {
+                            attempt: e.attempts,
+                            error: err.message.clone(),
+                        },
+                    ));
                     tokio::time::sleep(wait).await;
                     while let Ok(next) = rx.try_recv() {
                         backlog.push_back(next);
@@ -194,9 +206,12 @@ async fn worker(
                     if let Err(se) = spool.failed(&e, &err.message) {
                         error!(error = %se, "could not park the refused alert");
                     }
-                    let _ = reports.send(report(Outcome::Failed {
-                        error: err.message.clone(),
-                    }));
+                    let _ = reports.send(Delivery::of(
+                        &e,
+                        Outcome::Failed {
+                            error: err.message.clone(),
+                        },
+                    ));
                     break;
                 }
             }
@@ -227,17 +242,12 @@ fn supersede(
         if let Err(err) = spool.done(old) {
             error!(channel = %old.channel, error = %err, "superseded entry not removed; it may be sent after a restart");
         }
-        let _ = reports.send(Delivery {
-            channel: old.channel.clone(),
-            idempotency_key: old.alert.idempotency_key.clone(),
-            code: old.alert.code.clone(),
-            kind: old.alert.kind.as_str().to_owned(),
-            status: old.alert.status.as_str().to_owned(),
-            at: Utc::now(),
-            outcome: Outcome::Superseded {
+        let _ = reports.send(Delivery::of(
+            old,
+            Outcome::Superseded {
                 by: merged.alert.idempotency_key.clone(),
             },
-        });
+        ));
     }
     merged
 }

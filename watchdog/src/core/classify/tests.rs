@@ -71,11 +71,9 @@ fn outputs(c: &mut Classifier) -> Vec<Output> {
 }
 
 fn raised(out: &[Output]) -> Vec<(IncidentKind, Severity, String)> {
-    out.iter()
-        .filter_map(|o| match o {
-            Output::Raise(r) => Some((r.kind, r.severity, r.cause.clone())),
-            _ => None,
-        })
+    raises(out)
+        .into_iter()
+        .map(|r| (r.kind, r.severity, r.cause))
         .collect()
 }
 
