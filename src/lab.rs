@@ -67,7 +67,13 @@ pub enum LabCommand {
             address event in lb02 (netlink, subscribed before the fault), the fault \
             lined up just after an advert from lb01. VRRPv2/1 s and VRRPv3/100 ms. \
             idle: the master's CPU over the window (utime+stime, in clock ticks, and the \
-            threads' schedstat run time, in ns) and its RSS, v2/1 s.\n\n\
+            threads' schedstat run time, in ns) and its RSS, v2/1 s. \
+            flood (splitguard and keepalived; v3/100 ms, and v2/1 s without --quick): a \
+            fourth host (192.0.2.66) sends 10,000 frames a second of VRRP garbage at the \
+            pair's VRID and VIP for 10 s, between 5 s windows before and after: the \
+            master's CPU (schedstat) in each window, its RSS growth, the longest gap \
+            between its adverts and their jitter as gw captures them (tcpdump), and the \
+            adverts the backup sent (a spurious takeover).\n\n\
             scale (--scale, or --instances): instead of the cases above, a pair with N \
             VRRP instances, one IPv4 VIP each from TEST-NET-1, splitguard (arbiter on) \
             against keepalived, for each N of --instances (default 1,64,251) in \

@@ -2,21 +2,26 @@
 //! each run in a fresh pair lab (lb01 150, lb02 100, gw; VIP 192.0.2.3/24), the
 //! implementations alternating run by run so drift hits all alike. It owns the
 //! schedule, starting a pair, the faults (lb01's link down; SIGTERM to lb01's
-//! daemon) and the idle window; waiting for the steady pair and gw's observer
-//! are in `pair`, timing and /proc sampling in `measure`, statistics and tables
-//! in `report`.
+//! daemon), the idle window and the flood (a fourth host sends VRRP garbage
+//! with `flood`; gw's tcpdump times the master's adverts); waiting for the
+//! steady pair and gw's observer are in `pair`, timing, /proc sampling and
+//! advert gaps in `measure`, statistics and tables in `report`.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::configs::{self, Family, LB01_ADDR, LB02_ADDR, VIP_ADDR, webhook_tables};
+use super::flood::{FloodSpec, flood};
 use super::gw::{GwObserver, GwOptions, OwnerSample, count_owners};
 use super::measure::{self, AddressWatch, Align};
 use super::netns::{Lab, LabError};
 use super::pair::{self, Daemons, RunError, STEADY_BOUND, start_gw_observer};
 use super::process::LabProcess;
-use super::report::{FREEZE_SECS, Flavour, Implementation, KILL_WINDOW_SECS, Measurement, Report};
+use super::report::{
+    FLOOD_RATE, FLOOD_WINDOW_SECS, FREEZE_SECS, Flavour, FloodMetric, Implementation,
+    KILL_WINDOW_SECS, Measurement, Report,
+};
 use super::scenario::{Scenario, apply_fault};
 
 /// Longest wait for the VIP to move after a fault.
@@ -34,6 +39,10 @@ pub const RANDOM_REPEATS: u32 = 2;
 const OWNER_SAMPLE: Duration = Duration::from_millis(20);
 /// After a frozen master resumes, how long gw keeps watching.
 const AFTER_FREEZE: Duration = Duration::from_secs(5);
+/// Longest wait for gw's tcpdump to say it is capturing.
+const CAPTURE_READY: Duration = Duration::from_secs(5);
+/// After the last window: the capture's last packets are read before it stops.
+const CAPTURE_DRAIN: Duration = Duration::from_millis(300);
 
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
@@ -83,6 +92,10 @@ pub enum Case {
     /// `check vip` on the backup: through the daemon's socket (splitguard), by
     /// its own ARP probe beside keepalived.
     CheckVip(Flavour),
+    /// A fourth host floods the pair with VRRP garbage (issue 19): the
+    /// master's CPU and RSS before, during and after, its adverts' gaps at gw,
+    /// and the backup's adverts (a spurious takeover). IPv4 flavours only.
+    Flood(Flavour),
 }
 
 impl Case {
@@ -96,11 +109,12 @@ impl Case {
             Case::Idle(f) => format!("idle {}", f.label()),
             Case::Detection(f) => format!("detection {}", f.label()),
             Case::CheckVip(f) => format!("check vip {}", f.label()),
+            Case::Flood(f) => format!("flood {}", f.label()),
         }
     }
 
-    /// The one table row a timed case fills (none for idle, which fills
-    /// [`idle_rows`]).
+    /// The one table row a timed case fills (none for idle and the flood, which
+    /// fill [`idle_rows`] and [`flood_rows`]).
     fn timed_row(self) -> Option<Measurement> {
         match self {
             Case::Failover(f) => Some(Measurement::Failover(f)),
@@ -110,7 +124,7 @@ impl Case {
             Case::Handover(f) => Some(Measurement::Handover(f)),
             Case::Detection(f) => Some(Measurement::Detection(f)),
             Case::CheckVip(f) => Some(Measurement::CheckVip(f)),
-            Case::Idle(_) => None,
+            Case::Idle(_) | Case::Flood(_) => None,
         }
     }
 
@@ -123,7 +137,8 @@ impl Case {
             | Case::Handover(f)
             | Case::Idle(f)
             | Case::Detection(f)
-            | Case::CheckVip(f) => f,
+            | Case::CheckVip(f)
+            | Case::Flood(f) => f,
         }
     }
 
@@ -132,12 +147,14 @@ impl Case {
     /// check vip: splitguard's daemon answers it; beside keepalived it probes.
     /// Early takeover's before and after (splitguard-noearly) where it can
     /// differ: failover and the idle pair's cost; the kill and the freeze
-    /// compare splitguard as it ships with keepalived.
+    /// compare splitguard as it ships with keepalived, and so does the flood.
     pub fn implementations(self) -> &'static [Implementation] {
         use Implementation::{Keepalived, Splitguard, SplitguardNoArb};
         match self {
             Case::Detection(_) => &[SplitguardNoArb, Keepalived],
-            Case::CheckVip(_) | Case::Kill(_) | Case::Freeze(_) => &[Splitguard, Keepalived],
+            Case::CheckVip(_) | Case::Kill(_) | Case::Freeze(_) | Case::Flood(_) => {
+                &[Splitguard, Keepalived]
+            }
             Case::Handover(_) => &[Splitguard, SplitguardNoArb, Keepalived],
             Case::Failover(_) | Case::FailoverRandom(_) | Case::Idle(_) => &Implementation::ALL,
         }
@@ -152,9 +169,10 @@ impl Case {
     }
 }
 
-/// The cases of one round, in order; `quick` keeps the v3/100 ms ones;
+/// The cases of one round, in order; `quick` keeps the v3/100 ms ones (the
+/// flood too: 100 ms adverts are the sternest test of "no missed interval");
 /// `ipv6` runs the failovers, the handover and the idle pair over IPv6 (VRRPv3
-/// at 1 s and at 100 ms) instead.
+/// at 1 s and at 100 ms) instead (the flood is IPv4 only).
 pub fn cases(quick: bool, ipv6: bool) -> Vec<Case> {
     if ipv6 {
         let (slow, fast) = (Flavour::V3OneSecondIpv6, Flavour::V3HundredMsIpv6);
@@ -185,6 +203,7 @@ pub fn cases(quick: bool, ipv6: bool) -> Vec<Case> {
             Case::Idle(f),
             Case::Detection(f),
             Case::CheckVip(f),
+            Case::Flood(f),
         ]
     } else {
         let (v2, v3) = (Flavour::V2OneSecond, Flavour::V3HundredMs);
@@ -200,6 +219,8 @@ pub fn cases(quick: bool, ipv6: bool) -> Vec<Case> {
             Case::Idle(v2),
             Case::Detection(v2),
             Case::CheckVip(v2),
+            Case::Flood(v2),
+            Case::Flood(v3),
         ]
     }
 }
@@ -208,11 +229,17 @@ pub fn cases(quick: bool, ipv6: bool) -> Vec<Case> {
 pub fn rows(cases: &[Case]) -> Vec<Measurement> {
     cases
         .iter()
-        .flat_map(|c| match c.timed_row() {
-            Some(m) => vec![m],
-            None => idle_rows(c.flavour()).to_vec(),
+        .flat_map(|c| match (c, c.timed_row()) {
+            (_, Some(m)) => vec![m],
+            (Case::Flood(f), None) => flood_rows(*f).to_vec(),
+            (_, None) => idle_rows(c.flavour()).to_vec(),
         })
         .collect()
+}
+
+/// The rows a flood case fills, one per [`FloodMetric`].
+fn flood_rows(f: Flavour) -> [Measurement; 7] {
+    FloodMetric::ALL.map(|metric| Measurement::Flood { flavour: f, metric })
 }
 
 /// The rows an idle case fills: the master's CPU twice (utime+stime,
@@ -264,6 +291,17 @@ pub enum Outcome {
         rss_mib: f64,
         backup_sched_percent: Option<f64>,
         pps: f64,
+    },
+    /// The flood case: the master's CPU (schedstat; None where the kernel has
+    /// none) before, during and after, its RSS growth, its adverts' timing at
+    /// gw over the flood, the backup's adverts, and what the flood sent.
+    Flood {
+        cpu_percent: [Option<f64>; 3],
+        rss_growth_mib: f64,
+        adverts: measure::AdvertTiming,
+        backup_adverts: u64,
+        sent_per_sec: f64,
+        refused: u64,
     },
 }
 
@@ -322,6 +360,25 @@ pub fn run(opts: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Report
                         cpu_sched_percent.map_or("n/a".into(), |c| format!("{c:.4} %")),
                         backup_sched_percent.map_or("n/a".into(), |c| format!("{c:.4} %"))
                     ),
+                    Ok(Outcome::Flood {
+                        cpu_percent,
+                        rss_growth_mib,
+                        adverts,
+                        backup_adverts,
+                        sent_per_sec,
+                        refused,
+                    }) => format!(
+                        "CPU {} % (before/during/after), RSS {rss_growth_mib:+.2} MiB, \
+                         adverts: longest gap {:.1} ms, p95 jitter {:.1} ms over {} gaps, \
+                         {backup_adverts} from the backup; flood {sent_per_sec:.0} frames/s \
+                         ({refused} refused)",
+                        cpu_percent
+                            .map(|c| c.map_or("n/a".into(), |c| format!("{c:.3}")))
+                            .join("/"),
+                        adverts.max_gap_ms,
+                        adverts.jitter_p95_ms,
+                        adverts.gaps
+                    ),
                     Err(e) if e.is_interrupted() => "interrupted".to_string(),
                     Err(e) => format!("FAILED: {e}"),
                 };
@@ -376,6 +433,44 @@ fn record(report: &mut Report, case: Case, imp: Implementation, result: Result<O
                 report.record(m, imp, Err(e.clone()));
             }
         }
+        (
+            Case::Flood(f),
+            Ok(Outcome::Flood {
+                cpu_percent: [before, during, after],
+                rss_growth_mib,
+                adverts,
+                backup_adverts,
+                ..
+            }),
+        ) => {
+            let sched =
+                |p: Option<f64>| p.ok_or_else(|| "no schedstat run times on this kernel".into());
+            let row = |metric| Measurement::Flood { flavour: f, metric };
+            report.record(row(FloodMetric::CpuBefore), imp, sched(before));
+            report.record(row(FloodMetric::CpuDuring), imp, sched(during));
+            report.record(row(FloodMetric::CpuAfter), imp, sched(after));
+            report.record(row(FloodMetric::RssGrowth), imp, Ok(rss_growth_mib));
+            report.record(row(FloodMetric::AdvertMaxGap), imp, Ok(adverts.max_gap_ms));
+            report.record(
+                row(FloodMetric::AdvertJitter),
+                imp,
+                Ok(adverts.jitter_p95_ms),
+            );
+            report.record(
+                row(FloodMetric::BackupAdverts),
+                imp,
+                Ok(backup_adverts as f64),
+            );
+        }
+        (Case::Flood(f), other) => {
+            let e = match other {
+                Err(e) => why(&e),
+                Ok(o) => format!("unexpected outcome {o:?}"),
+            };
+            for m in flood_rows(f) {
+                report.record(m, imp, Err(e.clone()));
+            }
+        }
         (timed, r) => {
             if let Some(m) = timed.timed_row() {
                 report.record(m, imp, r.map(moved_ms).map_err(|e| why(&e)));
@@ -387,7 +482,7 @@ fn record(report: &mut Report, case: Case, imp: Implementation, result: Result<O
 fn moved_ms(o: Outcome) -> f64 {
     match o {
         Outcome::Ms(ms) => ms,
-        Outcome::Idle { .. } => f64::NAN,
+        Outcome::Idle { .. } | Outcome::Flood { .. } => f64::NAN,
     }
 }
 
@@ -399,7 +494,11 @@ fn run_once(
     case: Case,
     imp: Implementation,
 ) -> Result<Outcome, RunError> {
-    let lab = configs::pair_lab_in("bench", case.flavour().family())?;
+    let lab = match case {
+        // The hostile host's fourth namespace (IPv4 only).
+        Case::Flood(_) => configs::flood_lab("bench")?,
+        _ => configs::pair_lab_in("bench", case.flavour().family())?,
+    };
     // Detection needs gw's webhook receiver (and its clock); the kill and the
     // freeze its owner samples, finer than the scenarios' 250 ms.
     let limit = STEADY_BOUND + FAILOVER_BOUND + ALERT_BOUND + Duration::from_secs(30);
@@ -670,6 +769,7 @@ fn measure_pair(
             check()?;
             Ok(Outcome::Ms(check()?))
         }
+        Case::Flood(_) => measure_flood(lab, daemons, f),
         Case::Idle(_) => {
             pair::pause(IDLE_SETTLE)?;
             let pid = daemons
@@ -715,6 +815,143 @@ fn measure_pair(
             })
         }
     }
+}
+
+/// The flood case on a steady pair: gw captures both nodes' adverts (tcpdump,
+/// kernel timestamps, a BPF filter that leaves the flood out) over three
+/// windows while lb01's daemon is sampled at their edges; in the middle one
+/// the `flood` host sends [`FLOOD_RATE`] frames a second of VRRP garbage at the
+/// pair's VRID and VIP. Adverts from lb02 are a takeover the flood caused:
+/// counted, as a figure (keepalived 2.2.7's master falls silent under this
+/// flood and its backup takes over; its figures still belong beside
+/// splitguard's). The run fails if the VIP is not back on lb01 alone by the
+/// end, or lb01 gave up (a priority-0 advert).
+fn measure_flood(lab: &Lab, daemons: &Daemons, f: Flavour) -> Result<Outcome, RunError> {
+    if f.family() != Family::Ipv4 {
+        return Err(RunError::Broken("the flood is IPv4 only".into()));
+    }
+    let [before, during, after] = FLOOD_WINDOW_SECS.map(Duration::from_secs);
+    pair::pause(IDLE_SETTLE)?;
+    let pid = daemons
+        .lb01
+        .pid()
+        .ok_or_else(|| RunError::Broken("lb01's daemon has exited".into()))?;
+    let src = lab.host("flood")?.addr;
+    let spec = FloodSpec {
+        src,
+        version: match version(f) {
+            2 => splitguard_vrrp::Version::V2,
+            _ => splitguard_vrrp::Version::V3,
+        },
+        vrid: configs::VRID,
+        vip: VIP_ADDR,
+        password: configs::AUTH_PASS.into(),
+        // The pair's own interval, in v2 seconds or v3 centiseconds.
+        adver_int: match version(f) {
+            2 => advert_interval(f).as_secs() as u16,
+            _ => (advert_interval(f).as_millis() / 10) as u16,
+        },
+        rate: FLOOD_RATE,
+        duration: during,
+    };
+    // Bounded twice: `timeout` ends it past every window, and it is stopped
+    // (or dropped) once they are over.
+    let limit = (before + during + after + CAPTURE_READY * 2)
+        .as_secs()
+        .to_string();
+    let filter = format!("ip proto 112 and (src host {LB01_ADDR} or src host {LB02_ADDR})");
+    let mut capture = lab.spawn(
+        "gw",
+        "tcpdump-adverts",
+        &[
+            "timeout", &limit, "tcpdump", "-l", "-n", "-tt", "-i", "eth0", &filter,
+        ],
+    )?;
+    let deadline = Instant::now() + CAPTURE_READY;
+    while !capture.log_text().contains("listening on") {
+        if Instant::now() >= deadline {
+            return Err(RunError::Broken(format!(
+                "gw's tcpdump did not start within {CAPTURE_READY:?}{}",
+                capture.log_tail(4)
+            )));
+        }
+        pair::pause(Duration::from_millis(50))?;
+    }
+    let s0 = measure::sample_tree(pid)?;
+    pair::pause(before)?;
+    let s1 = measure::sample_tree(pid)?;
+    let from = since_epoch();
+    // Blocks for the flood's duration; the samples on either side bracket it.
+    let sent = flood(lab, "flood", &spec).map_err(|e| RunError::Broken(format!("{e}")))?;
+    let to = since_epoch();
+    let s2 = measure::sample_tree(pid)?;
+    // A flood well short of its rate (a starved sender) measures a lighter load.
+    if sent.sent < FLOOD_RATE * during.as_secs() / 2 {
+        return Err(RunError::Broken(format!(
+            "the flood sent only {} of {} frames ({} refused)",
+            sent.sent,
+            FLOOD_RATE * during.as_secs(),
+            sent.refused
+        )));
+    }
+    pair::pause(after)?;
+    let s3 = measure::sample_tree(pid)?;
+    pair::pause(CAPTURE_DRAIN)?;
+    capture.stop(Duration::from_secs(2));
+    let captured = measure::parse_vrrp_capture(&capture.log_text());
+
+    let backup_adverts = captured.iter().filter(|a| a.src == LB02_ADDR).count() as u64;
+    if !configs::holds_vip(lab, "lb01")? || configs::holds_vip(lab, "lb02")? {
+        return Err(RunError::Broken(format!(
+            "the VIP was not on lb01 alone {after:?} after the flood \
+             ({backup_adverts} adverts from lb02)"
+        )));
+    }
+    // Only live adverts count; a priority-0 one is lb01 giving up.
+    let lb01: Vec<Duration> = captured
+        .iter()
+        .filter(|a| a.src == LB01_ADDR)
+        .map(|a| match a.priority {
+            Some(0) => Err(RunError::Broken("lb01 sent a priority-0 advert".into())),
+            _ => Ok(a.at),
+        })
+        .collect::<Result<_, _>>()?;
+    // The gaps across the window's edges need an advert on either side.
+    if !lb01.iter().any(|t| *t < from) || !lb01.iter().any(|t| *t > to) {
+        return Err(RunError::Broken(format!(
+            "gw did not capture lb01's adverts on both sides of the flood ({} in all){}",
+            lb01.len(),
+            capture.log_tail(4)
+        )));
+    }
+    let gaps = measure::gaps_across(&lb01, from, to);
+    let adverts = measure::advert_timing(&gaps, advert_interval(f))
+        .ok_or_else(|| RunError::Broken("no advert gaps over the flood".into()))?;
+    let kib = |s: &measure::TreeSample| s.rss_kib as f64;
+    let flood_secs = sent.elapsed.as_secs_f64();
+    if flood_secs <= 0.0 {
+        return Err(RunError::Broken("the flood took no time".into()));
+    }
+    Ok(Outcome::Flood {
+        cpu_percent: [
+            measure::cpu_percent_precise(&s0, &s1),
+            measure::cpu_percent_precise(&s1, &s2),
+            measure::cpu_percent_precise(&s2, &s3),
+        ],
+        rss_growth_mib: (kib(&s2).max(kib(&s3)) - kib(&s0)) / 1024.0,
+        adverts,
+        backup_adverts,
+        sent_per_sec: sent.sent as f64 / flood_secs,
+        refused: sent.refused,
+    })
+}
+
+/// Now as tcpdump's `-tt` timestamps count (the Unix epoch; zero if the clock
+/// is before it, which no lab run sees).
+fn since_epoch() -> Duration {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
 }
 
 /// lb01's daemon and every process under it (keepalived: parent and children).
@@ -765,12 +1002,15 @@ mod tests {
         assert!(quick.iter().all(|c| c.flavour() == Flavour::V3HundredMs));
         assert_eq!(
             rows(&quick).len(),
-            10,
+            17,
             "failover twice, handover, idle (CPU twice, RSS, backup CPU, packets), \
-             detection, check vip"
+             detection, check vip, flood (CPU thrice, RSS growth, advert gap and \
+             jitter, the backup's adverts)"
         );
         let full = cases(false, false);
-        assert_eq!(rows(&full).len(), 15);
+        assert_eq!(rows(&full).len(), 29);
+        assert!(full.contains(&Case::Flood(Flavour::V2OneSecond)));
+        assert!(full.contains(&Case::Flood(Flavour::V3HundredMs)));
         assert!(rows(&full).contains(&Measurement::FreezeDual(Flavour::V2OneSecond)));
         assert!(rows(&full).contains(&Measurement::IdleCpu(Flavour::V2OneSecond)));
         assert!(rows(&full).contains(&Measurement::Detection(Flavour::V2OneSecond)));
@@ -858,6 +1098,69 @@ mod tests {
         for _ in 0..1000 {
             let x = measure::random_fraction();
             assert!((0.0..1.0).contains(&x), "{x}");
+        }
+    }
+
+    #[test]
+    fn the_flood_runs_in_ipv4_for_splitguard_and_keepalived() {
+        for ipv6 in [false, true] {
+            for quick in [false, true] {
+                for c in cases(quick, ipv6) {
+                    if let Case::Flood(f) = c {
+                        assert_eq!(f.family(), Family::Ipv4, "{c:?}");
+                        assert_eq!(
+                            c.implementations(),
+                            &[Implementation::Splitguard, Implementation::Keepalived]
+                        );
+                    }
+                }
+            }
+        }
+        assert!(
+            !cases(false, true)
+                .iter()
+                .any(|c| matches!(c, Case::Flood(_)))
+        );
+    }
+
+    #[test]
+    fn flood_runs_fill_every_flood_row_or_fail_them_all() {
+        let f = Flavour::V3HundredMs;
+        let mut r = Report::new(rows(&[Case::Flood(f)]), 1);
+        record(
+            &mut r,
+            Case::Flood(f),
+            Implementation::Splitguard,
+            Ok(Outcome::Flood {
+                cpu_percent: [Some(0.05), Some(3.5), None],
+                rss_growth_mib: 0.01,
+                adverts: measure::AdvertTiming {
+                    max_gap_ms: 104.0,
+                    jitter_p95_ms: 1.5,
+                    gaps: 100,
+                },
+                backup_adverts: 0,
+                sent_per_sec: 9_990.0,
+                refused: 0,
+            }),
+        );
+        record(
+            &mut r,
+            Case::Flood(f),
+            Implementation::Keepalived,
+            Err(RunError::Broken(
+                "the VIP was not on lb01\n  --- log ---".into(),
+            )),
+        );
+        let row = |metric| Measurement::Flood { flavour: f, metric };
+        let sg = |m| r.samples(row(m), Implementation::Splitguard).expect("cell");
+        assert_eq!(sg(FloodMetric::CpuDuring).values, vec![3.5]);
+        assert_eq!(sg(FloodMetric::AdvertMaxGap).values, vec![104.0]);
+        assert_eq!(sg(FloodMetric::CpuAfter).failures.len(), 1);
+        assert_eq!(sg(FloodMetric::BackupAdverts).values, vec![0.0]);
+        for m in flood_rows(f) {
+            let s = r.samples(m, Implementation::Keepalived).expect("cell");
+            assert_eq!(s.failures, vec!["the VIP was not on lb01".to_string()]);
         }
     }
 

@@ -22,6 +22,10 @@ pub const VIP_ADDR: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 3);
 pub const LB01_ADDR: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 5);
 pub const LB02_ADDR: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 6);
 pub const GW_ADDR: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 254);
+/// The pair's VRID and its VRRPv2 PASS password, as [`sg_config`] and
+/// [`ka_config`] write them (for a host that must speak to the pair's instance).
+pub const VRID: u8 = 51;
+pub const AUTH_PASS: &str = "1111";
 /// The pair's IPv6 VIP (a /64) in an IPv6 lab.
 pub const VIP6: &str = "2001:db8::3";
 pub const VIP6_ADDR: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 3);
@@ -68,6 +72,15 @@ pub fn pair_lab(tag: &str) -> Result<Lab, LabError> {
 /// and gw at 2001:db8::5, ::6 and ::fe, link-locals fe80::ff:fe00:5, :6, :fe.
 pub fn pair_lab6(tag: &str) -> Result<Lab, LabError> {
     pair(tag).ipv6().build()
+}
+
+/// The hostile host of a flood lab ([`flood_lab`]), on the pair's segment.
+pub const FLOOD_ADDR: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 66);
+
+/// The IPv4 pair lab with a fourth host, `flood` at [`FLOOD_ADDR`], to send
+/// [`crate::flood::flood`] from (issue 19; the flood is IPv4 only).
+pub fn flood_lab(tag: &str) -> Result<Lab, LabError> {
+    pair(tag).host("flood", FLOOD_ADDR).build()
 }
 
 fn pair(tag: &str) -> crate::LabBuilder {
@@ -469,6 +482,16 @@ mod tests {
         let off = arbiter_table(Implementation::SplitguardNoArb, LB02_ADDR);
         assert!(off.contains("enabled = false"));
         assert!(!off.contains("references"));
+    }
+
+    #[test]
+    fn the_vrid_and_password_constants_are_what_the_configs_say() {
+        let ka = ka_config("lb01", 150, 2, "1");
+        assert!(ka.contains(&format!("virtual_router_id {VRID}\n")));
+        assert!(ka.contains(&format!("auth_pass {AUTH_PASS}\n")));
+        for v in [GW_ADDR, LB01_ADDR, LB02_ADDR, VIP_ADDR] {
+            assert_ne!(FLOOD_ADDR, v);
+        }
     }
 
     #[test]

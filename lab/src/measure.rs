@@ -3,7 +3,9 @@
 //! so the moment is the event's arrival, not a poll), optionally lined up just
 //! after an advert from the master; and what a process tree costs (CPU time from
 //! `/proc/PID/stat` in clock ticks and, finer, from every thread's
-//! `/proc/PID/task/TID/schedstat` in ns; VmRSS from `/proc/PID/status`). Also the interrupt flag that
+//! `/proc/PID/task/TID/schedstat` in ns; VmRSS from `/proc/PID/status`); how
+//! on time a master's adverts were, from a tcpdump capture's kernel timestamps
+//! (the longest gap and the jitter). Also the interrupt flag that
 //! lets every wait here end early on Ctrl-C, so a lab is always dropped.
 
 use std::collections::BTreeMap;
@@ -308,6 +310,99 @@ fn is_live_advert_from(endpoints: &Endpoints, vrrp: &[u8], master: IpAddr) -> bo
     let from_master = endpoints.src() == master;
     // Byte 2 of a v2 or v3 advert is the priority.
     from_master && vrrp.get(2).is_some_and(|p| *p > 0)
+}
+
+// ------------------------------------------------------------ advert timing
+
+/// One VRRP packet in a `tcpdump -n -tt` capture: when the capturing host's
+/// kernel received it (time since the Unix epoch) and who sent it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CapturedAdvert {
+    pub at: Duration,
+    pub src: std::net::Ipv4Addr,
+    /// The priority tcpdump printed (`prio N`), when it printed one.
+    pub priority: Option<u8>,
+}
+
+/// The VRRP packets of a `tcpdump -n -tt` text, for example
+/// `1733524000.123456 IP 192.0.2.5 > 224.0.0.18: VRRPv3, Advertisement, vrid
+/// 51, prio 150, intvl 10cs, length 12`. tcpdump's own lines (`listening on`,
+/// the counts at exit) and anything else that does not parse are skipped.
+pub fn parse_vrrp_capture(text: &str) -> Vec<CapturedAdvert> {
+    text.lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            let at = parse_epoch(words.next()?)?;
+            if words.next()? != "IP" {
+                return None;
+            }
+            let src = words.next()?.parse().ok()?;
+            if !line.contains("VRRP") {
+                return None;
+            }
+            let priority = line
+                .split(", ")
+                .find_map(|field| field.strip_prefix("prio ")?.parse().ok());
+            Some(CapturedAdvert { at, src, priority })
+        })
+        .collect()
+}
+
+/// `1733524000.123456` (tcpdump `-tt`) as a time since the epoch, exactly (an
+/// f64 would keep only about a microsecond at today's epoch seconds).
+fn parse_epoch(word: &str) -> Option<Duration> {
+    let (secs, frac) = word.split_once('.')?;
+    if frac.is_empty() || frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let nanos: u32 = format!("{frac:0<9}").parse().ok()?;
+    Some(Duration::new(secs.parse().ok()?, nanos))
+}
+
+/// The gaps between consecutive adverts that touch the window `from..=to`:
+/// the adverts inside it, and the last one before it and the first after it,
+/// so a silence across either edge counts in full. `times` in any order.
+pub fn gaps_across(times: &[Duration], from: Duration, to: Duration) -> Vec<Duration> {
+    let mut sorted = times.to_vec();
+    sorted.sort_unstable();
+    let first = sorted.iter().rposition(|t| *t < from).unwrap_or(0);
+    let last = sorted
+        .iter()
+        .position(|t| *t > to)
+        .unwrap_or(sorted.len().saturating_sub(1));
+    sorted
+        .get(first..=last)
+        .unwrap_or_default()
+        .windows(2)
+        .map(|w| w[1].saturating_sub(w[0]))
+        .collect()
+}
+
+/// How on time a master's adverts were.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AdvertTiming {
+    /// The longest gap between two adverts, ms: one missed advert makes it
+    /// about twice the interval.
+    pub max_gap_ms: f64,
+    /// The 95th percentile (nearest rank) of |gap − interval|, ms: how far a
+    /// usual advert strays from its slot, apart from the worst few.
+    pub jitter_p95_ms: f64,
+    pub gaps: usize,
+}
+
+/// [`AdvertTiming`] of `gaps` against the advert `interval`; None without gaps.
+pub fn advert_timing(gaps: &[Duration], interval: Duration) -> Option<AdvertTiming> {
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let max_gap = gaps.iter().max()?;
+    let mut off: Vec<f64> = gaps.iter().map(|g| (ms(*g) - ms(interval)).abs()).collect();
+    off.sort_by(f64::total_cmp);
+    // Nearest rank: the smallest value with at least 95 % of them at or below it.
+    let rank = (off.len() * 95).div_ceil(100).max(1);
+    Some(AdvertTiming {
+        max_gap_ms: ms(*max_gap),
+        jitter_p95_ms: *off.get(rank - 1)?,
+        gaps: gaps.len(),
+    })
 }
 
 // ------------------------------------------------------------------ /proc
@@ -636,6 +731,71 @@ mod tests {
         );
         assert_eq!(parse_schedstat_ns(""), None);
         assert_eq!(parse_schedstat_ns("x 1 2"), None);
+    }
+
+    #[test]
+    fn tcpdump_lines_give_time_source_and_priority() {
+        use std::net::Ipv4Addr;
+        let text = "tcpdump: verbose output suppressed, use -v[v]... for full protocol decode\n\
+            listening on eth0, link-type EN10MB (Ethernet), snapshot length 262144 bytes\n\
+            1733524000.123456 IP 192.0.2.5 > 224.0.0.18: VRRPv3, Advertisement, vrid 51, prio 150, intvl 10cs, length 12\n\
+            1733524000.2 IP 192.0.2.6 > 224.0.0.18: VRRPv2, Advertisement, vrid 51, prio 0, authtype simple, intvl 1s, length 20, addrs: 192.0.2.3 auth \"1111\"\n\
+            1733524000.300000 IP 192.0.2.5 > 224.0.0.18: ip-proto-112 6\n\
+            1733524000.x IP 192.0.2.5 > 224.0.0.18: VRRPv3, Advertisement\n\
+            \n\
+            3 packets captured\n";
+        let got = parse_vrrp_capture(text);
+        assert_eq!(
+            got,
+            vec![
+                CapturedAdvert {
+                    at: Duration::new(1_733_524_000, 123_456_000),
+                    src: Ipv4Addr::new(192, 0, 2, 5),
+                    priority: Some(150),
+                },
+                CapturedAdvert {
+                    at: Duration::new(1_733_524_000, 200_000_000),
+                    src: Ipv4Addr::new(192, 0, 2, 6),
+                    priority: Some(0),
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn gaps_span_the_window_edges() {
+        let s = |ms: u64| Duration::from_millis(ms);
+        // Adverts every 100 ms but one missing at 400, shuffled.
+        let times = [s(500), s(0), s(100), s(300), s(200), s(600), s(700)];
+        // The window 250..=550: 200 (before) to 600 (after).
+        assert_eq!(
+            gaps_across(&times, s(250), s(550)),
+            vec![s(100), s(200), s(100)]
+        );
+        // A window past the last advert still sees the last gap.
+        assert_eq!(gaps_across(&times, s(800), s(900)), vec![]);
+        assert_eq!(gaps_across(&times, s(650), s(900)), vec![s(100)]);
+        assert_eq!(gaps_across(&[], s(0), s(1)), vec![]);
+        assert_eq!(gaps_across(&[s(5)], s(0), s(10)), vec![]);
+    }
+
+    #[test]
+    fn advert_timing_has_the_worst_gap_and_the_p95_deviation() {
+        let interval = Duration::from_millis(100);
+        // 99 gaps 1 ms off (early or late), one of 210 ms: a missed advert.
+        let mut gaps: Vec<Duration> = (0..99)
+            .map(|i| Duration::from_millis(if i % 2 == 0 { 101 } else { 99 }))
+            .collect();
+        gaps.push(Duration::from_millis(210));
+        let t = advert_timing(&gaps, interval).expect("gaps");
+        assert!((t.max_gap_ms - 210.0).abs() < 1e-9, "{t:?}");
+        assert!((t.jitter_p95_ms - 1.0).abs() < 1e-9, "{t:?}");
+        assert_eq!(t.gaps, 100);
+        // Few gaps: the 95th percentile is the worst one.
+        let few = [Duration::from_millis(1003), Duration::from_millis(990)];
+        let t = advert_timing(&few, Duration::from_secs(1)).expect("gaps");
+        assert!((t.jitter_p95_ms - 10.0).abs() < 1e-9, "{t:?}");
+        assert_eq!(advert_timing(&[], interval), None);
     }
 
     #[test]

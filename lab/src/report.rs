@@ -117,12 +117,92 @@ pub enum Measurement {
     /// paused VM) for longer than the implementation's failover time, then
     /// resumed: time at gw with two owners from the freeze to 5 s after, ms.
     FreezeDual(Flavour),
+    /// A flood of VRRP garbage at the pair (issue 19): one figure of the master
+    /// before, during or after it (see [`FloodMetric`]).
+    Flood {
+        flavour: Flavour,
+        metric: FloodMetric,
+    },
     /// The scale section: one figure of a pair with `n` instances.
     Scale {
         flavour: Flavour,
         n: u16,
         metric: ScaleMetric,
     },
+}
+
+/// What one row of the flood case measures: a lab host sends [`FLOOD_RATE`]
+/// frames a second of VRRP garbage at the pair's VRID and VIP for the middle
+/// one of [`FLOOD_WINDOW_SECS`], between a window before and one after (see
+/// `bench`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FloodMetric {
+    /// The master's daemon (keepalived: all its processes), schedstat run
+    /// time over the window, % of one core.
+    CpuBefore,
+    CpuDuring,
+    CpuAfter,
+    /// The master's RSS: the larger of the samples at the flood's end and at
+    /// the after window's end, less the sample before, MiB.
+    RssGrowth,
+    /// The longest gap between the master's adverts as gw received them
+    /// (kernel timestamps), over the flood window and across its edges, ms.
+    AdvertMaxGap,
+    /// The 95th percentile of |gap − advert interval| of those, ms.
+    AdvertJitter,
+    /// Adverts gw captured from the backup over the three windows: more than
+    /// none is a spurious takeover. A figure, not a failed run, so that an
+    /// implementation that does take over still shows what its master did.
+    BackupAdverts,
+}
+
+/// The flood case's windows, s: before, the flood, after.
+pub const FLOOD_WINDOW_SECS: [u64; 3] = [5, 10, 5];
+/// The flood's rate, frames a second (the issue's figure).
+pub const FLOOD_RATE: u64 = 10_000;
+
+impl FloodMetric {
+    /// In the order the rows appear.
+    pub const ALL: [FloodMetric; 7] = [
+        FloodMetric::CpuBefore,
+        FloodMetric::CpuDuring,
+        FloodMetric::CpuAfter,
+        FloodMetric::RssGrowth,
+        FloodMetric::AdvertMaxGap,
+        FloodMetric::AdvertJitter,
+        FloodMetric::BackupAdverts,
+    ];
+
+    pub fn label(self) -> String {
+        let [before, during, after] = FLOOD_WINDOW_SECS;
+        match self {
+            FloodMetric::CpuBefore => {
+                format!("CPU of the master in the {before} s before (schedstat), %")
+            }
+            FloodMetric::CpuDuring => {
+                format!("CPU of the master during the {during} s flood (schedstat), %")
+            }
+            FloodMetric::CpuAfter => {
+                format!("CPU of the master in the {after} s after (schedstat), %")
+            }
+            FloodMetric::RssGrowth => {
+                "RSS growth of the master (end of flood or after, the larger, − before), MiB".into()
+            }
+            FloodMetric::AdvertMaxGap => {
+                "longest gap between the master's adverts at gw, ms".into()
+            }
+            FloodMetric::AdvertJitter => {
+                "advert jitter at gw (95th percentile of each gap's distance from the interval), ms"
+                    .into()
+            }
+            FloodMetric::BackupAdverts => {
+                format!(
+                    "adverts from the backup (a spurious takeover) in the {} s",
+                    before + during + after
+                )
+            }
+        }
+    }
 }
 
 /// What one row of the scale section measures (see `bench_scale`).
@@ -275,10 +355,29 @@ impl Measurement {
             Measurement::CheckVip(f) => {
                 format!("check vip on the backup (zabbix), {}, ms", f.label())
             }
+            Measurement::Flood { flavour, metric } => format!(
+                "flood {} frames/s: {}, {}",
+                FLOOD_RATE,
+                metric.label(),
+                flavour.label()
+            ),
             Measurement::Scale { flavour, n, metric } => {
                 format!("scale {}, N={n}: {}", flavour.label(), metric.label())
             }
         }
+    }
+
+    /// Whether the ratio columns mean anything for this row: not for a growth
+    /// that is about zero for both, where a ratio is noise over noise, nor for
+    /// a count that should be zero.
+    pub fn has_ratio(self) -> bool {
+        !matches!(
+            self,
+            Measurement::Flood {
+                metric: FloodMetric::RssGrowth | FloodMetric::BackupAdverts,
+                ..
+            }
+        )
     }
 
     /// How a value of this measurement is printed.
@@ -301,6 +400,20 @@ impl Measurement {
             Measurement::IdleCpuSched(_) | Measurement::IdleCpuBackup(_) => format!("{v:.4}"),
             Measurement::IdlePps(_) => format!("{v:.1}"),
             Measurement::IdleRss(_) => format!("{v:.1}"),
+            Measurement::Flood { metric, .. } => match metric {
+                FloodMetric::CpuBefore | FloodMetric::CpuDuring | FloodMetric::CpuAfter => {
+                    format!("{v:.3}")
+                }
+                FloodMetric::RssGrowth => format!("{v:.2}"),
+                FloodMetric::BackupAdverts => format!("{v:.0}"),
+                FloodMetric::AdvertMaxGap | FloodMetric::AdvertJitter => {
+                    if v.abs() >= 100.0 {
+                        format!("{v:.0}")
+                    } else {
+                        format!("{v:.1}")
+                    }
+                }
+            },
             Measurement::Scale { metric, .. } => match metric {
                 ScaleMetric::Lb02StartClaims => format!("{v:.0}"),
                 ScaleMetric::CpuLb01 | ScaleMetric::CpuLb02 => format!("{v:.2}"),
@@ -482,10 +595,10 @@ impl Report {
                 row.push(self.cell(*m, imp));
             }
             for (_, a, b) in &ratios {
-                row.push(format_ratio(ratio(
-                    self.median_of(*m, *a),
-                    self.median_of(*m, *b),
-                )));
+                row.push(match m.has_ratio() {
+                    true => format_ratio(ratio(self.median_of(*m, *a), self.median_of(*m, *b))),
+                    false => format_ratio(None),
+                });
             }
             grid.push(row);
         }
@@ -729,6 +842,47 @@ mod tests {
         );
         // A failure in a column the report does not show is not listed either.
         assert!(!md.contains("not a column"), "{md}");
+    }
+
+    #[test]
+    fn flood_rows_have_labels_and_growth_has_no_ratio() {
+        let f = Flavour::V3HundredMs;
+        let row = |metric| Measurement::Flood { flavour: f, metric };
+        let mut r = Report::with_columns(
+            FloodMetric::ALL.into_iter().map(row).collect(),
+            1,
+            vec![Implementation::Splitguard, Implementation::Keepalived],
+        );
+        for (m, sg, ka) in [
+            (FloodMetric::CpuDuring, 4.0, 2.0),
+            (FloodMetric::RssGrowth, 0.02, 0.01),
+            (FloodMetric::AdvertMaxGap, 104.26, 130.0),
+        ] {
+            r.record(row(m), Implementation::Splitguard, Ok(sg));
+            r.record(row(m), Implementation::Keepalived, Ok(ka));
+        }
+        let md = r.render_markdown();
+        assert!(
+            md.contains(
+                "| flood 10000 frames/s: CPU of the master during the 10 s flood (schedstat), %, \
+                 v3/100 ms | 4.000 | 2.000 | 2.00 |"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("− before), MiB, v3/100 ms | 0.02 | 0.01 | — |"),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "longest gap between the master's adverts at gw, ms, v3/100 ms | 104 | 130 | 0.80 |"
+            ),
+            "{md}"
+        );
+        // No label breaks a Markdown table: every row has the header's cells.
+        let cells = |l: &str| l.matches('|').count();
+        let lines: Vec<&str> = md.lines().take_while(|l| l.starts_with('|')).collect();
+        assert!(lines.iter().all(|l| cells(l) == cells(lines[0])), "{md}");
     }
 
     #[test]
