@@ -48,6 +48,12 @@ fn the_quick_demo_tells_the_story_and_cleans_up() {
         !stdout.contains("firing warning link_down from lb01"),
         "{stdout}"
     );
+    assert!(
+        stdout.contains(
+            "resolved warning link_down from lb01 (opened and closed before its page could be sent)"
+        ),
+        "{stdout}"
+    );
     // Lab namespaces carry the creating process's pid.
     let left = namespaces();
     assert!(

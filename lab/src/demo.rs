@@ -280,7 +280,7 @@ impl Story<'_> {
             // One notice for an incident that opened and closed while its
             // node could send nothing.
             let missed = if h.body["missed"] == serde_json::Value::Bool(true) {
-                " (opened and closed while it could not send)"
+                " (opened and closed before its page could be sent)"
             } else {
                 ""
             };

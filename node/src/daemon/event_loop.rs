@@ -201,9 +201,22 @@ const BATCH: usize = 256;
 /// node, hundreds of adverts can wait in the reader tasks' queue (or in the
 /// socket, until those tasks run) while a down timer expires, and a backup
 /// that took the timer first would claim from a master it has in fact heard.
-/// One yield lets the readers move what the sockets hold.
+/// So do link and address events: a link back at the moment an incident's
+/// page falls due resolves the incident before the page goes. One yield lets
+/// the readers move what the sockets hold.
 async fn adverts_before_timers(node: &mut Node, inputs: &mut Inputs) {
     tokio::task::yield_now().await;
+    let mut net = 0;
+    while net < BATCH {
+        let Some(ev) = inputs.ready_net() else {
+            break;
+        };
+        node.on_input(ev, Instant::now()).await;
+        net += 1;
+    }
+    if net > 0 {
+        node.step_done(Instant::now()).await;
+    }
     let mut left = DRAIN_BEFORE_TIMERS;
     while left > 0 {
         let mut batch = 0;

@@ -80,6 +80,9 @@ struct Node {
     watching: Watching,
     /// The alert engine's revision when the open incidents were last published.
     incidents_published: Option<u64>,
+    /// Every interface the instances run on is down: the dispatcher holds
+    /// its retries until one is back (set after the step's flush).
+    links_down: bool,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT, then steps down cleanly.
@@ -158,16 +161,18 @@ pub async fn run_until(
     let now = Instant::now();
     instances.start(now, &mut out).await;
     let mut arbiter = arbiter;
+    // Started with every link down: no event will say so.
+    let down = instances.own_links_down();
+    let links_down = down.is_some();
     if let Some(arb) = arbiter.as_mut() {
-        // Started with every link down: no event will say so.
-        arb.on_links(instances.own_links_down(), now, &mut instances, &mut out)
-            .await;
+        arb.on_links(down, now, &mut instances, &mut out).await;
     }
     let mut node = Node {
         out,
         owner: Owner::Instances { instances, arbiter },
         watching,
         incidents_published: None,
+        links_down,
     };
     node.settle(now).await;
     node.publish_status();
@@ -227,6 +232,7 @@ pub async fn watch(cfg: Config) -> anyhow::Result<()> {
         owner: Owner::Keepalived(beside),
         watching,
         incidents_published: None,
+        links_down: false,
     };
     node.publish_status();
 
@@ -277,9 +283,12 @@ impl Node {
                     Owner::Instances { instances, arbiter } => {
                         let links = matches!(ev, NetEvent::Link(_) | NetEvent::Overrun);
                         instances.on_net_event(ev, now, out).await;
-                        if links && let Some(arb) = arbiter {
-                            arb.on_links(instances.own_links_down(), now, instances, out)
-                                .await;
+                        if links {
+                            let down = instances.own_links_down();
+                            self.links_down = down.is_some();
+                            if let Some(arb) = arbiter {
+                                arb.on_links(down, now, instances, out).await;
+                            }
                         }
                     }
                     Owner::Keepalived(beside) => {
@@ -350,6 +359,8 @@ impl Node {
     async fn step_done(&mut self, now: Instant) {
         self.settle(now).await;
         self.watching.flush(now, &mut self.out).await;
+        // After the flush: what the link's return resolved is queued first.
+        self.watching.watcher.set_offline(self.links_down);
         self.publish_status();
         self.end_step(now);
     }

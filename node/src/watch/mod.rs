@@ -257,6 +257,12 @@ impl Watcher {
         self.settle(now).await;
     }
 
+    /// The node's own links are all down, or one is back
+    /// ([`Dispatcher::set_offline`]).
+    pub fn set_offline(&self, offline: bool) {
+        self.dispatcher.set_offline(offline);
+    }
+
     /// An incident from elsewhere (the arbiter inside `run`).
     pub async fn raise(&mut self, now: Instant, r: Raise) {
         self.external.insert(r.key.clone());

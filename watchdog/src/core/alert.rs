@@ -59,9 +59,10 @@ pub struct Alert {
     pub idempotency_key: String,
     /// Who acked, for an acknowledged notice.
     pub acked_by: Option<String>,
-    /// A resolved notice for an incident that opened and closed while this
-    /// channel could not be reached: its page never arrived, and this one
-    /// notice tells the whole story instead of a stale page and its end.
+    /// A resolved notice for an incident that opened and closed before its
+    /// first page left for this channel (unreachable, or busy with what was
+    /// queued before): this one notice tells the whole story instead of a
+    /// stale page and its end.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub missed: bool,
 }
@@ -145,7 +146,7 @@ impl Alert {
                 self.acked_by.as_deref().unwrap_or("someone")
             ),
             AlertStatus::Resolved if self.missed => format!(
-                "splitguard RESOLVED {} {} on {}, open {}-{} UTC while no alert could be sent.",
+                "splitguard RESOLVED {} {} on {}, open {}-{} UTC, before its page could be sent.",
                 self.kind,
                 self.subject_thing(),
                 self.node,
@@ -180,7 +181,7 @@ impl Alert {
             AlertStatus::Resolved => "RESOLVED".to_owned(),
         };
         let missed = if self.missed {
-            " (opened and closed while no alert could be sent)"
+            " (opened and closed before its page could be sent)"
         } else {
             ""
         };
@@ -217,8 +218,8 @@ impl Alert {
         if self.missed {
             let _ = writeln!(
                 b,
-                "\nThis incident opened and resolved while no alert could be sent from\n\
-                 {}: its page never arrived, so this notice stands for both.",
+                "\nThis incident opened and resolved on {} before its page could be\n\
+                 sent: the page never left, so this notice stands for both.",
                 self.node
             );
         }

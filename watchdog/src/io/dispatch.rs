@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
 
 use crate::core::alert::AlertStatus;
@@ -72,21 +72,24 @@ impl Delivery {
 #[derive(Debug, Clone)]
 pub struct Dispatcher {
     queues: Vec<(String, mpsc::UnboundedSender<OutboxEntry>)>,
+    /// Whether the node has no link of its own (see [`Dispatcher::set_offline`]).
+    offline: Arc<watch::Sender<bool>>,
 }
 
-/// The rule for a page the channel has not taken yet (`head`, failed at least
-/// once), given what queued behind it: when the incident's resolved notice
-/// is among them, the page, and any repeat or ack of that incident between,
-/// are dropped. The resolved notice goes in the page's place, marked
-/// [`Alert::missed`](crate::core::alert::Alert::missed) when `head` was the
-/// incident's first page (nothing about it ever reached this channel).
+/// The rule for a page the channel has not taken yet (`head`: about to be
+/// sent, or failed so far), given what queued behind it: when the
+/// incident's resolved notice is among them, the page, and any repeat or ack
+/// of that incident between, are dropped. The resolved notice goes in the
+/// page's place, marked [`Alert::missed`](crate::core::alert::Alert::missed)
+/// when `head` was the incident's first page (nothing about it ever reached
+/// this channel).
 /// Returns the notice to send now and the entries it supersedes (`head`
 /// first), or None when nothing changes.
 pub fn collapse_missed(
     head: &OutboxEntry,
     backlog: &mut VecDeque<OutboxEntry>,
 ) -> Option<(OutboxEntry, Vec<OutboxEntry>)> {
-    if head.attempts == 0 || head.alert.status != AlertStatus::Firing {
+    if head.alert.status != AlertStatus::Firing {
         return None;
     }
     let id = &head.alert.id;
@@ -124,18 +127,42 @@ impl Dispatcher {
         reports: mpsc::UnboundedSender<Delivery>,
     ) -> Result<Dispatcher, crate::io::spool::SpoolError> {
         let mut queues = Vec::new();
+        let (offline, offline_rx) = watch::channel(false);
         for ch in channels {
             let (tx, rx) = mpsc::unbounded_channel();
             queues.push((ch.name().to_owned(), tx));
-            tokio::spawn(worker(spool.clone(), ch, rx, reports.clone()));
+            tokio::spawn(worker(
+                spool.clone(),
+                ch,
+                rx,
+                reports.clone(),
+                offline_rx.clone(),
+            ));
         }
-        let d = Dispatcher { queues };
+        let d = Dispatcher {
+            queues,
+            offline: Arc::new(offline),
+        };
         for e in spool.pending()? {
             if !d.submit(e.clone()) {
                 warn!(channel = %e.channel, key = %e.alert.idempotency_key, "spooled notification for a channel no longer configured; left in the spool");
             }
         }
         Ok(d)
+    }
+
+    /// The node's own links are all down (`true`), or one is back. While
+    /// they are down, a failed notification is retried only once they are
+    /// back (or after [`BACKOFF_MAX`], for a channel reached another way).
+    /// The caller says "back" only after what the link's return resolved is
+    /// queued here, so a page for something that ended meanwhile folds into
+    /// its resolved notice rather than racing it onto the wire.
+    pub fn set_offline(&self, offline: bool) {
+        self.offline.send_if_modified(|o| {
+            let changed = *o != offline;
+            *o = offline;
+            changed
+        });
     }
 
     /// Queues a spooled entry; false when its channel is unknown.
@@ -152,6 +179,7 @@ async fn worker(
     ch: Arc<Channel>,
     mut rx: mpsc::UnboundedReceiver<OutboxEntry>,
     reports: mpsc::UnboundedSender<Delivery>,
+    mut offline: watch::Receiver<bool>,
 ) {
     // What queued behind an entry the channel keeps refusing.
     let mut backlog: VecDeque<OutboxEntry> = VecDeque::new();
@@ -164,6 +192,13 @@ async fn worker(
             },
         };
         loop {
+            // Before each try: what queued meanwhile may end this page.
+            while let Ok(next) = rx.try_recv() {
+                backlog.push_back(next);
+            }
+            if let Some((merged, superseded)) = collapse_missed(&e, &mut backlog) {
+                e = supersede(&spool, merged, superseded, &reports);
+            }
             let result = ch.send(&e.alert).await;
             match result {
                 Ok(receipt) => {
@@ -194,11 +229,9 @@ async fn worker(
                         },
                     ));
                     tokio::time::sleep(wait).await;
-                    while let Ok(next) = rx.try_recv() {
-                        backlog.push_back(next);
-                    }
-                    if let Some((merged, superseded)) = collapse_missed(&e, &mut backlog) {
-                        e = supersede(&spool, merged, superseded, &reports);
+                    if *offline.borrow() {
+                        let back = offline.wait_for(|o| !*o);
+                        let _ = tokio::time::timeout(BACKOFF_MAX, back).await;
                     }
                 }
                 Err(err) => {
@@ -291,7 +324,6 @@ mod tests {
             entry(5, "b", AlertStatus::Resolved, 2),
         ]
         .into();
-        assert_eq!(collapse_missed(&head, &mut backlog), None, "not tried yet");
         head.attempts = 3;
         let (merged, superseded) = collapse_missed(&head, &mut backlog).expect("collapses");
         assert_eq!(
@@ -305,7 +337,7 @@ mod tests {
         let left: Vec<u64> = backlog.iter().map(|e| e.seq).collect();
         assert_eq!(left, vec![2, 5]);
         let sms = merged.alert.sms_text();
-        assert!(sms.contains("while no alert could be sent"), "{sms}");
+        assert!(sms.contains("before its page could be sent"), "{sms}");
         assert_eq!(
             merged.alert.webhook_body()["missed"],
             serde_json::Value::Bool(true)

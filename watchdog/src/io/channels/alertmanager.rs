@@ -112,7 +112,7 @@ pub fn postable_alert(
     if alert.missed {
         annotations.insert(
             "missed",
-            "opened and resolved while no alert could be sent".to_string(),
+            "opened and resolved before its page could be sent".to_string(),
         );
     }
     let ends_at = match alert.status {
