@@ -280,7 +280,7 @@ impl Classifier {
         for i in mine {
             let memory = self.cfg.advert_memory;
             self.vips[i].invalid.note(now, a, memory);
-            self.evaluate(now, i);
+            self.evaluate_invalid(now, i);
         }
     }
 
@@ -517,6 +517,13 @@ impl Classifier {
         if slot.settle(condition, now, self.cfg.clear_hold, &mut self.out) {
             v.next_probe = v.local.then(|| now + self.cfg.probe_every).or(v.next_probe);
         }
+        self.evaluate_invalid(now, i);
+    }
+
+    /// VIP `i`'s `invalid_adverts` incident alone: what an invalid frame can
+    /// change (a flood's frames do not re-derive the VIP's own condition).
+    fn evaluate_invalid(&mut self, now: Instant, i: usize) {
+        let v = &mut self.vips[i];
         v.invalid.forget_stale(now, self.cfg.advert_memory);
         let invalid = v.invalid.cause(v.spec.vip).map(|cause| Condition {
             kind: IncidentKind::InvalidAdverts,
