@@ -8,6 +8,8 @@
 //! store (`reboot`) and the hardware watchdog feeder (`hw_watchdog`). Early
 //! takeover (`early`) confirms a silent master dead from a per-peer liveness
 //! stream and a confirmation round, so a backup may claim before the down timer.
+//! The witness (`witness`, pure) rules who may hold a VRID's VIPs when an etcd
+//! lease referees, and codes the peer confirmation path (`witness::confirm`).
 
 pub mod early;
 pub mod evidence;
@@ -16,6 +18,7 @@ pub mod policy;
 pub mod probe;
 pub mod reachability;
 pub mod reboot;
+pub mod witness;
 
 pub use early::{Declined, EarlyAction, EarlyConfig, EarlyTakeover};
 pub use evidence::{Heartbeat, OwnershipRound, PROBE_REQUESTS_PER_ROUND};

@@ -14,7 +14,9 @@
 //!   tears down a master on no evidence. Without references nothing is isolated.
 //! - **Gate precedence**, first match wins: `ManualHold` (the operator's word, and only
 //!   the operator lifts it) > `VipAnsweredElsewhere` (direct proof someone holds the VIP,
-//!   only while the master's adverts are overdue) > `Isolated` > `Open`.
+//!   only while the master's adverts are overdue) > `Isolated` > the witness's
+//!   objection (`Witness*`: its lock is held elsewhere, not yet ours, or out of
+//!   reach; see `witness.rs`) > `Open`.
 //! - **Demotion.** Proven isolated and at least one peer reachable → `demote_weight`,
 //!   whatever the role. A demoted master becomes backup; dropping the weight then would
 //!   let it preempt straight back, and demoting both sides of a shared outage (the
@@ -261,6 +263,9 @@ struct Inst {
     yields: u32,
     yield_backoff: u32,
     hold: bool,
+    /// The witness's objection to a claim, if it has one (its lock is held
+    /// elsewhere, not yet ours, or unreachable).
+    witness: Option<WithholdReason>,
     // What has been published.
     gate: ClaimGate,
     weight: u8,
@@ -333,6 +338,7 @@ impl Policy {
                 yields: 0,
                 yield_backoff: spec.yield_backoff,
                 hold: false,
+                witness: None,
                 gate: ClaimGate::Open,
                 weight: 0,
                 released: false,
@@ -573,6 +579,23 @@ impl Policy {
         Ok(())
     }
 
+    /// The witness's word on instance `name`'s claim: `None` when it has no
+    /// objection. It ranks below the network's own evidence (see the rules).
+    pub fn set_witness_gate(
+        &mut self,
+        now: Instant,
+        instance: &str,
+        objection: Option<WithholdReason>,
+    ) -> Result<(), PolicyError> {
+        let now = self.clock(now);
+        let i = self.index(instance)?;
+        if self.instances[i].witness != objection {
+            self.instances[i].witness = objection;
+            self.recompute_one(now, i);
+        }
+        Ok(())
+    }
+
     /// Fire the reboot deadline if it is due. Early calls do nothing.
     pub fn handle_timeout(&mut self, now: Instant) {
         let now = self.clock(now);
@@ -702,6 +725,9 @@ impl Policy {
                 reachable: self.references.reachable(),
                 quorum: self.quorum,
             });
+        }
+        if let Some(reason) = &inst.witness {
+            return ClaimGate::Closed(reason.clone());
         }
         ClaimGate::Open
     }

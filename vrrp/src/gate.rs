@@ -36,6 +36,14 @@ pub enum WithholdReason {
     VipAnsweredElsewhere { vip: IpAddr, mac: [u8; 6] },
     /// An operator asked this node to stay backup (a `DEMOTE` reply or a command).
     ManualHold,
+    /// The witness (etcd) says another node holds the VRID's key: the smart
+    /// lock refuses this claim.
+    WitnessHeld { holder: String },
+    /// The VRID's key is not yet this node's, or the deadline by which the old
+    /// master must have released has not passed.
+    WitnessPending,
+    /// This node has no live lease at the witness: it may not claim.
+    WitnessUnreachable,
 }
 
 impl fmt::Display for WithholdReason {
@@ -51,6 +59,15 @@ impl fmt::Display for WithholdReason {
                 format_mac(mac)
             ),
             WithholdReason::ManualHold => f.write_str("held backup by an operator"),
+            WithholdReason::WitnessHeld { holder } => {
+                write!(f, "the witness refuses: the VRID's key is held by {holder}")
+            }
+            WithholdReason::WitnessPending => f.write_str(
+                "the witness has not granted the VRID's key yet (or the old master's release deadline has not passed)",
+            ),
+            WithholdReason::WitnessUnreachable => {
+                f.write_str("the witness is unreachable: no live lease to claim under")
+            }
         }
     }
 }

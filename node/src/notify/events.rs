@@ -152,6 +152,7 @@ impl Event {
             Cause::Released => ev.field("cause", "released"),
             Cause::Yielded => ev.field("cause", "yielded"),
             Cause::Held => ev.field("cause", "held"),
+            Cause::WitnessLost => ev.field("cause", "witness_lost"),
             Cause::EarlyTakeover { master } => ev
                 .field("cause", "early_takeover")
                 .field("peer", master.to_string()),

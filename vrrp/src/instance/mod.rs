@@ -122,6 +122,9 @@ pub enum Cause {
     Yielded,
     /// The operator's DEMOTE.
     Held,
+    /// The witness released the VIPs: neither a live lease nor the peer's
+    /// confirmation vouched for this master any more.
+    WitnessLost,
     /// The arbiter confirmed the silent master dead (its liveness lost, nobody
     /// answering for the VIPs, no advert since) before the down timer ran out.
     EarlyTakeover { master: IpAddr },
@@ -146,6 +149,9 @@ impl fmt::Display for Cause {
                 f.write_str("yielded: the VIP still answers from another MAC after the claim")
             }
             Cause::Held => f.write_str("held by the operator"),
+            Cause::WitnessLost => f.write_str(
+                "released by the witness: neither a live lease nor the peer's confirmation",
+            ),
             Cause::EarlyTakeover { master } => {
                 write!(
                     f,

@@ -49,10 +49,12 @@ pub enum IncidentKind {
     InvalidAdverts,
     /// Every interface this node's instances run on is down: a local fault.
     LinkDown,
+    /// This node holds no safe lease at the witness (etcd down or out of reach).
+    WitnessUnreachable,
 }
 
 impl IncidentKind {
-    pub const ALL: [IncidentKind; 13] = [
+    pub const ALL: [IncidentKind; 14] = [
         IncidentKind::Failover,
         IncidentKind::SplitBrain,
         IncidentKind::VridMismatch,
@@ -66,6 +68,7 @@ impl IncidentKind {
         IncidentKind::Resolved,
         IncidentKind::InvalidAdverts,
         IncidentKind::LinkDown,
+        IncidentKind::WitnessUnreachable,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -83,6 +86,7 @@ impl IncidentKind {
             IncidentKind::Resolved => "resolved",
             IncidentKind::InvalidAdverts => "invalid_adverts",
             IncidentKind::LinkDown => "link_down",
+            IncidentKind::WitnessUnreachable => "witness_unreachable",
         }
     }
 
@@ -100,6 +104,7 @@ impl IncidentKind {
             | IncidentKind::Demoted
             | IncidentKind::InvalidAdverts
             | IncidentKind::LinkDown
+            | IncidentKind::WitnessUnreachable
             | IncidentKind::Failover => Severity::Warning,
             IncidentKind::Resolved => Severity::Info,
         }
