@@ -66,11 +66,19 @@ fn check_config(path: &std::path::Path) -> ExitCode {
             for w in &warnings {
                 eprintln!("warning: {w}");
             }
+            if let Some(w) = cfg.witness.as_ref().and_then(config::Witness::warning) {
+                eprintln!("warning: {w}");
+            }
             let mut problems = refused;
             for (keys, files) in cfg.tls_listeners() {
                 if let Err(e) = splitguard_watchdog::io::listener::load_tls(&files.into()) {
                     problems.push(format!("{keys}: {e}"));
                 }
+            }
+            if let Some(tls) = cfg.witness.as_ref().and_then(|w| w.tls.as_ref())
+                && let Err(e) = splitguard_node::witness::store::tls_options(tls)
+            {
+                problems.push(e.to_string());
             }
             if !problems.is_empty() {
                 for p in &problems {
@@ -100,6 +108,9 @@ fn check_config(path: &std::path::Path) -> ExitCode {
                     ))
                     .collect::<String>()
             );
+            if let Some(w) = &cfg.witness {
+                println!("  {}", w.summary());
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -134,10 +134,19 @@ pub fn secret_keys(cfg: &Config) -> Vec<String> {
             keys.push("reply.imap.password".to_owned());
         }
     }
+    if let Some(w) = &cfg.witness {
+        if w.password.is_some() {
+            keys.push("witness.password".to_owned());
+        }
+        if w.confirm.is_some() {
+            keys.push("witness.confirm_secret".to_owned());
+        }
+    }
     keys
 }
 
-/// The TLS private keys `cfg` names, with the key that names each.
+/// The TLS private keys `cfg` names (the listeners' and the witness client's),
+/// with the key that names each.
 pub fn key_files(cfg: &Config) -> Vec<(String, PathBuf)> {
     let mut files = Vec::new();
     if let Some(t) = &cfg.metrics_tls {
@@ -145,6 +154,15 @@ pub fn key_files(cfg: &Config) -> Vec<(String, PathBuf)> {
     }
     if let Some(t) = cfg.reply.as_ref().and_then(|r| r.tls()) {
         files.push(("reply.tls_key".to_owned(), t.key));
+    }
+    // The witness's client key is as secret as a listener's.
+    if let Some(key) = cfg
+        .witness
+        .as_ref()
+        .and_then(|w| w.tls.as_ref())
+        .and_then(|t| t.key.clone())
+    {
+        files.push(("witness.tls_key".to_owned(), key));
     }
     files
 }

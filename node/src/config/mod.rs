@@ -30,7 +30,8 @@ pub use locate::KeyPath;
 pub use schema::{
     Alertmanager, Alerts, Arbiter, Channel, Config, HttpMethod, HttpSms, Imap, Instance, Mail,
     OnIsolated, Pagerduty, Probe, Reply, Role, SecretFileMode, Sms, Tls, TlsFiles, TrackScript,
-    TwilioSms, Watch, WatchActions, Webhook,
+    TwilioSms, WITNESS_WITHOUT_CONFIRM, Watch, WatchActions, Webhook, Witness, WitnessConfirm,
+    WitnessTls,
 };
 pub use values::{Argv, HttpUrl, Secret, Template, Vip, VipError};
 

@@ -14,7 +14,7 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 use super::locate::KeyPath;
 use super::schema::{
     Alertmanager, Alerts, HttpSms, Pagerduty, RawArbiter, RawInstance, RawMail, RawTop,
-    RawTrackScript, Reply, TwilioSms, Watch, WatchActions, Webhook,
+    RawTrackScript, RawWitness, Reply, TwilioSms, Watch, WatchActions, Webhook,
 };
 
 /// A problem found while reading, before it is given a line and column.
@@ -51,6 +51,7 @@ pub(crate) struct RawConfig {
     pub watches: Vec<Watch>,
     pub watch_actions: WatchActions,
     pub alerts: Alerts,
+    pub witness: Option<RawWitness>,
 }
 
 /// Top-level keys other than the sections: kept in step with [`RawTop`].
@@ -74,6 +75,7 @@ const SECTIONS: &[&str] = &[
     "watch",
     "watch_actions",
     "alerts",
+    "witness",
 ];
 const CHANNEL_TYPES: &str = "\"webhook\", \"mail\", \"sms\", \"alertmanager\", \"pagerduty\"";
 const SMS_PROVIDERS: &str = "\"twilio\", \"http\"";
@@ -94,6 +96,7 @@ pub(crate) fn read(doc: Spanned<DeTable<'_>>, found: &mut Vec<Found>) -> Option<
     let watch = take("watch");
     let watch_actions = take("watch_actions");
     let alerts = take("alerts");
+    let witness = take("witness");
 
     // Unknown top-level keys are reported here, with the full list of what the top
     // level takes; serde would list only the scalars.
@@ -142,6 +145,10 @@ pub(crate) fn read(doc: Spanned<DeTable<'_>>, found: &mut Vec<Found>) -> Option<
         Some(v) => table::<Alerts>("alerts", v, found),
         None => Some(Alerts::default()),
     };
+    let witness = match witness {
+        Some(v) => table::<RawWitness>("witness", v, found).map(Some),
+        None => Some(None),
+    };
 
     if found.len() > errors_before {
         return None;
@@ -156,6 +163,7 @@ pub(crate) fn read(doc: Spanned<DeTable<'_>>, found: &mut Vec<Found>) -> Option<
         watches: watches?,
         watch_actions: watch_actions?,
         alerts: alerts?,
+        witness: witness?,
     })
 }
 

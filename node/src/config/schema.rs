@@ -3,9 +3,9 @@
 //! (DESIGN.md, "Contracts"): add keys, never rename them.
 //!
 //! Sections whose values need range checks or defaults that depend on other keys
-//! (`[[instance]]`, `[[track_script]]`, `[arbiter]`, mail and IMAP ports) are read
-//! into a `Raw*` shape first and turned into the public type after validation; the
-//! rest deserialize straight into the public type.
+//! (`[[instance]]`, `[[track_script]]`, `[arbiter]`, `[witness]`, mail and IMAP
+//! ports) are read into a `Raw*` shape first and turned into the public type after
+//! validation; the rest deserialize straight into the public type.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -46,6 +46,8 @@ pub struct Config {
     pub watches: Vec<Watch>,
     pub watch_actions: WatchActions,
     pub alerts: Alerts,
+    /// `[witness]`; None when the file has no such section.
+    pub witness: Option<Witness>,
 }
 
 // ---------------------------------------------------------------- top level
@@ -397,6 +399,184 @@ pub const DEFAULT_REBOOT_MIN_UPTIME: Duration = Duration::from_secs(600);
 
 pub fn default_reboot_command() -> Argv {
     vec!["systemctl".to_owned(), "reboot".to_owned()]
+}
+
+// ---------------------------------------------------------------- [witness]
+
+/// `[witness]`: an etcd v3 cluster that says which node may hold each
+/// instance's VIPs (one key per address family and VRID under a prefix named
+/// for `cluster`, held with a lease), so a pair cut in two cannot both claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Witness {
+    /// Endpoints, `http://host:port` or `https://host:port` (1 to 7, each once),
+    /// as `scheme://host:port` without a trailing slash.
+    pub etcd: Vec<String>,
+    /// The key namespace: 1 to 64 of `[A-Za-z0-9._-]`.
+    pub cluster: String,
+    /// The lease's time to live (whole seconds, 2s to 60s; default 3s).
+    pub lease_ttl: Duration,
+    /// Some when any endpoint is https (they all are then); `ca: None` uses the
+    /// system's roots.
+    pub tls: Option<WitnessTls>,
+    /// etcd's user; with `password`, or neither.
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    /// The direct path to the peer's daemon that lets a master which cannot
+    /// reach etcd keep its VIPs while the peer confirms; None: such a master
+    /// releases them.
+    pub confirm: Option<WitnessConfirm>,
+}
+
+/// TLS to the etcd endpoints (TOML keys `tls_ca`, `tls_cert`, `tls_key`; PEM
+/// paths). The client certificate and key come together or not at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WitnessTls {
+    /// The CA that signs the endpoints' certificates; None: the system's roots.
+    pub ca: Option<PathBuf>,
+    /// The client certificate chain, for etcd's client-certificate auth.
+    pub cert: Option<PathBuf>,
+    /// Its private key (held to `secret_file_mode` like the other TLS keys).
+    pub key: Option<PathBuf>,
+}
+
+/// The confirm path (TOML keys `confirm_listen`, `confirm_peer`,
+/// `confirm_secret`, `confirm_interval`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WitnessConfirm {
+    /// Where this daemon takes the peer's confirmations, e.g. `192.0.2.197:8727`.
+    pub listen: SocketAddr,
+    /// The other daemon's `confirm_listen`.
+    pub peer: SocketAddr,
+    /// Shared by both daemons; at least [`CONFIRM_SECRET_MIN`] bytes.
+    pub secret: Secret,
+    /// How often confirmations are sent (100ms to 1s; default 500ms).
+    pub interval: Duration,
+}
+
+/// Default `lease_ttl`.
+pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(3);
+/// Shortest `lease_ttl`: with [`Witness::confirm_valid`] one second shorter, a
+/// shorter lease would leave nothing to confirm within.
+pub const MIN_LEASE_TTL: Duration = Duration::from_secs(2);
+pub const MAX_LEASE_TTL: Duration = Duration::from_secs(60);
+/// Default `confirm_interval`.
+pub const DEFAULT_CONFIRM_INTERVAL: Duration = Duration::from_millis(500);
+pub const MIN_CONFIRM_INTERVAL: Duration = Duration::from_millis(100);
+pub const MAX_CONFIRM_INTERVAL: Duration = Duration::from_secs(1);
+/// Shortest `confirm_secret`, in bytes.
+pub const CONFIRM_SECRET_MIN: usize = 16;
+/// Most `etcd` endpoints (etcd recommends clusters of at most 7 members).
+pub const MAX_ETCD_ENDPOINTS: usize = 7;
+/// Longest `cluster`.
+pub const CLUSTER_MAX: usize = 64;
+/// [`Witness::margin`].
+pub const WITNESS_MARGIN: Duration = Duration::from_millis(300);
+/// What [`Witness::confirm_valid`] takes off the lease.
+const CONFIRM_SHORT_OF_LEASE: Duration = Duration::from_secs(1);
+
+/// check-config's warning for a witness without a confirm path.
+pub const WITNESS_WITHOUT_CONFIRM: &str = "[witness] without confirm_peer: a master that cannot reach etcd releases its VIPs; with a confirm path it keeps them while its peer confirms";
+
+impl Witness {
+    /// How often the lease is renewed: `lease_ttl / 3` (1s at the default 3s).
+    /// Two renewals in a row can be lost, or each take up to a third of the TTL,
+    /// and the third still lands before the lease runs out.
+    pub fn renew_interval(&self) -> Duration {
+        self.lease_ttl / 3
+    }
+
+    /// The slack kept between this node's view of its lease and etcd's: 300ms,
+    /// fixed. A lease last renewed at `t` counts as held only until
+    /// `t + lease_ttl - margin`, so a renewal's round trip and the two clocks'
+    /// drift over one TTL cannot make the node hold past etcd's expiry.
+    pub fn margin(&self) -> Duration {
+        WITNESS_MARGIN
+    }
+
+    /// How long one confirmation from the peer keeps a master that cannot reach
+    /// etcd holding its VIPs: `lease_ttl - 1s` (2s at the default 3s; 1s at the
+    /// shortest TTL, 2s). A master living on confirmations thus lets go at most
+    /// `lease_ttl - 1s` after the last one, a full second inside the lifetime
+    /// of a lease, so it releases well before the peer could have been granted
+    /// the key in its place. Validation asks for at least two confirmations in
+    /// this window (`confirm_interval * 2 <= confirm_valid()`), so one lost
+    /// confirmation never makes a master release.
+    pub fn confirm_valid(&self) -> Duration {
+        self.lease_ttl.saturating_sub(CONFIRM_SHORT_OF_LEASE)
+    }
+
+    /// check-config's warning about this section, if any: without a confirm
+    /// path a master that loses etcd releases its VIPs.
+    pub fn warning(&self) -> Option<&'static str> {
+        self.confirm.is_none().then_some(WITNESS_WITHOUT_CONFIRM)
+    }
+
+    /// One line for check-config: endpoints, cluster, TTL and the confirm peer;
+    /// never the password or the confirm secret.
+    pub fn summary(&self) -> String {
+        let confirm = match &self.confirm {
+            Some(c) => format!(
+                "confirm peer {} every {}",
+                c.peer,
+                super::duration::DurationDisplay(c.interval)
+            ),
+            None => "no confirm path".to_owned(),
+        };
+        format!(
+            "witness: etcd {} cluster {:?} lease_ttl {} {confirm}",
+            self.etcd.join(","),
+            self.cluster,
+            super::duration::DurationDisplay(self.lease_ttl),
+        )
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawWitness {
+    // Strings: each endpoint is checked (and located) on its own in validation.
+    pub etcd: Vec<String>,
+    pub cluster: String,
+    #[serde(default, with = "serde_opt")]
+    pub lease_ttl: Option<Duration>,
+    #[serde(default)]
+    pub tls_ca: Option<PathBuf>,
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<Secret>,
+    #[serde(default, deserialize_with = "opt_socket_with_port")]
+    pub confirm_listen: Option<SocketAddr>,
+    #[serde(default, deserialize_with = "opt_socket_with_port")]
+    pub confirm_peer: Option<SocketAddr>,
+    #[serde(default)]
+    pub confirm_secret: Option<Secret>,
+    #[serde(default, with = "serde_opt")]
+    pub confirm_interval: Option<Duration>,
+}
+
+/// An address and a port, saying so when the port is missing.
+fn opt_socket_with_port<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<SocketAddr>, D::Error> {
+    from_str_with(
+        d,
+        "an address and port such as \"192.0.2.197:8727\"",
+        |text| {
+            if let Ok(ip) = text.parse::<IpAddr>() {
+                let example = SocketAddr::new(ip, 8727);
+                return Err(format!("{ip} has no port; write e.g. \"{example}\""));
+            }
+            text.parse::<SocketAddr>().map_err(|_| {
+                format!("{text:?} is not an address and port such as \"192.0.2.197:8727\"")
+            })
+        },
+    )
+    .map(Some)
 }
 
 // ---------------------------------------------------------------- [[channel]]

@@ -1276,3 +1276,551 @@ fn arbiter_targets_need_an_instance_of_their_family() {
         "t.toml:13:10: arbiter.peers[0]: 10.0.0.9 is IPv4 but every instance is IPv6: echoes leave from an instance's own IPv4 address"
     );
 }
+
+// ------------------------------------------------------------------ [witness]
+
+/// MINIMAL with a `[witness]` table (line 11) whose keys start at line 12.
+fn witness_with(body: &str) -> String {
+    format!("{MINIMAL}\n[witness]\n{body}")
+}
+
+/// The smallest witness: `etcd` on line 12, `cluster` on 13; more from 14.
+const WITNESS_BASE: &str = "etcd = [\"http://192.0.2.201:2379\"]\ncluster = \"lb\"\n";
+
+/// A 16-byte confirm secret.
+const CONFIRM_SECRET: &str = "0123456789abcdef";
+
+fn witness_base_with(extra: &str) -> String {
+    witness_with(&format!("{WITNESS_BASE}{extra}"))
+}
+
+#[test]
+fn witness_full_section_parses() {
+    let text = witness_with(&format!(
+        r#"etcd = ["https://192.0.2.201:2379", "https://192.0.2.202:2379/", "https://etcd3.example:2379"]
+cluster = "lb-pair_1.prod"
+lease_ttl = "5s"
+tls_ca = "/etc/splitguard/etcd-ca.pem"
+tls_cert = "/etc/splitguard/etcd-client.pem"
+tls_key = "/etc/splitguard/etcd-client.key"
+username = "splitguard"
+password = "etcd-pass"
+confirm_listen = "192.0.2.197:8727"
+confirm_peer = "192.0.2.198:8727"
+confirm_secret = "{CONFIRM_SECRET}"
+confirm_interval = "250ms"
+"#
+    ));
+    let c = parse(&text, "t.toml").unwrap();
+    let w = c.witness.as_ref().expect("witness");
+    assert_eq!(
+        w.etcd,
+        [
+            "https://192.0.2.201:2379",
+            "https://192.0.2.202:2379",
+            "https://etcd3.example:2379"
+        ]
+    );
+    assert_eq!(w.cluster, "lb-pair_1.prod");
+    assert_eq!(w.lease_ttl, Duration::from_secs(5));
+    assert_eq!(
+        w.tls,
+        Some(WitnessTls {
+            ca: Some("/etc/splitguard/etcd-ca.pem".into()),
+            cert: Some("/etc/splitguard/etcd-client.pem".into()),
+            key: Some("/etc/splitguard/etcd-client.key".into()),
+        })
+    );
+    assert_eq!(w.username.as_deref(), Some("splitguard"));
+    assert_eq!(w.password.as_ref().map(Secret::expose), Some("etcd-pass"));
+    let confirm = w.confirm.as_ref().expect("confirm");
+    assert_eq!(confirm.listen, "192.0.2.197:8727".parse().unwrap());
+    assert_eq!(confirm.peer, "192.0.2.198:8727".parse().unwrap());
+    assert_eq!(confirm.secret.expose(), CONFIRM_SECRET);
+    assert_eq!(confirm.interval, Duration::from_millis(250));
+    assert_eq!(w.warning(), None);
+
+    // Never the secrets: not in Debug, not in check-config's summary.
+    let shown = format!("{c:?}");
+    assert!(
+        !shown.contains("etcd-pass") && !shown.contains(CONFIRM_SECRET),
+        "{shown}"
+    );
+    assert_eq!(
+        w.summary(),
+        "witness: etcd https://192.0.2.201:2379,https://192.0.2.202:2379,https://etcd3.example:2379 \
+         cluster \"lb-pair_1.prod\" lease_ttl 5s confirm peer 192.0.2.198:8727 every 250ms"
+    );
+    // And the secret-file rule knows them.
+    assert_eq!(
+        exposure::secret_keys(&c),
+        ["witness.password", "witness.confirm_secret"]
+    );
+    assert_eq!(
+        exposure::key_files(&c),
+        [(
+            "witness.tls_key".to_owned(),
+            std::path::PathBuf::from("/etc/splitguard/etcd-client.key")
+        )]
+    );
+}
+
+#[test]
+fn witness_defaults_are_applied() {
+    assert!(parse(MINIMAL, "t.toml").unwrap().witness.is_none());
+
+    let c = parse(&witness_with(WITNESS_BASE), "t.toml").unwrap();
+    let w = c.witness.as_ref().expect("witness");
+    assert_eq!(w.etcd, ["http://192.0.2.201:2379"]);
+    assert_eq!(w.lease_ttl, Duration::from_secs(3));
+    assert_eq!(w.tls, None);
+    assert!(w.username.is_none() && w.password.is_none() && w.confirm.is_none());
+    assert_eq!(w.warning(), Some(WITNESS_WITHOUT_CONFIRM));
+    assert_eq!(
+        WITNESS_WITHOUT_CONFIRM,
+        "[witness] without confirm_peer: a master that cannot reach etcd releases its VIPs; with a confirm path it keeps them while its peer confirms"
+    );
+    assert_eq!(
+        w.summary(),
+        "witness: etcd http://192.0.2.201:2379 cluster \"lb\" lease_ttl 3s no confirm path"
+    );
+    assert!(exposure::secret_keys(&c).is_empty());
+
+    // The confirm interval's default.
+    let c = parse(
+        &witness_base_with(&format!(
+            "confirm_listen = \"192.0.2.197:8727\"\nconfirm_peer = \"192.0.2.198:8727\"\nconfirm_secret = \"{CONFIRM_SECRET}\"\n"
+        )),
+        "t.toml",
+    )
+    .unwrap();
+    let confirm = c.witness.unwrap().confirm.unwrap();
+    assert_eq!(confirm.interval, Duration::from_millis(500));
+
+    // An https endpoint without TLS keys: TLS with the system's roots.
+    let c = parse(
+        &witness_with("etcd = [\"https://etcd.example:2379\"]\ncluster = \"lb\"\n"),
+        "t.toml",
+    )
+    .unwrap();
+    assert_eq!(
+        c.witness.unwrap().tls,
+        Some(WitnessTls {
+            ca: None,
+            cert: None,
+            key: None
+        })
+    );
+}
+
+#[test]
+fn witness_timing_is_derived_from_the_lease() {
+    let c = parse(&witness_with(WITNESS_BASE), "t.toml").unwrap();
+    let mut w = c.witness.unwrap();
+    // The default 3s lease: renewed every second, confirmations hold 2s.
+    assert_eq!(w.renew_interval(), Duration::from_secs(1));
+    assert_eq!(w.margin(), Duration::from_millis(300));
+    assert_eq!(w.confirm_valid(), Duration::from_secs(2));
+    // The shortest lease (a third, rounded down to the nanosecond).
+    w.lease_ttl = Duration::from_secs(2);
+    assert_eq!(w.renew_interval(), Duration::from_nanos(666_666_666));
+    assert_eq!(w.confirm_valid(), Duration::from_secs(1));
+    assert_eq!(w.margin(), Duration::from_millis(300));
+    // The longest.
+    w.lease_ttl = Duration::from_secs(60);
+    assert_eq!(w.renew_interval(), Duration::from_secs(20));
+    assert_eq!(w.confirm_valid(), Duration::from_secs(59));
+    // Every accepted TTL leaves room for two confirmations at the longest
+    // interval the shortest TTL allows (500ms), and renews inside the margin.
+    for secs in 2..=60 {
+        w.lease_ttl = Duration::from_secs(secs);
+        assert!(
+            Duration::from_millis(500) * 2 <= w.confirm_valid(),
+            "{secs}s"
+        );
+        assert!(w.renew_interval() * 3 <= w.lease_ttl, "{secs}s");
+        assert!(w.confirm_valid() + w.margin() < w.lease_ttl, "{secs}s");
+    }
+}
+
+#[test]
+fn witness_endpoints_are_http_urls_with_a_port() {
+    assert_eq!(
+        only(&witness_with(
+            "etcd = [\"grpc://192.0.2.201:2379\"]\ncluster = \"lb\"\n"
+        )),
+        "t.toml:12:9: witness.etcd[0]: etcd endpoint \"grpc://192.0.2.201:2379\" has scheme \"grpc\"; it must be http or https (write http://host:port or https://host:port, e.g. \"http://192.0.2.201:2379\")"
+    );
+    assert_eq!(
+        only(&witness_with(
+            "etcd = [\"192.0.2.201:2379\"]\ncluster = \"lb\"\n"
+        )),
+        "t.toml:12:9: witness.etcd[0]: etcd endpoint \"192.0.2.201:2379\" is not a URL; write http://host:port or https://host:port, e.g. \"http://192.0.2.201:2379\""
+    );
+    assert_eq!(
+        only(&witness_with(
+            "etcd = [\"http://192.0.2.201\"]\ncluster = \"lb\"\n"
+        )),
+        "t.toml:12:9: witness.etcd[0]: etcd endpoint \"http://192.0.2.201\" has no port; write http://host:port or https://host:port, e.g. \"http://192.0.2.201:2379\""
+    );
+    assert_eq!(
+        only(&witness_with(
+            "etcd = [\"http://192.0.2.201:2379/v3\"]\ncluster = \"lb\"\n"
+        )),
+        "t.toml:12:9: witness.etcd[0]: etcd endpoint \"http://192.0.2.201:2379/v3\" has a path; write http://host:port or https://host:port, e.g. \"http://192.0.2.201:2379\""
+    );
+    assert_eq!(
+        only(&witness_with(
+            "etcd = [\"http://u:p@192.0.2.201:2379\"]\ncluster = \"lb\"\n"
+        )),
+        "t.toml:12:9: witness.etcd[0]: etcd endpoint \"http://u:p@192.0.2.201:2379\" carries credentials; give them as username and password"
+    );
+    assert_eq!(
+        only(&witness_with(
+            "etcd = [\"http://192.0.2.201:0\"]\ncluster = \"lb\"\n"
+        )),
+        "t.toml:12:9: witness.etcd[0]: etcd endpoint \"http://192.0.2.201:0\" has port 0; it must be 1-65535"
+    );
+    // IPv6 in brackets is fine.
+    let c = parse(
+        &witness_with("etcd = [\"http://[2001:DB8::201]:2379\"]\ncluster = \"lb\"\n"),
+        "t.toml",
+    )
+    .unwrap();
+    assert_eq!(c.witness.unwrap().etcd, ["http://[2001:db8::201]:2379"]);
+    assert_eq!(
+        only(&witness_with("etcd = []\ncluster = \"lb\"\n")),
+        "t.toml:12:8: witness.etcd: at least one etcd endpoint is required"
+    );
+}
+
+#[test]
+fn witness_takes_at_most_seven_endpoints_each_once() {
+    let eight: Vec<String> = (201..=208)
+        .map(|n| format!("\"http://192.0.2.{n}:2379\""))
+        .collect();
+    assert_eq!(
+        only(&witness_with(&format!(
+            "etcd = [{}]\ncluster = \"lb\"\n",
+            eight.join(", ")
+        ))),
+        "t.toml:12:8: witness.etcd: 8 etcd endpoints given; at most 7 (etcd recommends at most 7 members)"
+    );
+    let seven = eight[..7].join(", ");
+    assert!(
+        errors(&witness_with(&format!(
+            "etcd = [{seven}]\ncluster = \"lb\"\n"
+        )))
+        .is_empty()
+    );
+    assert_eq!(
+        only(&witness_with(
+            "etcd = [\"http://192.0.2.201:2379\", \"http://192.0.2.201:2379/\"]\ncluster = \"lb\"\n"
+        )),
+        "t.toml:12:36: witness.etcd[1]: \"http://192.0.2.201:2379/\" is already listed as etcd[0]"
+    );
+}
+
+#[test]
+fn witness_cluster_names_a_key_prefix() {
+    assert_eq!(
+        only(&witness_with(
+            "etcd = [\"http://192.0.2.201:2379\"]\ncluster = \"lb/1\"\n"
+        )),
+        "t.toml:13:11: witness.cluster: cluster \"lb/1\" may hold only letters, digits, '.', '_' and '-' (it names the etcd key prefix)"
+    );
+    assert_eq!(
+        only(&witness_with(
+            "etcd = [\"http://192.0.2.201:2379\"]\ncluster = \"\"\n"
+        )),
+        "t.toml:13:11: witness.cluster: cluster must not be empty"
+    );
+    let long = "x".repeat(65);
+    assert_eq!(
+        only(&witness_with(&format!(
+            "etcd = [\"http://192.0.2.201:2379\"]\ncluster = \"{long}\"\n"
+        ))),
+        "t.toml:13:11: witness.cluster: cluster is 65 characters; at most 64"
+    );
+    assert!(
+        errors(&witness_with(&format!(
+            "etcd = [\"http://192.0.2.201:2379\"]\ncluster = \"{}\"\n",
+            "x".repeat(64)
+        )))
+        .is_empty()
+    );
+    assert_eq!(
+        only(&witness_with("etcd = [\"http://192.0.2.201:2379\"]\n")),
+        "t.toml:11:1: witness.cluster: missing required key `cluster`"
+    );
+}
+
+#[test]
+fn witness_lease_ttl_bounds() {
+    assert_eq!(
+        only(&witness_base_with("lease_ttl = \"1s\"\n")),
+        "t.toml:14:13: witness.lease_ttl: lease_ttl 1s is outside 2s to 60s"
+    );
+    assert_eq!(
+        only(&witness_base_with("lease_ttl = \"61s\"\n")),
+        "t.toml:14:13: witness.lease_ttl: lease_ttl 1m1s is outside 2s to 60s"
+    );
+    assert_eq!(
+        only(&witness_base_with("lease_ttl = \"2500ms\"\n")),
+        "t.toml:14:13: witness.lease_ttl: lease_ttl 2s500ms is not whole seconds; etcd grants leases in seconds"
+    );
+    assert_eq!(
+        only(&witness_base_with("lease_ttl = \"3 s\"\n")),
+        "t.toml:14:13: witness.lease_ttl: duration \"3 s\" has unknown unit \" s\" (units: ns, us, ms, s, m, h, d)"
+    );
+    for ok in ["2s", "60s", "1m"] {
+        assert!(
+            errors(&witness_base_with(&format!("lease_ttl = \"{ok}\"\n"))).is_empty(),
+            "{ok}"
+        );
+    }
+}
+
+#[test]
+fn witness_tls_rules() {
+    let https =
+        "etcd = [\"https://192.0.2.201:2379\", \"https://192.0.2.202:2379\"]\ncluster = \"lb\"\n";
+    assert_eq!(
+        only(&witness_with(&format!("{https}tls_key = \"/etc/k.pem\"\n"))),
+        "t.toml:14:11: witness.tls_key: tls_key is set, so tls_cert (the certificate chain) is required"
+    );
+    assert_eq!(
+        only(&witness_with(&format!(
+            "{https}tls_cert = \"/etc/c.pem\"\n"
+        ))),
+        "t.toml:14:12: witness.tls_cert: tls_cert is set, so tls_key (its private key) is required"
+    );
+    assert_eq!(
+        only(&witness_with(&format!("{https}tls_ca = \"ca.pem\"\n"))),
+        "t.toml:14:10: witness.tls_ca: \"ca.pem\" must be an absolute path"
+    );
+    // With TLS set, every endpoint is https.
+    assert_eq!(
+        only(&witness_with(
+            "etcd = [\"https://192.0.2.201:2379\", \"http://192.0.2.202:2379\"]\ncluster = \"lb\"\ntls_ca = \"/etc/ca.pem\"\n"
+        )),
+        "t.toml:12:37: witness.etcd[1]: \"http://192.0.2.202:2379\" is http, but tls_ca is set: with TLS every etcd endpoint must be https"
+    );
+    assert_eq!(
+        only(&witness_base_with("tls_ca = \"/etc/ca.pem\"\n")),
+        "t.toml:12:9: witness.etcd[0]: \"http://192.0.2.201:2379\" is http, but tls_ca is set: with TLS every etcd endpoint must be https"
+    );
+    // Without TLS keys, one cluster is still one scheme.
+    assert_eq!(
+        only(&witness_with(
+            "etcd = [\"http://192.0.2.201:2379\", \"https://192.0.2.202:2379\"]\ncluster = \"lb\"\n"
+        )),
+        "t.toml:12:9: witness.etcd[0]: \"http://192.0.2.201:2379\" is http but etcd[1] is https; the endpoints of one cluster are all http or all https"
+    );
+}
+
+#[test]
+fn witness_login_comes_in_pairs() {
+    assert_eq!(
+        only(&witness_base_with("username = \"splitguard\"\n")),
+        "t.toml:11:1: witness.password: username is set, so password is required"
+    );
+    assert_eq!(
+        only(&witness_base_with("password = \"pw\"\n")),
+        "t.toml:11:1: witness.username: password is set, so username is required"
+    );
+    assert_eq!(
+        only(&witness_base_with(
+            "username = \"splitguard\"\npassword = \"\"\n"
+        )),
+        "t.toml:15:12: witness.password: the secret must not be empty; leave the key out instead"
+    );
+}
+
+#[test]
+fn witness_confirm_path_rules() {
+    let listen = "confirm_listen = \"192.0.2.197:8727\"\n";
+    let peer = "confirm_peer = \"192.0.2.198:8727\"\n";
+    let secret = format!("confirm_secret = \"{CONFIRM_SECRET}\"\n");
+
+    assert_eq!(
+        errors(&witness_base_with(listen)),
+        vec![
+            "t.toml:11:1: witness.confirm_peer: confirm_listen is set, so confirm_peer is required: confirm_listen, confirm_peer and confirm_secret go together",
+            "t.toml:11:1: witness.confirm_secret: confirm_listen is set, so confirm_secret is required: confirm_listen, confirm_peer and confirm_secret go together",
+        ]
+    );
+    assert_eq!(
+        only(&witness_base_with(&format!("{listen}{peer}"))),
+        "t.toml:11:1: witness.confirm_secret: confirm_listen and confirm_peer are set, so confirm_secret is required: confirm_listen, confirm_peer and confirm_secret go together"
+    );
+    assert_eq!(
+        only(&witness_base_with("confirm_interval = \"200ms\"\n")),
+        "t.toml:14:20: witness.confirm_interval: confirm_interval is set but confirm_listen, confirm_peer and confirm_secret are not; without them there is no confirm path"
+    );
+    assert_eq!(
+        only(&witness_base_with(&format!(
+            "{listen}{peer}confirm_secret = \"too-short\"\n"
+        ))),
+        "t.toml:16:18: witness.confirm_secret: confirm_secret is 9 bytes; it must be at least 16"
+    );
+    assert_eq!(
+        only(&witness_base_with(&format!(
+            "confirm_listen = \"192.0.2.197\"\n{peer}{secret}"
+        ))),
+        "t.toml:14:18: witness.confirm_listen: 192.0.2.197 has no port; write e.g. \"192.0.2.197:8727\""
+    );
+    assert_eq!(
+        only(&witness_base_with(&format!(
+            "{listen}confirm_peer = \"lb02\"\n{secret}"
+        ))),
+        "t.toml:15:16: witness.confirm_peer: \"lb02\" is not an address and port such as \"192.0.2.197:8727\""
+    );
+    assert_eq!(
+        only(&witness_base_with(&format!(
+            "{listen}confirm_peer = \"192.0.2.198:0\"\n{secret}"
+        ))),
+        "t.toml:15:16: witness.confirm_peer: confirm_peer 192.0.2.198:0 has port 0; give the port the confirm path uses, e.g. 8727"
+    );
+    assert_eq!(
+        only(&witness_base_with(&format!(
+            "{listen}confirm_peer = \"192.0.2.197:8728\"\n{secret}"
+        ))),
+        "t.toml:15:16: witness.confirm_peer: 192.0.2.197:8728 is this node's confirm_listen address; give the peer's confirm_listen"
+    );
+    assert_eq!(
+        only(&witness_base_with(&format!(
+            "{listen}confirm_peer = \"10.0.0.3:8727\"\n{secret}"
+        ))),
+        "t.toml:15:16: witness.confirm_peer: 10.0.0.3 is a VIP (instance[0].vips[0]); use a node's own address, which does not move"
+    );
+    assert_eq!(
+        only(&witness_base_with(&format!(
+            "{listen}confirm_peer = \"[2001:db8::198]:8727\"\n{secret}"
+        ))),
+        "t.toml:15:16: witness.confirm_peer: confirm_peer [2001:db8::198]:8727 is IPv6 but confirm_listen 192.0.2.197:8727 is IPv4"
+    );
+    // Listening on every address is allowed, as for [reply] listen.
+    assert!(
+        errors(&witness_base_with(&format!(
+            "confirm_listen = \"0.0.0.0:8727\"\n{peer}{secret}"
+        )))
+        .is_empty()
+    );
+}
+
+#[test]
+fn witness_confirm_interval_fits_the_lease() {
+    let confirm = format!(
+        "confirm_listen = \"192.0.2.197:8727\"\nconfirm_peer = \"192.0.2.198:8727\"\nconfirm_secret = \"{CONFIRM_SECRET}\"\n"
+    );
+    // Line 14: lease_ttl, 15-17: the confirm keys, 18: confirm_interval.
+    let with = |ttl: &str, interval: &str| {
+        witness_base_with(&format!(
+            "lease_ttl = \"{ttl}\"\n{confirm}confirm_interval = \"{interval}\"\n"
+        ))
+    };
+    assert_eq!(
+        only(&with("2s", "600ms")),
+        "t.toml:18:20: witness.confirm_interval: confirm_interval 600ms is too long for lease_ttl 2s: a confirmation holds for lease_ttl - 1s = 1s and at least two must fit in it, so confirm_interval must be at most 500ms"
+    );
+    assert!(errors(&with("2s", "500ms")).is_empty());
+    assert!(errors(&with("3s", "1s")).is_empty());
+    assert_eq!(
+        only(&with("3s", "50ms")),
+        "t.toml:18:20: witness.confirm_interval: confirm_interval 50ms is outside 100ms to 1s"
+    );
+    assert_eq!(
+        only(&with("10s", "2s")),
+        "t.toml:18:20: witness.confirm_interval: confirm_interval 2s is outside 100ms to 1s"
+    );
+}
+
+#[test]
+fn witness_unknown_key_and_shape_are_located() {
+    let e = only(&witness_base_with("lease = \"3s\"\n"));
+    assert!(
+        e.starts_with("t.toml:14:1: witness.lease: unknown key `lease`; expected one of `etcd`, `cluster`, `lease_ttl`,"),
+        "{e}"
+    );
+    assert!(e.contains("`confirm_interval`"), "{e}");
+    assert_eq!(
+        only(&format!("{MINIMAL}\n[[witness]]\n{WITNESS_BASE}")),
+        "t.toml:11:1: witness: expected a table (`[witness]`), found an array of tables; use `[witness]`, not `[[witness]]`"
+    );
+}
+
+#[test]
+fn witness_needs_instances() {
+    let text = format!("node = \"lb01\"\n\n[witness]\n{WITNESS_BASE}");
+    assert_eq!(
+        only(&text),
+        "t.toml:3:1: witness: [witness] needs at least one [[instance]]"
+    );
+}
+
+#[test]
+fn witness_keys_are_per_family_and_vrid() {
+    let two = format!(
+        "{MINIMAL}\n[[instance]]\nname = \"VI_2\"\ninterface = \"eth1\"\nvrid = 51\npriority = 150\nadvert_interval = \"1s\"\nvips = [\"10.0.1.3/24\"]\n"
+    );
+    assert!(
+        errors(&two).is_empty(),
+        "without a witness, VRIDs are per interface"
+    );
+    assert_eq!(
+        only(&format!("{two}\n[witness]\n{WITNESS_BASE}")),
+        "t.toml:14:8: instance[1].vrid: VRID 51 (IPv4) is also instance[0]'s (\"VI_1\" on eth0); with [witness] the etcd key is per address family and VRID, so instance[1] (\"VI_2\" on eth1) and instance[0] would share it"
+    );
+    // The other family may share the number.
+    let v6 = format!(
+        "{MINIMAL}\n[[instance]]\nname = \"VI_6\"\ninterface = \"eth1\"\nvrid = 51\npriority = 150\nadvert_interval = \"1s\"\nversion = 3\nvips = [\"2001:db8::3/64\"]\n\n[witness]\n{WITNESS_BASE}"
+    );
+    assert!(errors(&v6).is_empty(), "{:#?}", errors(&v6));
+}
+
+#[test]
+fn contrib_examples_parse_with_their_witness_block_uncommented() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../contrib/examples");
+    for name in ["lb01", "lb02", "dual-master-lb01", "dual-master-lb02"] {
+        let path = dir.join(format!("{name}.toml"));
+        let text = std::fs::read_to_string(&path).expect("example");
+        let plain = parse(&text, name).unwrap_or_else(|e| panic!("{e}"));
+        assert!(plain.witness.is_none(), "{name}: the witness is off");
+
+        // Everything from `# [witness]` on loses one `# `.
+        let at = text.find("\n# [witness]\n").expect("a [witness] example") + 1;
+        let (head, block) = text.split_at(at);
+        let block: String = block
+            .lines()
+            .map(|l| format!("{}\n", l.strip_prefix("# ").unwrap_or(l)))
+            .collect();
+        let on = parse(&format!("{head}{block}"), name).unwrap_or_else(|e| panic!("{e}"));
+        let w = on.witness.expect("witness");
+        assert_eq!(w.etcd.len(), 3, "{name}");
+        assert_eq!(w.lease_ttl, Duration::from_secs(3), "{name}");
+        let confirm = w.confirm.expect("confirm");
+        assert_eq!(confirm.listen.port(), 8727, "{name}");
+        // Each node's peer is the other's listen address.
+        let (me, peer) = if name.ends_with("lb01") {
+            ("192.0.2.197", "192.0.2.198")
+        } else {
+            ("192.0.2.198", "192.0.2.197")
+        };
+        assert_eq!(confirm.listen.ip(), ip(me), "{name}");
+        assert_eq!(confirm.peer.ip(), ip(peer), "{name}");
+    }
+}
+
+#[test]
+fn witness_needs_the_arbiter() {
+    let text = format!("{MINIMAL}\n[arbiter]\nenabled = false\n\n[witness]\n{WITNESS_BASE}");
+    let e = only(&text);
+    assert!(
+        e.contains("witness")
+            && e.contains(
+                "[witness] needs the arbiter, which `[arbiter] enabled = false` turns off"
+            ),
+        "{e}"
+    );
+}

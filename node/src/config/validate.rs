@@ -5,7 +5,7 @@
 //! first.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
@@ -14,12 +14,14 @@ use super::locate::{Document, KeyPath};
 use super::probe_plan::{self, ProbeRoute};
 use super::read::{Found, RawChannel, RawConfig};
 use super::schema::{
-    Arbiter, Channel, Config, DEFAULT_DEMOTE_WEIGHT, DEFAULT_GARP_INTERVAL, DEFAULT_GARP_REFRESH,
+    Arbiter, CLUSTER_MAX, CONFIRM_SECRET_MIN, Channel, Config, DEFAULT_CONFIRM_INTERVAL,
+    DEFAULT_DEMOTE_WEIGHT, DEFAULT_GARP_INTERVAL, DEFAULT_GARP_REFRESH, DEFAULT_LEASE_TTL,
     DEFAULT_PROBE_FALL, DEFAULT_PROBE_INTERVAL, DEFAULT_PROBE_RISE, DEFAULT_PROBE_TIMEOUT,
     DEFAULT_QUORUM, DEFAULT_REBOOT_LIMIT, DEFAULT_REBOOT_MIN_UPTIME, DEFAULT_REBOOT_WINDOW,
-    HttpMethod, Instance, MAX_GARP_REPEAT, OnIsolated, Probe, RawArbiter, RawInstance,
-    RawTrackScript, Reply, Sms, TrackScript, Watch, WatchActions, check_http_url,
-    default_reboot_command, tls_files,
+    HttpMethod, Instance, MAX_CONFIRM_INTERVAL, MAX_ETCD_ENDPOINTS, MAX_GARP_REPEAT, MAX_LEASE_TTL,
+    MIN_CONFIRM_INTERVAL, MIN_LEASE_TTL, OnIsolated, Probe, RawArbiter, RawInstance,
+    RawTrackScript, RawWitness, Reply, Sms, TrackScript, Watch, WatchActions, Witness,
+    WitnessConfirm, WitnessTls, check_http_url, default_reboot_command, tls_files,
 };
 use super::values::{Argv, Secret, Vip};
 use splitguard_vrrp::Version;
@@ -277,6 +279,17 @@ pub(crate) fn validate(raw: RawConfig, doc: &Document<'_>) -> Result<Config, Vec
     }
     check_watches(&mut c, &raw.watches, &raw.watch_actions);
     check_alerts(&mut c, &raw.alerts);
+    let witness = raw
+        .witness
+        .as_ref()
+        .map(|w| check_witness(&mut c, w, &instances, &vip_owner));
+    // The witness gates claims through the arbiter's gate and runs beside it.
+    if witness.is_some() && !arbiter.enabled {
+        c.err(
+            &KeyPath::root().key("witness"),
+            "[witness] needs the arbiter, which `[arbiter] enabled = false` turns off",
+        );
+    }
 
     if !c.found.is_empty() {
         return Err(c.found);
@@ -298,6 +311,7 @@ pub(crate) fn validate(raw: RawConfig, doc: &Document<'_>) -> Result<Config, Vec
         watches: raw.watches,
         watch_actions: raw.watch_actions,
         alerts: raw.alerts,
+        witness,
     })
 }
 
@@ -1188,6 +1202,404 @@ fn check_alerts(c: &mut Checker<'_, '_>, alerts: &super::schema::Alerts) {
         );
     }
     c.positive(&p.key("rate_limit_window"), alerts.rate_limit_window);
+}
+
+/// `[witness]`: the endpoints, the key namespace, the lease, TLS, the login
+/// and the confirm path, then what the witness needs of the instances.
+fn check_witness(
+    c: &mut Checker<'_, '_>,
+    raw: &RawWitness,
+    instances: &[Instance],
+    vip_owner: &HashMap<IpAddr, KeyPath>,
+) -> Witness {
+    let p = KeyPath::root().key("witness");
+    let key = |k: &str| p.key(k);
+
+    let etcd = check_etcd_endpoints(c, &p, raw);
+    check_cluster(c, &key("cluster"), &raw.cluster);
+
+    let lease_ttl = raw.lease_ttl.unwrap_or(DEFAULT_LEASE_TTL);
+    let ttl_ok = if !(MIN_LEASE_TTL..=MAX_LEASE_TTL).contains(&lease_ttl) {
+        c.err(
+            &key("lease_ttl"),
+            format!(
+                "lease_ttl {} is outside {}s to {}s",
+                DurationDisplay(lease_ttl),
+                MIN_LEASE_TTL.as_secs(),
+                MAX_LEASE_TTL.as_secs()
+            ),
+        );
+        false
+    } else if lease_ttl.subsec_nanos() != 0 {
+        c.err(
+            &key("lease_ttl"),
+            format!(
+                "lease_ttl {} is not whole seconds; etcd grants leases in seconds",
+                DurationDisplay(lease_ttl)
+            ),
+        );
+        false
+    } else {
+        true
+    };
+
+    let tls = check_witness_tls(c, &p, raw, &etcd);
+
+    match (&raw.username, &raw.password) {
+        (Some(_), None) => c.err(&key("password"), "username is set, so password is required"),
+        (None, Some(_)) => c.err(&key("username"), "password is set, so username is required"),
+        _ => {}
+    }
+    if let Some(user) = &raw.username {
+        c.non_empty(&key("username"), user, "username");
+    }
+    c.secret(&key("password"), raw.password.as_ref());
+
+    let mut witness = Witness {
+        etcd: etcd.into_iter().map(|e| e.text).collect(),
+        cluster: raw.cluster.clone(),
+        lease_ttl,
+        tls,
+        username: raw.username.clone(),
+        password: raw.password.clone(),
+        confirm: None,
+    };
+    witness.confirm = check_confirm(c, &p, raw, &witness, ttl_ok, vip_owner);
+    check_witness_instances(c, &p, instances);
+    witness
+}
+
+/// One `etcd` endpoint as checked: `scheme://host:port`.
+struct Endpoint {
+    text: String,
+    https: bool,
+}
+
+/// `etcd`: 1 to 7 endpoints, each `http(s)://host:port` and each once. Returns
+/// the ones that parse, normalized.
+fn check_etcd_endpoints(c: &mut Checker<'_, '_>, p: &KeyPath, raw: &RawWitness) -> Vec<Endpoint> {
+    let at = p.key("etcd");
+    c.non_empty_list(&at, &raw.etcd, "etcd endpoint");
+    if raw.etcd.len() > MAX_ETCD_ENDPOINTS {
+        c.err(
+            &at,
+            format!(
+                "{} etcd endpoints given; at most {MAX_ETCD_ENDPOINTS} (etcd recommends at most {MAX_ETCD_ENDPOINTS} members)",
+                raw.etcd.len()
+            ),
+        );
+    }
+    let mut seen = HashMap::new();
+    let mut out = Vec::with_capacity(raw.etcd.len());
+    for (j, text) in raw.etcd.iter().enumerate() {
+        match etcd_endpoint(text) {
+            Ok(e) => {
+                if let Some(first) = first_seen(&mut seen, e.text.clone(), j) {
+                    c.err(
+                        &at.idx(j),
+                        format!("{text:?} is already listed as etcd[{first}]"),
+                    );
+                }
+                out.push(e);
+            }
+            Err(why) => c.err(&at.idx(j), why),
+        }
+    }
+    out
+}
+
+/// `http://host:port` or `https://host:port` (a trailing `/` is dropped), the
+/// host a name or an address (IPv6 in brackets), the port given and not 0.
+fn etcd_endpoint(text: &str) -> Result<Endpoint, String> {
+    const FORM: &str =
+        "write http://host:port or https://host:port, e.g. \"http://192.0.2.201:2379\"";
+    let Some((scheme, rest)) = text.split_once("://") else {
+        return Err(format!("etcd endpoint {text:?} is not a URL; {FORM}"));
+    };
+    let https = match scheme.to_ascii_lowercase().as_str() {
+        "http" => false,
+        "https" => true,
+        _ => {
+            return Err(format!(
+                "etcd endpoint {text:?} has scheme {scheme:?}; it must be http or https ({FORM})"
+            ));
+        }
+    };
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    if rest.contains('@') {
+        return Err(format!(
+            "etcd endpoint {text:?} carries credentials; give them as username and password"
+        ));
+    }
+    if rest.contains(['/', '?', '#']) {
+        return Err(format!("etcd endpoint {text:?} has a path; {FORM}"));
+    }
+    let port = match rest.rsplit_once(':') {
+        Some((host, port))
+            if !port.is_empty()
+                && port.bytes().all(|b| b.is_ascii_digit())
+                && (!host.contains(':') || (host.starts_with('[') && host.ends_with(']'))) =>
+        {
+            if host.is_empty() {
+                return Err(format!("etcd endpoint {text:?} has no host; {FORM}"));
+            }
+            match port.parse::<u16>() {
+                Ok(n) if n != 0 => n,
+                _ => {
+                    return Err(format!(
+                        "etcd endpoint {text:?} has port {port}; it must be 1-65535"
+                    ));
+                }
+            }
+        }
+        _ => {
+            return Err(format!("etcd endpoint {text:?} has no port; {FORM}"));
+        }
+    };
+    let url = url::Url::parse(&format!("{scheme}://{rest}"))
+        .map_err(|why| format!("etcd endpoint {text:?} is not a valid URL: {why}"))?;
+    let host = url
+        .host_str()
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| format!("etcd endpoint {text:?} has no host; {FORM}"))?;
+    let scheme = if https { "https" } else { "http" };
+    Ok(Endpoint {
+        text: format!("{scheme}://{host}:{port}"),
+        https,
+    })
+}
+
+/// `cluster`: the etcd key prefix's name.
+fn check_cluster(c: &mut Checker<'_, '_>, at: &KeyPath, cluster: &str) {
+    if cluster.is_empty() {
+        c.err(at, "cluster must not be empty");
+    } else if cluster.len() > CLUSTER_MAX {
+        c.err(
+            at,
+            format!(
+                "cluster is {} characters; at most {CLUSTER_MAX}",
+                cluster.len()
+            ),
+        );
+    } else if !cluster
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        c.err(
+            at,
+            format!(
+                "cluster {cluster:?} may hold only letters, digits, '.', '_' and '-' (it names the etcd key prefix)"
+            ),
+        );
+    }
+}
+
+/// `tls_ca`, `tls_cert`, `tls_key`: absolute paths, certificate and key
+/// together, and with any of them every endpoint https. An https endpoint
+/// without them still gets TLS, with the system's roots.
+fn check_witness_tls(
+    c: &mut Checker<'_, '_>,
+    p: &KeyPath,
+    raw: &RawWitness,
+    etcd: &[Endpoint],
+) -> Option<WitnessTls> {
+    if let Some(ca) = &raw.tls_ca {
+        c.absolute(&p.key("tls_ca"), ca);
+    }
+    // The client pair: the same rules as a listener's, and always "served".
+    c.tls_pair(
+        p,
+        ("tls_cert", &raw.tls_cert),
+        ("tls_key", &raw.tls_key),
+        Ok(()),
+    );
+    let tls_key = [
+        ("tls_ca", &raw.tls_ca),
+        ("tls_cert", &raw.tls_cert),
+        ("tls_key", &raw.tls_key),
+    ]
+    .into_iter()
+    .find_map(|(name, v)| v.is_some().then_some(name));
+    let first_https = raw
+        .etcd
+        .iter()
+        .position(|t| etcd_endpoint(t).is_ok_and(|e| e.https));
+    for (j, text) in raw.etcd.iter().enumerate() {
+        let Ok(e) = etcd_endpoint(text) else { continue };
+        if e.https {
+            continue;
+        }
+        if let Some(name) = tls_key {
+            c.err(
+                &p.key("etcd").idx(j),
+                format!("{text:?} is http, but {name} is set: with TLS every etcd endpoint must be https"),
+            );
+        } else if let Some(first) = first_https {
+            c.err(
+                &p.key("etcd").idx(j),
+                format!("{text:?} is http but etcd[{first}] is https; the endpoints of one cluster are all http or all https"),
+            );
+        }
+    }
+    (tls_key.is_some() || etcd.iter().any(|e| e.https)).then(|| WitnessTls {
+        ca: raw.tls_ca.clone(),
+        cert: raw.tls_cert.clone(),
+        key: raw.tls_key.clone(),
+    })
+}
+
+/// The confirm path: `confirm_listen`, `confirm_peer` and `confirm_secret`
+/// together or none, and `confirm_interval` short enough for two
+/// confirmations per [`Witness::confirm_valid`].
+fn check_confirm(
+    c: &mut Checker<'_, '_>,
+    p: &KeyPath,
+    raw: &RawWitness,
+    witness: &Witness,
+    ttl_ok: bool,
+    vip_owner: &HashMap<IpAddr, KeyPath>,
+) -> Option<WitnessConfirm> {
+    let key = |k: &str| p.key(k);
+    let parts = [
+        ("confirm_listen", raw.confirm_listen.is_some()),
+        ("confirm_peer", raw.confirm_peer.is_some()),
+        ("confirm_secret", raw.confirm_secret.is_some()),
+    ];
+    let set: Vec<&str> = parts.iter().filter(|p| p.1).map(|p| p.0).collect();
+    if set.is_empty() {
+        if raw.confirm_interval.is_some() {
+            c.err(
+                &key("confirm_interval"),
+                "confirm_interval is set but confirm_listen, confirm_peer and confirm_secret are not; without them there is no confirm path",
+            );
+        }
+    } else if set.len() < parts.len() {
+        for (name, _) in parts.iter().filter(|p| !p.1) {
+            c.err(
+                &key(name),
+                format!(
+                    "{} {} set, so {name} is required: confirm_listen, confirm_peer and confirm_secret go together",
+                    set.join(" and "),
+                    if set.len() == 1 { "is" } else { "are" }
+                ),
+            );
+        }
+    }
+
+    for (name, addr) in [
+        ("confirm_listen", raw.confirm_listen),
+        ("confirm_peer", raw.confirm_peer),
+    ] {
+        if let Some(a) = addr
+            && a.port() == 0
+        {
+            c.err(
+                &key(name),
+                format!("{name} {a} has port 0; give the port the confirm path uses, e.g. 8727"),
+            );
+        }
+    }
+    if let Some(peer) = raw.confirm_peer {
+        let at = key("confirm_peer");
+        c.node_address(&at, peer.ip(), vip_owner);
+        if let Some(listen) = raw.confirm_listen {
+            if peer.ip() == listen.ip() {
+                c.err(
+                    &at,
+                    format!("{peer} is this node's confirm_listen address; give the peer's confirm_listen"),
+                );
+            } else if peer.is_ipv6() != listen.is_ipv6() {
+                let family = |a: SocketAddr| if a.is_ipv6() { "IPv6" } else { "IPv4" };
+                c.err(
+                    &at,
+                    format!(
+                        "confirm_peer {peer} is {} but confirm_listen {listen} is {}",
+                        family(peer),
+                        family(listen)
+                    ),
+                );
+            }
+        }
+    }
+    if let Some(secret) = &raw.confirm_secret {
+        let len = secret.expose().len();
+        if len < CONFIRM_SECRET_MIN {
+            c.err(
+                &key("confirm_secret"),
+                format!("confirm_secret is {len} bytes; it must be at least {CONFIRM_SECRET_MIN}"),
+            );
+        }
+    }
+
+    let interval = raw.confirm_interval.unwrap_or(DEFAULT_CONFIRM_INTERVAL);
+    if !(MIN_CONFIRM_INTERVAL..=MAX_CONFIRM_INTERVAL).contains(&interval) {
+        c.err(
+            &key("confirm_interval"),
+            format!(
+                "confirm_interval {} is outside {} to {}",
+                DurationDisplay(interval),
+                DurationDisplay(MIN_CONFIRM_INTERVAL),
+                DurationDisplay(MAX_CONFIRM_INTERVAL)
+            ),
+        );
+    } else if ttl_ok && interval * 2 > witness.confirm_valid() {
+        c.err(
+            &key("confirm_interval"),
+            format!(
+                "confirm_interval {} is too long for lease_ttl {}: a confirmation holds for lease_ttl - 1s = {} and at least two must fit in it, so confirm_interval must be at most {}",
+                DurationDisplay(interval),
+                DurationDisplay(witness.lease_ttl),
+                DurationDisplay(witness.confirm_valid()),
+                DurationDisplay(witness.confirm_valid() / 2)
+            ),
+        );
+    }
+
+    match (raw.confirm_listen, raw.confirm_peer, &raw.confirm_secret) {
+        (Some(listen), Some(peer), Some(secret)) => Some(WitnessConfirm {
+            listen,
+            peer,
+            secret: secret.clone(),
+            interval,
+        }),
+        _ => None,
+    }
+}
+
+/// The witness holds one etcd key per address family and VRID, so it needs
+/// instances, and no two of them may share a family and a VRID (on one
+/// interface that is refused anyway; across interfaces it is refused here).
+fn check_witness_instances(c: &mut Checker<'_, '_>, p: &KeyPath, instances: &[Instance]) {
+    if instances.is_empty() {
+        c.err(p, "[witness] needs at least one [[instance]]");
+        return;
+    }
+    let mut seen: HashMap<(bool, u8), usize> = HashMap::new();
+    for (i, inst) in instances.iter().enumerate() {
+        if inst.vrid == 0 {
+            continue; // out of range, reported with the instance
+        }
+        let ipv6 = inst.vips.first().is_some_and(Vip::is_ipv6);
+        let Some(first) = first_seen(&mut seen, (ipv6, inst.vrid), i) else {
+            continue;
+        };
+        let other = &instances[first];
+        if other.interface == inst.interface {
+            continue; // the per-interface rule has said so
+        }
+        c.err(
+            &KeyPath::root().key("instance").idx(i).key("vrid"),
+            format!(
+                "VRID {} ({}) is also instance[{first}]'s ({:?} on {}); with [witness] the etcd key is per address family and VRID, so instance[{i}] ({:?} on {}) and instance[{first}] would share it",
+                inst.vrid,
+                if ipv6 { "IPv6" } else { "IPv4" },
+                other.name,
+                other.interface,
+                inst.name,
+                inst.interface,
+            ),
+        );
+    }
 }
 
 /// The index `key` was first seen at, or None (recording `index`) if this is the
