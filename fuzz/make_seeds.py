@@ -347,9 +347,26 @@ def ipv6_advert_seeds():
     put("ipv6_advert", "short-header", ipv6_header(src, group, len(v3))[:30])
 
 
+def witness_confirm_seeds():
+    # Mode byte 0: a received datagram (see arbiter/src/witness/confirm.rs);
+    # mode 1: fields to encode. Sealed with node/src/fuzzing.rs's WITNESS_KEY.
+    key = b"splitguard-fuzz-witness-key"
+    def datagram(name, nonce, echo, entries):
+        flags = 1 if echo is not None else 0
+        head = b"SGWC" + bytes([1, flags, len(name)]) + struct.pack("!HQQ", len(entries), nonce, echo or 0)
+        body = head + name + b"".join(bytes([fam, vrid, fl]) for fam, vrid, fl in entries)
+        return body + hmac.new(key, body, hashlib.sha256).digest()
+    good = datagram(b"lb02", (7 << 32) | 1, (9 << 32) | 4, [(4, 51, 1), (6, 52, 0)])
+    put("witness_confirm", "sealed", b"\x00" + good)
+    put("witness_confirm", "sealed-no-echo", b"\x00" + datagram(b"lb01", 1, None, []))
+    put("witness_confirm", "bad-tag", b"\x00" + good[:-1] + bytes([good[-1] ^ 1]))
+    put("witness_confirm", "truncated", b"\x00" + good[:30])
+    put("witness_confirm", "fields", b"\x01\x04lb02" + bytes(8) + bytes(8) + bytes([2, 51, 3, 52]))
+
+
 def main():
     for target in ["vrrp_packet", "config", "import_keepalived", "reply_text", "reply_mail",
-                   "webhook_form", "ndp", "ipv6_advert"]:
+                   "webhook_form", "ndp", "ipv6_advert", "witness_confirm"]:
         d = CORPUS / target
         if d.exists():
             for old in d.glob("seed-*"):
@@ -362,6 +379,7 @@ def main():
     webhook_seeds()
     ndp_seeds()
     ipv6_advert_seeds()
+    witness_confirm_seeds()
 
 
 if __name__ == "__main__":

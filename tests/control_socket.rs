@@ -77,6 +77,7 @@ fn snapshot(node: &str, state: &str) -> Status {
             peers: vec![],
             quorum: Some(1),
         },
+        witness: None,
         replies: vec![],
         incidents: vec![],
         at_ms: None,

@@ -19,6 +19,7 @@ const TARGETS: &[(&str, Entry)] = &[
     ("webhook_form", splitguard_watchdog::fuzzing::webhook_form),
     ("ndp", splitguard_node::fuzzing::ndp),
     ("ipv6_advert", splitguard_node::fuzzing::ipv6_advert),
+    ("witness_confirm", splitguard_node::fuzzing::witness_confirm),
 ];
 
 fn corpus(target: &str) -> Vec<PathBuf> {

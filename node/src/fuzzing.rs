@@ -155,3 +155,64 @@ pub fn ipv6_advert(data: &[u8]) {
         "the re-emitted advert reads differently"
     );
 }
+
+/// The key `witness_confirm` seals and checks with (the corpus's sealed seeds
+/// use it too).
+pub const WITNESS_KEY: &[u8] = b"splitguard-fuzz-witness-key";
+
+/// `witness_confirm`: a datagram on the peer confirm path. First byte even:
+/// the rest is decoded as received, and anything accepted must encode back to
+/// the same bytes. Odd: the rest is read as a datagram's fields (name length,
+/// name, nonce, echo, entries), which must round-trip if the limits accept them.
+/// A refusal must say why.
+pub fn witness_confirm(data: &[u8]) {
+    use splitguard_arbiter::witness::confirm::{self, Datagram, Entry, Family};
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    if mode & 1 == 0 {
+        match confirm::decode(rest, WITNESS_KEY) {
+            Ok(d) => assert_eq!(confirm::encode(&d, WITNESS_KEY), rest, "round trip"),
+            Err(e) => assert!(!e.to_string().is_empty() && !e.label().is_empty()),
+        }
+        return;
+    }
+    let Some((&n, rest)) = rest.split_first() else {
+        return;
+    };
+    let n = usize::from(n).min(rest.len());
+    let (name, rest) = rest.split_at(n);
+    let word = |b: &[u8]| {
+        let mut w = [0u8; 8];
+        for (d, s) in w.iter_mut().zip(b) {
+            *d = *s;
+        }
+        u64::from_be_bytes(w)
+    };
+    let nonce = word(rest);
+    let echo = rest.get(8..).map(word).filter(|e| e % 2 == 0);
+    let entries = rest
+        .get(16..)
+        .unwrap_or_default()
+        .chunks_exact(2)
+        .map(|c| Entry {
+            family: if c[0] & 1 == 0 {
+                Family::Ipv4
+            } else {
+                Family::Ipv6
+            },
+            vrid: c[1],
+            hears_master: c[0] & 2 != 0,
+            wants_preempt: c[0] & 4 != 0,
+        })
+        .collect();
+    let Ok(d) = Datagram::new(String::from_utf8_lossy(name), nonce, echo, entries) else {
+        return;
+    };
+    let bytes = confirm::encode(&d, WITNESS_KEY);
+    assert_eq!(
+        confirm::decode(&bytes, WITNESS_KEY).as_ref(),
+        Ok(&d),
+        "round trip"
+    );
+}

@@ -21,3 +21,4 @@ pub mod service;
 pub mod status;
 pub mod track;
 pub mod watch;
+pub mod witness;

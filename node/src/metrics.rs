@@ -104,6 +104,9 @@ pub fn render(snapshot: &Snapshot) -> String {
     instance_counters(&mut o, st, c);
     arbiter_isolated(&mut o, st);
     arbiter_reachable(&mut o, st);
+    if let Some(w) = &st.witness {
+        witness(&mut o, w);
+    }
     incidents_open(&mut o, st);
     alert_counters(&mut o, c);
     o.0
@@ -217,6 +220,81 @@ fn arbiter_reachable(o: &mut Out, st: &Status) {
                 u8::from(r.reachable),
             );
         }
+    }
+}
+
+/// The witness's families, present only when `[witness]` is configured.
+fn witness(o: &mut Out, w: &crate::status::WitnessStatus) {
+    o.head(
+        "splitguard_witness_reachable",
+        "gauge",
+        "1 while this node holds a safe lease at the witness.",
+    );
+    o.sample("splitguard_witness_reachable", &[], u8::from(w.reachable));
+    o.head(
+        "splitguard_witness_lease_remaining_seconds",
+        "gauge",
+        "How long the lease surely lasts without another renewal (0 without one).",
+    );
+    let remaining = w.lease_remaining_ms.unwrap_or(0) as f64 / 1000.0;
+    o.sample("splitguard_witness_lease_remaining_seconds", &[], remaining);
+    o.head(
+        "splitguard_witness_member_reachable",
+        "gauge",
+        "1 while an etcd member answers its status probe.",
+    );
+    for m in &w.members {
+        o.sample(
+            "splitguard_witness_member_reachable",
+            &[("endpoint", &m.endpoint)],
+            u8::from(m.reachable),
+        );
+    }
+    o.head(
+        "splitguard_witness_member_leader",
+        "gauge",
+        "1 for the member that says it leads.",
+    );
+    for m in &w.members {
+        o.sample(
+            "splitguard_witness_member_leader",
+            &[("endpoint", &m.endpoint)],
+            u8::from(m.leader),
+        );
+    }
+    o.head(
+        "splitguard_witness_key_ours",
+        "gauge",
+        "1 while this node holds the instance's key.",
+    );
+    for v in &w.vrids {
+        o.sample(
+            "splitguard_witness_key_ours",
+            &[("instance", &v.instance)],
+            u8::from(v.ours),
+        );
+    }
+    o.head(
+        "splitguard_witness_key_holder",
+        "gauge",
+        "1 for the node named in the instance's key (absent while the key is free).",
+    );
+    for v in &w.vrids {
+        if let Some(h) = &v.holder {
+            o.sample(
+                "splitguard_witness_key_holder",
+                &[("instance", &v.instance), ("holder", h)],
+                1,
+            );
+        }
+    }
+    if let Some(heard) = w.peer_heard {
+        o.head(
+            "splitguard_witness_peer_heard",
+            "gauge",
+            "1 while the peer's confirm datagrams arrive.",
+        );
+        o.sample("splitguard_witness_peer_heard", &[], u8::from(heard));
     }
 }
 

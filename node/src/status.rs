@@ -26,6 +26,9 @@ pub struct Status {
     pub node: String,
     pub instances: Vec<InstanceStatus>,
     pub arbiter: ArbiterStatus,
+    /// The etcd witness, when `[witness]` is configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub witness: Option<WitnessStatus>,
     pub incidents: Vec<IncidentStatus>,
     /// The latest replies (ack-by-reply), accepted and refused.
     #[serde(default)]
@@ -78,6 +81,54 @@ pub struct ArbiterStatus {
     /// How many references must answer; null when no arbiter is configured.
     #[serde(default)]
     pub quorum: Option<usize>,
+}
+
+/// The witness: the lease, the members, who holds each VRID's key.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WitnessStatus {
+    /// The key namespace (`[witness] cluster`).
+    pub cluster: String,
+    /// This node holds a safe lease.
+    pub reachable: bool,
+    /// Why not, while it does not (the store client's last error).
+    #[serde(default)]
+    pub unreachable: Option<String>,
+    /// The lease id (hex), while one is granted.
+    #[serde(default)]
+    pub lease: Option<String>,
+    /// How long the lease surely lasts at the store without another renewal
+    /// (from the send time of the last acknowledged one), in ms, to 100 ms.
+    #[serde(default)]
+    pub lease_remaining_ms: Option<u64>,
+    pub members: Vec<WitnessMember>,
+    pub vrids: Vec<WitnessVrid>,
+    /// The peer's confirm address, when a confirm path is configured.
+    #[serde(default)]
+    pub peer: Option<String>,
+    /// Whether the peer's datagrams arrive (within three confirm intervals).
+    #[serde(default)]
+    pub peer_heard: Option<bool>,
+}
+
+/// One etcd member, as its own status probe saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WitnessMember {
+    pub endpoint: String,
+    pub reachable: bool,
+    pub leader: bool,
+}
+
+/// One VRID's key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WitnessVrid {
+    pub instance: String,
+    pub vrid: u8,
+    /// `ipv4` or `ipv6`.
+    pub family: String,
+    /// The node named in the key; null when free or not known.
+    pub holder: Option<String>,
+    /// This node holds it under its lease.
+    pub ours: bool,
 }
 
 /// One probed address and its debounced verdict.
@@ -172,6 +223,9 @@ pub fn render_text(status: &Status) -> String {
     out.push('\n');
 
     out.push_str(&arbiter_line(&status.arbiter));
+    if let Some(w) = &status.witness {
+        out.push_str(&witness_lines(w));
+    }
     out.push('\n');
 
     if status.incidents.is_empty() {
@@ -222,6 +276,58 @@ fn arbiter_line(a: &ArbiterStatus) -> String {
     let _ = write!(line, "; references {}", reach_list(&a.references, &quorum));
     let _ = write!(line, "; peers {}", reach_list(&a.peers, ""));
     line.push('\n');
+    line
+}
+
+/// `witness: ok (cluster lb, lease 2.7 s); members 3/3 up: …; peer … heard`,
+/// then one line per VRID key.
+fn witness_lines(w: &WitnessStatus) -> String {
+    let mut line = String::from("witness: ");
+    match &w.unreachable {
+        None => line.push_str("ok"),
+        Some(why) => {
+            let _ = write!(line, "UNREACHABLE ({why})");
+        }
+    }
+    let _ = write!(line, "; cluster {}", w.cluster);
+    if let Some(ms) = w.lease_remaining_ms {
+        let _ = write!(line, "; lease {:.1} s", ms as f64 / 1000.0);
+    }
+    let up = w.members.iter().filter(|m| m.reachable).count();
+    let each = w
+        .members
+        .iter()
+        .map(|m| {
+            format!(
+                "{} {}{}",
+                m.endpoint,
+                if m.reachable { "up" } else { "DOWN" },
+                if m.leader { " (leader)" } else { "" }
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let _ = write!(line, "; members {up}/{} up: {each}", w.members.len());
+    if let Some(peer) = &w.peer {
+        let heard = if w.peer_heard == Some(true) {
+            "heard"
+        } else {
+            "UNHEARD"
+        };
+        let _ = write!(line, "; peer {peer} {heard}");
+    }
+    line.push('\n');
+    for v in &w.vrids {
+        let _ = writeln!(
+            line,
+            "  key {} vrid {} ({}): {}{}",
+            v.instance,
+            v.vrid,
+            v.family,
+            v.holder.as_deref().unwrap_or("free"),
+            if v.ours { " (this node)" } else { "" }
+        );
+    }
     line
 }
 
@@ -353,6 +459,7 @@ pub(crate) mod tests {
                 }],
                 quorum: Some(1),
             },
+            witness: None,
             replies: vec![],
             incidents: vec![IncidentStatus {
                 code: "4821".into(),

@@ -39,6 +39,8 @@ use super::outputs::Outputs;
 use super::probers::Probers;
 use super::router::Router;
 use super::schedule::Deadlines;
+use super::witness::{WitnessInput, WitnessPart};
+use splitguard_arbiter::witness::{WitnessIncident, WitnessVerdict};
 
 /// How long the reboot command may take before it is reported as hung (the
 /// hardware watchdog, when configured, is the backstop).
@@ -78,6 +80,8 @@ pub(super) struct Arbiter {
     published: Option<ArbiterStatus>,
     /// Early takeover, when on.
     early: Option<Early>,
+    /// The etcd witness, when `[witness]` is configured.
+    pub(super) witness: Option<WitnessPart>,
 }
 
 fn role_of(state: State) -> Role {
@@ -143,6 +147,7 @@ impl Arbiter {
             rebooting: false,
             published: None,
             early: None,
+            witness: None,
         })
     }
 
@@ -197,6 +202,7 @@ impl Arbiter {
             self.deadlines.first(),
             self.watchdog.as_ref().map(|w| w.1),
             self.early.as_ref().and_then(Early::deadline),
+            self.witness.as_ref().and_then(WitnessPart::deadline),
         ]
         .into_iter()
         .flatten()
@@ -245,6 +251,7 @@ impl Arbiter {
         inst: &Instances,
         probes: mpsc::Sender<ProbeResult>,
         echoes: mpsc::Sender<EchoResult>,
+        witness: mpsc::Sender<WitnessInput>,
     ) -> anyhow::Result<Arbiter> {
         let now = Instant::now();
         let mut references = cfg.arbiter.references.clone();
@@ -307,6 +314,13 @@ impl Arbiter {
         }
         let p = &cfg.arbiter.probe;
         probers.spawn_loops(&routes, p.interval, p.timeout, &probes)?;
+        if let Some(w) = &cfg.witness {
+            arb.witness = Some(
+                WitnessPart::start(cfg, w, inst.routers(), witness, now)
+                    .await
+                    .context("witness")?,
+            );
+        }
         Ok(arb)
     }
 
@@ -334,6 +348,22 @@ impl Arbiter {
         out: &mut Outputs,
     ) {
         self.policy.handle_link(now, down);
+        self.settle(now, inst, out).await;
+    }
+
+    /// What the witness's store or peer said.
+    pub(super) async fn on_witness(
+        &mut self,
+        input: WitnessInput,
+        now: Instant,
+        inst: &mut Instances,
+        out: &mut Outputs,
+    ) {
+        if let Some(w) = &mut self.witness {
+            for ev in w.on_input(now, input, inst.routers()) {
+                out.emit(Some(ev));
+            }
+        }
         self.settle(now, inst, out).await;
     }
 
@@ -434,6 +464,9 @@ impl Arbiter {
         if let Some(early) = &mut arb.early {
             early.on_timers(now);
         }
+        if let Some(w) = &mut arb.witness {
+            w.on_timers(now, inst.routers());
+        }
         let feed = !arb.rebooting;
         if let Some((w, due)) = &mut arb.watchdog
             && *due <= now
@@ -486,9 +519,17 @@ impl Arbiter {
                         }
                     }
                 }
+                if let Some(w) = &mut arb.witness {
+                    for i in inst.touched() {
+                        let r = &inst.routers()[i];
+                        let overdue = arb.policy.overdue(&r.cfg.name).unwrap_or(false);
+                        w.on_router(now, i, &r.cfg.name, arb.roles[i], overdue);
+                    }
+                }
                 std::iter::from_fn(|| arb.policy.poll_verdict()).collect::<Vec<_>>()
             };
-            if verdicts.is_empty() {
+            let witnessed = self.apply_witness(now, inst, out);
+            if verdicts.is_empty() && !witnessed {
                 break;
             }
             for v in verdicts {
@@ -558,6 +599,56 @@ impl Arbiter {
             }
             self.rounds[i] = Some(round);
         }
+    }
+
+    /// Carries out the witness's verdicts; true if there were any. An
+    /// objection goes to the policy's gate, whose verdicts the next settle
+    /// round applies.
+    fn apply_witness(&mut self, now: Instant, inst: &mut Instances, out: &mut Outputs) -> bool {
+        let Some(w) = &mut self.witness else {
+            return false;
+        };
+        let verdicts: Vec<_> = std::iter::from_fn(|| w.poll_verdict()).collect();
+        for v in &verdicts {
+            match v {
+                WitnessVerdict::Gate {
+                    instance,
+                    objection,
+                } => {
+                    debug!(%instance, ?objection, "witness objection");
+                    if let Err(e) = self
+                        .policy
+                        .set_witness_gate(now, instance, objection.clone())
+                    {
+                        warn!(%instance, error = %e, "witness objection not taken");
+                    }
+                    if let Some(i) = inst.router_index(instance) {
+                        inst.touch(i);
+                    }
+                }
+                WitnessVerdict::Contend { instance } | WitnessVerdict::Resign { instance } => {
+                    if let Some(i) = inst.router_index(instance) {
+                        let contend = matches!(v, WitnessVerdict::Contend { .. });
+                        debug!(%instance, contend, "witness key");
+                        w.command(i, contend);
+                    }
+                }
+                WitnessVerdict::Release { instance } => {
+                    if let Some(i) = inst.router_index(instance) {
+                        warn!(
+                            %instance,
+                            "witness: neither a live lease nor the peer's confirmation vouches for this master: releasing the VIPs"
+                        );
+                        inst.router_mut(i)
+                            .fsm
+                            .handle_release(now, Cause::WitnessLost);
+                    }
+                }
+                WitnessVerdict::Raised(inc) => witness_incident_out(inc, true, inst, out),
+                WitnessVerdict::Resolved(inc) => witness_incident_out(inc, false, inst, out),
+            }
+        }
+        !verdicts.is_empty()
     }
 
     /// An operator's DEMOTE (`hold`) or RESUME for instance `name`: the policy
@@ -726,6 +817,60 @@ impl Arbiter {
             }
         });
     }
+}
+
+/// A witness incident to the log, the event stream and the watcher's outbox.
+fn witness_incident_out(inc: &WitnessIncident, raised: bool, inst: &Instances, out: &mut Outputs) {
+    let status = if raised { "firing" } else { "resolved" };
+    let (kind, instance, cause) = match inc {
+        WitnessIncident::Unreachable { reason } => (
+            IncidentKind::WitnessUnreachable,
+            None,
+            format!(
+                "witness unreachable: {reason}; this node holds no safe lease, so it claims nothing and a master keeps its VIPs only while its peer confirms"
+            ),
+        ),
+        WitnessIncident::Released { instance } => (
+            IncidentKind::Demoted,
+            Some(instance.as_str()),
+            "released by the witness: neither a live lease nor the peer's confirmation vouched for this master".to_owned(),
+        ),
+    };
+    if raised {
+        warn!(
+            kind = inc.kind(),
+            instance = instance.unwrap_or("-"),
+            "incident: {cause}"
+        );
+    } else {
+        info!(
+            kind = inc.kind(),
+            instance = instance.unwrap_or("-"),
+            "incident resolved: {cause}"
+        );
+    }
+    let mut ev = Event::new("incident")
+        .field("kind", kind.as_str())
+        .field("status", status)
+        .field("cause", cause.clone());
+    let mut vip = None;
+    if let Some(name) = instance
+        && let Some(r) = inst.router_index(name).map(|i| &inst.routers()[i])
+    {
+        ev = ev.instance(name, r.cfg.vrid);
+        vip = r.vip_addrs.first().copied();
+    }
+    out.emit(Some(ev));
+    let raise = Raise {
+        key: format!("witness:{}:{}", inc.kind(), instance.unwrap_or("node")),
+        kind,
+        severity: kind.default_severity(),
+        instance: instance.map(str::to_owned),
+        vip,
+        owners: Vec::new(),
+        cause,
+    };
+    out.incidents.push((raise, raised));
 }
 
 /// The instance an incident concerns (if one) and a sentence naming the values.

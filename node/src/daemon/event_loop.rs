@@ -22,6 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::Node;
 use super::early::EchoResult;
 use super::instances::Datagram;
+use super::witness::WitnessInput;
 
 /// One thing that happened, for the node to react to.
 pub(super) enum Input {
@@ -35,6 +36,8 @@ pub(super) enum Input {
     Probe(ProbeResult),
     /// An early-takeover liveness echo's outcome.
     Echo(EchoResult),
+    /// What the witness's store or its peer path said.
+    Witness(WitnessInput),
     /// ARP or neighbour discovery about a watched address, or an answer to us.
     Neighbour(NeighbourSeen),
     /// A VRRP advert seen by a capture.
@@ -60,6 +63,7 @@ pub(super) struct Inputs {
     pub trackers: Option<mpsc::Receiver<TrackerUpdate>>,
     pub probes: Option<mpsc::Receiver<ProbeResult>>,
     pub echoes: Option<mpsc::Receiver<EchoResult>>,
+    pub witness: Option<mpsc::Receiver<WitnessInput>>,
     pub neighbours: mpsc::Receiver<NeighbourSeen>,
     pub adverts: mpsc::Receiver<Captured>,
     pub deliveries: mpsc::UnboundedReceiver<Delivery>,
@@ -102,6 +106,7 @@ impl Inputs {
             trackers: None,
             probes: None,
             echoes: None,
+            witness: None,
             neighbours,
             adverts,
             deliveries,
@@ -174,6 +179,7 @@ impl Inputs {
             }
             Some(p) = recv(&mut self.probes) => Input::Probe(p),
             Some(e) = recv(&mut self.echoes) => Input::Echo(e),
+            Some(w) = recv(&mut self.witness) => Input::Witness(w),
             Some(n) = self.neighbours.recv() => Input::Neighbour(n),
             Some(adv) = self.adverts.recv() => Input::Advert(adv),
             Some(d) = self.deliveries.recv() => Input::Delivery(d),
@@ -202,7 +208,8 @@ const BATCH: usize = 256;
 /// socket, until those tasks run) while a down timer expires, and a backup
 /// that took the timer first would claim from a master it has in fact heard.
 /// So do link and address events: a link back at the moment an incident's
-/// page falls due resolves the incident before the page goes. One yield lets
+/// page falls due resolves the incident before the page goes; and the
+/// witness's renewals and confirmations. One yield lets
 /// the readers move what the sockets hold.
 async fn adverts_before_timers(node: &mut Node, inputs: &mut Inputs) {
     tokio::task::yield_now().await;
@@ -212,6 +219,15 @@ async fn adverts_before_timers(node: &mut Node, inputs: &mut Inputs) {
             break;
         };
         node.on_input(ev, Instant::now()).await;
+        net += 1;
+    }
+    // A renewal or a confirmation that came in time counts before the
+    // deadline it would have moved.
+    while net < BATCH {
+        let Some(w) = inputs.witness.as_mut().and_then(|rx| rx.try_recv().ok()) else {
+            break;
+        };
+        node.on_input(Input::Witness(w), Instant::now()).await;
         net += 1;
     }
     if net > 0 {

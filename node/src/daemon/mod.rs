@@ -8,6 +8,7 @@
 //! - `instances`: the VRRP instances and their interfaces (sockets, routers, GARP
 //!   and NA announcers, VIPs, track scripts, notify queues), with `router`;
 //! - `arbiter`: the arbiter's policy and evidence, its verdicts, the reboot;
+//!   `witness` beside it, the etcd witness and the peer confirm path;
 //! - `watcher`: split-brain detection, alerts and replies; `beside` adds what
 //!   `watch` needs beside keepalived;
 //! - `control`: the control socket and its commands (operator holds);
@@ -28,6 +29,7 @@ mod reject_log;
 mod router;
 mod schedule;
 mod watcher;
+mod witness;
 
 use std::time::{Duration, Instant};
 
@@ -132,11 +134,19 @@ pub async fn run_until(
         .context("watchdog")?;
     let (probe_tx, probe_rx) = mpsc::channel(64);
     let (echo_tx, echo_rx) = mpsc::channel(64);
+    let (witness_tx, witness_rx) = mpsc::channel(256);
     let arbiter = if cfg.arbiter.enabled {
         Some(
-            Arbiter::start(&cfg, opts.dry_run, &instances, probe_tx, echo_tx)
-                .await
-                .context("arbiter")?,
+            Arbiter::start(
+                &cfg,
+                opts.dry_run,
+                &instances,
+                probe_tx,
+                echo_tx,
+                witness_tx,
+            )
+            .await
+            .context("arbiter")?,
         )
     } else {
         warn!("[arbiter] enabled = false: claims follow VRRP alone, as keepalived's do");
@@ -156,6 +166,7 @@ pub async fn run_until(
     inputs.trackers = Some(track_rx);
     inputs.probes = Some(probe_rx);
     inputs.echoes = Some(echo_rx);
+    inputs.witness = Some(witness_rx);
     inputs.stop = stop;
 
     let now = Instant::now();
@@ -189,6 +200,10 @@ pub async fn run_until(
         instances.shutdown(Instant::now(), &mut node.out).await;
         if let Some(arb) = arbiter {
             arb.close();
+            // The VIPs are gone: the peer may take the keys without a TTL's wait.
+            if let Some(w) = &mut arb.witness {
+                w.shutdown().await;
+            }
         }
     }
     node.publish_status();
@@ -312,6 +327,15 @@ impl Node {
                     arb.on_probe(p, now, instances, out).await;
                 }
             }
+            Input::Witness(w) => {
+                if let Owner::Instances {
+                    instances,
+                    arbiter: Some(arb),
+                } = &mut self.owner
+                {
+                    arb.on_witness(w, now, instances, out).await;
+                }
+            }
             Input::Echo(e) => {
                 if let Owner::Instances {
                     instances,
@@ -379,7 +403,8 @@ impl Node {
     /// Publishes what this step changed to the control socket (and `/metrics`):
     /// the touched instances' lines and counters, not every instance's.
     fn publish_status(&mut self) {
-        let (count, instances, arbiter) = match &mut self.owner {
+        let now = Instant::now();
+        let (count, instances, arbiter, witness) = match &mut self.owner {
             Owner::Instances { instances, arbiter } => {
                 // In index order: at the start every line is new and goes in
                 // at its place.
@@ -392,6 +417,10 @@ impl Node {
                         .filter_map(|i| instances.status_report(i))
                         .collect(),
                     arbiter.as_mut().and_then(Arbiter::status_if_changed),
+                    arbiter
+                        .as_mut()
+                        .and_then(|a| a.witness.as_mut())
+                        .and_then(|w| w.status_if_changed(now, instances.routers())),
                 )
             }
             Owner::Keepalived(_) => Default::default(),
@@ -407,6 +436,7 @@ impl Node {
             count,
             instances,
             arbiter,
+            witness,
             incidents,
             replies: self.watching.watcher.recent_replies(),
         });

@@ -7,7 +7,9 @@ use std::time::{Duration, SystemTime};
 
 use crate::metrics::{Counters, InstanceCounters, Snapshot};
 use crate::notify::events::{Event, EventSink, unix_ms};
-use crate::status::{ArbiterStatus, IncidentStatus, InstanceStatus, ReplyStatus, Status};
+use crate::status::{
+    ArbiterStatus, IncidentStatus, InstanceStatus, ReplyStatus, Status, WitnessStatus,
+};
 use splitguard_watchdog::core::engine::Raise;
 use splitguard_watchdog::io::dispatch::{Delivery, Outcome};
 use tokio::sync::watch;
@@ -37,6 +39,8 @@ pub(super) struct Report {
     pub instances: Vec<InstanceReport>,
     /// None: unchanged since the last report.
     pub arbiter: Option<ArbiterStatus>,
+    /// None: unchanged since the last report.
+    pub witness: Option<WitnessStatus>,
     /// None: unchanged since the last report.
     pub incidents: Option<Vec<IncidentStatus>>,
     pub replies: Vec<ReplyStatus>,
@@ -156,6 +160,12 @@ impl Outputs {
                 && s.arbiter != arbiter
             {
                 s.arbiter = arbiter;
+                changed = true;
+            }
+            if let Some(witness) = r.witness
+                && s.witness.as_ref() != Some(&witness)
+            {
+                s.witness = Some(witness);
                 changed = true;
             }
             if let Some(incidents) = r.incidents
