@@ -7,6 +7,7 @@ pub mod bench;
 pub mod bench_scale;
 pub mod configs;
 pub mod demo;
+pub mod etcd;
 pub mod flood;
 pub mod gw;
 pub mod measure;

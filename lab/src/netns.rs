@@ -1,6 +1,16 @@
 //! Building and tearing down a lab: namespaces, veth pairs into a bridge, addresses,
 //! and running commands inside a host. Uses iproute2 (`ip`) so what a test does is
 //! exactly what an operator would type to reproduce it.
+//!
+//! A lab may have a second segment, the management segment (issue 20, a witness
+//! on etcd): [`MANAGEMENT_NET`]/28 on a bridge of its own namespace
+//! (`<lab id>-mg`), with an interface `mgmt0` in the data hosts that get a
+//! management address ([`LabBuilder::management`]) and hosts that live on it
+//! alone ([`LabBuilder::management_host`]: a namespace with only `lo` and
+//! `mgmt0`). The management bridge has a namespace of its own, not a second
+//! bridge beside the data segment's, so the data segment's faults (an `nft`
+//! ruleset on the bridge, [`Lab::run_on_bridge`]) never reach it: partitioning
+//! the data segment must leave the witness reachable, as separate switches do.
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
@@ -14,6 +24,24 @@ use std::sync::atomic::{AtomicU32, Ordering};
 const NS_PREFIX: &str = "sg-";
 /// The only prefix lab addresses may come from (RFC 5737 TEST-NET-1).
 const TEST_NET_1: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 0);
+/// The management segment, 192.0.2.192/28 inside TEST-NET-1: a /28 on `mgmt0`
+/// beside the data segment's /24 on `eth0`, so longest-prefix match sends a
+/// data host's management traffic over `mgmt0`. Its hosts are .193 to .206.
+pub const MANAGEMENT_NET: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 192);
+/// The management segment's prefix length.
+pub const MANAGEMENT_PREFIX_LEN: u8 = 28;
+/// A host's interface on the management segment.
+pub const MANAGEMENT_IFACE: &str = "mgmt0";
+/// Namespace suffixes a lab uses for itself, so no host may take them.
+const RESERVED_NAMES: [&str; 2] = ["br", "mg"];
+
+/// Whether `addr` is a host address of the management segment (not its
+/// network or broadcast address).
+pub fn in_management_net(addr: Ipv4Addr) -> bool {
+    let [a, b, c, d] = addr.octets();
+    let [na, nb, nc, nd] = MANAGEMENT_NET.octets();
+    (a, b, c) == (na, nb, nc) && d & 0xf0 == nd && d & 0x0f != 0 && d & 0x0f != 0x0f
+}
 /// The lab's IPv6 prefix, inside the documentation prefix (RFC 3849): host
 /// 192.0.2.N is also 2001:db8::N (N in hex, as written) in an IPv6 lab.
 pub const LAB_V6_PREFIX: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0);
@@ -62,6 +90,22 @@ pub enum LabError {
     DuplicateHost(String),
     #[error("no lab host named {0:?}")]
     NoSuchHost(String),
+    #[error("lab host name {0:?} is the lab's own (its bridge namespaces)")]
+    ReservedHostName(String),
+    #[error(
+        "management address {0} is not a host address of the management segment 192.0.2.192/28"
+    )]
+    OutsideManagementNet(Ipv4Addr),
+    #[error(
+        "data address {0} lies in the management segment 192.0.2.192/28, which longest-prefix match sends over mgmt0"
+    )]
+    DataAddressInManagementNet(Ipv4Addr),
+    #[error("lab address {0} given twice")]
+    DuplicateAddress(Ipv4Addr),
+    #[error("the lab has no management segment (LabBuilder::management)")]
+    NoManagementSegment,
+    #[error("lab host {host:?} is not on the {segment} segment")]
+    NotOnSegment { host: String, segment: &'static str },
     #[error("`{command}` failed ({status}): {stderr}")]
     Command {
         command: String,
@@ -75,7 +119,10 @@ pub enum LabError {
     },
 }
 
-/// A host in the lab: one namespace with `eth0` plugged into the bridge.
+/// A host in the lab: one namespace with `eth0` plugged into the bridge, and
+/// `mgmt0` into the management bridge when it has a management address. A
+/// management-only host ([`LabBuilder::management_host`]) has `mgmt0` alone:
+/// then `addr`, `iface` and `bridge_port` describe that link.
 #[derive(Debug, Clone)]
 pub struct Host {
     pub name: String,
@@ -87,12 +134,32 @@ pub struct Host {
     pub iface: String,
     /// The bridge port (in the bridge namespace) this host's cable ends in.
     pub bridge_port: String,
+    /// Whether the host lives on the management segment alone (no data link).
+    pub management_only: bool,
+    /// Its link on the management segment, if it has one (a management-only
+    /// host's is its only link, the same as `addr`, `iface`, `bridge_port`).
+    pub management: Option<ManagementLink>,
+}
+
+/// A host's link on the management segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManagementLink {
+    /// Its address, in [`MANAGEMENT_NET`]/28.
+    pub addr: Ipv4Addr,
+    /// The interface inside the host's namespace ([`MANAGEMENT_IFACE`]).
+    pub iface: String,
+    /// The port (in the management bridge's namespace) its cable ends in.
+    pub port: String,
 }
 
 pub struct LabBuilder {
     tag: String,
     hosts: Vec<(String, Ipv4Addr)>,
     ipv6: bool,
+    /// Management addresses of data hosts.
+    management: Vec<(String, Ipv4Addr)>,
+    /// Hosts on the management segment alone.
+    management_hosts: Vec<(String, Ipv4Addr)>,
 }
 
 impl LabBuilder {
@@ -112,18 +179,38 @@ impl LabBuilder {
         self
     }
 
-    pub fn build(self) -> Result<Lab, LabError> {
-        if !is_root() {
-            return Err(LabError::NotRoot);
-        }
+    /// Adds the management segment ([`MANAGEMENT_NET`]/28, its own bridge) and
+    /// gives each named data host (added with [`LabBuilder::host`], before or
+    /// after this call) an interface [`MANAGEMENT_IFACE`] at its address/28.
+    /// IPv4 only, also in an IPv6 lab.
+    pub fn management(mut self, links: &[(&str, Ipv4Addr)]) -> Self {
+        self.management
+            .extend(links.iter().map(|(name, addr)| (name.to_string(), *addr)));
+        self
+    }
+
+    /// Adds a host that lives on the management segment alone (and so adds
+    /// the segment): its own namespace with `lo` and [`MANAGEMENT_IFACE`] at
+    /// `addr`/28, nothing on the data segment. For servers a pair reaches over
+    /// management only, like the etcd members of [`crate::etcd`].
+    pub fn management_host(mut self, name: &str, addr: Ipv4Addr) -> Self {
+        self.management_hosts.push((name.to_string(), addr));
+        self
+    }
+
+    fn check(&self) -> Result<(), LabError> {
         let mut seen = BTreeMap::new();
-        for (name, addr) in &self.hosts {
+        let with_management = !self.management.is_empty() || !self.management_hosts.is_empty();
+        for (name, addr) in self.hosts.iter().chain(&self.management_hosts) {
             let ok_name = (1..=8).contains(&name.len())
                 && name
                     .bytes()
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
             if !ok_name {
                 return Err(LabError::BadHostName(name.clone()));
+            }
+            if RESERVED_NAMES.contains(&name.as_str()) {
+                return Err(LabError::ReservedHostName(name.clone()));
             }
             if addr.octets()[..3] != TEST_NET_1.octets()[..3] {
                 return Err(LabError::AddressOutsideTestNet(*addr));
@@ -132,6 +219,48 @@ impl LabBuilder {
                 return Err(LabError::DuplicateHost(name.clone()));
             }
         }
+        if with_management {
+            // A data address inside the /28 would be reached over mgmt0.
+            if let Some((_, addr)) = self.hosts.iter().find(|(_, a)| in_management_net(*a)) {
+                return Err(LabError::DataAddressInManagementNet(*addr));
+            }
+        }
+        let mut linked = BTreeMap::new();
+        let mut addrs = BTreeMap::new();
+        for (name, addr) in &self.management_hosts {
+            if !in_management_net(*addr) {
+                return Err(LabError::OutsideManagementNet(*addr));
+            }
+            if addrs.insert(*addr, ()).is_some() {
+                return Err(LabError::DuplicateAddress(*addr));
+            }
+            linked.insert(name.clone(), ());
+        }
+        for (name, addr) in &self.management {
+            if !self.hosts.iter().any(|(h, _)| h == name) {
+                return Err(LabError::NoSuchHost(name.clone()));
+            }
+            if addr.octets()[..3] != TEST_NET_1.octets()[..3] {
+                return Err(LabError::AddressOutsideTestNet(*addr));
+            }
+            if !in_management_net(*addr) {
+                return Err(LabError::OutsideManagementNet(*addr));
+            }
+            if linked.insert(name.clone(), ()).is_some() {
+                return Err(LabError::DuplicateHost(name.clone()));
+            }
+            if addrs.insert(*addr, ()).is_some() {
+                return Err(LabError::DuplicateAddress(*addr));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn build(self) -> Result<Lab, LabError> {
+        if !is_root() {
+            return Err(LabError::NotRoot);
+        }
+        self.check()?;
         cleanup_stale();
         let n = LAB_COUNTER.fetch_add(1, Ordering::Relaxed);
         let id = format!("{NS_PREFIX}{}-{}-{n}", self.tag, std::process::id());
@@ -144,6 +273,7 @@ impl LabBuilder {
         })?;
         let mut lab = Lab {
             bridge_netns: format!("{id}-br"),
+            management_netns: None,
             id,
             hosts: BTreeMap::new(),
             dir,
@@ -151,6 +281,15 @@ impl LabBuilder {
         lab.create_bridge(self.ipv6)?;
         for (name, addr) in self.hosts {
             lab.add_host(&name, addr, self.ipv6)?;
+        }
+        if !self.management.is_empty() || !self.management_hosts.is_empty() {
+            lab.create_management_bridge()?;
+            for (name, addr) in self.management {
+                lab.add_management_link(&name, addr)?;
+            }
+            for (name, addr) in self.management_hosts {
+                lab.add_management_host(&name, addr)?;
+            }
         }
         Ok(lab)
     }
@@ -160,6 +299,8 @@ impl LabBuilder {
 pub struct Lab {
     id: String,
     bridge_netns: String,
+    /// The management bridge's namespace, when the lab has the segment.
+    management_netns: Option<String>,
     hosts: BTreeMap<String, Host>,
     /// Scratch files (configs, logs); see `process.rs`.
     pub(super) dir: std::path::PathBuf,
@@ -177,6 +318,8 @@ impl Lab {
             tag,
             hosts: Vec::new(),
             ipv6: false,
+            management: Vec::new(),
+            management_hosts: Vec::new(),
         }
     }
 
@@ -186,6 +329,11 @@ impl Lab {
 
     pub fn bridge_netns(&self) -> &str {
         &self.bridge_netns
+    }
+
+    /// The management bridge's namespace, if the lab has the management segment.
+    pub fn management_netns(&self) -> Option<&str> {
+        self.management_netns.as_deref()
     }
 
     pub fn host(&self, name: &str) -> Result<&Host, LabError> {
@@ -314,13 +462,54 @@ impl Lab {
         Ok(())
     }
 
+    /// Runs `argv` inside the management bridge's namespace (for faults on the
+    /// management segment).
+    pub fn run_on_management(&self, argv: &[&str]) -> Result<Output, LabError> {
+        let netns = self.management_ns()?;
+        let mut full = vec!["netns", "exec", netns];
+        full.extend_from_slice(argv);
+        ip(&full)
+    }
+
     /// Brings `host`'s cable up or down at the bridge end: the host keeps its link
     /// state flag but no frame passes, like a pulled cable on the switch side.
     pub fn set_bridge_port(&self, host: &str, up: bool) -> Result<(), LabError> {
-        let port = self.host(host)?.bridge_port.clone();
+        let h = self.host(host)?;
+        if h.management_only {
+            return Err(LabError::NotOnSegment {
+                host: host.to_string(),
+                segment: "data",
+            });
+        }
+        let port = h.bridge_port.clone();
         let state = if up { "up" } else { "down" };
         ip(&["-n", &self.bridge_netns, "link", "set", &port, state])?;
         Ok(())
+    }
+
+    /// [`Lab::set_bridge_port`] on the management segment: cuts `host` off the
+    /// management segment alone (its data link, if any, stays as it is).
+    pub fn set_management_port(&self, host: &str, up: bool) -> Result<(), LabError> {
+        let port = self
+            .host(host)?
+            .management
+            .as_ref()
+            .ok_or_else(|| LabError::NotOnSegment {
+                host: host.to_string(),
+                segment: "management",
+            })?
+            .port
+            .clone();
+        let netns = self.management_ns()?;
+        let state = if up { "up" } else { "down" };
+        ip(&["-n", netns, "link", "set", &port, state])?;
+        Ok(())
+    }
+
+    fn management_ns(&self) -> Result<&str, LabError> {
+        self.management_netns
+            .as_deref()
+            .ok_or(LabError::NoManagementSegment)
     }
 
     fn create_bridge(&mut self, ipv6: bool) -> Result<(), LabError> {
@@ -359,6 +548,8 @@ impl Lab {
                 addr6: ipv6.then(|| lab_v6(addr)),
                 iface: "eth0".to_string(),
                 bridge_port: port.clone(),
+                management_only: false,
+                management: None,
             },
         );
         ip(&["-n", &netns, "link", "set", "lo", "up"])?;
@@ -394,6 +585,105 @@ impl Lab {
     }
 }
 
+impl Lab {
+    /// The management segment's bridge, in a namespace of its own (see the
+    /// module's documentation for why not beside the data bridge).
+    fn create_management_bridge(&mut self) -> Result<(), LabError> {
+        let mg = format!("{}-mg", self.id);
+        ip(&["netns", "add", &mg])?;
+        // Owned from here on: Drop deletes it whatever fails next.
+        self.management_netns = Some(mg.clone());
+        ip(&["-n", &mg, "link", "set", "lo", "up"])?;
+        ip(&["-n", &mg, "link", "add", "br0", "type", "bridge"])?;
+        ip(&[
+            "-n",
+            &mg,
+            "link",
+            "set",
+            "br0",
+            "type",
+            "bridge",
+            "forward_delay",
+            "0",
+        ])?;
+        ip(&["-n", &mg, "link", "set", "br0", "up"])?;
+        Ok(())
+    }
+
+    /// Plugs data host `name` into the management bridge: `mgmt0` at `addr`/28.
+    fn add_management_link(&mut self, name: &str, addr: Ipv4Addr) -> Result<(), LabError> {
+        let netns = self.host(name)?.netns.clone();
+        let link = self.plug_management(&netns, name, addr)?;
+        if let Some(host) = self.hosts.get_mut(name) {
+            host.management = Some(link);
+        }
+        Ok(())
+    }
+
+    /// A host on the management segment alone: a namespace with `lo` and
+    /// `mgmt0` at `addr`/28.
+    fn add_management_host(&mut self, name: &str, addr: Ipv4Addr) -> Result<(), LabError> {
+        let netns = format!("{}-{name}", self.id);
+        ip(&["netns", "add", &netns])?;
+        let port = format!("m-{name}");
+        self.hosts.insert(
+            name.to_string(),
+            Host {
+                name: name.to_string(),
+                netns: netns.clone(),
+                addr,
+                addr6: None,
+                iface: MANAGEMENT_IFACE.to_string(),
+                bridge_port: port.clone(),
+                management_only: true,
+                management: None,
+            },
+        );
+        ip(&["-n", &netns, "link", "set", "lo", "up"])?;
+        let link = self.plug_management(&netns, name, addr)?;
+        if let Some(host) = self.hosts.get_mut(name) {
+            host.management = Some(link);
+        }
+        Ok(())
+    }
+
+    /// A veth from the management bridge (port `m-<name>`) to `mgmt0` in
+    /// `netns`, at `addr`/28, both ends up.
+    fn plug_management(
+        &self,
+        netns: &str,
+        name: &str,
+        addr: Ipv4Addr,
+    ) -> Result<ManagementLink, LabError> {
+        let mg = self.management_ns()?;
+        let port = format!("m-{name}");
+        ip(&[
+            "-n",
+            mg,
+            "link",
+            "add",
+            &port,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            MANAGEMENT_IFACE,
+            "netns",
+            netns,
+        ])?;
+        ip(&["-n", mg, "link", "set", &port, "master", "br0"])?;
+        ip(&["-n", mg, "link", "set", &port, "up"])?;
+        let cidr = format!("{addr}/{MANAGEMENT_PREFIX_LEN}");
+        ip(&["-n", netns, "addr", "add", &cidr, "dev", MANAGEMENT_IFACE])?;
+        ip(&["-n", netns, "link", "set", MANAGEMENT_IFACE, "up"])?;
+        Ok(ManagementLink {
+            addr,
+            iface: MANAGEMENT_IFACE.to_string(),
+            port,
+        })
+    }
+}
+
 /// Moves the calling thread into the network namespace `file` (at `path`).
 fn enter_netns(path: &str, file: &std::fs::File) -> Result<(), LabError> {
     // SAFETY: setns on a valid namespace fd affects only this thread.
@@ -411,6 +701,7 @@ impl Drop for Lab {
     fn drop(&mut self) {
         let mut all: Vec<String> = self.hosts.values().map(|h| h.netns.clone()).collect();
         all.push(self.bridge_netns.clone());
+        all.extend(self.management_netns.clone());
         for ns in all {
             delete_netns(&ns);
         }
@@ -459,18 +750,36 @@ fn delete_netns(ns: &str) {
 
 /// Deletes lab namespaces left by processes that no longer exist (a test binary
 /// killed by a signal has no chance to run Drop). Names carry the creator's pid.
+/// Such a lab's directory stays, for its logs, but its bulky scratch goes:
+/// directories named `*.data` (etcd's, [`crate::etcd`], preallocate 128 MB).
 pub fn cleanup_stale() {
-    let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else {
+    let gone = |name: &str| {
+        creator_pid(name).is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
+    };
+    if let Ok(out) = Command::new("ip").args(["netns", "list"]).output() {
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            if let Some(name) = line.split_whitespace().next()
+                && gone(name)
+            {
+                delete_netns(name);
+            }
+        }
+    }
+    let Ok(dirs) = std::fs::read_dir(std::env::temp_dir()) else {
         return;
     };
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let Some(name) = line.split_whitespace().next() else {
+    for dir in dirs.flatten() {
+        if !dir.file_name().to_str().is_some_and(gone) {
+            continue;
+        }
+        let Ok(files) = std::fs::read_dir(dir.path()) else {
             continue;
         };
-        if let Some(pid) = creator_pid(name)
-            && !std::path::Path::new(&format!("/proc/{pid}")).exists()
-        {
-            delete_netns(name);
+        for file in files.flatten() {
+            let path = file.path();
+            if path.extension().is_some_and(|e| e == "data") && path.is_dir() {
+                let _ = std::fs::remove_dir_all(&path);
+            }
         }
     }
 }
@@ -527,6 +836,8 @@ mod tests {
     fn creator_pid_is_read_from_names() {
         assert_eq!(creator_pid("sg-pair-4242-0-lb01"), Some(4242));
         assert_eq!(creator_pid("sg-pair-4242-0-br"), Some(4242));
+        assert_eq!(creator_pid("sg-etcd-4242-0-mg"), Some(4242));
+        assert_eq!(creator_pid("sg-etcd-4242-0-s1"), Some(4242));
         assert_eq!(creator_pid("other-4242"), None);
         assert_eq!(creator_pid("sg-x"), None);
     }
@@ -542,6 +853,56 @@ mod tests {
             Some(LabError::AddressOutsideTestNet(a)) => assert_eq!(a, Ipv4Addr::new(10, 0, 0, 3)),
             Some(LabError::NotRoot) => assert!(!is_root()),
             other => panic!("unexpected: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn management_addresses_are_checked() {
+        let a = |d| Ipv4Addr::new(192, 0, 2, d);
+        let lb = || Lab::builder("t").host("lb01", a(5));
+        assert!(lb().management(&[("lb01", a(197))]).check().is_ok());
+        assert!(lb().management_host("s1", a(201)).check().is_ok());
+        // Outside the /28, or its network or broadcast address.
+        for d in [5, 191, 192, 207, 208] {
+            assert!(matches!(
+                lb().management(&[("lb01", a(d))]).check(),
+                Err(LabError::OutsideManagementNet(x)) if x == a(d)
+            ));
+            assert!(matches!(
+                lb().management_host("s1", a(d)).check(),
+                Err(LabError::OutsideManagementNet(x)) if x == a(d)
+            ));
+        }
+        assert!(matches!(
+            lb().management(&[("lb01", Ipv4Addr::new(10, 0, 0, 197))])
+                .check(),
+            Err(LabError::AddressOutsideTestNet(_))
+        ));
+        assert!(matches!(
+            lb().management(&[("lb02", a(198))]).check(),
+            Err(LabError::NoSuchHost(h)) if h == "lb02"
+        ));
+        assert!(matches!(
+            lb().management(&[("lb01", a(197))])
+                .management_host("s1", a(197))
+                .check(),
+            Err(LabError::DuplicateAddress(x)) if x == a(197)
+        ));
+        assert!(matches!(
+            lb().management_host("lb01", a(201)).check(),
+            Err(LabError::DuplicateHost(h)) if h == "lb01"
+        ));
+        assert!(matches!(
+            lb().host("x", a(200)).management_host("s1", a(201)).check(),
+            Err(LabError::DataAddressInManagementNet(x)) if x == a(200)
+        ));
+        // Without a management segment, .200 is an ordinary data address.
+        assert!(lb().host("x", a(200)).check().is_ok());
+        for name in ["br", "mg"] {
+            assert!(matches!(
+                lb().management_host(name, a(201)).check(),
+                Err(LabError::ReservedHostName(_))
+            ));
         }
     }
 }
