@@ -895,7 +895,11 @@ impl Policy {
 
         // Reported while it actually holds a claim back; a change of evidence
         // (not just of counts inside it) re-raises.
+        // The witness's pending answer is a wait of a few milliseconds (a
+        // contend in flight) to seconds (the old master's release deadline),
+        // not a refusal: not paged.
         let withheld = match &gate {
+            ClaimGate::Closed(WithholdReason::WitnessPending) => None,
             ClaimGate::Closed(r) if inst.role == Role::Backup && inst.overdue => Some(r.clone()),
             _ => None,
         };

@@ -20,7 +20,10 @@
 //!   it. With neither, [`WitnessVerdict::Release`] at the instant the later of
 //!   the two ends, computed in advance.
 //! - **A backup contends** for the key only while its master's adverts are
-//!   overdue, and stops confirming at the same moment. It may claim (its gate
+//!   overdue (after a delay that is shorter for the node VRRP prefers, so of
+//!   two backups that lose their master together the better one takes the
+//!   key), and stops confirming at the same moment; it confirms only a master
+//!   it has heard. It may claim (its gate
 //!   opens) only while it holds the key under a safe lease and `V + m` have
 //!   passed since its last confirmation: a master living on those
 //!   confirmations has released by then (its validity counts from a nonce it
@@ -125,8 +128,15 @@ pub enum WitnessVerdict {
 struct Slot {
     name: String,
     role: Role,
-    /// Backup: its master's adverts are overdue.
+    /// Backup: its master's adverts are overdue, since when.
     overdue: bool,
+    overdue_since: Option<Instant>,
+    /// A master was heard this stint: only then is there anyone to confirm.
+    heard: bool,
+    /// How long an overdue backup waits before it contends: less for the
+    /// node VRRP prefers, so of two that lose the master together the better
+    /// one takes the key.
+    contend_after: Duration,
     holder: Holder,
     /// A contend is in flight.
     contending: bool,
@@ -185,6 +195,9 @@ impl Witness {
                     name: name.clone(),
                     role: Role::Backup,
                     overdue: false,
+                    overdue_since: None,
+                    heard: false,
+                    contend_after: Duration::ZERO,
                     holder: Holder::Unknown,
                     contending: false,
                     retry_at: None,
@@ -234,7 +247,11 @@ impl Witness {
             .get(name)
             .map(|&i| &self.slots[i])
             .is_some_and(|s| {
-                s.role == Role::Backup && !s.overdue && !s.contending && s.holder != Holder::Ours
+                s.role == Role::Backup
+                    && s.heard
+                    && !s.overdue
+                    && !s.contending
+                    && s.holder != Holder::Ours
             })
     }
 
@@ -295,6 +312,8 @@ impl Witness {
             let was_master = s.role == Role::Master;
             s.role = role;
             s.overdue = false;
+            s.overdue_since = None;
+            s.heard = false;
             s.release_sent = false;
             if role == Role::Master {
                 s.confirm_sent = None;
@@ -323,6 +342,8 @@ impl Witness {
         let s = &mut self.slots[i];
         if s.overdue != overdue {
             s.overdue = overdue;
+            s.overdue_since = overdue.then_some(now);
+            s.heard |= !overdue;
             // Heard again while holding the key: the master is alive; give it back.
             if !overdue && s.role != Role::Master && s.holder == Holder::Ours {
                 s.holder = Holder::Unknown;
@@ -332,6 +353,29 @@ impl Witness {
             }
         }
         self.settle_one(now, i);
+        Ok(())
+    }
+
+    /// Backup: a master's advert was heard (this stint: a confirmation needs
+    /// someone to confirm).
+    pub fn handle_heard(&mut self, now: Instant, name: &str) -> Result<(), UnknownInstance> {
+        let i = self.index(name)?;
+        if !self.slots[i].heard {
+            self.slots[i].heard = true;
+            self.settle_one(now, i);
+        }
+        Ok(())
+    }
+
+    /// How long an overdue backup waits before it contends for `name`'s key
+    /// (default none).
+    pub fn set_contend_after(
+        &mut self,
+        name: &str,
+        after: Duration,
+    ) -> Result<(), UnknownInstance> {
+        let i = self.index(name)?;
+        self.slots[i].contend_after = after;
         Ok(())
     }
 
@@ -539,7 +583,16 @@ impl Witness {
             Role::Backup => s.overdue,
             Role::Fault => false,
         };
-        let may_retry = s.retry_at.is_none_or(|t| now >= t);
+        // An overdue backup first waits its contend delay.
+        let waited = match (s.role, s.overdue_since) {
+            (Role::Backup, Some(since)) => since.checked_add(s.contend_after),
+            _ => None,
+        };
+        let retry_at = [s.retry_at, waited.filter(|t| now < *t)]
+            .into_iter()
+            .flatten()
+            .max();
+        let may_retry = retry_at.is_none_or(|t| now >= t);
         if wants_key
             && has_lease
             && !s.contending
@@ -551,7 +604,7 @@ impl Witness {
                     instance: s.name.clone(),
                 });
             } else {
-                deadline = [deadline, s.retry_at].into_iter().flatten().min();
+                deadline = [deadline, retry_at].into_iter().flatten().min();
             }
         }
 

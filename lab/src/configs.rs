@@ -444,6 +444,49 @@ pub fn holds_vip_in(lab: &Lab, host: &str, family: Family) -> Result<bool, LabEr
     Ok(String::from_utf8_lossy(&out.stdout).contains(&format!("{}/", vip_in(family))))
 }
 
+/// The confirm path's port in the witness lab.
+pub const CONFIRM_PORT: u16 = 8727;
+/// The confirm path's shared secret in the witness lab.
+pub const CONFIRM_SECRET: &str = "lab-witness-confirm-secret";
+
+/// A pair lab with a management segment (lb01 .197, lb02 .198) and the
+/// three etcd members s1-s3 on it (.201-.203): the witness lab.
+pub fn witness_lab(tag: &str) -> Result<Lab, LabError> {
+    Lab::builder(tag)
+        .host("lb01", LB01_ADDR)
+        .host("lb02", LB02_ADDR)
+        .host("gw", GW_ADDR)
+        .management(&[
+            ("lb01", crate::etcd::LB01_MGMT),
+            ("lb02", crate::etcd::LB02_MGMT),
+        ])
+        .etcd_members()
+        .build()
+}
+
+/// The `[arbiter]` and `[witness]` tables of `node` (lb01 or lb02) in the
+/// witness lab: gw as the reference, ownership probing off (so the witness
+/// alone referees), the etcd cluster at `endpoints`, lease `ttl` ("3s"), and
+/// the confirm path between the nodes' management addresses.
+pub fn witness_tables(node: &str, endpoints: &[String], ttl: &str) -> String {
+    let (me, peer) = if node == "lb01" {
+        (crate::etcd::LB01_MGMT, crate::etcd::LB02_MGMT)
+    } else {
+        (crate::etcd::LB02_MGMT, crate::etcd::LB01_MGMT)
+    };
+    let etcd = endpoints
+        .iter()
+        .map(|e| format!("\"{e}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "\n[arbiter]\nreferences = [\"{GW_ADDR}\"]\nownership_probe = false\n\n\
+         [witness]\netcd = [{etcd}]\ncluster = \"lab\"\nlease_ttl = \"{ttl}\"\n\
+         confirm_listen = \"{me}:{CONFIRM_PORT}\"\nconfirm_peer = \"{peer}:{CONFIRM_PORT}\"\n\
+         confirm_secret = \"{CONFIRM_SECRET}\"\n"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -139,6 +139,11 @@ fn a_backup_contends_only_when_overdue_and_is_refused_by_a_held_key() {
     w.handle_renewed(t0, t0);
     w.handle_holder(t0, I, Holder::Other("lb01".into()))
         .unwrap();
+    assert!(
+        !w.should_confirm(I),
+        "no master heard yet: nothing to confirm"
+    );
+    w.handle_heard(t0, I).unwrap();
     assert!(w.should_confirm(I));
     w.handle_confirm_sent(t0, I).unwrap();
     let v = drain(&mut w);
@@ -620,6 +625,7 @@ mod simulation {
                     if !self.cut(Cut::Vrrp) && !self.dead(other) {
                         let o = &mut self.nodes[other];
                         o.last_heard = Some(now);
+                        let _ = o.w.handle_heard(now, I);
                         // Two masters: the lower (node 1) steps down.
                         if o.master && other == 1 {
                             o.master = false;
@@ -799,4 +805,19 @@ mod simulation {
             );
         }
     }
+}
+
+#[test]
+fn the_preferred_backup_contends_first() {
+    let t0 = Instant::now();
+    let mut w = witness(t0);
+    w.set_contend_after(I, ms(400)).unwrap();
+    w.handle_renewed(t0, t0);
+    w.handle_holder(t0, I, Holder::Free).unwrap();
+    drain(&mut w);
+    w.handle_overdue(t0 + ms(100), I, true).unwrap();
+    assert_eq!(drain(&mut w), vec![]);
+    assert_eq!(w.poll_timeout(), Some(t0 + ms(500)));
+    w.handle_timeout(t0 + ms(500));
+    assert_eq!(drain(&mut w), vec![Verdict::Contend { instance: I.into() }]);
 }

@@ -392,6 +392,9 @@ impl Arbiter {
         }
         // A master hears another router only while two advertise: VRRP settles it
         // by priority, so a probation (see the policy) ends too.
+        if let Some(w) = &mut arb.witness {
+            w.on_heard(now, &r.cfg.name);
+        }
         let master = r.fsm.state() == State::Master;
         if arb.heartbeats[i].heard(now) || master {
             let name = &r.cfg.name;
@@ -608,6 +611,9 @@ impl Arbiter {
         let Some(w) = &mut self.witness else {
             return false;
         };
+        for ev in w.take_events() {
+            out.emit(Some(ev));
+        }
         let verdicts: Vec<_> = std::iter::from_fn(|| w.poll_verdict()).collect();
         for v in &verdicts {
             match v {

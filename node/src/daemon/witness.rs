@@ -25,6 +25,9 @@ use super::router::Router;
 
 /// How long a failed contend waits before the next.
 const CONTEND_RETRY: Duration = Duration::from_millis(500);
+/// An overdue backup's wait before it contends, per point of priority below
+/// 255 (lb01 at 150: 420 ms; lb02 at 100: 620 ms).
+const CONTEND_STEP: Duration = Duration::from_millis(4);
 /// A peer unheard this many confirm intervals counts as unheard in the status.
 const PEER_HEARD_INTERVALS: u32 = 3;
 
@@ -55,6 +58,10 @@ pub(super) struct WitnessPart {
     keys: Vec<String>,
     by_key: HashMap<String, usize>,
     by_slot: HashMap<(Family, u8), usize>,
+    /// Per router: its VRID (for events).
+    vrids: Vec<u8>,
+    /// Events to record, taken by the arbiter after each step.
+    events: Vec<Event>,
     /// Per router: the role and overdue state the policy was last told.
     roles: Vec<Role>,
     overdue: Vec<bool>,
@@ -83,7 +90,7 @@ impl WitnessPart {
             .iter()
             .map(|r| store::vrid_key(&w.cluster, r.family() == Family::Ipv6, r.cfg.vrid))
             .collect();
-        let policy = Witness::new(
+        let mut policy = Witness::new(
             WitnessConfig {
                 ttl: w.lease_ttl,
                 confirm_valid: w.confirm_valid(),
@@ -93,6 +100,14 @@ impl WitnessPart {
             &names,
             now,
         );
+        for r in routers {
+            // VRRP's order among backups that lose their master together: a
+            // lower priority waits longer before it contends for the key.
+            let after = CONTEND_STEP * u32::from(255 - r.cfg.priority);
+            if let Err(e) = policy.set_contend_after(&r.cfg.name, after) {
+                warn!(error = %e, "witness: contend delay not set");
+            }
+        }
         let tls = match &w.tls {
             Some(t) => Some(store::tls_options(t).context("[witness] TLS")?),
             None => None,
@@ -163,6 +178,8 @@ impl WitnessPart {
                 .enumerate()
                 .map(|(i, r)| ((r.family(), r.cfg.vrid), i))
                 .collect(),
+            vrids: routers.iter().map(|r| r.cfg.vrid).collect(),
+            events: Vec::new(),
             roles: routers.iter().map(|_| Role::Backup).collect(),
             overdue: routers.iter().map(|_| false).collect(),
             keys,
@@ -210,6 +227,23 @@ impl WitnessPart {
             if let Err(e) = self.policy.handle_overdue(now, name, overdue) {
                 warn!(instance = %name, error = %e, "witness: heartbeat not taken");
             }
+            // The master is lost and the key stands: the claim is refused.
+            if overdue && let Some(Holder::Other(h)) = self.policy.holder(name) {
+                info!(instance = %name, holder = %h, "witness: claim refused, the key is held");
+                self.events.push(
+                    Event::new("witness_lease")
+                        .instance(name.to_owned(), self.vrids[i])
+                        .field("outcome", "refused")
+                        .field("holder", h.clone()),
+                );
+            }
+        }
+    }
+
+    /// Router `i`'s master was heard: there is a master to confirm.
+    pub(super) fn on_heard(&mut self, now: Instant, name: &str) {
+        if let Err(e) = self.policy.handle_heard(now, name) {
+            warn!(instance = %name, error = %e, "witness: heard not taken");
         }
     }
 
@@ -246,7 +280,7 @@ impl WitnessPart {
                     self.lease = Some(lease);
                     events.push(
                         Event::new("witness_lease")
-                            .field("event", "granted")
+                            .field("outcome", "granted")
                             .field("lease", format!("{lease:x}")),
                     );
                 }
@@ -260,7 +294,7 @@ impl WitnessPart {
                 warn!(%reason, "witness: lease lost");
                 events.push(
                     Event::new("witness_lease")
-                        .field("event", "lost")
+                        .field("outcome", "lost")
                         .field("reason", reason.clone()),
                 );
                 self.policy.handle_lease_lost(now, reason);
@@ -297,11 +331,14 @@ impl WitnessPart {
                 match &outcome {
                     Ok(()) => {
                         info!(instance = %r.cfg.name, vrid = r.cfg.vrid, %key, "witness: key acquired");
-                        events.push(ev.field("event", "acquired"));
+                        events.push(ev.field("outcome", "acquired"));
                     }
                     Err(holder) => {
                         info!(instance = %r.cfg.name, vrid = r.cfg.vrid, %holder, "witness: claim refused, the key is held");
-                        events.push(ev.field("event", "refused").field("holder", holder.clone()));
+                        events.push(
+                            ev.field("outcome", "refused")
+                                .field("holder", holder.clone()),
+                        );
                     }
                 }
                 if let Err(e) = self.policy.handle_contended(now, &r.cfg.name, outcome) {
@@ -311,7 +348,10 @@ impl WitnessPart {
             StoreEvent::ContendFailed { key, reason } => {
                 if let Some(&i) = self.by_key.get(&key) {
                     let name = &routers[i].cfg.name;
-                    debug!(instance = %name, %reason, "witness: contend failed");
+                    if self.logged_error.as_deref() != Some(reason.as_str()) {
+                        warn!(instance = %name, %reason, "witness: contend failed");
+                        self.logged_error = Some(reason.clone());
+                    }
                     if let Err(e) = self.policy.handle_contend_failed(now, name, reason) {
                         warn!(error = %e, "witness: contend failure not taken");
                     }
@@ -399,6 +439,11 @@ impl WitnessPart {
             }
             Err(e) => debug!(error = %e, "witness: confirmation not sent"),
         }
+    }
+
+    /// The events the last steps produced.
+    pub(super) fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
     }
 
     pub(super) fn poll_verdict(&mut self) -> Option<WitnessVerdict> {

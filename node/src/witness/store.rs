@@ -194,7 +194,10 @@ impl Drop for Store {
 fn options(cfg: &StoreConfig) -> ConnectOptions {
     let mut o = ConnectOptions::new()
         .with_connect_timeout(CALL_TIMEOUT)
-        .with_keep_alive(Duration::from_secs(1), CALL_TIMEOUT)
+        // etcd refuses pings more often than every 5 s (its
+        // --grpc-keepalive-min-time) with a GOAWAY; the watch's periodic read
+        // below covers a stream that went quiet sooner.
+        .with_keep_alive(Duration::from_secs(5), Duration::from_secs(2))
         // A member cut off from its quorum answers nothing: its lease and key
         // views could be stale.
         .with_require_leader(true);
@@ -545,8 +548,16 @@ async fn watch_loop(
             }
             Err(_) => continue,
         };
+        // Read again now and then: a watch stream whose member went away
+        // quietly says nothing until the keep-alive notices.
+        let reread = tokio::time::sleep(cfg.renew_every * 3);
+        tokio::pin!(reread);
         loop {
-            match stream.message().await {
+            let msg = tokio::select! {
+                m = stream.message() => m,
+                () = &mut reread => break,
+            };
+            match msg {
                 Ok(Some(r)) => {
                     if r.canceled() {
                         debug!(reason = r.cancel_reason(), "witness watch cancelled");

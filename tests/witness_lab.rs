@@ -1,0 +1,366 @@
+//! The witness on etcd (issue 20), in namespace labs: lb01 and lb02 run
+//! splitguard with ownership probing off, so the witness alone referees, a
+//! three-member etcd cluster on a management segment of its own, and the
+//! peer confirm path over it. Each case is watched from gw with an ARP
+//! request every 250 ms, counting the MACs that answer for the VIP.
+//!
+//! - VRRP dropped on the backup (S2): one owner throughout; lb02's claim is
+//!   refused naming lb01, the key's holder; the status says who holds it.
+//! - VRRP blocked both ways from the start: one owner, the other refused.
+//! - The master cut off from the data and the management segment: it
+//!   releases before its lease can end, lb02 takes over within the TTL + 1 s,
+//!   and gw never sees two owners.
+//! - The master cut off from etcd alone: no change of owner (the peer
+//!   confirms); both pages say `witness_unreachable` on lb01.
+//! - Every etcd member stopped, the pair healthy: no change of owner, no
+//!   outage; both nodes paged `witness_unreachable`.
+//! - etcd's leader killed: no change of owner.
+//!
+//! Needs root, etcd-server and etcd-client; fails without them.
+
+mod common;
+
+use common::*;
+use splitguard_lab::configs::{self, VIP};
+use splitguard_lab::etcd::EtcdCluster;
+use splitguard_lab::{Lab, LabProcess, OwnerSamples, wait_for};
+use std::time::{Duration, Instant};
+
+/// 20 s of owner samples, one every 250 ms.
+const SAMPLE_EVERY: Duration = Duration::from_millis(250);
+const SAMPLES: u32 = 80;
+const TTL: &str = "3s";
+const TTL_S: u64 = 3;
+
+fn lab(tag: &str) -> Lab {
+    configs::witness_lab(tag).expect("lab builds (run as root)")
+}
+
+fn config(lab: &Lab, node: &str, etcd: &EtcdCluster<'_>) -> String {
+    let priority = if node == "lb01" { 150 } else { 100 };
+    let mut c = sg_config(
+        lab,
+        node,
+        priority,
+        2,
+        "1s",
+        &configs::witness_tables(node, &etcd.endpoints(), TTL),
+    );
+    // The events file, for the lease events.
+    c = c.replacen(
+        "\n\n[[instance]]",
+        &format!(
+            "\nevents_file = \"{}/{node}-events.jsonl\"\n\n[[instance]]",
+            lab.dir().display()
+        ),
+        1,
+    );
+    c
+}
+
+/// Starts lb01, waits for it to hold the VIP (and the key), then lb02.
+fn pair(lab: &Lab, etcd: &EtcdCluster<'_>) -> (LabProcess, LabProcess) {
+    let lb01 = start_splitguard(lab, "lb01", &config(lab, "lb01", etcd));
+    expect_owner(lab, Some("lb01"), &[&lb01], "lb01 alone");
+    let lb02 = start_splitguard(lab, "lb02", &config(lab, "lb02", etcd));
+    // lb02 hears lb01 and confirms it: the peer path is up.
+    wait_for(BOUND, || {
+        let st = try_status(lab, "lb02")?;
+        (st["witness"]["peer_heard"] == true && st["instances"][0]["state"] == "BACKUP")
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("lb02 never settled as backup\n{}", logs(&[&lb01, &lb02])));
+    (lb01, lb02)
+}
+
+/// `status --json` of `node`, once its control socket answers.
+fn try_status(lab: &Lab, node: &str) -> Option<serde_json::Value> {
+    let path = lab.dir().join(format!("{node}.sock"));
+    let out = lab
+        .run(
+            node,
+            &[
+                env!("CARGO_BIN_EXE_splitguard"),
+                "status",
+                "--json",
+                "--socket",
+                path.to_str()?,
+            ],
+        )
+        .ok()?;
+    serde_json::from_slice(&out.stdout).ok()
+}
+
+/// Watches the VIP from gw for the whole window.
+fn watch_window(lab: &Lab) -> OwnerSamples {
+    let mut w = lab
+        .watch_owners("gw", VIP, SAMPLE_EVERY, SAMPLES)
+        .expect("arping starts");
+    w.wait_exit(Duration::from_secs(40));
+    let s = OwnerSamples::parse(&w.log_text());
+    assert!(
+        s.per_request.len() >= SAMPLES as usize - 1,
+        "the watch did not run its window:\n{}",
+        w.log_text()
+    );
+    s
+}
+
+fn all_logs(procs: &[&LabProcess], etcd: &EtcdCluster<'_>) -> String {
+    format!("{}\n----- etcd -----\n{}", logs(procs), etcd.log_tails(20))
+}
+
+/// Only `owner` answered, in every sample.
+fn assert_only(
+    lab: &Lab,
+    s: &OwnerSamples,
+    owner: &str,
+    procs: &[&LabProcess],
+    etcd: &EtcdCluster<'_>,
+) {
+    let mac = lab.mac_of(owner).expect("mac");
+    assert_eq!(
+        s.dual(),
+        0,
+        "gw saw two owners: {s:?}\n{}",
+        all_logs(procs, etcd)
+    );
+    assert_eq!(
+        s.empty(),
+        0,
+        "gw saw no owner: {s:?}\n{}",
+        all_logs(procs, etcd)
+    );
+    assert_eq!(
+        s.all_owners().into_iter().collect::<Vec<_>>(),
+        vec![mac],
+        "only {owner} may answer: {s:?}\n{}",
+        all_logs(procs, etcd)
+    );
+}
+
+/// The events file of `node`, one JSON value per line.
+fn events(lab: &Lab, node: &str) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(lab.dir().join(format!("{node}-events.jsonl")))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+fn incident_fired(lab: &Lab, node: &str, kind: &str) -> bool {
+    events(lab, node)
+        .iter()
+        .any(|e| e["event"] == "incident" && e["kind"] == kind && e["status"] == "firing")
+}
+
+#[test]
+fn s2_vrrp_dropped_on_the_backup_the_key_refuses_its_claim() {
+    let lab = lab("wit-s2");
+    let etcd = EtcdCluster::start(&lab).expect("etcd starts");
+    let (lb01, lb02) = pair(&lab, &etcd);
+    let procs = [&lb01, &lb02];
+    // The key names lb01.
+    let keys = etcd.get_prefix("/lab/").expect("etcdctl get");
+    assert_eq!(
+        keys,
+        vec![("/lab/vrid/ipv4/51".to_owned(), "lb01".to_owned())],
+        "{}",
+        all_logs(&procs, &etcd)
+    );
+    lab.nft(Some("lb02"), VRRP_DROP).expect("nft");
+    let s = watch_window(&lab);
+    assert_only(&lab, &s, "lb01", &procs, &etcd);
+    let refused = lb02
+        .log_text()
+        .lines()
+        .any(|l| l.contains("claim withheld") && l.contains("the VRID's key is held by lb01"));
+    assert!(
+        refused,
+        "lb02 must say the key held by lb01 refuses its claim:\n{}",
+        lb02.log_text()
+    );
+    let refused_event = events(&lab, "lb02").iter().any(|e| {
+        e["event"] == "witness_lease" && e["outcome"] == "refused" && e["holder"] == "lb01"
+    });
+    assert!(refused_event, "lb02's events: {:?}", events(&lab, "lb02"));
+    // The status says who holds the key, from both sides.
+    let st = status_via(&lab, "lb02", "lb02.sock");
+    let w = &st["witness"];
+    assert_eq!(w["vrids"][0]["holder"], "lb01", "status: {st}");
+    assert_eq!(w["vrids"][0]["ours"], false, "status: {st}");
+    assert_eq!(w["reachable"], true, "status: {st}");
+    assert_eq!(
+        w["members"].as_array().map(Vec::len),
+        Some(3),
+        "status: {st}"
+    );
+    let st = status_via(&lab, "lb01", "lb01.sock");
+    assert_eq!(st["witness"]["vrids"][0]["ours"], true, "status: {st}");
+    assert!(
+        st["witness"]["lease_remaining_ms"]
+            .as_u64()
+            .is_some_and(|ms| ms > 0),
+        "status: {st}"
+    );
+}
+
+#[test]
+fn vrrp_blocked_both_ways_from_the_start_leaves_one_owner() {
+    let lab = lab("wit-both");
+    let etcd = EtcdCluster::start(&lab).expect("etcd starts");
+    lab.nft(Some("lb01"), VRRP_DROP).expect("nft");
+    lab.nft(Some("lb02"), VRRP_DROP).expect("nft");
+    let lb01 = start_splitguard(&lab, "lb01", &config(&lab, "lb01", &etcd));
+    let lb02 = start_splitguard(&lab, "lb02", &config(&lab, "lb02", &etcd));
+    let procs = [&lb01, &lb02];
+    let owners = wait_for(BOUND, || {
+        let owners = lab.vip_owners("gw", VIP).ok()?;
+        (owners.len() == 1).then_some(owners)
+    })
+    .unwrap_or_else(|| panic!("never one owner:\n{}", all_logs(&procs, &etcd)));
+    let mac1 = lab.mac_of("lb01").expect("mac");
+    let (owner, other) = if owners.contains(&mac1) {
+        ("lb01", &lb02)
+    } else {
+        ("lb02", &lb01)
+    };
+    let s = watch_window(&lab);
+    assert_only(&lab, &s, owner, &procs, &etcd);
+    let refused = other.log_text().lines().any(|l| {
+        l.contains("claim withheld") && l.contains(&format!("the VRID's key is held by {owner}"))
+    });
+    assert!(
+        refused,
+        "{} must say {owner}'s key refuses its claim:\n{}",
+        other.name,
+        other.log_text()
+    );
+}
+
+#[test]
+fn a_master_cut_off_from_both_segments_releases_and_the_backup_takes_over_after_the_ttl() {
+    let lab = lab("wit-cut");
+    let etcd = EtcdCluster::start(&lab).expect("etcd starts");
+    let (lb01, lb02) = pair(&lab, &etcd);
+    let procs = [&lb01, &lb02];
+    let mut watch = lab
+        .watch_owners("gw", VIP, Duration::from_millis(100), 200)
+        .expect("arping starts");
+    // lb01's uplink dies at the switch (its link stays up), and its
+    // management port too.
+    let port = lab.host("lb01").expect("lb01").bridge_port.clone();
+    lab.nft(
+        None,
+        &format!(
+            "table bridge cut {{\n chain cut {{\n  type filter hook forward priority 0;\n  \
+             iifname \"{port}\" drop\n  oifname \"{port}\" drop\n }}\n}}\n"
+        ),
+    )
+    .expect("nft");
+    lab.set_management_port("lb01", false).expect("mgmt down");
+    let cut = Instant::now();
+    let released = wait_for(Duration::from_secs(10), || {
+        (!holds(&lab, "lb01")).then(Instant::now)
+    })
+    .unwrap_or_else(|| panic!("lb01 kept the VIP\n{}", all_logs(&procs, &etcd)));
+    let took_over = wait_for(Duration::from_secs(15), || {
+        holds(&lab, "lb02").then(Instant::now)
+    })
+    .unwrap_or_else(|| panic!("lb02 never took over\n{}", all_logs(&procs, &etcd)));
+    let release = released - cut;
+    let failover = took_over - cut;
+    eprintln!("lb01 released after {release:?}; lb02 holds after {failover:?}");
+    // It releases before its lease can end (TTL - margin after the last
+    // renewal, at most TTL after the cut) ...
+    assert!(
+        release < Duration::from_secs(TTL_S),
+        "released after {release:?}\n{}",
+        all_logs(&procs, &etcd)
+    );
+    // ... and the backup, which waits for the key, holds within TTL + 1 s.
+    assert!(
+        failover <= Duration::from_secs(TTL_S + 1),
+        "lb02 took {failover:?}\n{}",
+        all_logs(&procs, &etcd)
+    );
+    watch.wait_exit(Duration::from_secs(40));
+    let s = OwnerSamples::parse(&watch.log_text());
+    assert_eq!(
+        s.dual(),
+        0,
+        "gw saw two owners: {s:?}\n{}",
+        all_logs(&procs, &etcd)
+    );
+    let keys = etcd.get_prefix("/lab/").expect("etcdctl get");
+    assert_eq!(
+        keys,
+        vec![("/lab/vrid/ipv4/51".to_owned(), "lb02".to_owned())]
+    );
+}
+
+#[test]
+fn a_master_cut_off_from_etcd_alone_keeps_the_vip_on_its_peers_word() {
+    let lab = lab("wit-etcd");
+    let etcd = EtcdCluster::start(&lab).expect("etcd starts");
+    let (lb01, lb02) = pair(&lab, &etcd);
+    let procs = [&lb01, &lb02];
+    // lb01 cannot reach any member; the confirm path and VRRP are untouched.
+    lab.nft(
+        Some("lb01"),
+        "table inet cutetcd {\n chain out {\n  type filter hook output priority 0;\n  \
+         ip daddr 192.0.2.201-192.0.2.203 drop\n }\n chain in {\n  type filter hook input priority 0;\n  \
+         ip saddr 192.0.2.201-192.0.2.203 drop\n }\n}\n",
+    )
+    .expect("nft");
+    let s = watch_window(&lab);
+    assert_only(&lab, &s, "lb01", &procs, &etcd);
+    assert!(
+        incident_fired(&lab, "lb01", "witness_unreachable"),
+        "lb01 must be paged: {:?}",
+        events(&lab, "lb01")
+    );
+    assert!(
+        !incident_fired(&lab, "lb02", "witness_unreachable"),
+        "lb02 reaches etcd"
+    );
+    let st = status_via(&lab, "lb01", "lb01.sock");
+    assert_eq!(st["witness"]["reachable"], false, "status: {st}");
+    assert_eq!(st["witness"]["peer_heard"], true, "status: {st}");
+}
+
+#[test]
+fn every_etcd_member_stopped_changes_nothing_while_the_pair_is_healthy() {
+    let lab = lab("wit-down");
+    let mut etcd = EtcdCluster::start(&lab).expect("etcd starts");
+    let (lb01, lb02) = pair(&lab, &etcd);
+    let procs = [&lb01, &lb02];
+    etcd.stop_all().expect("stop");
+    let s = watch_window(&lab);
+    assert_only(&lab, &s, "lb01", &procs, &etcd);
+    for node in ["lb01", "lb02"] {
+        assert!(
+            incident_fired(&lab, node, "witness_unreachable"),
+            "{node} must be paged: {:?}",
+            events(&lab, node)
+        );
+    }
+}
+
+#[test]
+fn etcds_leader_killed_changes_no_owner() {
+    let lab = lab("wit-leader");
+    let mut etcd = EtcdCluster::start(&lab).expect("etcd starts");
+    let (lb01, lb02) = pair(&lab, &etcd);
+    let procs = [&lb01, &lb02];
+    let leader = etcd.wait_leader(Duration::from_secs(10)).expect("leader");
+    let mut watch = lab
+        .watch_owners("gw", VIP, SAMPLE_EVERY, SAMPLES)
+        .expect("arping starts");
+    etcd.kill(leader).expect("kill");
+    etcd.wait_leader(Duration::from_secs(10))
+        .expect("a new leader");
+    watch.wait_exit(Duration::from_secs(40));
+    let s = OwnerSamples::parse(&watch.log_text());
+    assert_only(&lab, &s, "lb01", &procs, &etcd);
+}
