@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's first command: installs what the lab needs when it is missing
-# (iproute2, nftables), builds the release binary and plays `splitguard lab
+# (iproute2, nftables; protobuf-compiler, which the build of the etcd client
+# needs), builds the release binary and plays `splitguard lab
 # demo` in network namespaces on this machine (TEST-NET-1 addresses only; the
 # lab is deleted when the demo ends, also on Ctrl-C). Arguments go to the demo
 # (`--quick` stops after the firewalled-VRRP step).
@@ -14,6 +15,7 @@ fi
 missing=()
 command -v ip >/dev/null || missing+=(iproute2)
 command -v nft >/dev/null || missing+=(nftables)
+command -v protoc >/dev/null || missing+=(protobuf-compiler)
 if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -q
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"

@@ -416,4 +416,34 @@ mod tests {
         assert!(text.contains("# TYPE splitguard_adverts_sent_total counter"));
         assert_eq!(esc("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
     }
+    #[test]
+    fn the_witness_families() {
+        let snap = Snapshot {
+            status: crate::status::tests::sample_with_witness(),
+            counters: Counters::default(),
+        };
+        let text = render(&snap);
+        for line in [
+            "splitguard_witness_reachable 1",
+            "splitguard_witness_lease_remaining_seconds 2.7",
+            "splitguard_witness_member_reachable{endpoint=\"http://192.0.2.202:2379\"} 0",
+            "splitguard_witness_member_leader{endpoint=\"http://192.0.2.201:2379\"} 1",
+            "splitguard_witness_key_ours{instance=\"VI_1\"} 1",
+            "splitguard_witness_key_ours{instance=\"VI_2\"} 0",
+            "splitguard_witness_key_holder{instance=\"VI_1\",holder=\"lb01\"} 1",
+            "splitguard_witness_peer_heard 1",
+        ] {
+            assert!(text.contains(line), "{line} missing:\n{text}");
+        }
+        assert!(
+            !text.contains("holder=\"\""),
+            "a free key has no holder sample"
+        );
+        // Without a witness, no witness family.
+        let plain = render(&Snapshot {
+            status: crate::status::tests::sample(),
+            counters: Counters::default(),
+        });
+        assert!(!plain.contains("splitguard_witness_"));
+    }
 }

@@ -574,6 +574,98 @@ incidents: 1 open, 1 unacked
         assert_eq!(render_text(&sample()), expected);
     }
 
+    /// The sample with a witness: lb01 holds VI_1's key, VI_2's is free,
+    /// one member down.
+    pub(crate) fn sample_with_witness() -> Status {
+        let mut s = sample();
+        s.witness = Some(WitnessStatus {
+            cluster: "lb".into(),
+            reachable: true,
+            unreachable: None,
+            lease: Some("694d8a1b2c3d4e5f".into()),
+            lease_remaining_ms: Some(2700),
+            members: vec![
+                WitnessMember {
+                    endpoint: "http://192.0.2.201:2379".into(),
+                    reachable: true,
+                    leader: true,
+                },
+                WitnessMember {
+                    endpoint: "http://192.0.2.202:2379".into(),
+                    reachable: false,
+                    leader: false,
+                },
+            ],
+            vrids: vec![
+                WitnessVrid {
+                    instance: "VI_1".into(),
+                    vrid: 51,
+                    family: "ipv4".into(),
+                    holder: Some("lb01".into()),
+                    ours: true,
+                },
+                WitnessVrid {
+                    instance: "VI_2".into(),
+                    vrid: 52,
+                    family: "ipv4".into(),
+                    holder: None,
+                    ours: false,
+                },
+            ],
+            peer: Some("192.0.2.198:8727".into()),
+            peer_heard: Some(true),
+        });
+        s
+    }
+
+    #[test]
+    fn the_witness_block_in_json_and_text() {
+        let s = sample_with_witness();
+        let v: Value = serde_json::to_value(&s).unwrap();
+        let w = &v["witness"];
+        let keys: BTreeSet<&str> = w.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            BTreeSet::from([
+                "cluster",
+                "reachable",
+                "unreachable",
+                "lease",
+                "lease_remaining_ms",
+                "members",
+                "vrids",
+                "peer",
+                "peer_heard"
+            ])
+        );
+        assert_eq!(w["vrids"][0]["holder"], "lb01");
+        assert_eq!(w["members"][1]["reachable"], false);
+        assert_eq!(serde_json::from_value::<Status>(v).unwrap(), s);
+        // No witness configured: no key at all.
+        let v: Value = serde_json::to_value(sample()).unwrap();
+        assert!(v.get("witness").is_none());
+
+        let text = render_text(&s);
+        assert!(
+            text.contains(
+                "witness: ok; cluster lb; lease 2.7 s; members 1/2 up: http://192.0.2.201:2379 up (leader), http://192.0.2.202:2379 DOWN; peer 192.0.2.198:8727 heard\n  key VI_1 vrid 51 (ipv4): lb01 (this node)\n  key VI_2 vrid 52 (ipv4): free\n"
+            ),
+            "{text}"
+        );
+        let mut down = s.clone();
+        if let Some(w) = &mut down.witness {
+            w.reachable = false;
+            w.unreachable = Some("lease keep-alive: no answer in time".into());
+            w.peer_heard = Some(false);
+        }
+        let text = render_text(&down);
+        assert!(
+            text.contains("witness: UNREACHABLE (lease keep-alive: no answer in time); cluster lb"),
+            "{text}"
+        );
+        assert!(text.contains("peer 192.0.2.198:8727 UNHEARD"), "{text}");
+    }
+
     #[test]
     fn text_rendering_of_an_empty_node() {
         let s = Status::default();
