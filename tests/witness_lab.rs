@@ -63,10 +63,13 @@ fn pair(lab: &Lab, etcd: &EtcdCluster<'_>) -> (LabProcess, LabProcess) {
     let lb01 = start_splitguard(lab, "lb01", &config(lab, "lb01", etcd));
     expect_owner(lab, Some("lb01"), &[&lb01], "lb01 alone");
     let lb02 = start_splitguard(lab, "lb02", &config(lab, "lb02", etcd));
-    // lb02 hears lb01 and confirms it: the peer path is up.
+    // lb02 hears lb01 and confirms it (the peer path is up), and has seen
+    // its reference: a settled backup.
     wait_for(BOUND, || {
         let st = try_status(lab, "lb02")?;
-        (st["witness"]["peer_heard"] == true && st["instances"][0]["state"] == "BACKUP")
+        (st["witness"]["peer_heard"] == true
+            && st["instances"][0]["state"] == "BACKUP"
+            && st["arbiter"]["references"][0]["reachable"] == true)
             .then_some(())
     })
     .unwrap_or_else(|| panic!("lb02 never settled as backup\n{}", logs(&[&lb01, &lb02])));
@@ -363,4 +366,36 @@ fn etcds_leader_killed_changes_no_owner() {
     watch.wait_exit(Duration::from_secs(40));
     let s = OwnerSamples::parse(&watch.log_text());
     assert_only(&lab, &s, "lb01", &procs, &etcd);
+}
+
+#[test]
+fn a_master_stopped_cleanly_hands_over_without_waiting_for_the_ttl() {
+    let lab = lab("wit-stop");
+    let etcd = EtcdCluster::start(&lab).expect("etcd starts");
+    let (mut lb01, lb02) = pair(&lab, &etcd);
+    let mut watch = lab
+        .watch_owners("gw", VIP, Duration::from_millis(100), 80)
+        .expect("arping starts");
+    // SIGTERM: lb01 drops its VIPs (priority 0), says so over the peer path
+    // and revokes its lease.
+    let stop = Instant::now();
+    lb01.stop(Duration::from_secs(10));
+    let took_over = wait_for(Duration::from_secs(10), || {
+        holds(&lab, "lb02").then(Instant::now)
+    })
+    .unwrap_or_else(|| panic!("lb02 never took over\n{}", all_logs(&[&lb01, &lb02], &etcd)));
+    let handover = took_over - stop;
+    eprintln!("lb02 holds {handover:?} after lb01's SIGTERM");
+    // VRRP's skew after a priority-0 advert (0.6 s at priority 100), not the
+    // lease's TTL (3 s) nor the confirmation deadline (2.3 s).
+    assert!(
+        handover < Duration::from_secs(2),
+        "handover took {handover:?}\n{}",
+        all_logs(&[&lb01, &lb02], &etcd)
+    );
+    watch.wait_exit(Duration::from_secs(30));
+    let s = OwnerSamples::parse(&watch.log_text());
+    assert_eq!(s.dual(), 0, "gw saw two owners: {s:?}");
+    let revoked = lb01.log_text().contains("witness lease revoked");
+    assert!(revoked, "{}", lb01.log_text());
 }

@@ -32,7 +32,10 @@
 //!   witness did not gate) contends for it while nobody holds it.
 //! - **A node that stops being master**, or a backup that hears its master
 //!   again while holding the key, gives the key back
-//!   ([`WitnessVerdict::Resign`]), so the other node need not wait out a TTL.
+//!   ([`WitnessVerdict::Resign`]), so the other node need not wait out a TTL,
+//!   and says so to its peer over the authenticated path (`released`): a
+//!   backup told so contends at once and has no confirmation deadline to wait
+//!   out, since nothing it confirmed still holds the VIPs.
 //! - **Incidents**: `witness_unreachable` while this node has no safe lease
 //!   (with the store client's last error as the reason), and a release.
 //!   The claim refused by a held key is the arbiter policy's `claim_withheld`,
@@ -133,6 +136,9 @@ struct Slot {
     overdue_since: Option<Instant>,
     /// A master was heard this stint: only then is there anyone to confirm.
     heard: bool,
+    /// The peer said (authenticated) it let this VRID's VIPs go: contend at
+    /// once, and no confirmation deadline to wait out. Until a live advert.
+    peer_released: bool,
     /// How long an overdue backup waits before it contends: less for the
     /// node VRRP prefers, so of two that lose the master together the better
     /// one takes the key.
@@ -197,6 +203,7 @@ impl Witness {
                     overdue: false,
                     overdue_since: None,
                     heard: false,
+                    peer_released: false,
                     contend_after: Duration::ZERO,
                     holder: Holder::Unknown,
                     contending: false,
@@ -249,6 +256,7 @@ impl Witness {
             .is_some_and(|s| {
                 s.role == Role::Backup
                     && s.heard
+                    && !s.peer_released
                     && !s.overdue
                     && !s.contending
                     && s.holder != Holder::Ours
@@ -314,6 +322,7 @@ impl Witness {
             s.overdue = false;
             s.overdue_since = None;
             s.heard = false;
+            s.peer_released = false;
             s.release_sent = false;
             if role == Role::Master {
                 s.confirm_sent = None;
@@ -360,8 +369,40 @@ impl Witness {
     /// someone to confirm).
     pub fn handle_heard(&mut self, now: Instant, name: &str) -> Result<(), UnknownInstance> {
         let i = self.index(name)?;
-        if !self.slots[i].heard {
-            self.slots[i].heard = true;
+        let s = &mut self.slots[i];
+        if !s.heard || s.peer_released {
+            s.heard = true;
+            // A live master again: whatever it released, it holds again, and
+            // a key this backup took meanwhile goes back.
+            s.peer_released = false;
+            if s.role == Role::Backup && !s.overdue && s.holder == Holder::Ours {
+                s.holder = Holder::Unknown;
+                self.verdicts.push_back(Verdict::Resign {
+                    instance: s.name.clone(),
+                });
+            }
+            self.settle_one(now, i);
+        }
+        Ok(())
+    }
+
+    /// Backup: the peer said, over the authenticated path, that it let
+    /// `name`'s VIPs go, in a datagram echoing our nonce sent at `as_of`. Taken
+    /// only if that nonce left after our last confirmation: then the release
+    /// came after every confirmation the peer could still be holding on (a
+    /// replayed older release dates from before it and is ignored), and the
+    /// claim waits for the key alone (until a live advert is heard).
+    pub fn handle_peer_released(
+        &mut self,
+        now: Instant,
+        name: &str,
+        as_of: Instant,
+    ) -> Result<(), UnknownInstance> {
+        let i = self.index(name)?;
+        let s = &mut self.slots[i];
+        let after_our_word = s.confirm_sent.is_none_or(|p| as_of >= p);
+        if s.role == Role::Backup && !s.peer_released && after_our_word {
+            s.peer_released = true;
             self.settle_one(now, i);
         }
         Ok(())
@@ -434,7 +475,7 @@ impl Witness {
             Err(h) => Holder::Other(h),
         };
         // Won while the master is heard again: not needed any more.
-        if s.holder == Holder::Ours && s.role == Role::Backup && !s.overdue {
+        if s.holder == Holder::Ours && s.role == Role::Backup && !s.overdue && !s.peer_released {
             s.holder = Holder::Unknown;
             self.verdicts.push_back(Verdict::Resign {
                 instance: s.name.clone(),
@@ -580,12 +621,12 @@ impl Witness {
         // Contend: a backup whose master is overdue, or a master without its key.
         let wants_key = match s.role {
             Role::Master => true,
-            Role::Backup => s.overdue,
+            Role::Backup => s.overdue || s.peer_released,
             Role::Fault => false,
         };
         // An overdue backup first waits its contend delay.
         let waited = match (s.role, s.overdue_since) {
-            (Role::Backup, Some(since)) => since.checked_add(s.contend_after),
+            (Role::Backup, Some(since)) if !s.peer_released => since.checked_add(s.contend_after),
             _ => None,
         };
         let retry_at = [s.retry_at, waited.filter(|t| now < *t)]
@@ -609,8 +650,11 @@ impl Witness {
         }
 
         // The claim gate.
+        // The old master living on our confirmations has released by then;
+        // one that said it released needs no wait.
         let ready_at = s
             .confirm_sent
+            .filter(|_| !s.peer_released)
             .and_then(|p| p.checked_add(confirm_valid + margin));
         let objection = if !lease_ok {
             Some(WithholdReason::WitnessUnreachable)

@@ -204,6 +204,7 @@ pub fn witness_confirm(data: &[u8]) {
             vrid: c[1],
             hears_master: c[0] & 2 != 0,
             wants_preempt: c[0] & 4 != 0,
+            released: c[0] & 8 != 0,
         })
         .collect();
     let Ok(d) = Datagram::new(String::from_utf8_lossy(name), nonce, echo, entries) else {

@@ -47,7 +47,8 @@
 //! 17           8    echo (zero when absent)
 //! 25           N    node name, UTF-8
 //! 25+N         3×E  entries: family (4 or 6), VRID, flags
-//!                   (bit 0 hears_master, bit 1 wants_preempt, bits 2-7 zero)
+//!                   (bit 0 hears_master, bit 1 wants_preempt,
+//!                   bit 2 released, bits 3-7 zero)
 //! 25+N+3E     32    tag: HMAC-SHA256(key, every byte before it)
 //! ```
 //!
@@ -96,6 +97,7 @@ const OFF_ECHO: usize = 17;
 const FLAG_ECHO: u8 = 0x01;
 const ENTRY_HEARS_MASTER: u8 = 0x01;
 const ENTRY_WANTS_PREEMPT: u8 = 0x02;
+const ENTRY_RELEASED: u8 = 0x04;
 const FAMILY_V4: u8 = 4;
 const FAMILY_V6: u8 = 6;
 
@@ -179,6 +181,10 @@ pub struct Entry {
     /// The sender is a backup of higher priority that would preempt. Reserved
     /// for a handover: carried, not acted on.
     pub wants_preempt: bool,
+    /// The sender was master of this VRID and has let its VIPs go (a
+    /// shutdown, a priority-0 release, a step down): the receiver need not
+    /// wait out the confirmation deadline before it claims.
+    pub released: bool,
 }
 
 /// One confirmation datagram. Built with [`Datagram::new`], which holds the
@@ -286,6 +292,9 @@ pub fn encode(d: &Datagram, key: &[u8]) -> Vec<u8> {
         if e.wants_preempt {
             flags |= ENTRY_WANTS_PREEMPT;
         }
+        if e.released {
+            flags |= ENTRY_RELEASED;
+        }
         out.push(flags);
     }
     let mut m = mac(key);
@@ -365,7 +374,7 @@ pub fn decode(data: &[u8], key: &[u8]) -> Result<Datagram, ConfirmError> {
             other => return Err(ConfirmError::UnknownFamily(other)),
         };
         let flags = e[2];
-        if flags & !(ENTRY_HEARS_MASTER | ENTRY_WANTS_PREEMPT) != 0 {
+        if flags & !(ENTRY_HEARS_MASTER | ENTRY_WANTS_PREEMPT | ENTRY_RELEASED) != 0 {
             return Err(ConfirmError::ReservedBits {
                 offset: first + i * ENTRY_LEN + 2,
             });
@@ -375,6 +384,7 @@ pub fn decode(data: &[u8], key: &[u8]) -> Result<Datagram, ConfirmError> {
             vrid: e[1],
             hears_master: flags & ENTRY_HEARS_MASTER != 0,
             wants_preempt: flags & ENTRY_WANTS_PREEMPT != 0,
+            released: flags & ENTRY_RELEASED != 0,
         });
     }
     Ok(Datagram {
@@ -470,6 +480,7 @@ mod tests {
             vrid,
             hears_master,
             wants_preempt,
+            released: false,
         }
     }
 
@@ -695,7 +706,7 @@ mod tests {
             Err(ConfirmError::ReservedBits { offset: OFF_FLAGS })
         );
         let entry_flags = HEADER_LEN + 4 + ENTRY_LEN + 2;
-        let e = resealed(&d, |b| b[entry_flags] |= 0x04);
+        let e = resealed(&d, |b| b[entry_flags] |= 0x08);
         assert_eq!(
             decode(&e, KEY),
             Err(ConfirmError::ReservedBits {
@@ -806,14 +817,20 @@ mod tests {
 
     fn entries() -> impl Strategy<Value = Vec<Entry>> {
         prop::collection::vec(
-            (any::<bool>(), any::<u8>(), any::<bool>(), any::<bool>()).prop_map(
-                |(v6, vrid, hears_master, wants_preempt)| Entry {
+            (
+                any::<bool>(),
+                any::<u8>(),
+                any::<bool>(),
+                any::<bool>(),
+                any::<bool>(),
+            )
+                .prop_map(|(v6, vrid, hears_master, wants_preempt, released)| Entry {
                     family: if v6 { Family::Ipv6 } else { Family::Ipv4 },
                     vrid,
                     hears_master,
                     wants_preempt,
-                },
-            ),
+                    released,
+                }),
             0..40,
         )
     }

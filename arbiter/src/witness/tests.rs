@@ -398,6 +398,7 @@ mod simulation {
             nonce: u64,
             echo: Option<u64>,
             hears: bool,
+            released: bool,
         },
     }
 
@@ -413,6 +414,8 @@ mod simulation {
         nonce: u64,
         sent_nonces: Vec<(u64, Instant)>,
         peer_nonce: Option<u64>,
+        /// Says `released` in its datagrams until then.
+        released_until: Option<Instant>,
         dead: bool,
     }
 
@@ -569,6 +572,7 @@ mod simulation {
                     nonce,
                     echo,
                     hears,
+                    released,
                 } => {
                     if self.cut(Cut::Confirm) || self.dead(to) {
                         return;
@@ -583,6 +587,9 @@ mod simulation {
                     });
                     if hears && let Some(as_of) = as_of {
                         let _ = node.w.handle_confirmation(now, I, as_of);
+                    }
+                    if released && let Some(as_of) = as_of {
+                        let _ = node.w.handle_peer_released(now, I, as_of);
                     }
                 }
             }
@@ -630,6 +637,8 @@ mod simulation {
                         if o.master && other == 1 {
                             o.master = false;
                             o.holds = false;
+                            o.released_until = Some(now + CONFIRM * 3);
+                            o.next_confirm = now;
                             let _ = o.w.handle_role(now, I, Role::Backup);
                         }
                     }
@@ -646,12 +655,14 @@ mod simulation {
                         let _ = node.w.handle_confirm_sent(now, I);
                     }
                     let echo = node.peer_nonce;
+                    let released = node.released_until.is_some_and(|t| now < t);
                     self.send(
                         Msg::Confirm {
                             to: other,
                             nonce,
                             echo,
                             hears,
+                            released,
                         },
                         200,
                     );
@@ -702,6 +713,8 @@ mod simulation {
                             node.master = false;
                             node.holds = false;
                             node.last_heard = None;
+                            node.released_until = Some(now + CONFIRM * 3);
+                            node.next_confirm = now;
                             let _ = node.w.handle_role(now, I, Role::Backup);
                         }
                         _ => {}
@@ -724,6 +737,7 @@ mod simulation {
             nonce: 0,
             sent_nonces: Vec::new(),
             peer_nonce: None,
+            released_until: None,
             dead: false,
         }
     }
@@ -820,4 +834,43 @@ fn the_preferred_backup_contends_first() {
     assert_eq!(w.poll_timeout(), Some(t0 + ms(500)));
     w.handle_timeout(t0 + ms(500));
     assert_eq!(drain(&mut w), vec![Verdict::Contend { instance: I.into() }]);
+}
+
+#[test]
+fn a_peer_that_released_needs_no_confirmation_deadline() {
+    let t0 = Instant::now();
+    let mut w = witness(t0);
+    w.set_contend_after(I, ms(600)).unwrap();
+    w.handle_renewed(t0, t0);
+    w.handle_holder(t0, I, Holder::Other("lb01".into()))
+        .unwrap();
+    w.handle_heard(t0, I).unwrap();
+    w.handle_confirm_sent(t0 + ms(500), I).unwrap();
+    drain(&mut w);
+    // lb01 shuts down: its datagram says it released, its key goes.
+    // A replayed older release (echoing our nonce of 0.4 s, before our last
+    // confirmation) is ignored.
+    w.handle_peer_released(t0 + ms(550), I, t0 + ms(400))
+        .unwrap();
+    assert!(w.should_confirm(I));
+    w.handle_peer_released(t0 + ms(600), I, t0 + ms(520))
+        .unwrap();
+    assert!(!w.should_confirm(I), "nothing to confirm any more");
+    w.handle_holder(t0 + ms(610), I, Holder::Free).unwrap();
+    assert!(
+        drain(&mut w).contains(&Verdict::Contend { instance: I.into() }),
+        "at once, without the contend delay"
+    );
+    w.handle_contended(t0 + ms(620), I, Ok(())).unwrap();
+    assert_eq!(
+        drain(&mut w),
+        vec![Verdict::Gate {
+            instance: I.into(),
+            objection: None
+        }],
+        "no wait for the confirmation sent at 0.5 s"
+    );
+    // A live advert again: back to the rules for a live master.
+    w.handle_heard(t0 + ms(700), I).unwrap();
+    assert_eq!(drain(&mut w)[0], Verdict::Resign { instance: I.into() });
 }

@@ -202,7 +202,7 @@ pub async fn run_until(
             arb.close();
             // The VIPs are gone: the peer may take the keys without a TTL's wait.
             if let Some(w) = &mut arb.witness {
-                w.shutdown().await;
+                w.shutdown(instances.routers()).await;
             }
         }
     }

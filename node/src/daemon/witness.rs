@@ -28,6 +28,8 @@ const CONTEND_RETRY: Duration = Duration::from_millis(500);
 /// An overdue backup's wait before it contends, per point of priority below
 /// 255 (lb01 at 150: 420 ms; lb02 at 100: 620 ms).
 const CONTEND_STEP: Duration = Duration::from_millis(4);
+/// How many datagrams say a VRID was released after this node let it go.
+const RELEASED_DATAGRAMS: u32 = 3;
 /// A peer unheard this many confirm intervals counts as unheard in the status.
 const PEER_HEARD_INTERVALS: u32 = 3;
 
@@ -64,6 +66,8 @@ pub(super) struct WitnessPart {
     events: Vec<Event>,
     /// Per router: the role and overdue state the policy was last told.
     roles: Vec<Role>,
+    /// Per router: until when datagrams say this node released it.
+    released_until: Vec<Option<Instant>>,
     overdue: Vec<bool>,
     lease: Option<i64>,
     members: Vec<Member>,
@@ -181,6 +185,7 @@ impl WitnessPart {
             vrids: routers.iter().map(|r| r.cfg.vrid).collect(),
             events: Vec::new(),
             roles: routers.iter().map(|_| Role::Backup).collect(),
+            released_until: routers.iter().map(|_| None).collect(),
             overdue: routers.iter().map(|_| false).collect(),
             keys,
             lease: None,
@@ -215,6 +220,14 @@ impl WitnessPart {
     ) {
         if self.roles[i] != role {
             self.dirty = true;
+            if self.roles[i] == Role::Master
+                && let Some(c) = &mut self.confirm
+            {
+                // Its VIPs are gone with the role: tell the peer now, and in
+                // the next few datagrams (one may be lost).
+                self.released_until[i] = Some(now + c.interval * RELEASED_DATAGRAMS);
+                c.next_send = now;
+            }
             self.roles[i] = role;
             if let Err(e) = self.policy.handle_role(now, name, role) {
                 warn!(instance = %name, error = %e, "witness: role not taken");
@@ -383,6 +396,14 @@ impl WitnessPart {
         let Some(as_of) = d.echo().and_then(|n| c.nonces.sent_at(n)) else {
             return;
         };
+        for e in d.entries().iter().filter(|e| e.released) {
+            if let Some(&i) = self.by_slot.get(&(e.family, e.vrid)) {
+                let name = &routers[i].cfg.name;
+                if let Err(err) = self.policy.handle_peer_released(now, name, as_of) {
+                    warn!(error = %err, "witness: release not taken");
+                }
+            }
+        }
         for e in d.entries() {
             if !e.hears_master {
                 continue;
@@ -409,18 +430,35 @@ impl WitnessPart {
             return;
         }
         c.next_send = now + c.interval;
-        let confirming: Vec<usize> = (0..routers.len())
-            .filter(|&i| self.policy.should_confirm(&routers[i].cfg.name))
-            .collect();
-        let entries = confirming
-            .iter()
-            .map(|&i| Entry {
-                family: routers[i].family(),
-                vrid: routers[i].cfg.vrid,
-                hears_master: true,
-                wants_preempt: false,
-            })
-            .collect();
+        self.send_datagram(now, routers, false);
+    }
+
+    /// A datagram to the peer: the VRIDs this node confirms (a backup that
+    /// hears its master and does not contend), and those it let go lately
+    /// (all it mastered, at `exit`).
+    fn send_datagram(&mut self, now: Instant, routers: &[Router], exit: bool) {
+        let Some(c) = &mut self.confirm else {
+            return;
+        };
+        let mut confirming = Vec::new();
+        let mut entries = Vec::new();
+        for (i, r) in routers.iter().enumerate() {
+            let hears_master = self.policy.should_confirm(&r.cfg.name);
+            let released = self.released_until[i].is_some_and(|t| now < t)
+                || (exit && self.roles[i] == Role::Master);
+            if hears_master {
+                confirming.push(i);
+            }
+            if hears_master || released {
+                entries.push(Entry {
+                    family: r.family(),
+                    vrid: r.cfg.vrid,
+                    hears_master,
+                    wants_preempt: false,
+                    released,
+                });
+            }
+        }
         let nonce = c.nonces.next(now);
         let d = match Datagram::new(self.node.clone(), nonce, c.peer_nonce, entries) {
             Ok(d) => d,
@@ -539,7 +577,8 @@ impl WitnessPart {
 
     /// Daemon exit, after the VIPs are gone: the lease is revoked so the peer
     /// may take the keys at once.
-    pub(super) async fn shutdown(&mut self) {
+    pub(super) async fn shutdown(&mut self, routers: &[Router]) {
+        self.send_datagram(Instant::now(), routers, true);
         if let Some(store) = self.store.take() {
             store.shutdown().await;
         }

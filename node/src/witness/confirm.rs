@@ -494,6 +494,7 @@ mod tests {
             vrid: 51,
             hears_master: true,
             wants_preempt: false,
+            released: false,
         }];
         Datagram::new(node, nonce, echo, entries).expect("valid datagram")
     }
