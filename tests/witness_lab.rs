@@ -6,6 +6,7 @@
 //!
 //! - VRRP dropped on the backup (S2): one owner throughout; lb02's claim is
 //!   refused naming lb01, the key's holder; the status says who holds it.
+//!   Over VRRPv2 multicast and VRRPv3 unicast.
 //! - VRRP blocked both ways from the start: one owner, the other refused.
 //! - The master cut off from the data and the management segment: it
 //!   releases before its lease can end, lb02 takes over within the TTL + 1 s,
@@ -15,6 +16,8 @@
 //! - Every etcd member stopped, the pair healthy: no change of owner, no
 //!   outage; both nodes paged `witness_unreachable`.
 //! - etcd's leader killed: no change of owner.
+//! - lb01 stopped cleanly: it says it released over the peer path and revokes
+//!   its lease, so lb02 holds the VIP within VRRP's skew, not a TTL later.
 //!
 //! Needs root, etcd-server and etcd-client; fails without them.
 
@@ -37,15 +40,40 @@ fn lab(tag: &str) -> Lab {
 }
 
 fn config(lab: &Lab, node: &str, etcd: &EtcdCluster<'_>) -> String {
+    config_v(lab, node, etcd, Vrrp::V2Multicast)
+}
+
+/// How the pair speaks VRRP.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Vrrp {
+    V2Multicast,
+    /// VRRPv3 to the other node's address (`unicast_peers`).
+    V3Unicast,
+}
+
+fn config_v(lab: &Lab, node: &str, etcd: &EtcdCluster<'_>, vrrp: Vrrp) -> String {
     let priority = if node == "lb01" { 150 } else { 100 };
+    let version = if vrrp == Vrrp::V3Unicast { 3 } else { 2 };
     let mut c = sg_config(
         lab,
         node,
         priority,
-        2,
+        version,
         "1s",
         &configs::witness_tables(node, &etcd.endpoints(), TTL),
     );
+    if vrrp == Vrrp::V3Unicast {
+        let peer = if node == "lb01" {
+            "192.0.2.6"
+        } else {
+            "192.0.2.5"
+        };
+        c = c.replacen(
+            "version = 3\n",
+            &format!("version = 3\nunicast_peers = [\"{peer}\"]\n"),
+            1,
+        );
+    }
     // The events file, for the lease events.
     c = c.replacen(
         "\n\n[[instance]]",
@@ -60,9 +88,13 @@ fn config(lab: &Lab, node: &str, etcd: &EtcdCluster<'_>) -> String {
 
 /// Starts lb01, waits for it to hold the VIP (and the key), then lb02.
 fn pair(lab: &Lab, etcd: &EtcdCluster<'_>) -> (LabProcess, LabProcess) {
-    let lb01 = start_splitguard(lab, "lb01", &config(lab, "lb01", etcd));
+    pair_v(lab, etcd, Vrrp::V2Multicast)
+}
+
+fn pair_v(lab: &Lab, etcd: &EtcdCluster<'_>, vrrp: Vrrp) -> (LabProcess, LabProcess) {
+    let lb01 = start_splitguard(lab, "lb01", &config_v(lab, "lb01", etcd, vrrp));
     expect_owner(lab, Some("lb01"), &[&lb01], "lb01 alone");
-    let lb02 = start_splitguard(lab, "lb02", &config(lab, "lb02", etcd));
+    let lb02 = start_splitguard(lab, "lb02", &config_v(lab, "lb02", etcd, vrrp));
     // lb02 hears lb01 and confirms it (the peer path is up), and has seen
     // its reference: a settled backup.
     wait_for(BOUND, || {
@@ -159,9 +191,23 @@ fn incident_fired(lab: &Lab, node: &str, kind: &str) -> bool {
 
 #[test]
 fn s2_vrrp_dropped_on_the_backup_the_key_refuses_its_claim() {
-    let lab = lab("wit-s2");
+    s2(Vrrp::V2Multicast);
+}
+
+#[test]
+fn s2_over_vrrpv3_unicast() {
+    s2(Vrrp::V3Unicast);
+}
+
+fn s2(vrrp: Vrrp) {
+    let tag = if vrrp == Vrrp::V3Unicast {
+        "wit-s2u"
+    } else {
+        "wit-s2"
+    };
+    let lab = lab(tag);
     let etcd = EtcdCluster::start(&lab).expect("etcd starts");
-    let (lb01, lb02) = pair(&lab, &etcd);
+    let (lb01, lb02) = pair_v(&lab, &etcd, vrrp);
     let procs = [&lb01, &lb02];
     // The key names lb01.
     let keys = etcd.get_prefix("/lab/").expect("etcdctl get");

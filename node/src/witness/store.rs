@@ -660,8 +660,6 @@ async fn command_loop(
                 }
             }
         }
-        // A dropped client (the connect loop has one for good) is not an end.
-        let _ = client_rx.has_changed();
     }
 }
 
