@@ -712,35 +712,10 @@ fn vip_routers(routers: &[Router]) -> HashMap<(u32, IpAddr), Vec<usize>> {
     map
 }
 
-/// Hands an incident on: to the log, the event stream and the watcher's outbox.
+/// Hands an arbiter incident on: to the log, the event stream and the
+/// watcher's outbox.
 fn incident_out(incident: &Incident, raised: bool, inst: &Instances, out: &mut Outputs) {
     let (instance, detail) = describe(incident);
-    let status = if raised { "firing" } else { "resolved" };
-    if raised {
-        warn!(
-            kind = incident.kind(),
-            instance = instance.unwrap_or("-"),
-            "incident: {detail}"
-        );
-    } else {
-        info!(
-            kind = incident.kind(),
-            instance = instance.unwrap_or("-"),
-            "incident resolved: {detail}"
-        );
-    }
-    let mut ev = Event::new("incident")
-        .field("kind", incident.kind())
-        .field("status", status)
-        .field("cause", detail.clone());
-    let mut vip = None;
-    if let Some(name) = instance
-        && let Some(r) = inst.router_index(name).map(|i| &inst.routers()[i])
-    {
-        ev = ev.instance(name, r.cfg.vrid);
-        vip = r.vip_addrs.first().copied();
-    }
-    out.emit(Some(ev));
     // To the alert engine, under the DESIGN.md kind: a release is the
     // self-demotion of an isolated master.
     let kind = match incident {
@@ -751,6 +726,58 @@ fn incident_out(incident: &Incident, raised: bool, inst: &Instances, out: &mut O
         Incident::LinkDown { .. } => IncidentKind::LinkDown,
     };
     let key = format!("arbiter:{}:{}", incident.kind(), instance.unwrap_or("node"));
+    report(
+        incident.kind(),
+        kind,
+        key,
+        instance,
+        detail,
+        raised,
+        inst,
+        out,
+    );
+}
+
+/// One incident of the arbiter or the witness, `name` as the policy calls it
+/// and `kind` as the alert engine files it, to the log, the event stream
+/// (with the instance's VRID) and the watcher's outbox under `key`.
+#[allow(clippy::too_many_arguments)]
+fn report(
+    name: &str,
+    kind: IncidentKind,
+    key: String,
+    instance: Option<&str>,
+    cause: String,
+    raised: bool,
+    inst: &Instances,
+    out: &mut Outputs,
+) {
+    let status = if raised { "firing" } else { "resolved" };
+    if raised {
+        warn!(
+            kind = name,
+            instance = instance.unwrap_or("-"),
+            "incident: {cause}"
+        );
+    } else {
+        info!(
+            kind = name,
+            instance = instance.unwrap_or("-"),
+            "incident resolved: {cause}"
+        );
+    }
+    let mut ev = Event::new("incident")
+        .field("kind", name)
+        .field("status", status)
+        .field("cause", cause.clone());
+    let mut vip = None;
+    if let Some(n) = instance
+        && let Some(r) = inst.router_index(n).map(|i| &inst.routers()[i])
+    {
+        ev = ev.instance(n, r.cfg.vrid);
+        vip = r.vip_addrs.first().copied();
+    }
+    out.emit(Some(ev));
     let raise = Raise {
         key,
         kind,
@@ -758,7 +785,7 @@ fn incident_out(incident: &Incident, raised: bool, inst: &Instances, out: &mut O
         instance: instance.map(str::to_owned),
         vip,
         owners: Vec::new(),
-        cause: detail,
+        cause,
     };
     out.incidents.push((raise, raised));
 }
@@ -827,7 +854,6 @@ impl Arbiter {
 
 /// A witness incident to the log, the event stream and the watcher's outbox.
 fn witness_incident_out(inc: &WitnessIncident, raised: bool, inst: &Instances, out: &mut Outputs) {
-    let status = if raised { "firing" } else { "resolved" };
     let (kind, instance, cause) = match inc {
         WitnessIncident::Unreachable { reason } => (
             IncidentKind::WitnessUnreachable,
@@ -842,41 +868,9 @@ fn witness_incident_out(inc: &WitnessIncident, raised: bool, inst: &Instances, o
             "released by the witness: neither a live lease nor the peer's confirmation vouched for this master".to_owned(),
         ),
     };
-    if raised {
-        warn!(
-            kind = inc.kind(),
-            instance = instance.unwrap_or("-"),
-            "incident: {cause}"
-        );
-    } else {
-        info!(
-            kind = inc.kind(),
-            instance = instance.unwrap_or("-"),
-            "incident resolved: {cause}"
-        );
-    }
-    let mut ev = Event::new("incident")
-        .field("kind", kind.as_str())
-        .field("status", status)
-        .field("cause", cause.clone());
-    let mut vip = None;
-    if let Some(name) = instance
-        && let Some(r) = inst.router_index(name).map(|i| &inst.routers()[i])
-    {
-        ev = ev.instance(name, r.cfg.vrid);
-        vip = r.vip_addrs.first().copied();
-    }
-    out.emit(Some(ev));
-    let raise = Raise {
-        key: format!("witness:{}:{}", inc.kind(), instance.unwrap_or("node")),
-        kind,
-        severity: kind.default_severity(),
-        instance: instance.map(str::to_owned),
-        vip,
-        owners: Vec::new(),
-        cause,
-    };
-    out.incidents.push((raise, raised));
+    let key = format!("witness:{}:{}", inc.kind(), instance.unwrap_or("node"));
+    // The event names the kind pages use: witness_unreachable, demoted.
+    report(kind.as_str(), kind, key, instance, cause, raised, inst, out);
 }
 
 /// The instance an incident concerns (if one) and a sentence naming the values.

@@ -272,6 +272,22 @@ async fn wait_client(rx: &mut watch::Receiver<Option<Client>>) -> Option<Client>
         .and_then(|c| c.clone())
 }
 
+/// Runs one store call within [`CALL_TIMEOUT`]; a failure or a timeout is
+/// reported, naming `what`, and gives `None`.
+async fn call<T, E: std::fmt::Display>(
+    events: &mpsc::Sender<StoreEvent>,
+    what: &str,
+    fut: impl std::future::Future<Output = Result<T, E>>,
+) -> Option<T> {
+    let reason = match tokio::time::timeout(CALL_TIMEOUT, fut).await {
+        Ok(Ok(v)) => return Some(v),
+        Ok(Err(e)) => reason(what, e),
+        Err(_) => format!("{what}: no answer in time"),
+    };
+    send(events, StoreEvent::Error { reason }).await;
+    None
+}
+
 /// Grants the lease and renews it every `renew_every`, one request in flight:
 /// each acknowledgement is matched to its own send time.
 async fn lease_loop(
@@ -291,163 +307,80 @@ async fn lease_loop(
             Some(id) => id,
             None => {
                 let sent_at = Instant::now();
-                match tokio::time::timeout(CALL_TIMEOUT, client.lease_grant(ttl_secs, None)).await {
-                    Ok(Ok(r)) if r.ttl() >= ttl_secs => {
-                        info!(
-                            lease = format!("{:x}", r.id()),
-                            ttl = r.ttl(),
-                            "witness lease granted"
-                        );
-                        lease = Some(r.id());
-                        let _ = lease_tx.send(lease);
-                        send(
-                            &events,
-                            StoreEvent::Renewed {
-                                sent_at,
-                                lease: r.id(),
-                                granted: true,
-                            },
-                        )
-                        .await;
-                        r.id()
-                    }
-                    Ok(Ok(r)) => {
-                        // Shorter than asked: the policy's arithmetic would not hold.
-                        let _ = client.lease_revoke(r.id()).await;
-                        send(
-                            &events,
-                            StoreEvent::Error {
-                                reason: format!(
-                                    "etcd granted a {} s lease where {ttl_secs} s was asked",
-                                    r.ttl()
-                                ),
-                            },
-                        )
-                        .await;
-                        tokio::time::sleep(cfg.renew_every).await;
-                        continue;
-                    }
-                    Ok(Err(e)) => {
-                        send(
-                            &events,
-                            StoreEvent::Error {
-                                reason: reason("lease grant", e),
-                            },
-                        )
-                        .await;
-                        tokio::time::sleep(RETRY).await;
-                        continue;
-                    }
-                    Err(_) => {
-                        send(
-                            &events,
-                            StoreEvent::Error {
-                                reason: "lease grant: no answer in time".into(),
-                            },
-                        )
-                        .await;
-                        continue;
-                    }
+                let Some(r) =
+                    call(&events, "lease grant", client.lease_grant(ttl_secs, None)).await
+                else {
+                    tokio::time::sleep(RETRY).await;
+                    continue;
+                };
+                if r.ttl() < ttl_secs {
+                    // Shorter than asked: the policy's arithmetic would not hold.
+                    let _ = client.lease_revoke(r.id()).await;
+                    let reason = format!(
+                        "etcd granted a {} s lease where {ttl_secs} s was asked",
+                        r.ttl()
+                    );
+                    send(&events, StoreEvent::Error { reason }).await;
+                    tokio::time::sleep(cfg.renew_every).await;
+                    continue;
                 }
+                info!(
+                    lease = format!("{:x}", r.id()),
+                    ttl = r.ttl(),
+                    "witness lease granted"
+                );
+                lease = Some(r.id());
+                let _ = lease_tx.send(lease);
+                let granted = StoreEvent::Renewed {
+                    sent_at,
+                    lease: r.id(),
+                    granted: true,
+                };
+                send(&events, granted).await;
+                r.id()
             }
         };
         // One keep-alive stream until it fails; then a new one (the member
         // behind it may be gone; the lease lives on at the others).
-        let (mut keeper, mut stream) =
-            match tokio::time::timeout(CALL_TIMEOUT, client.lease_keep_alive(id)).await {
-                Ok(Ok(ks)) => ks,
-                Ok(Err(e)) => {
-                    send(
-                        &events,
-                        StoreEvent::Error {
-                            reason: reason("lease keep-alive", e),
-                        },
-                    )
-                    .await;
-                    tokio::time::sleep(RETRY).await;
-                    continue;
-                }
-                Err(_) => {
-                    send(
-                        &events,
-                        StoreEvent::Error {
-                            reason: "lease keep-alive: no stream in time".into(),
-                        },
-                    )
-                    .await;
-                    continue;
-                }
-            };
+        let Some((mut keeper, mut stream)) =
+            call(&events, "lease keep-alive", client.lease_keep_alive(id)).await
+        else {
+            tokio::time::sleep(RETRY).await;
+            continue;
+        };
         loop {
             let sent_at = Instant::now();
             if let Err(e) = keeper.keep_alive().await {
-                send(
-                    &events,
-                    StoreEvent::Error {
-                        reason: reason("lease keep-alive", e),
-                    },
-                )
-                .await;
+                let reason = reason("lease keep-alive", e);
+                send(&events, StoreEvent::Error { reason }).await;
                 break;
             }
-            match tokio::time::timeout(CALL_TIMEOUT, stream.message()).await {
-                Ok(Ok(Some(r))) if r.ttl() > 0 => {
-                    send(
-                        &events,
-                        StoreEvent::Renewed {
-                            sent_at,
-                            lease: id,
-                            granted: false,
-                        },
-                    )
-                    .await;
+            match call(&events, "lease keep-alive", stream.message()).await {
+                Some(Some(r)) if r.ttl() > 0 => {
+                    let renewed = StoreEvent::Renewed {
+                        sent_at,
+                        lease: id,
+                        granted: false,
+                    };
+                    send(&events, renewed).await;
                 }
-                Ok(Ok(Some(_))) => {
+                Some(Some(_)) => {
                     warn!(
                         lease = format!("{id:x}"),
                         "witness lease expired at the store"
                     );
                     lease = None;
                     let _ = lease_tx.send(None);
-                    send(
-                        &events,
-                        StoreEvent::LeaseLost {
-                            reason: "the lease expired at the store".into(),
-                        },
-                    )
-                    .await;
+                    let reason = "the lease expired at the store".into();
+                    send(&events, StoreEvent::LeaseLost { reason }).await;
                     break;
                 }
-                Ok(Ok(None)) => {
-                    send(
-                        &events,
-                        StoreEvent::Error {
-                            reason: "lease keep-alive: stream closed".into(),
-                        },
-                    )
-                    .await;
+                Some(None) => {
+                    let reason = "lease keep-alive: stream closed".into();
+                    send(&events, StoreEvent::Error { reason }).await;
                     break;
                 }
-                Ok(Err(e)) => {
-                    send(
-                        &events,
-                        StoreEvent::Error {
-                            reason: reason("lease keep-alive", e),
-                        },
-                    )
-                    .await;
-                    break;
-                }
-                Err(_) => {
-                    send(
-                        &events,
-                        StoreEvent::Error {
-                            reason: "lease keep-alive: no answer in time".into(),
-                        },
-                    )
-                    .await;
-                    break;
-                }
+                None => break,
             }
             tokio::time::sleep_until((sent_at + cfg.renew_every).into()).await;
         }
@@ -483,34 +416,10 @@ async fn watch_loop(
     };
     let prefix = prefix(&cfg.cluster);
     loop {
-        let read = tokio::time::timeout(
-            CALL_TIMEOUT,
-            client.get(prefix.clone(), Some(GetOptions::new().with_prefix())),
-        )
-        .await;
-        let resp = match read {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => {
-                send(
-                    &events,
-                    StoreEvent::Error {
-                        reason: reason("reading the keys", e),
-                    },
-                )
-                .await;
-                tokio::time::sleep(RETRY).await;
-                continue;
-            }
-            Err(_) => {
-                send(
-                    &events,
-                    StoreEvent::Error {
-                        reason: "reading the keys: no answer in time".into(),
-                    },
-                )
-                .await;
-                continue;
-            }
+        let read = client.get(prefix.clone(), Some(GetOptions::new().with_prefix()));
+        let Some(resp) = call(&events, "reading the keys", read).await else {
+            tokio::time::sleep(RETRY).await;
+            continue;
         };
         let revision = resp.header().map(|h| h.revision()).unwrap_or(0);
         let lease = *lease_rx.borrow();
@@ -528,25 +437,10 @@ async fn watch_loop(
         let opts = WatchOptions::new()
             .with_prefix()
             .with_start_revision(revision + 1);
-        let mut stream = match tokio::time::timeout(
-            CALL_TIMEOUT,
-            client.watch(prefix.clone(), Some(opts)),
-        )
-        .await
-        {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => {
-                send(
-                    &events,
-                    StoreEvent::Error {
-                        reason: reason("watching the keys", e),
-                    },
-                )
-                .await;
-                tokio::time::sleep(RETRY).await;
-                continue;
-            }
-            Err(_) => continue,
+        let watch = client.watch(prefix.clone(), Some(opts));
+        let Some(mut stream) = call(&events, "watching the keys", watch).await else {
+            tokio::time::sleep(RETRY).await;
+            continue;
         };
         // Read again now and then: a watch stream whose member went away
         // quietly says nothing until the keep-alive notices.
@@ -582,13 +476,8 @@ async fn watch_loop(
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    send(
-                        &events,
-                        StoreEvent::Error {
-                            reason: reason("watching the keys", e),
-                        },
-                    )
-                    .await;
+                    let reason = reason("watching the keys", e);
+                    send(&events, StoreEvent::Error { reason }).await;
                     break;
                 }
             }
