@@ -16,9 +16,27 @@
 //!   [`EtcdCluster::stop_all`] stops the followers first, and Drop kills.
 //! - Each data directory preallocates 2 × 64 MB of WAL; they live in the lab's
 //!   directory and go when the cluster is dropped.
+//!
+//! Secured clusters ([`EtcdCluster::start_with`], [`EtcdOptions`]):
+//! - TLS: the lab makes a CA and a certificate per member (SAN `IP:` its
+//!   address) with the `openssl` CLI, in the lab directory (keys mode 0600); the
+//!   client URLs are `https://`, the peer URLs stay `http://`. etcd 3.4 takes
+//!   `--trusted-ca-file` as "require a client certificate" whatever
+//!   `--client-cert-auth` says, so the CA is given to the members only with
+//!   [`EtcdOptions::client_cert_auth`].
+//! - Auth: set up with `etcdctl` once the cluster is healthy, as an operator
+//!   would: user `root` ([`ROOT_PASSWORD`]), role [`ROLE`] with readwrite on
+//!   the prefix [`KEY_PREFIX`], the user of [`EtcdOptions::auth`] with that
+//!   role, `auth enable`. From then on the cluster's own `etcdctl` calls are
+//!   root's.
+//! - etcd's default "simple" tokens expire only after `--auth-token-ttl` of
+//!   disuse (each use restarts it), so a client that reads every few seconds
+//!   never sees one expire; [`EtcdOptions::token_ttl`] makes the tokens JWTs
+//!   (ES256, a key the lab makes) that expire that long after they were issued,
+//!   however busy the client.
 
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -51,6 +69,43 @@ const STOP_GRACE: Duration = Duration::from_secs(10);
 const POLL: Duration = Duration::from_millis(100);
 /// Log lines of each member an error carries.
 const TAIL: usize = 15;
+/// root's password on a cluster started with [`EtcdOptions::auth`].
+pub const ROOT_PASSWORD: &str = "lab-etcd-root-password";
+/// The role [`EtcdOptions::auth`]'s user gets: readwrite on [`KEY_PREFIX`].
+pub const ROLE: &str = "splitguard";
+/// The keys [`ROLE`] may read and write (the lab's witness uses cluster `lab`).
+pub const KEY_PREFIX: &str = "/lab/";
+/// How long [`EtcdCluster::start_with`] waits, once auth is enabled, for its
+/// user and root to be let in.
+const AUTH_BOUND: Duration = Duration::from_secs(10);
+/// The certificates' validity, in days (a lab lives minutes).
+const CERT_DAYS: &str = "2";
+
+/// How [`EtcdCluster::start_with`] secures the cluster. The default is
+/// [`EtcdCluster::start`]'s plain http without auth.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EtcdOptions {
+    /// https on the client URLs, with certificates from a CA the lab makes
+    /// ([`EtcdCluster::ca_path`]); a client certificate is made too
+    /// ([`EtcdCluster::client_cert_paths`]).
+    pub tls: bool,
+    /// The members require a client certificate the lab's CA signed
+    /// (`--client-cert-auth --trusted-ca-file`). Implies `tls`. With `auth`
+    /// the certificate's CN, `auth`'s user, is who the client is: no password
+    /// needed.
+    pub client_cert_auth: bool,
+    /// etcd's auth: this user (not `root`) and password, with role [`ROLE`].
+    pub auth: Option<(String, String)>,
+    /// Auth tokens are JWTs that expire this long after they are issued (whole
+    /// seconds, at least 1); None: etcd's simple tokens (see the module notes).
+    pub token_ttl: Option<Duration>,
+}
+
+impl EtcdOptions {
+    fn tls(&self) -> bool {
+        self.tls || self.client_cert_auth
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum EtcdError {
@@ -83,6 +138,14 @@ pub enum EtcdError {
     },
     #[error("`{command}` printed what is not its JSON: {detail}")]
     Parse { command: String, detail: String },
+    #[error("`{command}` failed ({status}): {stderr}")]
+    Openssl {
+        command: String,
+        status: String,
+        stderr: String,
+    },
+    #[error("etcd options: {0}")]
+    Options(String),
 }
 
 impl LabBuilder {
@@ -121,6 +184,22 @@ pub struct EtcdCluster<'lab> {
     lab: &'lab Lab,
     token: String,
     members: Vec<Member>,
+    options: EtcdOptions,
+    /// The certificates and keys, with TLS.
+    pki: Option<Pki>,
+    /// The JWT signing key pair (public, private), with a token TTL.
+    jwt: Option<(PathBuf, PathBuf)>,
+    /// Auth is enabled: the cluster's etcdctl calls authenticate as root.
+    auth_enabled: bool,
+}
+
+/// The files of a TLS cluster, in the lab directory.
+struct Pki {
+    ca: PathBuf,
+    /// Certificate and key of each member, in member order.
+    servers: Vec<(PathBuf, PathBuf)>,
+    /// A client certificate and key the CA signed.
+    client: (PathBuf, PathBuf),
 }
 
 impl<'lab> EtcdCluster<'lab> {
@@ -128,6 +207,42 @@ impl<'lab> EtcdCluster<'lab> {
     /// [`LabBuilder::etcd_members`]) and waits, at most [`START_BOUND`], until
     /// the cluster has a leader every member names and every member is healthy.
     pub fn start(lab: &'lab Lab) -> Result<EtcdCluster<'lab>, EtcdError> {
+        EtcdCluster::start_with(lab, EtcdOptions::default())
+    }
+
+    /// [`EtcdCluster::start`] secured as `options` say: the certificates are
+    /// made first; auth is set up and enabled once the cluster is healthy, and
+    /// checked (its user and root let in) within 10 s more.
+    pub fn start_with(
+        lab: &'lab Lab,
+        options: EtcdOptions,
+    ) -> Result<EtcdCluster<'lab>, EtcdError> {
+        if let Some((user, password)) = &options.auth
+            && (user.is_empty() || user == "root" || password.is_empty())
+        {
+            return Err(EtcdError::Options(format!(
+                "auth's user {user:?} must be neither empty nor root, with a password"
+            )));
+        }
+        if options
+            .token_ttl
+            .is_some_and(|t| t.as_secs() == 0 || t.subsec_nanos() != 0)
+        {
+            return Err(EtcdError::Options(format!(
+                "token_ttl {:?}: whole seconds, at least 1",
+                options.token_ttl
+            )));
+        }
+        let user = options.auth.as_ref().map(|(u, _)| u.as_str());
+        let pki = if options.tls() {
+            Some(make_pki(lab, user)?)
+        } else {
+            None
+        };
+        let jwt = match options.token_ttl {
+            Some(_) => Some(make_jwt_key(lab)?),
+            None => None,
+        };
         let mut members = Vec::new();
         for (name, addr) in MEMBERS {
             lab.host(name)?;
@@ -145,17 +260,48 @@ impl<'lab> EtcdCluster<'lab> {
             // Unique per lab: a member of another lab can never join.
             token: format!("{}-etcd", lab.id()),
             members,
+            options,
+            pki,
+            jwt,
+            auth_enabled: false,
         };
         for i in 0..cluster.members.len() {
             cluster.spawn(i)?;
         }
         cluster.wait_healthy(START_BOUND)?;
+        if let Some((user, password)) = cluster.options.auth.clone() {
+            cluster.enable_auth(&user, &password)?;
+        }
         Ok(cluster)
     }
 
-    /// The client URLs, `http://192.0.2.201:2379` and on, in member order.
+    /// The client URLs, `http://192.0.2.201:2379` and on (`https://` with
+    /// TLS), in member order.
     pub fn endpoints(&self) -> Vec<String> {
-        self.members.iter().map(|m| client_url(m.addr)).collect()
+        self.members
+            .iter()
+            .map(|m| self.client_url(m.addr))
+            .collect()
+    }
+
+    /// The CA that signed the members' certificates (PEM), with TLS.
+    pub fn ca_path(&self) -> Option<&Path> {
+        self.pki.as_ref().map(|p| p.ca.as_path())
+    }
+
+    /// A client certificate and its key (PEM; the key mode 0600) that the CA
+    /// signed, with TLS; its CN is [`EtcdOptions::auth`]'s user (`splitguard`
+    /// without auth).
+    pub fn client_cert_paths(&self) -> Option<(&Path, &Path)> {
+        self.pki
+            .as_ref()
+            .map(|p| (p.client.0.as_path(), p.client.1.as_path()))
+    }
+
+    /// A CA of its own (`etcd-other-ca.pem` in the lab directory), unrelated to
+    /// the cluster's: a client that trusts it alone verifies no member.
+    pub fn unrelated_ca(&self) -> Result<PathBuf, EtcdError> {
+        make_ca(self.lab, "etcd-other-ca", "splitguard lab unrelated CA")
     }
 
     /// Member `i`'s name (its lab host), `s1` for 0.
@@ -265,7 +411,7 @@ impl<'lab> EtcdCluster<'lab> {
     pub fn get_prefix(&self, prefix: &str) -> Result<Vec<(String, String)>, EtcdError> {
         let mut last = None;
         for m in self.members.iter().filter(|m| m.process.is_some()) {
-            let mut cmd = self.etcdctl_at(m.name, &[client_url(m.addr)])?;
+            let mut cmd = self.etcdctl_at(m.name, &[self.client_url(m.addr)])?;
             cmd.args([COMMAND_TIMEOUT, "get", "--prefix", prefix, "-w", "json"]);
             match run(cmd) {
                 Ok((command, out)) => return parse_kvs(&command, &out.stdout),
@@ -282,7 +428,11 @@ impl<'lab> EtcdCluster<'lab> {
     /// An `etcdctl` (API v3) that runs in lab host `host` against every
     /// member (`--endpoints`), with a 1 s dial and a 5 s command timeout; the
     /// caller adds the command (`put k v`, `get k`) and may repeat a timeout
-    /// flag with another value (the last one counts). Not started.
+    /// flag with another value (the last one counts). With TLS it verifies
+    /// the members with the lab's CA (`--cacert`) and presents the client
+    /// certificate (`--cert`, `--key`); once auth is enabled it is root
+    /// (`--user root:`[`ROOT_PASSWORD`]; another `--user` after it counts
+    /// instead). Not started.
     pub fn etcdctl(&self, host: &str) -> Result<Command, EtcdError> {
         let mut cmd = self.etcdctl_at(host, &self.endpoints())?;
         cmd.args(["--dial-timeout=1s", "--command-timeout=5s"]);
@@ -324,6 +474,33 @@ impl<'lab> EtcdCluster<'lab> {
             .join(",");
         let lab = self.lab;
         let token = self.token.clone();
+        let client = self.client_url(self.member(i)?.addr);
+        let mut secure: Vec<String> = Vec::new();
+        if let Some(pki) = &self.pki {
+            let (cert, key) = &pki.servers[i];
+            secure.extend(["--cert-file".into(), path_string(cert)]);
+            secure.extend(["--key-file".into(), path_string(key)]);
+            if self.options.client_cert_auth {
+                secure.push("--client-cert-auth".into());
+                secure.extend(["--trusted-ca-file".into(), path_string(&pki.ca)]);
+            }
+        }
+        if self.options.auth.is_some() {
+            // Authentication costs a bcrypt each time; etcd's default 10 is
+            // tens of ms of CPU per etcdctl call on a small machine.
+            secure.extend(["--bcrypt-cost".into(), "4".into()]);
+        }
+        if let (Some((public, private)), Some(ttl)) = (&self.jwt, self.options.token_ttl) {
+            secure.extend([
+                "--auth-token".into(),
+                format!(
+                    "jwt,pub-key={},priv-key={},sign-method=ES256,ttl={}s",
+                    public.display(),
+                    private.display(),
+                    ttl.as_secs()
+                ),
+            ]);
+        }
         let m = self.member_mut(i)?;
         if m.runs == 0 {
             // 0700, as etcd wants (3.4 warns about a directory others may read).
@@ -342,9 +519,9 @@ impl<'lab> EtcdCluster<'lab> {
             n => format!("etcd-{}-{n}", m.name),
         };
         let data_dir = m.data_dir.to_string_lossy().into_owned();
-        let (client, peer) = (client_url(m.addr), peer_url(m.addr));
+        let peer = peer_url(m.addr);
         let (heartbeat, election) = (HEARTBEAT_MS.to_string(), ELECTION_MS.to_string());
-        let argv = [
+        let mut argv = vec![
             "etcd",
             "--name",
             m.name,
@@ -369,6 +546,7 @@ impl<'lab> EtcdCluster<'lab> {
             "--election-timeout",
             &election,
         ];
+        argv.extend(secure.iter().map(String::as_str));
         m.process = Some(lab.spawn(m.name, &log, &argv)?);
         Ok(())
     }
@@ -434,7 +612,7 @@ impl<'lab> EtcdCluster<'lab> {
                 children.push(None);
                 continue;
             }
-            let mut cmd = self.etcdctl_at(m.name, &[client_url(m.addr)])?;
+            let mut cmd = self.etcdctl_at(m.name, &[self.client_url(m.addr)])?;
             cmd.args([
                 DIAL_TIMEOUT,
                 COMMAND_TIMEOUT,
@@ -468,9 +646,84 @@ impl<'lab> EtcdCluster<'lab> {
             .env_remove("ETCDCTL_ENDPOINTS")
             .env_remove("ETCDCTL_DIAL_TIMEOUT")
             .env_remove("ETCDCTL_COMMAND_TIMEOUT")
+            .env_remove("ETCDCTL_CACERT")
+            .env_remove("ETCDCTL_CERT")
+            .env_remove("ETCDCTL_KEY")
+            .env_remove("ETCDCTL_USER")
             .stdin(Stdio::null())
             .arg(format!("--endpoints={}", endpoints.join(",")));
+        if let Some(pki) = &self.pki {
+            cmd.arg(format!("--cacert={}", pki.ca.display()))
+                .arg(format!("--cert={}", pki.client.0.display()))
+                .arg(format!("--key={}", pki.client.1.display()));
+        }
+        if self.auth_enabled {
+            cmd.arg(format!("--user=root:{ROOT_PASSWORD}"));
+        }
         Ok(cmd)
+    }
+
+    fn client_url(&self, addr: Ipv4Addr) -> String {
+        let scheme = if self.options.tls() { "https" } else { "http" };
+        format!("{scheme}://{addr}:{CLIENT_PORT}")
+    }
+
+    /// Sets auth up as an operator would (root, the role, the user) and
+    /// enables it; then waits until the user and root are let in.
+    fn enable_auth(&mut self, user: &str, password: &str) -> Result<(), EtcdError> {
+        let root_password = format!("--new-user-password={ROOT_PASSWORD}");
+        let user_password = format!("--new-user-password={password}");
+        let steps: [&[&str]; 8] = [
+            &["user", "add", "root", &root_password],
+            &["role", "add", "root"],
+            &["user", "grant-role", "root", "root"],
+            &["role", "add", ROLE],
+            &[
+                "role",
+                "grant-permission",
+                ROLE,
+                "--prefix=true",
+                "readwrite",
+                KEY_PREFIX,
+            ],
+            &["user", "add", user, &user_password],
+            &["user", "grant-role", user, ROLE],
+            &["auth", "enable"],
+        ];
+        for step in steps {
+            let mut cmd = self.etcdctl_at(MEMBERS[0].0, &self.endpoints())?;
+            cmd.args([DIAL_TIMEOUT, "--command-timeout=3s"]).args(step);
+            run(cmd)?;
+        }
+        self.auth_enabled = true;
+        // Every member applies `auth enable` from the log; ask each, as the
+        // user and as root, until all let them in.
+        let as_user = format!("--user={user}:{password}");
+        let deadline = Instant::now() + AUTH_BOUND;
+        loop {
+            let mut last = None;
+            for m in &self.members {
+                for who in [Some(as_user.as_str()), None] {
+                    let mut cmd = self.etcdctl_at(m.name, &[self.client_url(m.addr)])?;
+                    cmd.args([DIAL_TIMEOUT, COMMAND_TIMEOUT]).args(who);
+                    cmd.args(["get", "--prefix", KEY_PREFIX]);
+                    if let Err(e) = run(cmd) {
+                        last = Some(e);
+                    }
+                }
+            }
+            let Some(e) = last else {
+                return Ok(());
+            };
+            if Instant::now() >= deadline {
+                return Err(EtcdError::Timeout {
+                    what: "admission of the user and root after `auth enable`",
+                    within: AUTH_BOUND,
+                    logs: format!("; last: {e}{}", self.log_tails(TAIL)),
+                });
+            }
+            std::thread::sleep(POLL);
+        }
     }
 
     fn timeout(&self, what: &'static str, within: Duration) -> EtcdError {
@@ -497,12 +750,180 @@ impl Drop for EtcdCluster<'_> {
     }
 }
 
-fn client_url(addr: Ipv4Addr) -> String {
-    format!("http://{addr}:{CLIENT_PORT}")
-}
-
 fn peer_url(addr: Ipv4Addr) -> String {
     format!("http://{addr}:{PEER_PORT}")
+}
+
+fn path_string(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
+/// `openssl ARGS` (a file tool: it runs in the root namespace, touching only
+/// the lab directory); its stdout.
+fn openssl(args: &[&str]) -> Result<Vec<u8>, EtcdError> {
+    let mut cmd = Command::new("openssl");
+    cmd.args(args).stdin(Stdio::null());
+    let command = format!("{cmd:?}");
+    let out = cmd.output().map_err(|source| LabError::Spawn {
+        command: command.clone(),
+        source,
+    })?;
+    if !out.status.success() {
+        return Err(EtcdError::Openssl {
+            command,
+            status: out.status.to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    Ok(out.stdout)
+}
+
+/// A new P-256 private key, written to `<name>.key` in the lab directory with
+/// mode 0600.
+fn make_key(lab: &Lab, name: &str) -> Result<PathBuf, EtcdError> {
+    let pem = openssl(&[
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+    ])?;
+    Ok(lab.write_file(&format!("{name}.key"), &String::from_utf8_lossy(&pem))?)
+}
+
+/// The extensions of the lab's certificates, one section each.
+fn openssl_config(lab: &Lab) -> Result<PathBuf, EtcdError> {
+    let leaf = "basicConstraints = critical,CA:FALSE\n\
+                keyUsage = critical,digitalSignature,keyEncipherment\n\
+                authorityKeyIdentifier = keyid\n";
+    let mut text = String::from(
+        "[req]\ndistinguished_name = dn\nprompt = no\n[dn]\nCN = splitguard lab\n\
+         [ca]\nbasicConstraints = critical,CA:TRUE\n\
+         keyUsage = critical,keyCertSign,cRLSign\nsubjectKeyIdentifier = hash\n",
+    );
+    // A member's certificate is its client's too (etcd's gateway dials the
+    // member with it).
+    for (name, addr) in MEMBERS {
+        text.push_str(&format!(
+            "[server_{name}]\n{leaf}extendedKeyUsage = serverAuth,clientAuth\n\
+             subjectAltName = IP:{addr}\n"
+        ));
+    }
+    text.push_str(&format!("[client]\n{leaf}extendedKeyUsage = clientAuth\n"));
+    Ok(lab.write_file("etcd-openssl.cnf", &text)?)
+}
+
+/// A self-signed CA, `<name>.pem` and `<name>.key` in the lab directory.
+fn make_ca(lab: &Lab, name: &str, cn: &str) -> Result<PathBuf, EtcdError> {
+    let cnf = openssl_config(lab)?;
+    let key = make_key(lab, name)?;
+    let pem = lab.dir().join(format!("{name}.pem"));
+    openssl(&[
+        "req",
+        "-x509",
+        "-new",
+        "-config",
+        &path_string(&cnf),
+        "-extensions",
+        "ca",
+        "-key",
+        &path_string(&key),
+        "-subj",
+        &format!("/CN={cn}"),
+        "-days",
+        CERT_DAYS,
+        "-out",
+        &path_string(&pem),
+    ])?;
+    Ok(pem)
+}
+
+/// A certificate for `cn` with the extensions of `section`, signed by the CA
+/// `ca` (`<ca>.pem`, `<ca>.key`): `<name>.pem` and `<name>.key`.
+fn make_cert(
+    lab: &Lab,
+    ca: &Path,
+    name: &str,
+    cn: &str,
+    section: &str,
+    serial: u32,
+) -> Result<(PathBuf, PathBuf), EtcdError> {
+    let cnf = lab.dir().join("etcd-openssl.cnf");
+    let key = make_key(lab, name)?;
+    let csr = lab.dir().join(format!("{name}.csr"));
+    let pem = lab.dir().join(format!("{name}.pem"));
+    openssl(&[
+        "req",
+        "-new",
+        "-config",
+        &path_string(&cnf),
+        "-key",
+        &path_string(&key),
+        "-subj",
+        &format!("/CN={cn}"),
+        "-out",
+        &path_string(&csr),
+    ])?;
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &path_string(&csr),
+        "-CA",
+        &path_string(ca),
+        "-CAkey",
+        &path_string(&ca.with_extension("key")),
+        "-set_serial",
+        &serial.to_string(),
+        "-days",
+        CERT_DAYS,
+        "-extfile",
+        &path_string(&cnf),
+        "-extensions",
+        section,
+        "-out",
+        &path_string(&pem),
+    ])?;
+    Ok((pem, key))
+}
+
+/// The cluster's CA, a certificate per member (SAN its address) and a client
+/// certificate (CN `user`, else `splitguard`).
+fn make_pki(lab: &Lab, user: Option<&str>) -> Result<Pki, EtcdError> {
+    let ca = make_ca(lab, "etcd-ca", "splitguard lab etcd CA")?;
+    let mut servers = Vec::new();
+    for (serial, (name, _)) in (2..).zip(MEMBERS) {
+        servers.push(make_cert(
+            lab,
+            &ca,
+            &format!("etcd-{name}"),
+            name,
+            &format!("server_{name}"),
+            serial,
+        )?);
+    }
+    let cn = user.unwrap_or("splitguard");
+    let client = make_cert(lab, &ca, "etcd-client", cn, "client", 1)?;
+    Ok(Pki {
+        ca,
+        servers,
+        client,
+    })
+}
+
+/// The JWT signing key pair: (`etcd-jwt.pub`, `etcd-jwt.key`).
+fn make_jwt_key(lab: &Lab) -> Result<(PathBuf, PathBuf), EtcdError> {
+    let private = make_key(lab, "etcd-jwt")?;
+    let public = lab.dir().join("etcd-jwt.pub");
+    openssl(&[
+        "pkey",
+        "-in",
+        &path_string(&private),
+        "-pubout",
+        "-out",
+        &path_string(&public),
+    ])?;
+    Ok((public, private))
 }
 
 /// Runs `cmd` to the end; a non-zero exit is an error carrying stderr.

@@ -28,6 +28,8 @@ const CONTEND_RETRY: Duration = Duration::from_millis(500);
 /// An overdue backup's wait before it contends, per point of priority below
 /// 255 (lb01 at 150: 420 ms; lb02 at 100: 620 ms).
 const CONTEND_STEP: Duration = Duration::from_millis(4);
+/// Distinct store failures logged while it does not answer; then one line.
+const LOGGED_ERRORS: usize = 8;
 /// How many datagrams say a VRID was released after this node let it go.
 const RELEASED_DATAGRAMS: u32 = 3;
 /// A peer unheard this many confirm intervals counts as unheard in the status.
@@ -71,8 +73,8 @@ pub(super) struct WitnessPart {
     overdue: Vec<bool>,
     lease: Option<i64>,
     members: Vec<Member>,
-    /// The last store error logged (a new reason is logged once).
-    logged_error: Option<String>,
+    /// The store failures logged since it last answered (each once).
+    logged_errors: Vec<String>,
     published: Option<WitnessStatus>,
     /// Something the status shows may have moved since it was last built: it
     /// is rebuilt only then, not at every advert's step.
@@ -190,7 +192,7 @@ impl WitnessPart {
             keys,
             lease: None,
             members: Vec::new(),
-            logged_error: None,
+            logged_errors: Vec::new(),
             published: None,
             dirty: true,
         })
@@ -297,7 +299,8 @@ impl WitnessPart {
                             .field("lease", format!("{lease:x}")),
                     );
                 }
-                if self.logged_error.take().is_some() {
+                if !self.logged_errors.is_empty() {
+                    self.logged_errors.clear();
                     info!("witness: etcd answers again");
                 }
                 self.policy.handle_renewed(now, sent_at);
@@ -312,12 +315,23 @@ impl WitnessPart {
                 );
                 self.policy.handle_lease_lost(now, reason);
             }
-            StoreEvent::Error { reason } => {
-                if self.logged_error.as_deref() != Some(reason.as_str()) {
-                    warn!(%reason, "witness: etcd call failed");
-                    self.logged_error = Some(reason.clone());
+            StoreEvent::Error { reason, lease } => {
+                // Each distinct failure once until the store answers again:
+                // the loops fail in turn with different words.
+                if !self.logged_errors.contains(&reason) {
+                    if self.logged_errors.len() < LOGGED_ERRORS {
+                        warn!(%reason, "witness: etcd call failed");
+                    } else if self.logged_errors.len() == LOGGED_ERRORS {
+                        warn!("witness: more etcd failures, not logged until it answers again");
+                    }
+                    if self.logged_errors.len() <= LOGGED_ERRORS {
+                        self.logged_errors.push(reason.clone());
+                    }
                 }
-                self.policy.handle_store_error(now, reason);
+                // The page says why the lease is not safe.
+                if lease {
+                    self.policy.handle_store_error(now, reason);
+                }
             }
             StoreEvent::Holders { keys, full } => {
                 let mut seen = vec![false; self.keys.len()];
@@ -361,9 +375,11 @@ impl WitnessPart {
             StoreEvent::ContendFailed { key, reason } => {
                 if let Some(&i) = self.by_key.get(&key) {
                     let name = &routers[i].cfg.name;
-                    if self.logged_error.as_deref() != Some(reason.as_str()) {
+                    if !self.logged_errors.contains(&reason)
+                        && self.logged_errors.len() < LOGGED_ERRORS
+                    {
                         warn!(instance = %name, %reason, "witness: contend failed");
-                        self.logged_error = Some(reason.clone());
+                        self.logged_errors.push(reason.clone());
                     }
                     if let Err(e) = self.policy.handle_contend_failed(now, name, reason) {
                         warn!(error = %e, "witness: contend failure not taken");

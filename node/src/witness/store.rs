@@ -73,8 +73,11 @@ pub enum StoreEvent {
     },
     /// The store says our lease is gone (expired or revoked).
     LeaseLost { reason: String },
-    /// A call failed; the reason names the endpoint or the store's answer.
-    Error { reason: String },
+    /// A call failed; the reason names the call and the endpoint or the
+    /// store's answer. `lease`: the call was reaching the store or keeping
+    /// the lease (what the `witness_unreachable` page should say), not
+    /// reading or watching the keys.
+    Error { reason: String, lease: bool },
     /// Holders of keys under the prefix. `full`: every key not listed is free.
     Holders {
         keys: Vec<(String, Holder)>,
@@ -249,13 +252,18 @@ async fn connect_loop(
                     warn!(endpoints = ?cfg.endpoints, "{r}; retrying");
                     logged = true;
                 }
-                send(&events, StoreEvent::Error { reason: r }).await;
+                let e = StoreEvent::Error {
+                    reason: r,
+                    lease: true,
+                };
+                send(&events, e).await;
             }
             Err(_) => {
                 send(
                     &events,
                     StoreEvent::Error {
                         reason: "connecting to etcd: timed out".into(),
+                        lease: true,
                     },
                 )
                 .await;
@@ -277,6 +285,7 @@ async fn wait_client(rx: &mut watch::Receiver<Option<Client>>) -> Option<Client>
 async fn call<T, E: std::fmt::Display>(
     events: &mpsc::Sender<StoreEvent>,
     what: &str,
+    lease: bool,
     fut: impl std::future::Future<Output = Result<T, E>>,
 ) -> Option<T> {
     let reason = match tokio::time::timeout(CALL_TIMEOUT, fut).await {
@@ -284,7 +293,7 @@ async fn call<T, E: std::fmt::Display>(
         Ok(Err(e)) => reason(what, e),
         Err(_) => format!("{what}: no answer in time"),
     };
-    send(events, StoreEvent::Error { reason }).await;
+    send(events, StoreEvent::Error { reason, lease }).await;
     None
 }
 
@@ -307,8 +316,13 @@ async fn lease_loop(
             Some(id) => id,
             None => {
                 let sent_at = Instant::now();
-                let Some(r) =
-                    call(&events, "lease grant", client.lease_grant(ttl_secs, None)).await
+                let Some(r) = call(
+                    &events,
+                    "lease grant",
+                    true,
+                    client.lease_grant(ttl_secs, None),
+                )
+                .await
                 else {
                     tokio::time::sleep(RETRY).await;
                     continue;
@@ -320,7 +334,14 @@ async fn lease_loop(
                         "etcd granted a {} s lease where {ttl_secs} s was asked",
                         r.ttl()
                     );
-                    send(&events, StoreEvent::Error { reason }).await;
+                    send(
+                        &events,
+                        StoreEvent::Error {
+                            reason,
+                            lease: true,
+                        },
+                    )
+                    .await;
                     tokio::time::sleep(cfg.renew_every).await;
                     continue;
                 }
@@ -342,8 +363,13 @@ async fn lease_loop(
         };
         // One keep-alive stream until it fails; then a new one (the member
         // behind it may be gone; the lease lives on at the others).
-        let Some((mut keeper, mut stream)) =
-            call(&events, "lease keep-alive", client.lease_keep_alive(id)).await
+        let Some((mut keeper, mut stream)) = call(
+            &events,
+            "lease keep-alive",
+            true,
+            client.lease_keep_alive(id),
+        )
+        .await
         else {
             tokio::time::sleep(RETRY).await;
             continue;
@@ -352,10 +378,17 @@ async fn lease_loop(
             let sent_at = Instant::now();
             if let Err(e) = keeper.keep_alive().await {
                 let reason = reason("lease keep-alive", e);
-                send(&events, StoreEvent::Error { reason }).await;
+                send(
+                    &events,
+                    StoreEvent::Error {
+                        reason,
+                        lease: true,
+                    },
+                )
+                .await;
                 break;
             }
-            match call(&events, "lease keep-alive", stream.message()).await {
+            match call(&events, "lease keep-alive", true, stream.message()).await {
                 Some(Some(r)) if r.ttl() > 0 => {
                     let renewed = StoreEvent::Renewed {
                         sent_at,
@@ -377,7 +410,14 @@ async fn lease_loop(
                 }
                 Some(None) => {
                     let reason = "lease keep-alive: stream closed".into();
-                    send(&events, StoreEvent::Error { reason }).await;
+                    send(
+                        &events,
+                        StoreEvent::Error {
+                            reason,
+                            lease: true,
+                        },
+                    )
+                    .await;
                     break;
                 }
                 None => break,
@@ -417,7 +457,7 @@ async fn watch_loop(
     let prefix = prefix(&cfg.cluster);
     loop {
         let read = client.get(prefix.clone(), Some(GetOptions::new().with_prefix()));
-        let Some(resp) = call(&events, "reading the keys", read).await else {
+        let Some(resp) = call(&events, "reading the keys", false, read).await else {
             tokio::time::sleep(RETRY).await;
             continue;
         };
@@ -438,7 +478,7 @@ async fn watch_loop(
             .with_prefix()
             .with_start_revision(revision + 1);
         let watch = client.watch(prefix.clone(), Some(opts));
-        let Some(mut stream) = call(&events, "watching the keys", watch).await else {
+        let Some(mut stream) = call(&events, "watching the keys", false, watch).await else {
             tokio::time::sleep(RETRY).await;
             continue;
         };
@@ -477,7 +517,14 @@ async fn watch_loop(
                 Ok(None) => break,
                 Err(e) => {
                     let reason = reason("watching the keys", e);
-                    send(&events, StoreEvent::Error { reason }).await;
+                    send(
+                        &events,
+                        StoreEvent::Error {
+                            reason,
+                            lease: false,
+                        },
+                    )
+                    .await;
                     break;
                 }
             }
