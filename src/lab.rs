@@ -154,6 +154,51 @@ pub enum LabCommand {
         #[arg(long)]
         markdown: bool,
     },
+    /// Issue 20's partition matrix with the etcd witness: seven cases, each for
+    /// splitguard with the witness, splitguard with it off, and keepalived, in
+    /// fresh labs with their own etcd cluster; then the failover time with the
+    /// witness. The table (Markdown) on stdout.
+    #[command(
+        long_about = "Issue 20's partition matrix with the etcd witness, each case in a \
+            fresh lab (lb01 priority 150, lb02 100, gw 192.0.2.254, VRRPv2 with 1 s \
+            adverts, a management segment 192.0.2.192/28 with a three-member etcd \
+            cluster at .201-.203) for three implementations: splitguard with [witness] \
+            (lease_ttl 3s, ownership probing off, so the witness alone referees), \
+            splitguard with the witness off and ownership probing off (the arbiter on, \
+            gw as its reference), and keepalived. Every run starts its own etcd and \
+            gets the same faults, so the rows compare.\n\n\
+            W1 VRRP dropped on the backup (S2); W2 VRRP blocked both ways from the \
+            start; W3 the master cut off from the data and the management segment; W4 \
+            the master cut off from etcd only; W5 every etcd member stopped; W6 etcd's \
+            leader killed; W7 a routed pair (lb01 192.0.2.5/26 and lb02 192.0.2.70/26 \
+            behind a router namespace, unicast VRRP, VIP 192.0.2.130/32), VRRP dropped \
+            where the router forwards.\n\n\
+            Each case is watched for 20 s (--quick: 8 s): gw's ARP who-has every 250 \
+            ms, and the nodes' own address lists every 250 ms (the only view in W7); \
+            the table counts dual-owner and no-owner samples, owner changes, W3's \
+            takeover (the cut to lb02's address event) and lb01's release, splitguard's \
+            incidents and the witness's refusals (--rows picks cases). Then --runs \
+            runs of W3 with the witness (default 5, --quick 2): the failover time, \
+            min / median / max.\n\n\
+            Runs go one after another (about 12 minutes in all; --quick about 7). Needs \
+            root, nft, etcd-server, etcd-client and keepalived. Progress on stderr, the \
+            table on stdout and in --out. Exit 0 when every run gave figures, 1 when one \
+            failed, 130 when interrupted."
+    )]
+    Witness {
+        /// 8 s windows instead of 20 s, and 2 failover runs: the short form.
+        #[arg(long)]
+        quick: bool,
+        /// Also write the Markdown table to FILE.
+        #[arg(long, value_name = "FILE")]
+        out: Option<std::path::PathBuf>,
+        /// Failover runs with the witness after the matrix (default 5, --quick 2).
+        #[arg(long, value_name = "N")]
+        runs: Option<u32>,
+        /// Only these cases, comma-separated (default: all seven).
+        #[arg(long, value_name = "W1,...|all", value_parser = parse_witness_rows)]
+        rows: Option<WitnessRows>,
+    },
 }
 
 /// The scenarios named on the command line.
@@ -162,6 +207,14 @@ pub struct ScenarioList(pub Vec<splitguard_lab::scenario::Scenario>);
 
 fn parse_scenarios(s: &str) -> Result<ScenarioList, String> {
     splitguard_lab::scenario::Scenario::parse_list(s).map(ScenarioList)
+}
+
+/// The cases of `lab witness` named on the command line.
+#[derive(Debug, Clone)]
+pub struct WitnessRows(pub Vec<splitguard_lab::witness_matrix::Row>);
+
+fn parse_witness_rows(s: &str) -> Result<WitnessRows, String> {
+    splitguard_lab::witness_matrix::Row::parse_list(s).map(WitnessRows)
 }
 
 /// An implementation `lab scenario` can run.
@@ -238,6 +291,59 @@ pub fn run(cmd: LabCommand) -> ExitCode {
             markdown,
             ipv6,
         } => lab_scenario(name.0, &impls, markdown, ipv6),
+        LabCommand::Witness {
+            quick,
+            out,
+            runs,
+            rows,
+        } => lab_witness(quick, out, runs, rows.map(|r| r.0)),
+    }
+}
+
+/// `splitguard lab witness`: progress on stderr, the table on stdout (and in
+/// `out`). Exit 0 when every run gave figures, 1 when one failed or the
+/// matrix could not run, 130 when interrupted.
+fn lab_witness(
+    quick: bool,
+    out: Option<std::path::PathBuf>,
+    runs: Option<u32>,
+    rows: Option<Vec<splitguard_lab::witness_matrix::Row>>,
+) -> ExitCode {
+    use splitguard_lab::witness_matrix::{self, MatrixError, MatrixOptions};
+    splitguard_lab::measure::install_interrupt_handler();
+    let outcome = (|| -> anyhow::Result<witness_matrix::MatrixReport> {
+        let mut opts = MatrixOptions::new(quick, lab_binary()?);
+        if let Some(runs) = runs {
+            opts.failover_runs = runs;
+        }
+        if let Some(rows) = rows {
+            opts.rows = rows;
+        }
+        Ok(witness_matrix::run(&opts, &mut |line| eprintln!("{line}"))?)
+    })();
+    match outcome {
+        Ok(report) => {
+            let table = witness_matrix::render(&report);
+            print!("{table}");
+            if let Some(path) = out
+                && let Err(e) = std::fs::write(&path, &table)
+            {
+                eprintln!("splitguard lab witness: write {}: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
+            if report.any_failed() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("splitguard lab witness: {e:#}");
+            match e.downcast_ref::<MatrixError>() {
+                Some(MatrixError::Interrupted) => ExitCode::from(130),
+                _ => ExitCode::FAILURE,
+            }
+        }
     }
 }
 

@@ -487,6 +487,203 @@ pub fn witness_tables(node: &str, endpoints: &[String], ttl: &str) -> String {
     )
 }
 
+// ------------------------------------------------------------ the routed pair
+
+/// The routed pair (issue 20's seventh row): lb01 and lb02 on two /26s of
+/// TEST-NET-1 with a router namespace `rt` between them, unicast VRRP across
+/// it, and the management segment and etcd members of [`witness_lab`].
+///
+/// - Segment A, 192.0.2.0/26 on the lab's bridge `br0`: rt's eth0 at .1,
+///   lb01 at .5 ([`LB01_ADDR`]).
+/// - Segment B, 192.0.2.64/26 on a second bridge [`ROUTED_BRIDGE`] in the same
+///   bridge namespace: rt's eth1 at .65, lb02 at .70.
+/// - Each node's default route is its router address; rt forwards (the
+///   sysctl is its namespace's own).
+/// - The VIP [`ROUTED_VIP`]/32 lies outside both /26s and goes on the
+///   holder's eth0: a neighbour on one segment cannot tell who holds it, so
+///   owners are counted from the nodes' own address lists
+///   ([`holds_routed_vip`]).
+pub const ROUTED_VIP: &str = "192.0.2.130";
+pub const ROUTED_VIP_ADDR: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 130);
+/// The routed segments' prefix length.
+pub const ROUTED_PREFIX_LEN: u8 = 26;
+/// rt on segment A (lb01's router) and on segment B (lb02's).
+pub const RT_A_ADDR: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+pub const RT_B_ADDR: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 65);
+/// lb02 on segment B (lb01 keeps [`LB01_ADDR`] on segment A).
+pub const ROUTED_LB02_ADDR: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 70);
+/// Segment B's bridge, beside the lab's `br0` in its bridge namespace.
+pub const ROUTED_BRIDGE: &str = "br1";
+/// rt's interface on segment B.
+pub const RT_B_IFACE: &str = "eth1";
+/// VRRP (IP protocol 112) dropped where rt forwards, in table `inet routedcut`:
+/// the seventh row's fault, VRRP lost between the nodes while everything else
+/// (the arbiter's echoes, the management segment) still passes.
+pub const ROUTED_VRRP_DROP: &str = "table inet routedcut {\n chain forward {\n  type filter hook forward priority 0;\n  meta l4proto 112 drop\n }\n}\n";
+
+/// The routed pair lab: see [`ROUTED_VIP`]. Built from the lab's own builder
+/// (lb01, lb02 and rt on `br0`, the management segment, the etcd members),
+/// then re-cabled with `ip` the way an operator would: lb02's port moves to a
+/// second bridge, rt gets a leg on it, the /24s become /26s, and the nodes
+/// route through rt. Everything lives in the lab's namespaces and goes with
+/// them.
+pub fn routed_lab(tag: &str) -> Result<Lab, LabError> {
+    let lab = Lab::builder(tag)
+        .host("lb01", LB01_ADDR)
+        .host("lb02", ROUTED_LB02_ADDR)
+        .host("rt", RT_A_ADDR)
+        .management(&[
+            ("lb01", crate::etcd::LB01_MGMT),
+            ("lb02", crate::etcd::LB02_MGMT),
+        ])
+        .etcd_members()
+        .build()?;
+    let br = lab.bridge_netns().to_owned();
+    let lb02_port = lab.host("lb02")?.bridge_port.clone();
+    let rt_port = format!("p-rt{}", RT_B_IFACE.trim_start_matches("eth"));
+    lab.run_on_bridge(&[
+        "ip",
+        "link",
+        "add",
+        ROUTED_BRIDGE,
+        "type",
+        "bridge",
+        "forward_delay",
+        "0",
+    ])?;
+    lab.run_on_bridge(&["ip", "link", "set", ROUTED_BRIDGE, "up"])?;
+    lab.run_on_bridge(&["ip", "link", "set", &lb02_port, "master", ROUTED_BRIDGE])?;
+    lab.run(
+        "rt",
+        &[
+            "ip", "link", "add", RT_B_IFACE, "type", "veth", "peer", "name", &rt_port, "netns", &br,
+        ],
+    )?;
+    lab.run_on_bridge(&["ip", "link", "set", &rt_port, "master", ROUTED_BRIDGE])?;
+    lab.run_on_bridge(&["ip", "link", "set", &rt_port, "up"])?;
+    for (host, addr) in [
+        ("lb01", LB01_ADDR),
+        ("lb02", ROUTED_LB02_ADDR),
+        ("rt", RT_A_ADDR),
+    ] {
+        lab.run(
+            host,
+            &["ip", "addr", "del", &format!("{addr}/24"), "dev", "eth0"],
+        )?;
+        lab.run(
+            host,
+            &[
+                "ip",
+                "addr",
+                "add",
+                &format!("{addr}/{ROUTED_PREFIX_LEN}"),
+                "dev",
+                "eth0",
+            ],
+        )?;
+    }
+    lab.run(
+        "rt",
+        &[
+            "ip",
+            "addr",
+            "add",
+            &format!("{RT_B_ADDR}/{ROUTED_PREFIX_LEN}"),
+            "dev",
+            RT_B_IFACE,
+        ],
+    )?;
+    lab.run("rt", &["ip", "link", "set", RT_B_IFACE, "up"])?;
+    lab.run("rt", &["sysctl", "-qw", "net.ipv4.ip_forward=1"])?;
+    for node in ["lb01", "lb02"] {
+        let via = routed_router_of(node).to_string();
+        lab.run(node, &["ip", "route", "add", "default", "via", &via])?;
+    }
+    Ok(lab)
+}
+
+/// `node`'s router in the routed lab: rt's address on its segment (its
+/// default route and its arbiter reference).
+pub fn routed_router_of(node: &str) -> Ipv4Addr {
+    if node == "lb01" { RT_A_ADDR } else { RT_B_ADDR }
+}
+
+/// The other node's address in the routed lab (its unicast VRRP peer).
+pub fn routed_peer_of(node: &str) -> Ipv4Addr {
+    if node == "lb01" {
+        ROUTED_LB02_ADDR
+    } else {
+        LB01_ADDR
+    }
+}
+
+/// A splitguard config for `node` in the routed lab: one instance VI_1
+/// (VRID 51, VRRPv2 with 1 s adverts and PASS auth `1111`, as [`sg_config`])
+/// on eth0 with the VIP [`ROUTED_VIP`]/32, unicast to the other node;
+/// state, control socket and events file (`<node>-events.jsonl`) in the lab
+/// directory. `extra` is appended as is (the `[arbiter]` and `[witness]`
+/// tables).
+pub fn routed_sg_config(lab: &Lab, node: &str, priority: u8, extra: &str) -> String {
+    let dir = lab.dir().display();
+    let peer = routed_peer_of(node);
+    format!(
+        "node = \"{node}\"\nstate_dir = \"{dir}/{node}-state\"\ncontrol_socket = \"{dir}/{node}.sock\"\n\
+         events_file = \"{dir}/{node}-events.jsonl\"\n\n\
+         [[instance]]\nname = \"VI_1\"\ninterface = \"eth0\"\nvrid = {VRID}\npriority = {priority}\n\
+         advert_interval = \"1s\"\nversion = 2\nauth_pass = \"{AUTH_PASS}\"\n\
+         vips = [\"{ROUTED_VIP}/32\"]\nunicast_peers = [\"{peer}\"]\n{extra}"
+    )
+}
+
+/// The routed lab's `[arbiter]` table without a witness: `node`'s router as
+/// the reference and ownership probing off (a neighbour on one segment cannot
+/// see the other's claim anyway).
+pub fn routed_arbiter_table(node: &str) -> String {
+    format!(
+        "\n[arbiter]\nreferences = [\"{}\"]\nownership_probe = false\n",
+        routed_router_of(node)
+    )
+}
+
+/// [`witness_tables`] for the routed lab: the same `[witness]` (etcd and the
+/// confirm path over the management segment), `node`'s router as the
+/// arbiter's reference instead of gw.
+pub fn routed_witness_tables(node: &str, endpoints: &[String], ttl: &str) -> String {
+    witness_tables(node, endpoints, ttl).replace(
+        &format!("references = [\"{GW_ADDR}\"]"),
+        &format!("references = [\"{}\"]", routed_router_of(node)),
+    )
+}
+
+/// keepalived's config for `node` in the routed lab: [`ka_config`]'s
+/// instance (VRRPv2, 1 s, PASS `1111`) with `unicast_src_ip`, the other node
+/// as `unicast_peer`, and the VIP [`ROUTED_VIP`]/32 on eth0.
+pub fn ka_unicast_config(node: &str, priority: u8) -> String {
+    let me = if node == "lb01" {
+        LB01_ADDR
+    } else {
+        ROUTED_LB02_ADDR
+    };
+    ka_config(node, priority, 2, "1")
+        .replace(
+            &format!("    {VIP}/24 dev eth0 label eth0:1\n"),
+            &format!("    {ROUTED_VIP}/32 dev eth0\n"),
+        )
+        .replace(
+            "  virtual_ipaddress {",
+            &format!(
+                "  unicast_src_ip {me}\n  unicast_peer {{\n    {}\n  }}\n  virtual_ipaddress {{",
+                routed_peer_of(node)
+            ),
+        )
+}
+
+/// Whether `host` has [`ROUTED_VIP`] on its eth0 (asked with `ip addr`).
+pub fn holds_routed_vip(lab: &Lab, host: &str) -> Result<bool, LabError> {
+    let out = lab.run(host, &["ip", "-br", "-4", "addr", "show", "dev", "eth0"])?;
+    Ok(String::from_utf8_lossy(&out.stdout).contains(&format!("{ROUTED_VIP}/")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

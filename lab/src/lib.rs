@@ -18,6 +18,7 @@ pub mod process;
 pub mod report;
 pub mod scenario;
 pub mod soak;
+pub mod witness_matrix;
 
 pub use netns::{Host, Lab, LabBuilder, LabError};
 pub use observe::{OwnerSamples, wait_for};
