@@ -447,6 +447,9 @@ impl WitnessPart {
         }
         c.next_send = now + c.interval;
         self.send_datagram(now, routers, false);
+        // Whether the peer is still heard is a matter of time: the status
+        // looks again at each send.
+        self.dirty = true;
     }
 
     /// A datagram to the peer: the VRIDs this node confirms (a backup that
