@@ -18,6 +18,9 @@
 //! - etcd's leader killed: no change of owner.
 //! - lb01 stopped cleanly: it says it released over the peer path and revokes
 //!   its lease, so lb02 holds the VIP within VRRP's skew, not a TTL later.
+//! - A mistyped `confirm_secret` on lb02: lb01 refuses its datagrams, counts
+//!   them as `bad_tag` in its status and logs them at a bounded rate; the
+//!   lease still referees.
 //!
 //! Needs root, etcd-server and etcd-client; fails without them.
 
@@ -244,6 +247,8 @@ fn s2(vrrp: Vrrp) {
         Some(3),
         "status: {st}"
     );
+    // No datagram on the peer path was refused.
+    assert_eq!(w["peer_dropped"], serde_json::json!({}), "status: {st}");
     let st = status_via(&lab, "lb01", "lb01.sock");
     assert_eq!(st["witness"]["vrids"][0]["ours"], true, "status: {st}");
     assert!(
@@ -445,4 +450,38 @@ fn a_master_stopped_cleanly_hands_over_without_waiting_for_the_ttl() {
     assert_eq!(s.dual(), 0, "gw saw two owners: {s:?}");
     let revoked = lb01.log_text().contains("witness lease revoked");
     assert!(revoked, "{}", lb01.log_text());
+}
+
+#[test]
+fn a_mistyped_confirm_secret_is_refused_and_counted() {
+    let lab = lab("wit-key");
+    let etcd = EtcdCluster::start(&lab).expect("etcd starts");
+    let lb01 = start_splitguard(&lab, "lb01", &config(&lab, "lb01", &etcd));
+    expect_owner(&lab, Some("lb01"), &[&lb01], "lb01 alone");
+    let wrong = config(&lab, "lb02", &etcd).replace(
+        configs::CONFIRM_SECRET,
+        "not-the-lab-witness-confirm-secret",
+    );
+    let lb02 = start_splitguard(&lab, "lb02", &wrong);
+    let procs = [&lb01, &lb02];
+    // lb01 refuses every datagram of lb02's: counted as bad_tag, never heard.
+    let st = wait_for(BOUND, || {
+        let st = try_status(&lab, "lb01")?;
+        (st["witness"]["peer_dropped"]["bad_tag"].as_u64() >= Some(3)).then_some(st)
+    })
+    .unwrap_or_else(|| panic!("no bad_tag drops counted\n{}", all_logs(&procs, &etcd)));
+    assert_eq!(st["witness"]["peer_heard"], false, "status: {st}");
+    // Logged, once per 10 s at most.
+    let lines = lb01
+        .log_text()
+        .lines()
+        .filter(|l| l.contains("bad_tag"))
+        .count();
+    assert!((1..=2).contains(&lines), "{}", lb01.log_text());
+    // The lease still referees: lb01 keeps the VIP, lb02 stays backup.
+    assert!(
+        holds(&lab, "lb01") && !holds(&lab, "lb02"),
+        "{}",
+        all_logs(&procs, &etcd)
+    );
 }

@@ -295,6 +295,18 @@ fn witness(o: &mut Out, w: &crate::status::WitnessStatus) {
             "1 while the peer's confirm datagrams arrive.",
         );
         o.sample("splitguard_witness_peer_heard", &[], u8::from(heard));
+        o.head(
+            "splitguard_witness_peer_dropped_total",
+            "counter",
+            "Datagrams on the peer path dropped, by reason.",
+        );
+        for (reason, n) in &w.peer_dropped {
+            o.sample(
+                "splitguard_witness_peer_dropped_total",
+                &[("reason", reason)],
+                n,
+            );
+        }
     }
 }
 
@@ -432,6 +444,7 @@ mod tests {
             "splitguard_witness_key_ours{instance=\"VI_2\"} 0",
             "splitguard_witness_key_holder{instance=\"VI_1\",holder=\"lb01\"} 1",
             "splitguard_witness_peer_heard 1",
+            "splitguard_witness_peer_dropped_total{reason=\"bad_tag\"} 3",
         ] {
             assert!(text.contains(line), "{line} missing:\n{text}");
         }

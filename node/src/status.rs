@@ -108,6 +108,10 @@ pub struct WitnessStatus {
     /// Whether the peer's datagrams arrive (within three confirm intervals).
     #[serde(default)]
     pub peer_heard: Option<bool>,
+    /// Datagrams on the peer path dropped since start, by reason
+    /// (`foreign_source`, `bad_tag`, ...): a wrong `confirm_secret` shows here.
+    #[serde(default)]
+    pub peer_dropped: std::collections::BTreeMap<String, u64>,
 }
 
 /// One etcd member, as its own status probe saw it.
@@ -614,6 +618,7 @@ incidents: 1 open, 1 unacked
             ],
             peer: Some("192.0.2.198:8727".into()),
             peer_heard: Some(true),
+            peer_dropped: [("bad_tag".to_owned(), 3)].into(),
         });
         s
     }
@@ -635,7 +640,8 @@ incidents: 1 open, 1 unacked
                 "members",
                 "vrids",
                 "peer",
-                "peer_heard"
+                "peer_heard",
+                "peer_dropped"
             ])
         );
         assert_eq!(w["vrids"][0]["holder"], "lb01");

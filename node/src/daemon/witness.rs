@@ -586,6 +586,18 @@ impl WitnessPart {
                 })
                 .collect(),
             peer: self.confirm.as_ref().map(|c| c.path.peer().to_string()),
+            peer_dropped: self
+                .confirm
+                .as_ref()
+                .map(|c| {
+                    c.path
+                        .snapshot()
+                        .dropped_by_reason()
+                        .filter(|&(_, n)| n > 0)
+                        .map(|(r, n)| (r.label().to_owned(), n))
+                        .collect()
+                })
+                .unwrap_or_default(),
             peer_heard: self.confirm.as_ref().map(|c| {
                 c.last_heard.is_some_and(|t| {
                     now.saturating_duration_since(t) < c.interval * PEER_HEARD_INTERVALS
