@@ -181,6 +181,19 @@ fn assert_only(
     );
 }
 
+/// Cuts `host` off the data segment at the switch (its link stays up).
+fn cut_uplink(lab: &Lab, host: &str) {
+    let port = lab.host(host).expect("host").bridge_port.clone();
+    lab.nft(
+        None,
+        &format!(
+            "table bridge cut {{\n chain cut {{\n  type filter hook forward priority 0;\n  \
+             iifname \"{port}\" drop\n  oifname \"{port}\" drop\n }}\n}}\n"
+        ),
+    )
+    .expect("nft");
+}
+
 /// The events file of `node`, one JSON value per line.
 fn events(lab: &Lab, node: &str) -> Vec<serde_json::Value> {
     std::fs::read_to_string(lab.dir().join(format!("{node}-events.jsonl")))
@@ -307,15 +320,7 @@ fn a_master_cut_off_from_both_segments_releases_and_the_backup_takes_over_after_
         .expect("arping starts");
     // lb01's uplink dies at the switch (its link stays up), and its
     // management port too.
-    let port = lab.host("lb01").expect("lb01").bridge_port.clone();
-    lab.nft(
-        None,
-        &format!(
-            "table bridge cut {{\n chain cut {{\n  type filter hook forward priority 0;\n  \
-             iifname \"{port}\" drop\n  oifname \"{port}\" drop\n }}\n}}\n"
-        ),
-    )
-    .expect("nft");
+    cut_uplink(&lab, "lb01");
     lab.set_management_port("lb01", false).expect("mgmt down");
     let cut = Instant::now();
     let released = wait_for(Duration::from_secs(10), || {
@@ -501,15 +506,7 @@ fn a_master_cut_off_from_the_data_segment_alone_hands_over_through_the_managemen
         .expect("arping starts");
     // lb01's uplink dies at the switch; the management segment (etcd, the
     // peer path) is untouched: a broken data segment, not a broken heartbeat.
-    let port = lab.host("lb01").expect("lb01").bridge_port.clone();
-    lab.nft(
-        None,
-        &format!(
-            "table bridge cut {{\n chain cut {{\n  type filter hook forward priority 0;\n  \
-             iifname \"{port}\" drop\n  oifname \"{port}\" drop\n }}\n}}\n"
-        ),
-    )
-    .expect("nft");
+    cut_uplink(&lab, "lb01");
     let cut = Instant::now();
     // lb01 still holds its lease, so the key keeps refusing lb02 until lb01,
     // isolated from gw, lets the VIP go; then it gives the key back and says

@@ -329,11 +329,8 @@ impl Witness {
             } else {
                 s.confirmed_as_of = None;
             }
-            if was_master && s.holder == Holder::Ours {
-                s.holder = Holder::Unknown;
-                self.verdicts.push_back(Verdict::Resign {
-                    instance: s.name.clone(),
-                });
+            if was_master {
+                give_back(s, &mut self.verdicts);
             }
         }
         self.settle_one(now, i);
@@ -354,11 +351,8 @@ impl Witness {
             s.overdue_since = overdue.then_some(now);
             s.heard |= !overdue;
             // Heard again while holding the key: the master is alive; give it back.
-            if !overdue && s.role != Role::Master && s.holder == Holder::Ours {
-                s.holder = Holder::Unknown;
-                self.verdicts.push_back(Verdict::Resign {
-                    instance: s.name.clone(),
-                });
+            if !overdue && s.role != Role::Master {
+                give_back(s, &mut self.verdicts);
             }
         }
         self.settle_one(now, i);
@@ -375,11 +369,8 @@ impl Witness {
             // A live master again: whatever it released, it holds again, and
             // a key this backup took meanwhile goes back.
             s.peer_released = false;
-            if s.role == Role::Backup && !s.overdue && s.holder == Holder::Ours {
-                s.holder = Holder::Unknown;
-                self.verdicts.push_back(Verdict::Resign {
-                    instance: s.name.clone(),
-                });
+            if s.role == Role::Backup && !s.overdue {
+                give_back(s, &mut self.verdicts);
             }
             self.settle_one(now, i);
         }
@@ -475,11 +466,8 @@ impl Witness {
             Err(h) => Holder::Other(h),
         };
         // Won while the master is heard again: not needed any more.
-        if s.holder == Holder::Ours && s.role == Role::Backup && !s.overdue && !s.peer_released {
-            s.holder = Holder::Unknown;
-            self.verdicts.push_back(Verdict::Resign {
-                instance: s.name.clone(),
-            });
+        if s.role == Role::Backup && !s.overdue && !s.peer_released {
+            give_back(s, &mut self.verdicts);
         }
         self.settle_one(now, i);
         Ok(())
@@ -684,5 +672,16 @@ impl Witness {
         }
         s.deadline = deadline;
         self.verdicts.extend(out);
+    }
+}
+
+/// The key goes back if it is the slot's: a [`WitnessVerdict::Resign`], and
+/// its holder unknown until the store says.
+fn give_back(s: &mut Slot, verdicts: &mut VecDeque<Verdict>) {
+    if s.holder == Holder::Ours {
+        s.holder = Holder::Unknown;
+        verdicts.push_back(Verdict::Resign {
+            instance: s.name.clone(),
+        });
     }
 }
