@@ -115,24 +115,6 @@ fn pair_v(lab: &Lab, etcd: &EtcdCluster<'_>, vrrp: Vrrp) -> (LabProcess, LabProc
     (lb01, lb02)
 }
 
-/// `status --json` of `node`, once its control socket answers.
-fn try_status(lab: &Lab, node: &str) -> Option<serde_json::Value> {
-    let path = lab.dir().join(format!("{node}.sock"));
-    let out = lab
-        .run(
-            node,
-            &[
-                env!("CARGO_BIN_EXE_splitguard"),
-                "status",
-                "--json",
-                "--socket",
-                path.to_str()?,
-            ],
-        )
-        .ok()?;
-    serde_json::from_slice(&out.stdout).ok()
-}
-
 /// Watches the VIP from gw for the whole window.
 fn watch_window(lab: &Lab) -> OwnerSamples {
     let mut w = lab

@@ -184,24 +184,6 @@ fn start(lab: &Lab, node: &str, etcd: &EtcdCluster<'_>) -> LabProcess {
     start_splitguard(lab, node, &cfg)
 }
 
-/// `status --json` of `node`, once its control socket answers.
-fn try_status(lab: &Lab, node: &str) -> Option<serde_json::Value> {
-    let sock = configs::sg_socket(lab, node);
-    let out = lab
-        .run(
-            node,
-            &[
-                env!("CARGO_BIN_EXE_splitguard"),
-                "status",
-                "--json",
-                "--socket",
-                sock.to_str()?,
-            ],
-        )
-        .ok()?;
-    serde_json::from_slice(&out.stdout).ok()
-}
-
 fn holds_routed(lab: &Lab, node: &str) -> bool {
     configs::holds_routed_vip(lab, node).expect("ip addr")
 }

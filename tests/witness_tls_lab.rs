@@ -115,24 +115,6 @@ fn pair(lab: &Lab, etcd: &EtcdCluster<'_>, secure: &str) -> (LabProcess, LabProc
     (lb01, lb02)
 }
 
-/// `status --json` of `node`, once its control socket answers.
-fn try_status(lab: &Lab, node: &str) -> Option<serde_json::Value> {
-    let path = configs::sg_socket(lab, node);
-    let out = lab
-        .run(
-            node,
-            &[
-                env!("CARGO_BIN_EXE_splitguard"),
-                "status",
-                "--json",
-                "--socket",
-                path.to_str()?,
-            ],
-        )
-        .ok()?;
-    serde_json::from_slice(&out.stdout).ok()
-}
-
 fn all_logs(procs: &[&LabProcess], etcd: &EtcdCluster<'_>) -> String {
     format!("{}\n----- etcd -----\n{}", logs(procs), etcd.log_tails(20))
 }

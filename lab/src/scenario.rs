@@ -338,7 +338,15 @@ pub fn check_prerequisites(keepalived: bool) -> Result<(), ScenarioError> {
     if keepalived {
         needed.push(("keepalived", "keepalived", "--version"));
     }
-    for (program, package, arg) in needed {
+    require_programs(&needed)
+}
+
+/// Each (program, Debian package, harmless argument) runs, or the error names
+/// the package to install.
+pub fn require_programs(
+    needed: &[(&'static str, &'static str, &str)],
+) -> Result<(), ScenarioError> {
+    for &(program, package, arg) in needed {
         std::process::Command::new(program)
             .arg(arg)
             .output()

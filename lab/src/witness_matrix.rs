@@ -319,48 +319,17 @@ impl MatrixReport {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum MatrixError {
-    #[error("needs root: it creates network namespaces (run it as root, e.g. with sudo)")]
-    NotRoot,
-    #[error("{program} is not runnable ({why}); install the Debian package `{package}`")]
-    Missing {
-        program: &'static str,
-        package: &'static str,
-        why: String,
-    },
-    #[error("interrupted; every lab was torn down")]
-    Interrupted,
-    #[error("start the async runtime: {0}")]
-    Runtime(std::io::Error),
-}
+/// The matrix fails the way `lab scenario` does (root, a missing program,
+/// an interruption, the runtime).
+pub use super::scenario::ScenarioError as MatrixError;
 
-/// Root and the programs the matrix drives.
+/// Root and the programs the matrix drives: the scenarios' and etcd's.
 pub fn check_prerequisites(keepalived: bool) -> Result<(), MatrixError> {
-    // SAFETY: geteuid(2) cannot fail and has no memory effects.
-    if unsafe { libc::geteuid() } != 0 {
-        return Err(MatrixError::NotRoot);
-    }
-    let mut needed = vec![
-        ("ip", "iproute2", "-V"),
-        ("nft", "nftables", "--version"),
+    super::scenario::check_prerequisites(keepalived)?;
+    super::scenario::require_programs(&[
         ("etcd", "etcd-server", "--version"),
         ("etcdctl", "etcd-client", "version"),
-    ];
-    if keepalived {
-        needed.push(("keepalived", "keepalived", "--version"));
-    }
-    for (program, package, arg) in needed {
-        std::process::Command::new(program)
-            .arg(arg)
-            .output()
-            .map_err(|e| MatrixError::Missing {
-                program,
-                package,
-                why: e.to_string(),
-            })?;
-    }
-    Ok(())
+    ])
 }
 
 /// Runs every row for every flavour, then the failover runs; `progress` gets

@@ -184,6 +184,25 @@ pub fn twilio_python() -> String {
     p
 }
 
+/// `status --json` of `node` (its socket where `sg_config` puts it), or
+/// `None` until its control socket answers.
+pub fn try_status(lab: &Lab, node: &str) -> Option<serde_json::Value> {
+    let sock = configs::sg_socket(lab, node);
+    let out = lab
+        .run(
+            node,
+            &[
+                env!("CARGO_BIN_EXE_splitguard"),
+                "status",
+                "--json",
+                "--socket",
+                sock.to_str()?,
+            ],
+        )
+        .ok()?;
+    serde_json::from_slice(&out.stdout).ok()
+}
+
 /// `splitguard status --json` against the socket `sock` (a file name in the lab
 /// directory), run in `host`.
 pub fn status_via(lab: &Lab, host: &str, sock: &str) -> serde_json::Value {

@@ -226,6 +226,11 @@ async fn send(events: &mpsc::Sender<StoreEvent>, e: StoreEvent) {
     let _ = events.send(e).await;
 }
 
+/// A failed call, for the daemon to log and (when `lease`) page.
+async fn error(events: &mpsc::Sender<StoreEvent>, reason: String, lease: bool) {
+    send(events, StoreEvent::Error { reason, lease }).await;
+}
+
 /// Connects (authenticating when credentials are set) and publishes the client.
 /// The channel underneath balances over the endpoints and reconnects by
 /// itself, so this runs until it has one client.
@@ -234,7 +239,6 @@ async fn connect_loop(
     client: watch::Sender<Option<Client>>,
     events: mpsc::Sender<StoreEvent>,
 ) {
-    let mut logged = false;
     loop {
         match tokio::time::timeout(
             CALL_TIMEOUT * 2,
@@ -246,27 +250,10 @@ async fn connect_loop(
                 let _ = client.send(Some(c));
                 return;
             }
-            Ok(Err(e)) => {
-                let r = reason("connecting to etcd", e);
-                if !logged {
-                    warn!(endpoints = ?cfg.endpoints, "{r}; retrying");
-                    logged = true;
-                }
-                let e = StoreEvent::Error {
-                    reason: r,
-                    lease: true,
-                };
-                send(&events, e).await;
-            }
+            // The daemon logs each distinct failure once.
+            Ok(Err(e)) => error(&events, reason("connecting to etcd", e), true).await,
             Err(_) => {
-                send(
-                    &events,
-                    StoreEvent::Error {
-                        reason: "connecting to etcd: timed out".into(),
-                        lease: true,
-                    },
-                )
-                .await;
+                error(&events, "connecting to etcd: timed out".into(), true).await;
             }
         }
         tokio::time::sleep(RETRY).await;
@@ -293,7 +280,7 @@ async fn call<T, E: std::fmt::Display>(
         Ok(Err(e)) => reason(what, e),
         Err(_) => format!("{what}: no answer in time"),
     };
-    send(events, StoreEvent::Error { reason, lease }).await;
+    error(events, reason, lease).await;
     None
 }
 
@@ -334,14 +321,7 @@ async fn lease_loop(
                         "etcd granted a {} s lease where {ttl_secs} s was asked",
                         r.ttl()
                     );
-                    send(
-                        &events,
-                        StoreEvent::Error {
-                            reason,
-                            lease: true,
-                        },
-                    )
-                    .await;
+                    error(&events, reason, true).await;
                     tokio::time::sleep(cfg.renew_every).await;
                     continue;
                 }
@@ -378,14 +358,7 @@ async fn lease_loop(
             let sent_at = Instant::now();
             if let Err(e) = keeper.keep_alive().await {
                 let reason = reason("lease keep-alive", e);
-                send(
-                    &events,
-                    StoreEvent::Error {
-                        reason,
-                        lease: true,
-                    },
-                )
-                .await;
+                error(&events, reason, true).await;
                 break;
             }
             match call(&events, "lease keep-alive", true, stream.message()).await {
@@ -410,14 +383,7 @@ async fn lease_loop(
                 }
                 Some(None) => {
                     let reason = "lease keep-alive: stream closed".into();
-                    send(
-                        &events,
-                        StoreEvent::Error {
-                            reason,
-                            lease: true,
-                        },
-                    )
-                    .await;
+                    error(&events, reason, true).await;
                     break;
                 }
                 None => break,
@@ -517,14 +483,7 @@ async fn watch_loop(
                 Ok(None) => break,
                 Err(e) => {
                     let reason = reason("watching the keys", e);
-                    send(
-                        &events,
-                        StoreEvent::Error {
-                            reason,
-                            lease: false,
-                        },
-                    )
-                    .await;
+                    error(&events, reason, false).await;
                     break;
                 }
             }
