@@ -13,6 +13,7 @@
 
 pub mod early;
 pub mod evidence;
+pub mod fence;
 pub mod hw_watchdog;
 pub mod policy;
 pub mod probe;

@@ -301,6 +301,8 @@ pub struct Policy {
     link_recovery: Option<u32>,
     alone_since: Option<Instant>,
     reboot_fired: bool,
+    /// The peer a fence is not yet confirmed on (see `fence.rs`).
+    fence_gate: Option<IpAddr>,
     verdicts: VecDeque<Verdict>,
 }
 
@@ -363,6 +365,7 @@ impl Policy {
             link_recovery: None,
             alone_since: None,
             reboot_fired: false,
+            fence_gate: None,
             verdicts: VecDeque::new(),
         };
         p.recompute(now);
@@ -596,6 +599,17 @@ impl Policy {
         Ok(())
     }
 
+    /// The fencing policy's gate: `Some(peer)` from a fence's start until
+    /// its `off` is confirmed (and after a failed one), for every instance:
+    /// the pair shares them all.
+    pub fn set_fence_gate(&mut self, now: Instant, peer: Option<IpAddr>) {
+        let now = self.clock(now);
+        if self.fence_gate != peer {
+            self.fence_gate = peer;
+            self.recompute(now);
+        }
+    }
+
     /// Fire the reboot deadline if it is due. Early calls do nothing.
     pub fn handle_timeout(&mut self, now: Instant) {
         let now = self.clock(now);
@@ -725,6 +739,9 @@ impl Policy {
                 reachable: self.references.reachable(),
                 quorum: self.quorum,
             });
+        }
+        if let Some(peer) = self.fence_gate {
+            return ClaimGate::Closed(WithholdReason::FenceUnconfirmed { peer });
         }
         if let Some(reason) = &inst.witness {
             return ClaimGate::Closed(reason.clone());

@@ -44,6 +44,9 @@ pub enum WithholdReason {
     WitnessPending,
     /// This node has no live lease at the witness: it may not claim.
     WitnessUnreachable,
+    /// This node is fencing its peer, or its fence failed: the peer is not
+    /// proven off, so it may still hold the VIPs.
+    FenceUnconfirmed { peer: IpAddr },
 }
 
 impl fmt::Display for WithholdReason {
@@ -68,6 +71,10 @@ impl fmt::Display for WithholdReason {
             WithholdReason::WitnessUnreachable => {
                 f.write_str("the witness is unreachable: no live lease to claim under")
             }
+            WithholdReason::FenceUnconfirmed { peer } => write!(
+                f,
+                "the fence of peer {peer} is not confirmed: it may still hold the VIPs"
+            ),
         }
     }
 }

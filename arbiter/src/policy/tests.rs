@@ -1199,3 +1199,21 @@ fn two_blind_claimants_settle_on_the_better_node() {
     );
     assert!(dual_rounds <= 2, "{dual_rounds} rounds with two owners");
 }
+
+#[test]
+fn an_unconfirmed_fence_closes_every_gate_until_it_is_confirmed() {
+    let t0 = Instant::now();
+    let mut p = healthy(config(), t0);
+    p.set_fence_gate(secs(t0, 1), Some(ip(PEER)));
+    assert_eq!(
+        p.gate("VI_1").unwrap(),
+        &ClaimGate::Closed(WithholdReason::FenceUnconfirmed { peer: ip(PEER) })
+    );
+    // Isolation names the stronger evidence while both hold.
+    probes(&mut p, secs(t0, 2), GW, false, 3);
+    assert_eq!(p.gate("VI_1").unwrap(), &isolated_reason(0, 1));
+    probes(&mut p, secs(t0, 10), GW, true, 3);
+    assert!(!p.gate("VI_1").unwrap().is_open());
+    p.set_fence_gate(secs(t0, 20), None);
+    assert!(p.gate("VI_1").unwrap().is_open());
+}
