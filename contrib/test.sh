@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Real peers the tests use; see DESIGN.md "Tests and real peers".
-packages=(iproute2 iputils-ping nftables keepalived tcpdump tshark arping python3 python3-venv python3-aiosmtpd prometheus-alertmanager dovecot-imapd zabbix-agent systemd prometheus python3-yaml openssl curl util-linux ndisc6 etcd-server etcd-client protobuf-compiler)
+packages=(iproute2 iputils-ping nftables keepalived tcpdump tshark arping python3 python3-venv python3-aiosmtpd prometheus-alertmanager dovecot-imapd zabbix-agent systemd prometheus python3-yaml openssl curl util-linux ndisc6 etcd-server etcd-client protobuf-compiler fence-agents ipmitool openipmi)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -27,6 +27,13 @@ fi
 if [ ! -x target/pyvenv/bin/python ] || ! target/pyvenv/bin/python -c 'import twilio' 2>/dev/null; then
   python3 -m venv target/pyvenv
   target/pyvenv/bin/pip install --quiet --disable-pip-version-check 'twilio==9.13.0'
+fi
+
+# PyPI's sushy-tools emulates a Redfish BMC (lab/src/bmc.rs, tests/fence_agents.rs);
+# its auth file takes bcrypt hashes, made with the bcrypt it depends on.
+if [ ! -x target/sushy-venv/bin/sushy-emulator ] || ! target/sushy-venv/bin/python -c 'import bcrypt, sushy_tools' 2>/dev/null; then
+  python3 -m venv target/sushy-venv
+  target/sushy-venv/bin/pip install --quiet --disable-pip-version-check 'sushy-tools==2.2.0' bcrypt
 fi
 
 # cargo-nextest runs each test in its own process, across all test binaries at

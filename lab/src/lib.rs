@@ -5,6 +5,7 @@
 
 pub mod bench;
 pub mod bench_scale;
+pub mod bmc;
 pub mod configs;
 pub mod demo;
 pub mod etcd;

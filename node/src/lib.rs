@@ -10,6 +10,7 @@ pub mod check;
 pub mod config;
 pub mod control;
 pub mod daemon;
+pub mod fence;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod import;
