@@ -80,6 +80,28 @@ fn check_config(path: &std::path::Path) -> ExitCode {
             {
                 problems.push(e.to_string());
             }
+            for (i, f) in cfg.fences.iter().enumerate() {
+                match &f.device.kind {
+                    splitguard_node::fence::DeviceKind::Agent(a) => {
+                        if splitguard_node::fence::agent::resolve(&a.agent)
+                            .is_none_or(|p| !p.is_file())
+                        {
+                            problems.push(format!(
+                                "fence[{i}].agent: {} not found in /usr/sbin, /sbin or the PATH (Debian: apt install fence-agents)",
+                                a.agent
+                            ));
+                        }
+                    }
+                    splitguard_node::fence::DeviceKind::Redfish(r) => {
+                        if let Some(ca) = &r.ca
+                            && let Err(e) = std::fs::read(ca)
+                        {
+                            problems
+                                .push(format!("fence[{i}].options.tls_ca: {}: {e}", ca.display()));
+                        }
+                    }
+                }
+            }
             if !problems.is_empty() {
                 for p in &problems {
                     eprintln!("{p}");
@@ -110,6 +132,9 @@ fn check_config(path: &std::path::Path) -> ExitCode {
             );
             if let Some(w) = &cfg.witness {
                 println!("  {}", w.summary());
+            }
+            for f in &cfg.fences {
+                println!("  {}", f.summary());
             }
             ExitCode::SUCCESS
         }

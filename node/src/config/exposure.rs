@@ -134,6 +134,20 @@ pub fn secret_keys(cfg: &Config) -> Vec<String> {
             keys.push("reply.imap.password".to_owned());
         }
     }
+    for (i, f) in cfg.fences.iter().enumerate() {
+        match &f.device.kind {
+            crate::fence::DeviceKind::Agent(a) => {
+                for (k, v) in &a.options {
+                    if matches!(v, crate::fence::OptionValue::Secret(_)) {
+                        keys.push(format!("fence[{i}].options.{k}"));
+                    }
+                }
+            }
+            crate::fence::DeviceKind::Redfish(_) => {
+                keys.push(format!("fence[{i}].options.password"))
+            }
+        }
+    }
     if let Some(w) = &cfg.witness {
         if w.password.is_some() {
             keys.push("witness.password".to_owned());

@@ -10,6 +10,7 @@
 
 mod duration;
 pub mod exposure;
+mod fence;
 mod locate;
 pub mod probe_plan;
 mod read;
@@ -26,6 +27,7 @@ use std::path::{Path, PathBuf};
 use toml::de::DeTable;
 
 pub use duration::{DurationError, format_duration, parse_duration};
+pub use fence::Fence;
 pub use locate::KeyPath;
 pub use schema::{
     Alertmanager, Alerts, Arbiter, Channel, Config, HttpMethod, HttpSms, Imap, Instance, Mail,

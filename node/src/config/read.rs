@@ -52,6 +52,7 @@ pub(crate) struct RawConfig {
     pub watch_actions: WatchActions,
     pub alerts: Alerts,
     pub witness: Option<RawWitness>,
+    pub fences: Vec<super::fence::RawFence>,
 }
 
 /// Top-level keys other than the sections: kept in step with [`RawTop`].
@@ -76,6 +77,7 @@ const SECTIONS: &[&str] = &[
     "watch_actions",
     "alerts",
     "witness",
+    "fence",
 ];
 const CHANNEL_TYPES: &str = "\"webhook\", \"mail\", \"sms\", \"alertmanager\", \"pagerduty\"";
 const SMS_PROVIDERS: &str = "\"twilio\", \"http\"";
@@ -97,6 +99,7 @@ pub(crate) fn read(doc: Spanned<DeTable<'_>>, found: &mut Vec<Found>) -> Option<
     let watch_actions = take("watch_actions");
     let alerts = take("alerts");
     let witness = take("witness");
+    let fence = take("fence");
 
     // Unknown top-level keys are reported here, with the full list of what the top
     // level takes; serde would list only the scalars.
@@ -150,6 +153,8 @@ pub(crate) fn read(doc: Spanned<DeTable<'_>>, found: &mut Vec<Found>) -> Option<
         None => Some(None),
     };
 
+    let fences = array_of("fence", fence, found, typed::<super::fence::RawFence>);
+
     if found.len() > errors_before {
         return None;
     }
@@ -164,6 +169,7 @@ pub(crate) fn read(doc: Spanned<DeTable<'_>>, found: &mut Vec<Found>) -> Option<
         watch_actions: watch_actions?,
         alerts: alerts?,
         witness: witness?,
+        fences: fences?,
     })
 }
 

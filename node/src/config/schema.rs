@@ -48,6 +48,8 @@ pub struct Config {
     pub alerts: Alerts,
     /// `[witness]`; None when the file has no such section.
     pub witness: Option<Witness>,
+    /// `[[fence]]`: the peers this node may power off.
+    pub fences: Vec<super::fence::Fence>,
 }
 
 // ---------------------------------------------------------------- top level

@@ -1824,3 +1824,154 @@ fn witness_needs_the_arbiter() {
         "{e}"
     );
 }
+
+// ------------------------------------------------------------------ [[fence]]
+
+/// MINIMAL with a `[[fence]]` table (line 11) whose keys start at line 12.
+fn fence_with(body: &str) -> String {
+    format!("{MINIMAL}\n[[fence]]\n{body}")
+}
+
+#[test]
+fn fence_as_design_writes_it_parses_with_defaults() {
+    // DESIGN.md's block, with its documentation addresses.
+    let c = parse(
+        &fence_with(
+            r#"peer = "10.0.0.6"
+agent = "fence_ipmilan"
+options = { ip = "10.0.9.6", username = "admin", password = "s3cret", lanplus = "1" }
+fence_after = "5s"
+"#,
+        ),
+        "t.toml",
+    )
+    .unwrap();
+    let f = &c.fences[0];
+    assert_eq!(f.peer, ip("10.0.0.6"));
+    assert_eq!(f.fence_after, Duration::from_secs(5));
+    assert_eq!(f.limit, 1);
+    assert_eq!(f.window, Duration::from_secs(3600));
+    assert_eq!(f.min_uptime, Duration::from_secs(300));
+    assert_eq!(f.device.timeout, Duration::from_secs(30));
+    assert!(!f.dry_run);
+    let crate::fence::DeviceKind::Agent(a) = &f.device.kind else {
+        panic!("an agent: {f:?}");
+    };
+    assert_eq!(a.agent, "fence_ipmilan");
+    assert!(a.options.iter().any(|(k, v)| k == "password"
+        && matches!(v, crate::fence::OptionValue::Secret(s) if s.expose() == "s3cret")));
+    // The password is a secret: the rule on the file's mode names it, and no
+    // output shows it.
+    assert_eq!(exposure::secret_keys(&c), ["fence[0].options.password"]);
+    assert!(!format!("{c:?}").contains("s3cret"));
+}
+
+#[test]
+fn fence_takes_integer_and_boolean_option_values_and_every_limit() {
+    let c = parse(
+        &fence_with(
+            r#"peer = "192.0.2.6"
+agent = "/usr/local/sbin/fence_custom"
+options = { ip = "192.0.2.205", lanplus = 1, ssl_insecure = true, power_wait = 0 }
+timeout = "20s"
+fence_after = "3s"
+fence_limit = 2
+fence_window = "30m"
+fence_min_uptime = "0s"
+peer_priority = 100
+dry_run = true
+"#,
+        ),
+        "t.toml",
+    )
+    .unwrap();
+    let f = &c.fences[0];
+    assert_eq!(
+        (f.limit, f.window, f.min_uptime, f.peer_priority, f.dry_run),
+        (
+            2,
+            Duration::from_secs(1800),
+            Duration::ZERO,
+            Some(100),
+            true
+        )
+    );
+    assert_eq!(
+        f.device.describe(crate::fence::Op::Off),
+        "/usr/local/sbin/fence_custom action=off ip=192.0.2.205 lanplus=1 power_wait=0 ssl_insecure=1"
+    );
+    assert!(exposure::secret_keys(&c).is_empty());
+}
+
+#[test]
+fn fence_refuses_what_would_break_the_agent_protocol() {
+    assert_eq!(
+        only(&fence_with(
+            "peer = \"192.0.2.6\"\nagent = \"fence_ipmilan\"\noptions = { action = \"reboot\" }\n"
+        )),
+        "t.toml:14:22: fence[0].options.action: `action` is not an option: splitguard sets it (off, status, on)"
+    );
+    assert_eq!(
+        only(&fence_with(
+            "peer = \"192.0.2.6\"\nagent = \"fence_ipmilan\"\noptions = { ip = \"192.0.2.205\\nport=1\" }\n"
+        )),
+        "t.toml:14:18: fence[0].options.ip: option ip: the value holds a line break or NUL"
+    );
+    assert_eq!(
+        only(&fence_with("peer = \"192.0.2.6\"\nagent = \"ipmilan\"\n")),
+        "t.toml:13:9: fence[0].agent: agent \"ipmilan\" is neither a fence agent's name (fence_ipmilan, fence_redfish, …), an absolute path, nor \"redfish\""
+    );
+    assert_eq!(
+        only(&fence_with(
+            "peer = \"10.0.0.3\"\nagent = \"fence_ipmilan\"\n"
+        )),
+        "t.toml:12:8: fence[0].peer: 10.0.0.3 is a VIP of instance \"VI_1\"; name the peer's own address"
+    );
+    assert_eq!(
+        only(&fence_with(
+            "peer = \"192.0.2.6\"\nagent = \"fence_ipmilan\"\nfence_after = \"0s\"\n"
+        )),
+        "t.toml:14:15: fence[0].fence_after: fence_after 0s is outside 1s to 600s"
+    );
+    let two = format!(
+        "{}\n[[fence]]\npeer = \"192.0.2.6\"\nagent = \"fence_virsh\"\n",
+        fence_with("peer = \"192.0.2.6\"\nagent = \"fence_ipmilan\"\n")
+    );
+    assert_eq!(
+        only(&two),
+        "t.toml:16:8: fence[1].peer: peer 192.0.2.6 is also fence[0]'s; one [[fence]] per peer"
+    );
+}
+
+#[test]
+fn fence_redfish_takes_its_own_options() {
+    let c = parse(
+        &fence_with(
+            r#"peer = "192.0.2.6"
+agent = "redfish"
+options = { url = "https://192.0.2.206:8000", username = "admin", password = "s3cret", system = "lb02", tls_ca = "/etc/splitguard/bmc-ca.pem" }
+"#,
+        ),
+        "t.toml",
+    )
+    .unwrap();
+    let crate::fence::DeviceKind::Redfish(r) = &c.fences[0].device.kind else {
+        panic!("redfish");
+    };
+    assert_eq!(r.url.as_str(), "https://192.0.2.206:8000/");
+    assert_eq!(r.system.as_deref(), Some("lb02"));
+    assert!(!r.insecure);
+    assert_eq!(exposure::secret_keys(&c), ["fence[0].options.password"]);
+    assert_eq!(
+        only(&fence_with(
+            "peer = \"192.0.2.6\"\nagent = \"redfish\"\noptions = { url = \"https://192.0.2.206\", username = \"a\", password = \"b\", lanplus = 1 }\n"
+        )),
+        "t.toml:14:84: fence[0].options.lanplus: agent \"redfish\" takes no option \"lanplus\"; it takes url, username, password, system, tls_ca, ssl_insecure"
+    );
+    assert_eq!(
+        only(&fence_with(
+            "peer = \"192.0.2.6\"\nagent = \"redfish\"\noptions = { url = \"ftp://192.0.2.206\", username = \"a\", password = \"b\" }\n"
+        )),
+        "t.toml:14:19: fence[0].options.url: \"ftp://192.0.2.206\" is not a BMC's URL such as \"https://192.0.2.206:8000\""
+    );
+}

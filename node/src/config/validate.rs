@@ -26,6 +26,8 @@ use super::schema::{
 use super::values::{Argv, Secret, Vip};
 use splitguard_vrrp::Version;
 
+mod fence;
+
 /// Linux IFNAMSIZ is 16 including the NUL.
 const IFNAME_MAX: usize = 15;
 /// RFC 3768 §5.3.11: the simple-text password field is 8 octets.
@@ -272,7 +274,13 @@ pub(crate) fn validate(raw: RawConfig, doc: &Document<'_>) -> Result<Config, Vec
 
     let instances = check_instances(&mut c, &raw.instances, &script_names, &vip_owner);
     let track_scripts = check_track_scripts(&mut c, &raw.track_scripts);
-    let arbiter = check_arbiter(&mut c, &raw.arbiter, &instances, &vip_owner);
+    let arbiter = check_arbiter(
+        &mut c,
+        &raw.arbiter,
+        &instances,
+        &vip_owner,
+        !raw.fences.is_empty(),
+    );
     let channels = check_channels(&mut c, raw.channels);
     if let Some(reply) = &raw.reply {
         check_reply(&mut c, reply);
@@ -290,6 +298,7 @@ pub(crate) fn validate(raw: RawConfig, doc: &Document<'_>) -> Result<Config, Vec
             "[witness] needs the arbiter, which `[arbiter] enabled = false` turns off",
         );
     }
+    let fences = fence::check_fences(&mut c, &raw.fences, &instances);
 
     if !c.found.is_empty() {
         return Err(c.found);
@@ -312,6 +321,7 @@ pub(crate) fn validate(raw: RawConfig, doc: &Document<'_>) -> Result<Config, Vec
         watch_actions: raw.watch_actions,
         alerts: raw.alerts,
         witness,
+        fences,
     })
 }
 
@@ -723,13 +733,16 @@ fn check_arbiter(
     raw: &RawArbiter,
     instances: &[Instance],
     vip_owner: &HashMap<IpAddr, KeyPath>,
+    fencing: bool,
 ) -> Arbiter {
     let p = KeyPath::root().key("arbiter");
     let key = |k: &str| p.key(k);
 
     let peers = check_arbiter_addresses(c, &p, raw, instances, vip_owner);
     let enabled = raw.enabled.unwrap_or(true);
-    let routes = if enabled {
+    // Fencing probes the references even with the arbiter off: a node must
+    // know it is not isolated before it fences.
+    let routes = if enabled || fencing {
         check_probe_routes(c, &p, raw, instances, &peers)
     } else {
         Vec::new()
