@@ -78,6 +78,7 @@ fn snapshot(node: &str, state: &str) -> Status {
             quorum: Some(1),
         },
         witness: None,
+        fence: None,
         replies: vec![],
         incidents: vec![],
         at_ms: None,

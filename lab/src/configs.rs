@@ -684,6 +684,42 @@ pub fn holds_routed_vip(lab: &Lab, host: &str) -> Result<bool, LabError> {
     Ok(String::from_utf8_lossy(&out.stdout).contains(&format!("{ROUTED_VIP}/")))
 }
 
+/// A pair lab with a management segment (lb01 .197, lb02 .198) and the BMC
+/// hosts on it: `bmc1` (.204, lb01's), `bmc2` (.205, lb02's) and `rfbmc`
+/// (.206, Redfish): the fencing lab.
+pub fn fence_lab(tag: &str) -> Result<Lab, LabError> {
+    Lab::builder(tag)
+        .host("lb01", LB01_ADDR)
+        .host("lb02", LB02_ADDR)
+        .host("gw", GW_ADDR)
+        .management(&[
+            ("lb01", crate::etcd::LB01_MGMT),
+            ("lb02", crate::etcd::LB02_MGMT),
+        ])
+        .bmc_hosts()
+        .build()
+}
+
+/// The `[[fence]]` table by which `node` (lb01 or lb02) fences the other
+/// through `fence_ipmilan` at the other's IPMI BMC in the fencing lab, with
+/// no start limit (`fence_min_uptime = "0s"`); `extra` adds keys to it.
+/// `cipher = 3` and `power_wait = 0` keep a call to a fraction of a second
+/// against `ipmi_sim`.
+pub fn fence_ipmi_table(node: &str, password: &str, extra: &str) -> String {
+    let (peer, bmc) = if node == "lb01" {
+        (LB02_ADDR, crate::bmc::IPMI_ADDR2)
+    } else {
+        (LB01_ADDR, crate::bmc::IPMI_ADDR)
+    };
+    let user = crate::bmc::BMC_USER;
+    format!(
+        "\n[[fence]]\npeer = \"{peer}\"\nagent = \"fence_ipmilan\"\n\
+         options = {{ ip = \"{bmc}\", username = \"{user}\", password = \"{password}\", \
+         lanplus = 1, cipher = 3, power_wait = 0, power_timeout = 5 }}\n\
+         fence_min_uptime = \"0s\"\n{extra}"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -107,6 +107,9 @@ pub fn render(snapshot: &Snapshot) -> String {
     if let Some(w) = &st.witness {
         witness(&mut o, w);
     }
+    if let Some(f) = &st.fence {
+        fence(&mut o, f);
+    }
     incidents_open(&mut o, st);
     alert_counters(&mut o, c);
     o.0
@@ -310,6 +313,51 @@ fn witness(o: &mut Out, w: &crate::status::WitnessStatus) {
     }
 }
 
+/// Peer fencing's families, present only when `[[fence]]` is configured.
+fn fence(o: &mut Out, f: &crate::status::FenceStatus) {
+    o.head(
+        "splitguard_fence_outcomes_total",
+        "counter",
+        "Fence attempts and refusals since the start, by peer and outcome (fenced, failed, refused, dry_run).",
+    );
+    for p in &f.peers {
+        let peer = p.peer.to_string();
+        for outcome in ["fenced", "failed", "refused", "dry_run"] {
+            let n = p.outcomes.get(outcome).copied().unwrap_or(0);
+            o.sample(
+                "splitguard_fence_outcomes_total",
+                &[("peer", &peer), ("outcome", outcome)],
+                n,
+            );
+        }
+    }
+    o.head(
+        "splitguard_fence_in_progress",
+        "gauge",
+        "1 while a fence of the peer runs or awaits its confirmation.",
+    );
+    for p in &f.peers {
+        let running = matches!(p.phase.as_str(), "fencing" | "confirming");
+        o.sample(
+            "splitguard_fence_in_progress",
+            &[("peer", &p.peer.to_string())],
+            u8::from(running),
+        );
+    }
+    o.head(
+        "splitguard_fence_gate_closed",
+        "gauge",
+        "1 while claims are withheld until a fence of the peer is confirmed.",
+    );
+    for p in &f.peers {
+        o.sample(
+            "splitguard_fence_gate_closed",
+            &[("peer", &p.peer.to_string())],
+            u8::from(p.gate_closed),
+        );
+    }
+}
+
 /// `splitguard_incidents_open`: counted by kind and severity, sorted.
 fn incidents_open(o: &mut Out, st: &Status) {
     o.head(
@@ -428,6 +476,28 @@ mod tests {
         assert!(text.contains("# TYPE splitguard_adverts_sent_total counter"));
         assert_eq!(esc("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
     }
+    #[test]
+    fn the_fence_families() {
+        let snap = Snapshot {
+            status: crate::status::tests::sample_with_fence(),
+            counters: Counters::default(),
+        };
+        let text = render(&snap);
+        for line in [
+            "splitguard_fence_outcomes_total{peer=\"192.0.2.6\",outcome=\"fenced\"} 1",
+            "splitguard_fence_outcomes_total{peer=\"192.0.2.6\",outcome=\"failed\"} 0",
+            "splitguard_fence_in_progress{peer=\"192.0.2.6\"} 0",
+            "splitguard_fence_gate_closed{peer=\"192.0.2.6\"} 0",
+        ] {
+            assert!(text.contains(line), "{line} missing:\n{text}");
+        }
+        let plain = Snapshot {
+            status: crate::status::tests::sample(),
+            counters: Counters::default(),
+        };
+        assert!(!render(&plain).contains("splitguard_fence_"));
+    }
+
     #[test]
     fn the_witness_families() {
         let snap = Snapshot {

@@ -29,6 +29,9 @@ pub struct Status {
     /// The etcd witness, when `[witness]` is configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub witness: Option<WitnessStatus>,
+    /// Peer fencing, when `[[fence]]` is configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fence: Option<FenceStatus>,
     pub incidents: Vec<IncidentStatus>,
     /// The latest replies (ack-by-reply), accepted and refused.
     #[serde(default)]
@@ -112,6 +115,53 @@ pub struct WitnessStatus {
     /// (`foreign_source`, `bad_tag`, ...): a wrong `confirm_secret` shows here.
     #[serde(default)]
     pub peer_dropped: std::collections::BTreeMap<String, u64>,
+}
+
+/// Peer fencing: one entry per `[[fence]]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FenceStatus {
+    pub peers: Vec<FencePeer>,
+}
+
+/// One peer this node may fence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FencePeer {
+    pub peer: IpAddr,
+    /// The fence agent's name (or path), or `redfish`.
+    pub agent: String,
+    /// `idle`, `waiting` (a trigger holds; the fence is due), `fencing`,
+    /// `confirming`, `fenced`, `failed`.
+    pub phase: String,
+    /// Where this node stands against the peer in the VRRP order: `better`
+    /// (fences first), `worse` (waits longer), `unknown` (does not fence a
+    /// split brain by itself).
+    pub standing: String,
+    /// The claim gate is closed until a fence is confirmed.
+    pub gate_closed: bool,
+    pub dry_run: bool,
+    /// Fences in the ledger's window, and what it allows.
+    pub attempts_in_window: usize,
+    pub limit: u32,
+    pub window_s: u64,
+    /// The latest attempt, refusal or outcome.
+    #[serde(default)]
+    pub last: Option<FenceOutcome>,
+    /// Outcomes since the start, by name (`fenced`, `failed`, `refused`,
+    /// `dry_run`).
+    #[serde(default)]
+    pub outcomes: std::collections::BTreeMap<String, u64>,
+}
+
+/// One fence attempt's outcome (or a refusal).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FenceOutcome {
+    pub at_ms: u64,
+    /// `split_brain`, `daemon_dead`, `ordered`.
+    pub reason: String,
+    /// `fencing`, `fenced`, `failed`, `refused`, `dry_run`.
+    pub outcome: String,
+    #[serde(default)]
+    pub detail: Option<String>,
 }
 
 /// One etcd member, as its own status probe saw it.
@@ -230,6 +280,9 @@ pub fn render_text(status: &Status) -> String {
     if let Some(w) = &status.witness {
         out.push_str(&witness_lines(w));
     }
+    if let Some(f) = &status.fence {
+        out.push_str(&fence_lines(f));
+    }
     out.push('\n');
 
     if status.incidents.is_empty() {
@@ -281,6 +334,34 @@ fn arbiter_line(a: &ArbiterStatus) -> String {
     let _ = write!(line, "; peers {}", reach_list(&a.peers, ""));
     line.push('\n');
     line
+}
+
+/// `fence: peer 192.0.2.6 by fence_ipmilan: idle, better; 0/1 in 3600 s`,
+/// and the latest outcome under it.
+fn fence_lines(f: &FenceStatus) -> String {
+    let mut out = String::new();
+    for p in &f.peers {
+        let _ = write!(
+            out,
+            "fence: peer {} by {}: {}, {}; {}/{} in {} s",
+            p.peer, p.agent, p.phase, p.standing, p.attempts_in_window, p.limit, p.window_s
+        );
+        if p.gate_closed {
+            out.push_str("; claims withheld until the fence is confirmed");
+        }
+        if p.dry_run {
+            out.push_str(" (dry run)");
+        }
+        out.push('\n');
+        if let Some(l) = &p.last {
+            let _ = write!(out, "  last: {} ({})", l.outcome, l.reason);
+            if let Some(d) = &l.detail {
+                let _ = write!(out, ": {d}");
+            }
+            out.push('\n');
+        }
+    }
+    out
 }
 
 /// `witness: ok (cluster lb, lease 2.7 s); members 3/3 up: …; peer … heard`,
@@ -464,6 +545,7 @@ pub(crate) mod tests {
                 quorum: Some(1),
             },
             witness: None,
+            fence: None,
             replies: vec![],
             incidents: vec![IncidentStatus {
                 code: "4821".into(),
@@ -621,6 +703,59 @@ incidents: 1 open, 1 unacked
             peer_dropped: [("bad_tag".to_owned(), 3)].into(),
         });
         s
+    }
+
+    /// The sample with fencing: lb02 fenced for a split brain.
+    pub(crate) fn sample_with_fence() -> Status {
+        let mut s = sample();
+        s.fence = Some(FenceStatus {
+            peers: vec![FencePeer {
+                peer: "192.0.2.6".parse().unwrap(),
+                agent: "fence_ipmilan".into(),
+                phase: "fenced".into(),
+                standing: "better".into(),
+                gate_closed: false,
+                dry_run: false,
+                attempts_in_window: 1,
+                limit: 1,
+                window_s: 3600,
+                last: Some(FenceOutcome {
+                    at_ms: 1_700_000_000_000,
+                    reason: "split_brain".into(),
+                    outcome: "fenced".into(),
+                    detail: None,
+                }),
+                outcomes: [("fenced".to_owned(), 1)].into(),
+            }],
+        });
+        s
+    }
+
+    #[test]
+    fn the_fence_block_in_json_and_text() {
+        let s = sample_with_fence();
+        let v: Value = serde_json::to_value(&s).unwrap();
+        let p = &v["fence"]["peers"][0];
+        assert_eq!(p["peer"], "192.0.2.6");
+        assert_eq!(p["phase"], "fenced");
+        assert_eq!(p["outcomes"]["fenced"], 1);
+        assert_eq!(p["last"]["reason"], "split_brain");
+        // Round trip, and an older daemon's reply (no block) still parses.
+        let back: Status = serde_json::from_value(v).unwrap();
+        assert_eq!(back, s);
+        assert!(
+            serde_json::to_value(sample())
+                .unwrap()
+                .get("fence")
+                .is_none()
+        );
+        let text = render_text(&s);
+        assert!(
+            text.contains(
+                "fence: peer 192.0.2.6 by fence_ipmilan: fenced, better; 1/1 in 3600 s\n  last: fenced (split_brain)\n"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

@@ -82,6 +82,9 @@ pub(super) struct Arbiter {
     early: Option<Early>,
     /// The etcd witness, when `[witness]` is configured.
     pub(super) witness: Option<WitnessPart>,
+    /// `[arbiter] enabled`: false when it runs only so fencing knows whether
+    /// this node is isolated; then its verdicts are not carried out.
+    gating: bool,
 }
 
 fn role_of(state: State) -> Role {
@@ -148,6 +151,7 @@ impl Arbiter {
             published: None,
             early: None,
             witness: None,
+            gating: a.enabled,
         })
     }
 
@@ -308,7 +312,7 @@ impl Arbiter {
             }
         }
         let probers = Arc::new(Probers::open(&needs, inst).await?);
-        if !probers.is_empty() {
+        if !probers.is_empty() && arb.gating {
             arb.early = Early::start(&cfg.arbiter, inst, echoes, Arc::clone(&probers))
                 .context("early takeover")?;
         }
@@ -489,6 +493,11 @@ impl Arbiter {
     /// Runs policy and state machines to a fixed point: roles in, verdicts out,
     /// the actions they cause, then starts the ownership rounds the policy wants.
     pub(super) async fn settle(&mut self, now: Instant, inst: &mut Instances, out: &mut Outputs) {
+        if !self.gating {
+            // References only: the verdicts are nobody's to carry out.
+            while self.policy.poll_verdict().is_some() {}
+            return;
+        }
         let connected = self.policy.isolation() == Isolation::Connected;
         if let Some(early) = &mut self.early {
             // Claims first: the loop below gives them their probation.
@@ -655,6 +664,17 @@ impl Arbiter {
             }
         }
         !verdicts.is_empty()
+    }
+
+    /// Whether fencing must hold back: the references below quorum (or not
+    /// yet proven), or every own link down.
+    pub(super) fn isolated_for_fencing(&self) -> bool {
+        self.policy.isolation() != Isolation::Connected
+    }
+
+    /// The fencing policy's gate (`Some(peer)` until a fence is confirmed).
+    pub(super) fn set_fence_gate(&mut self, now: Instant, peer: Option<IpAddr>) {
+        self.policy.set_fence_gate(now, peer);
     }
 
     /// An operator's DEMOTE (`hold`) or RESUME for instance `name`: the policy

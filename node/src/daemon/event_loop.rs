@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::Node;
 use super::early::EchoResult;
+use super::fence::FenceResult;
 use super::instances::Datagram;
 use super::witness::WitnessInput;
 
@@ -38,6 +39,8 @@ pub(super) enum Input {
     Echo(EchoResult),
     /// What the witness's store or its peer path said.
     Witness(WitnessInput),
+    /// A fence device's answer.
+    Fence(FenceResult),
     /// ARP or neighbour discovery about a watched address, or an answer to us.
     Neighbour(NeighbourSeen),
     /// A VRRP advert seen by a capture.
@@ -64,6 +67,7 @@ pub(super) struct Inputs {
     pub probes: Option<mpsc::Receiver<ProbeResult>>,
     pub echoes: Option<mpsc::Receiver<EchoResult>>,
     pub witness: Option<mpsc::Receiver<WitnessInput>>,
+    pub fence: Option<mpsc::Receiver<FenceResult>>,
     pub neighbours: mpsc::Receiver<NeighbourSeen>,
     pub adverts: mpsc::Receiver<Captured>,
     pub deliveries: mpsc::UnboundedReceiver<Delivery>,
@@ -107,6 +111,7 @@ impl Inputs {
             probes: None,
             echoes: None,
             witness: None,
+            fence: None,
             neighbours,
             adverts,
             deliveries,
@@ -180,6 +185,7 @@ impl Inputs {
             Some(p) = recv(&mut self.probes) => Input::Probe(p),
             Some(e) = recv(&mut self.echoes) => Input::Echo(e),
             Some(w) = recv(&mut self.witness) => Input::Witness(w),
+            Some(f) = recv(&mut self.fence) => Input::Fence(f),
             Some(n) = self.neighbours.recv() => Input::Neighbour(n),
             Some(adv) = self.adverts.recv() => Input::Advert(adv),
             Some(d) = self.deliveries.recv() => Input::Delivery(d),

@@ -332,6 +332,16 @@ impl Instances {
         inst.join(", ")
     }
 
+    /// The effective priority and primary address of the instance that
+    /// holds `vip`: this node's place in VRRP's order for it. Only for rare
+    /// inputs (a split brain): a scan.
+    pub fn order_for_vip(&self, vip: std::net::IpAddr) -> Option<(u8, std::net::IpAddr)> {
+        self.routers
+            .iter()
+            .find(|r| r.vip_addrs.contains(&vip))
+            .map(|r| (r.fsm.effective_priority(), r.primary))
+    }
+
     /// Only for rare inputs (a verdict, a command): a scan by name.
     pub fn router_index(&self, name: &str) -> Option<usize> {
         self.routers.iter().position(|r| r.cfg.name == name)

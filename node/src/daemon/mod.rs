@@ -11,6 +11,8 @@
 //!   `witness` beside it, the etcd witness and the peer confirm path;
 //! - `watcher`: split-brain detection, alerts and replies; `beside` adds what
 //!   `watch` needs beside keepalived;
+//! - `fence`: peer fencing (`[[fence]]`), fed by the watcher's split brains
+//!   and the arbiter's isolation, closing claims through the arbiter's gate;
 //! - `control`: the control socket and its commands (operator holds);
 //! - `outputs`: the event stream, status, `/metrics` and the incident outbox.
 //!
@@ -22,6 +24,7 @@ mod beside;
 mod control;
 mod early;
 mod event_loop;
+mod fence;
 mod instances;
 mod outputs;
 mod probers;
@@ -51,7 +54,7 @@ use watcher::Watching;
 /// How `run` was asked to behave beyond the config.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Options {
-    /// Log the reboot instead of doing it.
+    /// Log the reboot (and any fence) instead of doing it.
     pub dry_run: bool,
 }
 
@@ -80,6 +83,8 @@ struct Node {
     out: Outputs,
     owner: Owner,
     watching: Watching,
+    /// Peer fencing, when `[[fence]]` is configured.
+    fence: Option<fence::FencePart>,
     /// The alert engine's revision when the open incidents were last published.
     incidents_published: Option<u64>,
     /// Every interface the instances run on is down: the dispatcher holds
@@ -135,7 +140,9 @@ pub async fn run_until(
     let (probe_tx, probe_rx) = mpsc::channel(64);
     let (echo_tx, echo_rx) = mpsc::channel(64);
     let (witness_tx, witness_rx) = mpsc::channel(256);
-    let arbiter = if cfg.arbiter.enabled {
+    // Fencing needs to know whether this node is isolated: with the arbiter
+    // off it still probes the references, and gates nothing.
+    let arbiter = if cfg.arbiter.enabled || !cfg.fences.is_empty() {
         Some(
             Arbiter::start(
                 &cfg,
@@ -149,10 +156,22 @@ pub async fn run_until(
             .context("arbiter")?,
         )
     } else {
-        warn!("[arbiter] enabled = false: claims follow VRRP alone, as keepalived's do");
         drop(probe_tx);
         drop(echo_tx);
         None
+    };
+
+    if !cfg.arbiter.enabled {
+        warn!("[arbiter] enabled = false: claims follow VRRP alone, as keepalived's do");
+    }
+    let (fence_tx, fence_rx) = mpsc::channel(16);
+    let fence = if cfg.fences.is_empty() {
+        None
+    } else {
+        Some(
+            fence::FencePart::start(&cfg, opts.dry_run, fence_tx, Instant::now())
+                .context("fence")?,
+        )
     };
 
     let (track_tx, track_rx) = mpsc::channel(64);
@@ -167,6 +186,7 @@ pub async fn run_until(
     inputs.probes = Some(probe_rx);
     inputs.echoes = Some(echo_rx);
     inputs.witness = Some(witness_rx);
+    inputs.fence = fence.is_some().then_some(fence_rx);
     inputs.stop = stop;
 
     let now = Instant::now();
@@ -182,6 +202,7 @@ pub async fn run_until(
         out,
         owner: Owner::Instances { instances, arbiter },
         watching,
+        fence,
         incidents_published: None,
         links_down,
     };
@@ -246,6 +267,7 @@ pub async fn watch(cfg: Config) -> anyhow::Result<()> {
         out: Outputs::new(cfg.node.clone(), events, status_tx, None),
         owner: Owner::Keepalived(beside),
         watching,
+        fence: None,
         incidents_published: None,
         links_down: false,
     };
@@ -273,7 +295,10 @@ impl Node {
         };
         owner
             .into_iter()
-            .chain([self.watching.deadline()])
+            .chain([
+                self.watching.deadline(),
+                self.fence.as_ref().and_then(fence::FencePart::deadline),
+            ])
             .flatten()
             .min()
     }
@@ -345,7 +370,15 @@ impl Node {
                     arb.on_echo(e, now, instances, out).await;
                 }
             }
+            Input::Fence(r) => {
+                if let Some(f) = &mut self.fence {
+                    f.on_result(now, r, out);
+                }
+            }
             Input::Neighbour(n) => {
+                if let Some(f) = &mut self.fence {
+                    f.on_neighbour(&n);
+                }
                 self.watching.on_neighbour(&n, now).await;
                 if let Owner::Instances {
                     instances,
@@ -381,12 +414,40 @@ impl Node {
     /// After every input: the arbiter and the instances settle, the outbox goes
     /// to the watcher, the status out.
     async fn step_done(&mut self, now: Instant) {
+        self.fence_step(now);
         self.settle(now).await;
         self.watching.flush(now, &mut self.out).await;
         // After the flush: what the link's return resolved is queued first.
         self.watching.watcher.set_offline(self.links_down);
         self.publish_status();
         self.end_step(now);
+    }
+
+    /// Fencing looks at what the step changed (isolation, split brains,
+    /// priorities) and acts; its gate goes to the arbiter's policy before it
+    /// settles.
+    fn fence_step(&mut self, now: Instant) {
+        let Some(f) = &mut self.fence else {
+            return;
+        };
+        // `run` starts the arbiter whenever fencing is configured: its
+        // references say whether this node is isolated.
+        let Owner::Instances {
+            instances,
+            arbiter: Some(arb),
+        } = &mut self.owner
+        else {
+            return;
+        };
+        let own = |vip| instances.order_for_vip(vip);
+        f.observe(
+            now,
+            arb.isolated_for_fencing(),
+            &self.watching.watcher,
+            &own,
+        );
+        let gate = f.act(now, &mut self.out);
+        arb.set_fence_gate(now, gate);
     }
 
     /// Runs the arbiter's policy and the state machines to a fixed point.
@@ -404,6 +465,10 @@ impl Node {
     /// the touched instances' lines and counters, not every instance's.
     fn publish_status(&mut self) {
         let now = Instant::now();
+        let fence = self
+            .fence
+            .as_mut()
+            .and_then(fence::FencePart::status_if_changed);
         let (count, instances, arbiter, witness) = match &mut self.owner {
             Owner::Instances { instances, arbiter } => {
                 // In index order: at the start every line is new and goes in
@@ -437,6 +502,7 @@ impl Node {
             instances,
             arbiter,
             witness,
+            fence,
             incidents,
             replies: self.watching.watcher.recent_replies(),
         });

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use crate::metrics::{Counters, InstanceCounters, Snapshot};
 use crate::notify::events::{Event, EventSink, unix_ms};
 use crate::status::{
-    ArbiterStatus, IncidentStatus, InstanceStatus, ReplyStatus, Status, WitnessStatus,
+    ArbiterStatus, FenceStatus, IncidentStatus, InstanceStatus, ReplyStatus, Status, WitnessStatus,
 };
 use splitguard_watchdog::core::engine::Raise;
 use splitguard_watchdog::io::dispatch::{Delivery, Outcome};
@@ -41,6 +41,8 @@ pub(super) struct Report {
     pub arbiter: Option<ArbiterStatus>,
     /// None: unchanged since the last report.
     pub witness: Option<WitnessStatus>,
+    /// None: unchanged since the last report.
+    pub fence: Option<FenceStatus>,
     /// None: unchanged since the last report.
     pub incidents: Option<Vec<IncidentStatus>>,
     pub replies: Vec<ReplyStatus>,
@@ -166,6 +168,12 @@ impl Outputs {
                 && s.witness.as_ref() != Some(&witness)
             {
                 s.witness = Some(witness);
+                changed = true;
+            }
+            if let Some(fence) = r.fence
+                && s.fence.as_ref() != Some(&fence)
+            {
+                s.fence = Some(fence);
                 changed = true;
             }
             if let Some(incidents) = r.incidents

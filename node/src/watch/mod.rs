@@ -23,8 +23,9 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use splitguard_vrrp::gate::format_mac;
 use splitguard_vrrp::wire::Family;
+use splitguard_watchdog::Severity;
 use splitguard_watchdog::core::classify::{
-    Captured, Classifier, ClassifierConfig, Output, WatchedVip,
+    Captured, Classifier, ClassifierConfig, Output, WatchedVip, key_for,
 };
 use splitguard_watchdog::core::engine::{ChannelInfo, Engine, EngineConfig, Raise};
 use splitguard_watchdog::io::dispatch::{Delivery, Dispatcher, Outcome};
@@ -106,6 +107,10 @@ pub struct Watcher {
     replies: Option<reply::ReplyDesk>,
     /// The senders, also for reply confirmations.
     channels: Vec<Arc<splitguard_watchdog::io::channels::Channel>>,
+    /// The VIPs this node holds while another MAC answers for them too
+    /// (raised critical by the classifier's first rule), with those MACs, by
+    /// incident key: what fencing reads.
+    two_owners: BTreeMap<String, (IpAddr, Vec<String>)>,
     /// `owners` requests from the control socket, answered when their probe
     /// round ends.
     owner_waiters: Vec<(
@@ -194,6 +199,7 @@ impl Watcher {
             replies: reply::ReplyDesk::new(cfg),
             channels,
             owner_waiters: Vec::new(),
+            two_owners: BTreeMap::new(),
             classifier,
             saved: engine.revision(),
             save_due: None,
@@ -365,6 +371,20 @@ impl Watcher {
         while let Some(out) = self.classifier.poll_output() {
             match out {
                 Output::Raise(r) => {
+                    match r.vip {
+                        Some(vip)
+                            if r.severity == Severity::Critical
+                                && !r.owners.is_empty()
+                                && r.key == key_for(vip)
+                                && self.classifier.local(vip) == Some(true) =>
+                        {
+                            self.two_owners
+                                .insert(r.key.clone(), (vip, r.owners.clone()));
+                        }
+                        _ => {
+                            self.two_owners.remove(&r.key);
+                        }
+                    }
                     let (kind, sev, cause) = (r.kind, r.severity, r.cause.clone());
                     let code = self.engine.handle_raise(wall, r);
                     warn!(kind = %kind, severity = %sev, %code, "incident: {cause}");
@@ -378,6 +398,7 @@ impl Watcher {
                     dirty = true;
                 }
                 Output::Resolve { key } => {
+                    self.two_owners.remove(&key);
                     info!(%key, "incident cleared");
                     self.engine.handle_resolve(wall, &key);
                     self.events
@@ -458,6 +479,34 @@ impl Watcher {
                 }
             }
         }
+    }
+
+    /// The VIPs held here that another MAC answers for too, with its MACs.
+    pub fn two_owners(&self) -> impl Iterator<Item = (IpAddr, &[String])> {
+        self.two_owners
+            .values()
+            .map(|(vip, owners)| (*vip, owners.as_slice()))
+    }
+
+    /// See [`Classifier::adverts_for`].
+    pub fn adverts_for(&self, vip: IpAddr) -> Vec<(IpAddr, u8, bool)> {
+        self.classifier.adverts_for(vip)
+    }
+
+    /// Asks who speaks for `target` (an ARP request or neighbour
+    /// solicitation from `vip`'s interface and source): its answer comes back
+    /// as a neighbour message answering us. False when it could not be queued.
+    pub fn probe_address(&self, now: Instant, vip: IpAddr, target: IpAddr) -> bool {
+        let Some(site) = self.site(vip) else {
+            return false;
+        };
+        if Family::of(target) != Family::of(vip) {
+            return false;
+        }
+        let Some(queue) = self.probes.get(&(site.ifindex, Family::of(vip))) else {
+            return false;
+        };
+        Probe::who_has(site.mac, site.source, target).is_some_and(|p| queue.send(now, p).is_ok())
     }
 
     fn site(&self, vip: IpAddr) -> Option<&VipSite> {

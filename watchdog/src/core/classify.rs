@@ -465,6 +465,21 @@ impl Classifier {
         self.due[i] = at;
     }
 
+    /// The adverts that name `vip` and still count: (source, priority, sent
+    /// by this node). What fencing reads to place the two nodes in VRRP's
+    /// order during a split brain.
+    pub fn adverts_for(&self, vip: IpAddr) -> Vec<(IpAddr, u8, bool)> {
+        self.index(vip)
+            .map(|i| {
+                self.vips[i]
+                    .adverts
+                    .values()
+                    .map(|h| (h.advert.src, h.advert.priority, h.advert.from_self))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// What holds the VIP as this node sees it: its own `local` flag and the
     /// foreign MACs.
     pub fn local(&self, vip: IpAddr) -> Option<bool> {

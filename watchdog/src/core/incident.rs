@@ -51,10 +51,16 @@ pub enum IncidentKind {
     LinkDown,
     /// This node holds no safe lease at the witness (etcd down or out of reach).
     WitnessUnreachable,
+    /// This node is powering its peer off (STONITH).
+    Fencing,
+    /// The peer's power-off is confirmed.
+    Fenced,
+    /// A fence failed, was not confirmed, or was refused.
+    FenceFailed,
 }
 
 impl IncidentKind {
-    pub const ALL: [IncidentKind; 14] = [
+    pub const ALL: [IncidentKind; 17] = [
         IncidentKind::Failover,
         IncidentKind::SplitBrain,
         IncidentKind::VridMismatch,
@@ -69,6 +75,9 @@ impl IncidentKind {
         IncidentKind::InvalidAdverts,
         IncidentKind::LinkDown,
         IncidentKind::WitnessUnreachable,
+        IncidentKind::Fencing,
+        IncidentKind::Fenced,
+        IncidentKind::FenceFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -87,15 +96,20 @@ impl IncidentKind {
             IncidentKind::InvalidAdverts => "invalid_adverts",
             IncidentKind::LinkDown => "link_down",
             IncidentKind::WitnessUnreachable => "witness_unreachable",
+            IncidentKind::Fencing => "fencing",
+            IncidentKind::Fenced => "fenced",
+            IncidentKind::FenceFailed => "fence_failed",
         }
     }
 
     /// The severity an incident of this kind starts with; the classifier may raise it.
     pub fn default_severity(self) -> Severity {
         match self {
-            IncidentKind::SplitBrain | IncidentKind::Isolated | IncidentKind::Rebooting => {
-                Severity::Critical
-            }
+            IncidentKind::SplitBrain
+            | IncidentKind::Isolated
+            | IncidentKind::Rebooting
+            | IncidentKind::Fencing
+            | IncidentKind::FenceFailed => Severity::Critical,
             IncidentKind::VridMismatch
             | IncidentKind::AuthMismatch
             | IncidentKind::AdvertIntervalMismatch
@@ -105,6 +119,7 @@ impl IncidentKind {
             | IncidentKind::InvalidAdverts
             | IncidentKind::LinkDown
             | IncidentKind::WitnessUnreachable
+            | IncidentKind::Fenced
             | IncidentKind::Failover => Severity::Warning,
             IncidentKind::Resolved => Severity::Info,
         }

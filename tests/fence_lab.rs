@@ -1,0 +1,356 @@
+//! Peer fencing (issue 21) in namespace labs: lb01 (priority 150) and lb02
+//! (100) run splitguard, each with a `[[fence]]` for the other through
+//! Debian's `fence_ipmilan` at the other's IPMI BMC (`ipmi_sim` on the
+//! management segment, whose power-off kills every process of the fenced
+//! host's namespace and downs its links). gw watches the VIP by ARP.
+//!
+//! - Two blind claimants (VRRP dropped on both, the arbiter off): both hold
+//!   the VIP, both see the split brain; lb01, better by VRRP's order, fences
+//!   lb02 after `fence_after`, confirms with `status`, and gw sees lb01
+//!   alone; lb02 never fences.
+//! - VRRP dropped on the backup (S2) with the arbiter on: the master is
+//!   healthy, the backup's claim is withheld, nobody is fenced.
+//! - The better node isolated (its reference unreachable): it refuses to
+//!   fence and says why; the worse one fences it after its longer wait.
+//! - A BMC that refuses the login: `fence_failed` is paged, the status says
+//!   `failed`, the ledger counts the attempt; nothing is powered off.
+//! - A dry run: the call is logged (password masked), not made.
+//!
+//! Needs root, fence-agents, ipmitool and openipmi; fails without them.
+
+mod common;
+
+use common::*;
+use splitguard_lab::bmc::{BMC_PASSWORD, IpmiBmc};
+use splitguard_lab::configs;
+use splitguard_lab::{Lab, LabProcess, wait_for};
+use std::time::Duration;
+
+/// How long a fence may take to show: detection, `fence_after` (2 s), the
+/// agent's calls.
+const FENCE_BOUND: Duration = Duration::from_secs(30);
+
+fn lab(tag: &str) -> Lab {
+    configs::fence_lab(tag).expect("lab builds (run as root)")
+}
+
+/// `node`'s config: gw as the reference (`arbiter`: whether it gates claims),
+/// the events file in the lab directory, and `fence` as its `[[fence]]`
+/// table(s).
+fn config(lab: &Lab, node: &str, arbiter: bool, fence: &str) -> String {
+    let priority = if node == "lb01" { 150 } else { 100 };
+    let arb = if arbiter {
+        "\n[arbiter]\nreferences = [\"192.0.2.254\"]\n".to_owned()
+    } else {
+        "\n[arbiter]\nenabled = false\nreferences = [\"192.0.2.254\"]\n".to_owned()
+    };
+    let c = sg_config(lab, node, priority, 2, "1s", &format!("{arb}{fence}"));
+    c.replacen(
+        "\n\n[[instance]]",
+        &format!(
+            "\nevents_file = \"{}/{node}-events.jsonl\"\n\n[[instance]]",
+            lab.dir().display()
+        ),
+        1,
+    )
+}
+
+fn fence_table(node: &str, extra: &str) -> String {
+    configs::fence_ipmi_table(
+        node,
+        BMC_PASSWORD,
+        &format!("fence_after = \"2s\"\ntimeout = \"5s\"\n{extra}"),
+    )
+}
+
+fn events(lab: &Lab, node: &str) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(lab.dir().join(format!("{node}-events.jsonl")))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+fn fence_events(lab: &Lab, node: &str, outcome: &str) -> Vec<serde_json::Value> {
+    events(lab, node)
+        .into_iter()
+        .filter(|e| e["event"] == "fence" && e["outcome"] == outcome)
+        .collect()
+}
+
+fn paged(lab: &Lab, node: &str, kind: &str) -> bool {
+    events(lab, node)
+        .iter()
+        .any(|e| e["event"] == "incident" && e["kind"] == kind && e["status"] == "firing")
+}
+
+fn all_logs(procs: &[&LabProcess], bmcs: &[&IpmiBmc<'_>]) -> String {
+    let mut s = logs(procs);
+    for b in bmcs {
+        s.push_str(&format!(
+            "\n----- bmc {} -----\n{:?}\n{}",
+            b.addr(),
+            b.power_log(),
+            b.log_tail(10)
+        ));
+    }
+    s
+}
+
+/// gw sees `owner` alone answer for the VIP (a fenced host's namespace keeps
+/// its addresses, but it is off the wire: its links are down).
+fn gw_sees_only(lab: &Lab, owner: &str, procs: &[&LabProcess], what: &str) {
+    let mac = lab.mac_of(owner).expect("mac");
+    let seen = wait_for(BOUND, || {
+        let owners = lab.vip_owners("gw", configs::VIP).unwrap_or_default();
+        (owners.len() == 1 && owners.contains(&mac)).then_some(())
+    });
+    assert!(
+        seen.is_some(),
+        "{what}: gw never saw {owner} alone: {:?}\n{}",
+        lab.vip_owners("gw", configs::VIP),
+        logs(procs)
+    );
+}
+
+/// Both nodes with VRRP dropped on input (the capture still sees the
+/// adverts), both started: two blind claimants.
+fn blind_pair(lab: &Lab, lb01: &str, lb02: &str) -> (LabProcess, LabProcess) {
+    for h in ["lb01", "lb02"] {
+        lab.nft(Some(h), VRRP_DROP).expect("nft");
+    }
+    let a = start_splitguard(lab, "lb01", lb01);
+    let b = start_splitguard(lab, "lb02", lb02);
+    (a, b)
+}
+
+#[test]
+fn two_blind_claimants_the_better_one_fences_the_other() {
+    let lab = lab("fen-blind");
+    let bmc1 = IpmiBmc::start(&lab, "bmc1", "lb01").expect("bmc1");
+    let bmc2 = IpmiBmc::start(&lab, "bmc2", "lb02").expect("bmc2");
+    let (lb01, lb02) = blind_pair(
+        &lab,
+        &config(&lab, "lb01", false, &fence_table("lb01", "")),
+        &config(&lab, "lb02", false, &fence_table("lb02", "")),
+    );
+    let procs = [&lb01, &lb02];
+    let fenced = wait_for(FENCE_BOUND, || (bmc2.power_offs() > 0).then_some(()));
+    assert!(
+        fenced.is_some(),
+        "lb01 never fenced lb02\n{}",
+        all_logs(&procs, &[&bmc1, &bmc2])
+    );
+    // lb02 is off (its processes killed, its links down): lb01 alone holds.
+    gw_sees_only(&lab, "lb01", &procs, "after the fence");
+    let st = wait_for(FENCE_BOUND, || {
+        let st = try_status(&lab, "lb01")?;
+        (st["fence"]["peers"][0]["phase"] == "fenced").then_some(st)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "lb01 never confirmed\n{}",
+            all_logs(&procs, &[&bmc1, &bmc2])
+        )
+    });
+    let p = &st["fence"]["peers"][0];
+    assert_eq!(p["peer"], "192.0.2.6");
+    assert_eq!(p["standing"], "better");
+    assert_eq!(p["gate_closed"], false, "{p}");
+    assert_eq!(p["outcomes"]["fenced"], 1, "{p}");
+    // The power log: lb01's status after off found it off; lb01 itself was
+    // never powered off.
+    assert_eq!(
+        bmc1.power_offs(),
+        0,
+        "{}",
+        all_logs(&procs, &[&bmc1, &bmc2])
+    );
+    assert_eq!(bmc2.power_offs(), 1, "{:?}", bmc2.power_log());
+    // Audited: the call (password masked), then the confirmation; paged.
+    let started = fence_events(&lab, "lb01", "fencing");
+    assert_eq!(started.len(), 1, "{started:?}");
+    let call = started[0]["call"].as_str().unwrap_or_default();
+    assert!(
+        call.starts_with("fence_ipmilan action=off ")
+            && call.contains(" ip=192.0.2.205 ")
+            && call.contains("password=***"),
+        "{call}"
+    );
+    assert_eq!(fence_events(&lab, "lb01", "fenced").len(), 1);
+    assert!(paged(&lab, "lb01", "fencing") && paged(&lab, "lb01", "fenced"));
+    let audit = std::fs::read_to_string(lab.dir().join("lb01-state/fence-audit.jsonl"))
+        .expect("the audit file");
+    assert!(
+        audit.contains("\"event\":\"fencing\"") && audit.contains("\"event\":\"fenced\""),
+        "{audit}"
+    );
+    for text in [
+        audit,
+        std::fs::read_to_string(lab.dir().join("lb01-events.jsonl")).unwrap_or_default(),
+    ] {
+        assert!(!text.contains(BMC_PASSWORD), "the password leaked: {text}");
+    }
+}
+
+#[test]
+fn s2_with_a_healthy_master_nobody_is_fenced() {
+    let lab = lab("fen-s2");
+    let bmc1 = IpmiBmc::start(&lab, "bmc1", "lb01").expect("bmc1");
+    let bmc2 = IpmiBmc::start(&lab, "bmc2", "lb02").expect("bmc2");
+    let lb01 = start_splitguard(
+        &lab,
+        "lb01",
+        &config(&lab, "lb01", true, &fence_table("lb01", "")),
+    );
+    expect_owner(&lab, Some("lb01"), &[&lb01], "lb01 alone");
+    let lb02 = start_splitguard(
+        &lab,
+        "lb02",
+        &config(&lab, "lb02", true, &fence_table("lb02", "")),
+    );
+    lab.nft(Some("lb02"), VRRP_DROP).expect("nft");
+    let procs = [&lb01, &lb02];
+    // Well past Master_Down, fence_after and the worse node's wait (2 s +
+    // 2 x 5 s + 5 s): the master stays, nobody is fenced.
+    expect_owner_stays(&lab, "lb01", Duration::from_secs(25), &procs, "S2");
+    assert_eq!(
+        bmc1.power_offs() + bmc2.power_offs(),
+        0,
+        "{}",
+        all_logs(&procs, &[&bmc1, &bmc2])
+    );
+    assert!(fence_events(&lab, "lb02", "fencing").is_empty());
+    assert!(fence_events(&lab, "lb01", "fencing").is_empty());
+}
+
+#[test]
+fn the_better_node_isolated_refuses_and_the_worse_one_fences_it() {
+    let lab = lab("fen-iso");
+    let bmc1 = IpmiBmc::start(&lab, "bmc1", "lb01").expect("bmc1");
+    let bmc2 = IpmiBmc::start(&lab, "bmc2", "lb02").expect("bmc2");
+    // lb01's pings to gw are lost: its reference is unreachable.
+    lab.nft(
+        Some("lb01"),
+        "table inet noref {\n chain out {\n  type filter hook output priority 0;\n  ip daddr 192.0.2.254 icmp type echo-request drop\n }\n}\n",
+    )
+    .expect("nft");
+    let (lb01, lb02) = blind_pair(
+        &lab,
+        &config(&lab, "lb01", false, &fence_table("lb01", "")),
+        &config(&lab, "lb02", false, &fence_table("lb02", "")),
+    );
+    let procs = [&lb01, &lb02];
+    // The worse one waits fence_after + 2 x timeout + 5 s, then fences.
+    let fenced = wait_for(Duration::from_secs(60), || {
+        (bmc1.power_offs() > 0).then_some(())
+    });
+    assert!(
+        fenced.is_some(),
+        "lb02 never fenced lb01\n{}",
+        all_logs(&procs, &[&bmc1, &bmc2])
+    );
+    assert_eq!(
+        bmc2.power_offs(),
+        0,
+        "the isolated node fenced\n{}",
+        all_logs(&procs, &[&bmc1, &bmc2])
+    );
+    let refused = fence_events(&lab, "lb01", "refused");
+    assert!(
+        refused
+            .iter()
+            .any(|e| e["detail"].as_str().is_some_and(|d| d.contains("isolated"))),
+        "{refused:?}\n{}",
+        all_logs(&procs, &[&bmc1, &bmc2])
+    );
+    gw_sees_only(&lab, "lb02", &procs, "after lb02 fenced lb01");
+}
+
+#[test]
+fn a_bmc_refusing_the_login_is_paged_and_counted() {
+    let lab = lab("fen-refuse");
+    let bmc2 = IpmiBmc::start(&lab, "bmc2", "lb02").expect("bmc2");
+    let wrong = configs::fence_ipmi_table(
+        "lb01",
+        "not-the-password",
+        "fence_after = \"2s\"\ntimeout = \"10s\"\n",
+    );
+    // Only lb01 fences here.
+    let (lb01, lb02) = blind_pair(
+        &lab,
+        &config(&lab, "lb01", false, &wrong),
+        &config(&lab, "lb02", false, ""),
+    );
+    let procs = [&lb01, &lb02];
+    let st = wait_for(FENCE_BOUND, || {
+        let st = try_status(&lab, "lb01")?;
+        (st["fence"]["peers"][0]["phase"] == "failed").then_some(st)
+    })
+    .unwrap_or_else(|| panic!("no failed fence\n{}", all_logs(&procs, &[&bmc2])));
+    let p = &st["fence"]["peers"][0];
+    assert_eq!(p["attempts_in_window"], 1, "{p}");
+    assert_eq!(p["outcomes"]["failed"], 1, "{p}");
+    assert_eq!(
+        p["gate_closed"], true,
+        "a peer not proven off may hold: {p}"
+    );
+    let detail = p["last"]["detail"].as_str().unwrap_or_default();
+    assert!(
+        !detail.contains("DeprecationWarning") && !detail.is_empty(),
+        "{detail}"
+    );
+    assert!(
+        paged(&lab, "lb01", "fence_failed"),
+        "{}",
+        all_logs(&procs, &[&bmc2])
+    );
+    assert_eq!(bmc2.power_offs(), 0);
+    // The ledger (1 per hour) refuses another try while the split brain
+    // goes on: one attempt, however long it lasts.
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(fence_events(&lab, "lb01", "fencing").len(), 1);
+}
+
+#[test]
+fn a_dry_run_logs_the_call_and_makes_none() {
+    let lab = lab("fen-dry");
+    let bmc2 = IpmiBmc::start(&lab, "bmc2", "lb02").expect("bmc2");
+    let (lb01, lb02) = blind_pair(
+        &lab,
+        &config(
+            &lab,
+            "lb01",
+            false,
+            &fence_table("lb01", "dry_run = true\n"),
+        ),
+        &config(&lab, "lb02", false, ""),
+    );
+    let procs = [&lb01, &lb02];
+    let dry = wait_for(FENCE_BOUND, || {
+        let d = fence_events(&lab, "lb01", "dry_run");
+        (!d.is_empty()).then_some(d)
+    })
+    .unwrap_or_else(|| panic!("no dry run\n{}", all_logs(&procs, &[&bmc2])));
+    let call = dry[0]["call"].as_str().unwrap_or_default();
+    assert!(
+        call.starts_with("fence_ipmilan action=off ") && call.contains(" ip=192.0.2.205 "),
+        "{call}"
+    );
+    assert!(
+        call.contains("password=***") && !call.contains(BMC_PASSWORD),
+        "{call}"
+    );
+    assert!(
+        lb01.log_text().contains("fence (dry run): would run"),
+        "{}",
+        lb01.log_text()
+    );
+    // Nothing was called: both still hold the VIP, the BMC saw no request.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(holds(&lab, "lb02"));
+    assert!(bmc2.power_log().is_empty(), "{:?}", bmc2.power_log());
+    let st = try_status(&lab, "lb01").expect("status");
+    assert_eq!(st["fence"]["peers"][0]["dry_run"], true);
+    assert_eq!(st["fence"]["peers"][0]["outcomes"]["dry_run"], 1);
+}
