@@ -354,3 +354,180 @@ fn a_dry_run_logs_the_call_and_makes_none() {
     assert_eq!(st["fence"]["peers"][0]["dry_run"], true);
     assert_eq!(st["fence"]["peers"][0]["outcomes"]["dry_run"], 1);
 }
+
+/// Posts `text` as the on-call's reply through the generic gateway on lb01
+/// (HMAC-SHA256 over "<ts>.<body>", computed by Python's hmac); the status.
+fn reply(lab: &Lab, text: &str, id: &str) -> u16 {
+    let script = format!(
+        r#"
+import hmac, hashlib, json, time, urllib.request, urllib.error
+body = json.dumps({{"from": "{ONCALL}", "text": "{text}", "id": "{id}"}}).encode()
+ts = str(int(time.time()))
+sig = "sha256=" + hmac.new(b"{REPLY_SECRET}", ts.encode() + b"." + body, hashlib.sha256).hexdigest()
+req = urllib.request.Request("http://192.0.2.5:8725/reply/generic", data=body,
+    headers={{"X-Splitguard-Timestamp": ts, "X-Splitguard-Signature": sig, "Content-Type": "application/json"}})
+try:
+    print(urllib.request.urlopen(req, timeout=10).status)
+except urllib.error.HTTPError as e:
+    print(e.code)
+"#
+    );
+    let out = lab.run("gw", &[SYS_PYTHON, "-c", &script]).expect("python");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}
+
+const ONCALL: &str = "+15550002222";
+const REPLY_SECRET: &str = "g3n3r1c-fence";
+
+#[test]
+fn a_fence_by_reply_needs_the_pin() {
+    let lab = lab("fen-reply");
+    let bmc2 = IpmiBmc::start(&lab, "bmc2", "lb02").expect("bmc2");
+    // fence_after at its longest: only the order fences here.
+    let fence = configs::fence_ipmi_table(
+        "lb01",
+        BMC_PASSWORD,
+        "name = \"lb02\"\nfence_after = \"600s\"\ntimeout = \"5s\"\n",
+    );
+    let reply_cfg = format!(
+        "\n[reply]\nlisten = \"192.0.2.5:8725\"\ngeneric_secret = \"{REPLY_SECRET}\"\n\
+         allowed_senders = [\"{ONCALL}\"]\npins = {{ \"{ONCALL}\" = \"7741\" }}\n"
+    );
+    let (lb01, lb02) = blind_pair(
+        &lab,
+        &config(&lab, "lb01", false, &format!("{fence}{reply_cfg}")),
+        &config(&lab, "lb02", false, ""),
+    );
+    let procs = [&lb01, &lb02];
+    wait_listening(&lab, "gw", "192.0.2.5", 8725);
+    // The split brain's code, from lb01's status.
+    let code = wait_for(FENCE_BOUND, || {
+        let st = try_status(&lab, "lb01")?;
+        st["incidents"]
+            .as_array()?
+            .iter()
+            .find(|i| i["kind"] == "split_brain")
+            .and_then(|i| i["code"].as_str().map(str::to_owned))
+    })
+    .unwrap_or_else(|| panic!("no split brain on lb01\n{}", all_logs(&procs, &[&bmc2])));
+    assert_eq!(
+        reply(&lab, &format!("{code} FENCE lb02"), "r1"),
+        403,
+        "no PIN"
+    );
+    assert_eq!(
+        reply(&lab, &format!("{code} FENCE lb02 1234"), "r2"),
+        403,
+        "wrong PIN"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(bmc2.power_log().is_empty(), "{:?}", bmc2.power_log());
+    assert_eq!(reply(&lab, &format!("{code} FENCE lb02 7741"), "r3"), 200);
+    let fenced = wait_for(FENCE_BOUND, || {
+        let st = try_status(&lab, "lb01")?;
+        (st["fence"]["peers"][0]["phase"] == "fenced").then_some(st)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "the order was not carried out\n{}",
+            all_logs(&procs, &[&bmc2])
+        )
+    });
+    let last = &fenced["fence"]["peers"][0]["last"];
+    assert_eq!(last["reason"], "ordered", "{last}");
+    assert!(
+        last["detail"].as_str().is_some_and(|d| d.contains(ONCALL)),
+        "{last}"
+    );
+    assert_eq!(bmc2.power_offs(), 1);
+    gw_sees_only(&lab, "lb01", &procs, "after the ordered fence");
+    // The reply audit has the two refusals and the order, PINs masked.
+    let audit =
+        std::fs::read_to_string(lab.dir().join("lb01-state/reply-audit.jsonl")).unwrap_or_default();
+    assert_eq!(audit.lines().count(), 3, "{audit}");
+    assert!(
+        !audit.contains("7741") && !audit.contains("1234"),
+        "{audit}"
+    );
+}
+
+#[test]
+fn the_native_redfish_client_fences_and_confirms() {
+    let lab = lab("fen-rf");
+    let rf = match splitguard_lab::bmc::RedfishBmc::start(&lab, "rfbmc", Some("lb02")) {
+        Ok(b) => b,
+        Err(e) => panic!("the Redfish BMC emulator does not start (run contrib/test.sh): {e}"),
+    };
+    // sushy's fake driver applies ForceOff 1-11 s later: a 30 s bound.
+    let fence = format!(
+        "\n[[fence]]\npeer = \"192.0.2.6\"\nagent = \"redfish\"\n\
+         options = {{ url = \"{}\", username = \"{}\", password = \"{BMC_PASSWORD}\", tls_ca = \"{}\" }}\n\
+         fence_after = \"2s\"\ntimeout = \"30s\"\nfence_min_uptime = \"0s\"\n",
+        rf.url(),
+        splitguard_lab::bmc::BMC_USER,
+        rf.ca_path().display()
+    );
+    let (lb01, lb02) = blind_pair(
+        &lab,
+        &config(&lab, "lb01", false, &fence),
+        &config(&lab, "lb02", false, ""),
+    );
+    let procs = [&lb01, &lb02];
+    let st = wait_for(Duration::from_secs(60), || {
+        let st = try_status(&lab, "lb01")?;
+        (st["fence"]["peers"][0]["phase"] == "fenced").then_some(st)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "no confirmed Redfish fence\n{}\n{}",
+            logs(&procs),
+            rf.log_tail(20)
+        )
+    });
+    assert_eq!(st["fence"]["peers"][0]["agent"], "redfish");
+    assert_eq!(rf.power_state().ok().flatten().as_deref(), Some("Off"));
+    gw_sees_only(&lab, "lb01", &procs, "after the Redfish fence");
+    let call = fence_events(&lab, "lb01", "fencing")[0]["call"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        call.contains("ForceOff") && !call.contains(BMC_PASSWORD),
+        "{call}"
+    );
+}
+
+#[test]
+fn a_bmc_that_never_answers_times_out_and_is_paged() {
+    let lab = lab("fen-stall");
+    let bmc2 = IpmiBmc::start(&lab, "bmc2", "lb02").expect("bmc2");
+    bmc2.stall();
+    // The agent is killed at 3 s, before fence_ipmilan's own 5 s login timeout.
+    let fence = configs::fence_ipmi_table(
+        "lb01",
+        BMC_PASSWORD,
+        "fence_after = \"2s\"\ntimeout = \"3s\"\n",
+    );
+    let (lb01, lb02) = blind_pair(
+        &lab,
+        &config(&lab, "lb01", false, &fence),
+        &config(&lab, "lb02", false, ""),
+    );
+    let procs = [&lb01, &lb02];
+    let st = wait_for(FENCE_BOUND, || {
+        let st = try_status(&lab, "lb01")?;
+        (st["fence"]["peers"][0]["phase"] == "failed").then_some(st)
+    })
+    .unwrap_or_else(|| panic!("no failed fence\n{}", all_logs(&procs, &[&bmc2])));
+    let p = &st["fence"]["peers"][0];
+    let detail = p["last"]["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("did not finish within 3s"), "{p}");
+    assert_eq!(p["gate_closed"], true, "{p}");
+    assert_eq!(p["attempts_in_window"], 1, "{p}");
+    assert!(paged(&lab, "lb01", "fence_failed"));
+    bmc2.resume();
+    assert_eq!(bmc2.power_offs(), 0);
+}

@@ -18,6 +18,9 @@ use crate::fence::FenceDevice;
 pub struct Fence {
     /// The peer's primary address, as its adverts and `unicast_peers` name it.
     pub peer: IpAddr,
+    /// The peer's node name, by which a `FENCE` reply may name it (the
+    /// address always works).
+    pub name: Option<String>,
     pub device: FenceDevice,
     /// How long a split brain (or a dead daemon with its VIP) must hold.
     pub fence_after: Duration,
@@ -66,6 +69,8 @@ impl Fence {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawFence {
     pub peer: IpAddr,
+    #[serde(default)]
+    pub name: Option<String>,
     pub agent: String,
     #[serde(default)]
     pub options: BTreeMap<String, OptionText>,

@@ -169,6 +169,8 @@ impl Beside {
         let (word, argv) = match action {
             OwnerAction::Demote { .. } => ("DEMOTE", &self.actions.demote_command),
             OwnerAction::Resume { .. } => ("RESUME", &self.actions.resume_command),
+            // Fencing's, never keepalived's (see `Node::on_reply`).
+            OwnerAction::Fence { .. } => return,
         };
         let result = match argv {
             Some(argv) => crate::track::command::run(argv, ACTION_TIMEOUT)

@@ -223,6 +223,62 @@ impl FencePart {
         }
     }
 
+    /// An operator's FENCE (by reply, its PIN checked): the peer named
+    /// `target` (its `name` or address) is fenced now, unless the policy
+    /// refuses (isolated, the ledger, the start limit). The words for the
+    /// reply's confirmation, or why not.
+    pub fn order(
+        &mut self,
+        now: Instant,
+        target: &str,
+        by: &str,
+        out: &mut Outputs,
+    ) -> Result<String, String> {
+        let Some(i) = self.peers.iter().position(|p| {
+            p.cfg
+                .name
+                .as_deref()
+                .is_some_and(|n| n.eq_ignore_ascii_case(target))
+                || p.cfg.peer.to_string() == target
+        }) else {
+            let known: Vec<String> = self
+                .peers
+                .iter()
+                .map(|p| match &p.cfg.name {
+                    Some(n) => format!("{n} ({})", p.cfg.peer),
+                    None => p.cfg.peer.to_string(),
+                })
+                .collect();
+            return Err(format!(
+                "no [[fence]] for {target}; this node fences {}",
+                known.join(", ")
+            ));
+        };
+        warn!(peer = %self.peers[i].cfg.peer, by, "fence ordered by reply");
+        self.peers[i].policy.handle_order(now, by.to_owned());
+        let mut refused = None;
+        let mut started = false;
+        while let Some(a) = self.peers[i].policy.poll_action() {
+            match &a {
+                FenceAction::Refused { why, .. } => refused = Some(why.clone()),
+                FenceAction::Fence { .. } => started = true,
+                _ => {}
+            }
+            self.carry_out(i, now, a, out);
+        }
+        let peer = self.peers[i].cfg.peer;
+        match (refused, started) {
+            (Some(why), _) => Err(why),
+            (None, true) => Ok(format!(
+                "fencing {peer} on {by}'s order; the outcome is paged"
+            )),
+            (None, false) => Err(format!(
+                "a fence of {peer} is already under way or done ({})",
+                self.peers[i].policy.phase().as_str()
+            )),
+        }
+    }
+
     /// Feeds every policy what this step changed: isolation, the split
     /// brains against each peer, the standing.
     pub fn observe(

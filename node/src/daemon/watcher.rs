@@ -196,12 +196,27 @@ impl Node {
         let Some(mut pending) = self.watching.decide(ev, &summary).await else {
             return;
         };
+        if let Some(OwnerAction::Fence { target, by }) = pending.outcome.action.clone() {
+            let text = match &mut self.fence {
+                Some(f) => f.order(now, &target, &by, &mut self.out),
+                None => Err("no [[fence]] is configured on this node".to_owned()),
+            };
+            if let Some(c) = pending.outcome.confirm.as_mut() {
+                c.text = match text {
+                    Ok(t) => format!("splitguard: {t}."),
+                    Err(why) => format!("splitguard: FENCE {target} not done: {why}."),
+                };
+            }
+            self.watching.answer(pending);
+            return;
+        }
         if let Some(action) = pending.outcome.action.clone() {
             match &mut self.owner {
                 Owner::Instances { instances, arbiter } => {
                     let (hold, instance) = match action {
                         OwnerAction::Demote { instance } => (true, instance),
                         OwnerAction::Resume { instance } => (false, instance),
+                        OwnerAction::Fence { .. } => return,
                     };
                     super::control::hold(
                         instances,

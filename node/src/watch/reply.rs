@@ -26,8 +26,18 @@ const RECENT: usize = 20;
 /// What the owner must do for an accepted DEMOTE or RESUME.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OwnerAction {
-    Demote { instance: Option<String> },
-    Resume { instance: Option<String> },
+    Demote {
+        instance: Option<String>,
+    },
+    Resume {
+        instance: Option<String>,
+    },
+    /// Fence the peer named `target` (its `[[fence]]` name or address), on
+    /// `by`'s word; fencing carries it out, not the VIPs' owner.
+    Fence {
+        target: String,
+        by: String,
+    },
 }
 
 /// The outcome of one reply, for the HTTP answer and the owner.
@@ -209,6 +219,19 @@ impl Watcher {
                     accepted.by
                 ),
             ),
+            Command::Fence => {
+                let target = accepted.target.clone().unwrap_or_default();
+                (
+                    Some(OwnerAction::Fence {
+                        target: target.clone(),
+                        by: accepted.by.clone(),
+                    }),
+                    format!(
+                        "splitguard: {code} FENCE {target} by {}: ordered.",
+                        accepted.by
+                    ),
+                )
+            }
             Command::Resume => (
                 Some(OwnerAction::Resume { instance }),
                 format!(

@@ -62,6 +62,15 @@ pub(super) fn check_fences(
                 ),
             );
         }
+        if let Some(name) = &f.name {
+            c.non_empty(&p.key("name"), name, "name");
+            if name.contains(char::is_whitespace) {
+                c.err(
+                    &p.key("name"),
+                    "a node name has no spaces (a reply names it in one word)",
+                );
+            }
+        }
         let timeout = f.timeout.unwrap_or(DEFAULT_FENCE_TIMEOUT);
         if !(MIN_FENCE_TIMEOUT..=MAX_FENCE_TIMEOUT).contains(&timeout) {
             c.err(
@@ -109,6 +118,7 @@ pub(super) fn check_fences(
         if let Some(kind) = kind {
             out.push(Fence {
                 peer: f.peer,
+                name: f.name.clone(),
                 device: FenceDevice { kind, timeout },
                 fence_after,
                 limit,

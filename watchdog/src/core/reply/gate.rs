@@ -39,6 +39,10 @@ pub enum Refusal {
     PinRequired(&'static str),
     #[error("wrong PIN")]
     BadPin,
+    /// FENCE powers a machine off: it needs a PIN even from a sender who has
+    /// none configured.
+    #[error("{0} needs a PIN, and none is set for this sender (reply.pins)")]
+    PinNotSet(&'static str),
 }
 
 impl Refusal {
@@ -58,6 +62,8 @@ pub struct Accepted {
     pub command: Command,
     pub code: Option<String>,
     pub by: String,
+    /// FENCE's node.
+    pub target: Option<String>,
 }
 
 /// One line of the audit log.
@@ -168,12 +174,19 @@ impl ReplyGate {
         if self.seen.len() > SEEN_MAX {
             self.seen.pop_front();
         }
-        let Parsed { command, code, pin } =
-            parse::parse(&reply.text, context_code).map_err(Refusal::Unparsed)?;
+        let Parsed {
+            command,
+            code,
+            pin,
+            target,
+        } = parse::parse(&reply.text, context_code).map_err(Refusal::Unparsed)?;
         if let Some(code) = &code
             && !is_open(code)
         {
             return Err(Refusal::UnknownCode(code.clone()));
+        }
+        if command == Command::Fence && !self.rules.pins.contains_key(from) {
+            return Err(Refusal::PinNotSet(command.word()));
         }
         if command.acts()
             && let Some(want) = self.rules.pins.get(from)
@@ -188,6 +201,7 @@ impl ReplyGate {
             command,
             code,
             by: from.to_owned(),
+            target,
         })
     }
 }
@@ -233,7 +247,8 @@ mod tests {
             Ok(Accepted {
                 command: Command::Ack,
                 code: Some("4821".into()),
-                by: "+15550002222".into()
+                by: "+15550002222".into(),
+                target: None,
             })
         );
         assert!(audit.accepted && audit.command == Some("ACK"));
@@ -283,6 +298,32 @@ mod tests {
         m.subject = Some("Re: [SG-4821] CRITICAL".into());
         let (r, _) = g.decide(Utc::now(), &m, Some("4821"), open);
         assert_eq!(r.map(|a| a.by), Ok("oncall@example.com".into()));
+    }
+
+    #[test]
+    fn fence_needs_the_senders_pin_always() {
+        let mut g = gate();
+        let d = |g: &mut ReplyGate, from: &str, text: &str, r: &str| {
+            g.decide(Utc::now(), &reply(from, text, r), None, open).0
+        };
+        assert_eq!(
+            d(&mut g, "+15550002222", "4821 FENCE lb02", "a"),
+            Err(Refusal::PinRequired("FENCE"))
+        );
+        assert_eq!(
+            d(&mut g, "+15550002222", "4821 FENCE lb02 1111", "b"),
+            Err(Refusal::BadPin)
+        );
+        let ok = d(&mut g, "+15550002222", "4821 FENCE lb02 7741", "c").unwrap();
+        assert_eq!(
+            (ok.command, ok.target.as_deref()),
+            (Command::Fence, Some("lb02"))
+        );
+        // A sender without a PIN may DEMOTE, never FENCE.
+        assert_eq!(
+            d(&mut g, "oncall@example.com", "4821 FENCE lb02 7741", "d"),
+            Err(Refusal::PinNotSet("FENCE"))
+        );
     }
 
     #[test]

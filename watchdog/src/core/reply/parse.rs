@@ -9,6 +9,7 @@
 //! 4821 DEMOTE [PIN]    release this node's VIPs and hold it backup
 //! 4821 RESUME [PIN]    lift the hold
 //! 4821 MUTE 30m [PIN]  no repeats for 30 minutes
+//! 4821 FENCE lb02 PIN  power the peer lb02 off (STONITH); the PIN is required
 //! STATUS [PIN]         the pair's state, answered on the same channel
 //! ```
 
@@ -21,6 +22,8 @@ pub enum Command {
     Resume,
     Mute(Duration),
     Status,
+    /// Fence the node named in [`Parsed::target`].
+    Fence,
 }
 
 impl Command {
@@ -31,6 +34,7 @@ impl Command {
             Command::Resume => "RESUME",
             Command::Mute(_) => "MUTE",
             Command::Status => "STATUS",
+            Command::Fence => "FENCE",
         }
     }
 
@@ -46,6 +50,8 @@ pub struct Parsed {
     /// The incident code; None only for STATUS.
     pub code: Option<String>,
     pub pin: Option<String>,
+    /// FENCE's node: its name or address, as written (lower case).
+    pub target: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -58,10 +64,12 @@ pub enum ParseError {
     NotUnderstood(String),
     #[error("MUTE needs a duration such as 30m, 2h or 90s")]
     BadDuration,
+    #[error("FENCE needs the node to fence, e.g. 4821 FENCE lb02 PIN")]
+    NoTarget,
 }
 
 /// What to send back when a reply is not understood.
-pub const HELP: &str = "splitguard: reply CODE to ack; CODE DEMOTE, CODE RESUME, CODE MUTE 30m (add your PIN if you have one); STATUS.";
+pub const HELP: &str = "splitguard: reply CODE to ack; CODE DEMOTE, CODE RESUME, CODE MUTE 30m (add your PIN if you have one); CODE FENCE NODE PIN; STATUS.";
 
 /// Codes are 4 (or, once 9000 are taken, 5) digits.
 fn is_code(w: &str) -> bool {
@@ -176,6 +184,7 @@ pub fn parse(text: &str, context_code: Option<&str>) -> Result<Parsed, ParseErro
     let mut code: Option<String> = None;
     let mut command: Option<Command> = None;
     let mut pin: Option<String> = None;
+    let mut target: Option<String> = None;
     let mut i = 0;
     while i < words.len() {
         let w = words[i].as_str();
@@ -184,6 +193,17 @@ pub fn parse(text: &str, context_code: Option<&str>) -> Result<Parsed, ParseErro
             "demote" | "release" if command.is_none() => command = Some(Command::Demote),
             "resume" if command.is_none() => command = Some(Command::Resume),
             "status" if command.is_none() => command = Some(Command::Status),
+            "fence" | "stonith" if command.is_none() => {
+                // The node comes next: a name or an address, never a PIN or
+                // a code (a node named by digits alone is too easily a typo).
+                let node = words
+                    .get(i + 1)
+                    .filter(|w| !is_pin(w) && !is_code(w))
+                    .ok_or(ParseError::NoTarget)?;
+                target = Some(node.clone());
+                command = Some(Command::Fence);
+                i += 1;
+            }
             "mute" if command.is_none() => {
                 // "MUTE 4821 2h": the code may sit between the word and the duration.
                 let next = words.get(i + 1).map(String::as_str);
@@ -222,6 +242,7 @@ pub fn parse(text: &str, context_code: Option<&str>) -> Result<Parsed, ParseErro
             command,
             code: None,
             pin,
+            target,
         });
     }
     let code = code
@@ -231,6 +252,7 @@ pub fn parse(text: &str, context_code: Option<&str>) -> Result<Parsed, ParseErro
         command,
         code: Some(code),
         pin,
+        target,
     })
 }
 
@@ -264,6 +286,7 @@ mod tests {
             command,
             code: Some(code.into()),
             pin: pin.map(str::to_owned),
+            target: None,
         })
     }
 
@@ -306,9 +329,35 @@ mod tests {
             Ok(Parsed {
                 command: Command::Status,
                 code: None,
-                pin: None
+                pin: None,
+                target: None,
             })
         );
+    }
+
+    #[test]
+    fn fence_names_its_node_and_takes_a_pin() {
+        let fence = |code: &str, node: &str, pin: Option<&str>| {
+            Ok(Parsed {
+                command: Command::Fence,
+                code: Some(code.into()),
+                pin: pin.map(str::to_owned),
+                target: Some(node.into()),
+            })
+        };
+        assert_eq!(
+            p("4821 FENCE lb02 7741"),
+            fence("4821", "lb02", Some("7741"))
+        );
+        assert_eq!(
+            p("fence LB02 4821 7741"),
+            fence("4821", "lb02", Some("7741"))
+        );
+        assert_eq!(p("4821 FENCE 192.0.2.6"), fence("4821", "192.0.2.6", None));
+        assert_eq!(p("4821 FENCE"), Err(ParseError::NoTarget));
+        assert_eq!(p("4821 FENCE 7741"), Err(ParseError::NoTarget));
+        assert_eq!(redact_pins("4821 FENCE lb02 7741"), "4821 FENCE lb02 ***");
+        assert!(Command::Fence.acts());
     }
 
     #[test]
