@@ -531,3 +531,57 @@ fn a_bmc_that_never_answers_times_out_and_is_paged() {
     bmc2.resume();
     assert_eq!(bmc2.power_offs(), 0);
 }
+
+#[test]
+fn a_dead_daemon_with_its_vip_left_is_fenced_through_the_health_path() {
+    let lab = configs::fence_witness_lab("fen-dead").expect("lab builds (run as root)");
+    let etcd = splitguard_lab::etcd::EtcdCluster::start(&lab).expect("etcd starts");
+    let bmc1 = IpmiBmc::start(&lab, "bmc1", "lb01").expect("bmc1");
+    // The witness with its confirm path (the health path), the arbiter's
+    // ownership probe on (the VIP answering from lb01 is seen).
+    let tables = |node: &str| {
+        configs::witness_tables(node, &etcd.endpoints(), "3s")
+            .replace("ownership_probe = false\n", "")
+    };
+    let lb01_cfg = config(&lab, "lb01", true, "").replace(
+        "\n[arbiter]\nreferences = [\"192.0.2.254\"]\n",
+        &tables("lb01"),
+    );
+    let lb02_cfg = config(&lab, "lb02", true, &fence_table("lb02", "")).replace(
+        "\n[arbiter]\nreferences = [\"192.0.2.254\"]\n",
+        &tables("lb02"),
+    );
+    let mut lb01 = start_splitguard(&lab, "lb01", &lb01_cfg);
+    expect_owner(&lab, Some("lb01"), &[&lb01], "lb01 alone");
+    let lb02 = start_splitguard(&lab, "lb02", &lb02_cfg);
+    wait_for(BOUND, || {
+        let st = try_status(&lab, "lb02")?;
+        (st["witness"]["peer_heard"] == true && st["instances"][0]["state"] == "BACKUP")
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("lb02 never settled\n{}", logs(&[&lb01, &lb02])));
+    // SIGKILL: no clean-up, the VIP stays on lb01's interface and its kernel
+    // answers ARP for it; its confirm port is closed.
+    lb01.kill();
+    let procs = [&lb01, &lb02];
+    let fenced = wait_for(FENCE_BOUND, || (bmc1.power_offs() > 0).then_some(()));
+    assert!(
+        fenced.is_some(),
+        "lb02 never fenced the dead daemon's host\n{}",
+        all_logs(&procs, &[&bmc1])
+    );
+    gw_sees_only(
+        &lab,
+        "lb02",
+        &procs,
+        "after the dead daemon's host was fenced",
+    );
+    let st = try_status(&lab, "lb02").expect("status");
+    let last = &st["fence"]["peers"][0]["last"];
+    assert_eq!(last["reason"], "daemon_dead", "{st}");
+    assert!(
+        lb02.log_text().contains("port unreachable"),
+        "{}",
+        lb02.log_text()
+    );
+}

@@ -700,6 +700,22 @@ pub fn fence_lab(tag: &str) -> Result<Lab, LabError> {
         .build()
 }
 
+/// The fencing lab with the three etcd members on its management segment:
+/// the witness's confirm path is the daemons' direct health path.
+pub fn fence_witness_lab(tag: &str) -> Result<Lab, LabError> {
+    Lab::builder(tag)
+        .host("lb01", LB01_ADDR)
+        .host("lb02", LB02_ADDR)
+        .host("gw", GW_ADDR)
+        .management(&[
+            ("lb01", crate::etcd::LB01_MGMT),
+            ("lb02", crate::etcd::LB02_MGMT),
+        ])
+        .etcd_members()
+        .bmc_hosts()
+        .build()
+}
+
 /// The `[[fence]]` table by which `node` (lb01 or lb02) fences the other
 /// through `fence_ipmilan` at the other's IPMI BMC in the fencing lab, with
 /// no start limit (`fence_min_uptime = "0s"`); `extra` adds keys to it.

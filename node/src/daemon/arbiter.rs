@@ -25,7 +25,7 @@ use splitguard_arbiter::{
     Heartbeat, Incident, InstanceSpec, Isolation, OnIsolated, OwnershipRound,
     PROBE_REQUESTS_PER_ROUND, Policy, PolicyConfig, Role, Verdict, yield_backoff,
 };
-use splitguard_vrrp::gate::format_mac;
+use splitguard_vrrp::gate::{ClaimGate, WithholdReason, format_mac};
 use splitguard_vrrp::instance::{Cause, State};
 use splitguard_watchdog::IncidentKind;
 use splitguard_watchdog::core::engine::Raise;
@@ -670,6 +670,18 @@ impl Arbiter {
     /// yet proven), or every own link down.
     pub(super) fn isolated_for_fencing(&self) -> bool {
         self.policy.isolation() != Isolation::Connected
+    }
+
+    /// Whether a VIP of an overdue backup instance answers from `mac` (its
+    /// claim withheld for it): the silent peer still holds it. A scan, for
+    /// the rare step when the health path says the peer's daemon is gone.
+    pub(super) fn vip_answered_by(&self, inst: &Instances, mac: [u8; 6]) -> bool {
+        inst.routers().iter().any(|r| {
+            matches!(
+                self.policy.gate(&r.cfg.name),
+                Ok(ClaimGate::Closed(WithholdReason::VipAnsweredElsewhere { mac: m, .. })) if *m == mac
+            )
+        })
     }
 
     /// The fencing policy's gate (`Some(peer)` until a fence is confirmed).

@@ -87,6 +87,10 @@ struct Peer {
     outcomes: BTreeMap<String, u64>,
     /// The `fence:<peer>` incident is open.
     raised: bool,
+    /// The health path's last word on the peer's daemon.
+    daemon_alive: Option<bool>,
+    /// A VIP answered from the peer's MAC while its daemon is gone.
+    vip_answered: bool,
 }
 
 pub(super) struct FencePart {
@@ -153,6 +157,8 @@ impl FencePart {
                 last: None,
                 outcomes: BTreeMap::new(),
                 raised: false,
+                daemon_alive: None,
+                vip_answered: false,
             });
         }
         for name in [AUDIT_FILE, DRY_RUN_AUDIT_FILE] {
@@ -339,6 +345,53 @@ impl FencePart {
             if p.policy.poll_timeout().is_some_and(|t| t <= now) {
                 p.policy.handle_timeout(now);
             }
+        }
+    }
+
+    /// The direct health path's word on the peer's daemon (`None`: no such
+    /// path) and whether the peer's MAC still answers for a VIP this node's
+    /// silent-master backups would claim. The path names one peer, so it
+    /// counts only with one `[[fence]]`.
+    pub fn observe_peer_daemon(
+        &mut self,
+        now: Instant,
+        alive: Option<bool>,
+        answered_by: &dyn Fn([u8; 6]) -> bool,
+        watcher: &Watcher,
+        probe_from: &dyn Fn(IpAddr) -> Option<IpAddr>,
+    ) {
+        let [p] = self.peers.as_mut_slice() else {
+            return;
+        };
+        let Some(alive) = alive else {
+            return;
+        };
+        // Whose MAC answers for the VIP must be the peer's: ask its address.
+        if !alive && p.mac.is_none() && p.mac_probed.is_none_or(|t| now >= t + MAC_PROBE_EVERY) {
+            p.mac_probed = Some(now);
+            let sent = probe_from(p.cfg.peer)
+                .is_some_and(|vip| watcher.probe_address(now, vip, p.cfg.peer));
+            if !sent {
+                warn!(peer = %p.cfg.peer, "cannot ask for the peer's MAC");
+            }
+        }
+        if p.daemon_alive != Some(alive) {
+            p.daemon_alive = Some(alive);
+            if alive {
+                info!(peer = %p.cfg.peer, "health path: the peer's daemon answers");
+            } else {
+                warn!(peer = %p.cfg.peer, "health path: the peer's host answers but its daemon does not (port unreachable)");
+            }
+            p.policy.handle_peer_health(now, alive);
+        }
+        // Only asked while the daemon is gone: a scan of the instances.
+        let answered = !alive && p.mac.is_some_and(answered_by);
+        if answered != p.vip_answered {
+            p.vip_answered = answered;
+            p.policy.handle_vip_answered(now, answered);
+        }
+        if p.policy.poll_timeout().is_some_and(|t| t <= now) {
+            p.policy.handle_timeout(now);
         }
     }
 

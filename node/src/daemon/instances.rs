@@ -342,6 +342,16 @@ impl Instances {
             .map(|r| (r.fsm.effective_priority(), r.primary))
     }
 
+    /// A VIP of `addr`'s family, whose interface and source can ask who
+    /// speaks for `addr`. Only for rare inputs: a scan.
+    pub fn vip_of_family(&self, addr: std::net::IpAddr) -> Option<std::net::IpAddr> {
+        self.routers
+            .iter()
+            .flat_map(|r| r.vip_addrs.iter())
+            .find(|v| v.is_ipv4() == addr.is_ipv4())
+            .copied()
+    }
+
     /// Only for rare inputs (a verdict, a command): a scan by name.
     pub fn router_index(&self, name: &str) -> Option<usize> {
         self.routers.iter().position(|r| r.cfg.name == name)

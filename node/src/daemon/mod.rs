@@ -446,6 +446,15 @@ impl Node {
             &self.watching.watcher,
             &own,
         );
+        // The witness's confirm path is the daemons' direct health path.
+        let alive = arb.witness.as_ref().and_then(|w| w.peer_daemon_alive(now));
+        f.observe_peer_daemon(
+            now,
+            alive,
+            &|mac| arb.vip_answered_by(instances, mac),
+            &self.watching.watcher,
+            &|peer| instances.vip_of_family(peer),
+        );
         let gate = f.act(now, &mut self.out);
         arb.set_fence_gate(now, gate);
     }

@@ -50,6 +50,9 @@ struct Confirm {
     interval: Duration,
     next_send: Instant,
     last_heard: Option<Instant>,
+    /// The path's "port unreachable" count when the peer was last heard:
+    /// more since means its daemon is gone.
+    unreachable_at_heard: u64,
 }
 
 pub(super) struct WitnessPart {
@@ -162,6 +165,7 @@ impl WitnessPart {
                     interval: c.interval,
                     next_send: now,
                     last_heard: None,
+                    unreachable_at_heard: 0,
                 })
             }
             None => None,
@@ -407,6 +411,7 @@ impl WitnessPart {
         };
         c.peer_nonce = Some(d.nonce());
         c.last_heard = Some(now);
+        c.unreachable_at_heard = c.path.snapshot().port_unreachable;
         // Dated by our own nonce's send time: a delayed or replayed datagram
         // never extends a confirmation.
         let Some(as_of) = d.echo().and_then(|n| c.nonces.sent_at(n)) else {
@@ -604,6 +609,20 @@ impl WitnessPart {
                 })
             }),
         }
+    }
+
+    /// The direct health path's word on the peer's daemon, for fencing: None
+    /// without a confirm path; `Some(false)` once its host answered "port
+    /// unreachable" after its last datagram and its datagrams stopped (its
+    /// daemon is gone, the host up); `Some(true)` otherwise. Silence alone
+    /// is not a dead daemon: a cut management network is silent too.
+    pub(super) fn peer_daemon_alive(&self, now: Instant) -> Option<bool> {
+        let c = self.confirm.as_ref()?;
+        let heard = c
+            .last_heard
+            .is_some_and(|t| now.saturating_duration_since(t) < c.interval * PEER_HEARD_INTERVALS);
+        let refused = c.path.snapshot().port_unreachable > c.unreachable_at_heard;
+        Some(heard || !refused)
     }
 
     /// Daemon exit, after the VIPs are gone: the lease is revoked so the peer

@@ -20,6 +20,15 @@
 //!   (tokio's `try_send_to` would refuse until the runtime has first polled the
 //!   socket's writability; the plain syscall has no such warm-up.)
 //!
+//! - **The peer's port closed.** The socket asks for ICMP errors
+//!   (`IP_RECVERR`): a peer host that answers "port unreachable" to our
+//!   datagrams is up while nothing listens on its confirm port, its daemon
+//!   gone. Each such answer is counted ([`ConfirmStats::port_unreachable`]),
+//!   whether the kernel reports it to a send or to the reader; fencing reads
+//!   it as the direct health path's "daemon dead" (silence alone never is:
+//!   a cut management network is silent too). The error queue is drained so
+//!   it never fills.
+//!
 //! Nothing here is needed for safety beyond the tag: a replayed or delayed
 //! datagram is forwarded like any other, and the master's nonce ring dates it
 //! by its echo, so it cannot extend a confirmation.
@@ -137,6 +146,7 @@ pub struct ConfirmCounters {
     sent: AtomicU64,
     send_errors: AtomicU64,
     receive_errors: AtomicU64,
+    port_unreachable: AtomicU64,
     dropped: [AtomicU64; DropReason::COUNT],
 }
 
@@ -157,6 +167,7 @@ impl ConfirmCounters {
             sent: load(&self.sent),
             send_errors: load(&self.send_errors),
             receive_errors: load(&self.receive_errors),
+            port_unreachable: load(&self.port_unreachable),
             dropped: std::array::from_fn(|i| load(&self.dropped[i])),
         }
     }
@@ -173,6 +184,9 @@ pub struct ConfirmStats {
     pub send_errors: u64,
     /// Failed receives.
     pub receive_errors: u64,
+    /// ICMP "port unreachable" answers from the peer: its host is up and
+    /// nothing listens on its confirm port.
+    pub port_unreachable: u64,
     dropped: [u64; DropReason::COUNT],
 }
 
@@ -268,6 +282,10 @@ impl ConfirmPath {
                 .map_err(e("accept IPv4 on the IPv6 socket"))?;
         }
         s.bind(&SockAddr::from(listen)).map_err(e("bind"))?;
+        // Without it Linux keeps ICMP errors from an unconnected socket.
+        if let Err(error) = set_recv_err(&s, listen.is_ipv6()) {
+            warn!(%listen, %error, "peer confirmation socket: ICMP errors not asked for; a dead peer daemon looks like silence");
+        }
         ConfirmPath::from_std(std::net::UdpSocket::from(s), peer, key, tx)
     }
 
@@ -371,6 +389,11 @@ impl ConfirmPath {
             });
         match &result {
             Ok(()) => ConfirmCounters::bump(&self.counters.sent),
+            // An ICMP error from an earlier datagram, reported here.
+            Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {
+                ConfirmCounters::bump(&self.counters.port_unreachable);
+                drain_error_queue(&self.sock);
+            }
             Err(_) => ConfirmCounters::bump(&self.counters.send_errors),
         }
         result
@@ -380,6 +403,59 @@ impl ConfirmPath {
 impl Drop for ConfirmPath {
     fn drop(&mut self) {
         self.reader.abort();
+    }
+}
+
+/// Asks the kernel for ICMP errors on this unconnected socket.
+fn set_recv_err(s: &Socket, v6: bool) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let on: libc::c_int = 1;
+    let (level, name) = if v6 {
+        (libc::IPPROTO_IPV6, libc::IPV6_RECVERR)
+    } else {
+        (libc::IPPROTO_IP, libc::IP_RECVERR)
+    };
+    // SAFETY: a valid socket, an int option of the size given.
+    let rc = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            level,
+            name,
+            std::ptr::from_ref(&on).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Empties the socket's error queue (what `IP_RECVERR` queues besides the
+/// error it reports), at most 64 entries a call: ICMP errors are rate
+/// limited by the sender's kernel, and one datagram goes out per interval.
+fn drain_error_queue(sock: &UdpSocket) {
+    use std::os::fd::AsRawFd;
+    let fd = sock.as_raw_fd();
+    for _ in 0..64 {
+        let mut data = [0u8; 64];
+        let mut control = [0u8; 256];
+        let mut iov = libc::iovec {
+            iov_base: data.as_mut_ptr().cast(),
+            iov_len: data.len(),
+        };
+        // SAFETY: msghdr is plain data; zeroed is a valid empty header.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = control.len();
+        // SAFETY: the buffers outlive the call and their lengths are given.
+        let n = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT) };
+        if n < 0 {
+            return;
+        }
     }
 }
 
@@ -432,6 +508,11 @@ async fn read_loop(
         let now = Instant::now();
         let (n, src) = match received {
             Ok(r) => r,
+            Err(error) if error.raw_os_error() == Some(libc::ECONNREFUSED) => {
+                ConfirmCounters::bump(&counters.port_unreachable);
+                drain_error_queue(&sock);
+                continue;
+            }
             Err(error) => {
                 ConfirmCounters::bump(&counters.receive_errors);
                 if let Some(suppressed) = gate.pass(LogGate::RECEIVE_ERROR, now) {
