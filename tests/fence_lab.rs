@@ -532,34 +532,70 @@ fn a_bmc_that_never_answers_times_out_and_is_paged() {
     assert_eq!(bmc2.power_offs(), 0);
 }
 
-#[test]
-fn a_dead_daemon_with_its_vip_left_is_fenced_through_the_health_path() {
-    let lab = configs::fence_witness_lab("fen-dead").expect("lab builds (run as root)");
-    let etcd = splitguard_lab::etcd::EtcdCluster::start(&lab).expect("etcd starts");
-    let bmc1 = IpmiBmc::start(&lab, "bmc1", "lb01").expect("bmc1");
+/// The witness lab's pair with the health path: lb01 master, lb02 (which
+/// may fence lb01) a settled backup that hears lb01's confirmations.
+fn health_path_pair(
+    lab: &Lab,
+    etcd: &splitguard_lab::etcd::EtcdCluster<'_>,
+) -> (LabProcess, LabProcess) {
     // The witness with its confirm path (the health path), the arbiter's
     // ownership probe on (the VIP answering from lb01 is seen).
     let tables = |node: &str| {
         configs::witness_tables(node, &etcd.endpoints(), "3s")
             .replace("ownership_probe = false\n", "")
     };
-    let lb01_cfg = config(&lab, "lb01", true, "").replace(
+    let lb01_cfg = config(lab, "lb01", true, "").replace(
         "\n[arbiter]\nreferences = [\"192.0.2.254\"]\n",
         &tables("lb01"),
     );
-    let lb02_cfg = config(&lab, "lb02", true, &fence_table("lb02", "")).replace(
+    let lb02_cfg = config(lab, "lb02", true, &fence_table("lb02", "")).replace(
         "\n[arbiter]\nreferences = [\"192.0.2.254\"]\n",
         &tables("lb02"),
     );
-    let mut lb01 = start_splitguard(&lab, "lb01", &lb01_cfg);
-    expect_owner(&lab, Some("lb01"), &[&lb01], "lb01 alone");
-    let lb02 = start_splitguard(&lab, "lb02", &lb02_cfg);
+    let lb01 = start_splitguard(lab, "lb01", &lb01_cfg);
+    expect_owner(lab, Some("lb01"), &[&lb01], "lb01 alone");
+    let lb02 = start_splitguard(lab, "lb02", &lb02_cfg);
     wait_for(BOUND, || {
-        let st = try_status(&lab, "lb02")?;
+        let st = try_status(lab, "lb02")?;
         (st["witness"]["peer_heard"] == true && st["instances"][0]["state"] == "BACKUP")
             .then_some(())
     })
     .unwrap_or_else(|| panic!("lb02 never settled\n{}", logs(&[&lb01, &lb02])));
+    (lb01, lb02)
+}
+
+#[test]
+fn s2_with_the_health_path_silent_is_not_a_dead_daemon() {
+    let lab = configs::fence_witness_lab("fen-silent").expect("lab builds (run as root)");
+    let etcd = splitguard_lab::etcd::EtcdCluster::start(&lab).expect("etcd starts");
+    let bmc1 = IpmiBmc::start(&lab, "bmc1", "lb01").expect("bmc1");
+    let (lb01, lb02) = health_path_pair(&lab, &etcd);
+    // VRRP dropped on lb02 and the confirm datagrams lost on the way (not
+    // refused): a healthy master that lb02 neither hears nor hears from.
+    lab.nft(
+        Some("lb02"),
+        "table inet cut {\n chain input {\n  type filter hook input priority 0;\n  \
+         meta l4proto 112 drop\n  udp dport 8727 drop\n }\n}\n",
+    )
+    .expect("nft");
+    let procs = [&lb01, &lb02];
+    expect_owner_stays(
+        &lab,
+        "lb01",
+        Duration::from_secs(20),
+        &procs,
+        "S2, health path silent",
+    );
+    assert_eq!(bmc1.power_offs(), 0, "{}", all_logs(&procs, &[&bmc1]));
+    assert!(fence_events(&lab, "lb02", "fencing").is_empty());
+}
+
+#[test]
+fn a_dead_daemon_with_its_vip_left_is_fenced_through_the_health_path() {
+    let lab = configs::fence_witness_lab("fen-dead").expect("lab builds (run as root)");
+    let etcd = splitguard_lab::etcd::EtcdCluster::start(&lab).expect("etcd starts");
+    let bmc1 = IpmiBmc::start(&lab, "bmc1", "lb01").expect("bmc1");
+    let (mut lb01, lb02) = health_path_pair(&lab, &etcd);
     // SIGKILL: no clean-up, the VIP stays on lb01's interface and its kernel
     // answers ARP for it; its confirm port is closed.
     lb01.kill();
