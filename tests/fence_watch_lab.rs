@@ -9,7 +9,8 @@
 //! - Connected: the watch sees the split brain (lb02's MAC answering for the
 //!   VIP lb01 holds), knows it is the better node from the adverts, fences
 //!   lb02 after `fence_after`, confirms with `status`; gw then sees lb01
-//!   alone.
+//!   alone. The same with no `references`: the watch probes lb01's default
+//!   gateway (gw).
 //! - Isolated (lb01's pings to gw dropped): the watch refuses, saying it is
 //!   isolated, and lb02 is never powered off.
 //!
@@ -31,12 +32,18 @@ const FENCE_BOUND: Duration = Duration::from_secs(45);
 /// Drops lb01's echo requests to gw: its only reference never answers.
 const NO_REFERENCE: &str = "table inet noref {\n chain out {\n  type filter hook output priority 0;\n  ip daddr 192.0.2.254 icmp type echo-request drop\n }\n}\n";
 
-/// The watch's config on lb01: gw as the reference, a fence of lb02 (the
-/// webhook goes nowhere: the event stream is what the tests read).
-fn watch_config(lab: &Lab) -> String {
+/// The watch's config on lb01: gw as the reference (or, with `references`
+/// false, none: the default gateway then), a fence of lb02 (the webhook goes
+/// nowhere: the event stream is what the tests read).
+fn watch_config(lab: &Lab, references: bool) -> String {
     format!(
-        "{}\n[arbiter]\nreferences = [\"192.0.2.254\"]\n{}",
+        "{}{}{}",
         configs::watch_config(lab, "lb01", "master", "http://192.0.2.254:8080/hook"),
+        if references {
+            "\n[arbiter]\nreferences = [\"192.0.2.254\"]\n"
+        } else {
+            ""
+        },
         configs::fence_ipmi_table(
             "lb01",
             BMC_PASSWORD,
@@ -87,12 +94,13 @@ fn all_logs(procs: &[&LabProcess], bmcs: &[&IpmiBmc<'_>]) -> String {
     s
 }
 
-/// keepalived on both nodes with lb01 master, the watch on lb01, then S2.
-/// Returns the processes (keepalived lb01, keepalived lb02, the watch).
-fn s2_beside_keepalived(lab: &Lab) -> [LabProcess; 3] {
+/// keepalived on both nodes with lb01 master, the watch on lb01 (`references`
+/// as in [`watch_config`]), then S2. Returns the processes (keepalived lb01,
+/// keepalived lb02, the watch).
+fn s2_beside_keepalived(lab: &Lab, references: bool) -> [LabProcess; 3] {
     let ka1 = start_keepalived(lab, "lb01", &ka_config("lb01", 150, 2, "1"));
     expect_owner(lab, Some("lb01"), &[&ka1], "keepalived lb01 master");
-    let w = start_watch(lab, "lb01", &watch_config(lab));
+    let w = start_watch(lab, "lb01", &watch_config(lab, references));
     let ka2 = start_keepalived(lab, "lb02", &ka_config("lb02", 100, 2, "1"));
     // lb02 settles as backup before the fault.
     std::thread::sleep(Duration::from_secs(2));
@@ -102,10 +110,30 @@ fn s2_beside_keepalived(lab: &Lab) -> [LabProcess; 3] {
 
 #[test]
 fn the_watch_fences_the_keepalived_peer_holding_the_vip() {
-    let lab = configs::fence_lab("fw-s2").expect("lab builds (run as root)");
+    fences_lb02("fw-s2", true);
+}
+
+#[test]
+fn without_references_the_watch_probes_the_default_gateway_and_fences() {
+    fences_lb02("fw-gw", false);
+}
+
+/// S2 beside keepalived: the watch on lb01 fences lb02. `references`: gw is
+/// configured as the reference, else it is lb01's default gateway.
+fn fences_lb02(tag: &str, references: bool) {
+    let lab = configs::fence_lab(tag).expect("lab builds (run as root)");
     let bmc1 = IpmiBmc::start(&lab, "bmc1", "lb01").expect("bmc1");
     let bmc2 = IpmiBmc::start(&lab, "bmc2", "lb02").expect("bmc2");
-    let [ka1, ka2, w] = s2_beside_keepalived(&lab);
+    if !references {
+        let out = lab
+            .run(
+                "lb01",
+                &["ip", "route", "add", "default", "via", "192.0.2.254"],
+            )
+            .expect("ip route");
+        assert!(out.status.success(), "{out:?}");
+    }
+    let [ka1, ka2, w] = s2_beside_keepalived(&lab, references);
     let procs = [&ka1, &ka2, &w];
     // Both keepalived hold the VIP: the split brain the watch must end.
     let both = wait_for(BOUND, || {
@@ -149,6 +177,7 @@ fn the_watch_fences_the_keepalived_peer_holding_the_vip() {
     assert_eq!(p["standing"], "better", "{p}");
     assert_eq!(p["outcomes"]["fenced"], 1, "{p}");
     assert_eq!(st["arbiter"]["isolated"], false, "{st}");
+    assert_eq!(st["arbiter"]["references"][0]["ip"], "192.0.2.254", "{st}");
     assert_eq!(bmc2.power_offs(), 1, "{:?}", bmc2.power_log());
     assert_eq!(
         bmc1.power_offs(),
@@ -187,7 +216,7 @@ fn an_isolated_watch_refuses_to_fence() {
     let bmc1 = IpmiBmc::start(&lab, "bmc1", "lb01").expect("bmc1");
     let bmc2 = IpmiBmc::start(&lab, "bmc2", "lb02").expect("bmc2");
     lab.nft(Some("lb01"), NO_REFERENCE).expect("nft");
-    let [ka1, ka2, w] = s2_beside_keepalived(&lab);
+    let [ka1, ka2, w] = s2_beside_keepalived(&lab, true);
     let procs = [&ka1, &ka2, &w];
     wait_for(BOUND, || {
         (holds(&lab, "lb01") && holds(&lab, "lb02")).then_some(())
