@@ -274,6 +274,7 @@ pub async fn watch(cfg: Config) -> anyhow::Result<()> {
             .await
             .context("fence")?;
         inputs.probes = Some(probe_rx);
+        // `watch` has no `--dry-run`: a rehearsal is `dry_run = true` per fence.
         Some(fence::FencePart::start(&cfg, false, fence_tx, Instant::now()).context("fence")?)
     };
     inputs.fence = fence.is_some().then_some(fence_rx);
