@@ -1,8 +1,9 @@
 //! Owns where each arbiter probe leaves from: for every reference and peer, the
 //! interface and the kind of source address its echoes use, or why there is
-//! none. Pure (the instances in, a route or a reason out): validation calls it
-//! for the configured targets, so `check-config` refuses what `run` would, and
-//! `run` calls it again for the default gateways it finds.
+//! none. Pure (the instances, or `watch`'s watched VIPs, in; a route or a
+//! reason out): validation calls it for the configured targets, so
+//! `check-config` refuses what `run` and `watch` would, and they call it again
+//! for the default gateways they find.
 //!
 //! The rules, by target:
 //! - IPv4: from the node's own address on the first IPv4 instance's interface;
@@ -15,16 +16,54 @@
 //! - a target that comes from an instance (a default peer or gateway) leaves
 //!   from that instance's interface.
 //!
+//! `watch` (beside keepalived, no instances) probes its references only for
+//! fencing; there the `[[watch]]` VIPs stand for the instances: echoes leave
+//! from this node's own address on a watched VIP's interface.
+//!
 //! Never from a VIP: replies to a VIP go to whichever node holds it.
 
 use std::net::IpAddr;
 
 // The route types live with the config tree that holds them.
-use super::schema::Instance;
+use super::schema::{Instance, Watch};
 pub use super::schema::{ProbeRoute, SourceKind};
 
 fn is_ipv6(inst: &Instance) -> bool {
     inst.vips.first().is_some_and(|v| v.is_ipv6())
+}
+
+/// What echoes may leave from: `run`'s instances, or `watch`'s watched VIPs
+/// (each an interface and whether it is IPv6), in configuration order.
+#[derive(Debug, Clone, Copy)]
+pub enum Sites<'a> {
+    Instances(&'a [Instance]),
+    Watches(&'a [Watch]),
+}
+
+impl Sites<'_> {
+    /// The interfaces of the sites of the target's family, in order.
+    fn of_family(&self, ipv6: bool) -> Vec<&str> {
+        match self {
+            Sites::Instances(list) => list
+                .iter()
+                .filter(|i| is_ipv6(i) == ipv6)
+                .map(|i| i.interface.as_str())
+                .collect(),
+            Sites::Watches(list) => list
+                .iter()
+                .filter(|w| w.vip.is_ipv6() == ipv6)
+                .map(|w| w.interface.as_str())
+                .collect(),
+        }
+    }
+
+    /// How an error names them.
+    fn plural(&self) -> &'static str {
+        match self {
+            Sites::Instances(_) => "instances",
+            Sites::Watches(_) => "watched VIPs",
+        }
+    }
 }
 
 /// The route of the echoes to `target`, from `instances`; `home` is the
@@ -36,21 +75,32 @@ pub fn route(
     instances: &[Instance],
     home: Option<&str>,
 ) -> Result<ProbeRoute, String> {
+    route_from(target, Sites::Instances(instances), home)
+}
+
+/// [`route`] from `sites`: the instances, or the watched VIPs.
+pub fn route_from(
+    target: IpAddr,
+    sites: Sites<'_>,
+    home: Option<&str>,
+) -> Result<ProbeRoute, String> {
     let source = SourceKind::for_target(target);
-    let of_family: Vec<&str> = instances
-        .iter()
-        .filter(|i| is_ipv6(i) == target.is_ipv6())
-        .map(|i| i.interface.as_str())
-        .collect();
+    let of_family = sites.of_family(target.is_ipv6());
     let (family, other) = if target.is_ipv6() {
         ("IPv6", "IPv4")
     } else {
         ("IPv4", "IPv6")
     };
+    let plural = sites.plural();
     let Some(&first) = of_family.first() else {
-        return Err(format!(
-            "{target} is {family} but every instance is {other}: echoes leave from an instance's own {family} address"
-        ));
+        return Err(match sites {
+            Sites::Instances(_) => format!(
+                "{target} is {family} but every instance is {other}: echoes leave from an instance's own {family} address"
+            ),
+            Sites::Watches(_) => format!(
+                "{target} is {family} but every watched VIP is {other}: echoes leave from this node's own {family} address on a watched VIP's interface"
+            ),
+        });
     };
     let interface = match (source, home) {
         (_, Some(home)) => home,
@@ -63,7 +113,7 @@ pub fn route(
             }
             if let [a, b, ..] = distinct.as_slice() {
                 return Err(format!(
-                    "link-local {target} is ambiguous: IPv6 instances are on {a} and {b}, and an address here has no zone; give a global address"
+                    "link-local {target} is ambiguous: IPv6 {plural} are on {a} and {b}, and an address here has no zone; give a global address"
                 ));
             }
             first
@@ -145,5 +195,29 @@ mod tests {
         );
         let same = instances(&[("eth0", "2001:db8::3"), ("eth0", "2001:db8::4")]);
         assert!(route(ip("fe80::1"), &same, None).is_ok(), "one interface");
+    }
+
+    #[test]
+    fn beside_keepalived_the_watched_vips_stand_for_the_instances() {
+        let c = crate::config::parse(
+            "node = \"n\"\n[[watch]]\nvip = \"192.0.2.3\"\ninterface = \"eth0\"\nrole = \"master\"\n\
+             [[watch]]\nvip = \"2001:db8::3\"\ninterface = \"eth1\"\nrole = \"master\"\n",
+            "t.toml",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let sites = Sites::Watches(&c.watches);
+        assert_eq!(
+            route_from(ip("192.0.2.254"), sites, None).map(|r| (r.interface, r.source)),
+            Ok(("eth0".into(), SourceKind::Ipv4))
+        );
+        assert_eq!(
+            route_from(ip("fe80::1"), sites, None).map(|r| (r.interface, r.source)),
+            Ok(("eth1".into(), SourceKind::LinkLocal))
+        );
+        let v4 = Sites::Watches(&c.watches[..1]);
+        assert_eq!(
+            route_from(ip("2001:db8::fe"), v4, None),
+            Err("2001:db8::fe is IPv6 but every watched VIP is IPv4: echoes leave from this node's own IPv6 address on a watched VIP's interface".into())
+        );
     }
 }

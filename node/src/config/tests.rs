@@ -1975,3 +1975,57 @@ options = { url = "https://192.0.2.206:8000", username = "admin", password = "s3
         "t.toml:14:19: fence[0].options.url: \"ftp://192.0.2.206\" is not a BMC's URL such as \"https://192.0.2.206:8000\""
     );
 }
+
+/// A `splitguard watch` config (no instances) with `[arbiter] references`
+/// and a `[[fence]]`: beside keepalived the references' echoes leave from a
+/// watched VIP's interface.
+const WATCH_FENCE: &str = r#"node = "lb01"
+
+[[watch]]
+vip = "192.0.2.3"
+interface = "eth0"
+role = "master"
+
+[arbiter]
+references = ["192.0.2.254"]
+"#;
+
+#[test]
+fn fence_in_a_watch_config_probes_from_the_watched_interface() {
+    let c = parse(
+        &format!("{WATCH_FENCE}\n[[fence]]\npeer = \"192.0.2.6\"\nagent = \"fence_ipmilan\"\n"),
+        "t.toml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(c.instances.is_empty());
+    assert_eq!(c.fences[0].peer, ip("192.0.2.6"));
+    assert_eq!(
+        c.arbiter.routes,
+        [crate::config::probe_plan::ProbeRoute {
+            target: ip("192.0.2.254"),
+            interface: "eth0".into(),
+            source: crate::config::probe_plan::SourceKind::Ipv4,
+        }]
+    );
+    // The peer is the keepalived node's own address, of a watched VIP's
+    // family.
+    assert_eq!(
+        only(&format!(
+            "{WATCH_FENCE}\n[[fence]]\npeer = \"192.0.2.3\"\nagent = \"fence_ipmilan\"\n"
+        )),
+        "t.toml:12:8: fence[0].peer: 192.0.2.3 is watch[0]'s VIP; name the keepalived peer's own address, which does not move"
+    );
+    assert_eq!(
+        only(&format!(
+            "{WATCH_FENCE}\n[[fence]]\npeer = \"2001:db8::6\"\nagent = \"fence_ipmilan\"\n"
+        )),
+        "t.toml:12:8: fence[0].peer: 2001:db8::6 is IPv6 but every watched VIP is IPv4: beside keepalived a peer is fenced for holding a watched VIP, and its MAC is asked for on that VIP's interface"
+    );
+    assert_eq!(
+        only(&format!(
+            "{}\n[[fence]]\npeer = \"192.0.2.6\"\nagent = \"fence_ipmilan\"\n",
+            WATCH_FENCE.replace("192.0.2.254", "2001:db8::fe")
+        )),
+        "t.toml:9:15: arbiter.references[0]: 2001:db8::fe is IPv6 but every watched VIP is IPv4: echoes leave from this node's own IPv6 address on a watched VIP's interface"
+    );
+}

@@ -274,10 +274,17 @@ pub(crate) fn validate(raw: RawConfig, doc: &Document<'_>) -> Result<Config, Vec
 
     let instances = check_instances(&mut c, &raw.instances, &script_names, &vip_owner);
     let track_scripts = check_track_scripts(&mut c, &raw.track_scripts);
+    // `watch` has no instances: its watched VIPs say where echoes leave from.
+    let sites = if instances.is_empty() && !raw.watches.is_empty() {
+        probe_plan::Sites::Watches(&raw.watches)
+    } else {
+        probe_plan::Sites::Instances(&instances)
+    };
     let arbiter = check_arbiter(
         &mut c,
         &raw.arbiter,
         &instances,
+        sites,
         &vip_owner,
         !raw.fences.is_empty(),
     );
@@ -298,7 +305,7 @@ pub(crate) fn validate(raw: RawConfig, doc: &Document<'_>) -> Result<Config, Vec
             "[witness] needs the arbiter, which `[arbiter] enabled = false` turns off",
         );
     }
-    let fences = fence::check_fences(&mut c, &raw.fences, &instances);
+    let fences = fence::check_fences(&mut c, &raw.fences, &instances, &raw.watches);
 
     if !c.found.is_empty() {
         return Err(c.found);
@@ -732,6 +739,7 @@ fn check_arbiter(
     c: &mut Checker<'_, '_>,
     raw: &RawArbiter,
     instances: &[Instance],
+    sites: probe_plan::Sites<'_>,
     vip_owner: &HashMap<IpAddr, KeyPath>,
     fencing: bool,
 ) -> Arbiter {
@@ -743,7 +751,7 @@ fn check_arbiter(
     // Fencing probes the references even with the arbiter off: a node must
     // know it is not isolated before it fences.
     let routes = if enabled || fencing {
-        check_probe_routes(c, &p, raw, instances, &peers)
+        check_probe_routes(c, &p, raw, instances, sites, &peers)
     } else {
         Vec::new()
     };
@@ -853,12 +861,14 @@ fn check_arbiter_addresses(
 /// Every reference and peer has an instance to send its echoes from
 /// (`probe_plan::route`): the same rule `run` follows, so a config this accepts
 /// also starts. Default peers are their own instance's unicast peers, sent
-/// from that instance's interface.
+/// from that instance's interface. `sites`: the instances, or `watch`'s
+/// watched VIPs when there are none.
 fn check_probe_routes(
     c: &mut Checker<'_, '_>,
     p: &KeyPath,
     raw: &RawArbiter,
     instances: &[Instance],
+    sites: probe_plan::Sites<'_>,
     peers: &[IpAddr],
 ) -> Vec<ProbeRoute> {
     let mut routes: Vec<ProbeRoute> = Vec::new();
@@ -866,7 +876,7 @@ fn check_probe_routes(
         if routes.iter().any(|r| r.target == ip) {
             return;
         }
-        match probe_plan::route(ip, instances, home) {
+        match probe_plan::route_from(ip, sites, home) {
             Ok(r) => routes.push(r),
             Err(why) => c.err(&at, why),
         }

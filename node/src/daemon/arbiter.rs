@@ -36,7 +36,7 @@ use tracing::{debug, error, info, warn};
 use super::early::{Early, EchoResult};
 use super::instances::Instances;
 use super::outputs::Outputs;
-use super::probers::Probers;
+use super::probers::{Homes, Probers};
 use super::router::Router;
 use super::schedule::Deadlines;
 use super::witness::{WitnessInput, WitnessPart};
@@ -311,7 +311,7 @@ impl Arbiter {
                 needs.insert((r.cfg.interface.clone(), SourceKind::for_target(r.primary)));
             }
         }
-        let probers = Arc::new(Probers::open(&needs, inst).await?);
+        let probers = Arc::new(Probers::open(&needs, &Homes::of_instances(inst)).await?);
         if !probers.is_empty() && arb.gating {
             arb.early = Early::start(&cfg.arbiter, inst, echoes, Arc::clone(&probers))
                 .context("early takeover")?;

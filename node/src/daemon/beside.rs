@@ -1,7 +1,10 @@
 //! Owns what `splitguard watch` adds beside a running keepalived, which holds the
 //! VIPs there: the `[[watch]]` VIPs found on their interfaces (ARP or neighbour
 //! discovery sockets and VRRP captures on them), their re-read when netlink events were lost, and the
-//! `watch_actions` commands that DEMOTE and RESUME replies run.
+//! `watch_actions` commands that DEMOTE and RESUME replies run. With `[[fence]]`
+//! it also holds the reference probes (`references`) that tell fencing whether
+//! this node is isolated; the fenced peer is the keepalived node holding a
+//! watched VIP it should not.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::IpAddr;
@@ -23,6 +26,7 @@ use splitguard_watchdog::io::dispatch::Delivery;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
+use super::references::References;
 use super::watcher::Watching;
 
 /// Bound on DEMOTE/RESUME commands.
@@ -32,6 +36,8 @@ pub(super) struct Beside {
     nl: Netlink,
     sites: Vec<VipSite>,
     actions: WatchActions,
+    /// Whether this node is isolated, when fencing is configured.
+    pub(super) references: Option<References>,
 }
 
 impl Beside {
@@ -110,11 +116,22 @@ impl Beside {
         for (&(ifindex, family), sock) in &socks {
             probes.insert((ifindex, family), ProbeQueue::start(sock.clone()));
             // keepalived does the claiming: no requests of ours to answer.
+            // Fencing asks for the peer's MAC from our own address: those
+            // answers are wanted.
+            let ours: HashSet<IpAddr> = if cfg.fences.is_empty() {
+                HashSet::new()
+            } else {
+                sites
+                    .iter()
+                    .filter(|s| s.ifindex == ifindex && Family::of(s.source) == family)
+                    .map(|s| s.source)
+                    .collect()
+            };
             crate::watch::spawn_neighbour_receiver(
                 ifindex,
                 sock.clone(),
                 watched.clone(),
-                HashSet::new(),
+                ours,
                 neighbours.clone(),
             );
         }
@@ -127,8 +144,25 @@ impl Beside {
             nl: nl.clone(),
             sites,
             actions: cfg.watch_actions.clone(),
+            references: None,
         };
         Ok((beside, watching))
+    }
+
+    /// Starts probing the references for fencing (`[[fence]]` configured).
+    pub async fn start_references(
+        &mut self,
+        cfg: &Config,
+        probes: mpsc::Sender<splitguard_arbiter::probe::ProbeResult>,
+    ) -> anyhow::Result<()> {
+        self.references = Some(References::start(cfg, &self.nl, &self.sites, probes).await?);
+        Ok(())
+    }
+
+    /// Fencing's word on isolation: isolated unless the references say
+    /// otherwise (no references probed is no proof).
+    pub fn isolated(&self) -> bool {
+        self.references.as_ref().is_none_or(References::isolated)
     }
 
     /// What is already here counts as arriving now.

@@ -1,6 +1,7 @@
 //! Owns peer fencing at work: one pure policy per `[[fence]]`
 //! (`splitguard_arbiter::fence`), fed after every step with this node's
-//! isolation (the arbiter's references), the split brains the watcher
+//! isolation (the arbiter's references in `run`; beside keepalived, in
+//! `watch`, the references it probes itself), the split brains the watcher
 //! confirmed against that peer (a VIP held here that the peer's MAC answers
 //! for too) and where this node stands against the peer in VRRP's order (the
 //! priorities the capture saw in both nodes' adverts, or `peer_priority`).
@@ -396,7 +397,8 @@ impl FencePart {
     }
 
     /// Carries out what the policies decided. Returns the claim gate's word:
-    /// `Some(peer)` while a fence of `peer` is not confirmed.
+    /// `Some(peer)` while a fence of `peer` is not confirmed (`run` closes
+    /// its claims on it; in `watch` keepalived decides them).
     pub fn act(&mut self, now: Instant, out: &mut Outputs) -> Option<IpAddr> {
         for i in 0..self.peers.len() {
             while let Some(a) = self.peers[i].policy.poll_action() {

@@ -10,9 +10,11 @@
 //! - `arbiter`: the arbiter's policy and evidence, its verdicts, the reboot;
 //!   `witness` beside it, the etcd witness and the peer confirm path;
 //! - `watcher`: split-brain detection, alerts and replies; `beside` adds what
-//!   `watch` needs beside keepalived;
+//!   `watch` needs beside keepalived (`references` there: its isolation for
+//!   fencing, no arbiter running);
 //! - `fence`: peer fencing (`[[fence]]`), fed by the watcher's split brains
-//!   and the arbiter's isolation, closing claims through the arbiter's gate;
+//!   and the arbiter's isolation (or `watch`'s references), closing claims
+//!   through the arbiter's gate in `run`;
 //! - `control`: the control socket and its commands (operator holds);
 //! - `outputs`: the event stream, status, `/metrics` and the incident outbox.
 //!
@@ -28,6 +30,7 @@ mod fence;
 mod instances;
 mod outputs;
 mod probers;
+mod references;
 mod reject_log;
 mod router;
 mod schedule;
@@ -252,12 +255,29 @@ pub async fn watch(cfg: Config) -> anyhow::Result<()> {
     let (nb_tx, nb_rx) = mpsc::channel(256);
     let (adv_tx, adv_rx) = mpsc::channel(256);
     let (reports_tx, reports_rx) = mpsc::unbounded_channel();
-    let (beside, mut watching) = Beside::start(&cfg, &nl, reports_tx, adv_tx, nb_tx).await?;
+    let (mut beside, mut watching) = Beside::start(&cfg, &nl, reports_tx, adv_tx, nb_tx).await?;
 
     let reply_rx = crate::watch::start_reply_listener(&cfg).await?;
     let (status_tx, status_rx) = watch::channel(Status::default());
     let (control, cmd_rx) = Control::start(server, status_rx);
     let mut inputs = Inputs::new(net_events, nb_rx, adv_rx, reports_rx, reply_rx, cmd_rx)?;
+
+    // Fencing beside keepalived: no arbiter runs here, so the references are
+    // probed for isolation alone; keepalived decides the claims.
+    let (fence_tx, fence_rx) = mpsc::channel(16);
+    let fence = if cfg.fences.is_empty() {
+        None
+    } else {
+        let (probe_tx, probe_rx) = mpsc::channel(64);
+        beside
+            .start_references(&cfg, probe_tx)
+            .await
+            .context("fence")?;
+        inputs.probes = Some(probe_rx);
+        // `watch` has no `--dry-run`: a rehearsal is `dry_run = true` per fence.
+        Some(fence::FencePart::start(&cfg, false, fence_tx, Instant::now()).context("fence")?)
+    };
+    inputs.fence = fence.is_some().then_some(fence_rx);
 
     beside.present_at_start(&mut watching).await?;
     info!(node = %cfg.node, vips = cfg.watches.len(), channels = cfg.channels.len(), "splitguard watching");
@@ -267,7 +287,7 @@ pub async fn watch(cfg: Config) -> anyhow::Result<()> {
         out: Outputs::new(cfg.node.clone(), events, status_tx, None),
         owner: Owner::Keepalived(beside),
         watching,
-        fence: None,
+        fence,
         incidents_published: None,
         links_down: false,
     };
@@ -343,15 +363,18 @@ impl Node {
                     instances.on_tracker(up, now, out).await;
                 }
             }
-            Input::Probe(p) => {
-                if let Owner::Instances {
+            Input::Probe(p) => match &mut self.owner {
+                Owner::Instances {
                     instances,
                     arbiter: Some(arb),
-                } = &mut self.owner
-                {
-                    arb.on_probe(p, now, instances, out).await;
+                } => arb.on_probe(p, now, instances, out).await,
+                Owner::Instances { arbiter: None, .. } => {}
+                Owner::Keepalived(beside) => {
+                    if let Some(r) = &mut beside.references {
+                        r.on_probe(now, &p);
+                    }
                 }
-            }
+            },
             Input::Witness(w) => {
                 if let Owner::Instances {
                     instances,
@@ -430,33 +453,41 @@ impl Node {
         let Some(f) = &mut self.fence else {
             return;
         };
-        // `run` starts the arbiter whenever fencing is configured: its
-        // references say whether this node is isolated.
-        let Owner::Instances {
-            instances,
-            arbiter: Some(arb),
-        } = &mut self.owner
-        else {
-            return;
-        };
-        let own = |vip| instances.order_for_vip(vip);
-        f.observe(
-            now,
-            arb.isolated_for_fencing(),
-            &self.watching.watcher,
-            &own,
-        );
-        // The witness's confirm path is the daemons' direct health path.
-        let alive = arb.witness.as_ref().and_then(|w| w.peer_daemon_alive(now));
-        f.observe_peer_daemon(
-            now,
-            alive,
-            &|mac| arb.vip_answered_by(instances, mac),
-            &self.watching.watcher,
-            &|peer| instances.vip_of_family(peer),
-        );
-        let gate = f.act(now, &mut self.out);
-        arb.set_fence_gate(now, gate);
+        match &mut self.owner {
+            // `run` starts the arbiter whenever fencing is configured: its
+            // references say whether this node is isolated.
+            Owner::Instances {
+                instances,
+                arbiter: Some(arb),
+            } => {
+                let own = |vip| instances.order_for_vip(vip);
+                f.observe(
+                    now,
+                    arb.isolated_for_fencing(),
+                    &self.watching.watcher,
+                    &own,
+                );
+                // The witness's confirm path is the daemons' direct health path.
+                let alive = arb.witness.as_ref().and_then(|w| w.peer_daemon_alive(now));
+                f.observe_peer_daemon(
+                    now,
+                    alive,
+                    &|mac| arb.vip_answered_by(instances, mac),
+                    &self.watching.watcher,
+                    &|peer| instances.vip_of_family(peer),
+                );
+                let gate = f.act(now, &mut self.out);
+                arb.set_fence_gate(now, gate);
+            }
+            Owner::Instances { arbiter: None, .. } => {}
+            // Beside keepalived this node's standing comes from its
+            // keepalived's own adverts (the capture's `from_self`), and
+            // keepalived decides the claims: there is no gate to close.
+            Owner::Keepalived(beside) => {
+                f.observe(now, beside.isolated(), &self.watching.watcher, &|_| None);
+                let _gate = f.act(now, &mut self.out);
+            }
+        }
     }
 
     /// Runs the arbiter's policy and the state machines to a fixed point.
@@ -497,7 +528,15 @@ impl Node {
                         .and_then(|w| w.status_if_changed(now, instances.routers())),
                 )
             }
-            Owner::Keepalived(_) => Default::default(),
+            Owner::Keepalived(beside) => (
+                0,
+                Vec::new(),
+                beside
+                    .references
+                    .as_mut()
+                    .and_then(references::References::status_if_changed),
+                None,
+            ),
         };
         // Rebuilt only when the engine changed: hundreds of instances can hold
         // an incident each (claims withheld at start-up).

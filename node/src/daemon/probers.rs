@@ -4,6 +4,8 @@
 //! VIP; and the probe loops, one per prober, that feed one results channel.
 //! A raw ICMP socket is woken by every ICMP packet the node receives, so the
 //! reference and peer probes and the liveness echoes share a prober.
+//! Where this node's own addresses are ([`Homes`]) comes from `run`'s
+//! instances or, beside keepalived, from `watch`'s watched VIPs.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -17,7 +19,7 @@ use tracing::info;
 
 use super::instances::Instances;
 use crate::config::probe_plan::{ProbeRoute, SourceKind};
-use crate::net::netlink::AddrInfo;
+use crate::net::netlink::{AddrInfo, Netlink};
 
 /// How long an IPv6 source may stay tentative (duplicate address detection,
 /// about a second after the link comes up) before `run` gives up on it.
@@ -27,15 +29,58 @@ pub(super) struct Probers {
     by: BTreeMap<(String, SourceKind), Arc<IcmpProber>>,
 }
 
+/// One interface this node probes from, with an address of its own there of
+/// one family (an IPv4 one is the source itself; an IPv6 one only says the
+/// family runs there: the source is read from the interface).
+pub(super) struct Home {
+    pub interface: String,
+    pub ifindex: u32,
+    pub primary: IpAddr,
+}
+
+/// Where this node's own addresses are, and the VIPs, which are never a
+/// source (replies to a VIP go to whichever node holds it).
+pub(super) struct Homes {
+    nl: Netlink,
+    links: Vec<Home>,
+    vips: BTreeSet<IpAddr>,
+}
+
+impl Homes {
+    pub fn new(nl: Netlink, links: Vec<Home>, vips: BTreeSet<IpAddr>) -> Homes {
+        Homes { nl, links, vips }
+    }
+
+    /// `run`: each instance's interface and primary address.
+    pub fn of_instances(inst: &Instances) -> Homes {
+        let routers = inst.routers();
+        Homes {
+            nl: inst.nl.clone(),
+            links: routers
+                .iter()
+                .map(|r| Home {
+                    interface: r.cfg.interface.clone(),
+                    ifindex: r.ifindex,
+                    primary: r.primary,
+                })
+                .collect(),
+            vips: routers
+                .iter()
+                .flat_map(|r| r.vip_addrs.iter().copied())
+                .collect(),
+        }
+    }
+}
+
 impl Probers {
     /// Opens a prober for each of `needs`.
     pub async fn open(
         needs: &BTreeSet<(String, SourceKind)>,
-        inst: &Instances,
+        homes: &Homes,
     ) -> anyhow::Result<Probers> {
         let mut by = BTreeMap::new();
         for (interface, kind) in needs {
-            let prober = open_one(interface, *kind, inst).await?;
+            let prober = open_one(interface, *kind, homes).await?;
             by.insert((interface.clone(), *kind), Arc::new(prober));
         }
         Ok(Probers { by })
@@ -86,35 +131,31 @@ impl Probers {
     }
 }
 
-/// This node's address of `kind` on `interface`: an IPv4 instance's own
-/// address there, or a usable IPv6 address of the kind that is no instance's
-/// VIP, waited for while it is still tentative.
-async fn open_one(
-    interface: &str,
-    kind: SourceKind,
-    inst: &Instances,
-) -> anyhow::Result<IcmpProber> {
-    let routers = inst.routers();
-    let Some(r) = routers.iter().find(|r| {
-        r.cfg.interface == interface && r.primary.is_ipv4() == (kind == SourceKind::Ipv4)
-    }) else {
-        bail!("no instance of the probe's address family on {interface} to send echoes from");
+/// This node's address of `kind` on `interface`: its IPv4 address there (an
+/// instance's own, or the watched VIP's probe source), or a usable IPv6
+/// address of the kind that is no VIP, waited for while it is still
+/// tentative.
+async fn open_one(interface: &str, kind: SourceKind, homes: &Homes) -> anyhow::Result<IcmpProber> {
+    let Some(h) = homes
+        .links
+        .iter()
+        .find(|h| h.interface == interface && h.primary.is_ipv4() == (kind == SourceKind::Ipv4))
+    else {
+        bail!(
+            "no instance or watched VIP of the probe's address family on {interface} to send echoes from"
+        );
     };
     let local = match kind {
-        SourceKind::Ipv4 => r.primary,
+        SourceKind::Ipv4 => h.primary,
         SourceKind::LinkLocal | SourceKind::Global => {
-            let vips: BTreeSet<IpAddr> = routers
-                .iter()
-                .flat_map(|r| r.vip_addrs.iter().copied())
-                .collect();
             let started = Instant::now();
             loop {
-                let addrs = inst
+                let addrs = homes
                     .nl
-                    .addresses(r.ifindex)
+                    .addresses(h.ifindex)
                     .await
                     .with_context(|| format!("read the addresses of {interface}"))?;
-                if let Some(a) = ipv6_source(&addrs, kind, &vips) {
+                if let Some(a) = ipv6_source(&addrs, kind, &homes.vips) {
                     break a;
                 }
                 if started.elapsed() >= TENTATIVE_WAIT {
@@ -131,7 +172,7 @@ async fn open_one(
             }
         }
     };
-    IcmpProber::new_scoped(local, interface, r.ifindex)
+    IcmpProber::new_scoped(local, interface, h.ifindex)
         .with_context(|| format!("ICMP probes from {local} on {interface}"))
 }
 

@@ -2,6 +2,7 @@
 //! Redfish client), the peer, and the fencing policy's limits.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 use super::Checker;
@@ -12,7 +13,7 @@ use crate::config::fence::{
     MIN_FENCE_AFTER, MIN_FENCE_TIMEOUT, OptionText, RawFence,
 };
 use crate::config::locate::KeyPath;
-use crate::config::schema::Instance;
+use crate::config::schema::{Instance, Watch};
 use crate::fence::{AgentSpec, DeviceKind, FenceDevice, OptionValue, RedfishSpec};
 use splitguard_watchdog::core::secret::Secret;
 
@@ -26,12 +27,15 @@ const REDFISH_OPTIONS: &[&str] = &[
     "ssl_insecure",
 ];
 
+/// `watches`: beside keepalived (`watch`, no instances) the peer is the
+/// keepalived node holding a watched VIP it should not.
 pub(super) fn check_fences(
     c: &mut Checker<'_, '_>,
     raw: &[RawFence],
     instances: &[Instance],
+    watches: &[Watch],
 ) -> Vec<Fence> {
-    let mut peers: HashMap<std::net::IpAddr, usize> = HashMap::new();
+    let mut peers: HashMap<IpAddr, usize> = HashMap::new();
     let mut out = Vec::with_capacity(raw.len());
     for (i, f) in raw.iter().enumerate() {
         let p = KeyPath::root().key("fence").idx(i);
@@ -70,6 +74,9 @@ pub(super) fn check_fences(
                     "a node name has no spaces (a reply names it in one word)",
                 );
             }
+        }
+        if instances.is_empty() {
+            watch_peer(c, &p, f.peer, watches);
         }
         let timeout = f.timeout.unwrap_or(DEFAULT_FENCE_TIMEOUT);
         if !(MIN_FENCE_TIMEOUT..=MAX_FENCE_TIMEOUT).contains(&timeout) {
@@ -130,6 +137,32 @@ pub(super) fn check_fences(
         }
     }
     out
+}
+
+/// A peer beside keepalived: its split brain is seen on a watched VIP (its
+/// MAC answering for a VIP held here), and its MAC is asked for from that
+/// VIP's interface, so it must be of a watched VIP's family and not a VIP.
+fn watch_peer(c: &mut Checker<'_, '_>, p: &KeyPath, peer: IpAddr, watches: &[Watch]) {
+    if let Some(j) = watches.iter().position(|w| w.vip == peer) {
+        c.err(
+            &p.key("peer"),
+            format!(
+                "{peer} is watch[{j}]'s VIP; name the keepalived peer's own address, which does not move"
+            ),
+        );
+    } else if !watches.is_empty() && !watches.iter().any(|w| w.vip.is_ipv6() == peer.is_ipv6()) {
+        let (family, other) = if peer.is_ipv6() {
+            ("IPv6", "IPv4")
+        } else {
+            ("IPv4", "IPv6")
+        };
+        c.err(
+            &p.key("peer"),
+            format!(
+                "{peer} is {family} but every watched VIP is {other}: beside keepalived a peer is fenced for holding a watched VIP, and its MAC is asked for on that VIP's interface"
+            ),
+        );
+    }
 }
 
 /// A fence agent: its name (or path) and its stdin options.
