@@ -667,9 +667,11 @@ impl Arbiter {
     }
 
     /// Whether fencing must hold back: the references below quorum (or not
-    /// yet proven), or every own link down.
+    /// yet proven), every own link down, or no reference at all (nothing
+    /// could say this node is not isolated: fencing fails closed, as in
+    /// `watch`).
     pub(super) fn isolated_for_fencing(&self) -> bool {
-        self.policy.isolation() != Isolation::Connected
+        self.policy.references().is_empty() || self.policy.isolation() != Isolation::Connected
     }
 
     /// Whether a VIP of an overdue backup instance answers from `mac` (its
