@@ -32,8 +32,9 @@ pub enum Command {
         /// Configuration file (TOML).
         #[arg(short, long, value_name = "FILE")]
         config: PathBuf,
-        /// Log the reboot an isolated node would do instead of doing it (the reboot
-        /// ledger is kept in a separate dry-run file, so tests never block a real one).
+        /// Log the reboot an isolated node would do, and any fence of a peer,
+        /// instead of doing them (their ledgers are kept in separate dry-run
+        /// files, so rehearsals never block a real one).
         #[arg(long)]
         dry_run: bool,
     },
