@@ -47,6 +47,8 @@ const DRY_RUN_AUDIT_FILE: &str = "fence-audit.dry-run.jsonl";
 const AUDIT_MAX_BYTES: u64 = 1 << 20;
 /// How often the peer's MAC is asked for while a split brain waits on it.
 const MAC_PROBE_EVERY: Duration = Duration::from_secs(1);
+/// At most one log line about the peer's MAC in this long.
+const MAC_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// A device's answer, back from its task.
 pub(super) enum FenceResult {
@@ -82,6 +84,7 @@ struct Peer {
     /// The peer's MAC, as its answers to us gave it.
     mac: Option<[u8; 6]>,
     mac_probed: Option<Instant>,
+    mac_logged: Option<Instant>,
     /// The VIP whose split brain names this peer, while one does.
     split_vip: Option<IpAddr>,
     last: Option<FenceOutcome>,
@@ -154,6 +157,7 @@ impl FencePart {
                 policy,
                 mac: None,
                 mac_probed: None,
+                mac_logged: None,
                 split_vip: None,
                 last: None,
                 outcomes: BTreeMap::new(),
@@ -182,12 +186,22 @@ impl FencePart {
             .min()
     }
 
-    /// A neighbour message: the peer's answers give its MAC.
-    pub fn on_neighbour(&mut self, n: &NeighbourSeen) {
+    /// A neighbour message: the peer's answers give its MAC. A change is
+    /// logged at most once per [`MAC_LOG_EVERY`]: a segment where two MACs
+    /// speak for the peer's address must not flood the log.
+    pub fn on_neighbour(&mut self, now: Instant, n: &NeighbourSeen) {
         for p in &mut self.peers {
             if n.ip == p.cfg.peer && p.mac != Some(n.mac) {
-                info!(peer = %p.cfg.peer, mac = %format_mac(&n.mac), "peer's MAC learned");
+                let changed = p.mac.is_some();
                 p.mac = Some(n.mac);
+                if p.mac_logged.is_none_or(|t| now >= t + MAC_LOG_EVERY) {
+                    p.mac_logged = Some(now);
+                    if changed {
+                        warn!(peer = %p.cfg.peer, mac = %format_mac(&n.mac), "the peer's address answers from another MAC");
+                    } else {
+                        info!(peer = %p.cfg.peer, mac = %format_mac(&n.mac), "peer's MAC learned");
+                    }
+                }
             }
         }
     }
@@ -318,8 +332,11 @@ impl FencePart {
                 && p.mac_probed.is_none_or(|t| now >= t + MAC_PROBE_EVERY)
             {
                 p.mac_probed = Some(now);
-                if !watcher.probe_address(now, vip, peer) {
-                    warn!(%peer, %vip, "cannot ask for the peer's MAC (no probe queue for the VIP's interface)");
+                if !watcher.probe_address(now, vip, peer)
+                    && p.mac_logged.is_none_or(|t| now >= t + MAC_LOG_EVERY)
+                {
+                    p.mac_logged = Some(now);
+                    warn!(%peer, %vip, "cannot ask for the peer's MAC (no probe queue for the VIP's interface, or it is full)");
                 }
             }
             if let Some(vip) = split {
@@ -372,8 +389,9 @@ impl FencePart {
             p.mac_probed = Some(now);
             let sent = probe_from(p.cfg.peer)
                 .is_some_and(|vip| watcher.probe_address(now, vip, p.cfg.peer));
-            if !sent {
-                warn!(peer = %p.cfg.peer, "cannot ask for the peer's MAC");
+            if !sent && p.mac_logged.is_none_or(|t| now >= t + MAC_LOG_EVERY) {
+                p.mac_logged = Some(now);
+                warn!(peer = %p.cfg.peer, "cannot ask for the peer's MAC (no VIP of its family to ask from, or the probe queue is full)");
             }
         }
         if p.daemon_alive != Some(alive) {

@@ -400,7 +400,7 @@ impl Node {
             }
             Input::Neighbour(n) => {
                 if let Some(f) = &mut self.fence {
-                    f.on_neighbour(&n);
+                    f.on_neighbour(now, &n);
                 }
                 self.watching.on_neighbour(&n, now).await;
                 if let Owner::Instances {
