@@ -180,6 +180,9 @@ pub struct FenceRun {
     pub fenced_at: Option<Duration>,
     /// The first power-off in the BMCs' logs.
     pub off_at: Option<Duration>,
+    /// The daemons' and BMCs' log tails of a run that failed (empty
+    /// otherwise), for whoever reads the report.
+    pub logs: String,
 }
 
 impl FenceRun {
@@ -577,7 +580,7 @@ fn run_one(opts: &FenceOptions, index: u32, plan: StartPlan) -> Result<FenceRun,
         }
         None => (None, None),
     };
-    let run = FenceRun {
+    let mut run = FenceRun {
         plan,
         two_owners_at,
         one_owner_at,
@@ -586,14 +589,12 @@ fn run_one(opts: &FenceOptions, index: u32, plan: StartPlan) -> Result<FenceRun,
         fencing_at,
         fenced_at,
         off_at,
+        logs: String::new(),
     };
-    // A run that failed carries the logs, for whoever reads the report.
+    // A run that failed keeps its figures (a double fencing is counted as
+    // one) and carries the logs.
     if run.failed() {
-        return Err(RunError::Broken(format!(
-            "{}{}",
-            summary(&run),
-            tails(&[&a, &b], &[&bmc1, &bmc2])
-        )));
+        run.logs = tails(&[&a, &b], &[&bmc1, &bmc2]);
     }
     Ok(run)
 }
@@ -832,11 +833,15 @@ pub fn render(report: &FenceReport, markdown: bool) -> String {
         report.elapsed.as_secs_f64(),
         SAMPLE_EVERY.as_millis()
     );
-    let logs: Vec<(usize, &String)> = report
+    let logs: Vec<(usize, String)> = report
         .runs
         .iter()
         .enumerate()
-        .filter_map(|(i, r)| r.as_ref().err().map(|e| (i + 1, e)))
+        .filter_map(|(i, r)| match r {
+            Err(e) => Some((i + 1, e.clone())),
+            Ok(r) if r.failed() => Some((i + 1, format!("{}{}", summary(r), r.logs))),
+            Ok(_) => None,
+        })
         .collect();
     if !logs.is_empty() {
         let _ = writeln!(out, "\nfailed runs:");
@@ -907,6 +912,7 @@ mod tests {
             fencing_at: Some(Duration::from_secs(6)),
             fenced_at: Some(Duration::from_secs(6) + Duration::from_millis(agent_ms)),
             off_at: Some(Duration::from_secs(6)),
+            logs: String::new(),
         }
     }
 
@@ -959,6 +965,24 @@ mod tests {
         assert!(
             md.contains("two owners for 15.0 s of the 15 s window"),
             "{md}"
+        );
+        let mut double = run(3000, 300, &[Node::Lb01, Node::Lb02]);
+        double.logs = "\n  --- splitguard-lb02 (last lines) ---".into();
+        let doubled = FenceReport {
+            seed: 1,
+            runs: vec![Ok(double)],
+            keepalived: None,
+            elapsed: Duration::from_secs(10),
+        };
+        assert!(doubled.any_failed());
+        let md2 = render(&doubled, true);
+        assert!(md2.contains("- double fencings: 1 (must be 0)"), "{md2}");
+        assert!(md2.contains("| both |"), "{md2}");
+        assert!(
+            md2.contains("run 1: ")
+                && md2.contains("DOUBLE FENCING")
+                && md2.contains("splitguard-lb02"),
+            "{md2}"
         );
         let text = render(&report, false);
         assert!(text.starts_with("run  start"), "{text}");
