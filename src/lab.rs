@@ -199,6 +199,52 @@ pub enum LabCommand {
         #[arg(long, value_name = "W1,...|all", value_parser = parse_witness_rows)]
         rows: Option<WitnessRows>,
     },
+    /// Issue 21's fencing measurement: two blind claimants (VRRP dropped on
+    /// both nodes), each with a `[[fence]]` for the other at its IPMI BMC, in
+    /// --runs fresh labs with seeded start orders and offsets: double fencings,
+    /// who fenced, and how long gw saw two owners. The table on stdout.
+    #[command(
+        long_about = "Issue 21's fencing measurement: \"in the two blind claimants case, gw \
+            sees one owner within fence_after + the agent's time + 1 s, with 0 double \
+            fencing in 20 seeded runs\".\n\n\
+            Each run is a fresh lab (lb01 192.0.2.5 priority 150, lb02 192.0.2.6 priority \
+            100, gw 192.0.2.254, VIP 192.0.2.3/24, VRRPv2 with 1 s adverts, a management \
+            segment with ipmi_sim BMCs at 192.0.2.204 for lb01 and .205 for lb02, whose \
+            power-off kills the host's processes and downs its links). VRRP is dropped on \
+            both nodes' input, so both claim; splitguard runs on both with the arbiter off \
+            (gw its reference) and a [[fence]] for the other through fence_ipmilan \
+            (fence_after 2s, timeout 5s). The seed picks each run's start order and the \
+            offset of the second daemon (0-3 s); the same seed replays the same plans.\n\n\
+            Per run, since the first daemon's start: gw's first ARP request answered by \
+            both nodes (gw asks every 100 ms), the fencing node's fencing event, the \
+            BMC's power-off, gw's first request answered by one node after the last \
+            answered by both, the two-owner time, who fenced, the agent's time (fencing \
+            to fenced: off and status) and the issue's bound (fence_after + agent + 1 s). \
+            Then the summary: double fencings, whether the better node fenced every time, \
+            the two-owner time min / median / max, the runs within the bound; and \
+            keepalived 2.2.7 with the same start (it cannot fence: its two-owner time over \
+            a 15 s window), unless --no-keepalived.\n\n\
+            A run lasts at most 60 s (about 15 s when the fence works). Needs root, nft, \
+            fence-agents, ipmitool, openipmi (and keepalived for the comparison). \
+            Progress on stderr, the table on stdout. Exit 0 when every run resolved \
+            without a double fencing, 1 otherwise (or when a run gave no figures), 130 \
+            when interrupted."
+    )]
+    Fence {
+        /// Seeded runs of splitguard.
+        #[arg(long, default_value_t = splitguard_lab::fence_bench::DEFAULT_RUNS,
+              value_parser = clap::value_parser!(u32).range(1..=i64::from(splitguard_lab::fence_bench::MAX_RUNS)))]
+        runs: u32,
+        /// The seed of the start plans (run i uses seed + i).
+        #[arg(long, default_value_t = splitguard_lab::fence_bench::DEFAULT_SEED)]
+        seed: u64,
+        /// Print the table as Markdown.
+        #[arg(long)]
+        markdown: bool,
+        /// Skip keepalived's comparison run.
+        #[arg(long)]
+        no_keepalived: bool,
+    },
 }
 
 /// The scenarios named on the command line.
@@ -297,6 +343,46 @@ pub fn run(cmd: LabCommand) -> ExitCode {
             runs,
             rows,
         } => lab_witness(quick, out, runs, rows.map(|r| r.0)),
+        LabCommand::Fence {
+            runs,
+            seed,
+            markdown,
+            no_keepalived,
+        } => lab_fence(runs, seed, markdown, !no_keepalived),
+    }
+}
+
+/// `splitguard lab fence`: progress on stderr, the table on stdout. Exit 0
+/// when every run resolved without a double fencing, 1 when one did not (or
+/// gave no figures, or the command could not run), 130 when interrupted.
+fn lab_fence(runs: u32, seed: u64, markdown: bool, keepalived: bool) -> ExitCode {
+    use splitguard_lab::fence_bench::{self, FenceError, FenceOptions};
+    splitguard_lab::measure::install_interrupt_handler();
+    let outcome = (|| -> anyhow::Result<fence_bench::FenceReport> {
+        let opts = FenceOptions {
+            runs,
+            seed,
+            keepalived,
+            splitguard: lab_binary()?,
+        };
+        Ok(fence_bench::run(&opts, &mut |line| eprintln!("{line}"))?)
+    })();
+    match outcome {
+        Ok(report) => {
+            print!("{}", fence_bench::render(&report, markdown));
+            if report.any_failed() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("splitguard lab fence: {e:#}");
+            match e.downcast_ref::<FenceError>() {
+                Some(FenceError::Interrupted) => ExitCode::from(130),
+                _ => ExitCode::FAILURE,
+            }
+        }
     }
 }
 

@@ -9,6 +9,7 @@ pub mod bmc;
 pub mod configs;
 pub mod demo;
 pub mod etcd;
+pub mod fence_bench;
 pub mod flood;
 pub mod gw;
 pub mod measure;
