@@ -598,6 +598,7 @@ fn a_dead_daemon_with_its_vip_left_is_fenced_through_the_health_path() {
     let (mut lb01, lb02) = health_path_pair(&lab, &etcd);
     // SIGKILL: no clean-up, the VIP stays on lb01's interface and its kernel
     // answers ARP for it; its confirm port is closed.
+    let killed = std::time::Instant::now();
     lb01.kill();
     let procs = [&lb01, &lb02];
     let fenced = wait_for(FENCE_BOUND, || (bmc1.power_offs() > 0).then_some(()));
@@ -606,11 +607,18 @@ fn a_dead_daemon_with_its_vip_left_is_fenced_through_the_health_path() {
         "lb02 never fenced the dead daemon's host\n{}",
         all_logs(&procs, &[&bmc1])
     );
+    let off = killed.elapsed();
     gw_sees_only(
         &lab,
         "lb02",
         &procs,
         "after the dead daemon's host was fenced",
+    );
+    // For the closing figures (nextest --no-capture shows them).
+    eprintln!(
+        "daemon dead: powered off {:.2} s, gw sees lb02 alone {:.2} s after the SIGKILL",
+        off.as_secs_f64(),
+        killed.elapsed().as_secs_f64()
     );
     let st = try_status(&lab, "lb02").expect("status");
     let last = &st["fence"]["peers"][0]["last"];
@@ -620,4 +628,46 @@ fn a_dead_daemon_with_its_vip_left_is_fenced_through_the_health_path() {
         "{}",
         lb02.log_text()
     );
+}
+
+#[test]
+fn a_failed_fence_keeps_the_claim_withheld_while_the_peer_is_not_proven_off() {
+    let lab = configs::fence_witness_lab("fen-held").expect("lab builds (run as root)");
+    let etcd = splitguard_lab::etcd::EtcdCluster::start(&lab).expect("etcd starts");
+    let bmc1 = IpmiBmc::start(&lab, "bmc1", "lb01").expect("bmc1");
+    bmc1.stall();
+    let (mut lb01, lb02) = health_path_pair(&lab, &etcd);
+    lb01.kill();
+    let procs = [&lb01, &lb02];
+    wait_for(FENCE_BOUND, || {
+        let st = try_status(&lab, "lb02")?;
+        (st["fence"]["peers"][0]["phase"] == "failed").then_some(())
+    })
+    .unwrap_or_else(|| panic!("no failed fence\n{}", all_logs(&procs, &[&bmc1])));
+    assert!(paged(&lab, "lb02", "fence_failed"));
+    // lb01 goes quiet on the wire as a frozen host would (its links down,
+    // never powered off): lb02 still may not claim, the fence unconfirmed.
+    for port in ["eth0", "mgmt0"] {
+        lab.run("lb01", &["ip", "link", "set", port, "down"])
+            .expect("link down");
+    }
+    let gate = wait_for(FENCE_BOUND, || {
+        let st = try_status(&lab, "lb02")?;
+        let g = st["instances"][0]["claim_gate"].as_str()?.to_owned();
+        g.contains("fence of peer 192.0.2.5 is not confirmed")
+            .then_some(g)
+    });
+    assert!(
+        gate.is_some(),
+        "lb02's claim is not withheld for the fence\n{}",
+        all_logs(&procs, &[&bmc1])
+    );
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(
+        !holds(&lab, "lb02"),
+        "lb02 claimed\n{}",
+        all_logs(&procs, &[&bmc1])
+    );
+    assert_eq!(bmc1.power_offs(), 0);
+    bmc1.resume();
 }

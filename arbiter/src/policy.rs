@@ -599,6 +599,27 @@ impl Policy {
         Ok(())
     }
 
+    /// A fence confirmed the host behind `mac` powered off: its earlier
+    /// answers for our VIPs are stale, so they stop withholding claims now
+    /// rather than after the silent rounds that clear evidence otherwise. A
+    /// new answer from it counts again.
+    pub fn handle_fenced(&mut self, now: Instant, mac: [u8; 6]) {
+        let now = self.clock(now);
+        let mut touched = false;
+        for inst in &mut self.instances {
+            for (e, n) in inst.evidence.iter_mut().zip(inst.silent_rounds.iter_mut()) {
+                if *e == Some(mac) {
+                    *e = None;
+                    *n = 0;
+                    touched = true;
+                }
+            }
+        }
+        if touched {
+            self.recompute(now);
+        }
+    }
+
     /// The fencing policy's gate: `Some(peer)` from a fence's start until
     /// its `off` is confirmed (and after a failed one), for every instance:
     /// the pair shares them all.

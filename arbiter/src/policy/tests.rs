@@ -1217,3 +1217,26 @@ fn an_unconfirmed_fence_closes_every_gate_until_it_is_confirmed() {
     p.set_fence_gate(secs(t0, 20), None);
     assert!(p.gate("VI_1").unwrap().is_open());
 }
+
+#[test]
+fn a_confirmed_fence_clears_the_fenced_hosts_evidence_at_once() {
+    let t0 = Instant::now();
+    let mut p = healthy(config(), t0);
+    let mac = [2, 0, 0, 0, 0, 5];
+    p.handle_heartbeat(secs(t0, 10), "VI_1", true).unwrap();
+    p.handle_ownership(secs(t0, 11), "VI_1", ip(VIP), Some(mac))
+        .unwrap();
+    assert!(matches!(
+        p.gate("VI_1").unwrap(),
+        ClaimGate::Closed(WithholdReason::VipAnsweredElsewhere { .. })
+    ));
+    // Another host's answers stay; the fenced one's go.
+    p.handle_fenced(secs(t0, 12), [2, 0, 0, 0, 0, 9]);
+    assert!(!p.gate("VI_1").unwrap().is_open());
+    p.handle_fenced(secs(t0, 12), mac);
+    assert!(p.gate("VI_1").unwrap().is_open(), "{:?}", p.gate("VI_1"));
+    // It answers again (powered back on): withheld again.
+    p.handle_ownership(secs(t0, 13), "VI_1", ip(VIP), Some(mac))
+        .unwrap();
+    assert!(!p.gate("VI_1").unwrap().is_open());
+}

@@ -686,6 +686,12 @@ impl Arbiter {
         })
     }
 
+    /// A fence confirmed the host behind `mac` off: its answers for our VIPs
+    /// no longer withhold claims (see `Policy::handle_fenced`).
+    pub(super) fn peer_fenced(&mut self, now: Instant, mac: [u8; 6]) {
+        self.policy.handle_fenced(now, mac);
+    }
+
     /// The fencing policy's gate (`Some(peer)` until a fence is confirmed).
     pub(super) fn set_fence_gate(&mut self, now: Instant, peer: Option<IpAddr>) {
         self.policy.set_fence_gate(now, peer);

@@ -103,6 +103,9 @@ pub(super) struct FencePart {
     state_dir: PathBuf,
     dry_run: bool,
     published: Option<FenceStatus>,
+    /// MACs of peers confirmed off this step: the arbiter drops their
+    /// answers as evidence.
+    fenced_macs: Vec<[u8; 6]>,
 }
 
 impl FencePart {
@@ -175,6 +178,7 @@ impl FencePart {
             state_dir: cfg.state_dir.clone(),
             dry_run,
             published: None,
+            fenced_macs: Vec::new(),
         })
     }
 
@@ -414,6 +418,11 @@ impl FencePart {
         }
     }
 
+    /// The MACs of peers confirmed off since the last call.
+    pub fn take_fenced_macs(&mut self) -> Vec<[u8; 6]> {
+        std::mem::take(&mut self.fenced_macs)
+    }
+
     /// Carries out what the policies decided. Returns the claim gate's word:
     /// `Some(peer)` while a fence of `peer` is not confirmed (`run` closes
     /// its claims on it; in `watch` keepalived decides them).
@@ -508,6 +517,9 @@ impl FencePart {
             }
             FenceAction::Fenced { reason } => {
                 warn!(%peer, reason = reason.as_str(), "peer fenced: power off confirmed");
+                if let Some(mac) = p.mac {
+                    self.fenced_macs.push(mac);
+                }
                 self.record(i, &reason, "fenced", None, None, dry_run, out);
                 let p = &mut self.peers[i];
                 p.raised = true;

@@ -477,7 +477,12 @@ impl Node {
                     &|peer| instances.vip_of_family(peer),
                 );
                 let gate = f.act(now, &mut self.out);
+                // The gate first: cleared evidence must not show a closed
+                // fence gate for an instant (and page it).
                 arb.set_fence_gate(now, gate);
+                for mac in f.take_fenced_macs() {
+                    arb.peer_fenced(now, mac);
+                }
             }
             Owner::Instances { arbiter: None, .. } => {}
             // Beside keepalived this node's standing comes from its
@@ -486,6 +491,8 @@ impl Node {
             Owner::Keepalived(beside) => {
                 f.observe(now, beside.isolated(), &self.watching.watcher, &|_| None);
                 let _gate = f.act(now, &mut self.out);
+                // No arbiter's evidence to clear.
+                let _ = f.take_fenced_macs();
             }
         }
     }
