@@ -63,54 +63,25 @@ fn fence_table(node: &str, extra: &str) -> String {
     )
 }
 
-fn events(lab: &Lab, node: &str) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(lab.dir().join(format!("{node}-events.jsonl")))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
-fn fence_events(lab: &Lab, node: &str, outcome: &str) -> Vec<serde_json::Value> {
-    events(lab, node)
-        .into_iter()
-        .filter(|e| e["event"] == "fence" && e["outcome"] == outcome)
-        .collect()
-}
-
-fn paged(lab: &Lab, node: &str, kind: &str) -> bool {
-    events(lab, node)
-        .iter()
-        .any(|e| e["event"] == "incident" && e["kind"] == kind && e["status"] == "firing")
-}
-
-fn all_logs(procs: &[&LabProcess], bmcs: &[&IpmiBmc<'_>]) -> String {
-    let mut s = logs(procs);
-    for b in bmcs {
-        s.push_str(&format!(
-            "\n----- bmc {} -----\n{:?}\n{}",
-            b.addr(),
-            b.power_log(),
-            b.log_tail(10)
-        ));
-    }
-    s
-}
-
-/// gw sees `owner` alone answer for the VIP (a fenced host's namespace keeps
-/// its addresses, but it is off the wire: its links are down).
-fn gw_sees_only(lab: &Lab, owner: &str, procs: &[&LabProcess], what: &str) {
-    let mac = lab.mac_of(owner).expect("mac");
-    let seen = wait_for(BOUND, || {
-        let owners = lab.vip_owners("gw", configs::VIP).unwrap_or_default();
-        (owners.len() == 1 && owners.contains(&mac)).then_some(())
-    });
-    assert!(
-        seen.is_some(),
-        "{what}: gw never saw {owner} alone: {:?}\n{}",
-        lab.vip_owners("gw", configs::VIP),
-        logs(procs)
-    );
+/// Waits until `node`'s first fence peer is in `phase`; its status then.
+fn wait_phase(
+    lab: &Lab,
+    node: &str,
+    phase: &str,
+    within: Duration,
+    procs: &[&LabProcess],
+) -> serde_json::Value {
+    wait_for(within, || {
+        let st = try_status(lab, node)?;
+        (st["fence"]["peers"][0]["phase"] == phase).then_some(st)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "{node}'s fence never reached {phase}: {:?}\n{}",
+            try_status(lab, node).map(|s| s["fence"].clone()),
+            logs(procs)
+        )
+    })
 }
 
 /// Both nodes with VRRP dropped on input (the capture still sees the
@@ -139,20 +110,11 @@ fn two_blind_claimants_the_better_one_fences_the_other() {
     assert!(
         fenced.is_some(),
         "lb01 never fenced lb02\n{}",
-        all_logs(&procs, &[&bmc1, &bmc2])
+        logs_with_bmcs(&procs, &[&bmc1, &bmc2])
     );
     // lb02 is off (its processes killed, its links down): lb01 alone holds.
     gw_sees_only(&lab, "lb01", &procs, "after the fence");
-    let st = wait_for(FENCE_BOUND, || {
-        let st = try_status(&lab, "lb01")?;
-        (st["fence"]["peers"][0]["phase"] == "fenced").then_some(st)
-    })
-    .unwrap_or_else(|| {
-        panic!(
-            "lb01 never confirmed\n{}",
-            all_logs(&procs, &[&bmc1, &bmc2])
-        )
-    });
+    let st = wait_phase(&lab, "lb01", "fenced", FENCE_BOUND, &procs);
     let p = &st["fence"]["peers"][0];
     assert_eq!(p["peer"], "192.0.2.6");
     assert_eq!(p["standing"], "better");
@@ -164,11 +126,11 @@ fn two_blind_claimants_the_better_one_fences_the_other() {
         bmc1.power_offs(),
         0,
         "{}",
-        all_logs(&procs, &[&bmc1, &bmc2])
+        logs_with_bmcs(&procs, &[&bmc1, &bmc2])
     );
     assert_eq!(bmc2.power_offs(), 1, "{:?}", bmc2.power_log());
     // Audited: the call (password masked), then the confirmation; paged.
-    let started = fence_events(&lab, "lb01", "fencing");
+    let started = fence_events(&events(&lab, "lb01"), "fencing");
     assert_eq!(started.len(), 1, "{started:?}");
     let call = started[0]["call"].as_str().unwrap_or_default();
     assert!(
@@ -177,8 +139,11 @@ fn two_blind_claimants_the_better_one_fences_the_other() {
             && call.contains("password=***"),
         "{call}"
     );
-    assert_eq!(fence_events(&lab, "lb01", "fenced").len(), 1);
-    assert!(paged(&lab, "lb01", "fencing") && paged(&lab, "lb01", "fenced"));
+    assert_eq!(fence_events(&events(&lab, "lb01"), "fenced").len(), 1);
+    assert!(
+        incident_fired(&events(&lab, "lb01"), "fencing")
+            && incident_fired(&events(&lab, "lb01"), "fenced")
+    );
     let audit = std::fs::read_to_string(lab.dir().join("lb01-state/fence-audit.jsonl"))
         .expect("the audit file");
     assert!(
@@ -218,10 +183,10 @@ fn s2_with_a_healthy_master_nobody_is_fenced() {
         bmc1.power_offs() + bmc2.power_offs(),
         0,
         "{}",
-        all_logs(&procs, &[&bmc1, &bmc2])
+        logs_with_bmcs(&procs, &[&bmc1, &bmc2])
     );
-    assert!(fence_events(&lab, "lb02", "fencing").is_empty());
-    assert!(fence_events(&lab, "lb01", "fencing").is_empty());
+    assert!(fence_events(&events(&lab, "lb02"), "fencing").is_empty());
+    assert!(fence_events(&events(&lab, "lb01"), "fencing").is_empty());
 }
 
 #[test]
@@ -248,21 +213,21 @@ fn the_better_node_isolated_refuses_and_the_worse_one_fences_it() {
     assert!(
         fenced.is_some(),
         "lb02 never fenced lb01\n{}",
-        all_logs(&procs, &[&bmc1, &bmc2])
+        logs_with_bmcs(&procs, &[&bmc1, &bmc2])
     );
     assert_eq!(
         bmc2.power_offs(),
         0,
         "the isolated node fenced\n{}",
-        all_logs(&procs, &[&bmc1, &bmc2])
+        logs_with_bmcs(&procs, &[&bmc1, &bmc2])
     );
-    let refused = fence_events(&lab, "lb01", "refused");
+    let refused = fence_events(&events(&lab, "lb01"), "refused");
     assert!(
         refused
             .iter()
             .any(|e| e["detail"].as_str().is_some_and(|d| d.contains("isolated"))),
         "{refused:?}\n{}",
-        all_logs(&procs, &[&bmc1, &bmc2])
+        logs_with_bmcs(&procs, &[&bmc1, &bmc2])
     );
     gw_sees_only(&lab, "lb02", &procs, "after lb02 fenced lb01");
 }
@@ -283,11 +248,7 @@ fn a_bmc_refusing_the_login_is_paged_and_counted() {
         &config(&lab, "lb02", false, ""),
     );
     let procs = [&lb01, &lb02];
-    let st = wait_for(FENCE_BOUND, || {
-        let st = try_status(&lab, "lb01")?;
-        (st["fence"]["peers"][0]["phase"] == "failed").then_some(st)
-    })
-    .unwrap_or_else(|| panic!("no failed fence\n{}", all_logs(&procs, &[&bmc2])));
+    let st = wait_phase(&lab, "lb01", "failed", FENCE_BOUND, &procs);
     let p = &st["fence"]["peers"][0];
     assert_eq!(p["attempts_in_window"], 1, "{p}");
     assert_eq!(p["outcomes"]["failed"], 1, "{p}");
@@ -301,15 +262,15 @@ fn a_bmc_refusing_the_login_is_paged_and_counted() {
         "{detail}"
     );
     assert!(
-        paged(&lab, "lb01", "fence_failed"),
+        incident_fired(&events(&lab, "lb01"), "fence_failed"),
         "{}",
-        all_logs(&procs, &[&bmc2])
+        logs_with_bmcs(&procs, &[&bmc2])
     );
     assert_eq!(bmc2.power_offs(), 0);
     // The ledger (1 per hour) refuses another try while the split brain
     // goes on: one attempt, however long it lasts.
     std::thread::sleep(Duration::from_secs(5));
-    assert_eq!(fence_events(&lab, "lb01", "fencing").len(), 1);
+    assert_eq!(fence_events(&events(&lab, "lb01"), "fencing").len(), 1);
 }
 
 #[test]
@@ -328,10 +289,10 @@ fn a_dry_run_logs_the_call_and_makes_none() {
     );
     let procs = [&lb01, &lb02];
     let dry = wait_for(FENCE_BOUND, || {
-        let d = fence_events(&lab, "lb01", "dry_run");
+        let d = fence_events(&events(&lab, "lb01"), "dry_run");
         (!d.is_empty()).then_some(d)
     })
-    .unwrap_or_else(|| panic!("no dry run\n{}", all_logs(&procs, &[&bmc2])));
+    .unwrap_or_else(|| panic!("no dry run\n{}", logs_with_bmcs(&procs, &[&bmc2])));
     let call = dry[0]["call"].as_str().unwrap_or_default();
     assert!(
         call.starts_with("fence_ipmilan action=off ") && call.contains(" ip=192.0.2.205 "),
@@ -355,28 +316,17 @@ fn a_dry_run_logs_the_call_and_makes_none() {
     assert_eq!(st["fence"]["peers"][0]["outcomes"]["dry_run"], 1);
 }
 
-/// Posts `text` as the on-call's reply through the generic gateway on lb01
-/// (HMAC-SHA256 over "<ts>.<body>", computed by Python's hmac); the status.
+/// Posts `text` as the on-call's reply to lb01's generic gateway.
 fn reply(lab: &Lab, text: &str, id: &str) -> u16 {
-    let script = format!(
-        r#"
-import hmac, hashlib, json, time, urllib.request, urllib.error
-body = json.dumps({{"from": "{ONCALL}", "text": "{text}", "id": "{id}"}}).encode()
-ts = str(int(time.time()))
-sig = "sha256=" + hmac.new(b"{REPLY_SECRET}", ts.encode() + b"." + body, hashlib.sha256).hexdigest()
-req = urllib.request.Request("http://192.0.2.5:8725/reply/generic", data=body,
-    headers={{"X-Splitguard-Timestamp": ts, "X-Splitguard-Signature": sig, "Content-Type": "application/json"}})
-try:
-    print(urllib.request.urlopen(req, timeout=10).status)
-except urllib.error.HTTPError as e:
-    print(e.code)
-"#
-    );
-    let out = lab.run("gw", &[SYS_PYTHON, "-c", &script]).expect("python");
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .unwrap_or(0)
+    post_generic_reply(
+        lab,
+        "http://192.0.2.5:8725/reply/generic",
+        REPLY_SECRET,
+        ONCALL,
+        text,
+        id,
+        0,
+    )
 }
 
 const ONCALL: &str = "+15550002222";
@@ -412,7 +362,12 @@ fn a_fence_by_reply_needs_the_pin() {
             .find(|i| i["kind"] == "split_brain")
             .and_then(|i| i["code"].as_str().map(str::to_owned))
     })
-    .unwrap_or_else(|| panic!("no split brain on lb01\n{}", all_logs(&procs, &[&bmc2])));
+    .unwrap_or_else(|| {
+        panic!(
+            "no split brain on lb01\n{}",
+            logs_with_bmcs(&procs, &[&bmc2])
+        )
+    });
     assert_eq!(
         reply(&lab, &format!("{code} FENCE lb02"), "r1"),
         403,
@@ -426,16 +381,7 @@ fn a_fence_by_reply_needs_the_pin() {
     std::thread::sleep(Duration::from_secs(2));
     assert!(bmc2.power_log().is_empty(), "{:?}", bmc2.power_log());
     assert_eq!(reply(&lab, &format!("{code} FENCE lb02 7741"), "r3"), 200);
-    let fenced = wait_for(FENCE_BOUND, || {
-        let st = try_status(&lab, "lb01")?;
-        (st["fence"]["peers"][0]["phase"] == "fenced").then_some(st)
-    })
-    .unwrap_or_else(|| {
-        panic!(
-            "the order was not carried out\n{}",
-            all_logs(&procs, &[&bmc2])
-        )
-    });
+    let fenced = wait_phase(&lab, "lb01", "fenced", FENCE_BOUND, &procs);
     let last = &fenced["fence"]["peers"][0]["last"];
     assert_eq!(last["reason"], "ordered", "{last}");
     assert!(
@@ -476,21 +422,11 @@ fn the_native_redfish_client_fences_and_confirms() {
         &config(&lab, "lb02", false, ""),
     );
     let procs = [&lb01, &lb02];
-    let st = wait_for(Duration::from_secs(60), || {
-        let st = try_status(&lab, "lb01")?;
-        (st["fence"]["peers"][0]["phase"] == "fenced").then_some(st)
-    })
-    .unwrap_or_else(|| {
-        panic!(
-            "no confirmed Redfish fence\n{}\n{}",
-            logs(&procs),
-            rf.log_tail(20)
-        )
-    });
+    let st = wait_phase(&lab, "lb01", "fenced", Duration::from_secs(60), &procs);
     assert_eq!(st["fence"]["peers"][0]["agent"], "redfish");
     assert_eq!(rf.power_state().ok().flatten().as_deref(), Some("Off"));
     gw_sees_only(&lab, "lb01", &procs, "after the Redfish fence");
-    let call = fence_events(&lab, "lb01", "fencing")[0]["call"]
+    let call = fence_events(&events(&lab, "lb01"), "fencing")[0]["call"]
         .as_str()
         .unwrap_or_default()
         .to_owned();
@@ -517,17 +453,13 @@ fn a_bmc_that_never_answers_times_out_and_is_paged() {
         &config(&lab, "lb02", false, ""),
     );
     let procs = [&lb01, &lb02];
-    let st = wait_for(FENCE_BOUND, || {
-        let st = try_status(&lab, "lb01")?;
-        (st["fence"]["peers"][0]["phase"] == "failed").then_some(st)
-    })
-    .unwrap_or_else(|| panic!("no failed fence\n{}", all_logs(&procs, &[&bmc2])));
+    let st = wait_phase(&lab, "lb01", "failed", FENCE_BOUND, &procs);
     let p = &st["fence"]["peers"][0];
     let detail = p["last"]["detail"].as_str().unwrap_or_default();
     assert!(detail.contains("did not finish within 3s"), "{p}");
     assert_eq!(p["gate_closed"], true, "{p}");
     assert_eq!(p["attempts_in_window"], 1, "{p}");
-    assert!(paged(&lab, "lb01", "fence_failed"));
+    assert!(incident_fired(&events(&lab, "lb01"), "fence_failed"));
     bmc2.resume();
     assert_eq!(bmc2.power_offs(), 0);
 }
@@ -586,8 +518,8 @@ fn s2_with_the_health_path_silent_is_not_a_dead_daemon() {
         &procs,
         "S2, health path silent",
     );
-    assert_eq!(bmc1.power_offs(), 0, "{}", all_logs(&procs, &[&bmc1]));
-    assert!(fence_events(&lab, "lb02", "fencing").is_empty());
+    assert_eq!(bmc1.power_offs(), 0, "{}", logs_with_bmcs(&procs, &[&bmc1]));
+    assert!(fence_events(&events(&lab, "lb02"), "fencing").is_empty());
 }
 
 #[test]
@@ -605,7 +537,7 @@ fn a_dead_daemon_with_its_vip_left_is_fenced_through_the_health_path() {
     assert!(
         fenced.is_some(),
         "lb02 never fenced the dead daemon's host\n{}",
-        all_logs(&procs, &[&bmc1])
+        logs_with_bmcs(&procs, &[&bmc1])
     );
     let off = killed.elapsed();
     gw_sees_only(
@@ -639,12 +571,8 @@ fn a_failed_fence_keeps_the_claim_withheld_while_the_peer_is_not_proven_off() {
     let (mut lb01, lb02) = health_path_pair(&lab, &etcd);
     lb01.kill();
     let procs = [&lb01, &lb02];
-    wait_for(FENCE_BOUND, || {
-        let st = try_status(&lab, "lb02")?;
-        (st["fence"]["peers"][0]["phase"] == "failed").then_some(())
-    })
-    .unwrap_or_else(|| panic!("no failed fence\n{}", all_logs(&procs, &[&bmc1])));
-    assert!(paged(&lab, "lb02", "fence_failed"));
+    wait_phase(&lab, "lb02", "failed", FENCE_BOUND, &procs);
+    assert!(incident_fired(&events(&lab, "lb02"), "fence_failed"));
     // lb01 goes quiet on the wire as a frozen host would (its links down,
     // never powered off): lb02 still may not claim, the fence unconfirmed.
     for port in ["eth0", "mgmt0"] {
@@ -660,13 +588,13 @@ fn a_failed_fence_keeps_the_claim_withheld_while_the_peer_is_not_proven_off() {
     assert!(
         gate.is_some(),
         "lb02's claim is not withheld for the fence\n{}",
-        all_logs(&procs, &[&bmc1])
+        logs_with_bmcs(&procs, &[&bmc1])
     );
     std::thread::sleep(Duration::from_secs(5));
     assert!(
         !holds(&lab, "lb02"),
         "lb02 claimed\n{}",
-        all_logs(&procs, &[&bmc1])
+        logs_with_bmcs(&procs, &[&bmc1])
     );
     assert_eq!(bmc1.power_offs(), 0);
     bmc1.resume();

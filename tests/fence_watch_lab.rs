@@ -52,46 +52,9 @@ fn watch_config(lab: &Lab, references: bool) -> String {
     )
 }
 
-fn events(lab: &Lab) -> Vec<serde_json::Value> {
-    read_jsonl(&lab.dir().join("watch-lb01-events.jsonl"))
-}
-
-fn fence_events(lab: &Lab, outcome: &str) -> Vec<serde_json::Value> {
-    events(lab)
-        .into_iter()
-        .filter(|e| e["event"] == "fence" && e["outcome"] == outcome)
-        .collect()
-}
-
 /// The watch's `status --json`, or None until its socket answers.
 fn try_watch_status(lab: &Lab) -> Option<serde_json::Value> {
-    let sock = configs::watch_socket(lab, "lb01");
-    let out = lab
-        .run(
-            "lb01",
-            &[
-                env!("CARGO_BIN_EXE_splitguard"),
-                "status",
-                "--json",
-                "--socket",
-                sock.to_str()?,
-            ],
-        )
-        .ok()?;
-    serde_json::from_slice(&out.stdout).ok()
-}
-
-fn all_logs(procs: &[&LabProcess], bmcs: &[&IpmiBmc<'_>]) -> String {
-    let mut s = logs(procs);
-    for b in bmcs {
-        s.push_str(&format!(
-            "\n----- bmc {} -----\n{:?}\n{}",
-            b.addr(),
-            b.power_log(),
-            b.log_tail(10)
-        ));
-    }
-    s
+    try_status_at(lab, "lb01", &configs::watch_socket(lab, "lb01"))
 }
 
 /// keepalived on both nodes with lb01 master, the watch on lb01 (`references`
@@ -144,7 +107,7 @@ fn fences_lb02(tag: &str, references: bool) {
     assert!(
         fenced.is_some(),
         "the watch never fenced lb02\n{}",
-        all_logs(&procs, &[&bmc1, &bmc2])
+        logs_with_bmcs(&procs, &[&bmc1, &bmc2])
     );
     let mac = lab.mac_of("lb01").expect("mac");
     let alone = wait_for(BOUND, || {
@@ -155,7 +118,7 @@ fn fences_lb02(tag: &str, references: bool) {
         panic!(
             "gw never saw lb01 alone: {:?}\n{}",
             lab.vip_owners("gw", configs::VIP),
-            all_logs(&procs, &[&bmc1, &bmc2])
+            logs_with_bmcs(&procs, &[&bmc1, &bmc2])
         )
     });
     eprintln!(
@@ -169,7 +132,7 @@ fn fences_lb02(tag: &str, references: bool) {
     .unwrap_or_else(|| {
         panic!(
             "the watch never confirmed the fence\n{}",
-            all_logs(&procs, &[&bmc1, &bmc2])
+            logs_with_bmcs(&procs, &[&bmc1, &bmc2])
         )
     });
     let p = &st["fence"]["peers"][0];
@@ -183,9 +146,9 @@ fn fences_lb02(tag: &str, references: bool) {
         bmc1.power_offs(),
         0,
         "{}",
-        all_logs(&procs, &[&bmc1, &bmc2])
+        logs_with_bmcs(&procs, &[&bmc1, &bmc2])
     );
-    let started = fence_events(&lab, "fencing");
+    let started = fence_events(&events(&lab, "watch-lb01"), "fencing");
     assert_eq!(started.len(), 1, "{started:?}");
     assert_eq!(started[0]["reason"], "split_brain", "{started:?}");
     let call = started[0]["call"].as_str().unwrap_or_default();
@@ -195,7 +158,12 @@ fn fences_lb02(tag: &str, references: bool) {
             && call.contains("password=***"),
         "{call}"
     );
-    assert_eq!(fence_events(&lab, "fenced").len(), 1, "{:?}", events(&lab));
+    assert_eq!(
+        fence_events(&events(&lab, "watch-lb01"), "fenced").len(),
+        1,
+        "{:?}",
+        events(&lab, "watch-lb01")
+    );
     let audit = std::fs::read_to_string(lab.dir().join("watch-lb01-state/fence-audit.jsonl"))
         .expect("the audit file");
     assert!(
@@ -223,14 +191,14 @@ fn an_isolated_watch_refuses_to_fence() {
     })
     .unwrap_or_else(|| panic!("lb02 never claimed too\n{}", logs(&procs)));
     let refused = wait_for(FENCE_BOUND, || {
-        let r = fence_events(&lab, "refused");
+        let r = fence_events(&events(&lab, "watch-lb01"), "refused");
         (!r.is_empty()).then_some(r)
     })
     .unwrap_or_else(|| {
         panic!(
             "no refusal\n{:?}\n{}",
-            events(&lab),
-            all_logs(&procs, &[&bmc1, &bmc2])
+            events(&lab, "watch-lb01"),
+            logs_with_bmcs(&procs, &[&bmc1, &bmc2])
         )
     });
     assert!(
@@ -246,9 +214,9 @@ fn an_isolated_watch_refuses_to_fence() {
         bmc1.power_offs() + bmc2.power_offs(),
         0,
         "the isolated watch fenced\n{}",
-        all_logs(&procs, &[&bmc1, &bmc2])
+        logs_with_bmcs(&procs, &[&bmc1, &bmc2])
     );
-    assert!(fence_events(&lab, "fencing").is_empty());
+    assert!(fence_events(&events(&lab, "watch-lb01"), "fencing").is_empty());
     assert!(holds(&lab, "lb02"), "lb02 still holds: nobody fenced it");
     let st = try_watch_status(&lab).expect("status");
     assert_eq!(st["arbiter"]["isolated"], true, "{st}");

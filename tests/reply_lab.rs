@@ -243,25 +243,15 @@ fn generic_gateway_replies_are_signed_and_fresh() {
     let w = start_watch(&lab, "lb02", &cfg);
     wait_listening(&lab, "gw", "192.0.2.6", 8725);
     let post = |secret: &str, age: i64, id: &str| -> u16 {
-        let script = format!(
-            r#"
-import hmac, hashlib, json, time, urllib.request, urllib.error
-body = json.dumps({{"from": "{ONCALL}", "text": "STATUS", "id": "{id}"}}).encode()
-ts = str(int(time.time()) - {age})
-sig = "sha256=" + hmac.new(b"{secret}", ts.encode() + b"." + body, hashlib.sha256).hexdigest()
-req = urllib.request.Request("http://192.0.2.6:8725/reply/generic", data=body,
-    headers={{"X-Splitguard-Timestamp": ts, "X-Splitguard-Signature": sig, "Content-Type": "application/json"}})
-try:
-    print(urllib.request.urlopen(req, timeout=10).status)
-except urllib.error.HTTPError as e:
-    print(e.code)
-"#
-        );
-        let out = lab.run("gw", &[SYS_PYTHON, "-c", &script]).expect("python");
-        String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .parse()
-            .unwrap_or(0)
+        post_generic_reply(
+            &lab,
+            "http://192.0.2.6:8725/reply/generic",
+            secret,
+            ONCALL,
+            "STATUS",
+            id,
+            age,
+        )
     };
     assert_eq!(post("g3n3r1c", 0, "g1"), 200, "{}", w.log_text());
     assert_eq!(post("wrong", 0, "g2"), 401);

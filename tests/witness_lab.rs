@@ -176,21 +176,6 @@ fn cut_uplink(lab: &Lab, host: &str) {
     .expect("nft");
 }
 
-/// The events file of `node`, one JSON value per line.
-fn events(lab: &Lab, node: &str) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(lab.dir().join(format!("{node}-events.jsonl")))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
-fn incident_fired(lab: &Lab, node: &str, kind: &str) -> bool {
-    events(lab, node)
-        .iter()
-        .any(|e| e["event"] == "incident" && e["kind"] == kind && e["status"] == "firing")
-}
-
 #[test]
 fn s2_vrrp_dropped_on_the_backup_the_key_refuses_its_claim() {
     s2(Vrrp::V2Multicast);
@@ -362,12 +347,12 @@ fn a_master_cut_off_from_etcd_alone_keeps_the_vip_on_its_peers_word() {
     let s = watch_window(&lab);
     assert_only(&lab, &s, "lb01", &procs, &etcd);
     assert!(
-        incident_fired(&lab, "lb01", "witness_unreachable"),
+        incident_fired(&events(&lab, "lb01"), "witness_unreachable"),
         "lb01 must be paged: {:?}",
         events(&lab, "lb01")
     );
     assert!(
-        !incident_fired(&lab, "lb02", "witness_unreachable"),
+        !incident_fired(&events(&lab, "lb02"), "witness_unreachable"),
         "lb02 reaches etcd"
     );
     let st = status_via(&lab, "lb01", "lb01.sock");
@@ -386,7 +371,7 @@ fn every_etcd_member_stopped_changes_nothing_while_the_pair_is_healthy() {
     assert_only(&lab, &s, "lb01", &procs, &etcd);
     for node in ["lb01", "lb02"] {
         assert!(
-            incident_fired(&lab, node, "witness_unreachable"),
+            incident_fired(&events(&lab, node), "witness_unreachable"),
             "{node} must be paged: {:?}",
             events(&lab, node)
         );

@@ -452,16 +452,16 @@ pub const CONFIRM_SECRET: &str = "lab-witness-confirm-secret";
 /// A pair lab with a management segment (lb01 .197, lb02 .198) and the
 /// three etcd members s1-s3 on it (.201-.203): the witness lab.
 pub fn witness_lab(tag: &str) -> Result<Lab, LabError> {
-    Lab::builder(tag)
-        .host("lb01", LB01_ADDR)
-        .host("lb02", LB02_ADDR)
-        .host("gw", GW_ADDR)
-        .management(&[
-            ("lb01", crate::etcd::LB01_MGMT),
-            ("lb02", crate::etcd::LB02_MGMT),
-        ])
-        .etcd_members()
-        .build()
+    managed_pair(tag).etcd_members().build()
+}
+
+/// The standard pair (lb01, lb02, gw) with both nodes on a management
+/// segment (lb01 .197, lb02 .198): what the witness and fencing labs add to.
+fn managed_pair(tag: &str) -> crate::LabBuilder {
+    pair(tag).management(&[
+        ("lb01", crate::etcd::LB01_MGMT),
+        ("lb02", crate::etcd::LB02_MGMT),
+    ])
 }
 
 /// The `[arbiter]` and `[witness]` tables of `node` (lb01 or lb02) in the
@@ -688,32 +688,13 @@ pub fn holds_routed_vip(lab: &Lab, host: &str) -> Result<bool, LabError> {
 /// hosts on it: `bmc1` (.204, lb01's), `bmc2` (.205, lb02's) and `rfbmc`
 /// (.206, Redfish): the fencing lab.
 pub fn fence_lab(tag: &str) -> Result<Lab, LabError> {
-    Lab::builder(tag)
-        .host("lb01", LB01_ADDR)
-        .host("lb02", LB02_ADDR)
-        .host("gw", GW_ADDR)
-        .management(&[
-            ("lb01", crate::etcd::LB01_MGMT),
-            ("lb02", crate::etcd::LB02_MGMT),
-        ])
-        .bmc_hosts()
-        .build()
+    managed_pair(tag).bmc_hosts().build()
 }
 
 /// The fencing lab with the three etcd members on its management segment:
 /// the witness's confirm path is the daemons' direct health path.
 pub fn fence_witness_lab(tag: &str) -> Result<Lab, LabError> {
-    Lab::builder(tag)
-        .host("lb01", LB01_ADDR)
-        .host("lb02", LB02_ADDR)
-        .host("gw", GW_ADDR)
-        .management(&[
-            ("lb01", crate::etcd::LB01_MGMT),
-            ("lb02", crate::etcd::LB02_MGMT),
-        ])
-        .etcd_members()
-        .bmc_hosts()
-        .build()
+    managed_pair(tag).etcd_members().bmc_hosts().build()
 }
 
 /// The `[[fence]]` table by which `node` (lb01 or lb02) fences the other

@@ -174,6 +174,91 @@ pub fn read_jsonl(path: &std::path::Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The events file `<name>-events.jsonl` in the lab directory.
+pub fn events(lab: &Lab, name: &str) -> Vec<serde_json::Value> {
+    read_jsonl(&lab.dir().join(format!("{name}-events.jsonl")))
+}
+
+/// Whether an `incident` event of `kind` fired (was paged) in `events`.
+pub fn incident_fired(events: &[serde_json::Value], kind: &str) -> bool {
+    events
+        .iter()
+        .any(|e| e["event"] == "incident" && e["kind"] == kind && e["status"] == "firing")
+}
+
+/// The `fence` events with `outcome` in `events`.
+pub fn fence_events(events: &[serde_json::Value], outcome: &str) -> Vec<serde_json::Value> {
+    events
+        .iter()
+        .filter(|e| e["event"] == "fence" && e["outcome"] == outcome)
+        .cloned()
+        .collect()
+}
+
+/// The daemons' logs and each BMC's power calls and log tail.
+pub fn logs_with_bmcs(procs: &[&LabProcess], bmcs: &[&splitguard_lab::bmc::IpmiBmc<'_>]) -> String {
+    let mut s = logs(procs);
+    for b in bmcs {
+        s.push_str(&format!(
+            "\n----- bmc {} -----\n{:?}\n{}",
+            b.addr(),
+            b.power_log(),
+            b.log_tail(10)
+        ));
+    }
+    s
+}
+
+/// Waits until gw sees `owner` alone answer for the VIP (a fenced host's
+/// namespace keeps its addresses, but it is off the wire: its links are
+/// down); panics with the logs otherwise.
+pub fn gw_sees_only(lab: &Lab, owner: &str, procs: &[&LabProcess], what: &str) {
+    let mac = lab.mac_of(owner).expect("mac");
+    let seen = wait_for(BOUND, || {
+        let owners = lab.vip_owners("gw", VIP).unwrap_or_default();
+        (owners.len() == 1 && owners.contains(&mac)).then_some(())
+    });
+    assert!(
+        seen.is_some(),
+        "{what}: gw never saw {owner} alone: {:?}\n{}",
+        lab.vip_owners("gw", VIP),
+        logs(procs)
+    );
+}
+
+/// Posts a reply through the generic gateway at `url` from gw, signed as it
+/// asks (HMAC-SHA256 over "<ts>.<body>" with `secret`, computed by Python's
+/// hmac, independently of ours), `age` seconds old; the HTTP status.
+pub fn post_generic_reply(
+    lab: &Lab,
+    url: &str,
+    secret: &str,
+    from: &str,
+    text: &str,
+    id: &str,
+    age: i64,
+) -> u16 {
+    let script = format!(
+        r#"
+import hmac, hashlib, json, time, urllib.request, urllib.error
+body = json.dumps({{"from": "{from}", "text": "{text}", "id": "{id}"}}).encode()
+ts = str(int(time.time()) - {age})
+sig = "sha256=" + hmac.new(b"{secret}", ts.encode() + b"." + body, hashlib.sha256).hexdigest()
+req = urllib.request.Request("{url}", data=body,
+    headers={{"X-Splitguard-Timestamp": ts, "X-Splitguard-Signature": sig, "Content-Type": "application/json"}})
+try:
+    print(urllib.request.urlopen(req, timeout=10).status)
+except urllib.error.HTTPError as e:
+    print(e.code)
+"#
+    );
+    let out = lab.run("gw", &[SYS_PYTHON, "-c", &script]).expect("python");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}
+
 /// PyPI's twilio in the venv contrib/test.sh makes.
 pub fn twilio_python() -> String {
     let p = format!("{}/target/pyvenv/bin/python", env!("CARGO_MANIFEST_DIR"));
@@ -187,10 +272,15 @@ pub fn twilio_python() -> String {
 /// `status --json` of `node` (its socket where `sg_config` puts it), or
 /// `None` until its control socket answers.
 pub fn try_status(lab: &Lab, node: &str) -> Option<serde_json::Value> {
-    let sock = configs::sg_socket(lab, node);
+    try_status_at(lab, node, &configs::sg_socket(lab, node))
+}
+
+/// `status --json` from `host` against the control socket `sock`, or `None`
+/// until it answers.
+pub fn try_status_at(lab: &Lab, host: &str, sock: &std::path::Path) -> Option<serde_json::Value> {
     let out = lab
         .run(
-            node,
+            host,
             &[
                 env!("CARGO_BIN_EXE_splitguard"),
                 "status",

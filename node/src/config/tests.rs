@@ -1788,14 +1788,8 @@ fn contrib_examples_parse_with_their_witness_block_uncommented() {
         let plain = parse(&text, name).unwrap_or_else(|e| panic!("{e}"));
         assert!(plain.witness.is_none(), "{name}: the witness is off");
 
-        // Everything from `# [witness]` on loses one `# `.
-        let at = text.find("\n# [witness]\n").expect("a [witness] example") + 1;
-        let (head, block) = text.split_at(at);
-        let block: String = block
-            .lines()
-            .map(|l| format!("{}\n", l.strip_prefix("# ").unwrap_or(l)))
-            .collect();
-        let on = parse(&format!("{head}{block}"), name).unwrap_or_else(|e| panic!("{e}"));
+        // The lines from `# [witness]` to the next blank line lose one `# `.
+        let on = parse(&uncommented(&text, "# [witness]"), name).unwrap_or_else(|e| panic!("{e}"));
         let w = on.witness.expect("witness");
         assert_eq!(w.etcd.len(), 3, "{name}");
         assert_eq!(w.lease_ttl, Duration::from_secs(3), "{name}");
@@ -1809,6 +1803,37 @@ fn contrib_examples_parse_with_their_witness_block_uncommented() {
         };
         assert_eq!(confirm.listen.ip(), ip(me), "{name}");
         assert_eq!(confirm.peer.ip(), ip(peer), "{name}");
+    }
+}
+
+/// `text` with the commented block that starts at the line `marker` (to
+/// the next blank line) uncommented.
+fn uncommented(text: &str, marker: &str) -> String {
+    let at = text
+        .find(&format!("\n{marker}\n"))
+        .unwrap_or_else(|| panic!("no {marker} example"))
+        + 1;
+    let (head, rest) = text.split_at(at);
+    let end = rest.find("\n\n").map_or(rest.len(), |e| e + 1);
+    let (block, tail) = rest.split_at(end);
+    let block: String = block
+        .lines()
+        .map(|l| format!("{}\n", l.strip_prefix("# ").unwrap_or(l)))
+        .collect();
+    format!("{head}{block}{tail}")
+}
+
+#[test]
+fn contrib_examples_parse_with_their_fence_block_uncommented() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../contrib/examples");
+    for (name, peer) in [("lb01", "10.0.0.6"), ("lb02", "10.0.0.5")] {
+        let text = std::fs::read_to_string(dir.join(format!("{name}.toml"))).expect("example");
+        assert!(parse(&text, name).unwrap().fences.is_empty(), "{name}: off");
+        let on = parse(&uncommented(&text, "# [[fence]]"), name).unwrap_or_else(|e| panic!("{e}"));
+        let f = &on.fences[0];
+        assert_eq!(f.peer, ip(peer), "{name}");
+        assert!(f.dry_run, "{name}: the example starts as a dry run");
+        assert!(!format!("{f:?}").contains("password = \"...\""));
     }
 }
 
