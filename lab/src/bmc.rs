@@ -357,18 +357,12 @@ user 2 true "{BMC_USER}" "{BMC_PASSWORD}" admin 10 none md2 md5 straight
 
     /// SIGSTOPs the simulator: requests go unanswered until [`Self::resume`].
     pub fn stall(&self) {
-        if let Some(p) = &self.process {
-            p.signal(libc::SIGSTOP);
-            self.stalled.store(true, Ordering::Relaxed);
-        }
+        set_stalled(self.process.as_ref(), &self.stalled, true);
     }
 
     /// SIGCONTs a stalled simulator.
     pub fn resume(&self) {
-        if let Some(p) = &self.process {
-            p.signal(libc::SIGCONT);
-            self.stalled.store(false, Ordering::Relaxed);
-        }
+        set_stalled(self.process.as_ref(), &self.stalled, false);
     }
 
     /// The simulator's log and the hook's calls, for a failure report.
@@ -568,18 +562,12 @@ impl<'lab> RedfishBmc<'lab> {
     /// never answered (fence_redfish then waits forever) until
     /// [`Self::resume`].
     pub fn stall(&self) {
-        if let Some(p) = &self.process {
-            p.signal(libc::SIGSTOP);
-            self.stalled.store(true, Ordering::Relaxed);
-        }
+        set_stalled(self.process.as_ref(), &self.stalled, true);
     }
 
     /// SIGCONTs a stalled emulator.
     pub fn resume(&self) {
-        if let Some(p) = &self.process {
-            p.signal(libc::SIGCONT);
-            self.stalled.store(false, Ordering::Relaxed);
-        }
+        set_stalled(self.process.as_ref(), &self.stalled, false);
     }
 
     /// The emulator's log, for a failure report.
@@ -908,4 +896,13 @@ fn write_file(path: &Path, text: &str, mode: u32) -> Result<(), BmcError> {
     file.set_permissions(std::fs::Permissions::from_mode(mode))
         .map_err(error)?;
     file.write_all(text.as_bytes()).map_err(error)
+}
+
+/// Stops (SIGSTOP) or continues (SIGCONT) an emulator's process and notes
+/// which, so it is continued before it is stopped for good on drop.
+fn set_stalled(process: Option<&LabProcess>, stalled: &AtomicBool, stall: bool) {
+    if let Some(p) = process {
+        p.signal(if stall { libc::SIGSTOP } else { libc::SIGCONT });
+        stalled.store(stall, Ordering::Relaxed);
+    }
 }
