@@ -79,6 +79,19 @@ pub enum Command {
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
+    /// Print a completion script for SHELL on stdout, generated from this command
+    /// line (e.g. `splitguard completions bash > /usr/share/bash-completion/completions/splitguard`).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages, generated from this command line, into DIR:
+    /// splitguard.1 and one page per subcommand (splitguard-run.1, ...).
+    Manpages {
+        /// The directory to write them into (made if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
     /// The namespace lab: throw-away network namespaces on this machine (needs root;
     /// addresses from 192.0.2.0/24 only; every lab is deleted when done).
     #[cfg(feature = "lab")]

@@ -9,7 +9,7 @@ mod lab;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use splitguard_node::config;
 
 use cli::{CheckCommand, CheckFormat, Cli, Command};
@@ -42,6 +42,18 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Completions { shell } => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "splitguard", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+        Command::Manpages { out } => match manpages(&out) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("splitguard manpages: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         #[cfg(feature = "lab")]
         Command::Lab { cmd } => lab::run(cmd),
         Command::Run { config, dry_run } => {
@@ -56,6 +68,15 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// splitguard(1) and a page per subcommand, from the clap definition, so the
+/// pages cannot drift from the command line (a build without the lab has no
+/// splitguard-lab pages).
+fn manpages(out: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("create {}", out.display()))?;
+    clap_mangen::generate_to(Cli::command(), out)
+        .with_context(|| format!("write the man pages into {}", out.display()))
 }
 
 fn check_config(path: &std::path::Path) -> ExitCode {

@@ -1,7 +1,8 @@
 //! The `splitguard` binary's command line: check-config's exit codes and located
 //! errors, the contrib examples, secret-bearing files others may read (refused,
-//! or warned about with `secret_file_mode = "warn"`), and clear refusals of bad
-//! arguments.
+//! or warned about with `secret_file_mode = "warn"`), clear refusals of bad
+//! arguments, and the man pages and completion scripts generated from the
+//! command line.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -209,5 +210,72 @@ fn run_refuses_an_invalid_config_before_touching_the_network() {
         text(&out.stderr).contains("instance[0].vrid"),
         "{}",
         text(&out.stderr)
+    );
+}
+
+/// The man pages come from the clap definition: one per subcommand, each a
+/// page groff formats without a warning.
+#[test]
+fn man_pages_are_generated_for_every_subcommand_and_format_cleanly() {
+    let dir = std::env::temp_dir().join(format!("sg-man-{}", std::process::id()));
+    let out = splitguard(&["manpages", "--out", dir.to_str().expect("utf-8")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for page in [
+        "splitguard.1",
+        "splitguard-run.1",
+        "splitguard-watch.1",
+        "splitguard-status.1",
+        "splitguard-check.1",
+        "splitguard-check-vip.1",
+        "splitguard-check-config.1",
+        "splitguard-import-keepalived.1",
+        "splitguard-completions.1",
+        "splitguard-manpages.1",
+    ] {
+        let path = dir.join(page);
+        let roff = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{page}: {e}"));
+        assert!(roff.contains(".TH "), "{page}: no title line");
+        // -ww: every warning; -z: format, print nothing.
+        let g = Command::new("groff")
+            .args(["-man", "-Tutf8", "-ww", "-z"])
+            .arg(&path)
+            .output()
+            .expect("groff runs (Debian: groff-base)");
+        assert!(
+            g.status.success() && g.stderr.is_empty(),
+            "{page}: {}",
+            text(&g.stderr)
+        );
+    }
+    let run = std::fs::read_to_string(dir.join("splitguard-run.1")).expect("run page");
+    assert!(run.contains("dry\\-run"), "{run}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Completion scripts for the shells clap knows, from the same definition;
+/// bash's parses.
+#[test]
+fn completion_scripts_name_the_subcommands() {
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let out = splitguard(&["completions", shell]);
+        assert!(out.status.success(), "{shell}: {}", text(&out.stderr));
+        let script = text(&out.stdout);
+        for word in ["check-config", "import-keepalived", "status"] {
+            assert!(script.contains(word), "{shell}: no {word}");
+        }
+    }
+    let bash = splitguard(&["completions", "bash"]);
+    let file = scratch("completion.bash", &text(&bash.stdout), 0o644);
+    let n = Command::new("bash")
+        .arg("-n")
+        .arg(&file)
+        .output()
+        .expect("bash");
+    assert!(n.status.success(), "{}", text(&n.stderr));
+    let bad = splitguard(&["completions", "tcsh"]);
+    assert_eq!(
+        bad.status.code(),
+        Some(2),
+        "an unknown shell is a usage error"
     );
 }
