@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Real peers the tests use; see DESIGN.md "Tests and real peers".
-packages=(iproute2 iputils-ping nftables keepalived tcpdump tshark arping python3 python3-venv python3-aiosmtpd prometheus-alertmanager dovecot-imapd zabbix-agent systemd prometheus python3-yaml openssl curl util-linux ndisc6 etcd-server etcd-client protobuf-compiler fence-agents ipmitool openipmi groff-base)
+packages=(iproute2 iputils-ping nftables keepalived tcpdump tshark arping python3 python3-venv python3-aiosmtpd prometheus-alertmanager dovecot-imapd zabbix-agent systemd prometheus python3-yaml openssl curl util-linux ndisc6 etcd-server etcd-client protobuf-compiler fence-agents ipmitool openipmi groff-base lintian dpkg-dev man-db)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -35,6 +35,10 @@ if [ ! -x target/sushy-venv/bin/sushy-emulator ] || ! target/sushy-venv/bin/pyth
   python3 -m venv target/sushy-venv
   target/sushy-venv/bin/pip install --quiet --disable-pip-version-check 'sushy-tools==2.2.0' bcrypt
 fi
+
+# The Debian package (release build, no lab) that tests/deb_package.rs inspects,
+# lints and installs; the script installs cargo-deb when missing.
+bash contrib/deb/build.sh >/dev/null
 
 # cargo-nextest runs each test in its own process, across all test binaries at
 # once (.config/nextest.toml): the lab tests mostly wait on VRRP timers, so the

@@ -105,12 +105,9 @@ fn agent_conf(lab: &Lab, sock: Option<&str>) -> String {
         "/contrib/zabbix/userparameter_splitguard.conf"
     ))
     .expect("contrib/zabbix/userparameter_splitguard.conf")
-    .replace(
-        "/usr/local/bin/splitguard",
-        env!("CARGO_BIN_EXE_splitguard"),
-    );
+    .replace("/usr/bin/splitguard", env!("CARGO_BIN_EXE_splitguard"));
     if let Some(sock) = sock {
-        shipped = shipped.replace("/run/splitguard.sock", sock);
+        shipped = shipped.replace("/run/splitguard/splitguard.sock", sock);
     }
     let conf = lab
         .write_file(
