@@ -94,6 +94,7 @@ fn the_package_holds_the_lean_binary_units_configs_pages_and_glue() {
         "/usr/share/splitguard/zabbix/userparameter_splitguard.conf",
         "/usr/share/splitguard/zabbix/template_splitguard.yaml",
         "/usr/share/splitguard/nagios/splitguard.cfg",
+        "/usr/share/splitguard/grafana/splitguard.json",
         "/usr/share/doc/splitguard/copyright",
     ] {
         assert!(
