@@ -85,8 +85,9 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Write the man pages, generated from this command line, into DIR:
-    /// splitguard.1 and one page per subcommand (splitguard-run.1, ...).
+    /// Write the man pages into DIR: splitguard.1 and one page per subcommand
+    /// (splitguard-run.1, ...), generated from this command line, and
+    /// splitguard.toml.5, the config file's keys, from the config schema's reference.
     Manpages {
         /// The directory to write them into (made if missing).
         #[arg(long, value_name = "DIR")]

@@ -5,6 +5,7 @@
 mod cli;
 #[cfg(feature = "lab")]
 mod lab;
+mod toml_page;
 
 use std::process::ExitCode;
 
@@ -72,11 +73,13 @@ fn main() -> ExitCode {
 
 /// splitguard(1) and a page per subcommand, from the clap definition, so the
 /// pages cannot drift from the command line (a build without the lab has no
-/// splitguard-lab pages).
+/// splitguard-lab pages), and splitguard.toml(5) from the config reference.
 fn manpages(out: &std::path::Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("create {}", out.display()))?;
     clap_mangen::generate_to(Cli::command(), out)
-        .with_context(|| format!("write the man pages into {}", out.display()))
+        .with_context(|| format!("write the man pages into {}", out.display()))?;
+    let page = out.join(toml_page::FILE_NAME);
+    std::fs::write(&page, toml_page::render()).with_context(|| format!("write {}", page.display()))
 }
 
 fn check_config(path: &std::path::Path) -> ExitCode {

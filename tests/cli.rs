@@ -2,7 +2,7 @@
 //! errors, the contrib examples, secret-bearing files others may read (refused,
 //! or warned about with `secret_file_mode = "warn"`), clear refusals of bad
 //! arguments, and the man pages and completion scripts generated from the
-//! command line.
+//! command line (and splitguard.toml(5), from the config reference).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -213,8 +213,10 @@ fn run_refuses_an_invalid_config_before_touching_the_network() {
     );
 }
 
-/// The man pages come from the clap definition: one per subcommand, each a
-/// page groff formats without a warning.
+/// The man pages come from the clap definition: one per subcommand, and
+/// splitguard.toml(5) from the config reference; each a page groff formats
+/// without a warning, the config page with a heading for every section and a
+/// line for every key.
 #[test]
 fn man_pages_are_generated_for_every_subcommand_and_format_cleanly() {
     let dir = std::env::temp_dir().join(format!("sg-man-{}", std::process::id()));
@@ -231,6 +233,7 @@ fn man_pages_are_generated_for_every_subcommand_and_format_cleanly() {
         "splitguard-import-keepalived.1",
         "splitguard-completions.1",
         "splitguard-manpages.1",
+        "splitguard.toml.5",
     ] {
         let path = dir.join(page);
         let roff = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{page}: {e}"));
@@ -249,6 +252,54 @@ fn man_pages_are_generated_for_every_subcommand_and_format_cleanly() {
     }
     let run = std::fs::read_to_string(dir.join("splitguard-run.1")).expect("run page");
     assert!(run.contains("dry\\-run"), "{run}");
+
+    // The config page is plain ASCII roff, so groff's default device takes it
+    // too, without preconv (clap's pages carry the help text's UTF-8).
+    let page = dir.join("splitguard.toml.5");
+    let g = Command::new("groff")
+        .args(["-man", "-ww", "-z"])
+        .arg(&page)
+        .output()
+        .expect("groff runs");
+    assert!(
+        g.status.success() && g.stderr.is_empty(),
+        "splitguard.toml.5: {}",
+        text(&g.stderr)
+    );
+    // As `man -l` shows it, without bold or underline (-P-cbou).
+    let shown = Command::new("groff")
+        .args(["-man", "-Tutf8", "-P-cbou"])
+        .arg(&page)
+        .output()
+        .expect("groff runs");
+    assert!(shown.status.success(), "{}", text(&shown.stderr));
+    let shown = text(&shown.stdout);
+    let lines: Vec<&str> = shown.lines().map(str::trim).collect();
+    for section in splitguard_node::config::reference::SECTIONS {
+        assert!(
+            lines.contains(&section.heading),
+            "splitguard.toml.5 shows no heading {:?}:\n{shown}",
+            section.heading
+        );
+        for key in section.keys {
+            assert!(
+                lines
+                    .iter()
+                    .any(|l| l.starts_with(&format!("{} (", key.name))),
+                "splitguard.toml.5: {} shows no key {}",
+                section.heading,
+                key.name
+            );
+        }
+    }
+    for words in [
+        "EXAMPLES",
+        "SEE ALSO",
+        "splitguard-check-config(1)",
+        "keepalived.conf(5)",
+    ] {
+        assert!(shown.contains(words), "splitguard.toml.5 shows no {words}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -14,6 +14,7 @@ mod fence;
 mod locate;
 pub mod probe_plan;
 mod read;
+pub mod reference;
 mod schema;
 mod validate;
 mod values;
