@@ -88,6 +88,7 @@ fn the_package_holds_the_lean_binary_units_configs_pages_and_glue() {
         "/usr/share/man/man1/splitguard.1.gz",
         "/usr/share/man/man1/splitguard-run.1.gz",
         "/usr/share/man/man1/splitguard-watch.1.gz",
+        "/usr/share/man/man5/splitguard.toml.5.gz",
         "/usr/share/bash-completion/completions/splitguard",
         "/usr/share/zsh/vendor-completions/_splitguard",
         "/usr/share/fish/vendor_completions.d/splitguard.fish",
@@ -172,12 +173,16 @@ fn the_package_holds_the_lean_binary_units_configs_pages_and_glue() {
     let mut generated: Vec<String> = std::fs::read_dir(pages.path())
         .expect("pages")
         .filter_map(Result::ok)
-        .map(|e| format!("/usr/share/man/man1/{}.gz", e.file_name().to_string_lossy()))
+        .map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let section = name.rsplit('.').next().unwrap_or_default().to_owned();
+            format!("/usr/share/man/man{section}/{name}.gz")
+        })
         .collect();
     generated.sort();
     let mut packaged: Vec<String> = files
         .iter()
-        .filter(|f| f.starts_with("/usr/share/man/man1/") && f.ends_with(".gz"))
+        .filter(|f| f.starts_with("/usr/share/man/man") && f.ends_with(".gz"))
         .cloned()
         .collect();
     packaged.sort();
@@ -241,11 +246,12 @@ echo "== check-config"
 inroot runuser -u splitguard -- splitguard check-config -c /etc/splitguard/splitguard.toml 2>&1
 inroot runuser -u splitguard -- splitguard check-config -c /etc/splitguard/watch.toml 2>&1
 echo "== verify"
-inroot systemd-analyze verify --man=no /usr/lib/systemd/system/splitguard.service /usr/lib/systemd/system/splitguard-watch.service 2>&1
+inroot systemd-analyze verify /usr/lib/systemd/system/splitguard.service /usr/lib/systemd/system/splitguard-watch.service 2>&1
 echo "== enabled"
 inroot systemctl is-enabled splitguard.service splitguard-watch.service 2>&1 || true
 echo "== man"
 inroot sh -c 'zcat /usr/share/man/man1/splitguard.1.gz | head -n 3'
+inroot man -w splitguard.toml
 echo "== pair"
 # The tutorial's pair from the installed files, as the README's install section
 # runs it on two machines: lb01 from /etc/splitguard/splitguard.toml, lb02 from
@@ -398,7 +404,13 @@ fn dpkg_installs_uses_removes_and_purges_without_leftovers() {
         ["disabled", "disabled"],
         "installed, not enabled: the example config needs editing first"
     );
-    assert!(section(&all, "man").contains(".TH splitguard 1"), "{all}");
+    let man = section(&all, "man");
+    assert!(man.contains(".TH splitguard 1"), "{all}");
+    // `man splitguard.toml` finds the config's page, which the units name.
+    assert!(
+        man.contains("/usr/share/man/man5/splitguard.toml.5.gz"),
+        "{man}"
+    );
 
     let pair = section(&all, "pair");
     for line in ["lb01 holds the VIP", "lb02 took the VIP"] {
