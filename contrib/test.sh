@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Real peers the tests use; see DESIGN.md "Tests and real peers".
-packages=(iproute2 iputils-ping nftables keepalived tcpdump tshark arping python3 python3-venv python3-aiosmtpd prometheus-alertmanager dovecot-imapd zabbix-agent systemd prometheus python3-yaml openssl curl util-linux ndisc6 etcd-server etcd-client protobuf-compiler fence-agents ipmitool openipmi groff-base lintian dpkg-dev man-db)
+packages=(iproute2 iputils-ping nftables keepalived tcpdump tshark arping python3 python3-venv python3-aiosmtpd prometheus-alertmanager dovecot-imapd zabbix-agent systemd prometheus python3-yaml openssl curl util-linux ndisc6 etcd-server etcd-client protobuf-compiler fence-agents ipmitool openipmi groff-base lintian dpkg-dev man-db chromium)
 
 missing=()
 for p in "${packages[@]}"; do

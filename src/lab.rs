@@ -2,6 +2,8 @@
 //! its glue to `splitguard_lab`. A packager's build (`--no-default-features`) has
 //! neither this module nor the lab crate.
 
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -52,6 +54,17 @@ pub enum LabCommand {
         /// an advert interval mismatch (VRRPv3 has no password).
         #[arg(long)]
         ipv6: bool,
+        /// Also write a self-contained HTML report to FILE: the table's figures
+        /// and, per scenario and implementation, a timeline of who owned the VIP
+        /// as gw saw it (a lane per MAC, two-owner and no-owner stretches
+        /// shaded, the fault, the heal and the pages). No scripts, nothing
+        /// fetched.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
+        /// Also write the scenario's timeline, every implementation's panel,
+        /// as a standalone SVG to FILE (one scenario: name it, not all).
+        #[arg(long, value_name = "FILE")]
+        svg: Option<PathBuf>,
     },
     /// Failover, handover and idle footprint: splitguard (arbiter on and off) against
     /// keepalived, alternating run by run, each run in a fresh lab; with --scale or
@@ -86,10 +99,15 @@ pub enum LabCommand {
             multiple of the single instance's Master_Down_Interval. N is at most 251: \
             TEST-NET-1 less .0, .255 and the lab's three hosts (255 would need addresses \
             the lab never uses).\n\n\
+            --html FILE adds a self-contained report (inline SVG and CSS, no script, \
+            nothing fetched): the table's figures and, per measurement, every \
+            implementation's runs as dots on a shared axis with the median, min, max \
+            and the ratios the table shows; the file is opened before the first run.\n\n\
             Needs root and keepalived on PATH. The pairs run this very binary, so use the \
             release build for numbers worth keeping. Progress goes to stderr, the table \
             to stdout; exit 0 when every run succeeded, 1 when some failed (they are \
-            listed under the table), 130 when interrupted."
+            listed under the table) or the report could not be written, 130 when \
+            interrupted."
     )]
     Bench {
         /// Runs per implementation and case.
@@ -122,6 +140,11 @@ pub enum LabCommand {
         /// idle pair (with --quick, the 100 ms cases only).
         #[arg(long, conflicts_with_all = ["scale", "instances"])]
         ipv6: bool,
+        /// Also write a self-contained HTML report to FILE: the table's figures
+        /// and, per measurement, every implementation's runs on a shared axis
+        /// (median, min, max and the ratios marked). No scripts, nothing fetched.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
     },
     /// A long run of one pair under 30 % random frame loss with faults on a fixed
     /// rotation: fails on growth of RSS, fds or threads beyond a stated bound, on
@@ -311,6 +334,7 @@ pub fn run(cmd: LabCommand) -> ExitCode {
             instances,
             scale_window,
             ipv6,
+            html,
         } => {
             let section = if scale || !instances.is_empty() {
                 BenchSection::Scale {
@@ -323,7 +347,7 @@ pub fn run(cmd: LabCommand) -> ExitCode {
                     ipv6,
                 }
             };
-            lab_bench(runs, markdown, quick, section)
+            lab_bench(runs, markdown, quick, section, html.as_deref())
         }
         LabCommand::Demo { quick } => lab_demo(quick),
         LabCommand::Soak {
@@ -336,7 +360,18 @@ pub fn run(cmd: LabCommand) -> ExitCode {
             impls,
             markdown,
             ipv6,
-        } => lab_scenario(name.0, &impls, markdown, ipv6),
+            html,
+            svg,
+        } => lab_scenario(
+            name.0,
+            &impls,
+            markdown,
+            ipv6,
+            ScenarioFiles {
+                html: html.as_deref(),
+                svg: svg.as_deref(),
+            },
+        ),
         LabCommand::Witness {
             quick,
             out,
@@ -462,16 +497,87 @@ fn lab_demo(quick: bool) -> ExitCode {
     }
 }
 
-/// `splitguard lab scenario`: progress on stderr, the table on stdout.
+/// A report file named on the command line. It is opened before the lab runs,
+/// so a path that cannot be written fails in a second, not after the runs.
+struct ReportFile {
+    path: PathBuf,
+    file: std::fs::File,
+    /// Whether opening it made it, so an aborted run leaves no empty file.
+    created: bool,
+}
+
+impl ReportFile {
+    fn open(path: &Path, flag: &str) -> anyhow::Result<ReportFile> {
+        let created = std::fs::symlink_metadata(path).is_err();
+        // No truncation yet: a run that never finishes keeps the old report.
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .with_context(|| format!("{flag} {}: cannot write the report there", path.display()))?;
+        Ok(ReportFile {
+            path: path.to_owned(),
+            file,
+            created,
+        })
+    }
+
+    fn write(mut self, text: &str) -> anyhow::Result<()> {
+        self.file
+            .set_len(0)
+            .and_then(|()| self.file.write_all(text.as_bytes()))
+            .and_then(|()| self.file.flush())
+            .with_context(|| format!("write the report to {}", self.path.display()))
+    }
+
+    /// The run gave nothing to write: remove the file if this run made it.
+    fn abandon(self) {
+        if self.created {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Opens `path` for `flag`, if given.
+fn open_report(path: Option<&Path>, flag: &str) -> anyhow::Result<Option<ReportFile>> {
+    path.map(|p| ReportFile::open(p, flag)).transpose()
+}
+
+/// `lab scenario`'s optional pictures.
+struct ScenarioFiles<'a> {
+    html: Option<&'a Path>,
+    svg: Option<&'a Path>,
+}
+
+/// `splitguard lab scenario`: progress on stderr, the table on stdout, the
+/// pictures in the files asked for.
 fn lab_scenario(
     scenarios: Vec<splitguard_lab::scenario::Scenario>,
     impls: &[LabImpl],
     markdown: bool,
     ipv6: bool,
+    files: ScenarioFiles<'_>,
 ) -> ExitCode {
     use splitguard_lab::configs::Family;
     use splitguard_lab::report::Implementation;
     use splitguard_lab::scenario::{self, ScenarioError, ScenarioOptions};
+    let opened = (|| -> anyhow::Result<(Option<ReportFile>, Option<ReportFile>)> {
+        if files.svg.is_some() && scenarios.len() != 1 {
+            anyhow::bail!("--svg draws one scenario: name it (S1 … S7), not all");
+        }
+        Ok((
+            open_report(files.html, "--html")?,
+            open_report(files.svg, "--svg")?,
+        ))
+    })();
+    let (html, svg) = match opened {
+        Ok(files) => files,
+        Err(e) => {
+            eprintln!("splitguard lab scenario: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     splitguard_lab::measure::install_interrupt_handler();
     let outcome = (|| -> anyhow::Result<Vec<scenario::RunResult>> {
         let mut impls: Vec<Implementation> = impls.iter().map(|i| i.implementation()).collect();
@@ -490,13 +596,30 @@ fn lab_scenario(
     match outcome {
         Ok(results) => {
             print!("{}", scenario::render(&results, markdown));
-            if scenario::any_failed(&results) {
+            let mut code = if scenario::any_failed(&results) {
                 ExitCode::FAILURE
             } else {
                 ExitCode::SUCCESS
+            };
+            let pictures = [
+                (html, splitguard_lab::html::scenario_report(&results)),
+                (
+                    svg,
+                    splitguard_lab::html::timeline_svg(&results.iter().collect::<Vec<_>>()),
+                ),
+            ];
+            for (file, text) in pictures {
+                if let Some(file) = file
+                    && let Err(e) = file.write(&text)
+                {
+                    eprintln!("splitguard lab scenario: {e:#}");
+                    code = ExitCode::FAILURE;
+                }
             }
+            code
         }
         Err(e) => {
+            html.into_iter().chain(svg).for_each(ReportFile::abandon);
             eprintln!("splitguard lab scenario: {e:#}");
             match e.downcast_ref::<ScenarioError>() {
                 Some(ScenarioError::Interrupted) => ExitCode::from(130),
@@ -558,9 +681,22 @@ enum BenchSection {
 
 /// `splitguard lab bench`: the table on stdout, progress on stderr. Exit 1 when a
 /// run failed (the table lists it), 130 when interrupted; the labs are gone either way.
-fn lab_bench(runs: u32, markdown: bool, quick: bool, section: BenchSection) -> ExitCode {
+fn lab_bench(
+    runs: u32,
+    markdown: bool,
+    quick: bool,
+    section: BenchSection,
+    html: Option<&Path>,
+) -> ExitCode {
     use splitguard_lab::bench::{self, BenchError, BenchOptions};
     use splitguard_lab::bench_scale::{self, ScaleOptions};
+    let html = match open_report(html, "--html") {
+        Ok(file) => file,
+        Err(e) => {
+            eprintln!("splitguard lab bench: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     let outcome = (|| -> anyhow::Result<splitguard_lab::report::Report> {
         bench::check_prerequisites()?;
         let splitguard = std::env::current_exe()
@@ -621,6 +757,12 @@ fn lab_bench(runs: u32, markdown: bool, quick: bool, section: BenchSection) -> E
             } else {
                 print!("{}", report.render_text());
             }
+            if let Some(file) = html
+                && let Err(e) = file.write(&splitguard_lab::html::bench_report(&report))
+            {
+                eprintln!("splitguard lab bench: {e:#}");
+                return ExitCode::FAILURE;
+            }
             if report.failures().is_empty() {
                 ExitCode::SUCCESS
             } else {
@@ -628,6 +770,7 @@ fn lab_bench(runs: u32, markdown: bool, quick: bool, section: BenchSection) -> E
             }
         }
         Err(e) => {
+            html.into_iter().for_each(ReportFile::abandon);
             eprintln!("splitguard lab bench: {e:#}");
             match e.downcast_ref::<BenchError>() {
                 Some(BenchError::Interrupted) => ExitCode::from(130),

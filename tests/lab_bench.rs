@@ -9,7 +9,12 @@
 //! The numbers themselves are not judged here beyond sanity (timings belong in
 //! BENCHMARKS.md).
 //!
-//! Needs root and keepalived; fails without them.
+//! The quick bench also writes `--html`, which must load in headless
+//! Chromium with a strip per implementation that ran each row.
+//!
+//! Needs root, keepalived and chromium; fails without them.
+
+mod common;
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -66,6 +71,8 @@ fn median_of(cell: &str) -> Option<f64> {
 
 #[test]
 fn quick_bench_prints_every_row_with_numbers_and_leaves_no_lab() {
+    let html_dir = tempfile::tempdir().expect("temp dir");
+    let html = html_dir.path().join("bench.html");
     let (code, stdout, stderr, pid) = run_bench(
         "cases",
         &[
@@ -77,6 +84,8 @@ fn quick_bench_prints_every_row_with_numbers_and_leaves_no_lab() {
             "--idle",
             "3",
             "--markdown",
+            "--html",
+            html.to_str().expect("utf-8 temp path"),
         ],
     );
     assert_eq!(
@@ -207,6 +216,24 @@ fn quick_bench_prints_every_row_with_numbers_and_leaves_no_lab() {
         .and_then(|r| median_of(r[1]));
     assert_eq!(takeovers, Some(0.0), "{stdout}\n{stderr}");
     assert!(!stdout.contains("failed"), "{stdout}");
+    // The report: a section per row, a strip per implementation that ran it.
+    let page = common::chromium::dump_dom(&html);
+    assert!(
+        page.console.is_empty(),
+        "{}\n{}",
+        page.console.join("\n"),
+        page.log
+    );
+    let strips = body
+        .iter()
+        .flat_map(|r| &r[1..5])
+        .filter(|cell| **cell != "—")
+        .count();
+    assert_eq!(common::chromium::count_class(&page.dom, "impl"), strips);
+    assert_eq!(
+        common::chromium::count_class(&page.dom, "measurement"),
+        body.len()
+    );
     // One progress line per run: failover and idle × 4 implementations, the
     // random-phase failover twice × 4, handover × 3, detection, check and
     // flood × 2.

@@ -2,11 +2,19 @@
 //! the library the command uses, each in its own lab (the tests run in
 //! parallel). splitguard must show no dual-owner second in S2, S3, S4 and S6;
 //! in S2 keepalived runs too and must show two owners, so the measurement can
-//! tell the two apart. S2 and S6 run over IPv6 too (`--ipv6`). Needs root, nft and keepalived; fails without them.
+//! tell the two apart. S2 and S6 run over IPv6 too (`--ipv6`). S2's runs
+//! also make the `--html` report, which must load in headless Chromium with a
+//! lane per MAC gw saw and keepalived's overlap shaded. Needs root, nft,
+//! keepalived and chromium; fails without them.
 
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::chromium;
 use splitguard_lab::configs::Family;
 use splitguard_lab::report::Implementation;
-use splitguard_lab::scenario::{self, Outcome, Scenario, ScenarioOptions};
+use splitguard_lab::scenario::{self, Outcome, RunResult, Scenario, ScenarioOptions};
 
 /// Each implementation's outcome and daemon logs.
 fn run(s: Scenario, impls: &[Implementation]) -> Vec<(Outcome, String)> {
@@ -14,6 +22,11 @@ fn run(s: Scenario, impls: &[Implementation]) -> Vec<(Outcome, String)> {
 }
 
 fn run_in(s: Scenario, impls: &[Implementation], family: Family) -> Vec<(Outcome, String)> {
+    outcomes(results_in(s, impls, family))
+}
+
+/// The runs as `lab scenario` returns them; the table on stderr.
+fn results_in(s: Scenario, impls: &[Implementation], family: Family) -> Vec<RunResult> {
     let opts = ScenarioOptions {
         scenarios: vec![s],
         impls: impls.to_vec(),
@@ -25,6 +38,11 @@ fn run_in(s: Scenario, impls: &[Implementation], family: Family) -> Vec<(Outcome
         .expect("the scenario runs (as root, with nft and keepalived)");
     let table = scenario::render(&results, false);
     eprintln!("{}\n{table}", log.join("\n"));
+    results
+}
+
+/// Each run's outcome and logs; a failed run fails the test.
+fn outcomes(results: Vec<RunResult>) -> Vec<(Outcome, String)> {
     results
         .into_iter()
         .map(|r| {
@@ -58,11 +76,15 @@ fn v6_s2_splitguard_withholds_its_claim_where_keepalived_makes_two_owners() {
 }
 
 fn s2_in(family: Family) {
-    let r = run_in(
+    let results = results_in(
         Scenario::S2,
         &[Implementation::Splitguard, Implementation::Keepalived],
         family,
     );
+    if family == Family::Ipv4 {
+        html_report_shows(&results);
+    }
+    let r = outcomes(results);
     let ((sg, sg_logs), (ka, ka_logs)) = (&r[0], &r[1]);
     assert_eq!(sg.dual_s, 0.0, "{sg:?}\n{sg_logs}");
     assert_eq!(sg.zero_s, 0.0, "{sg:?}\n{sg_logs}");
@@ -117,4 +139,31 @@ fn v6_s6_interval_mismatch_makes_no_second_owner_and_is_named() {
         has_alert(sg, "advert_interval_mismatch", "lb02"),
         "{sg:?}\n{logs}"
     );
+}
+
+/// `--html`'s report of these runs in Chromium: it loads without a console
+/// message, each panel has a lane per MAC (the nodes', and any other gw
+/// heard), and keepalived's two owners are shaded.
+fn html_report_shows(results: &[RunResult]) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let page = dir.path().join("s2.html");
+    std::fs::write(&page, splitguard_lab::html::scenario_report(results)).expect("write");
+    let r = chromium::dump_dom(&page);
+    assert!(r.console.is_empty(), "{}\n{}", r.console.join("\n"), r.log);
+    let lanes: usize = results
+        .iter()
+        .filter_map(|r| r.outcome.as_ref().ok())
+        .map(|o| {
+            let t = &o.timeline;
+            let mut macs: BTreeSet<&String> = t.nodes.iter().map(|n| &n.mac).collect();
+            macs.extend(t.samples.iter().flat_map(|s| &s.macs));
+            macs.len()
+        })
+        .sum();
+    assert!(lanes >= 4, "two nodes in two runs");
+    assert_eq!(chromium::count_class(&r.dom, "lane"), lanes, "{}", r.dom);
+    assert_eq!(chromium::count_class(&r.dom, "panel"), 2, "{}", r.dom);
+    // The legend's swatch and at least keepalived's overlap.
+    assert!(chromium::count_class(&r.dom, "dual") >= 2, "{}", r.dom);
+    assert!(r.dom.contains("heal at +12"), "{}", r.dom);
 }

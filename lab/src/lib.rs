@@ -12,6 +12,7 @@ pub mod etcd;
 pub mod fence_bench;
 pub mod flood;
 pub mod gw;
+pub mod html;
 pub mod measure;
 pub mod netns;
 pub mod observe;

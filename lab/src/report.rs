@@ -535,7 +535,7 @@ impl Report {
     }
 
     /// The ratio columns this report has: (header, numerator, denominator).
-    fn ratio_columns(&self) -> Vec<(&'static str, Implementation, Implementation)> {
+    pub(crate) fn ratio_columns(&self) -> Vec<(&'static str, Implementation, Implementation)> {
         use Implementation::{Keepalived, Splitguard, SplitguardNoArb, SplitguardNoEarly};
         [
             ("splitguard / keepalived", Splitguard, Keepalived),
@@ -563,7 +563,7 @@ impl Report {
         stats(&self.samples(m, imp)?.values)
     }
 
-    fn median_of(&self, m: Measurement, imp: Implementation) -> Option<f64> {
+    pub(crate) fn median_of(&self, m: Measurement, imp: Implementation) -> Option<f64> {
         self.stats(m, imp).map(|s| s.median)
     }
 
@@ -581,7 +581,7 @@ impl Report {
     }
 
     /// The table as rows of cells: header first.
-    fn grid(&self) -> Vec<Vec<String>> {
+    pub(crate) fn grid(&self) -> Vec<Vec<String>> {
         let ratios = self.ratio_columns();
         let mut grid = vec![{
             let mut h = vec!["measurement".to_string()];
@@ -674,7 +674,7 @@ impl Report {
         out
     }
 
-    fn footer(&self, out: &mut String, bullet: &str) {
+    pub(crate) fn footer(&self, out: &mut String, bullet: &str) {
         let _ = writeln!(
             out,
             "\n{bullet}Cells: median (min–max) of {} run(s) per implementation; ratios are of medians.",
@@ -702,7 +702,7 @@ impl Report {
     }
 }
 
-fn format_ratio(r: Option<f64>) -> String {
+pub(crate) fn format_ratio(r: Option<f64>) -> String {
     match r {
         Some(r) => format!("{r:.2}"),
         None => "—".into(),

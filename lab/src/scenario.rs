@@ -20,7 +20,7 @@ use super::configs::{
     self, Family, GW_ADDR, LB01_ADDR, LB02_ADDR, addr_in, arbiter_table_in, ka_config_in,
     pair_lab_in, sg_config_in, webhook_tables,
 };
-use super::gw::{GwObserver, Hook, count_owner_changes, count_owners};
+use super::gw::{GwObserver, Hook, OwnerSample, count_owner_changes, count_owners};
 use super::measure;
 use super::netns::{Lab, LabError};
 use super::pair::{
@@ -371,7 +371,8 @@ pub struct AlertSeen {
 }
 
 impl AlertSeen {
-    fn label(&self) -> String {
+    /// `split_brain@lb02 +3.4s`, `resolved split_brain@lb02 +12.9s`.
+    pub(crate) fn label(&self) -> String {
         let what = if self.status == "firing" {
             self.kind.clone()
         } else {
@@ -392,6 +393,79 @@ pub struct Outcome {
     pub samples: usize,
     /// The first arrival of each (kind, status, node), in arrival order.
     pub alerts: Vec<AlertSeen>,
+    /// gw's raw samples and the fault's edges, for `--html` and `--svg`.
+    pub timeline: Timeline,
+}
+
+/// gw's view of one run in seconds from the fault (which is at 0), so the
+/// pictures (`crate::html`) take plain numbers and never an `Instant`.
+#[derive(Clone, PartialEq, Default)]
+pub struct Timeline {
+    /// gw's requests from [`SETTLE`] before the fault to the window's end.
+    pub samples: Vec<OwnerAt>,
+    /// gw's request period, s: a sample stands for this long.
+    pub every_s: f64,
+    /// The window the figures count, `[0, window_s)`.
+    pub window_s: f64,
+    /// When the fault was taken away, s after it (config mistakes stay).
+    pub heal_s: Option<f64>,
+    /// The lab's nodes and their MACs, to name what answered.
+    pub nodes: Vec<NodeMac>,
+}
+
+// Hand-written so a failed assertion's `{outcome:?}` stays readable: a
+// window's samples are a hundred lines of MACs.
+impl std::fmt::Debug for Timeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Timeline")
+            .field("samples", &self.samples.len())
+            .field("every_s", &self.every_s)
+            .field("window_s", &self.window_s)
+            .field("heal_s", &self.heal_s)
+            .field("nodes", &self.nodes)
+            .finish()
+    }
+}
+
+/// One request of gw's: when, in seconds from the fault (negative before
+/// it), and the MACs that answered it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OwnerAt {
+    pub at_s: f64,
+    pub macs: Vec<String>,
+}
+
+/// A lab node and its interface's MAC (lowercase, colon-separated, as gw's
+/// samples write it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeMac {
+    pub node: String,
+    pub mac: String,
+}
+
+/// gw's `samples` from `before` ahead of `t0` to `end`, in seconds from `t0`.
+pub fn owners_from(
+    samples: &[OwnerSample],
+    t0: Instant,
+    before: Duration,
+    end: Instant,
+) -> Vec<OwnerAt> {
+    samples
+        .iter()
+        .filter(|s| s.at + before >= t0 && s.at < end)
+        .map(|s| OwnerAt {
+            at_s: seconds_from(t0, s.at),
+            macs: s.macs.iter().cloned().collect(),
+        })
+        .collect()
+}
+
+/// `at - t0` in seconds, negative when `at` is earlier.
+fn seconds_from(t0: Instant, at: Instant) -> f64 {
+    match at.checked_duration_since(t0) {
+        Some(d) => d.as_secs_f64(),
+        None => -(t0 - at).as_secs_f64(),
+    }
 }
 
 /// One row of the table.
@@ -585,14 +659,13 @@ fn observe(
         scenario.fault_text_in(opts.family)
     ));
     let end = t0 + scenario.window();
+    let mut heal_s = None;
     if let Some(after) = scenario.heal_after() {
         pause(after)?;
         heal_fault(lab, scenario)?;
-        progress(&format!(
-            "  +{:.1} s heal: {}",
-            t0.elapsed().as_secs_f64(),
-            scenario.heal_text()
-        ));
+        let healed = t0.elapsed().as_secs_f64();
+        heal_s = Some(healed);
+        progress(&format!("  +{healed:.1} s heal: {}", scenario.heal_text()));
     }
     pause(end.saturating_duration_since(Instant::now()))?;
     if let Some(e) = gw.error() {
@@ -607,12 +680,26 @@ fn observe(
         )));
     }
     let quarter = SAMPLE_EVERY.as_secs_f64();
+    let mut nodes = Vec::new();
+    for node in ["lb01", "lb02"] {
+        nodes.push(NodeMac {
+            node: node.to_owned(),
+            mac: lab.mac_of(node)?,
+        });
+    }
     Ok(Outcome {
         dual_s: dual as f64 * quarter,
         zero_s: zero as f64 * quarter,
         owner_changes: count_owner_changes(&samples, t0, end),
         samples: total,
         alerts: first_alerts(&gw.hooks(), t0, end),
+        timeline: Timeline {
+            samples: owners_from(&samples, t0, SETTLE, end),
+            every_s: quarter,
+            window_s: scenario.window().as_secs_f64(),
+            heal_s,
+            nodes,
+        },
     })
 }
 
@@ -655,55 +742,63 @@ fn alerts_text(alerts: &[AlertSeen]) -> String {
     }
 }
 
-fn impl_label(imp: Implementation) -> &'static str {
+pub(crate) fn impl_label(imp: Implementation) -> &'static str {
     match imp {
         Implementation::Keepalived => "keepalived (+ watch)",
         other => other.name(),
     }
 }
 
+/// The table's header, also the HTML report's.
+pub(crate) const TABLE_HEADER: [&str; 6] = [
+    "scenario",
+    "implementation",
+    "dual-owner s",
+    "zero-owner s",
+    "owner changes",
+    "pages at gw (kind@node, time after the fault)",
+];
+
+/// One result as the table's cells.
+pub(crate) fn table_row(r: &RunResult) -> [String; 6] {
+    let (dual, zero, changes, alerts) = match &r.outcome {
+        Ok(o) => (
+            format!("{:.2}", o.dual_s),
+            format!("{:.2}", o.zero_s),
+            o.owner_changes.to_string(),
+            alerts_text(&o.alerts),
+        ),
+        Err(e) => (
+            "—".into(),
+            "—".into(),
+            "—".into(),
+            format!("FAILED: {}", first_line(e)),
+        ),
+    };
+    [
+        scenario_label(r.scenario, r.family),
+        impl_label(r.imp).to_owned(),
+        dual,
+        zero,
+        changes,
+        alerts,
+    ]
+}
+
+/// `S2 VRRP firewalled on the backup`, with ` (IPv6)` over IPv6.
+pub(crate) fn scenario_label(scenario: Scenario, family: Family) -> String {
+    format!(
+        "{} {}{}",
+        scenario.id(),
+        scenario.title_in(family),
+        family_suffix(family)
+    )
+}
+
 /// The results as a table, plain text or Markdown.
 pub fn render(results: &[RunResult], markdown: bool) -> String {
-    let header = [
-        "scenario",
-        "implementation",
-        "dual-owner s",
-        "zero-owner s",
-        "owner changes",
-        "pages at gw (kind@node, time after the fault)",
-    ];
-    let rows: Vec<[String; 6]> = results
-        .iter()
-        .map(|r| {
-            let (dual, zero, changes, alerts) = match &r.outcome {
-                Ok(o) => (
-                    format!("{:.2}", o.dual_s),
-                    format!("{:.2}", o.zero_s),
-                    o.owner_changes.to_string(),
-                    alerts_text(&o.alerts),
-                ),
-                Err(e) => (
-                    "—".into(),
-                    "—".into(),
-                    "—".into(),
-                    format!("FAILED: {}", first_line(e)),
-                ),
-            };
-            [
-                format!(
-                    "{} {}{}",
-                    r.scenario.id(),
-                    r.scenario.title_in(r.family),
-                    family_suffix(r.family)
-                ),
-                impl_label(r.imp).to_owned(),
-                dual,
-                zero,
-                changes,
-                alerts,
-            ]
-        })
-        .collect();
+    let header = TABLE_HEADER;
+    let rows: Vec<[String; 6]> = results.iter().map(table_row).collect();
     let mut out = String::new();
     if markdown {
         let _ = writeln!(out, "| {} |", header.join(" | "));
@@ -746,10 +841,15 @@ pub fn render(results: &[RunResult], markdown: bool) -> String {
             );
         }
     }
+    let _ = writeln!(out, "\n{}", table_note(results));
+    out
+}
+
+/// What the table's figures mean, one paragraph.
+pub(crate) fn table_note(results: &[RunResult]) -> String {
     let ipv6 = results.iter().any(|r| r.family == Family::Ipv6);
-    let _ = writeln!(
-        out,
-        "\nWindow: 20 s after the fault (S7: 60 s); S1, S2, S4 and S5 heal at +12 s. \
+    format!(
+        "Window: 20 s after the fault (S7: 60 s); S1, S2, S4 and S5 heal at +12 s. \
          gw ({GW_ADDR}{}) asks who has the VIP every 250 ms{}; a request answered by two MACs \
          counts 0.25 dual-owner seconds, one answered by none 0.25 zero-owner seconds; \
          an owner change is a request answered by another set of MACs than the last \
@@ -768,8 +868,7 @@ pub fn render(results: &[RunResult], markdown: bool) -> String {
         } else {
             ""
         }
-    );
-    out
+    )
 }
 
 /// " (IPv6)" after an IPv6 row's title.
@@ -780,7 +879,7 @@ fn family_suffix(family: Family) -> &'static str {
     }
 }
 
-fn first_line(s: &str) -> &str {
+pub(crate) fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or("")
 }
 
@@ -845,6 +944,36 @@ mod tests {
     }
 
     #[test]
+    fn owners_are_kept_from_before_the_fault_in_seconds_from_it() {
+        let t0 = Instant::now() + Duration::from_secs(10);
+        let ms = Duration::from_millis;
+        let at = |t: Instant, macs: &[&str]| OwnerSample {
+            at: t,
+            macs: macs.iter().map(|m| m.to_string()).collect(),
+        };
+        let samples = vec![
+            at(t0 - ms(3000), &["a"]),
+            at(t0 - ms(1500), &["a"]),
+            at(t0 + ms(250), &["a", "b"]),
+            at(t0 + ms(20_000), &[]),
+        ];
+        let kept = owners_from(&samples, t0, ms(2000), t0 + ms(20_000));
+        assert_eq!(
+            kept,
+            vec![
+                OwnerAt {
+                    at_s: -1.5,
+                    macs: vec!["a".into()]
+                },
+                OwnerAt {
+                    at_s: 0.25,
+                    macs: vec!["a".into(), "b".into()]
+                },
+            ]
+        );
+    }
+
+    #[test]
     fn the_table_shows_figures_alerts_and_failures() {
         let results = vec![
             RunResult {
@@ -863,6 +992,7 @@ mod tests {
                         severity: "critical".into(),
                         after: Duration::from_millis(3900),
                     }],
+                    timeline: Timeline::default(),
                 }),
                 logs: String::new(),
             },

@@ -3,6 +3,7 @@
 //! failure.
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod chromium;
 pub mod dovecot;
 
 use std::collections::BTreeSet;
