@@ -282,3 +282,51 @@ fn errors_deep_in_255_instances_are_located() {
         "{stderr}"
     );
 }
+
+/// `check-config` on an Alertmanager channel with `urls` (every instance of a
+/// cluster): a good list passes; a bad scheme and an instance listed twice
+/// are located by line:col and index, the password masked; `url` and `urls`
+/// together are refused.
+#[test]
+fn check_config_locates_alertmanager_urls_errors() {
+    let base = "node = \"lb01\"\nstate_dir = \"/var/lib/splitguard\"\n\n[[instance]]\nname = \"VI_1\"\n\
+                interface = \"eth0\"\nvrid = 51\npriority = 150\nadvert_interval = \"1s\"\nvips = [\"192.0.2.3/24\"]\n\n\
+                [[channel]]\ntype = \"alertmanager\"\n";
+    let good = format!(
+        "{base}urls = [\"http://192.0.2.193:9093\", \"http://192.0.2.194:9093\", \"http://192.0.2.195:9093\"]\n"
+    );
+    let (path, code, stderr, _) = check_config("am-urls-good.toml", &good);
+    assert_eq!(code, Some(0), "{}: {stderr}", path.display());
+
+    let bad = format!(
+        "{base}urls = [\"http://192.0.2.193:9093\", \"ftp://192.0.2.194:9093\", \"http://sg:pa55word@192.0.2.193:9093/\"]\n"
+    );
+    let (path, code, stderr, _) = check_config("am-urls-bad.toml", &bad);
+    let p = path.display();
+    assert_eq!(code, Some(2), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            format!(
+                "{p}:14:36: channel[0].urls[1]: invalid URL \"ftp://192.0.2.194:9093\": scheme \"ftp\" is not http or https"
+            ),
+            format!(
+                "{p}:14:62: channel[0].urls[2]: http://sg:***@192.0.2.193:9093/ is already listed as urls[0]: Alertmanager dedupes across its instances, so each is listed once"
+            ),
+        ]
+    );
+    assert!(!stderr.contains("pa55word"), "{stderr}");
+
+    let both =
+        format!("{base}url = \"http://192.0.2.193:9093\"\nurls = [\"http://192.0.2.194:9093\"]\n");
+    let (path, code, stderr, _) = check_config("am-urls-both.toml", &both);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert_eq!(
+        stderr.trim(),
+        format!(
+            "{}:15:8: channel[0].urls: `url` and `urls` are both given; give one: `url` for one Alertmanager, `urls` for every instance of a cluster",
+            path.display()
+        )
+    );
+}

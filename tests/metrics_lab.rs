@@ -97,12 +97,21 @@ fn prometheus_scrapes_metrics_and_answers_the_grafana_dashboard() {
     assert!(q.contains("\"1\"]"), "{q}");
 
     // The dashboard names only families the daemons export (both nodes'
-    // `# TYPE` lines; `up` is Prometheus's own per target).
+    // `# TYPE` lines; `up` is Prometheus's own per target). The Alertmanager
+    // instances' families start with lb02's first post to them.
+    let lb02_text = wait_for(Duration::from_secs(30), || {
+        let t = http_get(&lab, "http://192.0.2.6:9745/metrics");
+        t.contains("# TYPE splitguard_alerts_instance_up ")
+            .then_some(t)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "lb02 never posted to its Alertmanager instances:\n{}",
+            logs(&[&lb01, &lb02])
+        )
+    });
     let mut families = exported_families(&text);
-    families.extend(exported_families(&http_get(
-        &lab,
-        "http://192.0.2.6:9745/metrics",
-    )));
+    families.extend(exported_families(&lb02_text));
     for f in [
         "splitguard_witness_peer_heard",
         "splitguard_fence_gate_closed",
@@ -179,15 +188,18 @@ fn prometheus_scrapes_metrics_and_answers_the_grafana_dashboard() {
 /// lb02 for the dashboard: the arbiter on (gw, lb01), a witness whose etcd
 /// refuses (gw's closed port: the witness families, no lease, never a claim
 /// from lb02), a confirm path lb01 does not answer, a dry-run fence of lb01
-/// that never fires (the default minimum uptime is 5 min), and a webhook gw
-/// refuses.
+/// that never fires (the default minimum uptime is 5 min), and a webhook and
+/// an Alertmanager cluster of two instances gw refuses (the per-instance
+/// families).
 fn lb02_config(lab: &splitguard_lab::Lab) -> String {
     let extra = format!(
         "\n[arbiter]\nreferences = [\"192.0.2.254\"]\npeers = [\"192.0.2.5\"]\n\n\
          [witness]\netcd = [\"http://192.0.2.254:2379\"]\ncluster = \"metrics\"\n\
          confirm_listen = \"192.0.2.6:8727\"\nconfirm_peer = \"192.0.2.5:8727\"\n\
          confirm_secret = \"metrics-lab-confirm-secret\"\n\n\
-         [[fence]]\npeer = \"192.0.2.5\"\nagent = \"/bin/true\"\ndry_run = true\n{}",
+         [[fence]]\npeer = \"192.0.2.5\"\nagent = \"/bin/true\"\ndry_run = true\n\n\
+         [[channel]]\ntype = \"alertmanager\"\nname = \"am\"\n\
+         urls = [\"http://192.0.2.254:9\", \"http://192.0.2.254:10\"]\n{}",
         splitguard_lab::configs::webhook_tables("http://192.0.2.254:9/hook")
     );
     sg_config(lab, "lb02", 100, 2, "1s", &extra).replacen(
@@ -552,7 +564,7 @@ print(json.dumps(out))
 /// Every family the daemon can export: the exposition of a snapshot with
 /// the witness (and its confirm path) and fencing configured.
 fn registered_families() -> BTreeMap<String, String> {
-    use splitguard_node::metrics::{Snapshot, render};
+    use splitguard_node::metrics::{Counters, Snapshot, render};
     use splitguard_node::status::{FenceStatus, Status, WitnessStatus};
     let snapshot = Snapshot {
         status: Status {
@@ -563,7 +575,12 @@ fn registered_families() -> BTreeMap<String, String> {
             fence: Some(FenceStatus::default()),
             ..Default::default()
         },
-        ..Default::default()
+        // An Alertmanager channel that has posted: its instances' families.
+        counters: Counters {
+            alert_instance_posts: [(("am".into(), "http://am1:9093/".into(), "failed"), 1)].into(),
+            alert_instance_up: [(("am".into(), "http://am1:9093/".into()), false)].into(),
+            ..Default::default()
+        },
     };
     let mut families = exported_families(&render(&snapshot));
     families.insert("up".into(), "gauge".into());

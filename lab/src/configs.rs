@@ -455,6 +455,13 @@ pub fn witness_lab(tag: &str) -> Result<Lab, LabError> {
     managed_pair(tag).etcd_members().build()
 }
 
+/// A pair lab with a management segment (lb01 .197, lb02 .198) and a
+/// three-instance Alertmanager cluster's hosts am1-am3 on it (.193-.195),
+/// with its webhook receiver's host (.196): [`crate::alertmanager`].
+pub fn alertmanager_lab(tag: &str) -> Result<Lab, LabError> {
+    managed_pair(tag).alertmanager_hosts().build()
+}
+
 /// The standard pair (lb01, lb02, gw) with both nodes on a management
 /// segment (lb01 .197, lb02 .198): what the witness and fencing labs add to.
 fn managed_pair(tag: &str) -> crate::LabBuilder {

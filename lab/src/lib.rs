@@ -3,6 +3,7 @@
 //! only from TEST-NET-1 (192.0.2.0/24); nothing is put in the root namespace; every
 //! lab deletes its namespaces (and kills what runs in them) when dropped.
 
+pub mod alertmanager;
 pub mod bench;
 pub mod bench_scale;
 pub mod bmc;

@@ -28,6 +28,12 @@ pub struct Counters {
     pub alerts_sent: BTreeMap<String, u64>,
     pub alerts_retried: BTreeMap<String, u64>,
     pub alerts_failed: BTreeMap<String, u64>,
+    /// Per Alertmanager instance of a channel, `(channel, instance URL with
+    /// credentials masked, outcome)`: its posts, the notices' and late
+    /// copies' alike; outcome `accepted`, `failed` or `gave_up`.
+    pub alert_instance_posts: BTreeMap<(String, String, &'static str), u64>,
+    /// Per `(channel, instance URL)`: whether its last post was taken.
+    pub alert_instance_up: BTreeMap<(String, String), bool>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -112,6 +118,7 @@ pub fn render(snapshot: &Snapshot) -> String {
     }
     incidents_open(&mut o, st);
     alert_counters(&mut o, c);
+    alert_instances(&mut o, c);
     o.0
 }
 
@@ -409,6 +416,37 @@ fn alert_counters(o: &mut Out, c: &Counters) {
     }
 }
 
+/// Per Alertmanager instance: `splitguard_alerts_instance_posts_total` and
+/// `splitguard_alerts_instance_up`, only when a channel has instances. The
+/// label is `url`, not `instance`, which Prometheus gives the scrape target.
+fn alert_instances(o: &mut Out, c: &Counters) {
+    if c.alert_instance_posts.is_empty() {
+        return;
+    }
+    let name = "splitguard_alerts_instance_posts_total";
+    o.head(
+        name,
+        "counter",
+        "Posts to each Alertmanager instance of a channel, by outcome (accepted, failed, gave_up: its copy is not retried any more).",
+    );
+    for ((channel, url, outcome), n) in &c.alert_instance_posts {
+        o.sample(
+            name,
+            &[("channel", channel), ("url", url), ("outcome", outcome)],
+            n,
+        );
+    }
+    let name = "splitguard_alerts_instance_up";
+    o.head(
+        name,
+        "gauge",
+        "1 when the Alertmanager instance took the channel's last post to it.",
+    );
+    for ((channel, url), up) in &c.alert_instance_up {
+        o.sample(name, &[("channel", channel), ("url", url)], u8::from(*up));
+    }
+}
+
 /// Serves `GET /metrics` on `listener` with the latest snapshot, over TLS when
 /// `tls` is given, with the listener bounds of `splitguard_watchdog::io::listener`
 /// (header-read timeout, connection cap).
@@ -463,6 +501,26 @@ mod tests {
         );
         snap.counters.alerts_sent.insert("hook".into(), 4);
         let text = render(&snap);
+        assert!(
+            !text.contains("splitguard_alerts_instance"),
+            "none configured"
+        );
+        let am3 = (
+            "am".to_string(),
+            "http://am:***@192.0.2.195:9093/".to_string(),
+        );
+        snap.counters
+            .alert_instance_posts
+            .insert((am3.0.clone(), am3.1.clone(), "failed"), 3);
+        snap.counters.alert_instance_up.insert(am3, false);
+        let text = render(&snap);
+        assert!(
+            text.contains("splitguard_alerts_instance_posts_total{channel=\"am\",url=\"http://am:***@192.0.2.195:9093/\",outcome=\"failed\"} 3"),
+            "{text}"
+        );
+        assert!(text.contains(
+            "splitguard_alerts_instance_up{channel=\"am\",url=\"http://am:***@192.0.2.195:9093/\"} 0"
+        ));
         assert!(
             text.contains("splitguard_instance_state{instance=\"VI_1\",state=\"MASTER\"} 1"),
             "{text}"

@@ -105,8 +105,10 @@ pub fn secret_keys(cfg: &Config) -> Vec<String> {
                 }
             }
             Channel::Alertmanager(a) => {
-                if url_has_secret(&a.url) {
-                    key("url");
+                for (j, u) in a.urls.iter().enumerate() {
+                    if url_has_secret(u) {
+                        key(&a.url_key(j));
+                    }
                 }
             }
             Channel::Pagerduty(p) => {

@@ -13,7 +13,7 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use super::locate::KeyPath;
 use super::schema::{
-    Alertmanager, Alerts, HttpSms, Pagerduty, RawArbiter, RawInstance, RawMail, RawTop,
+    Alerts, HttpSms, Pagerduty, RawAlertmanager, RawArbiter, RawInstance, RawMail, RawTop,
     RawTrackScript, RawWitness, Reply, TwilioSms, Watch, WatchActions, Webhook,
 };
 
@@ -35,7 +35,7 @@ pub(crate) enum RawChannel {
     Mail(RawMail),
     Twilio(TwilioSms),
     HttpSms(HttpSms),
-    Alertmanager(Alertmanager),
+    Alertmanager(RawAlertmanager),
     Pagerduty(Pagerduty),
 }
 

@@ -734,17 +734,30 @@ pub const SECTIONS: &[Section] = &[
         path: &["channel"],
         array: true,
         selector: &[("type", "\"alertmanager\"")],
-        about: "Prometheus Alertmanager's v2 API: each notification is posted to `{url}/api/v2/alerts`. For an Alertmanager cluster, add one channel per member.",
+        about: "Prometheus Alertmanager's v2 API: each notification is posted to `{url}/api/v2/alerts` of every instance. Give exactly one of `url` and `urls`. For a cluster, list every member in `urls`, not a load balancer in front of them: Alertmanager's documentation asks clients to send each alert to every instance, and the cluster deduplicates what it notifies.",
         keys: &[
             CHANNEL_TYPE,
             NAME,
             TIER,
-            req(
+            opt(
                 "url",
                 "URL",
-                "The Alertmanager's base URL, e.g. `\"http://am1:9093\"`. A password or a query string in it is treated as a secret.",
+                "unset (then `urls`)",
+                "One Alertmanager's base URL, e.g. `\"http://am1:9093\"`. A password or a query string in it is treated as a secret.",
+            ),
+            opt(
+                "urls",
+                "array of URLs",
+                "unset (then `url`)",
+                "Every instance of an Alertmanager cluster, e.g. `[\"http://am1:9093\", \"http://am2:9093\", \"http://am3:9093\"]`: not empty, http or https, each instance once. A notification counts as delivered when any instance took it; an instance that failed is sent its copy again on the channel's backoff. A password or a query string in any of them is treated as a secret.",
             ),
             TIMEOUT,
+            opt(
+                "instance_retry_for",
+                "duration",
+                "\"5m\"",
+                "How long an instance that missed a delivered notification is sent its copy again before it is given up; greater than zero. A newer notification of the same incident replaces an owed copy.",
+            ),
         ],
         free_keys: None,
     },

@@ -816,18 +816,57 @@ pub struct HttpSms {
     pub timeout: Duration,
 }
 
-/// `type = "alertmanager"`: `POST {url}/api/v2/alerts`.
+/// `type = "alertmanager"`: `POST {url}/api/v2/alerts`, to every instance of
+/// a cluster (`urls`), as Alertmanager's HA setup asks of its clients.
+#[derive(Debug, Clone)]
+pub struct Alertmanager {
+    pub name: Option<String>,
+    pub tier: u8,
+    /// `url` (one Alertmanager) or `urls` (every instance of a cluster): at
+    /// least one, each instance once.
+    pub urls: Vec<HttpUrl>,
+    /// Given as `url` (so messages name that key) rather than `urls`.
+    pub single: bool,
+    /// Each post's timeout.
+    pub timeout: Duration,
+    /// How long a copy an instance missed (another took the notice) is
+    /// retried (`instance_retry_for`, default 5m).
+    pub instance_retry_for: Duration,
+}
+
+impl Alertmanager {
+    /// The config key of `urls[j]`: `url` or `urls[j]`.
+    pub fn url_key(&self, j: usize) -> String {
+        if self.single {
+            "url".to_owned()
+        } else {
+            format!("urls[{j}]")
+        }
+    }
+}
+
+/// `[[channel]] type = "alertmanager"` as read; exactly one of `url` and
+/// `urls` is checked in validation, which makes the [`Alertmanager`].
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Alertmanager {
+pub(crate) struct RawAlertmanager {
     #[serde(default)]
     pub name: Option<String>,
     #[serde(default)]
     pub tier: u8,
-    #[serde(deserialize_with = "url_str")]
-    pub url: HttpUrl,
+    #[serde(default, deserialize_with = "opt_url_str")]
+    pub url: Option<HttpUrl>,
+    /// Checked element by element in validation, so each error names its index.
+    #[serde(default)]
+    pub urls: Option<Vec<String>>,
     #[serde(default = "default_http_timeout", with = "serde_str")]
     pub timeout: Duration,
+    #[serde(default = "default_instance_retry_for", with = "serde_str")]
+    pub instance_retry_for: Duration,
+}
+
+fn default_instance_retry_for() -> Duration {
+    splitguard_watchdog::core::fanout::DEFAULT_RETRY_FOR
 }
 
 /// `type = "pagerduty"`: Events API v2.

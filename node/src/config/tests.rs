@@ -502,6 +502,98 @@ fn channel_url_must_parse() {
     );
 }
 
+/// An Alertmanager cluster: `urls` lists every instance; `url` still names
+/// one; exactly one of the two.
+#[test]
+fn alertmanager_takes_url_or_urls() {
+    let am = |keys: &str| format!("{MINIMAL}\n[[channel]]\ntype = \"alertmanager\"\n{keys}");
+    let cfg = parse(
+        &am("urls = [\"http://am1:9093\", \"http://am2:9093/prefix\", \"https://am3\"]\ninstance_retry_for = \"30s\"\n"),
+        "t.toml",
+    )
+    .expect("valid");
+    let Channel::Alertmanager(a) = &cfg.channels[0] else {
+        panic!("{:?}", cfg.channels[0]);
+    };
+    let urls: Vec<&str> = a.urls.iter().map(|u| u.as_str()).collect();
+    assert_eq!(
+        urls,
+        ["http://am1:9093/", "http://am2:9093/prefix", "https://am3/"]
+    );
+    assert!(!a.single);
+    assert_eq!(a.instance_retry_for, Duration::from_secs(30));
+    let cfg = parse(&am("url = \"http://am1:9093\"\n"), "t.toml").expect("valid");
+    let Channel::Alertmanager(a) = &cfg.channels[0] else {
+        panic!("{:?}", cfg.channels[0]);
+    };
+    assert!(a.single && a.urls.len() == 1);
+    assert_eq!(a.instance_retry_for, Duration::from_secs(300));
+    assert_eq!(
+        only(&am("")),
+        "t.toml:11:1: channel[0].url: missing required key `url` or `urls` (`url` for one Alertmanager, `urls` for every instance of a cluster)"
+    );
+    assert_eq!(
+        only(&am(
+            "url = \"http://am1:9093\"\nurls = [\"http://am2:9093\"]\n"
+        )),
+        "t.toml:14:8: channel[0].urls: `url` and `urls` are both given; give one: `url` for one Alertmanager, `urls` for every instance of a cluster"
+    );
+    assert_eq!(
+        only(&am(
+            "instance_retry_for = \"0s\"\nurls = [\"http://am1:9093\"]\n"
+        )),
+        "t.toml:13:22: channel[0].instance_retry_for: the duration must be greater than zero"
+    );
+}
+
+#[test]
+fn alertmanager_urls_are_checked_one_by_one() {
+    let am = |keys: &str| format!("{MINIMAL}\n[[channel]]\ntype = \"alertmanager\"\n{keys}");
+    assert_eq!(
+        only(&am("urls = []\n")),
+        "t.toml:13:8: channel[0].urls: at least one Alertmanager URL is required"
+    );
+    assert_eq!(
+        errors(&am(
+            "urls = [\"http://am1:9093\", \"ftp://u:pw@am2:9093\", \"am3:9093\"]\n"
+        )),
+        [
+            "t.toml:13:28: channel[0].urls[1]: invalid URL \"ftp://u:***@am2:9093\": scheme \"ftp\" is not http or https",
+            "t.toml:13:51: channel[0].urls[2]: invalid URL \"am3:9093\": scheme \"am3\" is not http or https",
+        ]
+    );
+    // The same instance twice, however written: credentials masked.
+    assert_eq!(
+        only(&am(
+            "urls = [\"http://am1:9093/\", \"http://am2:9093\", \"http://am:s3cret@AM1:9093\"]\n"
+        )),
+        "t.toml:13:48: channel[0].urls[2]: http://am:***@am1:9093/ is already listed as urls[0]: Alertmanager dedupes across its instances, so each is listed once"
+    );
+    assert_eq!(
+        only(&am("urls = [\"http://am1:80\", \"http://am1/\"]\n")),
+        "t.toml:13:26: channel[0].urls[1]: http://am1/ is already listed as urls[0]: Alertmanager dedupes across its instances, so each is listed once"
+    );
+}
+
+/// A password in any of the `urls` makes the file a secret one, named by
+/// its index; Debug shows none of them.
+#[test]
+fn alertmanager_urls_with_credentials_are_secrets() {
+    let text = format!(
+        "{MINIMAL}\n[[channel]]\ntype = \"alertmanager\"\nurls = [\"http://am1:9093\", \"http://am:hunter2@am2:9093\", \"http://am3:9093/?token=hunter3\"]\n"
+    );
+    let c = parse(&text, "t.toml").unwrap();
+    let shown = format!("{c:?}");
+    assert!(
+        !shown.contains("hunter2") && !shown.contains("hunter3"),
+        "{shown}"
+    );
+    assert_eq!(
+        exposure::secret_keys(&c),
+        ["channel[0].urls[1]", "channel[0].urls[2]"]
+    );
+}
+
 // ------------------------------------------------------------------ validation rules
 
 #[test]
@@ -1199,7 +1291,7 @@ fn urls_in_debug_output_hide_credentials() {
         "{shown}"
     );
     match &c.channels[0] {
-        Channel::Alertmanager(a) => assert_eq!(a.url.password(), Some("hunter2")),
+        Channel::Alertmanager(a) => assert_eq!(a.urls[0].password(), Some("hunter2")),
         other => panic!("{other:?}"),
     }
 }

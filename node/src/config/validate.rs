@@ -14,16 +14,17 @@ use super::locate::{Document, KeyPath};
 use super::probe_plan::{self, ProbeRoute};
 use super::read::{Found, RawChannel, RawConfig};
 use super::schema::{
-    Arbiter, CLUSTER_MAX, CONFIRM_SECRET_MIN, Channel, Config, DEFAULT_CONFIRM_INTERVAL,
-    DEFAULT_DEMOTE_WEIGHT, DEFAULT_GARP_INTERVAL, DEFAULT_GARP_REFRESH, DEFAULT_LEASE_TTL,
-    DEFAULT_PROBE_FALL, DEFAULT_PROBE_INTERVAL, DEFAULT_PROBE_RISE, DEFAULT_PROBE_TIMEOUT,
-    DEFAULT_QUORUM, DEFAULT_REBOOT_LIMIT, DEFAULT_REBOOT_MIN_UPTIME, DEFAULT_REBOOT_WINDOW,
-    HttpMethod, Instance, MAX_CONFIRM_INTERVAL, MAX_ETCD_ENDPOINTS, MAX_GARP_REPEAT, MAX_LEASE_TTL,
-    MIN_CONFIRM_INTERVAL, MIN_LEASE_TTL, OnIsolated, Probe, RawArbiter, RawInstance,
-    RawTrackScript, RawWitness, Reply, Sms, TrackScript, Watch, WatchActions, Witness,
-    WitnessConfirm, WitnessTls, check_http_url, default_reboot_command, tls_files,
+    Alertmanager, Arbiter, CLUSTER_MAX, CONFIRM_SECRET_MIN, Channel, Config,
+    DEFAULT_CONFIRM_INTERVAL, DEFAULT_DEMOTE_WEIGHT, DEFAULT_GARP_INTERVAL, DEFAULT_GARP_REFRESH,
+    DEFAULT_LEASE_TTL, DEFAULT_PROBE_FALL, DEFAULT_PROBE_INTERVAL, DEFAULT_PROBE_RISE,
+    DEFAULT_PROBE_TIMEOUT, DEFAULT_QUORUM, DEFAULT_REBOOT_LIMIT, DEFAULT_REBOOT_MIN_UPTIME,
+    DEFAULT_REBOOT_WINDOW, HttpMethod, Instance, MAX_CONFIRM_INTERVAL, MAX_ETCD_ENDPOINTS,
+    MAX_GARP_REPEAT, MAX_LEASE_TTL, MIN_CONFIRM_INTERVAL, MIN_LEASE_TTL, OnIsolated, Probe,
+    RawAlertmanager, RawArbiter, RawInstance, RawTrackScript, RawWitness, Reply, Sms, TrackScript,
+    Watch, WatchActions, Witness, WitnessConfirm, WitnessTls, check_http_url,
+    default_reboot_command, tls_files,
 };
-use super::values::{Argv, Secret, Vip};
+use super::values::{Argv, HttpUrl, Secret, Vip};
 use splitguard_vrrp::Version;
 
 mod fence;
@@ -1065,7 +1066,8 @@ fn check_channels(c: &mut Checker<'_, '_>, raw: Vec<RawChannel>) -> Vec<Channel>
             }
             RawChannel::Alertmanager(a) => {
                 c.positive(&key("timeout"), a.timeout);
-                Channel::Alertmanager(a)
+                c.positive(&key("instance_retry_for"), a.instance_retry_for);
+                Channel::Alertmanager(check_alertmanager(c, &p, a))
             }
             RawChannel::Pagerduty(d) => {
                 c.secret(&key("routing_key"), Some(&d.routing_key));
@@ -1087,6 +1089,100 @@ fn check_channels(c: &mut Checker<'_, '_>, raw: Vec<RawChannel>) -> Vec<Channel>
         out.push(channel);
     }
     out
+}
+
+/// An Alertmanager channel's instances: `url` (one) or `urls` (a cluster's
+/// every instance), exactly one of them; a list neither empty nor naming an
+/// instance twice, each an http(s) URL. Messages show URLs with their
+/// credentials masked.
+fn check_alertmanager(c: &mut Checker<'_, '_>, p: &KeyPath, a: RawAlertmanager) -> Alertmanager {
+    const HOW: &str = "`url` for one Alertmanager, `urls` for every instance of a cluster";
+    let mut single = false;
+    let urls = match (a.url, a.urls) {
+        (Some(_), Some(_)) => {
+            c.err(
+                &p.key("urls"),
+                format!("`url` and `urls` are both given; give one: {HOW}"),
+            );
+            Vec::new()
+        }
+        (None, None) => {
+            c.err(
+                &p.key("url"),
+                format!("missing required key `url` or `urls` ({HOW})"),
+            );
+            Vec::new()
+        }
+        (Some(url), None) => {
+            single = true;
+            vec![url]
+        }
+        (None, Some(list)) => {
+            let at = p.key("urls");
+            c.non_empty_list(&at, &list, "Alertmanager URL");
+            let mut seen = HashMap::new();
+            let mut out = Vec::with_capacity(list.len());
+            for (j, text) in list.iter().enumerate() {
+                match check_http_url(text) {
+                    Ok(url) => {
+                        let shown = splitguard_watchdog::core::secret::redact_url(&url);
+                        if let Some(first) = first_seen(&mut seen, same_instance(&url), j) {
+                            c.err(
+                                &at.idx(j),
+                                format!("{shown} is already listed as urls[{first}]: Alertmanager dedupes across its instances, so each is listed once"),
+                            );
+                        }
+                        out.push(HttpUrl::new(url));
+                    }
+                    Err(why) => c.err(
+                        &at.idx(j),
+                        format!("invalid URL {:?}: {why}", mask_userinfo(text)),
+                    ),
+                }
+            }
+            out
+        }
+    };
+    Alertmanager {
+        name: a.name,
+        tier: a.tier,
+        urls,
+        single,
+        timeout: a.timeout,
+        instance_retry_for: a.instance_retry_for,
+    }
+}
+
+/// What makes two Alertmanager URLs the same instance: scheme, host, port and
+/// path (trailing `/` aside), whatever the credentials or query.
+fn same_instance(url: &url::Url) -> (String, String, Option<u16>, String) {
+    (
+        url.scheme().to_owned(),
+        url.host_str().unwrap_or_default().to_ascii_lowercase(),
+        url.port_or_known_default(),
+        url.path().trim_end_matches('/').to_owned(),
+    )
+}
+
+/// `text` with a password in its userinfo masked, for a URL that did not
+/// parse (one that did is shown by `redact_url`).
+fn mask_userinfo(text: &str) -> String {
+    let Some((scheme, rest)) = text.split_once("://") else {
+        return text.to_owned();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..end].rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            let masked = if userinfo.contains(':') {
+                format!("{user}:***")
+            } else {
+                user.to_owned()
+            };
+            format!("{scheme}://{masked}@{host}{}", &rest[end..])
+        }
+        None => text.to_owned(),
+    }
 }
 
 fn sms_recipients(c: &mut Checker<'_, '_>, p: &KeyPath, to: &[String]) {

@@ -114,24 +114,7 @@ pub async fn run_until(
     let (dgram_tx, dgram_rx) = mpsc::channel(256);
 
     let (status_tx, status_rx) = watch::channel(Status::default());
-    let mut metrics = None;
-    if let Some(addr) = cfg.metrics_listen {
-        let (tx, rx) = watch::channel(crate::metrics::Snapshot::default());
-        // Loaded and bound now, so a bad certificate or a taken port fails the
-        // start, not a later scrape.
-        let tls = cfg
-            .metrics_tls
-            .as_ref()
-            .map(|files| splitguard_watchdog::io::listener::load_tls(&files.into()))
-            .transpose()
-            .context("metrics_tls_cert/metrics_tls_key")?;
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("metrics_listen {addr}"))?;
-        info!(%addr, tls = tls.is_some(), "metrics on /metrics");
-        tokio::spawn(crate::metrics::serve(listener, rx, tls));
-        metrics = Some(tx);
-    }
+    let metrics = start_metrics(&cfg).await?;
     let mut out = Outputs::new(cfg.node.clone(), events, status_tx, metrics);
     let mut instances = Instances::open(&cfg, &nl, dgram_tx).await?;
 
@@ -240,6 +223,31 @@ pub async fn run_until(
     Ok(())
 }
 
+/// Serves `/metrics` on `metrics_listen`, if set, in `run` and `watch` alike;
+/// the sender of its snapshots.
+async fn start_metrics(
+    cfg: &Config,
+) -> anyhow::Result<Option<watch::Sender<crate::metrics::Snapshot>>> {
+    let Some(addr) = cfg.metrics_listen else {
+        return Ok(None);
+    };
+    let (tx, rx) = watch::channel(crate::metrics::Snapshot::default());
+    // Loaded and bound now, so a bad certificate or a taken port fails the
+    // start, not a later scrape.
+    let tls = cfg
+        .metrics_tls
+        .as_ref()
+        .map(|files| splitguard_watchdog::io::listener::load_tls(&files.into()))
+        .transpose()
+        .context("metrics_tls_cert/metrics_tls_key")?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("metrics_listen {addr}"))?;
+    info!(%addr, tls = tls.is_some(), "metrics on /metrics");
+    tokio::spawn(crate::metrics::serve(listener, rx, tls));
+    Ok(Some(tx))
+}
+
 /// Runs the watcher beside keepalived (`splitguard watch`) until SIGTERM or
 /// SIGINT: it watches each `[[watch]]` VIP on its interface and pages through the
 /// configured channels; `status` shows its open incidents over the control socket.
@@ -258,6 +266,9 @@ pub async fn watch(cfg: Config) -> anyhow::Result<()> {
     let (mut beside, mut watching) = Beside::start(&cfg, &nl, reports_tx, adv_tx, nb_tx).await?;
 
     let reply_rx = crate::watch::start_reply_listener(&cfg).await?;
+    // The channels' counters (per Alertmanager instance too) matter beside
+    // keepalived as much as in `run`.
+    let metrics = start_metrics(&cfg).await?;
     let (status_tx, status_rx) = watch::channel(Status::default());
     let (control, cmd_rx) = Control::start(server, status_rx);
     let mut inputs = Inputs::new(net_events, nb_rx, adv_rx, reports_rx, reply_rx, cmd_rx)?;
@@ -284,7 +295,7 @@ pub async fn watch(cfg: Config) -> anyhow::Result<()> {
     crate::service::ready();
     inputs.start_service_watchdog();
     let mut node = Node {
-        out: Outputs::new(cfg.node.clone(), events, status_tx, None),
+        out: Outputs::new(cfg.node.clone(), events, status_tx, metrics),
         owner: Owner::Keepalived(beside),
         watching,
         fence,

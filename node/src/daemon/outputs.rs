@@ -11,7 +11,7 @@ use crate::status::{
     ArbiterStatus, FenceStatus, IncidentStatus, InstanceStatus, ReplyStatus, Status, WitnessStatus,
 };
 use splitguard_watchdog::core::engine::Raise;
-use splitguard_watchdog::io::dispatch::{Delivery, Outcome};
+use splitguard_watchdog::io::dispatch::{Delivery, InstanceResult, Outcome};
 use tokio::sync::watch;
 use tracing::warn;
 
@@ -85,12 +85,23 @@ impl Outputs {
 
     /// A delivery report: counted for `/metrics`, written to the event stream.
     pub fn on_delivery(&mut self, d: &Delivery) {
+        for i in &d.instances {
+            let key = (d.channel.clone(), i.url.clone());
+            let up = matches!(i.result, InstanceResult::Accepted);
+            self.alert_counts.alert_instance_up.insert(key.clone(), up);
+            *self
+                .alert_counts
+                .alert_instance_posts
+                .entry((key.0, key.1, i.result.as_str()))
+                .or_default() += 1;
+        }
         let map = match d.outcome {
             Outcome::Delivered { .. } => &mut self.alert_counts.alerts_sent,
             Outcome::Retrying { .. } => &mut self.alert_counts.alerts_retried,
             Outcome::Failed { .. } => &mut self.alert_counts.alerts_failed,
             // Neither sent nor failed: the notice that replaced it is counted.
-            Outcome::Superseded { .. } => {
+            // A late copy: the notice was counted when it was delivered.
+            Outcome::Superseded { .. } | Outcome::Copies => {
                 self.emit(Some(crate::watch::delivery_event(d)));
                 return;
             }
@@ -195,7 +206,9 @@ impl Outputs {
             m.send_if_modified(|snap| {
                 let alerts_changed = snap.counters.alerts_sent != self.alert_counts.alerts_sent
                     || snap.counters.alerts_retried != self.alert_counts.alerts_retried
-                    || snap.counters.alerts_failed != self.alert_counts.alerts_failed;
+                    || snap.counters.alerts_failed != self.alert_counts.alerts_failed
+                    || snap.counters.alert_instance_posts != self.alert_counts.alert_instance_posts
+                    || snap.counters.alert_instance_up != self.alert_counts.alert_instance_up;
                 if !status_changed && moved.is_empty() && !alerts_changed {
                     return false;
                 }
@@ -215,6 +228,9 @@ impl Outputs {
                     snap.counters.alerts_sent = self.alert_counts.alerts_sent.clone();
                     snap.counters.alerts_retried = self.alert_counts.alerts_retried.clone();
                     snap.counters.alerts_failed = self.alert_counts.alerts_failed.clone();
+                    snap.counters.alert_instance_posts =
+                        self.alert_counts.alert_instance_posts.clone();
+                    snap.counters.alert_instance_up = self.alert_counts.alert_instance_up.clone();
                 }
                 true
             });

@@ -62,9 +62,12 @@ fn one(name: String, ch: &config::Channel) -> Result<Channel, SendError> {
             to: h.to.clone(),
             timeout: h.timeout,
         })?),
-        config::Channel::Alertmanager(a) => Channel::Alertmanager(AlertmanagerChannel::new(
-            AlertmanagerSpec::new(name, a.tier, a.url.clone().into_url(), a.timeout),
-        )?),
+        config::Channel::Alertmanager(a) => {
+            let urls = a.urls.iter().map(|u| u.clone().into_url()).collect();
+            let mut spec = AlertmanagerSpec::cluster(name, a.tier, urls, a.timeout);
+            spec.retry_for = a.instance_retry_for;
+            Channel::Alertmanager(AlertmanagerChannel::new(spec)?)
+        }
         config::Channel::Pagerduty(p) => {
             Channel::Pagerduty(PagerdutyChannel::new(PagerdutySpec {
                 name,

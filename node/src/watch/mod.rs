@@ -532,6 +532,20 @@ pub fn delivery_event(d: &Delivery) -> Event {
         .field("kind", d.kind.clone())
         .field("status", d.status.clone())
         .field("idempotency_key", d.idempotency_key.clone());
+    // Each Alertmanager instance's result, as `instances_<outcome>` lists of
+    // URLs (credentials masked).
+    let mut ev = ev;
+    for word in ["accepted", "failed", "gave_up"] {
+        let urls: Vec<String> = d
+            .instances
+            .iter()
+            .filter(|i| i.result.as_str() == word)
+            .map(|i| i.url.clone())
+            .collect();
+        if !urls.is_empty() {
+            ev = ev.field(&format!("instances_{word}"), urls);
+        }
+    }
     match &d.outcome {
         Outcome::Delivered { reference } => ev
             .field("outcome", "delivered")
@@ -542,6 +556,7 @@ pub fn delivery_event(d: &Delivery) -> Event {
             .field("error", error.clone()),
         Outcome::Failed { error } => ev.field("outcome", "failed").field("error", error.clone()),
         Outcome::Superseded { by } => ev.field("outcome", "superseded").field("by", by.clone()),
+        Outcome::Copies => ev.field("outcome", "copy"),
     }
 }
 

@@ -7,6 +7,7 @@
 pub mod alert;
 pub mod classify;
 pub mod engine;
+pub mod fanout;
 pub mod incident;
 pub mod message_id;
 pub mod reply;

@@ -5,22 +5,30 @@
 //! incident's resolved notice queues behind it is moot: the two become one
 //! notice ([`collapse_missed`]), so a channel that comes back does not get a
 //! page for something that already ended, followed by its end.
+//!
+//! An Alertmanager channel with several instances posts each notice to all of
+//! them; the notice is delivered (and leaves the spool) once any took it. The
+//! instances that failed owe a copy, which the same worker retries while it
+//! waits for the next notice, on the same backoff, for the channel's
+//! `retry_for` (the rules: `core::fanout`). Each instance's result is in the
+//! [`Delivery`] report; its failures are logged when it goes down and then
+//! every ten minutes, never once per retry.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, watch};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
-use crate::core::alert::AlertStatus;
-use crate::io::channels::Channel;
+use crate::core::alert::{Alert, AlertStatus};
+use crate::core::fanout::{Attempt, CopyOutcome, Fanout, Note, Verdict};
+use crate::io::channels::{AlertmanagerChannel, Channel, Receipt, SendError};
 use crate::io::spool::{OutboxEntry, Spool};
 
-/// First retry delay; doubles per failure up to [`BACKOFF_MAX`].
-const BACKOFF_START: Duration = Duration::from_millis(500);
-const BACKOFF_MAX: Duration = Duration::from_secs(60);
+// The retry schedule lives with the fan-out's pure rules, which use it too.
+pub use crate::core::fanout::{BACKOFF_MAX, backoff};
 
 /// What happened to one notification, for the event stream and the bench.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +40,43 @@ pub struct Delivery {
     pub status: String,
     pub at: DateTime<Utc>,
     pub outcome: Outcome,
+    /// For a channel that posts to several Alertmanager instances: what each
+    /// did with this try (or, for [`Outcome::Copies`], with its late copy).
+    /// Empty for other channels.
+    pub instances: Vec<InstanceReport>,
+}
+
+/// What one Alertmanager instance did with one post.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceReport {
+    /// The instance's base URL, credentials masked.
+    pub url: String,
+    pub result: InstanceResult,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InstanceResult {
+    Accepted,
+    Failed {
+        error: String,
+    },
+    /// Failed, and its copy is not retried any more (`retry_for` ran out, or
+    /// it refused the copy for good).
+    GaveUp {
+        error: String,
+        attempts: u32,
+    },
+}
+
+impl InstanceResult {
+    /// The word `/metrics` and the event stream use.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            InstanceResult::Accepted => "accepted",
+            InstanceResult::Failed { .. } => "failed",
+            InstanceResult::GaveUp { .. } => "gave_up",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,19 +96,33 @@ pub enum Outcome {
     Superseded {
         by: String,
     },
+    /// A late copy to an instance that missed a notice the channel delivered
+    /// (its result in [`Delivery::instances`]); the notice itself was counted
+    /// when it was delivered.
+    Copies,
 }
 
 impl Delivery {
     /// What happened to entry `e` now.
     fn of(e: &OutboxEntry, outcome: Outcome) -> Delivery {
+        Delivery::about(&e.channel, &e.alert, outcome, Vec::new())
+    }
+
+    fn about(
+        channel: &str,
+        alert: &Alert,
+        outcome: Outcome,
+        instances: Vec<InstanceReport>,
+    ) -> Delivery {
         Delivery {
-            channel: e.channel.clone(),
-            idempotency_key: e.alert.idempotency_key.clone(),
-            code: e.alert.code.clone(),
-            kind: e.alert.kind.as_str().to_owned(),
-            status: e.alert.status.as_str().to_owned(),
+            channel: channel.to_owned(),
+            idempotency_key: alert.idempotency_key.clone(),
+            code: alert.code.clone(),
+            kind: alert.kind.as_str().to_owned(),
+            status: alert.status.as_str().to_owned(),
             at: Utc::now(),
             outcome,
+            instances,
         }
     }
 }
@@ -110,11 +169,6 @@ pub fn collapse_missed(
     // The channel is still failing: the next try keeps the backoff.
     resolved.attempts = head.attempts;
     Some((resolved, superseded))
-}
-
-pub fn backoff(attempts: u32) -> Duration {
-    let factor = 1u32 << attempts.min(16);
-    BACKOFF_START.saturating_mul(factor).min(BACKOFF_MAX)
 }
 
 impl Dispatcher {
@@ -183,10 +237,15 @@ async fn worker(
 ) {
     // What queued behind an entry the channel keeps refusing.
     let mut backlog: VecDeque<OutboxEntry> = VecDeque::new();
+    // The copies an Alertmanager cluster's instances owe.
+    let mut fanout = match &*ch {
+        Channel::Alertmanager(am) => Some(Fanout::new(am.instance_count(), am.spec.retry_for)),
+        _ => None,
+    };
     loop {
         let mut e = match backlog.pop_front() {
             Some(e) => e,
-            None => match rx.recv().await {
+            None => match next_entry(&mut rx, &ch, fanout.as_mut(), &reports).await {
                 Some(e) => e,
                 None => break,
             },
@@ -199,19 +258,26 @@ async fn worker(
             if let Some((merged, superseded)) = collapse_missed(&e, &mut backlog) {
                 e = supersede(&spool, merged, superseded, &reports);
             }
-            let result = ch.send(&e.alert).await;
+            let (result, instances) = match (&*ch, fanout.as_mut()) {
+                (Channel::Alertmanager(am), Some(f)) if ch.wants(&e.alert) => {
+                    send_to_each(am, f, &e).await
+                }
+                _ => (ch.send(&e.alert).await, Vec::new()),
+            };
             match result {
                 Ok(receipt) => {
                     info!(channel = %e.channel, code = %e.alert.code, kind = %e.alert.kind, status = e.alert.status.as_str(), "alert delivered");
                     if let Err(err) = spool.done(&e) {
                         error!(channel = %e.channel, error = %err, "delivered, but the spool entry was not removed; it may be sent again after a restart");
                     }
-                    let _ = reports.send(Delivery::of(
+                    let mut d = Delivery::of(
                         &e,
                         Outcome::Delivered {
                             reference: receipt.reference,
                         },
-                    ));
+                    );
+                    d.instances = instances;
+                    let _ = reports.send(d);
                     break;
                 }
                 Err(err) if err.retryable => {
@@ -221,13 +287,15 @@ async fn worker(
                     if let Err(se) = spool.retried(&e) {
                         warn!(error = %se, "attempt count not recorded");
                     }
-                    let _ = reports.send(Delivery::of(
+                    let mut d = Delivery::of(
                         &e,
                         Outcome::Retrying {
                             attempt: e.attempts,
                             error: err.message.clone(),
                         },
-                    ));
+                    );
+                    d.instances = instances;
+                    let _ = reports.send(d);
                     tokio::time::sleep(wait).await;
                     if *offline.borrow() {
                         let back = offline.wait_for(|o| !*o);
@@ -239,15 +307,174 @@ async fn worker(
                     if let Err(se) = spool.failed(&e, &err.message) {
                         error!(error = %se, "could not park the refused alert");
                     }
-                    let _ = reports.send(Delivery::of(
+                    let mut d = Delivery::of(
                         &e,
                         Outcome::Failed {
                             error: err.message.clone(),
                         },
-                    ));
+                    );
+                    d.instances = instances;
+                    let _ = reports.send(d);
                     break;
                 }
             }
+        }
+    }
+}
+
+/// The next spooled entry; while none comes, the copies an Alertmanager
+/// cluster's instances owe are retried as they fall due.
+async fn next_entry(
+    rx: &mut mpsc::UnboundedReceiver<OutboxEntry>,
+    ch: &Channel,
+    fanout: Option<&mut Fanout>,
+    reports: &mpsc::UnboundedSender<Delivery>,
+) -> Option<OutboxEntry> {
+    let (Channel::Alertmanager(am), Some(f)) = (ch, fanout) else {
+        return rx.recv().await;
+    };
+    loop {
+        let Some(due) = f.poll_timeout() else {
+            return rx.recv().await;
+        };
+        tokio::select! {
+            e = rx.recv() => return e,
+            _ = tokio::time::sleep_until(tokio::time::Instant::from_std(due)) => {
+                retry_copies(am, f, reports).await;
+            }
+        }
+    }
+}
+
+fn attempt_of(r: &Result<(), SendError>) -> Attempt {
+    match r {
+        Ok(()) => Attempt::Accepted,
+        Err(e) => Attempt::Failed {
+            retryable: e.retryable,
+            error: e.message.clone(),
+        },
+    }
+}
+
+/// Posts entry `e` to every instance of `am` at once; delivered when any took
+/// it, and then the others owe a copy (`f`). Returns what the channel's
+/// `send` would, and each instance's result.
+async fn send_to_each(
+    am: &AlertmanagerChannel,
+    f: &mut Fanout,
+    e: &OutboxEntry,
+) -> (Result<Receipt, SendError>, Vec<InstanceReport>) {
+    let dropped = f.begin(&e.alert);
+    if dropped > 0 {
+        debug!(channel = %e.channel, code = %e.alert.code, dropped, "copies of older notices of this incident no longer owed: this one replaces them");
+    }
+    let results = am.post_each(&e.alert).await;
+    let attempts: Vec<Attempt> = results.iter().map(attempt_of).collect();
+    let (verdict, notes) = f.settle(Instant::now(), &e.alert, &attempts);
+    let mut out = Vec::with_capacity(results.len());
+    for (i, (r, note)) in results.iter().zip(notes).enumerate() {
+        let url = am.instance_url(i);
+        log_note(&e.channel, url, &note, r.as_ref().err());
+        out.push(InstanceReport {
+            url: url.to_owned(),
+            result: match r {
+                Ok(()) => InstanceResult::Accepted,
+                Err(err) => InstanceResult::Failed {
+                    error: err.message.clone(),
+                },
+            },
+        });
+    }
+    if verdict == Verdict::Delivered && out.len() > 1 {
+        let took = results.iter().filter(|r| r.is_ok()).count();
+        debug!(channel = %e.channel, code = %e.alert.code, took, of = out.len(), "alertmanager instances that took the notice");
+    }
+    let result = match verdict {
+        Verdict::Delivered => Ok(Receipt::default()),
+        Verdict::Retry | Verdict::Refused => {
+            Err(am.all_failed(results.into_iter().filter_map(Result::err)))
+        }
+    };
+    (result, out)
+}
+
+/// Retries every copy due now, all at once; reports each result.
+async fn retry_copies(
+    am: &AlertmanagerChannel,
+    f: &mut Fanout,
+    reports: &mpsc::UnboundedSender<Delivery>,
+) {
+    let due = f.due(Instant::now());
+    let results = futures::future::join_all(due.iter().map(|(i, alert)| am.post(*i, alert))).await;
+    let now = Instant::now();
+    let channel = am.spec.name.as_str();
+    for ((i, alert), r) in due.iter().zip(results) {
+        let Some((outcome, note)) = f.record_copy(*i, &alert.idempotency_key, now, &attempt_of(&r))
+        else {
+            continue;
+        };
+        let url = am.instance_url(*i);
+        log_note(channel, url, &note, r.as_ref().err());
+        let error = r.err().map(|e| e.message).unwrap_or_default();
+        let result = match outcome {
+            CopyOutcome::Taken => {
+                info!(channel, instance = url, code = %alert.code, kind = %alert.kind, status = alert.status.as_str(), "alert copy taken by an instance that had missed it");
+                InstanceResult::Accepted
+            }
+            CopyOutcome::Retrying { attempt, after } => {
+                debug!(channel, instance = url, code = %alert.code, attempt, retry_in = ?after, %error, "alert copy not taken; will retry");
+                InstanceResult::Failed { error }
+            }
+            CopyOutcome::GaveUp { attempts } => {
+                debug!(channel, instance = url, code = %alert.code, attempts, %error, "alert copy given up; the engine's repeats bring the instance up to date");
+                InstanceResult::GaveUp { error, attempts }
+            }
+        };
+        let report = InstanceReport {
+            url: url.to_owned(),
+            result,
+        };
+        let _ = reports.send(Delivery::about(
+            channel,
+            alert,
+            Outcome::Copies,
+            vec![report],
+        ));
+    }
+}
+
+/// Writes what `note` says about instance `url` of `channel`: a line when it
+/// goes down, one per ten minutes while it stays down, one when it is back;
+/// every other failure at debug only.
+fn log_note(channel: &str, url: &str, note: &Note, error: Option<&SendError>) {
+    let error = error.map(|e| e.message.as_str()).unwrap_or_default();
+    match note {
+        Note::Quiet if !error.is_empty() => {
+            debug!(
+                channel,
+                instance = url,
+                error,
+                "alertmanager instance did not take the alert"
+            );
+        }
+        Note::Quiet => {}
+        Note::Down => {
+            warn!(
+                channel,
+                instance = url,
+                error,
+                "alertmanager instance does not take alerts; retried, and reported every 10 min until it does"
+            );
+        }
+        Note::StillDown {
+            failures,
+            gave_up,
+            down_for,
+        } => {
+            warn!(channel, instance = url, failures, copies_given_up = gave_up, down_for = ?down_for, error, "alertmanager instance still does not take alerts");
+        }
+        Note::Recovered { failures, down_for } => {
+            info!(channel, instance = url, failures, down_for = ?down_for, "alertmanager instance takes alerts again");
         }
     }
 }
@@ -288,14 +515,6 @@ fn supersede(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_and_caps() {
-        assert_eq!(backoff(0), Duration::from_millis(500));
-        assert_eq!(backoff(1), Duration::from_secs(1));
-        assert_eq!(backoff(3), Duration::from_secs(4));
-        assert_eq!(backoff(30), BACKOFF_MAX);
-    }
 
     fn entry(seq: u64, id: &str, status: AlertStatus, notification: u32) -> OutboxEntry {
         let mut alert = crate::core::alert::testing::sample();

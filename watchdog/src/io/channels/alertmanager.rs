@@ -1,6 +1,13 @@
 //! The Alertmanager channel: `POST {url}/api/v2/alerts` with one alert, so
 //! Alertmanager's routing, grouping, inhibition and silences take over from there.
 //!
+//! A cluster (`urls`): Alertmanager's HA rule is that clients post every alert
+//! to every instance, never through a load balancer; the instances gossip and
+//! notify once. So a notice goes to each instance at once, each post with the
+//! channel's timeout ([`AlertmanagerChannel::post_each`]); it counts as sent
+//! when any instance took it. Which instances still owe a copy, and for how
+//! long they are retried, is `core::fanout`'s; the dispatcher drives it.
+//!
 //! The alert's labels identify the incident and never change during its life
 //! (Alertmanager's fingerprint is the label set, so the resolution must carry the
 //! same labels as the page): `alertname` (the kind), `severity`, `node`,
@@ -29,6 +36,8 @@ use serde::Serialize;
 
 use super::{Receipt, SendError, error_text, http_client, join_path};
 use crate::core::alert::{Alert, AlertStatus, rfc3339};
+use crate::core::fanout::DEFAULT_RETRY_FOR;
+use crate::core::secret::redact_url;
 
 /// A day: long enough to outlast any repeat interval, short enough that an alert
 /// whose resolution was lost (the node died for good) leaves Alertmanager.
@@ -43,9 +52,13 @@ pub const MAX_FIRING_TTL: Duration = Duration::from_secs(366 * 24 * 3600);
 pub struct AlertmanagerSpec {
     pub name: String,
     pub tier: u8,
-    /// Alertmanager's base URL (`http://am:9093`, or with a path prefix).
-    pub url: url::Url,
+    /// Each instance's base URL (`http://am:9093`, or with a path prefix): one
+    /// for a lone Alertmanager, every member of a cluster.
+    pub urls: Vec<url::Url>,
+    /// Each post's timeout.
     pub timeout: Duration,
+    /// How long a copy an instance missed (another took the notice) is retried.
+    pub retry_for: Duration,
     /// How long after a firing notification Alertmanager keeps the alert active
     /// without another one.
     pub firing_ttl: Duration,
@@ -54,24 +67,44 @@ pub struct AlertmanagerSpec {
 }
 
 impl AlertmanagerSpec {
-    /// The config's fields, with [`DEFAULT_FIRING_TTL`] and no generator URL.
+    /// One Alertmanager, with [`DEFAULT_FIRING_TTL`] and no generator URL.
     pub fn new(name: impl Into<String>, tier: u8, url: url::Url, timeout: Duration) -> Self {
+        AlertmanagerSpec::cluster(name, tier, vec![url], timeout)
+    }
+
+    /// Every instance of a cluster, with [`DEFAULT_FIRING_TTL`],
+    /// [`DEFAULT_RETRY_FOR`] and no generator URL.
+    pub fn cluster(
+        name: impl Into<String>,
+        tier: u8,
+        urls: Vec<url::Url>,
+        timeout: Duration,
+    ) -> Self {
         AlertmanagerSpec {
             name: name.into(),
             tier,
-            url,
+            urls,
             timeout,
+            retry_for: DEFAULT_RETRY_FOR,
             firing_ttl: DEFAULT_FIRING_TTL,
             generator_url: None,
         }
     }
 }
 
+/// One instance of the cluster.
+#[derive(Debug)]
+struct Instance {
+    alerts_url: url::Url,
+    /// Its base URL with credentials masked: what logs, metrics and errors name.
+    shown: String,
+}
+
 #[derive(Debug)]
 pub struct AlertmanagerChannel {
     pub spec: AlertmanagerSpec,
     client: reqwest::Client,
-    alerts_url: url::Url,
+    instances: Vec<Instance>,
 }
 
 /// One element of the `POST /api/v2/alerts` array (Alertmanager's `postableAlert`).
@@ -143,22 +176,87 @@ pub fn request_body(
 
 impl AlertmanagerChannel {
     pub fn new(spec: AlertmanagerSpec) -> Result<Self, SendError> {
-        let alerts_url = join_path(&spec.url, &["api", "v2", "alerts"])?;
+        if spec.urls.is_empty() {
+            return Err(SendError::permanent(format!(
+                "alertmanager {}: no instance URL",
+                spec.name
+            )));
+        }
+        let instances = spec
+            .urls
+            .iter()
+            .map(|u| {
+                Ok(Instance {
+                    alerts_url: join_path(u, &["api", "v2", "alerts"])?,
+                    shown: redact_url(u),
+                })
+            })
+            .collect::<Result<Vec<_>, SendError>>()?;
         Ok(AlertmanagerChannel {
             client: http_client(spec.timeout)?,
-            alerts_url,
+            instances,
             spec,
         })
     }
 
-    /// Posts firing and resolved notices; an acknowledgement is skipped (no
-    /// request, an empty receipt). The receipt names no reference: Alertmanager
-    /// answers with an empty body.
+    /// How many instances it posts to.
+    pub fn instance_count(&self) -> usize {
+        self.instances.len()
+    }
+
+    /// Instance `i`'s base URL with credentials masked, for logs and metrics.
+    pub fn instance_url(&self, i: usize) -> &str {
+        self.instances.get(i).map_or("", |x| x.shown.as_str())
+    }
+
+    /// Posts firing and resolved notices to every instance; an acknowledgement
+    /// is skipped (no request, an empty receipt). Sent when any instance took
+    /// it; otherwise every instance's error, retryable when any is. The
+    /// receipt names no reference: Alertmanager answers with an empty body.
+    /// (The dispatcher uses [`AlertmanagerChannel::post_each`] to also retry
+    /// the instances that missed it.)
     pub async fn send(&self, alert: &Alert) -> Result<Receipt, SendError> {
         if alert.status == AlertStatus::Acknowledged {
             return Ok(Receipt::default());
         }
-        let what = format!("alertmanager {}", self.spec.name);
+        let results = self.post_each(alert).await;
+        if results.iter().any(Result::is_ok) {
+            return Ok(Receipt::default());
+        }
+        Err(self.all_failed(results.into_iter().filter_map(Result::err)))
+    }
+
+    /// One error for a notice no instance took: retryable when any part is.
+    pub fn all_failed(&self, errors: impl IntoIterator<Item = SendError>) -> SendError {
+        let errors: Vec<SendError> = errors.into_iter().collect();
+        if errors.len() == 1 {
+            return errors.into_iter().next().unwrap_or_else(|| {
+                SendError::permanent(format!("alertmanager {}: no instance", self.spec.name))
+            });
+        }
+        let retryable = errors.iter().any(|e| e.retryable);
+        let words: Vec<&str> = errors.iter().map(|e| e.message.as_str()).collect();
+        SendError {
+            message: format!("no instance took it: {}", words.join("; ")),
+            retryable,
+        }
+    }
+
+    /// Posts `alert` to every instance at once, each with the channel's
+    /// timeout; the results in instance order.
+    pub async fn post_each(&self, alert: &Alert) -> Vec<Result<(), SendError>> {
+        futures::future::join_all((0..self.instances.len()).map(|i| self.post(i, alert))).await
+    }
+
+    /// Posts `alert` to instance `i`.
+    pub async fn post(&self, i: usize, alert: &Alert) -> Result<(), SendError> {
+        let Some(inst) = self.instances.get(i) else {
+            return Err(SendError::permanent(format!(
+                "alertmanager {}: no instance {i}",
+                self.spec.name
+            )));
+        };
+        let what = format!("alertmanager {} at {}", self.spec.name, inst.shown);
         let body = request_body(
             alert,
             self.spec.firing_ttl,
@@ -166,17 +264,17 @@ impl AlertmanagerChannel {
         );
         let resp = self
             .client
-            .post(self.alerts_url.clone())
+            .post(inst.alerts_url.clone())
             .json(&body)
             .send()
             .await
             .map_err(|e| SendError::from_reqwest(&what, &e))?;
         let status = resp.status();
         if status.is_success() {
-            Ok(Receipt::default())
+            Ok(())
         } else {
             let text = error_text(resp).await;
-            let hide = super::url_secrets(&self.alerts_url);
+            let hide = super::url_secrets(&inst.alerts_url);
             let hide: Vec<&str> = hide.iter().map(String::as_str).collect();
             Err(SendError::from_status(&what, status, &text, &hide))
         }
@@ -256,8 +354,43 @@ mod tests {
         );
         let c = AlertmanagerChannel::new(spec).unwrap();
         assert_eq!(
-            c.alerts_url.as_str(),
+            c.instances[0].alerts_url.as_str(),
             "http://192.0.2.254:9093/am/api/v2/alerts"
+        );
+    }
+
+    /// A cluster: each instance gets its own alerts URL; logs and metrics
+    /// name it with its password masked; none at all is refused.
+    #[test]
+    fn each_instance_has_its_url_with_secrets_masked() {
+        let urls = [
+            "http://am:s3cret@192.0.2.193:9093",
+            "http://192.0.2.194:9093/",
+        ]
+        .map(|u| url::Url::parse(u).unwrap())
+        .to_vec();
+        let c = AlertmanagerChannel::new(AlertmanagerSpec::cluster(
+            "am",
+            0,
+            urls,
+            Duration::from_secs(1),
+        ))
+        .unwrap();
+        assert_eq!(c.instance_count(), 2);
+        assert_eq!(c.instance_url(0), "http://am:***@192.0.2.193:9093/");
+        assert_eq!(
+            c.instances[1].alerts_url.as_str(),
+            "http://192.0.2.194:9093/api/v2/alerts"
+        );
+        let none = AlertmanagerSpec::cluster("am", 0, vec![], Duration::from_secs(1));
+        assert!(!AlertmanagerChannel::new(none).unwrap_err().retryable);
+        let e = c.all_failed([
+            SendError::permanent("a: HTTP 400"),
+            SendError::retry("b: refused"),
+        ]);
+        assert!(
+            e.retryable && e.message.contains("a: HTTP 400; b: refused"),
+            "{e}"
         );
     }
 }
