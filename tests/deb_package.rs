@@ -1,6 +1,6 @@
 //! The Debian package (`contrib/deb/build.sh`, which `contrib/test.sh` runs
 //! before the tests): what it holds, what lintian says of it, and a real
-//! `dpkg -i`, use, `dpkg -r` and `dpkg -P` on this machine's own system seen
+//! `apt install`, use, `apt remove` and `apt purge` on this machine's own system seen
 //! through an overlay in a private mount namespace, so the host is never
 //! touched and whatever the package leaves behind is exactly the overlay's
 //! upper layer. Needs root, dpkg-deb, lintian and systemd-analyze; fails
@@ -236,8 +236,10 @@ mount -t tmpfs tmpfs "$R/run"
 mount -t tmpfs tmpfs "$R/tmp"
 cp "$DEB" "$R/tmp/splitguard.deb"
 inroot() { chroot "$R" "$@"; }
+# apt as the README says, with no network: everything it needs is installed.
+apt() { unshare --net chroot "$R" env DEBIAN_FRONTEND=noninteractive apt-get -q -y "$@"; }
 echo "== install"
-inroot dpkg -i /tmp/splitguard.deb 2>&1
+apt install /tmp/splitguard.deb 2>&1
 echo "== version"
 inroot splitguard --version
 echo "== modes"
@@ -288,11 +290,11 @@ echo "-- lb01 log"; tail -n 20 "$T/lb01.log"
 echo "-- lb02 log"; tail -n 20 "$T/lb02.log"
 inroot rm -rf /etc/splitguard/lb01.toml /etc/splitguard/lb02.toml /var/lib/splitguard/lb01 /var/lib/splitguard/lb02
 echo "== remove"
-inroot dpkg -r splitguard 2>&1
+apt remove splitguard 2>&1
 echo "== after remove"
 inroot sh -c 'for p in /usr/bin/splitguard /etc/splitguard/splitguard.toml /var/lib/splitguard; do [ -e "$p" ] && echo "present $p" || echo "absent $p"; done'
 echo "== purge"
-inroot dpkg -P splitguard 2>&1
+apt purge splitguard 2>&1
 echo "== left"
 cd "$T/upper"
 find . -mindepth 1 \( -type d -printf 'd %P\n' \) -o -printf '%y %P\n' | while read -r kind p; do
@@ -308,6 +310,8 @@ echo "== end"
 fn allowed_leftover(path: &str) -> bool {
     const PREFIXES: &[&str] = &[
         "var/lib/dpkg/",
+        "var/lib/apt/",
+        "var/cache/apt/",
         "var/log/",
         "var/cache/debconf/",
         "var/cache/man/",
@@ -340,7 +344,7 @@ fn section<'a>(out: &'a str, name: &str) -> &'a str {
 }
 
 #[test]
-fn dpkg_installs_uses_removes_and_purges_without_leftovers() {
+fn apt_installs_runs_the_pair_removes_and_purges_without_leftovers() {
     assert_eq!(
         unsafe { libc::geteuid() },
         0,
@@ -438,7 +442,7 @@ fn dpkg_installs_uses_removes_and_purges_without_leftovers() {
         .collect();
     assert!(
         left.is_empty(),
-        "dpkg -P left these behind:\n{}\n\nwhole run:\n{all}",
+        "apt purge left these behind:\n{}\n\nwhole run:\n{all}",
         left.join("\n")
     );
 }
