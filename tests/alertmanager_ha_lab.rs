@@ -218,6 +218,9 @@ fn a_killed_instance_is_retried_boundedly_and_the_page_still_arrives_once() {
         .collect();
     assert_eq!(down.len(), 1, "{log}");
     assert!(down[0].contains(&shown), "{}", down[0]);
+    // Why, not only reqwest's "error sending request": am3 is gone, so its
+    // host refuses the connection.
+    assert!(down[0].contains("Connection refused"), "{}", down[0]);
     assert!(!log.contains("s3cr3t-pw"), "{log}");
     assert!(!http_get(&lab, METRICS).contains("s3cr3t-pw"));
 }

@@ -362,24 +362,18 @@ async fn read_limited(mut resp: reqwest::Response, limit: usize) -> Result<Vec<u
 /// "error sending request"; the TLS reason is further down). URLs are
 /// dropped: the caller names the path.
 fn chain(e: &reqwest::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut source: Option<&dyn std::error::Error> = Some(e);
-    let mut first = true;
-    // A cause chain is short; 8 is more than any seen.
-    for _ in 0..8 {
-        let Some(err) = source else { break };
-        let text = if first {
-            first = false;
-            // reqwest's Display appends " for url (…)"; keep what precedes it.
-            let t = err.to_string();
-            t.split(" for url (").next().unwrap_or_default().to_string()
-        } else {
-            err.to_string()
-        };
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
+    // reqwest's Display appends " for url (…)"; keep what precedes it.
+    let head = e.to_string();
+    let mut parts = vec![
+        head.split(" for url (")
+            .next()
+            .unwrap_or_default()
+            .to_string(),
+    ];
+    for cause in splitguard_watchdog::io::channels::causes(e) {
+        if !parts.iter().any(|p| p.contains(&cause)) {
+            parts.push(cause);
         }
-        source = err.source();
     }
     parts.join(": ")
 }

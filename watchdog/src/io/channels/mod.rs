@@ -216,12 +216,37 @@ pub fn join_path(base: &url::Url, segments: &[&str]) -> Result<url::Url, SendErr
 }
 
 /// A reqwest error's message with its URL redacted.
+/// An HTTP error on one line with its causes: reqwest's own message says only
+/// "error sending request for url (…)", and why (refused, reset, TLS, DNS) is
+/// further down its source chain. The URL's password and query are masked.
 fn describe(e: &reqwest::Error) -> String {
-    let text = e.to_string();
+    let mut text = e.to_string();
+    for cause in causes(e) {
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
     match e.url() {
         Some(url) => text.replace(url.as_str(), &crate::core::secret::redact_url(url)),
         None => text,
     }
+}
+
+/// The messages below `e` in its source chain, outermost first, each once.
+/// Bounded: a chain is a few links; 8 is more than any seen.
+pub fn causes(e: &dyn std::error::Error) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut source = e.source();
+    for _ in 0..8 {
+        let Some(err) = source else { break };
+        let text = err.to_string();
+        if !out.iter().any(|o| o.contains(&text)) {
+            out.push(text);
+        }
+        source = err.source();
+    }
+    out
 }
 
 /// The body of a failed answer, for the error message; a body that cannot be read
