@@ -50,7 +50,8 @@ pub enum Command {
         /// Take the socket path from this config file.
         #[arg(short, long, value_name = "FILE", conflicts_with = "socket")]
         config: Option<PathBuf>,
-        /// The control socket (default /run/splitguard.sock).
+        /// The control socket (default /run/splitguard.sock, else the Debian
+        /// package's /run/splitguard/splitguard.sock when only that exists).
         #[arg(long, value_name = "PATH")]
         socket: Option<PathBuf>,
         /// Print the status JSON (the contract in DESIGN.md) instead of a table.
@@ -139,7 +140,8 @@ pub enum CheckCommand {
         #[arg(short, long, value_name = "FILE", conflicts_with = "socket")]
         config: Option<PathBuf>,
         /// The daemon's control socket, asked first when it exists (default
-        /// /run/splitguard.sock).
+        /// /run/splitguard.sock, else the Debian package's
+        /// /run/splitguard/splitguard.sock when only that exists).
         #[arg(long, value_name = "PATH")]
         socket: Option<PathBuf>,
     },
@@ -153,7 +155,8 @@ pub enum CheckCommand {
         /// Take the socket path from this config file.
         #[arg(short, long, value_name = "FILE", conflicts_with = "socket")]
         config: Option<PathBuf>,
-        /// The control socket (default /run/splitguard.sock).
+        /// The control socket (default /run/splitguard.sock, else the Debian
+        /// package's /run/splitguard/splitguard.sock when only that exists).
         #[arg(long, value_name = "PATH")]
         socket: Option<PathBuf>,
     },

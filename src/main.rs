@@ -250,7 +250,13 @@ fn watch(path: &std::path::Path) -> anyhow::Result<()> {
 /// Default control socket, as in the config's default.
 const DEFAULT_SOCKET: &str = "/run/splitguard.sock";
 
-/// The control socket: from the config file, the flag, or the default.
+/// Where the Debian package's configs put it (the unit's RuntimeDirectory, since
+/// the unprivileged daemon cannot create a socket in /run itself).
+const PACKAGED_SOCKET: &str = "/run/splitguard/splitguard.sock";
+
+/// The control socket: from the config file, the flag, or the default; with
+/// none given and no socket at the default, the packaged layout's when it
+/// exists, so `splitguard status` finds a daemon the package runs.
 fn socket_path(
     config: Option<&std::path::Path>,
     socket: Option<std::path::PathBuf>,
@@ -262,7 +268,14 @@ fn socket_path(
                 .control_socket
         }
         (None, Some(socket)) => socket,
-        (None, None) => DEFAULT_SOCKET.into(),
+        (None, None) => {
+            let packaged = std::path::Path::new(PACKAGED_SOCKET);
+            if !std::path::Path::new(DEFAULT_SOCKET).exists() && packaged.exists() {
+                packaged.into()
+            } else {
+                DEFAULT_SOCKET.into()
+            }
+        }
     })
 }
 

@@ -258,14 +258,16 @@ echo "== pair"
 # The tutorial's pair from the installed files, as the README's install section
 # runs it on two machines: lb01 from /etc/splitguard/splitguard.toml, lb02 from
 # the packaged example, both moved to the lab's TEST-NET-1 addresses, each with
-# its own socket and state since both run here, as the splitguard user with
-# only the capabilities the unit grants.
+# its own state since both run here, lb02 its own socket (lb01 keeps the
+# packaged one, which a bare `splitguard status` finds), as the splitguard user
+# with only the capabilities the unit grants.
 inroot install -d -m 0750 -o splitguard -g splitguard /run/splitguard
 for n in lb01 lb02; do
   src=/usr/share/doc/splitguard/examples/$n.toml
-  [ $n = lb01 ] && src=/etc/splitguard/splitguard.toml
+  sock=$n.sock
+  [ $n = lb01 ] && src=/etc/splitguard/splitguard.toml && sock=splitguard.sock
   inroot install -d -m 0700 -o splitguard -g splitguard /var/lib/splitguard/$n
-  inroot sh -c "sed 's/10\.0\.0\./192.0.2./g; /track_scripts/d; s|/run/splitguard/splitguard.sock|/run/splitguard/$n.sock|; s|^state_dir = .*|state_dir = \"/var/lib/splitguard/$n\"|' $src > /etc/splitguard/$n.toml"
+  inroot sh -c "sed 's/10\.0\.0\./192.0.2./g; /track_scripts/d; s|/run/splitguard/splitguard.sock|/run/splitguard/$sock|; s|^state_dir = .*|state_dir = \"/var/lib/splitguard/$n\"|' $src > /etc/splitguard/$n.toml"
   inroot chown root:splitguard /etc/splitguard/$n.toml
   inroot chmod 0640 /etc/splitguard/$n.toml
 done
@@ -282,7 +284,7 @@ start lb01 "$NS1"; pid1=$!
 start lb02 "$NS2"; pid2=$!
 if wait_holds "$NS1"; then echo "lb01 holds the VIP"; else echo "lb01 never held the VIP"; fi
 holds "$NS2" && echo "lb02 holds the VIP too"
-inroot runuser -u splitguard -- splitguard status -c /etc/splitguard/lb01.toml 2>&1 | head -n 5
+inroot runuser -u splitguard -- splitguard status 2>&1 | head -n 5
 kill -TERM $pid1; wait $pid1 || true
 if wait_holds "$NS2"; then echo "lb02 took the VIP"; else echo "lb02 never took the VIP"; fi
 kill -TERM $pid2; wait $pid2 || true
@@ -421,7 +423,11 @@ fn apt_installs_runs_the_pair_removes_and_purges_without_leftovers() {
         assert!(pair.lines().any(|l| l == line), "{line}:\n{pair}");
     }
     assert!(!pair.contains("lb02 holds the VIP too"), "{pair}");
-    assert!(pair.contains("MASTER"), "status shows lb01 MASTER:\n{pair}");
+    // A bare `splitguard status` finds the packaged socket.
+    assert!(
+        pair.contains("splitguard on lb01") && pair.contains("MASTER"),
+        "status shows lb01 MASTER:\n{pair}"
+    );
 
     // Removed: the binary goes, conffiles and state stay until purge (Debian's rule).
     let removed = section(&all, "after remove");
