@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::{Axis, escape, html_table, num, page};
+use super::{Axis, axis_line, escape, html_table, num, page};
 use crate::report::{Implementation, Measurement, Report, format_ratio, ratio, stats};
 
 const WIDTH: f64 = 960.0;
@@ -121,13 +121,7 @@ fn strip_plot(report: &Report, m: Measurement) -> String {
             escape(&axis.label(tick))
         );
     }
-    let _ = writeln!(
-        out,
-        "<line class=\"axis\" x1=\"{}\" x2=\"{}\" y1=\"{2}\" y2=\"{2}\"/>",
-        num(x0),
-        num(x1),
-        num(axis_y)
-    );
+    axis_line(&mut out, x0, x1, axis_y);
     for (row, (colour, imp)) in lanes.iter().enumerate() {
         let Some(samples) = report.samples(m, *imp) else {
             continue;

@@ -96,6 +96,17 @@ impl Axis {
 
 /// The page around `body`: one file, styles inline, and a policy that lets it
 /// load nothing (no font, stylesheet, image or script from anywhere).
+/// The horizontal axis line both figures draw under their plots.
+fn axis_line(out: &mut String, x0: f64, x1: f64, y: f64) {
+    let _ = writeln!(
+        out,
+        "<line class=\"axis\" x1=\"{}\" x2=\"{}\" y1=\"{2}\" y2=\"{2}\"/>",
+        num(x0),
+        num(x1),
+        num(y)
+    );
+}
+
 fn page(title: &str, body: &str) -> String {
     let mut out = String::new();
     let _ = write!(

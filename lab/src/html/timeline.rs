@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
-use super::{Axis, escape, html_table, num, page, text_width};
+use super::{Axis, axis_line, escape, html_table, num, page, text_width};
 use crate::configs::GW_ADDR;
 use crate::scenario::{
     AlertSeen, OwnerAt, RunResult, TABLE_HEADER, Timeline, first_line, impl_label, scenario_label,
@@ -408,13 +408,7 @@ fn panel(out: &mut String, r: &RunResult, axis: &Axis, y: f64) -> f64 {
             format!("heal at {}: {}", signed(h), r.scenario.heal_text()),
         );
     }
-    let _ = writeln!(
-        out,
-        "<line class=\"axis\" x1=\"{}\" x2=\"{}\" y1=\"{2}\" y2=\"{2}\"/>",
-        num(x0),
-        num(x1),
-        num(axis_y)
-    );
+    axis_line(out, x0, x1, axis_y);
     for &tick in &axis.ticks {
         let _ = writeln!(
             out,
