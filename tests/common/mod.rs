@@ -319,6 +319,9 @@ pub fn stored_mails(maildir: &std::path::Path) -> Vec<String> {
         .map(|d| {
             d.flatten()
                 .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+                // The sink writes the .json last: without it the .eml may
+                // still be half-written (an empty subject was read once).
+                .filter(|e| e.path().with_extension("json").exists())
                 .filter_map(|e| {
                     Some((
                         e.file_name().to_string_lossy().into_owned(),

@@ -17,7 +17,11 @@
 //! counted as paged, and a resolved notice whose incident it had closed.
 //!
 //! Layout: `<state_dir>/spool/engine.json`, `outbox/<seq>-<channel>.json`,
-//! `failed/` (notifications a channel refused for good, kept for the operator).
+//! `failed/` (notifications a channel refused for good, kept for the operator),
+//! `lock` (held while a daemon has the spool open: two daemons on one spool
+//! would send every page twice, and one would delete the other's temporary
+//! files). Holding the lock is also what makes it safe to delete the `*.tmp`
+//! files a killed daemon left half-written.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -41,6 +45,10 @@ pub enum SpoolError {
     },
     #[error("spool {path}: unreadable: {message}")]
     Corrupt { path: PathBuf, message: String },
+    #[error(
+        "spool {path}: held by another running splitguard (each daemon needs its own state_dir)"
+    )]
+    Busy { path: PathBuf },
 }
 
 fn io_err(path: &Path, what: &'static str) -> impl FnOnce(io::Error) -> SpoolError {
@@ -62,6 +70,8 @@ pub struct OutboxEntry {
 pub struct Spool {
     dir: PathBuf,
     next_seq: AtomicU64,
+    /// The open lock file: the kernel releases its lock when the process dies.
+    _lock: File,
 }
 
 /// Writes `bytes` to `path` atomically and durably.
@@ -89,6 +99,30 @@ fn sync_dir(dir: &Path) -> Result<(), SpoolError> {
         .map_err(io_err(dir, "fsync directory"))
 }
 
+/// Removes the `*.tmp` files a daemon killed inside [`write_durable`] left:
+/// the file they were to replace is intact (or absent, when the write had not
+/// been committed), so they hold nothing anyone waits for. Only called with
+/// the lock held, so no live writer owns them.
+fn remove_stale_temporaries(dir: &Path) -> Result<(), SpoolError> {
+    let mut removed = 0usize;
+    for d in [dir.to_owned(), dir.join("outbox"), dir.join("failed")] {
+        for ent in fs::read_dir(&d).map_err(io_err(&d, "list"))? {
+            let path = ent.map_err(io_err(&d, "list"))?.path();
+            if path.extension().is_some_and(|x| x == "tmp") {
+                fs::remove_file(&path).map_err(io_err(&path, "remove stale temporary"))?;
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            sync_dir(&d)?;
+        }
+    }
+    if removed > 0 {
+        tracing::info!(removed, dir = %dir.display(), "removed half-written spool files a killed daemon left");
+    }
+    Ok(())
+}
+
 /// Channel names become file name parts: keep them tame.
 fn file_safe(name: &str) -> String {
     name.chars()
@@ -113,9 +147,24 @@ impl Spool {
                 .create(&d)
                 .map_err(io_err(&d, "create directory"))?;
         }
+        let lock_path = dir.join("lock");
+        let lock = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&lock_path)
+            .map_err(io_err(&lock_path, "open lock"))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => return Err(SpoolError::Busy { path: dir }),
+            Err(fs::TryLockError::Error(e)) => return Err(io_err(&lock_path, "lock")(e)),
+        }
+        remove_stale_temporaries(&dir)?;
         let spool = Spool {
             dir,
             next_seq: AtomicU64::new(1),
+            _lock: lock,
         };
         let last = spool.pending()?.iter().map(|e| e.seq).max().unwrap_or(0);
         spool.next_seq.store(last + 1, Ordering::SeqCst);
@@ -427,6 +476,39 @@ mod tests {
         let again = s.recover(s.load_engine().unwrap().unwrap()).unwrap();
         assert!(again.unspooled.is_empty());
         assert_eq!(s.pending().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_second_daemon_on_one_spool_is_refused_until_the_first_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Spool::open(dir.path()).unwrap();
+        let e = Spool::open(dir.path()).unwrap_err();
+        assert!(matches!(e, SpoolError::Busy { .. }), "{e}");
+        assert!(e.to_string().contains("another running splitguard"), "{e}");
+        drop(s);
+        Spool::open(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn half_written_files_of_a_killed_daemon_are_removed_and_the_rest_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Spool::open(dir.path()).unwrap();
+        let a = s.put("hook", alert("a")).unwrap();
+        drop(s);
+        let outbox = dir.path().join("spool/outbox");
+        // Killed while rewriting `a` after a failed attempt, and while
+        // writing the state.
+        fs::write(outbox.join("000000000001-hook.tmp"), "{\"seq\":1,").unwrap();
+        fs::write(dir.path().join("spool/engine.tmp"), "{").unwrap();
+        let s = Spool::open(dir.path()).unwrap();
+        assert_eq!(s.pending().unwrap(), vec![a]);
+        let mut left: Vec<String> = fs::read_dir(&outbox)
+            .unwrap()
+            .chain(fs::read_dir(dir.path().join("spool")).unwrap())
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["000000000001-hook.json", "failed", "lock", "outbox"]);
     }
 
     #[test]
