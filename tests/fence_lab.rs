@@ -15,6 +15,9 @@
 //! - A BMC that refuses the login: `fence_failed` is paged, the status says
 //!   `failed`, the ledger counts the attempt; nothing is powered off.
 //! - A dry run: the call is logged (password masked), not made.
+//! - A third host (`rogue`) answering for lb02's address and holding the
+//!   VIP while lb02 is off the segment: without `peer_mac` lb01 takes the
+//!   rogue's MAC for lb02's and fences lb02; with it, nobody is fenced.
 //!
 //! Needs root, fence-agents, ipmitool and openipmi; fails without them.
 
@@ -598,4 +601,105 @@ fn a_failed_fence_keeps_the_claim_withheld_while_the_peer_is_not_proven_off() {
     );
     assert_eq!(bmc1.power_offs(), 0);
     bmc1.resume();
+}
+
+/// lb01 (master, fencing lb02 whose adverts it will never hear, so
+/// `peer_priority`) while lb02 is off the segment and `rogue` holds both
+/// lb02's address and the VIP: a third host in a split brain with lb01, not
+/// lb02. Returns lb01 and the rogue's MAC once lb01 has classified the split
+/// brain.
+fn rogue_holds_the_peer_s_address_and_the_vip(lab: &Lab, extra: &str) -> (LabProcess, String) {
+    lab.set_bridge_port("lb02", false)
+        .expect("lb02 off the segment");
+    let lb01 = start_splitguard(
+        lab,
+        "lb01",
+        &config(
+            lab,
+            "lb01",
+            false,
+            &fence_table("lb01", &format!("peer_priority = 100\n{extra}")),
+        ),
+    );
+    expect_owner(lab, Some("lb01"), &[&lb01], "lb01 master");
+    for addr in ["192.0.2.6/24", "192.0.2.3/24"] {
+        lab.run("rogue", &["ip", "addr", "add", addr, "dev", "eth0"])
+            .expect("rogue address");
+    }
+    // Announce the VIP (bounded: three frames within 5 s).
+    lab.run(
+        "rogue",
+        &[
+            "arping",
+            "-U",
+            "-c",
+            "3",
+            "-w",
+            "5",
+            "-I",
+            "eth0",
+            "192.0.2.3",
+        ],
+    )
+    .expect("arping");
+    wait_for(FENCE_BOUND, || {
+        events(lab, "lb01")
+            .iter()
+            .any(|e| e["event"] == "incident_classified" && e["kind"] == "split_brain")
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("lb01 never saw the rogue's VIP\n{}", logs(&[&lb01])));
+    let rogue_mac = lab.mac_of("rogue").expect("rogue mac");
+    (lb01, rogue_mac)
+}
+
+/// Without `peer_mac` lb01 learns the peer's MAC from whoever answers for
+/// the peer's address: here the rogue, whose VIP then reads as lb02's split
+/// brain, and lb02 (innocent, not even on the segment) is fenced. The case
+/// below is the same lab with the pin.
+#[test]
+fn unpinned_a_host_answering_for_the_peer_gets_the_peer_fenced() {
+    let lab = configs::fence_rogue_lab("fen-rogue").expect("lab builds (run as root)");
+    let bmc2 = IpmiBmc::start(&lab, "bmc2", "lb02").expect("bmc2");
+    let (lb01, rogue_mac) = rogue_holds_the_peer_s_address_and_the_vip(&lab, "");
+    let fenced = wait_for(FENCE_BOUND, || (bmc2.power_offs() > 0).then_some(()));
+    assert!(
+        fenced.is_some(),
+        "the hazard peer_mac closes did not show: lb02 not fenced\n{}",
+        logs_with_bmcs(&[&lb01], &[&bmc2])
+    );
+    let st = try_status(&lab, "lb01").expect("status");
+    let p = &st["fence"]["peers"][0];
+    assert_eq!(p["peer_mac"], rogue_mac.as_str(), "{p}");
+    assert_eq!(p["peer_mac_pinned"], false, "{p}");
+}
+
+#[test]
+fn a_pinned_peer_mac_ignores_another_host_answering_for_the_peer() {
+    let lab = configs::fence_rogue_lab("fen-pin").expect("lab builds (run as root)");
+    let bmc2 = IpmiBmc::start(&lab, "bmc2", "lb02").expect("bmc2");
+    let lb02_mac = lab.mac_of("lb02").expect("lb02 mac");
+    let (lb01, rogue_mac) =
+        rogue_holds_the_peer_s_address_and_the_vip(&lab, &format!("peer_mac = \"{lb02_mac}\"\n"));
+    // The unpinned case fences within fence_after (2 s) and the agent's
+    // second of the split brain: give it four times that. (With the MAC
+    // pinned, lb01 never asks who has lb02's address.)
+    std::thread::sleep(Duration::from_secs(12));
+    assert_eq!(
+        bmc2.power_offs(),
+        0,
+        "lb02 fenced for the rogue's VIP\n{}",
+        logs_with_bmcs(&[&lb01], &[&bmc2])
+    );
+    let st = try_status(&lab, "lb01").expect("status");
+    let p = &st["fence"]["peers"][0];
+    assert_eq!(p["phase"], "idle", "{p}");
+    assert_eq!(p["peer_mac"], lb02_mac.as_str(), "{p}");
+    assert_eq!(p["peer_mac_pinned"], true, "{p}");
+    // The split brain itself is still paged, naming the rogue's MAC.
+    let log = lb01.log_text();
+    assert!(
+        log.contains(&format!("{rogue_mac} answers for it too")),
+        "the rogue's MAC is named:\n{log}"
+    );
 }

@@ -76,6 +76,8 @@ pub fn pair_lab6(tag: &str) -> Result<Lab, LabError> {
 
 /// The hostile host of a flood lab ([`flood_lab`]), on the pair's segment.
 pub const FLOOD_ADDR: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 66);
+/// The fencing lab's fourth host ([`fence_rogue_lab`]).
+pub const ROGUE_ADDR: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 67);
 
 /// The IPv4 pair lab with a fourth host, `flood` at [`FLOOD_ADDR`], to send
 /// [`crate::flood::flood`] from (issue 19; the flood is IPv4 only).
@@ -696,6 +698,16 @@ pub fn holds_routed_vip(lab: &Lab, host: &str) -> Result<bool, LabError> {
 /// (.206, Redfish): the fencing lab.
 pub fn fence_lab(tag: &str) -> Result<Lab, LabError> {
     managed_pair(tag).bmc_hosts().build()
+}
+
+/// The fencing lab with a fourth data host, `rogue` at [`ROGUE_ADDR`]: a
+/// host that can be made to answer for the peer's address and the VIP (an
+/// address conflict, or a spoofer), for `peer_mac`.
+pub fn fence_rogue_lab(tag: &str) -> Result<Lab, LabError> {
+    managed_pair(tag)
+        .host("rogue", ROGUE_ADDR)
+        .bmc_hosts()
+        .build()
 }
 
 /// The fencing lab with the three etcd members on its management segment:

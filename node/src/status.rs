@@ -143,6 +143,12 @@ pub struct FencePeer {
     pub attempts_in_window: usize,
     pub limit: u32,
     pub window_s: u64,
+    /// The MAC split brains are matched against: `peer_mac` (pinned), or
+    /// the one the peer's address answered from; unset until then.
+    #[serde(default)]
+    pub peer_mac: Option<String>,
+    #[serde(default)]
+    pub peer_mac_pinned: bool,
     /// The latest attempt, refusal or outcome.
     #[serde(default)]
     pub last: Option<FenceOutcome>,
@@ -346,6 +352,13 @@ fn fence_lines(f: &FenceStatus) -> String {
             "fence: peer {} by {}: {}, {}; {}/{} in {} s",
             p.peer, p.agent, p.phase, p.standing, p.attempts_in_window, p.limit, p.window_s
         );
+        if let Some(mac) = &p.peer_mac {
+            let _ = write!(
+                out,
+                "; MAC {mac}{}",
+                if p.peer_mac_pinned { " (pinned)" } else { "" }
+            );
+        }
         if p.gate_closed {
             out.push_str("; claims withheld until the fence is confirmed");
         }
@@ -719,6 +732,8 @@ incidents: 1 open, 1 unacked
                 attempts_in_window: 1,
                 limit: 1,
                 window_s: 3600,
+                peer_mac: Some("52:54:00:00:00:06".into()),
+                peer_mac_pinned: true,
                 last: Some(FenceOutcome {
                     at_ms: 1_700_000_000_000,
                     reason: "split_brain".into(),
@@ -741,8 +756,17 @@ incidents: 1 open, 1 unacked
         assert_eq!(p["outcomes"]["fenced"], 1);
         assert_eq!(p["last"]["reason"], "split_brain");
         // Round trip, and an older daemon's reply (no block) still parses.
-        let back: Status = serde_json::from_value(v).unwrap();
+        assert_eq!(p["peer_mac"], "52:54:00:00:00:06");
+        assert_eq!(p["peer_mac_pinned"], true);
+        let back: Status = serde_json::from_value(v.clone()).unwrap();
         assert_eq!(back, s);
+        // A daemon from before peer_mac: its block still parses.
+        let mut older = v;
+        let op = older["fence"]["peers"][0].as_object_mut().unwrap();
+        op.remove("peer_mac");
+        op.remove("peer_mac_pinned");
+        let older: Status = serde_json::from_value(older).unwrap();
+        assert_eq!(older.fence.unwrap().peers[0].peer_mac, None);
         assert!(
             serde_json::to_value(sample())
                 .unwrap()
@@ -752,7 +776,7 @@ incidents: 1 open, 1 unacked
         let text = render_text(&s);
         assert!(
             text.contains(
-                "fence: peer 192.0.2.6 by fence_ipmilan: fenced, better; 1/1 in 3600 s\n  last: fenced (split_brain)\n"
+                "fence: peer 192.0.2.6 by fence_ipmilan: fenced, better; 1/1 in 3600 s; MAC 52:54:00:00:00:06 (pinned)\n  last: fenced (split_brain)\n"
             ),
             "{text}"
         );

@@ -32,6 +32,11 @@ pub struct Fence {
     /// The peer's VRRP priority, when its adverts may never be heard here
     /// (both nodes must agree who fences first; see the README).
     pub peer_priority: Option<u8>,
+    /// The peer's own MAC, when it is known and fixed: answers for the
+    /// peer's address from any other MAC (an address conflict, proxy ARP, a
+    /// spoofer) are ignored instead of learned, so they can never make the
+    /// peer the one fenced for a VIP another host holds.
+    pub peer_mac: Option<[u8; 6]>,
     /// Log the agent call instead of making it.
     pub dry_run: bool,
 }
@@ -51,8 +56,11 @@ impl Fence {
     /// One line for check-config; credentials masked.
     pub fn summary(&self) -> String {
         format!(
-            "fence: peer {} by `{}` after {}, at most {} per {}, not in the first {}{}",
+            "fence: peer {}{} by `{}` after {}, at most {} per {}, not in the first {}{}",
             self.peer,
+            self.peer_mac
+                .map(|m| format!(" (MAC {})", splitguard_vrrp::gate::format_mac(&m)))
+                .unwrap_or_default(),
             self.device.describe(crate::fence::Op::Off),
             DurationDisplay(self.fence_after),
             self.limit,
@@ -86,6 +94,8 @@ pub(crate) struct RawFence {
     pub fence_min_uptime: Option<Duration>,
     #[serde(default)]
     pub peer_priority: Option<u8>,
+    #[serde(default)]
+    pub peer_mac: Option<String>,
     #[serde(default)]
     pub dry_run: bool,
 }

@@ -1129,6 +1129,12 @@ pub const SECTIONS: &[Section] = &[
                 "The peer's VRRP priority, for when its adverts may never be heard here; both nodes must agree which of them fences first.",
             ),
             opt(
+                "peer_mac",
+                "MAC address",
+                "unset (learned by ARP)",
+                "The peer's own MAC (as `52:54:00:12:34:56`). Answers for the peer's address from any other MAC (an address conflict, proxy ARP, a spoofer) are then ignored, so they cannot get the peer fenced for a VIP another host holds.",
+            ),
+            opt(
                 "dry_run",
                 "boolean",
                 "false",

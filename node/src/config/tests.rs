@@ -1996,6 +1996,7 @@ fence_limit = 2
 fence_window = "30m"
 fence_min_uptime = "0s"
 peer_priority = 100
+peer_mac = "52-54-00-AB-cd-06"
 dry_run = true
 "#,
         ),
@@ -2003,6 +2004,13 @@ dry_run = true
     )
     .unwrap();
     let f = &c.fences[0];
+    assert_eq!(f.peer_mac, Some([0x52, 0x54, 0, 0xab, 0xcd, 6]));
+    assert!(
+        f.summary()
+            .starts_with("fence: peer 192.0.2.6 (MAC 52:54:00:ab:cd:06) by "),
+        "{}",
+        f.summary()
+    );
     assert_eq!(
         (f.limit, f.window, f.min_uptime, f.peer_priority, f.dry_run),
         (
@@ -2058,6 +2066,35 @@ fn fence_refuses_what_would_break_the_agent_protocol() {
         only(&two),
         "t.toml:16:8: fence[1].peer: peer 192.0.2.6 is also fence[0]'s; one [[fence]] per peer"
     );
+}
+
+#[test]
+fn fence_peer_mac_is_one_host_s_mac() {
+    let c = parse(
+        &fence_with("peer = \"192.0.2.6\"\nagent = \"fence_ipmilan\"\n"),
+        "t.toml",
+    )
+    .unwrap();
+    assert_eq!(c.fences[0].peer_mac, None, "learned by ARP unless pinned");
+    for (mac, why) in [
+        ("52:54:00:12:34", "is not a MAC address"),
+        ("52:54:00:12:34:56:78", "is not a MAC address"),
+        ("52:54:00:12:34:5g", "is not a MAC address"),
+        ("52:54:00:12:34:+f", "is not a MAC address"),
+        ("525400123456", "is not a MAC address"),
+        ("52:54-00:12:34:56", "is not a MAC address"),
+        ("ff:ff:ff:ff:ff:ff", "multicast, broadcast or zero"),
+        ("01:00:5e:00:00:12", "multicast, broadcast or zero"),
+        ("00:00:00:00:00:00", "multicast, broadcast or zero"),
+    ] {
+        let e = only(&fence_with(&format!(
+            "peer = \"192.0.2.6\"\nagent = \"fence_ipmilan\"\npeer_mac = \"{mac}\"\n"
+        )));
+        assert!(
+            e.starts_with("t.toml:14:12: fence[0].peer_mac: ") && e.contains(why),
+            "{mac}: {e}"
+        );
+    }
 }
 
 #[test]

@@ -81,7 +81,7 @@ struct AuditLine {
 struct Peer {
     cfg: config::Fence,
     policy: Fencing,
-    /// The peer's MAC, as its answers to us gave it.
+    /// The peer's MAC: `peer_mac`, or as its answers to us gave it.
     mac: Option<[u8; 6]>,
     mac_probed: Option<Instant>,
     mac_logged: Option<Instant>,
@@ -158,7 +158,7 @@ impl FencePart {
             peers.push(Peer {
                 cfg: f.clone(),
                 policy,
-                mac: None,
+                mac: f.peer_mac,
                 mac_probed: None,
                 mac_logged: None,
                 split_vip: None,
@@ -190,22 +190,34 @@ impl FencePart {
             .min()
     }
 
-    /// A neighbour message: the peer's answers give its MAC. A change is
-    /// logged at most once per [`MAC_LOG_EVERY`]: a segment where two MACs
-    /// speak for the peer's address must not flood the log.
+    /// A neighbour message: the peer's answers give its MAC, unless
+    /// `peer_mac` pins it. Logged at most once per [`MAC_LOG_EVERY`]: a
+    /// segment where two MACs speak for the peer's address must not flood
+    /// the log.
     pub fn on_neighbour(&mut self, now: Instant, n: &NeighbourSeen) {
         for p in &mut self.peers {
-            if n.ip == p.cfg.peer && p.mac != Some(n.mac) {
-                let changed = p.mac.is_some();
+            if n.ip != p.cfg.peer {
+                continue;
+            }
+            let seen = mac_seen(p.cfg.peer_mac, p.mac, n.mac);
+            if matches!(seen, MacSeen::Learned | MacSeen::Changed) {
                 p.mac = Some(n.mac);
-                if p.mac_logged.is_none_or(|t| now >= t + MAC_LOG_EVERY) {
-                    p.mac_logged = Some(now);
-                    if changed {
-                        warn!(peer = %p.cfg.peer, mac = %format_mac(&n.mac), "the peer's address answers from another MAC");
-                    } else {
-                        info!(peer = %p.cfg.peer, mac = %format_mac(&n.mac), "peer's MAC learned");
-                    }
+            }
+            if seen == MacSeen::Same || p.mac_logged.is_some_and(|t| now < t + MAC_LOG_EVERY) {
+                continue;
+            }
+            p.mac_logged = Some(now);
+            let (peer, mac) = (p.cfg.peer, format_mac(&n.mac));
+            match seen {
+                MacSeen::Learned => info!(%peer, %mac, "peer's MAC learned"),
+                MacSeen::Changed => {
+                    warn!(%peer, %mac, "the peer's address answers from another MAC")
                 }
+                MacSeen::Foreign => {
+                    let pinned = p.cfg.peer_mac.as_ref().map(format_mac).unwrap_or_default();
+                    warn!(%peer, %mac, %pinned, "the peer's address answers from a MAC that is not peer_mac; ignored (an address conflict, proxy ARP or a spoofer)")
+                }
+                MacSeen::Same => {}
             }
         }
     }
@@ -634,6 +646,8 @@ impl FencePart {
                     gate_closed: p.policy.gate_closed(),
                     dry_run: self.dry_run || p.cfg.dry_run,
                     attempts_in_window: p.policy.attempts(),
+                    peer_mac: p.mac.as_ref().map(format_mac),
+                    peer_mac_pinned: p.cfg.peer_mac.is_some(),
                     limit: p.cfg.limit,
                     window_s: p.cfg.window.as_secs(),
                     last: p.last.clone(),
@@ -654,6 +668,29 @@ fn reason_words(r: &FenceReason) -> String {
         FenceReason::SplitBrain => "split brain: both nodes hold a VIP".to_owned(),
         FenceReason::DaemonDead => "its daemon is gone while its VIP still answers".to_owned(),
         FenceReason::Ordered { by } => format!("ordered by {by}"),
+    }
+}
+
+/// What one answer from the peer's address means for the MAC it is known by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MacSeen {
+    /// The MAC already known (or pinned).
+    Same,
+    /// The first answer: now the peer's MAC.
+    Learned,
+    /// Another MAC than the one learned (a NIC swapped, or two hosts
+    /// answering): the newest is taken, and said.
+    Changed,
+    /// Another MAC than `peer_mac`: never taken.
+    Foreign,
+}
+
+fn mac_seen(pinned: Option<[u8; 6]>, known: Option<[u8; 6]>, seen: [u8; 6]) -> MacSeen {
+    match (pinned, known) {
+        (Some(pin), _) if pin != seen => MacSeen::Foreign,
+        (_, Some(k)) if k == seen => MacSeen::Same,
+        (_, Some(_)) => MacSeen::Changed,
+        (_, None) => MacSeen::Learned,
     }
 }
 
@@ -745,5 +782,28 @@ fn trim_audit(file: &Path) {
     let written = std::fs::write(&tmp, keep).and_then(|()| std::fs::rename(&tmp, file));
     if let Err(e) = written {
         warn!(file = %file.display(), error = %e, "fence audit not trimmed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{MacSeen, mac_seen};
+
+    const A: [u8; 6] = [0x52, 0x54, 0, 0, 0, 5];
+    const B: [u8; 6] = [0x52, 0x54, 0, 0, 0, 0x66];
+
+    #[test]
+    fn a_learned_mac_follows_the_answers() {
+        assert_eq!(mac_seen(None, None, A), MacSeen::Learned);
+        assert_eq!(mac_seen(None, Some(A), A), MacSeen::Same);
+        assert_eq!(mac_seen(None, Some(A), B), MacSeen::Changed);
+    }
+
+    #[test]
+    fn a_pinned_mac_never_moves() {
+        // The pin is the known MAC from the start (`Peer::mac`).
+        assert_eq!(mac_seen(Some(A), Some(A), A), MacSeen::Same);
+        assert_eq!(mac_seen(Some(A), Some(A), B), MacSeen::Foreign);
+        assert_eq!(mac_seen(Some(A), None, B), MacSeen::Foreign);
     }
 }

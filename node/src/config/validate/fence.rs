@@ -117,6 +117,10 @@ pub(super) fn check_fences(
                 "peer_priority 0 is a master giving up (RFC 5798); a peer's priority is 1 to 255",
             );
         }
+        let peer_mac = f
+            .peer_mac
+            .as_deref()
+            .and_then(|m| check_peer_mac(c, &p.key("peer_mac"), m));
         let kind = if f.agent == "redfish" {
             redfish(c, &p, &f.options).map(DeviceKind::Redfish)
         } else {
@@ -132,11 +136,46 @@ pub(super) fn check_fences(
                 window,
                 min_uptime: f.fence_min_uptime.unwrap_or(DEFAULT_FENCE_MIN_UPTIME),
                 peer_priority: f.peer_priority,
+                peer_mac,
                 dry_run: f.dry_run,
             });
         }
     }
     out
+}
+
+/// `peer_mac`: a unicast MAC, six hex pairs split by `:` or `-`.
+fn check_peer_mac(c: &mut Checker<'_, '_>, p: &KeyPath, text: &str) -> Option<[u8; 6]> {
+    let Some(mac) = parse_mac(text) else {
+        c.err(
+            p,
+            format!("{text:?} is not a MAC address (six hex pairs, as in 52:54:00:12:34:56)"),
+        );
+        return None;
+    };
+    if mac[0] & 1 == 1 || mac == [0; 6] {
+        c.err(
+            p,
+            format!("{text} is not a host's MAC (multicast, broadcast or zero); name the peer's own NIC's"),
+        );
+        return None;
+    }
+    Some(mac)
+}
+
+fn parse_mac(text: &str) -> Option<[u8; 6]> {
+    let sep = if text.contains('-') { '-' } else { ':' };
+    let mut mac = [0u8; 6];
+    let mut parts = text.split(sep);
+    for byte in &mut mac {
+        let part = parts.next()?;
+        // from_str_radix alone would take "+f".
+        if part.len() != 2 || !part.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        *byte = u8::from_str_radix(part, 16).ok()?;
+    }
+    parts.next().is_none().then_some(mac)
 }
 
 /// A peer beside keepalived: its split brain is seen on a watched VIP (its
