@@ -755,9 +755,9 @@ incidents: 1 open, 1 unacked
         assert_eq!(p["phase"], "fenced");
         assert_eq!(p["outcomes"]["fenced"], 1);
         assert_eq!(p["last"]["reason"], "split_brain");
-        // Round trip, and an older daemon's reply (no block) still parses.
         assert_eq!(p["peer_mac"], "52:54:00:00:00:06");
         assert_eq!(p["peer_mac_pinned"], true);
+        // Round trip, and an older daemon's reply (no block) still parses.
         let back: Status = serde_json::from_value(v.clone()).unwrap();
         assert_eq!(back, s);
         // A daemon from before peer_mac: its block still parses.

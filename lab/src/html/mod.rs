@@ -94,8 +94,6 @@ impl Axis {
     }
 }
 
-/// The page around `body`: one file, styles inline, and a policy that lets it
-/// load nothing (no font, stylesheet, image or script from anywhere).
 /// The horizontal axis line both figures draw under their plots.
 fn axis_line(out: &mut String, x0: f64, x1: f64, y: f64) {
     let _ = writeln!(
@@ -107,6 +105,8 @@ fn axis_line(out: &mut String, x0: f64, x1: f64, y: f64) {
     );
 }
 
+/// The page around `body`: one file, styles inline, and a policy that lets it
+/// load nothing (no font, stylesheet, image or script from anywhere).
 fn page(title: &str, body: &str) -> String {
     let mut out = String::new();
     let _ = write!(

@@ -106,6 +106,7 @@ fn sync_dir(dir: &Path) -> Result<(), SpoolError> {
 fn remove_stale_temporaries(dir: &Path) -> Result<(), SpoolError> {
     let mut removed = 0usize;
     for d in [dir.to_owned(), dir.join("outbox"), dir.join("failed")] {
+        let before = removed;
         for ent in fs::read_dir(&d).map_err(io_err(&d, "list"))? {
             let path = ent.map_err(io_err(&d, "list"))?.path();
             if path.extension().is_some_and(|x| x == "tmp") {
@@ -113,7 +114,8 @@ fn remove_stale_temporaries(dir: &Path) -> Result<(), SpoolError> {
                 removed += 1;
             }
         }
-        if removed > 0 {
+        // Only a directory that changed needs its fsync.
+        if removed > before {
             sync_dir(&d)?;
         }
     }

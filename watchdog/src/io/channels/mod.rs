@@ -215,7 +215,6 @@ pub fn join_path(base: &url::Url, segments: &[&str]) -> Result<url::Url, SendErr
     Ok(url)
 }
 
-/// A reqwest error's message with its URL redacted.
 /// An HTTP error on one line with its causes: reqwest's own message says only
 /// "error sending request for url (…)", and why (refused, reset, TLS, DNS) is
 /// further down its source chain. The URL's password and query are masked.
